@@ -1,0 +1,91 @@
+/**
+ * The audit event model. One ConnectionEvent when a session is decided (allowed or refused),
+ * one StatementEvent per client command that reached policy, one SessionEndEvent when it
+ * closes. Events carry no secrets: no passwords, no keys, no auth plugin data.
+ */
+
+export interface AuditIdentity {
+  readonly spiffeId: string;
+  readonly principal: string;
+  readonly trustDomain: string;
+  readonly namespace: string | null;
+  readonly serviceAccount: string | null;
+  readonly authMethod: string;
+}
+
+export interface AuditError {
+  /** MG_* code for meshgate's own refusals, or the upstream's numeric error code. */
+  readonly code: string | number;
+  readonly message: string;
+  readonly sqlState?: string;
+}
+
+interface EventBase {
+  /** ISO-8601 with milliseconds, UTC. */
+  readonly time: string;
+  readonly sessionId: string;
+  readonly engine: 'mysql';
+}
+
+export interface ConnectionEvent extends EventBase {
+  readonly type: 'connection';
+  readonly peer: { readonly address: string; readonly port: number };
+  readonly tls: { readonly protocol: string | null; readonly cipher: string | null; readonly clientCertSerial: string | null } | null;
+  readonly identity: AuditIdentity | null;
+  /** The MySQL user name the client sent; informational only, never used for auth. */
+  readonly clientUser: string | null;
+  readonly database: string | null;
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string | null;
+  readonly reason: string;
+  readonly upstreamRole: string | null;
+  readonly upstreamConnectionId: number | null;
+  readonly error: AuditError | null;
+}
+
+export interface StatementEvent extends EventBase {
+  readonly type: 'statement';
+  readonly identity: AuditIdentity;
+  /** W3C trace id (32 hex) from a sqlcommenter traceparent, or a fresh one. */
+  readonly traceId: string;
+  /** The protocol command: query, prepare, execute, init_db, ping, reset_connection, ... */
+  readonly command: string;
+  /** First SQL keyword, upper-case (SELECT, INSERT, ...), or null for non-SQL commands. */
+  readonly verb: string | null;
+  /** The statement text as the client sent it (without meshgate's own tag). */
+  readonly statement: string | null;
+  readonly database: string | null;
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string | null;
+  readonly upstreamRole: string | null;
+  readonly upstreamConnectionId: number | null;
+  readonly rowsReturned: number;
+  readonly rowsAffected: number;
+  readonly durationUs: number;
+  readonly error: AuditError | null;
+}
+
+export interface SessionEndEvent extends EventBase {
+  readonly type: 'session_end';
+  readonly identity: AuditIdentity | null;
+  readonly statements: number;
+  readonly bytesFromClient: number;
+  readonly bytesFromUpstream: number;
+  readonly durationMs: number;
+  readonly reason: string;
+}
+
+export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent;
+
+/**
+ * Where events go. `record` never blocks and never throws; when the sink falls behind,
+ * `backlogged` turns true and sessions stop reading from their clients until 'drain'.
+ */
+export interface AuditSink {
+  record(event: AuditEvent): void;
+  readonly backlogged: boolean;
+  onDrain(listener: () => void): void;
+  /** Flushes everything recorded so far. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,81 @@
+/**
+ * The registry of stable meshgate error codes. Every error a user can see carries one of
+ * these codes, a kind (how each engine renders it) and a message that says what to do.
+ * Codes are never reused or renamed: operators grep logs and write alerts on them.
+ */
+
+export const ErrorKind = {
+  unauthenticated: 'unauthenticated',
+  accessDenied: 'access_denied',
+  badRequest: 'bad_request',
+  limitExceeded: 'limit_exceeded',
+  unavailable: 'unavailable',
+  config: 'config',
+  internal: 'internal',
+} as const;
+export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
+
+interface CodeSpec {
+  readonly kind: ErrorKind;
+  readonly summary: string;
+}
+
+/** Each code's kind and a one-line summary (documented in docs/errors.md by test). */
+export const ERROR_CODES = {
+  MG_USAGE: { kind: 'bad_request', summary: 'a command-line invocation is incomplete or wrong' },
+  MG_CONFIG_INVALID: { kind: 'config', summary: 'the configuration file or a flag is invalid' },
+  MG_POLICY_INVALID: { kind: 'config', summary: 'a policy document does not validate or compile' },
+  MG_CA_MISSING: { kind: 'config', summary: 'no CA exists where one was expected' },
+  MG_CA_EXISTS: { kind: 'config', summary: 'a CA already exists where a new one was to be created' },
+  MG_TLS_REQUIRED: { kind: 'unauthenticated', summary: 'the client connected without TLS where TLS is required' },
+  MG_CLIENT_CERT_MISSING: { kind: 'unauthenticated', summary: 'the client presented no certificate' },
+  MG_CLIENT_CERT_EXPIRED: { kind: 'unauthenticated', summary: 'the client certificate has expired' },
+  MG_CLIENT_CERT_NOT_YET_VALID: { kind: 'unauthenticated', summary: 'the client certificate is not valid yet' },
+  MG_CLIENT_CERT_UNTRUSTED: { kind: 'unauthenticated', summary: 'the client certificate does not chain to a trusted root' },
+  MG_SPIFFE_ID_INVALID: { kind: 'unauthenticated', summary: 'the certificate does not carry exactly one valid SPIFFE ID' },
+  MG_TRUST_DOMAIN_UNTRUSTED: { kind: 'unauthenticated', summary: 'the SPIFFE ID belongs to a trust domain meshgate does not trust' },
+  MG_POLICY_DENIED: { kind: 'access_denied', summary: 'policy denies this identity the requested access' },
+  MG_COMMAND_FORBIDDEN: { kind: 'access_denied', summary: 'the protocol command is not allowed through meshgate' },
+  MG_LOCAL_INFILE_DENIED: { kind: 'access_denied', summary: 'LOAD DATA LOCAL INFILE is not allowed for this identity' },
+  MG_PACKET_MALFORMED: { kind: 'bad_request', summary: 'the client sent bytes that are not a valid protocol message' },
+  MG_PACKET_TOO_LARGE: { kind: 'limit_exceeded', summary: 'the client sent a message larger than the configured limit' },
+  MG_UPSTREAM_UNAVAILABLE: { kind: 'unavailable', summary: 'the upstream database could not be reached' },
+  MG_UPSTREAM_AUTH_FAILED: { kind: 'unavailable', summary: 'meshgate could not log in to the upstream database' },
+  MG_UPSTREAM_PROTOCOL: { kind: 'unavailable', summary: 'the upstream database answered in a way meshgate cannot relay' },
+  MG_AUDIT_UNAVAILABLE: { kind: 'unavailable', summary: 'the audit sink cannot record events' },
+  MG_INTERNAL: { kind: 'internal', summary: 'a bug in meshgate' },
+} as const satisfies Record<string, CodeSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class MeshgateError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MeshgateError';
+    this.code = code;
+    this.kind = ERROR_CODES[code].kind;
+  }
+
+  /** `[MG_X] message`, the form users see in every engine. */
+  override toString(): string {
+    return `[${this.code}] ${this.message}`;
+  }
+}
+
+/** The factory every module uses, so a code and its kind can never disagree. */
+export function mgError(code: ErrorCode, message: string, cause?: unknown): MeshgateError {
+  return new MeshgateError(code, message, cause === undefined ? undefined : { cause });
+}
+
+export function isMeshgateError(value: unknown): value is MeshgateError {
+  return value instanceof MeshgateError;
+}
+
+/** Wraps anything thrown into a MeshgateError without leaking its text to clients. */
+export function asMeshgateError(value: unknown): MeshgateError {
+  if (isMeshgateError(value)) return value;
+  return mgError('MG_INTERNAL', 'meshgate hit an unexpected error; the server log has the details', value);
+}

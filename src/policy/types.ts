@@ -1,0 +1,43 @@
+/** The facts about a caller that policy can match on (an Identity satisfies this). */
+export interface Subject {
+  readonly spiffeId: string;
+  readonly trustDomain: string;
+  readonly namespace: string | null;
+  readonly serviceAccount: string | null;
+  /** Istio principal form: `<trust-domain>/ns/<ns>/sa/<sa>`. */
+  readonly principal: string;
+}
+
+/** What the caller asks for; engines add their own variants later (Firestore). */
+export interface MysqlRequest {
+  readonly engine: 'mysql';
+  /** The database named at connect or by `USE`; null when none was named. */
+  readonly database: string | null;
+}
+
+export type PolicyRequest = MysqlRequest;
+
+export interface Decision {
+  readonly allow: boolean;
+  /** `<policy name>/<rule id or index>` of the rule that decided, or null for default deny. */
+  readonly ruleId: string | null;
+  /** One sentence a user can act on: which rule denied, or that nothing matched. */
+  readonly reason: string;
+  /** The MariaDB role whose account meshgate connects upstream as (allow only). */
+  readonly role: string | null;
+  /** Whether LOAD DATA LOCAL INFILE may pass (allow only; false by default). */
+  readonly allowLocalInfile: boolean;
+}
+
+export interface Explanation extends Decision {
+  /** Every rule considered, in evaluation order, with whether it matched and why not. */
+  readonly trace: readonly { readonly ruleId: string; readonly action: 'ALLOW' | 'DENY'; readonly matched: boolean; readonly why: string }[];
+}
+
+export interface CompiledPolicy {
+  evaluate(subject: Subject, request: PolicyRequest): Decision;
+  explain(subject: Subject, request: PolicyRequest): Explanation;
+  readonly ruleCount: number;
+  /** Files the policy was loaded from, for logs and `policy validate`. */
+  readonly sources: readonly string[];
+}
