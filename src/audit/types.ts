@@ -84,6 +84,10 @@ export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent;
 export interface AuditSink {
   record(event: AuditEvent): void;
   readonly backlogged: boolean;
+  /**
+   * Calls `listener` once, when the backlog falls back below half its limit; right away (on a
+   * microtask) when not backlogged now, so a session that raced the drain never waits forever.
+   */
   onDrain(listener: () => void): void;
   /** Flushes everything recorded so far. */
   flush(): Promise<void>;

@@ -41,3 +41,18 @@ export interface CompiledPolicy {
   /** Files the policy was loaded from, for logs and `policy validate`. */
   readonly sources: readonly string[];
 }
+
+/** One entry of an Explanation's trace. */
+export type TraceEntry = Explanation['trace'][number];
+
+/** What `policy validate` reports per file. */
+export interface PolicyFileSummary {
+  readonly name: string;
+  readonly documents: number;
+  readonly rules: number;
+}
+
+/** A CompiledPolicy that also says what it was loaded from. */
+export interface LoadedPolicy extends CompiledPolicy {
+  readonly files: readonly PolicyFileSummary[];
+}

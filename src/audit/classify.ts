@@ -1,0 +1,116 @@
+/**
+ * The verb of a statement (SELECT, INSERT, SET, ...) for audit events and policy. Leading
+ * comments are skipped, except executable comments, whose inside MariaDB runs as SQL: a
+ * client must not hide `/*!DELETE*\/` behind something that looks like a comment. Only the
+ * first SCAN_LIMIT characters are read, so a hostile prefix costs nothing; a null verb means
+ * "cannot tell" and policy must treat it as the most restrictive case.
+ */
+import { executableOpener, isDashComment, isSqlSpace } from './sql-lex.ts';
+
+/** Which server runs the statement, when known; it decides whether a versioned comment runs. */
+export interface ServerFlavor {
+  /** MYSQL_VERSION_ID form: 100611 for MariaDB 10.6.11, 80036 for MySQL 8.0.36. */
+  readonly version: number;
+  readonly mariadb: boolean;
+}
+
+const SCAN_LIMIT = 256;
+const MAX_VERB = 64;
+/**
+ * Without a ServerFlavor the upstream is taken to be MariaDB 10.4 or later (older releases
+ * are long out of support): it runs every five-digit version and six-digit ones up to this.
+ */
+const ASSUMED_MIN_MARIADB = 100400;
+
+export function statementVerb(sql: string, server?: ServerFlavor): string | null {
+  if (typeof sql !== 'string') return null;
+  const truncated = sql.length > SCAN_LIMIT;
+  const head = truncated ? sql.slice(0, SCAN_LIMIT) : sql;
+  const n = head.length;
+  let inExecutable = false;
+  let i = 0;
+  while (i < n) {
+    const c = head.charCodeAt(i);
+    if (isSqlSpace(c) || c === 0x28 /* ( */) {
+      i++;
+      continue;
+    }
+    if (c === 0x23 /* # */ || isDashComment(head, i)) {
+      // '--' at the cut-off could be '--x' in the full text: not a comment, so decide on sql.
+      if (i + 2 >= n && truncated) return null;
+      const nl = head.indexOf('\n', i);
+      if (nl === -1) return null;
+      i = nl + 1;
+      continue;
+    }
+    const next = head.charCodeAt(i + 1);
+    if (inExecutable && c === 0x2a /* * */ && next === 0x2f /* / */) {
+      inExecutable = false;
+      i += 2;
+      continue;
+    }
+    if (c === 0x2f /* / */ && next === 0x2a /* * */) {
+      const opener = executableOpener(head, i);
+      // Nested comments inside executable ones are read differently by different servers.
+      if (inExecutable) return null;
+      if (opener === 0) {
+        const close = head.indexOf('*/', i + 2);
+        if (close === -1) return null;
+        i = close + 2;
+        continue;
+      }
+      const { runs, versionDigits } = executableRuns(head, i + opener, opener === 4, server);
+      if (runs === null) return null;
+      if (runs) {
+        inExecutable = true;
+        i += opener + versionDigits;
+        continue;
+      }
+      const close = head.indexOf('*/', i + opener);
+      if (close === -1) return null;
+      i = close + 2;
+      continue;
+    }
+    if (!isLetter(c)) return null;
+    let j = i + 1;
+    while (j < n && j - i <= MAX_VERB && isWordChar(head.charCodeAt(j))) j++;
+    if (j - i > MAX_VERB || (j === n && truncated)) return null;
+    return head.slice(i, j).toUpperCase();
+  }
+  return null;
+}
+
+/**
+ * Whether the server executes an executable comment whose version digits (if any) start at
+ * `at`, following sql_lex.cc: five digits, optionally a sixth, else no version at all.
+ * null when that depends on a server version we were not told.
+ */
+function executableRuns(
+  sql: string,
+  at: number,
+  mariadbOnly: boolean,
+  server: ServerFlavor | undefined,
+): { runs: boolean | null; versionDigits: number } {
+  let digits = 0;
+  while (digits < 6 && isDigit(sql.charCodeAt(at + digits))) digits++;
+  if (digits < 5) digits = 0;
+  const version = digits === 0 ? null : Number(sql.slice(at, at + digits));
+  if (server !== undefined) {
+    if (mariadbOnly && !server.mariadb) return { runs: false, versionDigits: digits };
+    return { runs: version === null || version <= server.version, versionDigits: digits };
+  }
+  if (version === null || version <= ASSUMED_MIN_MARIADB) return { runs: true, versionDigits: digits };
+  return { runs: null, versionDigits: digits };
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+function isLetter(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+
+function isWordChar(c: number): boolean {
+  return isLetter(c) || isDigit(c) || c === 0x5f;
+}

@@ -1,0 +1,209 @@
+/**
+ * W3C trace context carried in SQL as sqlcommenter comments.
+ * https://www.w3.org/TR/trace-context/#traceparent-header
+ * https://google.github.io/sqlcommenter/spec/
+ */
+import { randomBytes } from 'node:crypto';
+import { scanSql } from './sql-lex.ts';
+
+export interface TraceParent {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly flags: string;
+}
+
+const TRACEPARENT_KEY = 'traceparent';
+// Version 00 is exactly this shape; later versions may append fields, which we do not accept.
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
+
+export function parseTraceparent(value: string): TraceParent | null {
+  const m = TRACEPARENT.exec(value);
+  if (m === null) return null;
+  const [, traceId, spanId, flags] = m;
+  if (traceId === undefined || spanId === undefined || flags === undefined) return null;
+  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return null;
+  return { traceId, spanId, flags };
+}
+
+export function formatTraceparent(tp: TraceParent): string {
+  return `00-${tp.traceId}-${tp.spanId}-${tp.flags}`;
+}
+
+/**
+ * The traceparent of the last sqlcommenter comment in `sql` that carries a valid one, or null.
+ * Comments inside quotes and executable comments are not comments, so they are skipped. Runs
+ * on every statement: without the key anywhere the cost is one indexOf.
+ */
+export function extractTraceparent(sql: string): TraceParent | null {
+  if (typeof sql !== 'string' || !sql.includes(TRACEPARENT_KEY)) return null;
+  let found: TraceParent | null = null;
+  // Comment starts only grow, so the key's next position is searched for at most once per
+  // occurrence: thousands of empty comments before one key stay linear, not quadratic.
+  let next = sql.indexOf(TRACEPARENT_KEY);
+  try {
+    scanSql(sql, true, (start, end) => {
+      if (next !== -1 && next < start) next = sql.indexOf(TRACEPARENT_KEY, start);
+      if (next === -1 || next >= end) return;
+      const value = parseCommenterFields(sql.slice(start, end))?.get(TRACEPARENT_KEY);
+      const tp = value === undefined ? null : parseTraceparent(value);
+      if (tp !== null) found = tp;
+    });
+  } catch {
+    return null;
+  }
+  return found;
+}
+
+/** `key='value',…` with surrounding whitespace allowed; null when the text is not that shape. */
+export function parseCommenterFields(content: string): Map<string, string> | null {
+  const text = content.trim();
+  const fields = new Map<string, string>();
+  let i = 0;
+  while (i < text.length) {
+    const eq = text.indexOf('=', i);
+    if (eq <= i || text.charCodeAt(eq + 1) !== 0x27) return null;
+    const rawKey = text.slice(i, eq);
+    let j = eq + 2;
+    let rawValue = '';
+    for (;;) {
+      if (j >= text.length) return null;
+      const c = text[j];
+      if (c === '\\') {
+        rawValue += text[j + 1] ?? '';
+        j += 2;
+      } else if (c === "'") {
+        break;
+      } else {
+        rawValue += c;
+        j++;
+      }
+    }
+    const key = urlDecode(rawKey.replace(/\\(.)/gs, '$1'));
+    const value = urlDecode(rawValue);
+    if (key === null || value === null) return null;
+    fields.set(key, value);
+    i = j + 1;
+    if (i < text.length) {
+      if (text[i] !== ',') return null;
+      i++;
+      // Not in the spec, but some writers put a space after the comma.
+      while (text[i] === ' ') i++;
+      if (i >= text.length) return null;
+    }
+  }
+  return fields.size > 0 ? fields : null;
+}
+
+function urlDecode(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `/*key='value',…*\/`, keys sorted, keys and values percent-encoded. Only RFC 3986
+ * unreserved characters pass through unencoded (the spec's url_encode leaves `'`, `!`, `*`, `(`
+ * and `)` to the implementation; we encode them all), so the output can hold no quote, no
+ * `*\/`, and cannot begin like an executable comment (`/*!`, `/*M!`) or an optimizer hint
+ * (`/*+`). Empty input gives ''.
+ */
+export function sqlcommenterComment(fields: Readonly<Record<string, string>>): string {
+  const pairs: string[] = [];
+  for (const key of Object.keys(fields)) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    if (key === '') throw new TypeError('sqlcommenter keys must not be empty');
+    // escape_meta_characters from the spec is a no-op here: ' is always encoded as %27.
+    pairs.push(`${urlEncode(key)}='${urlEncode(String(value))}'`);
+  }
+  if (pairs.length === 0) return '';
+  pairs.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return `/*${pairs.join(',')}*/`;
+}
+
+const UNRESERVED = /^[A-Za-z0-9._~-]*$/;
+const HEX = '0123456789ABCDEF';
+
+function urlEncode(s: string): string {
+  if (UNRESERVED.test(s)) return s;
+  // Via UTF-8 bytes rather than encodeURIComponent, which throws on lone surrogates.
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    const unreserved =
+      (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
+    out += unreserved ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
+  }
+  return out;
+}
+
+/**
+ * Appends `comment` (from sqlcommenterComment) to `sql` as the statement's last token, before
+ * any trailing `;` and whitespace — after a `;` it would form an empty second statement under
+ * CLIENT_MULTI_STATEMENTS. When the text ends in a line comment, a '\n' goes first so the tag
+ * is not swallowed. When the text ends inside an unterminated quote or block comment, or the
+ * two sql_mode readings of backslashes disagree about where it ends, `sql` comes back
+ * unchanged: the tag's `*\/` could otherwise close the client's comment and turn a broken
+ * statement into a running one. Empty statements stay empty: a comment would turn the
+ * server's "Query was empty" into success.
+ */
+export function tagStatement(sql: string, comment: string): string {
+  if (comment === '') return sql;
+  if (!isSafeComment(comment)) throw new TypeError('tagStatement needs a comment made by sqlcommenterComment');
+  const a = scanSql(sql, true);
+  if (a.state === 'string' || a.state === 'block_comment' || a.ambiguous || a.cut === 0) return sql;
+  if (a.backslashInQuote) {
+    const b = scanSql(sql, false);
+    if (b.state === 'string' || b.state === 'block_comment' || b.ambiguous) return sql;
+    if (b.cut !== a.cut || b.cutInLineComment !== a.cutInLineComment) return sql;
+  }
+  // '--;' is two minus signs, but '-- ' would start a comment that swallows the tag. Such a
+  // statement cannot parse anyway, so it goes as it came.
+  if (sql.charCodeAt(a.cut - 1) === 0x2d && sql.charCodeAt(a.cut - 2) === 0x2d && !a.cutInLineComment) return sql;
+  const separator = a.cutInLineComment ? '\n' : ' ';
+  return sql.slice(0, a.cut) + separator + comment + sql.slice(a.cut);
+}
+
+/**
+ * Exactly the shape sqlcommenterComment produces. Quotes inside a block comment are inert, so
+ * what matters is that nothing but the final `*\/` can end it and it is not executable.
+ */
+const COMMENTER_SHAPE = /^\/\*[\w.~%-]+='[\w.~%-]*'(?:,[\w.~%-]+='[\w.~%-]*')*\*\/$/;
+
+function isSafeComment(comment: string): boolean {
+  return COMMENTER_SHAPE.test(comment);
+}
+
+// Trace ids are minted per statement; one randomBytes call per 256 ids keeps that cheap.
+const POOL_SIZE = 4096;
+let pool = Buffer.alloc(0);
+let poolOffset = POOL_SIZE;
+
+function takeRandom(n: number): string {
+  if (poolOffset + n > pool.length) {
+    pool = randomBytes(POOL_SIZE);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + n);
+  poolOffset += n;
+  return hex;
+}
+
+/** 32 lower-case hex digits, never all zeros (which W3C reserves as invalid). */
+export function newTraceId(): string {
+  for (;;) {
+    const id = takeRandom(16);
+    if (id !== ZERO_TRACE) return id;
+  }
+}
+
+/** 16 lower-case hex digits, never all zeros. */
+export function newSpanId(): string {
+  for (;;) {
+    const id = takeRandom(8);
+    if (id !== ZERO_SPAN) return id;
+  }
+}

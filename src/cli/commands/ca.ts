@@ -1,0 +1,158 @@
+/**
+ * `meshgate ca ...`: the built-in CA, for running without Istio or SPIRE.
+ */
+import { isAbsolute, relative, resolve } from 'node:path';
+import { initCa, issueServerCert, issueSvid, describeLifetime, type IssuedCertificate } from '../../identity/ca.ts';
+import { parseDuration } from '../../identity/duration.ts';
+import { optionalString, requireString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
+
+const DEFAULT_CA_DIR = '.meshgate/ca';
+
+const DIR_HELP = `  --dir DIR               the CA directory (default ${DEFAULT_CA_DIR})`;
+
+/** Paths as the user would type them: relative to where they ran the command when inside it. */
+function shown(io: CliIO, path: string): string {
+  const rel = relative(io.cwd, path);
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+}
+
+function caDir(values: OptionValues, io: CliIO): string {
+  return resolve(io.cwd, optionalString(values, 'dir') ?? DEFAULT_CA_DIR);
+}
+
+/** `--dns a,b --dns c` → [a, b, c]; undefined when the flag was not given at all. */
+function listOption(values: OptionValues, name: string): string[] | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const items = (Array.isArray(raw) ? raw : [raw]).filter((v): v is string => typeof v === 'string');
+  return items.flatMap((item) => item.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function printIssued(io: CliIO, what: string, issued: IssuedCertificate): void {
+  io.out(`issued ${what}`);
+  io.out(`  SANs:       ${issued.subjectAltNames.join(', ')}`);
+  io.out(`  valid:      ${describeLifetime(issued)}, until ${issued.notAfter.toISOString()}`);
+  io.out(`  serial:     ${issued.serialNumber}`);
+  io.out('wrote:');
+  io.out(`  ${shown(io, issued.certPath)}  certificate`);
+  io.out(`  ${shown(io, issued.keyPath)}  private key (mode 0600; keep it secret)`);
+  io.out(`  ${shown(io, issued.bundlePath)}  trust bundle (the CA roots to verify the other side with)`);
+}
+
+const init: CliCommand = {
+  path: ['ca', 'init'],
+  summary: 'create the built-in CA: a root key, certificate and trust bundle for one trust domain',
+  usage: '--trust-domain TD [--dir DIR] [--ttl 365d] [--force]',
+  help: [
+    '  --trust-domain TD       the SPIFFE trust domain this CA signs for, e.g. example.org',
+    '                          (lower-case letters, digits, ".", "-", "_"; no scheme)',
+    DIR_HELP,
+    '  --ttl DURATION          how long the root is valid: s, m, h or d (default 365d)',
+    '  --force                 replace an existing CA; certificates it issued stop verifying',
+    '',
+    'Writes ca.crt (root), ca.key (private key, mode 0600), bundle.pem (trust bundle) and ca.json.',
+  ].join('\n'),
+  options: {
+    'trust-domain': { type: 'string' },
+    dir: { type: 'string' },
+    ttl: { type: 'string' },
+    force: { type: 'boolean' },
+  },
+  async run(values, _positionals, io) {
+    const trustDomain = requireString(values, 'trust-domain');
+    const ttlSeconds = parseDuration(optionalString(values, 'ttl') ?? '365d', '--ttl');
+    const result = await initCa({
+      dir: caDir(values, io),
+      trustDomain,
+      ttlDays: ttlSeconds / 86_400,
+      force: values['force'] === true,
+    });
+    const dir = shown(io, result.dir);
+    io.out(`created a CA for trust domain ${result.trustDomain} in ${dir}, valid until ${result.notAfter.toISOString()}`);
+    io.out('wrote:');
+    io.out(`  ${shown(io, result.certPath)}  root certificate (URI SAN spiffe://${result.trustDomain})`);
+    io.out(`  ${shown(io, result.keyPath)}  root private key (mode 0600; keep it secret, never commit it)`);
+    io.out(`  ${shown(io, result.bundlePath)}  trust bundle: the roots meshgate and clients should trust`);
+    io.out(`  ${shown(io, result.metadataPath)}  metadata`);
+    io.out(`next: meshgate ca issue --dir ${dir} --spiffe-id spiffe://${result.trustDomain}/ns/<namespace>/sa/<service-account>`);
+    return 0;
+  },
+};
+
+const issue: CliCommand = {
+  path: ['ca', 'issue'],
+  summary: 'issue a short-lived X.509-SVID (client/server certificate) for a SPIFFE ID',
+  usage: '--spiffe-id ID [--dir DIR] [--ttl 1h] [--out DIR] [--name svid]',
+  help: [
+    '  --spiffe-id ID          the workload identity, in the CA\'s trust domain,',
+    '                          e.g. spiffe://example.org/ns/shop/sa/orders',
+    DIR_HELP,
+    '  --ttl DURATION          lifetime: s, m, h or d (default 1h); never beyond the CA\'s own expiry',
+    '  --out DIR               where to write the files (default: the current directory)',
+    '  --name NAME             base name of the files: NAME.crt, NAME.key (default svid)',
+    '',
+    'The certificate has an empty subject and one URI SAN (as Istio issues them), and works for',
+    'TLS client and server authentication. bundle.pem is copied next to it. Run it again to renew.',
+  ].join('\n'),
+  options: {
+    'spiffe-id': { type: 'string' },
+    dir: { type: 'string' },
+    ttl: { type: 'string' },
+    out: { type: 'string' },
+    name: { type: 'string' },
+  },
+  async run(values, _positionals, io) {
+    const spiffeId = requireString(values, 'spiffe-id');
+    const ttlSeconds = parseDuration(optionalString(values, 'ttl') ?? '1h', '--ttl');
+    const issued = await issueSvid({
+      caDir: caDir(values, io),
+      spiffeId,
+      ttlSeconds,
+      outDir: resolve(io.cwd, optionalString(values, 'out') ?? '.'),
+      name: optionalString(values, 'name') ?? 'svid',
+    });
+    printIssued(io, `an SVID for ${spiffeId}`, issued);
+    return 0;
+  },
+};
+
+const issueServer: CliCommand = {
+  path: ['ca', 'issue-server'],
+  summary: "issue the certificate meshgate's own TLS listener presents",
+  usage: '[--dir DIR] [--dns NAMES] [--ip ADDRS] [--spiffe-id ID] [--ttl 90d] [--out DIR] [--name server]',
+  help: [
+    DIR_HELP,
+    '  --dns NAMES             DNS names clients connect to, comma-separated or repeated',
+    '  --ip ADDRS              IP addresses clients connect to, comma-separated or repeated',
+    '                          (with neither --dns nor --ip: localhost, 127.0.0.1 and ::1)',
+    "  --spiffe-id ID          also put meshgate's own SPIFFE ID in the certificate",
+    "  --ttl DURATION          lifetime: s, m, h or d (default 90d); never beyond the CA's own expiry",
+    '  --out DIR               where to write the files (default: the current directory)',
+    '  --name NAME             base name of the files: NAME.crt, NAME.key (default server)',
+  ].join('\n'),
+  options: {
+    dir: { type: 'string' },
+    dns: { type: 'string', multiple: true },
+    ip: { type: 'string', multiple: true },
+    'spiffe-id': { type: 'string' },
+    ttl: { type: 'string' },
+    out: { type: 'string' },
+    name: { type: 'string' },
+  },
+  async run(values, _positionals, io) {
+    const ttlSeconds = parseDuration(optionalString(values, 'ttl') ?? '90d', '--ttl');
+    const issued = await issueServerCert({
+      caDir: caDir(values, io),
+      dnsNames: listOption(values, 'dns'),
+      ipAddresses: listOption(values, 'ip'),
+      spiffeId: optionalString(values, 'spiffe-id'),
+      ttlSeconds,
+      outDir: resolve(io.cwd, optionalString(values, 'out') ?? '.'),
+      name: optionalString(values, 'name') ?? 'server',
+    });
+    printIssued(io, 'a server certificate for meshgate', issued);
+    return 0;
+  },
+};
+
+export const caCommands: readonly CliCommand[] = [init, issue, issueServer];

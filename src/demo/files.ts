@@ -1,0 +1,100 @@
+/** The demo's policy and configuration, written to disk so the user can read and reuse them. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { MeshgateConfigInput } from '../config/schema.ts';
+import type { ProvisionedAccount } from './provision.ts';
+
+export const DEMO_TRUST_DOMAIN = 'demo.meshgate.local';
+export const DEMO_DATABASE = 'meshgate_demo';
+export const DEMO_ROLES = { writer: 'demo_writer', reader: 'demo_reader' } as const;
+
+export const DEMO_WORKLOADS = {
+  orders: `spiffe://${DEMO_TRUST_DOMAIN}/ns/shop/sa/orders`,
+  analytics: `spiffe://${DEMO_TRUST_DOMAIN}/ns/shop/sa/analytics`,
+  staging: `spiffe://${DEMO_TRUST_DOMAIN}/ns/staging/sa/orders`,
+} as const;
+
+const POLICIES: Record<string, string> = {
+  '00-deny-non-production.yaml': `# Workloads outside production never reach these databases, whatever ALLOW rule
+# is added later: a matching DENY beats every ALLOW.
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: deny-non-production
+spec:
+  action: DENY
+  rules:
+    - from:
+        - source:
+            namespaces: ["staging", "dev-*"]
+`,
+  '10-orders.yaml': `# The orders service reads and writes the demo database as role ${DEMO_ROLES.writer}.
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: orders-read-write
+spec:
+  action: ALLOW
+  rules:
+    - id: orders
+      from:
+        - source:
+            principals: ["${DEMO_TRUST_DOMAIN}/ns/shop/sa/orders"]
+      to:
+        - mariadb:
+            databases: ["${DEMO_DATABASE}"]
+            role: ${DEMO_ROLES.writer}
+`,
+  '20-analytics.yaml': `# Analytics reads only: role ${DEMO_ROLES.reader} holds SELECT and nothing else.
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: analytics-read-only
+spec:
+  action: ALLOW
+  rules:
+    - id: analytics
+      from:
+        - source:
+            principals: ["${DEMO_TRUST_DOMAIN}/ns/shop/sa/analytics"]
+      to:
+        - mariadb:
+            databases: ["${DEMO_DATABASE}"]
+            role: ${DEMO_ROLES.reader}
+`,
+};
+
+export interface DemoFiles {
+  readonly configPath: string;
+  readonly policyDir: string;
+  readonly auditFile: string;
+}
+
+export async function writeDemoFiles(
+  dir: string,
+  server: { certPath: string; keyPath: string; bundlePath: string },
+  accounts: ReadonlyMap<string, ProvisionedAccount>,
+  upstream: { host: string; port: number },
+): Promise<DemoFiles> {
+  const policyDir = join(dir, 'policy');
+  await mkdir(policyDir, { recursive: true });
+  for (const [name, text] of Object.entries(POLICIES)) await writeFile(join(policyDir, name), text);
+  const secrets = join(dir, 'secrets');
+  await mkdir(secrets, { recursive: true, mode: 0o700 });
+  const roles: Record<string, { user: string; password: { file: string } }> = {};
+  for (const account of accounts.values()) {
+    await writeFile(join(secrets, account.role), account.password + '\n', { mode: 0o600 });
+    roles[account.role] = { user: account.user, password: { file: `secrets/${account.role}` } };
+  }
+  const config: MeshgateConfigInput = {
+    listener: { host: '127.0.0.1', port: 3307, tls: { required: true, cert: server.certPath, key: server.keyPath } },
+    trust: { bundles: [server.bundlePath], trustDomains: [DEMO_TRUST_DOMAIN] },
+    upstream: { host: upstream.host, port: upstream.port, roles },
+    policy: { dir: 'policy' },
+    audit: { file: 'audit.jsonl' },
+  };
+  const configPath = join(dir, 'meshgate.yaml');
+  await writeFile(configPath, `# Written by \`meshgate demo\`; run it with: meshgate serve --config ${configPath}\n` + stringify(config));
+  return { configPath, policyDir, auditFile: join(dir, 'audit.jsonl') };
+}

@@ -1,0 +1,108 @@
+/**
+ * Creates what a meshgate deployment expects to find in MariaDB — a database, MariaDB
+ * roles with grants, and one login account per role that holds only that role — and
+ * removes it again. Used by `meshgate demo` and the integration tests; in production the
+ * operator (or the credentials issue's lease manager) owns these objects.
+ */
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { mgError } from '../errors/index.ts';
+
+export interface AdminTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+}
+
+export interface RoleSpec {
+  /** MariaDB privileges on the database, e.g. ['SELECT'] or ['SELECT', 'INSERT']. */
+  readonly privileges: readonly string[];
+}
+
+export interface ProvisionedAccount {
+  readonly role: string;
+  readonly user: string;
+  readonly password: string;
+}
+
+export interface Provisioned {
+  readonly database: string;
+  readonly accounts: ReadonlyMap<string, ProvisionedAccount>;
+  /** Drops the accounts, roles and database. */
+  drop(): Promise<void>;
+}
+
+const IDENT = /^[A-Za-z0-9_]{1,64}$/;
+
+function ident(name: string): string {
+  if (!IDENT.test(name)) throw new TypeError(`not a safe MariaDB identifier: ${name}`);
+  return '`' + name + '`';
+}
+
+export async function connectAdmin(target: AdminTarget): Promise<mysql.Connection> {
+  try {
+    return await mysql.createConnection({ ...target, multipleStatements: false, connectTimeout: 5000 });
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? (error as Error).message;
+    throw mgError(
+      'MG_UPSTREAM_UNAVAILABLE',
+      `cannot log in to MariaDB at ${target.host}:${target.port} as ${target.user} (${code}). ` +
+        'Install and start one: `sudo apt-get install -y mariadb-server && sudo service mariadb start` ' +
+        '(root logs in from 127.0.0.1 with an empty password there), or point MESHGATE_DEMO_MARIADB at one: mysql://user:pass@host:port',
+      error,
+    );
+  }
+}
+
+export async function provision(
+  target: AdminTarget,
+  database: string,
+  roles: Readonly<Record<string, RoleSpec>>,
+  setupSql: readonly string[] = [],
+): Promise<Provisioned> {
+  const admin = await connectAdmin(target);
+  const accounts = new Map<string, ProvisionedAccount>();
+  try {
+    await dropObjects(admin, database, Object.keys(roles));
+    await admin.query(`CREATE DATABASE ${ident(database)}`);
+    for (const statement of setupSql) await admin.query(statement.replaceAll("{db}", ident(database)));
+    for (const [role, spec] of Object.entries(roles)) {
+      const user = accountName(role);
+      const password = randomBytes(18).toString('base64url');
+      await admin.query(`CREATE ROLE ${ident(role)}`);
+      await admin.query(`GRANT ${spec.privileges.join(', ')} ON ${ident(database)}.* TO ${ident(role)}`);
+      await admin.query(`CREATE USER ${ident(user)}@'%' IDENTIFIED BY ?`, [password]);
+      await admin.query(`GRANT ${ident(role)} TO ${ident(user)}@'%'`);
+      await admin.query(`SET DEFAULT ROLE ${ident(role)} FOR ${ident(user)}@'%'`);
+      accounts.set(role, { role, user, password });
+    }
+  } finally {
+    await admin.end();
+  }
+  return {
+    database,
+    accounts,
+    async drop() {
+      const again = await connectAdmin(target);
+      try {
+        await dropObjects(again, database, Object.keys(roles));
+      } finally {
+        await again.end();
+      }
+    },
+  };
+}
+
+/** The login account that holds exactly one role. */
+export function accountName(role: string): string {
+  return `mg_${role}`.slice(0, 64);
+}
+
+async function dropObjects(admin: mysql.Connection, database: string, roles: readonly string[]): Promise<void> {
+  for (const role of roles) {
+    await admin.query(`DROP USER IF EXISTS ${ident(accountName(role))}@'%'`);
+    await admin.query(`DROP ROLE IF EXISTS ${ident(role)}`);
+  }
+  await admin.query(`DROP DATABASE IF EXISTS ${ident(database)}`);
+}

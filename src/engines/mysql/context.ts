@@ -1,0 +1,37 @@
+import type { SecureContext } from 'node:tls';
+import type { AuditSink } from '../../audit/types.ts';
+import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import type { CompiledPolicy } from '../../policy/types.ts';
+import type { ServerProfile } from './profile.ts';
+import type { UpstreamTarget } from './upstream.ts';
+
+export interface RoleAccount {
+  readonly user: string;
+  readonly password: string;
+}
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * Everything a MySQL session needs from the rest of meshgate, passed in so the engine
+ * knows nothing of config files, policy directories or audit formats. Getters (not
+ * values) where the answer can change while sessions run: reloaded policy or TLS files.
+ */
+export interface MysqlEngineContext {
+  readonly profile: ServerProfile;
+  readonly upstream: UpstreamTarget;
+  readonly tlsRequired: boolean;
+  secureContext(): SecureContext;
+  verifyPeer(facts: TlsPeerFacts): Identity;
+  policy(): CompiledPolicy;
+  account(role: string): RoleAccount | undefined;
+  readonly audit: AuditSink;
+  readonly log: Logger;
+  readonly maxClientMessageBytes: number;
+  /** Append a sqlcommenter comment naming the caller to statements sent upstream. */
+  readonly tagStatements: boolean;
+}

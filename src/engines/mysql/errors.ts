@@ -1,0 +1,18 @@
+/** How meshgate's error kinds look to a MySQL client: errno and SQLSTATE it understands. */
+import type { MeshgateError } from '../../errors/index.ts';
+import type { ErrPacket } from './codec/generic.ts';
+
+const BY_KIND: Readonly<Record<MeshgateError['kind'], { code: number; sqlState: string }>> = {
+  unauthenticated: { code: 1045, sqlState: '28000' }, // ER_ACCESS_DENIED_ERROR
+  access_denied: { code: 1044, sqlState: '42000' }, // ER_DBACCESS_DENIED_ERROR
+  bad_request: { code: 1047, sqlState: '08S01' }, // ER_UNKNOWN_COM_ERROR
+  limit_exceeded: { code: 1153, sqlState: '08S01' }, // ER_NET_PACKET_TOO_LARGE
+  unavailable: { code: 1105, sqlState: 'HY000' }, // ER_UNKNOWN_ERROR
+  config: { code: 1105, sqlState: 'HY000' },
+  internal: { code: 1105, sqlState: 'HY000' },
+};
+
+export function toErrPacket(error: MeshgateError): ErrPacket {
+  const base = error.code === 'MG_COMMAND_FORBIDDEN' ? { code: 1227, sqlState: '42000' } : BY_KIND[error.kind];
+  return { ...base, message: `[${error.code}] ${error.message}` };
+}

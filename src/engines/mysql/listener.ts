@@ -1,0 +1,46 @@
+/** Accepts MySQL-protocol clients and runs one MysqlSession per connection. */
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { MysqlEngineContext } from './context.ts';
+import { MysqlSession } from './session.ts';
+
+export interface ListenOptions {
+  readonly host: string;
+  readonly port: number;
+}
+
+export class MysqlListener {
+  private readonly server: Server;
+  private readonly sessions = new Set<MysqlSession>();
+
+  constructor(private readonly ctx: MysqlEngineContext) {
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  listen(options: ListenOptions): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(options.port, options.host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stops accepting and ends every open session. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const session of this.sessions) session.close();
+    await closed;
+  }
+
+  private accept(socket: Socket): void {
+    const session = new MysqlSession(socket, this.ctx, randomBytes(8).toString('hex'), () => this.sessions.delete(session));
+    this.sessions.add(session);
+    session.start();
+  }
+}

@@ -1,0 +1,366 @@
+/**
+ * The command phase of one session: client commands go upstream (checked, tagged and
+ * timed), upstream bytes go back to the client as they arrive. The response tracker
+ * tells where each answer ends so every statement gets one audit event with its rows,
+ * duration and error — without buffering a single result row.
+ */
+import type { Socket } from 'node:net';
+import type { AuditIdentity, StatementEvent } from '../../audit/types.ts';
+import { extractTraceparent, newSpanId, newTraceId, sqlcommenterComment, tagStatement } from '../../audit/trace.ts';
+import { statementVerb } from '../../audit/classify.ts';
+import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
+import { Command, LAST_PREPARED_STATEMENT_ID, MAX_PACKET_PAYLOAD } from './codec/constants.ts';
+import { decodeCommand, MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
+import { encodeErr } from './codec/generic.ts';
+import { encodeMessage, HEADER_BYTES, PacketFramer, type Frame } from './codec/framer.ts';
+import { ResponseTracker, type ResponseHandler, type ResponseOutcome } from './codec/response-tracker.ts';
+import type { MysqlEngineContext } from './context.ts';
+import { toErrPacket } from './errors.ts';
+import type { UpstreamConnection } from './upstream.ts';
+
+export interface RelayOptions {
+  readonly sessionId: string;
+  readonly identity: AuditIdentity;
+  readonly role: string;
+  readonly rule: string | null;
+  readonly database: string | null;
+  readonly allowLocalInfile: boolean;
+  readonly deprecateEof: boolean;
+  readonly startedAt: number;
+  onEnd(): void;
+}
+
+interface InFlight {
+  readonly command: string;
+  readonly code: number;
+  readonly text: string | null;
+  readonly traceId: string;
+  readonly startedNs: bigint;
+}
+
+/** Commands too routine to audit one by one (they carry no SQL and change no data). */
+const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.STMT_FETCH, Command.SET_OPTION, Command.STATISTICS]);
+
+export class Relay implements ResponseHandler {
+  private readonly upstream: Socket;
+  private readonly framer: PacketFramer;
+  private readonly tracker: ResponseTracker;
+  private readonly inFlight: InFlight[] = [];
+  private readonly prepared = new Map<number, string | null>();
+  private lastPrepared: string | null = null;
+  private database: string | null;
+  private sendingLocalFile = false;
+  /** An error meshgate answers itself, waiting for the upstream answers queued before it. */
+  private heldError: { bytes: Buffer } | null = null;
+  private backlog: Frame[] = [];
+  private pausedFor = new Set<'upstream' | 'audit' | 'held'>();
+  private statements = 0;
+  private bytesFromClient = 0;
+  private bytesFromUpstream = 0;
+  private ended = false;
+  private readonly tagPrefix: Record<string, string>;
+
+  constructor(
+    private readonly client: Socket,
+    upstream: UpstreamConnection,
+    private readonly ctx: MysqlEngineContext,
+    private readonly options: RelayOptions,
+  ) {
+    this.upstream = upstream.socket;
+    this.upstreamConnectionId = upstream.connectionId;
+    this.database = options.database;
+    this.framer = new PacketFramer(ctx.maxClientMessageBytes);
+    this.tracker = new ResponseTracker(options.deprecateEof, this);
+    this.tagPrefix = { meshgate_identity: options.identity.spiffeId, meshgate_role: options.role };
+    this.leftover = upstream.leftover;
+  }
+
+  private readonly upstreamConnectionId: number;
+  private readonly leftover: Buffer | null;
+
+  /** `early` and `remainder`: what the client sent behind its login, before the relay ran. */
+  start(early: Frame[], remainder: Buffer | null): void {
+    this.upstream.setNoDelay(true);
+    this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
+    this.upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
+    this.client.on('drain', () => this.upstream.resume());
+    this.upstream.on('drain', () => this.resume('upstream'));
+    this.client.on('close', () => this.end('client closed the connection'));
+    this.upstream.on('close', () => this.end('upstream closed the connection'));
+    this.client.on('error', () => this.end('client connection failed'));
+    this.upstream.on('error', () => this.end('upstream connection failed'));
+    if (this.leftover !== null) this.fromUpstream(this.leftover);
+    this.process(early, 0);
+    if (remainder !== null) this.fromClient(remainder);
+    if (this.pausedFor.size === 0) this.client.resume();
+  }
+
+  // ── client → upstream ────────────────────────────────────────────────────────────────
+
+  private fromClient(chunk: Buffer): void {
+    this.bytesFromClient += chunk.length;
+    let frames: Frame[];
+    try {
+      frames = this.framer.push(chunk);
+    } catch (error) {
+      this.fail(asMeshgateError(error), 1);
+      return;
+    }
+    if (this.pausedFor.size > 0 || this.backlog.length > 0) {
+      for (const frame of frames) this.backlog.push(frame);
+      return;
+    }
+    this.process(frames, 0);
+  }
+
+  private process(frames: Frame[], from: number): void {
+    for (let i = from; i < frames.length; i++) {
+      if (this.ended) return;
+      if (this.pausedFor.size > 0) {
+        for (let j = i; j < frames.length; j++) this.backlog.push(frames[j]!);
+        return;
+      }
+      try {
+        this.onFrame(frames[i]!);
+      } catch (error) {
+        this.fail(asMeshgateError(error), frames[i]!.seq + 1);
+        return;
+      }
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    if (this.sendingLocalFile) {
+      if (frame.payload.length === 0) this.sendingLocalFile = false;
+      this.toUpstream(frame.raw);
+      return;
+    }
+    const command = decodeCommand(frame.payload);
+    if (command.kind === 'quit') {
+      // Let MariaDB see a clean COM_QUIT instead of an aborted connection.
+      this.upstream.end(frame.raw);
+      this.end('client quit', false);
+      return;
+    }
+    if (command.kind === 'forbidden') {
+      const why =
+        command.code === Command.CHANGE_USER
+          ? 'COM_CHANGE_USER is refused: a meshgate session keeps the identity it was opened with; open a new connection with the other certificate'
+          : `${command.name} is not allowed through meshgate; connect to MariaDB directly for administration and replication`;
+      this.answerLocally(frame.seq, mgError('MG_COMMAND_FORBIDDEN', why), command.name, null);
+      return;
+    }
+    if (command.code === Command.INIT_DB) {
+      const refusal = this.checkDatabase(command.text ?? '');
+      if (refusal !== null) {
+        this.answerLocally(frame.seq, refusal, command.name, command.text);
+        return;
+      }
+    }
+    this.forward(frame, command);
+  }
+
+  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>): void {
+    let text = command.text;
+    let traceId = '';
+    let bytes = frame.raw;
+    if (command.code === Command.STMT_EXECUTE || command.code === Command.STMT_BULK_EXECUTE) {
+      text = command.statementId === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(command.statementId!) ?? null);
+    } else if (command.code === Command.STMT_CLOSE) {
+      this.prepared.delete(command.statementId!);
+    }
+    if (command.response !== 'none' && !QUIET_COMMANDS.has(command.code)) {
+      const carried = text === null ? null : extractTraceparent(text);
+      traceId = carried?.traceId ?? newTraceId();
+      if (command.code === Command.QUERY || command.code === Command.STMT_PREPARE) {
+        if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
+        if (this.ctx.tagStatements && text !== null) bytes = this.tagged(frame, text, carried === null ? traceId : null) ?? bytes;
+      }
+    }
+    this.toUpstream(bytes);
+    if (command.response !== 'none') {
+      this.tracker.expect(command.response);
+      this.inFlight.push({ command: command.name, code: command.code, text, traceId, startedNs: process.hrtime.bigint() });
+    }
+  }
+
+  /** The statement with a sqlcommenter comment appended, so MariaDB's logs show who asked. */
+  private tagged(frame: Frame, sql: string, newTrace: string | null): Buffer | null {
+    // Tagging must not change how many packets the command takes: the sequence ids of the
+    // server's answer would no longer match what the client expects.
+    if (frame.payload.length - 1 > MAX_DECODED_TEXT_BYTES) return null;
+    const fields = newTrace === null ? this.tagPrefix : { ...this.tagPrefix, traceparent: `00-${newTrace}-${newSpanId()}-01` };
+    const tagged = tagStatement(sql, sqlcommenterComment(fields));
+    if (tagged === sql || !tagged.startsWith(sql)) return null;
+    // Append bytes rather than re-encoding the statement: it may be in a non-UTF-8 charset.
+    const suffix = Buffer.from(tagged.slice(sql.length), 'utf8');
+    const length = frame.payload.length + suffix.length;
+    if (length >= MAX_PACKET_PAYLOAD) return null;
+    const out = Buffer.allocUnsafe(HEADER_BYTES + length);
+    out.writeUIntLE(length, 0, 3);
+    out[3] = frame.seq;
+    frame.payload.copy(out, HEADER_BYTES);
+    suffix.copy(out, HEADER_BYTES + frame.payload.length);
+    return out;
+  }
+
+  private checkDatabase(database: string): MeshgateError | null {
+    const decision = this.ctx.policy().evaluate(this.options.identity, { engine: 'mysql', database });
+    if (!decision.allow) return mgError('MG_POLICY_DENIED', decision.reason);
+    if (decision.role !== this.options.role) {
+      return mgError(
+        'MG_POLICY_DENIED',
+        `database '${database}' is granted through role ${decision.role} (rule ${decision.ruleId}), but this session runs as role ${this.options.role}; open a new connection naming database '${database}'`,
+      );
+    }
+    return null;
+  }
+
+  private toUpstream(bytes: Buffer): void {
+    if (!this.upstream.write(bytes)) this.pause('upstream');
+  }
+
+  // ── upstream → client ────────────────────────────────────────────────────────────────
+
+  private fromUpstream(chunk: Buffer): void {
+    this.bytesFromUpstream += chunk.length;
+    // Written before it is scanned: a held local answer must follow these bytes.
+    if (!this.client.write(chunk)) this.upstream.pause();
+    try {
+      this.tracker.scan(chunk);
+    } catch (error) {
+      this.ctx.log.error('upstream response could not be followed; closing session', { sessionId: this.options.sessionId, error: String(error) });
+      this.end('upstream protocol error');
+    }
+  }
+
+  onResponse(outcome: ResponseOutcome): void {
+    const done = this.inFlight.shift();
+    if (done === undefined) return;
+    if (done.code === Command.STMT_PREPARE && outcome.statementId !== null && outcome.error === null) {
+      this.prepared.set(outcome.statementId, done.text);
+    }
+    if (done.code === Command.INIT_DB && outcome.error === null) this.database = done.text;
+    if (!QUIET_COMMANDS.has(done.code)) {
+      const durationUs = Number((process.hrtime.bigint() - done.startedNs) / 1000n);
+      this.recordStatement(done.command, done.text, done.traceId, 'allow', outcome, durationUs, null);
+    }
+    if (this.heldError !== null && this.tracker.pendingResponses === 0) {
+      this.client.write(this.heldError.bytes);
+      this.heldError = null;
+      queueMicrotask(() => this.resume('held'));
+    }
+  }
+
+  onLocalInfileRequest(filename: string): void {
+    if (!this.options.allowLocalInfile) {
+      // Upstream was told the client cannot send files; asking anyway is a server bug or attack.
+      this.ctx.log.error('upstream requested a local file although LOCAL INFILE is off', { sessionId: this.options.sessionId, filename });
+      this.end('upstream requested a local file');
+      return;
+    }
+    this.sendingLocalFile = true;
+  }
+
+  onUnsolicited(): void {
+    // e.g. the server's "connection was killed" error; the client sees it, close follows.
+  }
+
+  // ── meshgate's own answers, audit, flow control ──────────────────────────────────────
+
+  /** Answers a command with an error without asking upstream, in order with answers still due. */
+  private answerLocally(seq: number, error: MeshgateError, command: string, text: string | null): void {
+    const bytes = encodeMessage(encodeErr(toErrPacket(error)), seq + 1);
+    this.recordStatement(command, text, newTraceId(), 'deny', null, 0, error);
+    if (this.tracker.pendingResponses === 0) {
+      this.client.write(bytes);
+      return;
+    }
+    this.heldError = { bytes };
+    this.pause('held');
+  }
+
+  private recordStatement(
+    command: string,
+    text: string | null,
+    traceId: string,
+    decision: 'allow' | 'deny',
+    outcome: ResponseOutcome | null,
+    durationUs: number,
+    refusal: MeshgateError | null,
+  ): void {
+    this.statements++;
+    const upstreamError = outcome?.error ?? null;
+    const event: StatementEvent = {
+      type: 'statement',
+      time: new Date().toISOString(),
+      sessionId: this.options.sessionId,
+      engine: 'mysql',
+      identity: this.options.identity,
+      traceId,
+      command,
+      verb: text === null || command === 'init_db' ? null : statementVerb(text),
+      statement: text,
+      database: this.database,
+      decision,
+      rule: decision === 'allow' ? this.options.rule : null,
+      upstreamRole: this.options.role,
+      upstreamConnectionId: this.upstreamConnectionId,
+      rowsReturned: outcome?.rowsReturned ?? 0,
+      rowsAffected: outcome?.rowsAffected ?? 0,
+      durationUs,
+      error:
+        refusal !== null
+          ? { code: refusal.code, message: refusal.message }
+          : upstreamError === null
+            ? null
+            : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState },
+    };
+    this.ctx.audit.record(event);
+    if (this.ctx.audit.backlogged && !this.pausedFor.has('audit')) {
+      this.pause('audit');
+      this.ctx.audit.onDrain(() => this.resume('audit'));
+    }
+  }
+
+  private pause(reason: 'upstream' | 'audit' | 'held'): void {
+    this.pausedFor.add(reason);
+    this.client.pause();
+  }
+
+  private resume(reason: 'upstream' | 'audit' | 'held'): void {
+    if (!this.pausedFor.delete(reason) || this.pausedFor.size > 0 || this.ended) return;
+    const backlog = this.backlog;
+    this.backlog = [];
+    this.process(backlog, 0);
+    if (this.pausedFor.size === 0) this.client.resume();
+  }
+
+  private fail(error: MeshgateError, seq: number): void {
+    this.recordStatement('protocol', null, newTraceId(), 'deny', null, 0, error);
+    this.client.end(encodeMessage(encodeErr(toErrPacket(error)), seq));
+    this.end(error.message);
+  }
+
+  private end(reason: string, destroyUpstream = true): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (destroyUpstream) this.upstream.destroy();
+    else setTimeout(() => this.upstream.destroy(), 1000).unref();
+    if (!this.client.writableEnded) this.client.end();
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    this.ctx.audit.record({
+      type: 'session_end',
+      time: new Date().toISOString(),
+      sessionId: this.options.sessionId,
+      engine: 'mysql',
+      identity: this.options.identity,
+      statements: this.statements,
+      bytesFromClient: this.bytesFromClient,
+      bytesFromUpstream: this.bytesFromUpstream,
+      durationMs: Date.now() - this.options.startedAt,
+      reason,
+    });
+    this.options.onEnd();
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * One client connection, from greeting to the start of the command phase:
+ *
+ *   greeting ──▶ SSLRequest ──▶ TLS handshake ──▶ HandshakeResponse ──▶ identity ──▶ policy
+ *            ──▶ upstream login as the role's account ──▶ OK ──▶ Relay (command phase)
+ *
+ * Every refusal is an ERR packet the client shows its user, plus an audit event; then the
+ * connection closes. Nothing here parses bytes (the codec does) or knows policy syntax.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { AuditIdentity, ConnectionEvent } from '../../audit/types.ts';
+import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
+import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import {
+  Capability,
+  MariadbCapability,
+  RELAYABLE_CAPABILITIES,
+  RELAYABLE_MARIADB_CAPABILITIES,
+  ServerStatus,
+} from './codec/constants.ts';
+import { encodeErr, encodeOk } from './codec/generic.ts';
+import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
+import {
+  decodeHandshakeResponse,
+  decodeResponsePrefix,
+  encodeGreeting,
+  SSL_REQUEST_LENGTH,
+  type HandshakeResponse,
+} from './codec/handshake.ts';
+import type { MysqlEngineContext } from './context.ts';
+import { toErrPacket } from './errors.ts';
+import { Relay } from './relay.ts';
+import { connectUpstream, type UpstreamConnection } from './upstream.ts';
+
+type State = 'greeted' | 'tls' | 'secured' | 'authorizing' | 'relaying' | 'closed';
+
+/** Connection ids meshgate shows clients; the upstream's own id is in the audit events. */
+let nextConnectionId = 1;
+
+/** Handshake messages are small; anything bigger before login is an attack or a mistake. */
+const MAX_HANDSHAKE_MESSAGE_BYTES = 64 * 1024;
+
+export class MysqlSession {
+  private state: State = 'greeted';
+  private client: Socket;
+  private framer = new PacketFramer(MAX_HANDSHAKE_MESSAGE_BYTES);
+  private readonly onData = (chunk: Buffer) => this.receive(chunk);
+  private tlsFacts: TlsPeerFacts | null = null;
+  private early: Frame[] = [];
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly raw: Socket,
+    private readonly ctx: MysqlEngineContext,
+    readonly sessionId: string,
+    private readonly onClose: () => void,
+  ) {
+    this.client = raw;
+  }
+
+  start(): void {
+    this.raw.setNoDelay(true);
+    this.raw.on('error', () => this.close());
+    this.raw.on('close', () => this.close());
+    this.raw.on('data', this.onData);
+    const greeting = encodeGreeting({
+      protocolVersion: 10,
+      serverVersion: this.ctx.profile.serverVersion,
+      connectionId: nextConnectionId++ >>> 0,
+      nonce: printableNonce(),
+      capabilities: ((this.ctx.profile.capabilities & RELAYABLE_CAPABILITIES) | Capability.SSL) >>> 0,
+      mariadbCapabilities: this.ctx.profile.mariadbCapabilities & RELAYABLE_MARIADB_CAPABILITIES,
+      charset: this.ctx.profile.charset,
+      status: ServerStatus.AUTOCOMMIT,
+      authPlugin: 'mysql_native_password',
+    });
+    this.raw.write(encodeMessage(greeting, 0));
+  }
+
+  /** Ends the session from outside (shutdown) or when its sockets fail. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.client.destroy();
+    this.raw.destroy();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.onClose();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.state === 'tls' || this.state === 'closed') return;
+    let frames: Frame[];
+    try {
+      // Up to the SSLRequest, take one message at a time: TLS bytes may follow it.
+      frames = this.framer.push(chunk, this.state === 'greeted' ? 1 : Infinity);
+    } catch (error) {
+      this.refuse(asMeshgateError(error), 1, null);
+      return;
+    }
+    for (const frame of frames) {
+      const state = this.state as State;
+      if (state === 'closed') return;
+      if (state === 'authorizing') {
+        // Commands pipelined behind the login wait for the relay.
+        this.early.push(frame);
+        continue;
+      }
+      try {
+        this.onHandshakeFrame(frame);
+      } catch (error) {
+        this.refuse(asMeshgateError(error), frame.seq + 1, null);
+        return;
+      }
+    }
+  }
+
+  private onHandshakeFrame(frame: Frame): void {
+    if (this.state === 'greeted') {
+      const prefix = decodeResponsePrefix(frame.payload);
+      if (frame.payload.length === SSL_REQUEST_LENGTH && prefix.capabilities & Capability.SSL) {
+        this.upgradeToTls();
+        return;
+      }
+      if (this.ctx.tlsRequired) {
+        throw mgError(
+          'MG_TLS_REQUIRED',
+          'meshgate accepts only TLS connections with a client certificate: connect with --ssl --ssl-cert/--ssl-key/--ssl-ca (mariadb CLI) or ssl: { cert, key, ca } (drivers)',
+        );
+      }
+      this.authorize(decodeHandshakeResponse(frame.payload), frame.seq);
+      return;
+    }
+    if (this.state === 'secured') {
+      this.authorize(decodeHandshakeResponse(frame.payload), frame.seq);
+      return;
+    }
+    // Anything sent while meshgate is still deciding is out of protocol order.
+    throw mgError('MG_PACKET_MALFORMED', 'the client sent data before the handshake finished; use a standard MySQL/MariaDB client');
+  }
+
+  private upgradeToTls(): void {
+    this.state = 'tls';
+    this.raw.off('data', this.onData);
+    this.raw.pause();
+    // A client may send its TLS ClientHello right behind the SSLRequest, in the same read.
+    const early = this.framer.takeRemainder();
+    if (early !== null) this.raw.unshift(early);
+    const tlsSocket = new TLSSocket(this.raw, {
+      isServer: true,
+      secureContext: this.ctx.secureContext(),
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
+    this.client = tlsSocket;
+    this.framer = new PacketFramer(MAX_HANDSHAKE_MESSAGE_BYTES);
+    tlsSocket.on('error', () => this.close());
+    tlsSocket.once('secure', () => {
+      if (this.state !== 'tls') return;
+      this.state = 'secured';
+      const peer = tlsSocket.getPeerX509Certificate();
+      const chainError = chainVerificationError(tlsSocket);
+      this.tlsFacts = {
+        authorized: peer !== undefined && chainError === null,
+        authorizationError: chainError,
+        peerCertificate: peer ?? null,
+        protocol: tlsSocket.getProtocol(),
+        cipher: tlsSocket.getCipher()?.name ?? null,
+      };
+    });
+    tlsSocket.on('data', this.onData);
+  }
+
+  private authorize(response: HandshakeResponse, seq: number): void {
+    this.state = 'authorizing';
+    this.client.pause();
+    let identity: Identity;
+    try {
+      if (this.tlsFacts === null) {
+        throw mgError('MG_CLIENT_CERT_MISSING', 'no TLS client certificate: connect with TLS and present your workload certificate (--ssl-cert/--ssl-key)');
+      }
+      identity = this.ctx.verifyPeer(this.tlsFacts);
+    } catch (error) {
+      this.refuse(asMeshgateError(error), seq + 1, response);
+      return;
+    }
+    const decision = this.ctx.policy().evaluate(identity, { engine: 'mysql', database: response.database });
+    const account = decision.role === null ? undefined : this.ctx.account(decision.role);
+    if (!decision.allow || decision.role === null) {
+      this.refuse(mgError('MG_POLICY_DENIED', decision.reason), seq + 1, response, identity, decision.ruleId);
+      return;
+    }
+    if (account === undefined) {
+      const error = mgError(
+        'MG_UPSTREAM_AUTH_FAILED',
+        `policy maps this identity to role '${decision.role}', but the meshgate config has no upstream account for it; operator: add upstream.roles.${decision.role}`,
+      );
+      this.refuse(error, seq + 1, response, identity, decision.ruleId);
+      return;
+    }
+    const localFiles = decision.allowLocalInfile ? Capability.LOCAL_FILES : 0;
+    const capabilities = (response.capabilities & (RELAYABLE_CAPABILITIES | Capability.CLIENT_MYSQL) & ~Capability.LOCAL_FILES) | localFiles;
+    const attributes = new Map(response.attributes);
+    attributes.set('meshgate_identity', identity.spiffeId);
+    attributes.set('meshgate_session', this.sessionId);
+    connectUpstream(this.ctx.upstream, {
+      user: account.user,
+      password: account.password,
+      database: response.database,
+      capabilities: capabilities >>> 0,
+      mariadbCapabilities: response.mariadbCapabilities & RELAYABLE_MARIADB_CAPABILITIES & ~MariadbCapability.CACHE_METADATA,
+      charset: response.charset,
+      maxPacketSize: response.maxPacketSize,
+      attributes,
+    }).then(
+      (upstream) => this.begin(upstream, response, seq, identity, decision.ruleId, decision.role!, decision.allowLocalInfile),
+      (error: unknown) => this.refuse(asMeshgateError(error), seq + 1, response, identity, decision.ruleId),
+    );
+  }
+
+  private begin(
+    upstream: UpstreamConnection,
+    response: HandshakeResponse,
+    seq: number,
+    identity: Identity,
+    rule: string | null,
+    role: string,
+    allowLocalInfile: boolean,
+  ): void {
+    if (this.state !== 'authorizing') {
+      upstream.socket.destroy();
+      return;
+    }
+    this.state = 'relaying';
+    this.client.off('data', this.onData);
+    this.client.write(encodeMessage(encodeOk({ status: upstream.status }), seq + 1));
+    this.audit('allow', rule, `allowed as role ${role}`, response, identity, role, upstream.connectionId, null);
+    const relay = new Relay(this.client, upstream, this.ctx, {
+      sessionId: this.sessionId,
+      identity: auditIdentity(identity),
+      role,
+      rule,
+      database: response.database,
+      allowLocalInfile,
+      deprecateEof: (response.capabilities & Capability.DEPRECATE_EOF) !== 0,
+      startedAt: this.startedAt,
+      onEnd: () => this.finish(),
+    });
+    relay.start(this.early, this.framer.takeRemainder());
+    this.early = [];
+  }
+
+  private refuse(
+    error: MeshgateError,
+    seq: number,
+    response: HandshakeResponse | null,
+    identity: Identity | null = null,
+    rule: string | null = null,
+  ): void {
+    if (this.state === 'closed') return;
+    if (error.kind === 'internal') this.ctx.log.error('session failed', { sessionId: this.sessionId, cause: String(error.cause) });
+    this.audit('deny', rule, error.message, response, identity, null, null, error);
+    this.client.end(encodeMessage(encodeErr(toErrPacket(error)), seq));
+    this.finish();
+    // A client that never reads its error must not hold the socket open.
+    setTimeout(() => this.client.destroy(), 1000).unref();
+  }
+
+  private audit(
+    decision: 'allow' | 'deny',
+    rule: string | null,
+    reason: string,
+    response: HandshakeResponse | null,
+    identity: Identity | null,
+    role: string | null,
+    upstreamConnectionId: number | null,
+    error: MeshgateError | null,
+  ): void {
+    const event: ConnectionEvent = {
+      type: 'connection',
+      time: new Date().toISOString(),
+      sessionId: this.sessionId,
+      engine: 'mysql',
+      peer: { address: this.raw.remoteAddress ?? '', port: this.raw.remotePort ?? 0 },
+      tls:
+        this.tlsFacts === null
+          ? null
+          : {
+              protocol: this.tlsFacts.protocol,
+              cipher: this.tlsFacts.cipher,
+              clientCertSerial: this.tlsFacts.peerCertificate?.serialNumber ?? null,
+            },
+      identity: identity === null ? null : auditIdentity(identity),
+      clientUser: response?.username ?? null,
+      database: response?.database ?? null,
+      decision,
+      rule,
+      reason,
+      upstreamRole: role,
+      upstreamConnectionId,
+      error: error === null ? null : { code: error.code, message: error.message },
+    };
+    this.ctx.audit.record(event);
+  }
+}
+
+export function auditIdentity(identity: Identity): AuditIdentity {
+  return {
+    spiffeId: identity.spiffeId,
+    principal: identity.principal,
+    trustDomain: identity.trustDomain,
+    namespace: identity.namespace,
+    serviceAccount: identity.serviceAccount,
+    authMethod: identity.authMethod,
+  };
+}
+
+/**
+ * OpenSSL's verdict on the client's chain against the trust bundle. Node computes it only
+ * for sockets accepted by a tls.Server; a STARTTLS upgrade (MySQL's SSLRequest) asks the
+ * TLS handle the same way Node's own server code does.
+ */
+function chainVerificationError(socket: TLSSocket): string | null {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== 'function') {
+    throw mgError('MG_INTERNAL', 'this Node.js version does not expose TLS verification results; run meshgate on Node.js 20 or 22');
+  }
+  const error = handle.verifyError();
+  return error === null ? null : (error.code ?? error.message);
+}
+
+/** Scramble bytes must not contain NUL (the greeting terminates strings with it). */
+function printableNonce(): Buffer {
+  const nonce = randomBytes(20);
+  for (let i = 0; i < nonce.length; i++) nonce[i] = 0x21 + (nonce[i]! % 0x5e);
+  return nonce;
+}

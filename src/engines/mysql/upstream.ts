@@ -1,0 +1,199 @@
+/**
+ * Logging in to MariaDB as a role's account. Runs the client side of the connection phase
+ * with the capabilities the downstream client negotiated, so the command phase that
+ * follows can be relayed byte for byte in both directions.
+ */
+import * as net from 'node:net';
+import { mgError } from '../../errors/index.ts';
+import { Capability, Header } from './codec/constants.ts';
+import { decodeErr } from './codec/generic.ts';
+import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
+import {
+  decodeAuthSwitchRequest,
+  decodeGreeting,
+  encodeHandshakeResponse,
+  nativePasswordScramble,
+  type Greeting,
+} from './codec/handshake.ts';
+
+export interface UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+}
+
+export interface UpstreamLogin {
+  readonly user: string;
+  readonly password: string;
+  readonly database: string | null;
+  readonly capabilities: number;
+  readonly mariadbCapabilities: number;
+  readonly charset: number;
+  readonly maxPacketSize: number;
+  readonly attributes: ReadonlyMap<string, string>;
+}
+
+export interface UpstreamConnection {
+  readonly socket: net.Socket;
+  readonly greeting: Greeting;
+  readonly connectionId: number;
+  /** Server status flags from the final OK (autocommit, in transaction). */
+  readonly status: number;
+  /** Bytes that arrived after the final OK; belong to the command phase. */
+  readonly leftover: Buffer | null;
+}
+
+/** The capabilities whose disagreement between client and server would change framing. */
+const FRAMING_CAPABILITIES = Capability.DEPRECATE_EOF | Capability.PROTOCOL_41 | Capability.SESSION_TRACK;
+
+const MAX_HANDSHAKE_BYTES = 64 * 1024;
+
+export async function connectUpstream(target: UpstreamTarget, login: UpstreamLogin): Promise<UpstreamConnection> {
+  const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+  const frames = frameReader(socket, target);
+  try {
+    await frames.connected;
+    const greetingFrame = await frames.next();
+    if (greetingFrame.payload[0] === Header.ERR) throw refused(decodeErr(greetingFrame.payload).message, target);
+    const greeting = decodeGreeting(greetingFrame.payload);
+    const missing = login.capabilities & FRAMING_CAPABILITIES & ~greeting.capabilities;
+    if (missing !== 0) {
+      throw mgError(
+        'MG_UPSTREAM_PROTOCOL',
+        `the upstream server at ${target.host}:${target.port} lacks capabilities 0x${missing.toString(16)} that the client negotiated; meshgate needs MariaDB 10.2 or later`,
+      );
+    }
+    const capabilities = (login.capabilities & greeting.capabilities & ~Capability.SSL) >>> 0;
+    const response = encodeHandshakeResponse({
+      capabilities,
+      mariadbCapabilities: login.mariadbCapabilities & greeting.mariadbCapabilities,
+      maxPacketSize: login.maxPacketSize,
+      charset: login.charset,
+      username: login.user,
+      authResponse: nativePasswordScramble(login.password, greeting.nonce),
+      database: login.database,
+      authPlugin: 'mysql_native_password',
+      attributes: login.attributes,
+    });
+    socket.write(encodeMessage(response, greetingFrame.seq + 1));
+    let reply = await frames.next();
+    if (reply.payload[0] === Header.EOF) {
+      const request = decodeAuthSwitchRequest(reply.payload);
+      if (request.plugin !== 'mysql_native_password') {
+        throw mgError(
+          'MG_UPSTREAM_AUTH_FAILED',
+          `upstream account '${login.user}' uses auth plugin ${request.plugin}; meshgate logs in with mysql_native_password: ALTER USER it IDENTIFIED VIA mysql_native_password`,
+        );
+      }
+      socket.write(encodeMessage(nativePasswordScramble(login.password, request.data), reply.seq + 1));
+      reply = await frames.next();
+    }
+    if (reply.payload[0] === Header.ERR) {
+      const err = decodeErr(reply.payload);
+      throw mgError(
+        'MG_UPSTREAM_AUTH_FAILED',
+        `MariaDB refused meshgate's login as '${login.user}' (${err.code}: ${err.message}); operator: check upstream.roles in the meshgate config and that the account exists`,
+      );
+    }
+    if (reply.payload[0] !== Header.OK) {
+      throw mgError('MG_UPSTREAM_PROTOCOL', `unexpected reply 0x${reply.payload[0]?.toString(16)} to meshgate's login`);
+    }
+    const status = reply.payload.length >= 2 ? readOkStatus(reply.payload) : 0;
+    return { socket, greeting, connectionId: greeting.connectionId, status, leftover: frames.release() };
+  } catch (error) {
+    frames.release();
+    socket.destroy();
+    throw error;
+  }
+}
+
+function readOkStatus(payload: Buffer): number {
+  // OK: header, affected rows (lenenc), last insert id (lenenc), status (2).
+  let offset = 1;
+  for (let i = 0; i < 2; i++) {
+    const first = payload[offset] ?? 0;
+    offset += first < 0xfb ? 1 : first === 0xfc ? 3 : first === 0xfd ? 4 : 9;
+  }
+  return offset + 2 <= payload.length ? payload.readUInt16LE(offset) : 0;
+}
+
+function refused(message: string, target: UpstreamTarget) {
+  return mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} refused the connection: ${message}`);
+}
+
+interface FrameReader {
+  readonly connected: Promise<void>;
+  next(): Promise<Frame>;
+  /** Stops reading; returns bytes already received past the last frame taken. */
+  release(): Buffer | null;
+}
+
+/** A small pull-style reader for the few handshake packets; the command phase streams. */
+function frameReader(socket: net.Socket, target: UpstreamTarget): FrameReader {
+  const framer = new PacketFramer(MAX_HANDSHAKE_BYTES);
+  const ready: Frame[] = [];
+  let failure: Error | null = null;
+  let waiter: { resolve: (f: Frame) => void; reject: (e: Error) => void } | null = null;
+  let raw: Buffer[] = [];
+
+  const fail = (error: Error) => {
+    failure ??= error;
+    waiter?.reject(failure);
+    waiter = null;
+  };
+  const timer = setTimeout(
+    () => fail(mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} did not answer within ${target.connectTimeoutMs} ms; check that it is running and reachable`)),
+    target.connectTimeoutMs,
+  );
+  const onData = (chunk: Buffer) => {
+    raw.push(chunk);
+    try {
+      for (const frame of framer.push(chunk)) ready.push(frame);
+    } catch (error) {
+      fail(error as Error);
+      return;
+    }
+    if (waiter !== null && ready.length > 0) {
+      const w = waiter;
+      waiter = null;
+      w.resolve(ready.shift()!);
+    }
+  };
+  const onError = (error: Error) =>
+    fail(mgError('MG_UPSTREAM_UNAVAILABLE', `cannot reach MariaDB at ${target.host}:${target.port} (${(error as NodeJS.ErrnoException).code ?? error.message}); check upstream.host/port and that MariaDB is running`, error));
+  const onClose = () => fail(mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} closed the connection during login`));
+  socket.on('data', onData);
+  socket.on('error', onError);
+  socket.on('close', onClose);
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', () => reject(failure));
+  });
+  connected.catch(() => {});
+
+  return {
+    connected,
+    next() {
+      if (ready.length > 0) return Promise.resolve(ready.shift()!);
+      if (failure !== null) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        waiter = { resolve, reject };
+      });
+    },
+    release() {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      // Bytes beyond the frames consumed: frames still queued plus any partial packet.
+      const rest = [...ready.map((f) => f.raw)];
+      const partial = framer.buffered;
+      if (partial > 0) {
+        const all = Buffer.concat(raw);
+        rest.push(all.subarray(all.length - partial));
+      }
+      raw = [];
+      return rest.length === 0 ? null : Buffer.concat(rest);
+    },
+  };
+}

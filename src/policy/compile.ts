@@ -1,0 +1,106 @@
+/**
+ * Validated documents → an evaluator. Rules are split by action and indexed by exact
+ * principal, so a caller named in a few rules among thousands is checked against those
+ * few plus the rules that cannot be keyed (globs, namespaces, no `from`).
+ */
+import { isExactOnly } from './glob.ts';
+import { compileRule, ruleDecision, type CompiledRule } from './match.ts';
+import { defaultDenyReason, explainDecision } from './explain.ts';
+import type { ParsedDocument } from './parse.ts';
+import type { Decision, Explanation, LoadedPolicy, PolicyFileSummary, PolicyRequest, Subject } from './types.ts';
+
+interface Bucket {
+  /** Positions in the deny or allow array, ascending (file order). */
+  readonly deny: number[];
+  readonly allow: number[];
+}
+
+const EMPTY: readonly number[] = Object.freeze([]);
+
+/** The exact principals a rule can only ever match, or null when it cannot be keyed. */
+function exactPrincipals(rule: CompiledRule): Set<string> | null {
+  if (rule.sources === null) return null;
+  const keys = new Set<string>();
+  for (const source of rule.sources) {
+    if (source.principals === null || !isExactOnly(source.principals)) return null;
+    for (const principal of source.principals.exact) keys.add(principal);
+  }
+  return keys;
+}
+
+function buildIndex(rules: readonly CompiledRule[], general: number[], byPrincipal: Map<string, Bucket>, key: 'deny' | 'allow'): void {
+  rules.forEach((rule, position) => {
+    const keys = exactPrincipals(rule);
+    if (keys === null) {
+      general.push(position);
+      return;
+    }
+    for (const principal of keys) {
+      let bucket = byPrincipal.get(principal);
+      if (bucket === undefined) {
+        bucket = { deny: [], allow: [] };
+        byPrincipal.set(principal, bucket);
+      }
+      bucket[key].push(position);
+    }
+  });
+}
+
+// Both position lists ascend in file order; walking them as one merged list keeps the
+// first matching rule in file order, whichever list holds it.
+function firstMatch(
+  rules: readonly CompiledRule[],
+  a: readonly number[],
+  b: readonly number[],
+  subject: Subject,
+  request: PolicyRequest,
+): Decision | null {
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const position = j >= b.length || (i < a.length && a[i]! < b[j]!) ? a[i++]! : b[j++]!;
+    const decision = ruleDecision(rules[position]!, subject, request);
+    if (decision !== null) return decision;
+  }
+  return null;
+}
+
+
+export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[]): LoadedPolicy {
+  const all: CompiledRule[] = [];
+  for (const { doc } of documents) {
+    doc.spec.rules.forEach((spec, index) => all.push(compileRule(doc.metadata.name, doc.spec.action, spec, index)));
+  }
+  const denies = all.filter((r) => r.action === 'DENY');
+  const allows = all.filter((r) => r.action === 'ALLOW');
+  const generalDeny: number[] = [];
+  const generalAllow: number[] = [];
+  const byPrincipal = new Map<string, Bucket>();
+  buildIndex(denies, generalDeny, byPrincipal, 'deny');
+  buildIndex(allows, generalAllow, byPrincipal, 'allow');
+
+  const evaluate = (subject: Subject, request: PolicyRequest): Decision => {
+    const keyed = byPrincipal.get(subject.principal);
+    return (
+      firstMatch(denies, generalDeny, keyed?.deny ?? EMPTY, subject, request) ??
+      firstMatch(allows, generalAllow, keyed?.allow ?? EMPTY, subject, request) ?? {
+        allow: false,
+        ruleId: null,
+        reason: defaultDenyReason(subject, request),
+        role: null,
+        allowLocalInfile: false,
+      }
+    );
+  };
+
+  const explain = (subject: Subject, request: PolicyRequest): Explanation =>
+    explainDecision(all, subject, request, evaluate(subject, request));
+
+  return Object.freeze({
+    evaluate,
+    explain,
+    ruleCount: all.length,
+    sources: Object.freeze(files.map((f) => f.name)),
+    files: Object.freeze(files.map((f) => Object.freeze({ ...f }))),
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * Words for what the matchers decided: why each rule did or did not match, for
+ * `meshgate policy explain` and for the default-deny reason. Nothing here decides; every
+ * `matched` comes from the same functions evaluate() uses.
+ */
+import { describeGlobSet, globMatches } from './glob.ts';
+import {
+  firstSource,
+  firstTarget,
+  describeMatch,
+  type CompiledRule,
+  type CompiledSource,
+  type CompiledTarget,
+} from './match.ts';
+import type { Decision, Explanation, PolicyRequest, Subject, TraceEntry } from './types.ts';
+
+function sourceMismatch(source: CompiledSource, subject: Subject): string {
+  const { principal, namespace, trustDomain } = subject;
+  if (source.principals !== null && !globMatches(source.principals, principal)) {
+    return `principal ${principal} is not in principals ${describeGlobSet(source.principals)}`;
+  }
+  if (source.notPrincipals !== null && globMatches(source.notPrincipals, principal)) {
+    return `principal ${principal} is in notPrincipals ${describeGlobSet(source.notPrincipals)}`;
+  }
+  if (source.namespaces !== null) {
+    if (namespace === null) return `the SPIFFE ID has no namespace, and the rule needs namespaces ${describeGlobSet(source.namespaces)}`;
+    if (!globMatches(source.namespaces, namespace)) {
+      return `namespace ${namespace} is not in namespaces ${describeGlobSet(source.namespaces)}`;
+    }
+  }
+  if (source.notNamespaces !== null && namespace !== null && globMatches(source.notNamespaces, namespace)) {
+    return `namespace ${namespace} is in notNamespaces ${describeGlobSet(source.notNamespaces)}`;
+  }
+  if (source.trustDomains !== null && !globMatches(source.trustDomains, trustDomain)) {
+    return `trust domain ${trustDomain} is not in trustDomains ${describeGlobSet(source.trustDomains)}`;
+  }
+  return 'matches';
+}
+
+function targetMismatch(target: CompiledTarget, request: PolicyRequest): string {
+  if (target.databases === null) return 'matches';
+  const list = describeGlobSet(target.databases);
+  if (request.database === null) return `no database was named, and databases ${list} has no "*"`;
+  return `database ${request.database} is not in databases ${list}`;
+}
+
+function several<T>(items: readonly T[], label: string, why: (item: T) => string): string {
+  if (items.length === 1) return why(items[0]!);
+  return `nothing in ${label} matches (${items.map((item, i) => `${label}[${i}]: ${why(item)}`).join('; ')})`;
+}
+
+function mismatch(rule: CompiledRule, subject: Subject, request: PolicyRequest): string | null {
+  if (firstSource(rule, subject) < 0) {
+    return several(rule.sources ?? [], 'from', (s) => sourceMismatch(s, subject));
+  }
+  if (firstTarget(rule, request) < 0) {
+    return `the caller matches, but ${several(rule.targets ?? [], 'to', (t) => targetMismatch(t, request))}`;
+  }
+  return null;
+}
+
+function matchedWhy(rule: CompiledRule, subject: Subject, request: PolicyRequest, decision: Decision): string {
+  const source = rule.sources?.[firstSource(rule, subject)] ?? null;
+  const target = rule.targets?.[firstTarget(rule, request)] ?? null;
+  if (rule.action === 'DENY') {
+    const what = describeMatch('DENY', source, target);
+    return decision.ruleId === rule.id ? `decides: ${what}` : `matches too: ${what}`;
+  }
+  if (decision.ruleId === rule.id) return `decides: as role ${target?.role ?? '?'}`;
+  if (!decision.allow) return `matches, but DENY rule ${decision.ruleId ?? '?'} wins`;
+  return `matches, but rule ${decision.ruleId ?? '?'} comes first`;
+}
+
+/** Every rule in evaluation order (DENY rules, then ALLOW rules, each in file order). */
+export function explainDecision(
+  rules: readonly CompiledRule[],
+  subject: Subject,
+  request: PolicyRequest,
+  decision: Decision,
+): Explanation {
+  const trace: TraceEntry[] = [];
+  for (const action of ['DENY', 'ALLOW'] as const) {
+    for (const rule of rules) {
+      if (rule.action !== action) continue;
+      const why = mismatch(rule, subject, request);
+      trace.push({
+        ruleId: rule.id,
+        action,
+        matched: why === null,
+        why: why ?? matchedWhy(rule, subject, request, decision),
+      });
+    }
+  }
+  return { ...decision, trace };
+}
+
+/** The reason when nothing allowed: says who and what, and where the fix goes. */
+export function defaultDenyReason(subject: Subject, request: PolicyRequest): string {
+  const what =
+    request.database === null
+      ? 'for a connection that names no database (only a rule with databases "*" allows that)'
+      : `for database ${request.database}`;
+  return `no ALLOW rule matches ${subject.spiffeId} ${what}; add one to the policy directory`;
+}

@@ -1,0 +1,164 @@
+/**
+ * A rule after compilation: globs turned into matchers and every Decision it can produce
+ * built in advance, so a match allocates nothing and the audit event can share the object.
+ * The boolean matchers here are the single definition of "matches"; explain() only adds
+ * words to their verdicts and never decides on its own.
+ */
+import { compileGlobSet, describeGlobSet, globMatches, type GlobSet } from './glob.ts';
+import type { MariadbTargetSpec, PolicyRuleSpec, PolicySourceSpec } from './schema.ts';
+import type { Decision, PolicyRequest, Subject } from './types.ts';
+
+export type Action = 'ALLOW' | 'DENY';
+
+export interface CompiledSource {
+  readonly principals: GlobSet | null;
+  readonly notPrincipals: GlobSet | null;
+  readonly namespaces: GlobSet | null;
+  readonly notNamespaces: GlobSet | null;
+  readonly trustDomains: GlobSet | null;
+  readonly description: string;
+}
+
+export interface CompiledTarget {
+  /** Null when the target names no databases: any database, or none. */
+  readonly databases: GlobSet | null;
+  readonly role: string | null;
+  readonly allowLocalInfile: boolean;
+  readonly description: string;
+}
+
+export interface CompiledRule {
+  readonly id: string;
+  readonly action: Action;
+  /** Null when `from` is omitted: every caller. */
+  readonly sources: readonly CompiledSource[] | null;
+  /** Null when `to` is omitted (DENY only): every request. */
+  readonly targets: readonly CompiledTarget[] | null;
+  /** decisions[source][target]; index 0 stands for an omitted `from` or `to`. */
+  readonly decisions: readonly (readonly Decision[])[];
+}
+
+const SPIFFE_SCHEME = 'spiffe://';
+
+/** Policy authors may write full SPIFFE IDs; subjects are matched in Istio principal form. */
+function principalForm(pattern: string): string {
+  return pattern.startsWith(SPIFFE_SCHEME) ? pattern.slice(SPIFFE_SCHEME.length) : pattern;
+}
+
+/** `<policy name>/<rule id>`, with the rule's index when it has no id. */
+export function ruleIdOf(policyName: string, rule: PolicyRuleSpec, index: number): string {
+  return `${policyName}/${rule.id ?? String(index)}`;
+}
+
+function globOrNull(patterns: readonly string[] | undefined, normalize?: (p: string) => string): GlobSet | null {
+  return patterns === undefined ? null : compileGlobSet(patterns, normalize);
+}
+
+function compileSource(spec: PolicySourceSpec): CompiledSource {
+  const fields: [string, readonly string[] | undefined][] = [
+    ['principals', spec.principals],
+    ['notPrincipals', spec.notPrincipals],
+    ['namespaces', spec.namespaces],
+    ['notNamespaces', spec.notNamespaces],
+    ['trustDomains', spec.trustDomains],
+  ];
+  const description = fields
+    .filter((f): f is [string, readonly string[]] => f[1] !== undefined)
+    .map(([name, list]) => `${name} ${list.join(', ')}`)
+    .join(' and ');
+  return {
+    principals: globOrNull(spec.principals, principalForm),
+    notPrincipals: globOrNull(spec.notPrincipals, principalForm),
+    namespaces: globOrNull(spec.namespaces),
+    notNamespaces: globOrNull(spec.notNamespaces),
+    trustDomains: globOrNull(spec.trustDomains),
+    description,
+  };
+}
+
+function compileTarget(spec: MariadbTargetSpec): CompiledTarget {
+  const databases = globOrNull(spec.databases);
+  return {
+    databases,
+    role: spec.role ?? null,
+    allowLocalInfile: spec.allowLocalInfile ?? false,
+    description: databases === null ? '' : `databases ${describeGlobSet(databases)}`,
+  };
+}
+
+/** What a matched (source, target) pair covers, e.g. `DENY for namespaces staging`. */
+export function describeMatch(action: Action, source: CompiledSource | null, target: CompiledTarget | null): string {
+  const who = source?.description ?? 'every caller';
+  const on = target === null || target.description === '' ? '' : ` on ${target.description}`;
+  return `${action} for ${who}${on}`;
+}
+
+function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null): Decision {
+  if (action === 'DENY') {
+    const reason = `denied by rule ${id} (${describeMatch(action, source, target)})`;
+    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false });
+  }
+  // The schema guarantees every ALLOW target exists and names a role.
+  const role = target?.role ?? null;
+  return Object.freeze({
+    allow: true,
+    ruleId: id,
+    reason: `allowed by rule ${id} as role ${role ?? '?'}`,
+    role,
+    allowLocalInfile: target?.allowLocalInfile ?? false,
+  });
+}
+
+export function compileRule(policyName: string, action: Action, spec: PolicyRuleSpec, index: number): CompiledRule {
+  const id = ruleIdOf(policyName, spec, index);
+  const sources = spec.from?.map((f) => compileSource(f.source)) ?? null;
+  const targets = spec.to?.map((t) => compileTarget(t.mariadb)) ?? null;
+  const decisions = (sources ?? [null]).map((source) =>
+    Object.freeze((targets ?? [null]).map((target) => buildDecision(id, action, source, target))),
+  );
+  return Object.freeze({ id, action, sources, targets, decisions: Object.freeze(decisions) });
+}
+
+export function sourceMatches(source: CompiledSource, subject: Subject): boolean {
+  if (source.principals !== null && !globMatches(source.principals, subject.principal)) return false;
+  if (source.notPrincipals !== null && globMatches(source.notPrincipals, subject.principal)) return false;
+  // Istio treats `*` as "present", so an ID outside the ns/sa layout never matches a
+  // namespaces list, yet does satisfy a notNamespaces list.
+  const ns = subject.namespace;
+  if (source.namespaces !== null && (ns === null || !globMatches(source.namespaces, ns))) return false;
+  if (source.notNamespaces !== null && ns !== null && globMatches(source.notNamespaces, ns)) return false;
+  if (source.trustDomains !== null && !globMatches(source.trustDomains, subject.trustDomain)) return false;
+  return true;
+}
+
+export function targetMatches(target: CompiledTarget, request: PolicyRequest): boolean {
+  const set = target.databases;
+  if (set === null) return true;
+  // A client that names no database may then `USE` any; only `*` grants that.
+  return request.database === null ? set.any : globMatches(set, request.database);
+}
+
+/** Index of the first source matching the subject (0 when `from` is omitted), or -1. */
+export function firstSource(rule: CompiledRule, subject: Subject): number {
+  const sources = rule.sources;
+  if (sources === null) return 0;
+  for (let i = 0; i < sources.length; i += 1) if (sourceMatches(sources[i]!, subject)) return i;
+  return -1;
+}
+
+/** Index of the first target matching the request (0 when `to` is omitted), or -1. */
+export function firstTarget(rule: CompiledRule, request: PolicyRequest): number {
+  const targets = rule.targets;
+  if (targets === null) return 0;
+  for (let i = 0; i < targets.length; i += 1) if (targetMatches(targets[i]!, request)) return i;
+  return -1;
+}
+
+/** The rule's decision for this request, or null when the rule does not match. */
+export function ruleDecision(rule: CompiledRule, subject: Subject, request: PolicyRequest): Decision | null {
+  const s = firstSource(rule, subject);
+  if (s < 0) return null;
+  const t = firstTarget(rule, request);
+  if (t < 0) return null;
+  return rule.decisions[s]?.[t] ?? null;
+}

@@ -1,0 +1,132 @@
+/**
+ * The AccessPolicy document schema. zod checks shape (strict objects, so a misspelt or
+ * mis-indented key fails instead of silently widening a rule); `checkSemantics` checks what
+ * depends on more than one field, such as roles being required only on ALLOW rules.
+ */
+import { z } from 'zod';
+import { globProblem } from './glob.ts';
+
+export const API_VERSION = 'meshgate.dev/v1alpha1';
+export const KIND = 'AccessPolicy';
+
+// Kubernetes object-name rules, so a policy can live in a ConfigMap under the same name.
+const POLICY_NAME = /^[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?$/;
+const RULE_ID = /^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+// Unquoted MariaDB identifier characters; meshgate quotes roles, but a backtick could still
+// break out of the quoting, so anything outside this set is refused at load.
+const ROLE = /^[A-Za-z0-9_$]{1,64}$/;
+
+const pattern = z.string().superRefine((value, ctx) => {
+  const problem = globProblem(value);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+});
+const patternList = z.array(pattern).min(1);
+
+const sourceShape = {
+  principals: patternList.optional(),
+  notPrincipals: patternList.optional(),
+  namespaces: patternList.optional(),
+  notNamespaces: patternList.optional(),
+  trustDomains: patternList.optional(),
+};
+const fromShape = { source: z.strictObject(sourceShape) };
+
+const mariadbShape = {
+  databases: patternList.optional(),
+  role: z.string().regex(ROLE, 'must be a MariaDB role name: 1-64 of A-Z a-z 0-9 _ $').optional(),
+  allowLocalInfile: z.boolean().optional(),
+};
+const toShape = { mariadb: z.strictObject(mariadbShape) };
+
+const ruleShape = {
+  id: z
+    .string()
+    .max(63)
+    .regex(RULE_ID, 'must be letters, digits, "-", "_" or ".", starting and ending with a letter or digit')
+    .optional(),
+  from: z.array(z.strictObject(fromShape)).min(1).optional(),
+  to: z.array(z.strictObject(toShape)).min(1).optional(),
+};
+
+const specShape = {
+  action: z.enum(['ALLOW', 'DENY']),
+  rules: z.array(z.strictObject(ruleShape)).min(1),
+};
+const metadataShape = {
+  name: z.string().max(253).regex(POLICY_NAME, 'must be lower-case letters, digits, "-" or ".", like a Kubernetes object name'),
+};
+const documentShape = {
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(KIND),
+  metadata: z.strictObject(metadataShape),
+  spec: z.strictObject(specShape),
+};
+
+export const policyDocumentSchema = z.strictObject(documentShape);
+export type PolicyDocument = z.infer<typeof policyDocumentSchema>;
+export type PolicyRuleSpec = PolicyDocument['spec']['rules'][number];
+export type PolicySourceSpec = NonNullable<PolicyRuleSpec['from']>[number]['source'];
+export type MariadbTargetSpec = NonNullable<PolicyRuleSpec['to']>[number]['mariadb'];
+
+/**
+ * The keys each object accepts, by path with indices as `[]`, so an unknown-key error can
+ * say what was meant. Derived from the shapes above so the two cannot drift.
+ */
+export const ALLOWED_KEYS: Readonly<Record<string, readonly string[]>> = {
+  '': Object.keys(documentShape),
+  metadata: Object.keys(metadataShape),
+  spec: Object.keys(specShape),
+  'spec.rules[]': Object.keys(ruleShape),
+  'spec.rules[].from[]': Object.keys(fromShape),
+  'spec.rules[].from[].source': Object.keys(sourceShape),
+  'spec.rules[].to[]': Object.keys(toShape),
+  'spec.rules[].to[].mariadb': Object.keys(mariadbShape),
+};
+
+export interface SemanticProblem {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+/** Rules that zod's per-field checks cannot express. */
+export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
+  const problems: SemanticProblem[] = [];
+  const allow = doc.spec.action === 'ALLOW';
+  doc.spec.rules.forEach((rule, r) => {
+    const at = ['spec', 'rules', r];
+    rule.from?.forEach((item, f) => {
+      if (Object.keys(item.source).length === 0) {
+        problems.push({
+          path: [...at, 'from', f, 'source'],
+          message: 'names no field and would match every caller; omit `from` to mean that',
+        });
+      }
+    });
+    if (allow && rule.to === undefined) {
+      problems.push({ path: [...at, 'to'], message: 'required for ALLOW rules: it names the databases and the MariaDB role to connect as' });
+    }
+    rule.to?.forEach((item, t) => {
+      const target = [...at, 'to', t, 'mariadb'];
+      if (allow && item.mariadb.role === undefined) {
+        problems.push({ path: [...target, 'role'], message: 'required for ALLOW rules' });
+      }
+      if (!allow && item.mariadb.role !== undefined) {
+        problems.push({ path: [...target, 'role'], message: 'not allowed on DENY rules: a DENY rule grants nothing' });
+      }
+      if (!allow && item.mariadb.allowLocalInfile !== undefined) {
+        problems.push({ path: [...target, 'allowLocalInfile'], message: 'not allowed on DENY rules: a DENY rule grants nothing' });
+      }
+    });
+  });
+  return problems;
+}
+
+/** `['spec','rules',0,'to']` → `spec.rules[0].to`, the form every error message uses. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}

@@ -1,0 +1,95 @@
+/**
+ * Assembles a running meshgate from a validated config: trust, policy, upstream accounts,
+ * audit sink and the MySQL listener. Everything that can be wrong is checked here, before
+ * the first client is accepted.
+ */
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { openJsonlAuditSink } from './audit/jsonl-sink.ts';
+import type { AuditSink } from './audit/types.ts';
+import { readSecret } from './config/load.ts';
+import type { MeshgateConfig } from './config/schema.ts';
+import type { Logger, MysqlEngineContext, RoleAccount } from './engines/mysql/context.ts';
+import { MysqlListener } from './engines/mysql/listener.ts';
+import { probeServerProfile } from './engines/mysql/profile.ts';
+import { mgError } from './errors/index.ts';
+import { verifyTlsPeer } from './identity/peer.ts';
+import { loadPolicyDir } from './policy/index.ts';
+
+export interface RunningMeshgate {
+  readonly address: AddressInfo;
+  readonly audit: AuditSink;
+  readonly listener: MysqlListener;
+  close(): Promise<void>;
+}
+
+export async function startMeshgate(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RunningMeshgate> {
+  const policy = await loadPolicyDir(config.policy.dir);
+  const accounts = new Map<string, RoleAccount>();
+  for (const [role, account] of Object.entries(config.upstream.roles)) {
+    accounts.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, env) });
+  }
+  const secureContext = createSecureContext({
+    cert: readPem(config.listener.tls.cert, 'listener.tls.cert'),
+    key: readPem(config.listener.tls.key, 'listener.tls.key'),
+    ca: config.trust.bundles.map((b, i) => readPem(b, `trust.bundles[${i}]`)),
+    minVersion: 'TLSv1.2',
+    // Without a session id context OpenSSL aborts resumption of client-authenticated
+    // sessions with an internal_error alert; drivers such as mysql2 do resume.
+    sessionIdContext: 'meshgate-mysql',
+  });
+  const upstream = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
+  const profile = await probeServerProfile(upstream);
+  const audit = await openJsonlAuditSink(config.audit.file, {
+    highWaterEvents: config.audit.highWaterEvents,
+    onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
+  });
+  const trustDomains = config.trust.trustDomains;
+  const ctx: MysqlEngineContext = {
+    profile,
+    upstream,
+    tlsRequired: config.listener.tls.required,
+    secureContext: () => secureContext,
+    verifyPeer: (facts) => verifyTlsPeer(facts, { trustDomains }),
+    policy: () => policy,
+    account: (role) => accounts.get(role),
+    audit,
+    log,
+    maxClientMessageBytes: config.listener.maxClientMessageBytes,
+    tagStatements: config.audit.tagStatements,
+  };
+  const listener = new MysqlListener(ctx);
+  let address: AddressInfo;
+  try {
+    address = await listener.listen({ host: config.listener.host, port: config.listener.port });
+  } catch (error) {
+    await audit.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    throw mgError('MG_CONFIG_INVALID', `cannot listen on ${config.listener.host}:${config.listener.port} (${code}); choose another listener.port`, error);
+  }
+  log.info('meshgate listening', {
+    address: `${address.address}:${address.port}`,
+    upstream: `${upstream.host}:${upstream.port}`,
+    upstreamVersion: profile.serverVersion,
+    policyRules: policy.ruleCount,
+    audit: config.audit.file,
+  });
+  return {
+    address,
+    audit,
+    listener,
+    async close() {
+      await listener.close();
+      await audit.close();
+    },
+  };
+}
+
+function readPem(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw mgError('MG_CONFIG_INVALID', `${field}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}

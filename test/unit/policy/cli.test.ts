@@ -1,0 +1,133 @@
+import { after, before, describe, it } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError, type CliCommand, type CliIO } from '../../../src/cli/command.ts';
+import { policyCommands } from '../../../src/cli/commands/policy.ts';
+
+function command(...path: string[]): CliCommand {
+  const found = policyCommands.find((c) => c.path.join(' ') === path.join(' '));
+  if (found === undefined) return assert.fail(`no command ${path.join(' ')}`);
+  return found;
+}
+
+function fakeIO(cwd: string): CliIO & { lines: string[]; errors: string[] } {
+  const lines: string[] = [];
+  const errors: string[] = [];
+  return { lines, errors, out: (l) => lines.push(l), err: (l) => errors.push(l), cwd, env: {} };
+}
+
+const ORDERS = `apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: orders-read-write }
+spec:
+  action: ALLOW
+  rules:
+    - id: shop-rw
+      from: [{ source: { principals: ["cluster.local/ns/shop/sa/orders"] } }]
+      to: [{ mariadb: { databases: [shop], role: shop_writer, allowLocalInfile: true } }]
+`;
+const DENY = `apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: deny-staging }
+spec:
+  action: DENY
+  rules:
+    - from: [{ source: { namespaces: [staging] } }]
+---
+# spare separator left by an editor
+`;
+
+describe('policy commands', () => {
+  let cwd = '';
+  before(async () => {
+    cwd = await mkdtemp(join(tmpdir(), 'meshgate-policy-cli-'));
+    await mkdir(join(cwd, 'policy'));
+    await writeFile(join(cwd, 'policy', 'orders.yaml'), ORDERS);
+    await writeFile(join(cwd, 'policy', 'deny.yml'), DENY);
+    await mkdir(join(cwd, 'broken'));
+    await writeFile(join(cwd, 'broken', 'orders.yaml'), ORDERS.replace(', role: shop_writer', ''));
+    await mkdir(join(cwd, 'empty'));
+  });
+  after(async () => {
+    await rm(cwd, { recursive: true, force: true });
+  });
+
+  it('every command has a summary, usage and help', () => {
+    assert.deepEqual(policyCommands.map((c) => c.path.join(' ')), ['policy validate', 'policy explain']);
+    for (const c of policyCommands) assert.ok(c.summary !== '' && c.usage !== '' && c.help !== '');
+  });
+
+  it('validate prints documents and rules per file', async () => {
+    const io = fakeIO(cwd);
+    assert.equal(await command('policy', 'validate').run({}, ['policy'], io), 0);
+    assert.deepEqual(io.lines, [
+      'policy/deny.yml     1 document, 1 rule',
+      'policy/orders.yaml  1 document, 1 rule',
+      'ok: 2 files, 2 documents, 2 rules',
+    ]);
+  });
+
+  it('validate throws MG_POLICY_INVALID naming file and field', async () => {
+    await assert.rejects(command('policy', 'validate').run({}, ['broken'], fakeIO(cwd)), {
+      code: 'MG_POLICY_INVALID',
+      message: /^broken\/orders\.yaml doc 1: spec\.rules\[0\]\.to\[0\]\.mariadb\.role: required for ALLOW rules/,
+    });
+    await assert.rejects(command('policy', 'validate').run({}, ['empty'], fakeIO(cwd)), {
+      message: 'no policy documents in empty; nothing would be allowed',
+    });
+  });
+
+  it('validate wants exactly one directory', async () => {
+    await assert.rejects(command('policy', 'validate').run({}, [], fakeIO(cwd)), UsageError);
+  });
+
+  it('explain exits 0 on allow and prints decision, rule, role, reason and trace', async () => {
+    const io = fakeIO(cwd);
+    const code = await command('policy', 'explain').run(
+      { dir: 'policy', principal: 'spiffe://cluster.local/ns/shop/sa/orders', database: 'shop' },
+      [],
+      io,
+    );
+    assert.equal(code, 0);
+    assert.deepEqual(io.lines, [
+      'decision: ALLOW',
+      'rule:     orders-read-write/shop-rw',
+      'role:     shop_writer',
+      'infile:   LOAD DATA LOCAL INFILE allowed',
+      'reason:   allowed by rule orders-read-write/shop-rw as role shop_writer',
+      '',
+      'RULE                       ACTION  MATCHED  WHY',
+      'deny-staging/0             DENY    no       namespace shop is not in namespaces staging',
+      'orders-read-write/shop-rw  ALLOW   yes      decides: as role shop_writer',
+    ]);
+  });
+
+  it('explain exits 3 on deny, accepting the Istio principal form', async () => {
+    const io = fakeIO(cwd);
+    const code = await command('policy', 'explain').run({ dir: 'policy', principal: 'cluster.local/ns/staging/sa/orders' }, [], io);
+    assert.equal(code, 3);
+    assert.equal(io.lines[0], 'decision: DENY');
+    assert.equal(io.lines[1], 'rule:     deny-staging/0');
+    assert.equal(io.lines[2], 'role:     -');
+    assert.equal(io.lines[3], 'reason:   denied by rule deny-staging/0 (DENY for namespaces staging)');
+  });
+
+  it('explain turns a bad principal or a missing flag into a usage error', async () => {
+    await assert.rejects(command('policy', 'explain').run({ dir: 'policy', principal: 'not a principal' }, [], fakeIO(cwd)), {
+      name: 'UsageError',
+      message: /^--principal: .*not a SPIFFE ID/,
+    });
+    await assert.rejects(command('policy', 'explain').run({ principal: 'td/ns/a/sa/b' }, [], fakeIO(cwd)), {
+      name: 'UsageError',
+      message: '--dir is required',
+    });
+  });
+
+  it('explain fails with MG_POLICY_INVALID on a broken directory', async () => {
+    await assert.rejects(command('policy', 'explain').run({ dir: 'broken', principal: 'td/ns/a/sa/b' }, [], fakeIO(cwd)), {
+      code: 'MG_POLICY_INVALID',
+    });
+  });
+});
