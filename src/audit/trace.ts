@@ -153,18 +153,28 @@ function urlEncode(s: string): string {
 export function tagStatement(sql: string, comment: string): string {
   if (comment === '') return sql;
   if (!isSafeComment(comment)) throw new TypeError('tagStatement needs a comment made by sqlcommenterComment');
+  const place = tagPlacement(sql);
+  if (place === null) return sql;
+  return sql.slice(0, place.cut) + place.separator + comment + sql.slice(place.cut);
+}
+
+/**
+ * Where tagStatement puts a comment: before index `cut`, preceded by `separator`; null when
+ * the statement must go untagged. For callers that splice bytes themselves (the MySQL relay,
+ * which must not re-encode a statement that may not be UTF-8).
+ */
+export function tagPlacement(sql: string): { readonly cut: number; readonly separator: ' ' | '\n' } | null {
   const a = scanSql(sql, true);
-  if (a.state === 'string' || a.state === 'block_comment' || a.ambiguous || a.cut === 0) return sql;
+  if (a.state === 'string' || a.state === 'block_comment' || a.ambiguous || a.cut === 0) return null;
   if (a.backslashInQuote) {
     const b = scanSql(sql, false);
-    if (b.state === 'string' || b.state === 'block_comment' || b.ambiguous) return sql;
-    if (b.cut !== a.cut || b.cutInLineComment !== a.cutInLineComment) return sql;
+    if (b.state === 'string' || b.state === 'block_comment' || b.ambiguous) return null;
+    if (b.cut !== a.cut || b.cutInLineComment !== a.cutInLineComment) return null;
   }
   // '--;' is two minus signs, but '-- ' would start a comment that swallows the tag. Such a
   // statement cannot parse anyway, so it goes as it came.
-  if (sql.charCodeAt(a.cut - 1) === 0x2d && sql.charCodeAt(a.cut - 2) === 0x2d && !a.cutInLineComment) return sql;
-  const separator = a.cutInLineComment ? '\n' : ' ';
-  return sql.slice(0, a.cut) + separator + comment + sql.slice(a.cut);
+  if (sql.charCodeAt(a.cut - 1) === 0x2d && sql.charCodeAt(a.cut - 2) === 0x2d && !a.cutInLineComment) return null;
+  return { cut: a.cut, separator: a.cutInLineComment ? '\n' : ' ' };
 }
 
 /**

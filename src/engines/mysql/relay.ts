@@ -6,8 +6,9 @@
  */
 import type { Socket } from 'node:net';
 import type { AuditIdentity, StatementEvent } from '../../audit/types.ts';
-import { extractTraceparent, newSpanId, newTraceId, sqlcommenterComment, tagStatement } from '../../audit/trace.ts';
+import { extractTraceparent, newSpanId, newTraceId, sqlcommenterComment, tagPlacement } from '../../audit/trace.ts';
 import { statementVerb } from '../../audit/classify.ts';
+import { redactSecrets } from '../../audit/redact.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import { Command, LAST_PREPARED_STATEMENT_ID, MAX_PACKET_PAYLOAD } from './codec/constants.ts';
 import { decodeCommand, MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
@@ -58,7 +59,7 @@ export class Relay implements ResponseHandler {
   private bytesFromClient = 0;
   private bytesFromUpstream = 0;
   private ended = false;
-  private readonly tagPrefix: Record<string, string>;
+  private readonly commentHead: string;
 
   constructor(
     private readonly client: Socket,
@@ -71,7 +72,9 @@ export class Relay implements ResponseHandler {
     this.database = options.database;
     this.framer = new PacketFramer(ctx.maxClientMessageBytes);
     this.tracker = new ResponseTracker(options.deprecateEof, this);
-    this.tagPrefix = { meshgate_identity: options.identity.spiffeId, meshgate_role: options.role };
+    // Everything of the tag but the per-statement trace, encoded once per session; the
+    // comment is pure ASCII (sqlcommenter percent-encodes the rest).
+    this.commentHead = sqlcommenterComment({ meshgate_identity: options.identity.spiffeId, meshgate_role: options.role }).slice(0, -2);
     this.leftover = upstream.leftover;
   }
 
@@ -184,23 +187,31 @@ export class Relay implements ResponseHandler {
     }
   }
 
-  /** The statement with a sqlcommenter comment appended, so MariaDB's logs show who asked. */
+  /**
+   * The statement with a sqlcommenter comment naming the caller, so MariaDB's processlist
+   * and logs show who asked. Bytes are spliced, never re-encoded: the statement may be in a
+   * charset other than UTF-8.
+   */
   private tagged(frame: Frame, sql: string, newTrace: string | null): Buffer | null {
-    // Tagging must not change how many packets the command takes: the sequence ids of the
-    // server's answer would no longer match what the client expects.
+    // Text beyond the decoded prefix was not lexed; and tagging must not change how many
+    // packets the command takes, or the answer's sequence ids would not match the client's.
     if (frame.payload.length - 1 > MAX_DECODED_TEXT_BYTES) return null;
-    const fields = newTrace === null ? this.tagPrefix : { ...this.tagPrefix, traceparent: `00-${newTrace}-${newSpanId()}-01` };
-    const tagged = tagStatement(sql, sqlcommenterComment(fields));
-    if (tagged === sql || !tagged.startsWith(sql)) return null;
-    // Append bytes rather than re-encoding the statement: it may be in a non-UTF-8 charset.
-    const suffix = Buffer.from(tagged.slice(sql.length), 'utf8');
-    const length = frame.payload.length + suffix.length;
+    const place = tagPlacement(sql);
+    if (place === null) return null;
+    // Character and byte offsets agree when decoding mapped each byte to one character;
+    // otherwise only an append at the very end is safe.
+    if (place.cut !== sql.length && frame.payload.length - 1 !== sql.length) return null;
+    const cutByte = 1 + (place.cut === sql.length ? frame.payload.length - 1 : place.cut);
+    const comment =
+      place.separator + this.commentHead + (newTrace === null ? '*/' : `,traceparent='00-${newTrace}-${newSpanId()}-01'*/`);
+    const length = frame.payload.length + comment.length;
     if (length >= MAX_PACKET_PAYLOAD) return null;
     const out = Buffer.allocUnsafe(HEADER_BYTES + length);
     out.writeUIntLE(length, 0, 3);
     out[3] = frame.seq;
-    frame.payload.copy(out, HEADER_BYTES);
-    suffix.copy(out, HEADER_BYTES + frame.payload.length);
+    frame.payload.copy(out, HEADER_BYTES, 0, cutByte);
+    out.write(comment, HEADER_BYTES + cutByte, 'latin1');
+    frame.payload.copy(out, HEADER_BYTES + cutByte + comment.length, cutByte);
     return out;
   }
 
@@ -300,7 +311,7 @@ export class Relay implements ResponseHandler {
       traceId,
       command,
       verb: text === null || command === 'init_db' ? null : statementVerb(text),
-      statement: text,
+      statement: text === null ? null : redactSecrets(text),
       database: this.database,
       decision,
       rule: decision === 'allow' ? this.options.rule : null,

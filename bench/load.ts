@@ -1,0 +1,81 @@
+/** Closed-loop load: each connection sends its next query when the last one answered. */
+import mysql from 'mysql2/promise';
+import { cpuMicros } from './cpu.ts';
+
+export type Mode = 'text' | 'prepared';
+
+export interface LoadResult {
+  readonly qps: number;
+  /** CPU microseconds per query spent by each watched process during the measurement. */
+  readonly cpuUsPerQuery: Readonly<Record<string, number>>;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly queries: number;
+}
+
+export async function pointSelects(
+  options: mysql.ConnectionOptions,
+  connections: number,
+  mode: Mode,
+  seconds: number,
+  rows: number,
+  watch: Readonly<Record<string, number>> = {},
+): Promise<LoadResult> {
+  const conns = await Promise.all(Array.from({ length: connections }, () => mysql.createConnection(options)));
+  try {
+    const run = async (durationMs: number, latencies: number[] | null) => {
+      const end = performance.now() + durationMs;
+      await Promise.all(
+        conns.map(async (conn, c) => {
+          let i = c * 7919;
+          while (performance.now() < end) {
+            const id = (i++ % rows) + 1;
+            const start = performance.now();
+            if (mode === 'text') await conn.query(`SELECT id, name, qty FROM items WHERE id = ${id}`);
+            else await conn.execute('SELECT id, name, qty FROM items WHERE id = ?', [id]);
+            latencies?.push((performance.now() - start) * 1000);
+          }
+        }),
+      );
+    };
+    await run(500, null); // warm-up: JIT, prepared statement caches, TLS buffers
+    const latencies: number[] = [];
+    const cpuBefore = Object.fromEntries(Object.entries(watch).map(([name, pid]) => [name, cpuMicros(pid)]));
+    const started = performance.now();
+    await run(seconds * 1000, latencies);
+    const elapsed = (performance.now() - started) / 1000;
+    const cpuUsPerQuery = Object.fromEntries(
+      Object.entries(watch).map(([name, pid]) => [name, Math.round((cpuMicros(pid) - cpuBefore[name]!) / latencies.length)]),
+    );
+    latencies.sort((a, b) => a - b);
+    return {
+      cpuUsPerQuery,
+      qps: latencies.length / elapsed,
+      p50Us: percentile(latencies, 0.5),
+      p99Us: percentile(latencies, 0.99),
+      queries: latencies.length,
+    };
+  } finally {
+    await Promise.all(conns.map((c) => c.end()));
+  }
+}
+
+/** Time from TCP connect (and TLS handshake) to the first result, `count` times in a row. */
+export async function connectLatency(options: mysql.ConnectionOptions, count: number): Promise<{ p50Us: number; p99Us: number }> {
+  const samples: number[] = [];
+  for (let i = 0; i < count + 10; i++) {
+    const start = performance.now();
+    const conn = await mysql.createConnection(options);
+    await conn.query('SELECT 1');
+    const took = (performance.now() - start) * 1000;
+    await conn.end();
+    if (i >= 10) samples.push(took);
+  }
+  samples.sort((a, b) => a - b);
+  return { p50Us: percentile(samples, 0.5), p99Us: percentile(samples, 0.99) };
+}
+
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+}

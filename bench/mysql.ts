@@ -1,0 +1,138 @@
+/**
+ * `npm run bench:mysql`: point selects direct to MariaDB, through a plain Node TCP relay,
+ * and through meshgate (mTLS + policy + audit), in one run on the same machine, at 1, 8
+ * and 32 connections, text and prepared. One JSON line per scenario on stdout.
+ *
+ * Options (env): MESHGATE_BENCH_SECONDS (default 3 per measurement), MESHGATE_BENCH_CONNECTS (default 300).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
+import { provision } from '../src/demo/provision.ts';
+import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
+import { connectLatency, pointSelects, type Mode } from './load.ts';
+
+const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
+const SECONDS = Number(process.env.MESHGATE_BENCH_SECONDS ?? 3);
+const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 300);
+const ROWS = 10_000;
+const TRUST_DOMAIN = 'bench.meshgate.local';
+
+async function startChild(script: string, args: string[], nodeFlags: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(import.meta.dirname, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    const match = /^ready (\d+)$/.exec(line);
+    if (match) return { child, port: Number(match[1]) };
+  }
+  throw new Error(`${script} exited before it was ready`);
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
+const children: ChildProcess[] = [];
+const provisioned = await provision(MARIADB, 'mgbench', { bench_reader: { privileges: ['SELECT'] } }, [
+  'CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, qty INT NOT NULL)',
+  `INSERT INTO {db}.items SELECT seq, CONCAT('item-', seq), seq % 100 FROM {db}.seq_1_to_${ROWS}`,
+]);
+try {
+  const account = provisioned.accounts.get('bench_reader')!;
+  const caDir = join(dir, 'ca');
+  await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
+  const server = await issueServerCert({ caDir, outDir: dir });
+  const client = await issueSvid({ caDir, spiffeId: `spiffe://${TRUST_DOMAIN}/ns/bench/sa/loadgen`, outDir: dir, name: 'client', ttlSeconds: 7200 });
+  await mkdir(join(dir, 'policy'));
+  await writeFile(
+    join(dir, 'policy', 'bench.yaml'),
+    stringify({
+      apiVersion: 'meshgate.dev/v1alpha1',
+      kind: 'AccessPolicy',
+      metadata: { name: 'bench' },
+      spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bench'] } }], to: [{ mariadb: { databases: ['mgbench'], role: 'bench_reader' } }] }] },
+    }),
+  );
+  await writeFile(join(dir, 'reader.pw'), account.password, { mode: 0o600 });
+  await writeFile(
+    join(dir, 'meshgate.yaml'),
+    stringify({
+      listener: { port: 0, tls: { cert: server.certPath, key: server.keyPath } },
+      trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
+      upstream: { host: MARIADB.host, port: MARIADB.port, roles: { bench_reader: { user: account.user, password: { file: 'reader.pw' } } } },
+      policy: { dir: 'policy' },
+      audit: { file: 'audit.jsonl', tagStatements: process.env.MESHGATE_BENCH_TAG !== '0' },
+    }),
+  );
+  const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);
+  // MESHGATE_BENCH_PROFILE=DIR writes a V8 CPU profile of the meshgate process there.
+  const profile = process.env.MESHGATE_BENCH_PROFILE;
+  const nodeFlags = (process.env.MESHGATE_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  if (profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
+  const meshgate = await startChild('meshgate-child.ts', [join(dir, 'meshgate.yaml')], nodeFlags);
+  children.push(relay.child, meshgate.child);
+
+  const base = { user: account.user, password: account.password, database: 'mgbench', host: '127.0.0.1' };
+  const direct = { ...base, port: MARIADB.port };
+  const viaRelay = { ...base, port: relay.port };
+  const ssl = { cert: await readFile(client.certPath), key: await readFile(client.keyPath), ca: await readFile(client.bundlePath) };
+  const viaMeshgate = { ...base, port: meshgate.port, user: 'loadgen', password: '', ssl };
+
+  const modes = (process.env.MESHGATE_BENCH_MODES ?? 'text,prepared').split(',') as Mode[];
+  const connectionCounts = (process.env.MESHGATE_BENCH_CONNECTIONS ?? '1,8,32').split(',').map(Number);
+  for (const mode of modes) {
+    for (const connections of connectionCounts) {
+      const watch = { client: process.pid, relay: relay.child.pid!, meshgate: meshgate.child.pid!, ...mariadbPid() };
+      const d = await pointSelects(direct, connections, mode, SECONDS, ROWS, watch);
+      const r = await pointSelects(viaRelay, connections, mode, SECONDS, ROWS, watch);
+      const m = await pointSelects(viaMeshgate, connections, mode, SECONDS, ROWS, watch);
+      console.log(
+        JSON.stringify({
+          scenario: `point_select_${mode}`,
+          connections,
+          direct_qps: Math.round(d.qps),
+          relay_qps: Math.round(r.qps),
+          meshgate_qps: Math.round(m.qps),
+          ratio_vs_relay: round(m.qps / r.qps),
+          ratio_vs_direct: round(m.qps / d.qps),
+          p50_us: m.p50Us,
+          p99_us: m.p99Us,
+          direct_p50_us: d.p50Us,
+          relay_p50_us: r.p50Us,
+          cpu_us_per_query: { direct: d.cpuUsPerQuery, relay: r.cpuUsPerQuery, meshgate: m.cpuUsPerQuery },
+        }),
+      );
+    }
+  }
+  const directConnect = await connectLatency(direct, CONNECTS);
+  const meshgateConnect = await connectLatency(viaMeshgate, CONNECTS);
+  console.log(
+    JSON.stringify({
+      scenario: 'connect_to_first_result',
+      connections: 1,
+      samples: CONNECTS,
+      direct_p50_us: directConnect.p50Us,
+      direct_p99_us: directConnect.p99Us,
+      meshgate_mtls_p50_us: meshgateConnect.p50Us,
+      meshgate_mtls_p99_us: meshgateConnect.p99Us,
+    }),
+  );
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  await provisioned.drop();
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** MariaDB's server process, when it runs on this machine, so its CPU share shows too. */
+function mariadbPid(): Record<string, number> {
+  try {
+    const pid = Number(execFileSync('pidof', ['mariadbd'], { encoding: 'utf8' }).trim().split(' ')[0]);
+    return Number.isInteger(pid) && pid > 0 ? { mariadb: pid } : {};
+  } catch {
+    return {};
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
