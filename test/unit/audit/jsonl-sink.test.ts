@@ -133,10 +133,30 @@ describe('openJsonlAuditSink', () => {
     await fresh.close();
   });
 
+  it('gathers events for batchDelayMs into one write', async () => {
+    const path = tmp.file('gather.jsonl');
+    const gate = gatedFile();
+    const sink = await openJsonlAuditSink(path, { openFile: gate.openFile, batchDelayMs: 20 });
+    sink.record(statementEvent(0));
+    await tick();
+    sink.record(statementEvent(1));
+    await tick();
+    assert.deepEqual(gate.writes, [], 'nothing is written before the window closes');
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    sink.record(statementEvent(2));
+    gate.release();
+    await until(() => gate.writes.length === 1);
+    assert.deepEqual(gate.writes, [2], 'the two events of the window went out together');
+    gate.release();
+    await sink.close();
+    assert.equal((await verifyAuditFile(path)).events, 3);
+  });
+
   it('turns backlogged at the high-water mark and fires drain listeners once below half', async () => {
     const path = tmp.file('backlog.jsonl');
     const gate = gatedFile();
-    const sink = await openJsonlAuditSink(path, { highWaterEvents: 4, openFile: gate.openFile });
+    // Writes start on the next turn here, so each step below is one event-loop turn.
+    const sink = await openJsonlAuditSink(path, { highWaterEvents: 4, openFile: gate.openFile, batchDelayMs: 0 });
     sink.record(statementEvent(0));
     await until(() => sink.pending === 1 && !sink.backlogged);
     await tick(); // the first write is now waiting at the gate
