@@ -1,0 +1,89 @@
+/**
+ * `meshgate serve` as a real process: it starts from a config file, serves a real client,
+ * stops on SIGTERM with the audit trail flushed and intact, and refuses a bad config with
+ * one clear error and a non-zero exit.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import mysql from 'mysql2/promise';
+import { stringify } from 'yaml';
+import { verifyAuditFile } from '../../src/audit/verify.ts';
+import { startHarness, STANDARD_WORKLOADS, MARIADB, TRUST_DOMAIN, type Harness } from '../helpers/meshgate.ts';
+
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+function meshgate(args: string[]) {
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('meshgate serve (process)', () => {
+  // The harness provides CA, certificates, database, accounts and policy; its own in-process
+  // meshgate is not used here.
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ name: 'serve', workloads: STANDARD_WORKLOADS });
+  });
+  after(async () => h?.stop());
+
+  it('serves clients and stops cleanly on SIGTERM with the audit flushed', async () => {
+    const roles: Record<string, unknown> = {};
+    for (const account of h.provisioned.accounts.values()) {
+      await writeFile(join(h.dir, `${account.role}.pw`), account.password, { mode: 0o600 });
+      roles[account.role] = { user: account.user, password: { file: `${account.role}.pw` } };
+    }
+    const auditFile = join(h.dir, 'serve-audit.jsonl');
+    const config = join(h.dir, 'serve.yaml');
+    await writeFile(
+      config,
+      stringify({
+        listener: { port: 0, tls: { cert: 'server/server.crt', key: 'server/server.key' } },
+        trust: { bundles: ['ca/bundle.pem'], trustDomains: [TRUST_DOMAIN] },
+        upstream: { host: MARIADB.host, port: MARIADB.port, roles },
+        policy: { dir: 'policy' },
+        audit: { file: auditFile },
+      }),
+    );
+    const child = meshgate(['serve', '--config', config]);
+    const stderr: string[] = [];
+    child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+    let port = 0;
+    for await (const line of createInterface({ input: child.stdout })) {
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(line);
+      if (match) {
+        port = Number(match[1]);
+        break;
+      }
+    }
+    assert.ok(port > 0, `meshgate did not start: ${stderr.join('')}`);
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl('orders') });
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
+    assert.equal(rows[0]!.r, 'serve_rw');
+    await conn.end();
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 0, stderr.join(''));
+    const verdict = await verifyAuditFile(auditFile);
+    assert.equal(verdict.ok, true);
+    assert.equal(verdict.events, 3, 'connection, statement and session end are on disk');
+    assert.ok(!stderr.join('').includes(h.provisioned.accounts.get('serve_rw')!.password), 'the log never shows a password');
+  });
+
+  it('refuses an invalid config with one error naming the field, exit code 1', async () => {
+    const config = join(h.dir, 'bad.yaml');
+    await writeFile(config, 'listener: { port: 3307, tls: { cert: a, key: b } }\ntrust: { bundles: [], trustDomains: [x] }\n');
+    const child = meshgate(['serve', '--config', config]);
+    const stderr: string[] = [];
+    child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 1);
+    const text = stderr.join('');
+    assert.match(text, /\[MG_CONFIG_INVALID\]/);
+    assert.match(text, /trust\.bundles/);
+    assert.equal(text.trim().split('\n').length, 1, `one line, not a stack trace:\n${text}`);
+  });
+});
