@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { AuditIdentity, StatementEvent } from '../../audit/types.ts';
 import { extractTraceparent, newSpanId, newTraceId, sqlcommenterComment, tagPlacement } from '../../audit/trace.ts';
 import { statementVerb } from '../../audit/classify.ts';
+import { auditTime } from '../../audit/clock.ts';
 import { redactSecrets } from '../../audit/redact.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import { Command, LAST_PREPARED_STATEMENT_ID, MAX_PACKET_PAYLOAD } from './codec/constants.ts';
@@ -304,7 +305,7 @@ export class Relay implements ResponseHandler {
     const upstreamError = outcome?.error ?? null;
     const event: StatementEvent = {
       type: 'statement',
-      time: new Date().toISOString(),
+      time: auditTime(),
       sessionId: this.options.sessionId,
       engine: 'mysql',
       identity: this.options.identity,
@@ -362,7 +363,7 @@ export class Relay implements ResponseHandler {
     setTimeout(() => this.client.destroy(), 1000).unref();
     this.ctx.audit.record({
       type: 'session_end',
-      time: new Date().toISOString(),
+      time: auditTime(),
       sessionId: this.options.sessionId,
       engine: 'mysql',
       identity: this.options.identity,

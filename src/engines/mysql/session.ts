@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { auditTime } from '../../audit/clock.ts';
 import type { AuditIdentity, ConnectionEvent } from '../../audit/types.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
@@ -283,7 +284,7 @@ export class MysqlSession {
   ): void {
     const event: ConnectionEvent = {
       type: 'connection',
-      time: new Date().toISOString(),
+      time: auditTime(),
       sessionId: this.sessionId,
       engine: 'mysql',
       peer: { address: this.raw.remoteAddress ?? '', port: this.raw.remotePort ?? 0 },
