@@ -15,9 +15,9 @@ import { startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/me
 
 const CAPS = (Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.SSL | Capability.CONNECT_WITH_DB) >>> 0;
 
-function handshakeResponse(database: string): Buffer {
+function handshakeResponse(database: string, extraCaps = 0): Buffer {
   return encodeHandshakeResponse({
-    capabilities: CAPS,
+    capabilities: (CAPS | extraCaps) >>> 0,
     mariadbCapabilities: 0,
     maxPacketSize: 1 << 24,
     charset: 45,
@@ -98,4 +98,36 @@ describe('connection-phase edge cases', () => {
     const audit = await h.readAudit();
     assert.ok(audit.some((e) => e.type === 'statement' && (e.error as { code?: string } | null)?.code === 'MG_PACKET_TOO_LARGE'));
   });
+
+  for (const deprecateEof of [false, true]) {
+    it(`relays COM_FIELD_LIST and the session stays in step (DEPRECATE_EOF=${deprecateEof})`, async () => {
+      const extra = deprecateEof ? Capability.DEPRECATE_EOF : 0;
+      const raw = netConnect({ host: '127.0.0.1', port: h.port });
+      await once(raw, 'data');
+      raw.write(encodeMessage(handshakeResponse(h.database, extra).subarray(0, 32), 1));
+      const ssl = h.ssl('orders');
+      const secure = tlsConnect({ socket: raw, cert: ssl.cert, key: ssl.key, ca: ssl.ca, servername: 'localhost' });
+      await once(secure, 'secureConnect');
+      const next = messages(secure);
+      secure.write(encodeMessage(handshakeResponse(h.database, extra), 2));
+      assert.equal((await next()).payload[0], 0x00);
+      secure.write(encodeMessage(Buffer.from('\x03CREATE TABLE IF NOT EXISTS fl (a INT, b TEXT)', 'latin1'), 0));
+      assert.equal((await next()).payload[0], 0x00);
+      // Field list, then a query pipelined behind it: both answers must arrive, in order.
+      secure.write(Buffer.concat([encodeMessage(Buffer.from('\x04fl\x00', 'latin1'), 0), encodeMessage(Buffer.from('\x03SELECT 5', 'latin1'), 0)]));
+      const definitions: Frame[] = [];
+      for (;;) {
+        const frame = await next();
+        if (frame.payload[0] === 0xfe) break;
+        definitions.push(frame);
+      }
+      assert.equal(definitions.length, 2, 'two column definitions');
+      assert.equal((await next()).payload[0], 1, 'then the SELECT result: one column');
+      secure.end(encodeMessage(Buffer.from([0x01]), 0));
+      await once(secure, 'close');
+      const audit = await h.readAudit();
+      assert.ok(audit.some((e) => e.type === 'statement' && e.command === 'field_list' && e.statement === 'fl' && e.error === null));
+      assert.ok(audit.some((e) => e.type === 'statement' && e.statement === 'SELECT 5' && e.rowsReturned === 1), 'the tracker followed both answers');
+    });
+  }
 });

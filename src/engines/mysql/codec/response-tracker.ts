@@ -170,7 +170,8 @@ export class ResponseTracker {
         return this.complete();
       case 'fields':
         if (first === Header.ERR) return this.fail(pending, head);
-        if (first === Header.EOF && head.length < 9) return this.complete();
+        // A column definition starts with its catalog, never 0xFE: this is the end.
+        if (first === Header.EOF && this.isTerminator()) return this.complete();
         return;
     }
   }
