@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { MysqlEngineContext } from './context.ts';
+import { SessionDirectory } from './directory.ts';
 import { MysqlSession } from './session.ts';
 
 export interface ListenOptions {
@@ -12,6 +13,7 @@ export interface ListenOptions {
 export class MysqlListener {
   private readonly server: Server;
   private readonly sessions = new Set<MysqlSession>();
+  private readonly directory = new SessionDirectory();
 
   constructor(private readonly ctx: MysqlEngineContext) {
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -39,7 +41,7 @@ export class MysqlListener {
   }
 
   private accept(socket: Socket): void {
-    const session = new MysqlSession(socket, this.ctx, randomBytes(8).toString('hex'), () => this.sessions.delete(session));
+    const session = new MysqlSession(socket, this.ctx, this.directory, randomBytes(8).toString('hex'), () => this.sessions.delete(session));
     this.sessions.add(session);
     session.start();
   }

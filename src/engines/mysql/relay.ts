@@ -17,6 +17,7 @@ import { encodeErr } from './codec/generic.ts';
 import { encodeMessage, HEADER_BYTES, PacketFramer, type Frame } from './codec/framer.ts';
 import { ResponseTracker, type ResponseHandler, type ResponseOutcome } from './codec/response-tracker.ts';
 import type { MysqlEngineContext } from './context.ts';
+import { translateKill, type SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import type { UpstreamConnection } from './upstream.ts';
 
@@ -29,6 +30,7 @@ export interface RelayOptions {
   readonly allowLocalInfile: boolean;
   readonly deprecateEof: boolean;
   readonly startedAt: number;
+  readonly directory: SessionDirectory;
   onEnd(): void;
 }
 
@@ -161,10 +163,16 @@ export class Relay implements ResponseHandler {
         return;
       }
     }
-    this.forward(frame, command);
+    const route = translateKill(frame, command, this.options.directory, this.options.identity.spiffeId);
+    if ('refusal' in route) {
+      this.answerLocally(frame.seq, route.refusal, command.name, command.text);
+      return;
+    }
+    this.forward(route.frame, command, route.text);
   }
 
-  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>): void {
+  /** `sent`: the statement as it goes upstream, where meshgate rewrote the client's text. */
+  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>, sent: string | null): void {
     let text = command.text;
     let traceId = '';
     let bytes = frame.raw;
@@ -178,7 +186,7 @@ export class Relay implements ResponseHandler {
       traceId = carried?.traceId ?? newTraceId();
       if (command.code === Command.QUERY || command.code === Command.STMT_PREPARE) {
         if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
-        if (this.ctx.tagStatements && text !== null) bytes = this.tagged(frame, text, carried === null ? traceId : null) ?? bytes;
+        if (this.ctx.tagStatements && text !== null) bytes = this.tagged(frame, sent ?? text, carried === null ? traceId : null) ?? bytes;
       }
     }
     this.toUpstream(bytes);
@@ -253,6 +261,9 @@ export class Relay implements ResponseHandler {
       this.prepared.set(outcome.statementId, done.text);
     }
     if (done.code === Command.INIT_DB && outcome.error === null) this.database = done.text;
+    // The server dropped every prepared statement. Cleared here, in order with the answers
+    // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
+    if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.prepared.clear();
     if (!QUIET_COMMANDS.has(done.code)) {
       const durationUs = Number((process.hrtime.bigint() - done.startedNs) / 1000n);
       this.recordStatement(done.command, done.text, done.traceId, 'allow', outcome, durationUs, null);

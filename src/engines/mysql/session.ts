@@ -31,13 +31,17 @@ import {
   type HandshakeResponse,
 } from './codec/handshake.ts';
 import type { MysqlEngineContext } from './context.ts';
+import type { SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import { Relay } from './relay.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
 
 type State = 'greeted' | 'tls' | 'secured' | 'authorizing' | 'relaying' | 'closed';
 
-/** Connection ids meshgate shows clients; the upstream's own id is in the audit events. */
+/**
+ * Connection ids meshgate shows clients, before any upstream connection exists; the
+ * upstream's own id is in the audit events, and a KILL naming ours is translated to it.
+ */
 let nextConnectionId = 1;
 
 /** Handshake messages are small; anything bigger before login is an attack or a mistake. */
@@ -51,10 +55,13 @@ export class MysqlSession {
   private tlsFacts: TlsPeerFacts | null = null;
   private early: Frame[] = [];
   private readonly startedAt = Date.now();
+  /** The connection id the greeting gives the client; KILL names it. */
+  private readonly connectionId = nextConnectionId++ >>> 0;
 
   constructor(
     private readonly raw: Socket,
     private readonly ctx: MysqlEngineContext,
+    private readonly directory: SessionDirectory,
     readonly sessionId: string,
     private readonly onClose: () => void,
   ) {
@@ -69,7 +76,7 @@ export class MysqlSession {
     const greeting = encodeGreeting({
       protocolVersion: 10,
       serverVersion: this.ctx.profile.serverVersion,
-      connectionId: nextConnectionId++ >>> 0,
+      connectionId: this.connectionId,
       nonce: printableNonce(),
       capabilities: ((this.ctx.profile.capabilities & RELAYABLE_CAPABILITIES) | Capability.SSL) >>> 0,
       mariadbCapabilities: this.ctx.profile.mariadbCapabilities & RELAYABLE_MARIADB_CAPABILITIES,
@@ -91,6 +98,7 @@ export class MysqlSession {
   private finish(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.directory.remove(this.connectionId);
     this.onClose();
   }
 
@@ -250,8 +258,10 @@ export class MysqlSession {
       allowLocalInfile,
       deprecateEof: (response.capabilities & Capability.DEPRECATE_EOF) !== 0,
       startedAt: this.startedAt,
+      directory: this.directory,
       onEnd: () => this.finish(),
     });
+    this.directory.add(this.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId: upstream.connectionId });
     relay.start(this.early, this.framer.takeRemainder());
     this.early = [];
   }

@@ -121,6 +121,51 @@ describe('ResponseTracker', () => {
     assert.equal(recorded.outcomes[0]!.rowsAffected, 2);
   });
 
+  // MariaDB 10.11's answers to COM_STMT_EXECUTE with CURSOR_TYPE_READ_ONLY, captured. With a
+  // cursor open the metadata ends with an EOF (or, under DEPRECATE_EOF, an OK in EOF form)
+  // flagged CURSOR_EXISTS and rows wait for COM_STMT_FETCH. A CALL ignores the flag and sends
+  // its result sets in full.
+  const CURSOR_FIXTURES = [
+    {
+      what: 'cursor opened, SELECT 1 AS a UNION SELECT 2',
+      deprecateEof: false,
+      hex: '01000001011800000203646566000000016101610c3f000200000003010000000005000003fe00006200',
+      outcome: { rowsReturned: 0, status: 0x62 },
+    },
+    {
+      what: 'cursor opened, SELECT 1 AS a UNION SELECT 2',
+      deprecateEof: true,
+      hex: '01000001011800000203646566000000016101610c3f000200000003010000000007000003fe000062000000',
+      outcome: { rowsReturned: 0, status: 0x62 },
+    },
+    {
+      what: 'cursor flag ignored, CALL p()',
+      deprecateEof: false,
+      hex: '010000010117000002036465660000000178000c3f000100000003810000000005000003fe00000a000600000400000100000005000005fe00000a000700000600000002000000',
+      outcome: { rowsReturned: 1, status: 0x02 },
+    },
+    {
+      what: 'cursor flag ignored, CALL p()',
+      deprecateEof: true,
+      hex: '010000010117000002036465660000000178000c3f00010000000381000000000600000300000100000007000004fe00000a0000000700000500000002000000',
+      outcome: { rowsReturned: 1, status: 0x02 },
+    },
+  ];
+  for (const fixture of CURSOR_FIXTURES) {
+    it(`follows an execute with a cursor to its end: ${fixture.what} (DEPRECATE_EOF=${fixture.deprecateEof})`, () => {
+      // A pipelined COM_PING behind it must get its own answer, not a leftover packet.
+      const stream = Buffer.concat([Buffer.from(fixture.hex, 'hex'), encodeMessage(encodeOk({ status: 0x4002 }), 1)]);
+      const recorded = track(fixture.deprecateEof, ['cursor', 'single'], [stream]);
+      assert.equal(recorded.unsolicited, 0);
+      assert.equal(recorded.outcomes.length, 2);
+      const [execute, ping] = recorded.outcomes;
+      assert.deepEqual({ rowsReturned: execute!.rowsReturned, status: execute!.status, error: execute!.error }, { ...fixture.outcome, error: null });
+      assert.equal(ping!.status, 0);
+      assert.equal(ping!.error, null);
+      atEverySplit(fixture.deprecateEof, ['cursor', 'single'], stream);
+    });
+  }
+
   it('reports packets nobody asked for', () => {
     const recorded = track(false, [], [wire([encodeErr({ code: 1927, sqlState: '70100', message: 'Connection was killed' })])]);
     assert.equal(recorded.unsolicited, 1);

@@ -13,7 +13,10 @@ export type ResponseShape =
   | 'single'
   /** OK, ERR, LOCAL INFILE request, or result set(s), possibly several (MORE_RESULTS) */
   | 'result'
-  /** result set(s) of a COM_STMT_EXECUTE that opened a cursor: metadata only */
+  /**
+   * a COM_STMT_EXECUTE that asked for a cursor: metadata only when the server opened one
+   * (CURSOR_EXISTS), otherwise (CALL) whole result sets as for 'result'
+   */
   | 'cursor'
   /** COM_STMT_PREPARE_OK followed by parameter and column definitions */
   | 'prepare'

@@ -147,7 +147,12 @@ export class ResponseTracker {
         if (--pending.left === 0) this.afterColumns(pending);
         return;
       case 'columnsEof':
-        if (pending.shape === 'cursor') return this.finishResultSet(pending, head);
+        // With a cursor open the rows wait for COM_STMT_FETCH; a statement the server runs
+        // without one (CALL) sends them now, like any result set.
+        if (pending.shape === 'cursor' && eofStatus(head) & ServerStatus.CURSOR_EXISTS) {
+          pending.status = eofStatus(head);
+          return this.complete();
+        }
         pending.phase = 'rows';
         return;
       case 'rows':
@@ -209,10 +214,12 @@ export class ResponseTracker {
     else pending.phase = 'columns';
   }
 
+  /**
+   * Under DEPRECATE_EOF an open cursor still ends the metadata with a terminator (an OK in
+   * EOF form, flagged CURSOR_EXISTS); the rows phase takes it as an empty result set's end.
+   */
   private afterColumns(pending: Pending): void {
-    if (!this.deprecateEof) pending.phase = 'columnsEof';
-    else if (pending.shape === 'cursor') this.complete();
-    else pending.phase = 'rows';
+    pending.phase = this.deprecateEof ? 'rows' : 'columnsEof';
   }
 
   private afterPrepareParams(pending: Pending): void {
