@@ -4,17 +4,19 @@
  * X.509-SVID profile: https://github.com/spiffe/spiffe/blob/main/standards/X509-SVID.md
  */
 import { isIP } from 'node:net';
-import { copyFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isMeshgateError, mgError } from '../errors/index.ts';
-import { CA_FILES, caPaths, ensureDir, loadCa, writeFileAtomic, type LoadedCa } from './ca-store.ts';
+import { withCaLock } from './ca-lock.ts';
+import { withIssuance } from './ca-records.ts';
+import { CA_FILES, caPaths, ensureDir, exists, loadCa, missing, writeFileAtomic, writeMetadata, type LoadedCa } from './ca-store.ts';
 import { formatDuration } from './duration.ts';
 import { parseSpiffeId } from './spiffe.ts';
 import { generateKeyPair, privateKeyToPem, randomSerialHex, SIGNING_ALGORITHM, x509 } from './x509.ts';
 
 /** Tolerates clients and servers whose clocks run a little behind the CA's. */
 export const CLOCK_SKEW_SECONDS = 60;
-export const DEFAULT_SVID_TTL_SECONDS = 3600;
+/** Four hours: short enough that a leaked SVID soon stops working, long enough to ride out a renewal outage. */
+export const DEFAULT_SVID_TTL_SECONDS = 4 * 3600;
 export const DEFAULT_SERVER_TTL_SECONDS = 90 * 86_400;
 export const DEFAULT_SERVER_DNS_NAMES: readonly string[] = ['localhost'];
 export const DEFAULT_SERVER_IP_ADDRESSES: readonly string[] = ['127.0.0.1', '::1'];
@@ -22,7 +24,7 @@ export const DEFAULT_SERVER_IP_ADDRESSES: readonly string[] = ['127.0.0.1', '::1
 export interface IssueSvidOptions {
   readonly caDir: string;
   readonly spiffeId: string;
-  /** Default one hour: SVIDs are meant to be renewed, not kept. */
+  /** Default four hours: SVIDs are meant to be renewed, not kept. */
   readonly ttlSeconds?: number;
   readonly outDir: string;
   /** Base name of the written files: `<name>.crt`, `<name>.key`. Default `svid`. */
@@ -156,11 +158,15 @@ function sanLabel(name: x509.JsonGeneralName): string {
   return `${name.type === 'url' ? 'URI' : name.type === 'ip' ? 'IP' : 'DNS'}:${name.value}`;
 }
 
-async function writeIssued(
-  ca: LoadedCa,
+/**
+ * Signs under the CA lock and records the certificate's notAfter in ca.json before any file
+ * is written: a certificate that exists is always one rotation knows to wait for.
+ */
+async function issueFromCa(
+  caDir: string,
   outDir: string,
   name: string,
-  profile: LeafProfile,
+  profileFor: (ca: LoadedCa) => LeafProfile,
 ): Promise<IssuedCertificate> {
   if (!FILE_NAME.test(name)) {
     throw mgError('MG_USAGE', `--name ${JSON.stringify(name)} must be a plain file name (letters, digits, '.', '-', '_')`);
@@ -168,16 +174,24 @@ async function writeIssued(
   const certPath = join(outDir, `${name}.crt`);
   const keyPath = join(outDir, `${name}.key`);
   const bundlePath = join(outDir, CA_FILES.bundle);
-  const caFiles = new Set(Object.values(caPaths(ca.dir)).map((p) => resolve(p)));
+  const caFiles = new Set(Object.values(caPaths(caDir)).map((p) => resolve(p)));
   if (caFiles.has(resolve(certPath)) || caFiles.has(resolve(keyPath))) {
-    throw mgError('MG_USAGE', `--name ${JSON.stringify(name)} would overwrite the CA's own files in ${ca.dir}; pick another name or --out`);
+    throw mgError('MG_USAGE', `--name ${JSON.stringify(name)} would overwrite the CA's own files in ${caDir}; pick another name or --out`);
   }
-  const issued = await signLeaf(ca, profile);
+  if (!(await exists(caDir))) throw missing(caDir, 'the directory does not exist');
+  const { profile, issued, bundlePem } = await withCaLock(caDir, async () => {
+    const ca = await loadCa(caDir);
+    const leafProfile = profileFor(ca);
+    const leaf = await signLeaf(ca, leafProfile);
+    await writeMetadata(caDir, withIssuance(ca.metadata, ca.certPem, leaf.notAfter, leafProfile.now));
+    return { profile: leafProfile, issued: leaf, bundlePem: ca.bundlePem };
+  });
   await ensureDir(outDir, 0o700);
   await writeFileAtomic(keyPath, issued.keyPem, { secret: true });
   await writeFileAtomic(certPath, issued.certPem, { secret: false });
-  const caBundle = caPaths(ca.dir).bundle;
-  if (resolve(bundlePath) !== resolve(caBundle)) await copyFile(caBundle, bundlePath);
+  // The bundle as read under the lock, written atomically: a workload reloading it never
+  // sees half a file, and it always trusts the root that signed the certificate beside it.
+  if (resolve(bundlePath) !== resolve(caPaths(caDir).bundle)) await writeFileAtomic(bundlePath, bundlePem, { secret: false });
   return {
     certPath,
     keyPath,
@@ -194,14 +208,13 @@ async function writeIssued(
 export async function issueSvid(options: IssueSvidOptions): Promise<IssuedCertificate> {
   const ttlSeconds = options.ttlSeconds ?? DEFAULT_SVID_TTL_SECONDS;
   checkTtl(ttlSeconds);
-  const ca = await loadCa(options.caDir);
-  const uri = spiffeIdForCa(ca, options.spiffeId);
-  return writeIssued(ca, options.outDir, options.name ?? 'svid', {
+  const now = options.now ?? new Date();
+  return issueFromCa(options.caDir, options.outDir, options.name ?? 'svid', (ca) => ({
     subject: [],
-    names: [{ type: 'url', value: uri }],
+    names: [{ type: 'url', value: spiffeIdForCa(ca, options.spiffeId) }],
     ttlSeconds,
-    now: options.now ?? new Date(),
-  });
+    now,
+  }));
 }
 
 /** Issues the certificate meshgate's listener presents: DNS/IP SANs plus an optional SPIFFE ID. */
@@ -222,18 +235,15 @@ export async function issueServerCert(options: IssueServerCertOptions): Promise<
   if (dnsNames.length === 0 && ipAddresses.length === 0) {
     throw mgError('MG_USAGE', 'a server certificate needs at least one --dns name or --ip address');
   }
-  const ca = await loadCa(options.caDir);
-  const names: x509.JsonGeneralName[] = [
-    ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
-    ...ipAddresses.map((value) => ({ type: 'ip' as const, value })),
-  ];
-  if (options.spiffeId !== undefined) names.push({ type: 'url', value: spiffeIdForCa(ca, options.spiffeId) });
   const commonName = dnsNames[0] ?? ipAddresses[0] ?? 'meshgate';
-  return writeIssued(ca, options.outDir, options.name ?? 'server', {
-    subject: [{ O: ['meshgate'] }, { CN: [commonName] }],
-    names,
-    ttlSeconds,
-    now: options.now ?? new Date(),
+  const now = options.now ?? new Date();
+  return issueFromCa(options.caDir, options.outDir, options.name ?? 'server', (ca): LeafProfile => {
+    const names: x509.JsonGeneralName[] = [
+      ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
+      ...ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+    ];
+    if (options.spiffeId !== undefined) names.push({ type: 'url', value: spiffeIdForCa(ca, options.spiffeId) });
+    return { subject: [{ O: ['meshgate'] }, { CN: [commonName] }], names, ttlSeconds, now };
   });
 }
 

@@ -3,14 +3,17 @@
  *   ca.crt      the self-signed root (PEM)
  *   ca.key      its PKCS#8 private key, mode 0600
  *   bundle.pem  the trust bundle: every root meshgate and workloads should trust
- *   ca.json     trust domain and creation time, so nothing has to be re-derived from the cert
+ *   ca.json     trust domain, creation time, and every root with what it signed (ca-records.ts)
+ *   retired/    keys and certificates of roots that no longer issue, mode 0600, kept for audit
+ *   ca.lock     present while a process issues or rotates (ca-lock.ts)
  * Files are written to a temporary name and renamed, so a reader (the listener reloading its
  * bundle, a workload reloading its SVID) never sees half a file.
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mgError, type MeshgateError } from '../errors/index.ts';
+import { parseRoots, type CaMetadata } from './ca-records.ts';
 import { parseTrustDomain } from './spiffe.ts';
 import { privateKeyFromPem, x509, type CryptoKey } from './x509.ts';
 
@@ -19,19 +22,17 @@ export const CA_FILES = {
   key: 'ca.key',
   bundle: 'bundle.pem',
   metadata: 'ca.json',
+  retired: 'retired',
 } as const;
 
-export interface CaMetadata {
-  readonly version: 1;
-  readonly trustDomain: string;
-  readonly created: string;
-  readonly notAfter: string;
-}
+export type { CaMetadata } from './ca-records.ts';
 
 export interface LoadedCa {
   readonly dir: string;
   readonly metadata: CaMetadata;
   readonly cert: x509.X509Certificate;
+  /** ca.crt as read, for fingerprints and ca.json records. */
+  readonly certPem: string;
   readonly key: CryptoKey;
   readonly bundlePem: string;
 }
@@ -74,7 +75,7 @@ export async function ensureDir(dir: string, mode: number): Promise<void> {
   await mkdir(dir, { recursive: true, mode });
 }
 
-function missing(dir: string, detail: string): MeshgateError {
+export function missing(dir: string, detail: string): MeshgateError {
   return mgError(
     'MG_CA_MISSING',
     `no CA in ${dir} (${detail}); run \`meshgate ca init --dir ${dir} --trust-domain <trust-domain>\` first`,
@@ -94,15 +95,21 @@ function parseMetadata(path: string, text: string): CaMetadata {
   }
   const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   const { version, trustDomain, created, notAfter } = record;
-  if (version !== 1 || typeof trustDomain !== 'string' || typeof created !== 'string' || typeof notAfter !== 'string') {
-    throw corrupt(path, 'lacks version 1, trustDomain, created or notAfter');
+  if (typeof trustDomain !== 'string' || typeof created !== 'string' || typeof notAfter !== 'string') {
+    throw corrupt(path, 'lacks trustDomain, created or notAfter');
   }
   try {
     parseTrustDomain(trustDomain);
   } catch (error) {
     throw corrupt(path, 'names an invalid trust domain', error);
   }
-  return { version, trustDomain, created, notAfter };
+  const roots = parseRoots(version, record['roots'], (problem, cause) => corrupt(path, problem, cause));
+  return { version: 2, trustDomain, created, notAfter, roots };
+}
+
+/** ca.json is public (no secrets), written atomically like every CA file. */
+export async function writeMetadata(dir: string, metadata: CaMetadata): Promise<void> {
+  await writeFileAtomic(caPaths(dir).metadata, `${JSON.stringify(metadata, null, 2)}\n`, { secret: false });
 }
 
 /** Reads the CA from `dir`; MG_CA_MISSING when there is none, MG_CONFIG_INVALID when it is damaged. */
@@ -127,5 +134,34 @@ export async function loadCa(dir: string): Promise<LoadedCa> {
   }
   const key = await privateKeyFromPem(keyPem);
   if (key === null) throw corrupt(paths.key, 'is not a PKCS#8 P-256 private key');
-  return { dir, metadata, cert, key, bundlePem };
+  // A rotation interrupted between writing ca.key and ca.crt would otherwise sign
+  // certificates that chain to nothing.
+  if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) {
+    throw mgError(
+      'MG_CONFIG_INVALID',
+      `${paths.key} is not the key of ${paths.cert} (an interrupted \`meshgate ca rotate\`?); run \`meshgate ca rotate --dir ${dir} --prune-only\` to finish the rotation, or restore both files from ${join(dir, CA_FILES.retired)}`,
+    );
+  }
+  return { dir, metadata, cert, certPem, key, bundlePem };
+}
+
+/**
+ * Finishes a rotation that stopped after ca.key was replaced but before ca.crt was: the new
+ * root is already in ca.json, so ca.crt is rewritten from the record whose key ca.key is.
+ * Returns whether it repaired anything. Call with the CA lock held.
+ */
+export async function repairInterruptedRotation(dir: string): Promise<boolean> {
+  const paths = caPaths(dir);
+  let key;
+  try {
+    key = createPrivateKey(await readFile(paths.key, 'utf8'));
+    if (new X509Certificate(await readFile(paths.cert, 'utf8')).checkPrivateKey(key)) return false;
+  } catch {
+    return false; // missing or unreadable files: loadCa explains those
+  }
+  const metadata = parseMetadata(paths.metadata, await readFile(paths.metadata, 'utf8'));
+  const match = metadata.roots.find((record) => new X509Certificate(record.certificate).checkPrivateKey(key));
+  if (match === undefined) return false;
+  await writeFileAtomic(paths.cert, match.certificate, { secret: false });
+  return true;
 }

@@ -5,7 +5,9 @@
  * asks of a signing authority.
  */
 import { isMeshgateError, mgError } from '../errors/index.ts';
-import { caPaths, ensureDir, exists, writeFileAtomic, type CaMetadata } from './ca-store.ts';
+import { withCaLock } from './ca-lock.ts';
+import { rootRecord, type CaMetadata } from './ca-records.ts';
+import { caPaths, ensureDir, exists, writeFileAtomic, writeMetadata } from './ca-store.ts';
 import { CLOCK_SKEW_SECONDS } from './ca-issue.ts';
 import { parseTrustDomain, trustDomainId } from './spiffe.ts';
 import { generateKeyPair, privateKeyToPem, randomSerialHex, SIGNING_ALGORITHM, x509 } from './x509.ts';
@@ -14,6 +16,7 @@ export { issueServerCert, issueSvid, describeLifetime } from './ca-issue.ts';
 export type { IssuedCertificate, IssueServerCertOptions, IssueSvidOptions } from './ca-issue.ts';
 export { loadCa, CA_FILES } from './ca-store.ts';
 export type { CaMetadata, LoadedCa } from './ca-store.ts';
+export type { CaRootRecord } from './ca-records.ts';
 
 export const DEFAULT_CA_TTL_DAYS = 365;
 
@@ -57,12 +60,54 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
   }
 
   const now = options.now ?? new Date();
+  const root = await createRoot(trustDomain, ttlDays, now, `meshgate CA ${trustDomain}`);
+  const metadata: CaMetadata = {
+    version: 2,
+    trustDomain,
+    created: now.toISOString(),
+    notAfter: root.cert.notAfter.toISOString(),
+    roots: [rootRecord(root.certPem, now, true)],
+  };
+
+  await ensureDir(options.dir, 0o700);
+  await withCaLock(options.dir, async () => {
+    // Key first: a crash part-way leaves a key without its certificate, which loadCa
+    // reports, never a certificate whose key is lost.
+    await writeFileAtomic(paths.key, root.keyPem, { secret: true });
+    await writeFileAtomic(paths.cert, root.certPem, { secret: false });
+    await writeFileAtomic(paths.bundle, root.certPem, { secret: false });
+    await writeMetadata(options.dir, metadata);
+  });
+  return {
+    dir: options.dir,
+    trustDomain,
+    certPath: paths.cert,
+    keyPath: paths.key,
+    bundlePath: paths.bundle,
+    metadataPath: paths.metadata,
+    notBefore: root.cert.notBefore,
+    notAfter: root.cert.notAfter,
+  };
+}
+
+export interface CreatedRoot {
+  readonly cert: x509.X509Certificate;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/**
+ * A self-signed root for `trustDomain`. Rotated roots get a distinct common name: verifiers
+ * look issuers up by subject first, and some (older Java, some proxies) stop at the first
+ * match instead of also comparing key identifiers.
+ */
+export async function createRoot(trustDomain: string, ttlDays: number, now: Date, commonName: string): Promise<CreatedRoot> {
   const notBefore = new Date(now.getTime() - CLOCK_SKEW_SECONDS * 1000);
   const notAfter = new Date(now.getTime() + Math.round(ttlDays * 86_400) * 1000);
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerialHex(),
-    name: [{ O: ['meshgate'] }, { CN: [`meshgate CA ${trustDomain}`] }],
+    name: [{ O: ['meshgate'] }, { CN: [commonName] }],
     notBefore,
     notAfter,
     keys,
@@ -75,29 +120,5 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  const certPem = cert.toString('pem');
-  const metadata: CaMetadata = {
-    version: 1,
-    trustDomain,
-    created: now.toISOString(),
-    notAfter: cert.notAfter.toISOString(),
-  };
-
-  await ensureDir(options.dir, 0o700);
-  // Key first: a crash part-way leaves a key without a certificate, which loadCa reports,
-  // never a certificate whose key is lost.
-  await writeFileAtomic(paths.key, await privateKeyToPem(keys.privateKey), { secret: true });
-  await writeFileAtomic(paths.cert, certPem, { secret: false });
-  await writeFileAtomic(paths.bundle, certPem, { secret: false });
-  await writeFileAtomic(paths.metadata, `${JSON.stringify(metadata, null, 2)}\n`, { secret: false });
-  return {
-    dir: options.dir,
-    trustDomain,
-    certPath: paths.cert,
-    keyPath: paths.key,
-    bundlePath: paths.bundle,
-    metadataPath: paths.metadata,
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
-  };
+  return { cert, certPem: cert.toString('pem'), keyPem: await privateKeyToPem(keys.privateKey) };
 }

@@ -19,13 +19,26 @@ export interface Identity {
   readonly serviceAccount: string | null;
   /** Istio's principal form: the SPIFFE ID without `spiffe://`. */
   readonly principal: string;
-  readonly authMethod: 'mtls';
+  /** How the caller proved it: a client certificate, a verified JWT, or a trusted sidecar's XFCC header. */
+  readonly authMethod: 'mtls' | 'jwt' | 'xfcc';
+  /**
+   * The credential that proved the identity. For 'mtls', the client certificate. For 'jwt',
+   * the token's equivalents, so audit and expiry logic need no second shape: serialNumber is
+   * the `jti` (or ''), notBefore the `nbf` (else `iat`, else ''), notAfter the `exp`, and
+   * fingerprint256 the SHA-256 of the compact token (never the token itself). For 'xfcc',
+   * fingerprint256 from the sidecar's Hash, the other fields only when it forwards Cert (else '').
+   */
   readonly certificate: {
     readonly serialNumber: string;
     readonly notBefore: string;
     readonly notAfter: string;
     readonly fingerprint256: string;
   };
+  /**
+   * Verified token claims that policy may match (e.g. a GitHub `repository`, an OIDC
+   * `email`/`groups`); absent for certificate identities.
+   */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 /**

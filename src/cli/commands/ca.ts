@@ -3,8 +3,9 @@
  */
 import { isAbsolute, relative, resolve } from 'node:path';
 import { initCa, issueServerCert, issueSvid, describeLifetime, type IssuedCertificate } from '../../identity/ca.ts';
-import { parseDuration } from '../../identity/duration.ts';
-import { optionalString, requireString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
+import { formatDuration, parseDuration } from '../../identity/duration.ts';
+import { pruneCa, rotateCa, type RootSummary } from '../../identity/rotation.ts';
+import { optionalString, requireString, UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 
 const DEFAULT_CA_DIR = '.meshgate/ca';
 
@@ -82,12 +83,12 @@ const init: CliCommand = {
 const issue: CliCommand = {
   path: ['ca', 'issue'],
   summary: 'issue a short-lived X.509-SVID (client/server certificate) for a SPIFFE ID',
-  usage: '--spiffe-id ID [--dir DIR] [--ttl 1h] [--out DIR] [--name svid]',
+  usage: '--spiffe-id ID [--dir DIR] [--ttl 4h] [--out DIR] [--name svid]',
   help: [
     '  --spiffe-id ID          the workload identity, in the CA\'s trust domain,',
     '                          e.g. spiffe://example.org/ns/shop/sa/orders',
     DIR_HELP,
-    '  --ttl DURATION          lifetime: s, m, h or d (default 1h); never beyond the CA\'s own expiry',
+    '  --ttl DURATION          lifetime: s, m, h or d (default 4h); never beyond the CA\'s own expiry',
     '  --out DIR               where to write the files (default: the current directory)',
     '  --name NAME             base name of the files: NAME.crt, NAME.key (default svid)',
     '',
@@ -103,7 +104,7 @@ const issue: CliCommand = {
   },
   async run(values, _positionals, io) {
     const spiffeId = requireString(values, 'spiffe-id');
-    const ttlSeconds = parseDuration(optionalString(values, 'ttl') ?? '1h', '--ttl');
+    const ttlSeconds = parseDuration(optionalString(values, 'ttl') ?? '4h', '--ttl');
     const issued = await issueSvid({
       caDir: caDir(values, io),
       spiffeId,
@@ -155,4 +156,71 @@ const issueServer: CliCommand = {
   },
 };
 
-export const caCommands: readonly CliCommand[] = [init, issue, issueServer];
+function describeRoot(root: RootSummary): string {
+  const until = root.retainUntil === null ? 'no retention date' : `until ${root.retainUntil.toISOString()}`;
+  const assumed = root.tracked ? '' : ' (assumed: what it signed before rotation support was not recorded)';
+  return `${root.subject} [${root.fingerprint256}] ${until}${assumed}`;
+}
+
+function printRoots(io: CliIO, retained: readonly RootSummary[], pruned: readonly RootSummary[], sayNone: boolean): void {
+  for (const root of retained) io.out(`  kept in bundle: ${describeRoot(root)}`);
+  for (const root of pruned) io.out(`  pruned (its certificates have all expired): ${root.subject} [${root.fingerprint256}]`);
+  if (sayNone && retained.length === 0 && pruned.length === 0) io.out('  no earlier roots in the bundle');
+}
+
+const rotate: CliCommand = {
+  path: ['ca', 'rotate'],
+  summary: 'make a new CA root the issuer; earlier roots stay trusted until what they signed expires',
+  usage: '[--dir DIR] [--ttl 365d] [--max-svid-ttl 4h] [--prune-only]',
+  help: [
+    DIR_HELP,
+    '  --ttl DURATION          how long the new root is valid: s, m, h or d (default 365d)',
+    '  --max-svid-ttl DURATION how long to keep a root whose issuances ca.json never recorded',
+    '                          (a CA created before rotation support; default 4h)',
+    '  --prune-only            create no root; only drop earlier roots whose certificates have all expired',
+    '',
+    'The previous key and root move to retired/ (mode 0600). bundle.pem keeps each earlier root',
+    'until the latest notAfter it signed (recorded in ca.json at every issuance), so certificates',
+    'from both roots verify during the overlap. Every rotation also prunes; run --prune-only later',
+    'to drop roots as they run out. Re-issue workload certificates after rotating, and make sure',
+    'meshgate and workloads have reloaded bundle.pem before the old root is pruned.',
+  ].join('\n'),
+  options: {
+    dir: { type: 'string' },
+    ttl: { type: 'string' },
+    'max-svid-ttl': { type: 'string' },
+    'prune-only': { type: 'boolean' },
+  },
+  async run(values, _positionals, io) {
+    const dir = caDir(values, io);
+    const maxSvidTtlSeconds = parseDuration(optionalString(values, 'max-svid-ttl') ?? '4h', '--max-svid-ttl');
+    if (values['prune-only'] === true) {
+      if (values['ttl'] !== undefined) throw new UsageError('--ttl has no effect with --prune-only, which creates no root');
+      const result = await pruneCa({ dir, maxSvidTtlSeconds });
+      io.out(`pruned the trust bundle of the CA in ${shown(io, result.dir)}`);
+      printRoots(io, result.retained, result.pruned, true);
+      io.out(`wrote ${shown(io, result.bundlePath)}`);
+      return 0;
+    }
+    const ttlSeconds = parseDuration(optionalString(values, 'ttl') ?? '365d', '--ttl');
+    const result = await rotateCa({ dir, ttlDays: ttlSeconds / 86_400, maxSvidTtlSeconds });
+    io.out(`rotated the CA for trust domain ${result.trustDomain} in ${shown(io, result.dir)}`);
+    io.out(`  issuing now:    ${result.current.subject} [${result.current.fingerprint256}], valid until ${result.current.notAfter.toISOString()}`);
+    io.out(`  stopped issuing: ${describeRoot(result.previous)}`);
+    // The previous root was just reported on its own line.
+    printRoots(io, result.retained.filter((r) => r.fingerprint256 !== result.previous.fingerprint256), result.pruned, false);
+    io.out('wrote:');
+    io.out(`  ${shown(io, result.previous.keyPath)}  previous root private key (mode 0600; no longer used)`);
+    io.out(`  ${shown(io, result.previous.certPath)}  previous root certificate`);
+    io.out(`  ${shown(io, result.bundlePath)}  trust bundle: the new root and every root still needed`);
+    if (!result.previous.tracked) {
+      io.out(
+        `note: ca.json had no record of what the previous root signed; it stays trusted for ${formatDuration(maxSvidTtlSeconds)} (--max-svid-ttl). Re-issue longer-lived certificates (e.g. issue-server) now.`,
+      );
+    }
+    io.out(`next: re-issue certificates with \`meshgate ca issue --dir ${shown(io, result.dir)} ...\`; prune later with \`meshgate ca rotate --dir ${shown(io, result.dir)} --prune-only\``);
+    return 0;
+  },
+};
+
+export const caCommands: readonly CliCommand[] = [init, issue, issueServer, rotate];
