@@ -3,8 +3,6 @@
  * audit sink and the MySQL listener. Everything that can be wrong is checked here, before
  * the first client is accepted.
  */
-import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { openJsonlAuditSink } from './audit/jsonl-sink.ts';
 import type { AuditSink } from './audit/types.ts';
@@ -15,6 +13,7 @@ import { MysqlListener } from './engines/mysql/listener.ts';
 import { probeServerProfile } from './engines/mysql/profile.ts';
 import { mgError } from './errors/index.ts';
 import { verifyTlsPeer } from './identity/peer.ts';
+import { watchTlsMaterial } from './identity/tls-material.ts';
 import { loadPolicyDir } from './policy/index.ts';
 
 export interface RunningMeshgate {
@@ -30,27 +29,37 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
   for (const [role, account] of Object.entries(config.upstream.roles)) {
     accounts.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, env) });
   }
-  const secureContext = createSecureContext({
-    cert: readPem(config.listener.tls.cert, 'listener.tls.cert'),
-    key: readPem(config.listener.tls.key, 'listener.tls.key'),
-    ca: config.trust.bundles.map((b, i) => readPem(b, `trust.bundles[${i}]`)),
-    minVersion: 'TLSv1.2',
-    // Without a session id context OpenSSL aborts resumption of client-authenticated
-    // sessions with an internal_error alert; drivers such as mysql2 do resume.
-    sessionIdContext: 'meshgate-mysql',
-  });
   const upstream = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
   const profile = await probeServerProfile(upstream);
+  // Certificate, key and trust bundles reload when their files change (CA rotation, an
+  // agent or Istio renewing meshgate's SVID); open sessions keep the context they began with.
+  const tls = await watchTlsMaterial({
+    certFile: config.listener.tls.cert,
+    keyFile: config.listener.tls.key,
+    bundleFiles: config.trust.bundles,
+    contextOptions: {
+      minVersion: 'TLSv1.2',
+      // Without a session id context OpenSSL aborts resumption of client-authenticated
+      // sessions with an internal_error alert; drivers such as mysql2 do resume.
+      sessionIdContext: 'meshgate-mysql',
+    },
+    log,
+    onError: (error) => log.error('TLS files changed but do not load; still serving the previous ones', { error: error.message }),
+    onChange: (change) => log.info('TLS material reloaded', { ...change.certificate, trustedRoots: change.bundleCertificates }),
+  });
   const audit = await openJsonlAuditSink(config.audit.file, {
     highWaterEvents: config.audit.highWaterEvents,
     onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
+  }).catch((error: unknown) => {
+    tls.close();
+    throw error;
   });
   const trustDomains = config.trust.trustDomains;
   const ctx: MysqlEngineContext = {
     profile,
     upstream,
     tlsRequired: config.listener.tls.required,
-    secureContext: () => secureContext,
+    secureContext: () => tls.secureContext(),
     verifyPeer: (facts) => verifyTlsPeer(facts, { trustDomains }),
     policy: () => policy,
     account: (role) => accounts.get(role),
@@ -64,6 +73,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
   try {
     address = await listener.listen({ host: config.listener.host, port: config.listener.port });
   } catch (error) {
+    tls.close();
     await audit.close();
     const code = (error as NodeJS.ErrnoException).code;
     throw mgError('MG_CONFIG_INVALID', `cannot listen on ${config.listener.host}:${config.listener.port} (${code}); choose another listener.port`, error);
@@ -80,16 +90,9 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     audit,
     listener,
     async close() {
+      tls.close();
       await listener.close();
       await audit.close();
     },
   };
-}
-
-function readPem(path: string, field: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw mgError('MG_CONFIG_INVALID', `${field}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
 }

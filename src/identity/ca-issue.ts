@@ -11,7 +11,7 @@ import { withIssuance } from './ca-records.ts';
 import { CA_FILES, caPaths, ensureDir, exists, loadCa, missing, writeFileAtomic, writeMetadata, type LoadedCa } from './ca-store.ts';
 import { formatDuration } from './duration.ts';
 import { parseSpiffeId } from './spiffe.ts';
-import { generateKeyPair, privateKeyToPem, randomSerialHex, SIGNING_ALGORITHM, x509 } from './x509.ts';
+import { certificatePem, generateKeyPair, privateKeyToPem, randomSerialHex, SIGNING_ALGORITHM, x509 } from './x509.ts';
 
 /** Tolerates clients and servers whose clocks run a little behind the CA's. */
 export const CLOCK_SKEW_SECONDS = 60;
@@ -145,7 +145,7 @@ async function signLeaf(ca: LoadedCa, profile: LeafProfile): Promise<SignedLeaf>
     ],
   });
   return {
-    certPem: cert.toString('pem'),
+    certPem: certificatePem(cert),
     keyPem: await privateKeyToPem(keys.privateKey),
     serialNumber: serialHex.toUpperCase(),
     notBefore: cert.notBefore,

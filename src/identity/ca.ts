@@ -10,7 +10,7 @@ import { rootRecord, type CaMetadata } from './ca-records.ts';
 import { caPaths, ensureDir, exists, writeFileAtomic, writeMetadata } from './ca-store.ts';
 import { CLOCK_SKEW_SECONDS } from './ca-issue.ts';
 import { parseTrustDomain, trustDomainId } from './spiffe.ts';
-import { generateKeyPair, privateKeyToPem, randomSerialHex, SIGNING_ALGORITHM, x509 } from './x509.ts';
+import { certificatePem, generateKeyPair, privateKeyToPem, randomSerialHex, SIGNING_ALGORITHM, x509 } from './x509.ts';
 
 export { issueServerCert, issueSvid, describeLifetime } from './ca-issue.ts';
 export type { IssuedCertificate, IssueServerCertOptions, IssueSvidOptions } from './ca-issue.ts';
@@ -120,5 +120,5 @@ export async function createRoot(trustDomain: string, ttlDays: number, now: Date
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { cert, certPem: cert.toString('pem'), keyPem: await privateKeyToPem(keys.privateKey) };
+  return { cert, certPem: certificatePem(cert), keyPem: await privateKeyToPem(keys.privateKey) };
 }

@@ -25,7 +25,21 @@ export async function generateKeyPair(): Promise<CryptoKeyPair> {
 
 export async function privateKeyToPem(key: CryptoKey): Promise<string> {
   const der = await webcrypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+  return pemFile(x509.PemConverter.encode(der, 'PRIVATE KEY'));
+}
+
+/**
+ * PEM as a file should hold it: ending in a newline. Operators build bundles with
+ * `cat a.pem b.pem >> bundle.pem`; without the newline the two blocks fuse into a line
+ * OpenSSL cannot read.
+ */
+export function pemFile(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
+
+/** A certificate's PEM, ending in a newline (see pemFile). */
+export function certificatePem(cert: x509.X509Certificate): string {
+  return pemFile(cert.toString('pem'));
 }
 
 /** Reads a PKCS#8 PEM P-256 key for signing; returns null when the PEM is not one. */

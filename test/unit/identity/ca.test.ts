@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMeshgateError, type ErrorCode } from '../../../src/errors/index.ts';
 import { initCa, issueServerCert, issueSvid, loadCa } from '../../../src/identity/ca.ts';
@@ -169,5 +170,20 @@ describe('built-in CA', () => {
     await assert.rejects(issueServerCert({ caDir, outDir: root, ipAddresses: ['300.1.1.1'] }), isCode('MG_USAGE', /--ip/));
     await assert.rejects(issueServerCert({ caDir, outDir: root, dnsNames: ['bad name'] }), isCode('MG_USAGE', /--dns/));
     await assert.rejects(issueServerCert({ caDir, outDir: root, dnsNames: [] }), isCode('MG_USAGE', /at least one/));
+  });
+});
+
+describe('PEM files the CA writes', () => {
+  it('end in a newline, so `cat a.pem >> bundle.pem` makes a bundle OpenSSL reads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshgate-pem-'));
+    try {
+      await initCa({ dir, trustDomain: 'pem.example' });
+      const svid = await issueSvid({ caDir: dir, spiffeId: 'spiffe://pem.example/ns/a/sa/b', outDir: dir, name: 'b' });
+      for (const file of [join(dir, 'ca.crt'), join(dir, 'bundle.pem'), join(dir, 'ca.key'), svid.certPath, svid.keyPath]) {
+        assert.ok((await readFile(file, 'utf8')).endsWith('-----\n'), `${file} ends without a newline`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
