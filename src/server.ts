@@ -59,6 +59,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     profile,
     upstream,
     tlsRequired: config.listener.tls.required,
+    tlsMode: config.listener.tls.mode,
     secureContext: () => tls.secureContext(),
     verifyPeer: (facts) => verifyTlsPeer(facts, { trustDomains }),
     policy: () => policy,

@@ -20,6 +20,12 @@ export const configSchema = z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(3307),
     tls: z.strictObject({
+      /**
+       * `starttls`: the MySQL way, an SSLRequest after meshgate's greeting (drivers, the CLI).
+       * `first-byte`: TLS from the first byte, as an Istio client sidecar originates it
+       * (ISTIO_MUTUAL); the MySQL handshake runs inside.
+       */
+      mode: z.enum(['starttls', 'first-byte']).default('starttls'),
       /** Refuse clients that do not upgrade to TLS (there is no identity without it). */
       required: z.boolean().default(true),
       cert: z.string().min(1),

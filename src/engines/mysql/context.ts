@@ -25,6 +25,8 @@ export interface MysqlEngineContext {
   readonly profile: ServerProfile;
   readonly upstream: UpstreamTarget;
   readonly tlsRequired: boolean;
+  /** `starttls`: MySQL's SSLRequest after the greeting; `first-byte`: TLS from the first byte (Istio). */
+  readonly tlsMode: 'starttls' | 'first-byte';
   secureContext(): SecureContext;
   verifyPeer(facts: TlsPeerFacts): Identity;
   policy(): CompiledPolicy;

@@ -47,6 +47,10 @@ let nextConnectionId = 1;
 /** Handshake messages are small; anything bigger before login is an attack or a mistake. */
 const MAX_HANDSHAKE_MESSAGE_BYTES = 64 * 1024;
 
+/** From accept to the end of login (TLS included); then the session is relaying or gone. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const SILENT_CLIENT_MS = 2_000;
+
 export class MysqlSession {
   private state: State = 'greeted';
   private client: Socket;
@@ -54,6 +58,7 @@ export class MysqlSession {
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
   private tlsFacts: TlsPeerFacts | null = null;
   private early: Frame[] = [];
+  private handshakeTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   /** The connection id the greeting gives the client; KILL names it. */
   private readonly connectionId = nextConnectionId++ >>> 0;
@@ -69,22 +74,59 @@ export class MysqlSession {
   }
 
   start(): void {
+    this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer.unref();
     this.raw.setNoDelay(true);
     this.raw.on('error', () => this.close());
     this.raw.on('close', () => this.close());
+    if (this.ctx.tlsMode === 'first-byte') {
+      // Istio mode: the client's sidecar opens TLS before any MySQL byte; the greeting and
+      // everything after it travel inside that TLS. A TLS client speaks first, at once.
+      setTimeout(() => this.silentClient(), SILENT_CLIENT_MS).unref();
+      this.upgradeToTls(() => this.sendGreeting(false));
+      return;
+    }
     this.raw.on('data', this.onData);
+    this.sendGreeting(true);
+  }
+
+  /** `offerTls`: advertise CLIENT_SSL so the client sends an SSLRequest (MySQL's STARTTLS). */
+  private sendGreeting(offerTls: boolean): void {
+    const capabilities = (this.ctx.profile.capabilities & RELAYABLE_CAPABILITIES & ~Capability.SSL) | (offerTls ? Capability.SSL : 0);
     const greeting = encodeGreeting({
       protocolVersion: 10,
       serverVersion: this.ctx.profile.serverVersion,
       connectionId: this.connectionId,
       nonce: printableNonce(),
-      capabilities: ((this.ctx.profile.capabilities & RELAYABLE_CAPABILITIES) | Capability.SSL) >>> 0,
+      capabilities: capabilities >>> 0,
       mariadbCapabilities: this.ctx.profile.mariadbCapabilities & RELAYABLE_MARIADB_CAPABILITIES,
       charset: this.ctx.profile.charset,
       status: ServerStatus.AUTOCOMMIT,
       authPlugin: 'mysql_native_password',
     });
-    this.raw.write(encodeMessage(greeting, 0));
+    this.client.write(encodeMessage(greeting, 0));
+  }
+
+  /**
+   * Silence on the Istio-mode port is a MySQL client talking to it directly, waiting for a
+   * greeting: an ERR in the greeting's place is what it can show its user.
+   */
+  private silentClient(): void {
+    if (this.state !== 'tls' || this.raw.bytesRead > 0) return;
+    const error = mgError(
+      'MG_TLS_REQUIRED',
+      'this meshgate listener expects TLS from the first byte (Istio mode): connect through your Istio sidecar, or use a listener in starttls mode with --ssl',
+    );
+    this.audit('deny', null, error.message, null, null, null, null, error);
+    this.raw.end(encodeMessage(encodeErr(toErrPacket(error)), 0));
+    this.finish();
+  }
+
+  /** A client that never finishes logging in must not hold a session open. */
+  private handshakeTimedOut(): void {
+    if (this.state === 'relaying' || this.state === 'closed' || this.state === 'authorizing') return;
+    this.ctx.log.warn('client did not finish the handshake in time; closing', { sessionId: this.sessionId, seconds: HANDSHAKE_TIMEOUT_MS / 1000 });
+    this.close();
   }
 
   /** Ends the session from outside (shutdown) or when its sockets fail. */
@@ -96,6 +138,7 @@ export class MysqlSession {
   }
 
   private finish(): void {
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.directory.remove(this.connectionId);
@@ -153,7 +196,8 @@ export class MysqlSession {
     throw mgError('MG_PACKET_MALFORMED', 'the client sent data before the handshake finished; use a standard MySQL/MariaDB client');
   }
 
-  private upgradeToTls(): void {
+  /** `then`: what follows the handshake (first-byte mode sends the greeting only now). */
+  private upgradeToTls(then?: () => void): void {
     this.state = 'tls';
     this.raw.off('data', this.onData);
     this.raw.pause();
@@ -165,6 +209,9 @@ export class MysqlSession {
       secureContext: this.ctx.secureContext(),
       requestCert: true,
       rejectUnauthorized: false,
+      // Istio sidecars offer istio-peer-exchange/istio; other clients may offer nothing or
+      // h2. The protocol inside is MySQL whatever was offered, so any offer is accepted.
+      ALPNCallback: ({ protocols }) => protocols[0],
     });
     this.client = tlsSocket;
     this.framer = new PacketFramer(MAX_HANDSHAKE_MESSAGE_BYTES);
@@ -181,6 +228,7 @@ export class MysqlSession {
         protocol: tlsSocket.getProtocol(),
         cipher: tlsSocket.getCipher()?.name ?? null,
       };
+      then?.();
     });
     tlsSocket.on('data', this.onData);
   }
@@ -246,6 +294,7 @@ export class MysqlSession {
       return;
     }
     this.state = 'relaying';
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.client.off('data', this.onData);
     this.client.write(encodeMessage(encodeOk({ status: upstream.status }), seq + 1));
     this.audit('allow', rule, `allowed as role ${role}`, response, identity, role, upstream.connectionId, null);
