@@ -12,6 +12,7 @@ import type { Logger, MysqlEngineContext, RoleAccount } from './engines/mysql/co
 import { MysqlListener } from './engines/mysql/listener.ts';
 import { probeServerProfile } from './engines/mysql/profile.ts';
 import { mgError } from './errors/index.ts';
+import { createTokenVerifier } from './identity/jwt/index.ts';
 import { verifyTlsPeer } from './identity/peer.ts';
 import { watchTlsMaterial } from './identity/tls-material.ts';
 import { loadPolicyDir } from './policy/index.ts';
@@ -29,6 +30,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
   for (const [role, account] of Object.entries(config.upstream.roles)) {
     accounts.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, env) });
   }
+  const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const upstream = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
   const profile = await probeServerProfile(upstream);
   // Certificate, key and trust bundles reload when their files change (CA rotation, an
@@ -62,6 +64,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     tlsMode: config.listener.tls.mode,
     secureContext: () => tls.secureContext(),
     verifyPeer: (facts) => verifyTlsPeer(facts, { trustDomains }),
+    ...(tokens === undefined ? {} : { verifyToken: (token: string) => tokens.verify(token) }),
     policy: () => policy,
     account: (role) => accounts.get(role),
     audit,

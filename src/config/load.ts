@@ -32,6 +32,10 @@ export function resolveConfig(raw: unknown, sourcePath: string): MeshgateConfig 
   config.trust.bundles = config.trust.bundles.map(abs);
   config.policy.dir = abs(config.policy.dir);
   config.audit.file = abs(config.audit.file);
+  for (const issuer of config.tokens?.issuers ?? []) {
+    if ('file' in issuer.jwks) issuer.jwks.file = abs(issuer.jwks.file);
+    else if (issuer.jwks.caFile !== undefined) issuer.jwks.caFile = abs(issuer.jwks.caFile);
+  }
   for (const account of Object.values(config.upstream.roles)) {
     if ('file' in account.password) account.password = { file: abs(account.password.file) };
   }

@@ -4,6 +4,7 @@
  * variable or a file, so the YAML can live in version control.
  */
 import { z } from 'zod';
+import { tokenVerifierConfigSchema } from '../identity/jwt/config.ts';
 
 const secretRef = z.union([
   z.strictObject({ env: z.string().min(1).describe('name of the environment variable holding the secret') }),
@@ -51,6 +52,11 @@ export const configSchema = z.strictObject({
   policy: z.strictObject({
     dir: z.string().min(1),
   }),
+  /**
+   * Token issuers for callers without a client certificate (CI jobs, people, Kubernetes
+   * service-account tokens): the MySQL password carries the JWT, over TLS only.
+   */
+  tokens: tokenVerifierConfigSchema.optional(),
   audit: z
     .strictObject({
       file: z.string().min(1).default('audit.jsonl'),

@@ -29,6 +29,8 @@ export interface MysqlEngineContext {
   readonly tlsMode: 'starttls' | 'first-byte';
   secureContext(): SecureContext;
   verifyPeer(facts: TlsPeerFacts): Identity;
+  /** Verifies a token sent as the MySQL password; absent when no token issuer is configured. */
+  readonly verifyToken?: (token: string) => Promise<Identity>;
   policy(): CompiledPolicy;
   account(role: string): RoleAccount | undefined;
   readonly audit: AuditSink;

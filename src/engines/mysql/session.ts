@@ -7,11 +7,8 @@
  * Every refusal is an ERR packet the client shows its user, plus an audit event; then the
  * connection closes. Nothing here parses bytes (the codec does) or knows policy syntax.
  */
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { auditTime } from '../../audit/clock.ts';
-import type { AuditIdentity, ConnectionEvent } from '../../audit/types.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import {
@@ -26,6 +23,7 @@ import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import {
   decodeHandshakeResponse,
   decodeResponsePrefix,
+  encodeAuthSwitchRequest,
   encodeGreeting,
   SSL_REQUEST_LENGTH,
   type HandshakeResponse,
@@ -34,9 +32,10 @@ import type { MysqlEngineContext } from './context.ts';
 import type { SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import { Relay } from './relay.ts';
+import { auditIdentity, connectionEvent, printableNonce, tlsFactsOf, tokenFromPassword } from './session-support.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
 
-type State = 'greeted' | 'tls' | 'secured' | 'authorizing' | 'relaying' | 'closed';
+type State = 'greeted' | 'tls' | 'secured' | 'switching' | 'authorizing' | 'relaying' | 'closed';
 
 /**
  * Connection ids meshgate shows clients, before any upstream connection exists; the
@@ -59,6 +58,8 @@ export class MysqlSession {
   private tlsFacts: TlsPeerFacts | null = null;
   private early: Frame[] = [];
   private handshakeTimer: NodeJS.Timeout | null = null;
+  /** The login waiting for the client's clear-text password (its token). */
+  private pendingLogin: HandshakeResponse | null = null;
   private readonly startedAt = Date.now();
   /** The connection id the greeting gives the client; KILL names it. */
   private readonly connectionId = nextConnectionId++ >>> 0;
@@ -192,6 +193,11 @@ export class MysqlSession {
       this.authorize(decodeHandshakeResponse(frame.payload), frame.seq);
       return;
     }
+    if (this.state === 'switching' && this.pendingLogin !== null) {
+      this.verifyToken(tokenFromPassword(frame.payload), this.pendingLogin, frame.seq);
+      this.pendingLogin = null;
+      return;
+    }
     // Anything sent while meshgate is still deciding is out of protocol order.
     throw mgError('MG_PACKET_MALFORMED', 'the client sent data before the handshake finished; use a standard MySQL/MariaDB client');
   }
@@ -219,33 +225,62 @@ export class MysqlSession {
     tlsSocket.once('secure', () => {
       if (this.state !== 'tls') return;
       this.state = 'secured';
-      const peer = tlsSocket.getPeerX509Certificate();
-      const chainError = chainVerificationError(tlsSocket);
-      this.tlsFacts = {
-        authorized: peer !== undefined && chainError === null,
-        authorizationError: chainError,
-        peerCertificate: peer ?? null,
-        protocol: tlsSocket.getProtocol(),
-        cipher: tlsSocket.getCipher()?.name ?? null,
-      };
+      this.tlsFacts = tlsFactsOf(tlsSocket);
       then?.();
     });
     tlsSocket.on('data', this.onData);
   }
 
+  /**
+   * Who is it? A client certificate answers at once. Without one, where token issuers are
+   * configured, the password is the token: meshgate asks for it in clear text
+   * (mysql_clear_password), which only ever happens inside TLS.
+   */
   private authorize(response: HandshakeResponse, seq: number): void {
     this.state = 'authorizing';
     this.client.pause();
-    let identity: Identity;
-    try {
-      if (this.tlsFacts === null) {
-        throw mgError('MG_CLIENT_CERT_MISSING', 'no TLS client certificate: connect with TLS and present your workload certificate (--ssl-cert/--ssl-key)');
+    const tokens = this.ctx.verifyToken;
+    if (tokens === undefined || (this.tlsFacts !== null && this.tlsFacts.peerCertificate !== null)) {
+      let identity: Identity;
+      try {
+        if (this.tlsFacts === null) {
+          throw mgError('MG_CLIENT_CERT_MISSING', 'no TLS client certificate: connect with TLS and present your workload certificate (--ssl-cert/--ssl-key)');
+        }
+        identity = this.ctx.verifyPeer(this.tlsFacts);
+      } catch (error) {
+        this.refuse(asMeshgateError(error), seq + 1, response);
+        return;
       }
-      identity = this.ctx.verifyPeer(this.tlsFacts);
-    } catch (error) {
-      this.refuse(asMeshgateError(error), seq + 1, response);
+      this.decide(identity, response, seq);
       return;
     }
+    if (this.tlsFacts === null) {
+      const error = mgError('MG_TLS_REQUIRED', 'a token is accepted as password only over TLS: connect with --ssl (mariadb CLI) or ssl: {} (drivers)');
+      this.refuse(error, seq + 1, response);
+      return;
+    }
+    if (response.authPlugin === 'mysql_clear_password' && response.authResponse.length > 0) {
+      this.verifyToken(tokenFromPassword(response.authResponse), response, seq);
+      return;
+    }
+    this.pendingLogin = response;
+    this.state = 'switching';
+    this.client.write(encodeMessage(encodeAuthSwitchRequest({ plugin: 'mysql_clear_password', data: Buffer.alloc(0) }), seq + 1));
+    this.client.resume();
+  }
+
+  private verifyToken(token: string, response: HandshakeResponse, seq: number): void {
+    this.state = 'authorizing';
+    this.client.pause();
+    this.ctx.verifyToken!(token).then(
+      (identity) => {
+        if (this.state === 'authorizing') this.decide(identity, response, seq);
+      },
+      (error: unknown) => this.refuse(asMeshgateError(error), seq + 1, response),
+    );
+  }
+
+  private decide(identity: Identity, response: HandshakeResponse, seq: number): void {
     const decision = this.ctx.policy().evaluate(identity, { engine: 'mysql', database: response.database });
     const account = decision.role === null ? undefined : this.ctx.account(decision.role);
     if (!decision.allow || decision.role === null) {
@@ -341,62 +376,9 @@ export class MysqlSession {
     upstreamConnectionId: number | null,
     error: MeshgateError | null,
   ): void {
-    const event: ConnectionEvent = {
-      type: 'connection',
-      time: auditTime(),
-      sessionId: this.sessionId,
-      engine: 'mysql',
-      peer: { address: this.raw.remoteAddress ?? '', port: this.raw.remotePort ?? 0 },
-      tls:
-        this.tlsFacts === null
-          ? null
-          : {
-              protocol: this.tlsFacts.protocol,
-              cipher: this.tlsFacts.cipher,
-              clientCertSerial: this.tlsFacts.peerCertificate?.serialNumber ?? null,
-            },
-      identity: identity === null ? null : auditIdentity(identity),
-      clientUser: response?.username ?? null,
-      database: response?.database ?? null,
-      decision,
-      rule,
-      reason,
-      upstreamRole: role,
-      upstreamConnectionId,
-      error: error === null ? null : { code: error.code, message: error.message },
-    };
-    this.ctx.audit.record(event);
+    this.ctx.audit.record(
+      connectionEvent({ sessionId: this.sessionId, socket: this.raw, tls: this.tlsFacts, response, identity, decision, rule, reason, role, upstreamConnectionId, error }),
+    );
   }
 }
 
-export function auditIdentity(identity: Identity): AuditIdentity {
-  return {
-    spiffeId: identity.spiffeId,
-    principal: identity.principal,
-    trustDomain: identity.trustDomain,
-    namespace: identity.namespace,
-    serviceAccount: identity.serviceAccount,
-    authMethod: identity.authMethod,
-  };
-}
-
-/**
- * OpenSSL's verdict on the client's chain against the trust bundle. Node computes it only
- * for sockets accepted by a tls.Server; a STARTTLS upgrade (MySQL's SSLRequest) asks the
- * TLS handle the same way Node's own server code does.
- */
-function chainVerificationError(socket: TLSSocket): string | null {
-  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
-  if (typeof handle?.verifyError !== 'function') {
-    throw mgError('MG_INTERNAL', 'this Node.js version does not expose TLS verification results; run meshgate on Node.js 20 or 22');
-  }
-  const error = handle.verifyError();
-  return error === null ? null : (error.code ?? error.message);
-}
-
-/** Scramble bytes must not contain NUL (the greeting terminates strings with it). */
-function printableNonce(): Buffer {
-  const nonce = randomBytes(20);
-  for (let i = 0; i < nonce.length; i++) nonce[i] = 0x21 + (nonce[i]! % 0x5e);
-  return nonce;
-}

@@ -166,6 +166,10 @@ export interface AuthSwitchRequest {
   readonly data: Buffer;
 }
 
+export function encodeAuthSwitchRequest(request: AuthSwitchRequest): Buffer {
+  return new PayloadWriter().u8(0xfe).nulString(request.plugin).bytes(request.data).toBuffer();
+}
+
 export function decodeAuthSwitchRequest(payload: Buffer): AuthSwitchRequest {
   const r = new PayloadReader(payload, 'auth switch request');
   r.skip(1);

@@ -1,0 +1,99 @@
+/** What a session reports and reads off its sockets, kept apart from its state machine. */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { auditTime } from '../../audit/clock.ts';
+import type { AuditIdentity, ConnectionEvent } from '../../audit/types.ts';
+import { mgError, type MeshgateError } from '../../errors/index.ts';
+import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import type { HandshakeResponse } from './codec/handshake.ts';
+
+export function auditIdentity(identity: Identity): AuditIdentity {
+  return {
+    spiffeId: identity.spiffeId,
+    principal: identity.principal,
+    trustDomain: identity.trustDomain,
+    namespace: identity.namespace,
+    serviceAccount: identity.serviceAccount,
+    authMethod: identity.authMethod,
+  };
+}
+
+export interface ConnectionFacts {
+  readonly sessionId: string;
+  readonly socket: Socket;
+  readonly tls: TlsPeerFacts | null;
+  readonly response: HandshakeResponse | null;
+  readonly identity: Identity | null;
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string | null;
+  readonly reason: string;
+  readonly role: string | null;
+  readonly upstreamConnectionId: number | null;
+  readonly error: MeshgateError | null;
+}
+
+export function connectionEvent(f: ConnectionFacts): ConnectionEvent {
+  return {
+    type: 'connection',
+    time: auditTime(),
+    sessionId: f.sessionId,
+    engine: 'mysql',
+    peer: { address: f.socket.remoteAddress ?? '', port: f.socket.remotePort ?? 0 },
+    tls: f.tls === null ? null : { protocol: f.tls.protocol, cipher: f.tls.cipher, clientCertSerial: f.tls.peerCertificate?.serialNumber ?? null },
+    identity: f.identity === null ? null : auditIdentity(f.identity),
+    clientUser: f.response?.username ?? null,
+    database: f.response?.database ?? null,
+    decision: f.decision,
+    rule: f.rule,
+    reason: f.reason,
+    upstreamRole: f.role,
+    upstreamConnectionId: f.upstreamConnectionId,
+    error: f.error === null ? null : { code: f.error.code, message: f.error.message },
+  };
+}
+
+/** What the TLS handshake established about the client, as plain values. */
+export function tlsFactsOf(socket: TLSSocket): TlsPeerFacts {
+  const peer = socket.getPeerX509Certificate();
+  const chainError = chainVerificationError(socket);
+  return {
+    authorized: peer !== undefined && chainError === null,
+    authorizationError: chainError,
+    peerCertificate: peer ?? null,
+    protocol: socket.getProtocol(),
+    cipher: socket.getCipher()?.name ?? null,
+  };
+}
+
+/**
+ * OpenSSL's verdict on the client's chain against the trust bundle. Node computes it only
+ * for sockets accepted by a tls.Server; a STARTTLS upgrade (MySQL's SSLRequest) asks the
+ * TLS handle the same way Node's own server code does.
+ */
+function chainVerificationError(socket: TLSSocket): string | null {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== 'function') {
+    throw mgError('MG_INTERNAL', 'this Node.js version does not expose TLS verification results; run meshgate on Node.js 20 or 22');
+  }
+  const error = handle.verifyError();
+  return error === null ? null : (error.code ?? error.message);
+}
+
+/** Scramble bytes must not contain NUL (the greeting terminates strings with it). */
+export function printableNonce(): Buffer {
+  const nonce = randomBytes(20);
+  for (let i = 0; i < nonce.length; i++) nonce[i] = 0x21 + (nonce[i]! % 0x5e);
+  return nonce;
+}
+
+/**
+ * The token a client sent as its password through mysql_clear_password: NUL-terminated,
+ * perhaps pasted with its `Bearer ` prefix.
+ */
+export function tokenFromPassword(password: Buffer): string {
+  let end = password.length;
+  while (end > 0 && password[end - 1] === 0) end--;
+  const text = password.toString('utf8', 0, end).trim();
+  return text.startsWith('Bearer ') ? text.slice(7).trim() : text;
+}
