@@ -17,7 +17,11 @@ interface Bucket {
 
 const EMPTY: readonly number[] = Object.freeze([]);
 
-/** The exact principals a rule can only ever match, or null when it cannot be keyed. */
+/**
+ * The exact principals a rule can only ever match, or null when it cannot be keyed. Other
+ * conditions on the same source (namespaces, authMethods, claims) only narrow the match,
+ * so keying stays sound: the index picks candidates and ruleDecision checks every condition.
+ */
 function exactPrincipals(rule: CompiledRule): Set<string> | null {
   if (rule.sources === null) return null;
   const keys = new Set<string>();

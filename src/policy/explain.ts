@@ -3,6 +3,7 @@
  * `meshgate policy explain` and for the default-deny reason. Nothing here decides; every
  * `matched` comes from the same functions evaluate() uses.
  */
+import { tokenMismatch } from './claims.ts';
 import { describeGlobSet, globMatches } from './glob.ts';
 import {
   firstSource,
@@ -34,7 +35,7 @@ function sourceMismatch(source: CompiledSource, subject: Subject): string {
   if (source.trustDomains !== null && !globMatches(source.trustDomains, trustDomain)) {
     return `trust domain ${trustDomain} is not in trustDomains ${describeGlobSet(source.trustDomains)}`;
   }
-  return 'matches';
+  return tokenMismatch(subject, source.authMethods, source.notAuthMethods, source.claims, source.notClaims) ?? 'matches';
 }
 
 function targetMismatch(target: CompiledTarget, request: PolicyRequest): string {

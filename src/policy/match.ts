@@ -4,6 +4,7 @@
  * The boolean matchers here are the single definition of "matches"; explain() only adds
  * words to their verdicts and never decides on its own.
  */
+import { authMethodsHold, claimsHold, compileAuthMethods, compileClaims, describeClaims, type ClaimCondition } from './claims.ts';
 import { compileGlobSet, describeGlobSet, globMatches, type GlobSet } from './glob.ts';
 import type { MariadbTargetSpec, PolicyRuleSpec, PolicySourceSpec } from './schema.ts';
 import type { Decision, PolicyRequest, Subject } from './types.ts';
@@ -16,6 +17,10 @@ export interface CompiledSource {
   readonly namespaces: GlobSet | null;
   readonly notNamespaces: GlobSet | null;
   readonly trustDomains: GlobSet | null;
+  readonly authMethods: ReadonlySet<string> | null;
+  readonly notAuthMethods: ReadonlySet<string> | null;
+  readonly claims: readonly ClaimCondition[] | null;
+  readonly notClaims: readonly ClaimCondition[] | null;
   readonly description: string;
 }
 
@@ -61,17 +66,26 @@ function compileSource(spec: PolicySourceSpec): CompiledSource {
     ['namespaces', spec.namespaces],
     ['notNamespaces', spec.notNamespaces],
     ['trustDomains', spec.trustDomains],
+    ['authMethods', spec.authMethods],
+    ['notAuthMethods', spec.notAuthMethods],
   ];
-  const description = fields
-    .filter((f): f is [string, readonly string[]] => f[1] !== undefined)
-    .map(([name, list]) => `${name} ${list.join(', ')}`)
-    .join(' and ');
+  const claims = compileClaims(spec.claims);
+  const notClaims = compileClaims(spec.notClaims);
+  const description = [
+    ...fields.filter((f): f is [string, readonly string[]] => f[1] !== undefined).map(([name, list]) => `${name} ${list.join(', ')}`),
+    ...(claims === null ? [] : [describeClaims(claims, false)]),
+    ...(notClaims === null ? [] : [describeClaims(notClaims, true)]),
+  ].join(' and ');
   return {
     principals: globOrNull(spec.principals, principalForm),
     notPrincipals: globOrNull(spec.notPrincipals, principalForm),
     namespaces: globOrNull(spec.namespaces),
     notNamespaces: globOrNull(spec.notNamespaces),
     trustDomains: globOrNull(spec.trustDomains),
+    authMethods: compileAuthMethods(spec.authMethods),
+    notAuthMethods: compileAuthMethods(spec.notAuthMethods),
+    claims,
+    notClaims,
     description,
   };
 }
@@ -128,7 +142,8 @@ export function sourceMatches(source: CompiledSource, subject: Subject): boolean
   if (source.namespaces !== null && (ns === null || !globMatches(source.namespaces, ns))) return false;
   if (source.notNamespaces !== null && ns !== null && globMatches(source.notNamespaces, ns)) return false;
   if (source.trustDomains !== null && !globMatches(source.trustDomains, subject.trustDomain)) return false;
-  return true;
+  if (!authMethodsHold(subject, source.authMethods, source.notAuthMethods)) return false;
+  return claimsHold(subject, source.claims, source.notClaims);
 }
 
 export function targetMatches(target: CompiledTarget, request: PolicyRequest): boolean {

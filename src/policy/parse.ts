@@ -136,7 +136,10 @@ function describeIssue(issue: z.core.$ZodIssue): IssueText[] {
     case 'invalid_type': {
       if (issue.input === undefined) return [{ path, message: 'required' }];
       const expected = EXPECTED[issue.expected] ?? issue.expected;
-      return [{ path, message: `expected ${expected}, got ${describeValue(issue.input)}` }];
+      // YAML reads `[true]` or `[42]` as non-strings; claim values are matched as text.
+      const inClaims = path.includes('claims') || path.includes('notClaims');
+      const hint = inClaims && issue.expected === 'string' ? '; quote it: claim values match as strings' : '';
+      return [{ path, message: `expected ${expected}, got ${describeValue(issue.input)}${hint}` }];
     }
     case 'invalid_value': {
       const options = issue.values.map((v) => quote(v)).join(' or ');
@@ -153,6 +156,11 @@ function describeIssue(issue: z.core.$ZodIssue): IssueText[] {
     }
     case 'too_big':
       return [{ path, message: `must be at most ${String(issue.maximum)} characters` }];
+    case 'invalid_key': {
+      // A bad key in a record (claim names): zod nests the key's own issues.
+      const why = issue.issues.map((inner) => inner.message).join('; ');
+      return [{ path, message: `${quote(path[path.length - 1])} ${why}` }];
+    }
     case 'invalid_format':
       return [{ path, message: `${quote(issue.input)} ${issue.message}` }];
     default:

@@ -22,12 +22,36 @@ const pattern = z.string().superRefine((value, ctx) => {
 });
 const patternList = z.array(pattern).min(1);
 
+/** How a caller can prove its identity; mirrors Identity['authMethod']. */
+export const AUTH_METHODS = ['mtls', 'jwt', 'xfcc'] as const;
+const authMethodList = z.array(z.enum(AUTH_METHODS)).min(1);
+
+// Token claim names as issuers spell them (`repository_owner`, `email`, `groups`), plus "."
+// for one nested level and ":" for namespaced names.
+const CLAIM_NAME = /^[A-Za-z0-9_.:-]+$/;
+const claimName = z.string().regex(CLAIM_NAME, 'is not a claim name: use letters, digits, "_", ".", ":" or "-"');
+const claimRecord = z.record(claimName, patternList).superRefine((map, ctx) => {
+  if (Object.keys(map).length === 0) ctx.addIssue({ code: 'custom', message: 'must not be empty; omit the field to match anything' });
+});
+// zod's records silently drop a `__proto__` key, which would delete that condition and
+// widen the rule; so it is refused before the record sees it.
+const claimMap = z.preprocess((value, ctx) => {
+  if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+    ctx.addIssue({ code: 'custom', path: ['__proto__'], message: '"__proto__" is not a claim name', input: value });
+  }
+  return value;
+}, claimRecord);
+
 const sourceShape = {
   principals: patternList.optional(),
   notPrincipals: patternList.optional(),
   namespaces: patternList.optional(),
   notNamespaces: patternList.optional(),
   trustDomains: patternList.optional(),
+  authMethods: authMethodList.optional(),
+  notAuthMethods: authMethodList.optional(),
+  claims: claimMap.optional(),
+  notClaims: claimMap.optional(),
 };
 const fromShape = { source: z.strictObject(sourceShape) };
 
@@ -95,10 +119,21 @@ export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
   doc.spec.rules.forEach((rule, r) => {
     const at = ['spec', 'rules', r];
     rule.from?.forEach((item, f) => {
-      if (Object.keys(item.source).length === 0) {
+      const source = item.source;
+      if (Object.keys(source).length === 0) {
         problems.push({
           path: [...at, 'from', f, 'source'],
           message: 'names no field and would match every caller; omit `from` to mean that',
+        });
+      }
+      // Only token (jwt) identities carry claims, so such a source could never match: an
+      // ALLOW that never grants, or worse, a DENY that never denies.
+      const noJwt =
+        (source.authMethods !== undefined && !source.authMethods.includes('jwt')) || source.notAuthMethods?.includes('jwt') === true;
+      if (source.claims !== undefined && noJwt) {
+        problems.push({
+          path: [...at, 'from', f, 'source', 'claims'],
+          message: 'only jwt identities carry claims, and this source excludes the jwt auth method, so it could never match',
         });
       }
     });

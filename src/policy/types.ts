@@ -6,6 +6,13 @@ export interface Subject {
   readonly serviceAccount: string | null;
   /** Istio principal form: `<trust-domain>/ns/<ns>/sa/<sa>`. */
   readonly principal: string;
+  /**
+   * How the caller proved its identity (`mtls`, `jwt`, `xfcc`); absent only for subjects
+   * built outside the proxy, which then never match an `authMethods` list.
+   */
+  readonly authMethod?: string;
+  /** Verified token claims (JWT identities only); absent claims never match `claims`. */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 /** What the caller asks for; engines add their own variants later (Firestore). */

@@ -4,9 +4,10 @@
  */
 import { isMeshgateError } from '../../errors/index.ts';
 import { loadPolicyDir } from '../../policy/loader.ts';
+import { AUTH_METHODS } from '../../policy/schema.ts';
 import { subjectFromPrincipal } from '../../policy/subject.ts';
 import type { Explanation, Subject } from '../../policy/types.ts';
-import { UsageError, optionalString, requireString, type CliCommand, type CliIO } from '../command.ts';
+import { UsageError, optionalString, requireString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 
 /** Exit code of `policy explain` for a denial, distinct from 1 (error) and 2 (usage). */
 export const EXIT_DENIED = 3;
@@ -52,6 +53,40 @@ function parseSubject(principal: string): Subject {
   }
 }
 
+// The claim-name rule of the policy schema, so any claim a policy can name can be given here.
+const CLAIM_OPTION = /^([A-Za-z0-9_.:-]+)=(.+)$/s;
+
+/** `--claim name=value`, repeatable; a name given twice becomes a list, like `groups`. */
+function parseClaims(options: readonly string[]): Record<string, string | string[]> {
+  const claims: Record<string, string | string[]> = {};
+  for (const option of options) {
+    const match = CLAIM_OPTION.exec(option);
+    if (match === null || match[1] === '__proto__') {
+      throw new UsageError(`--claim: expected name=value with a name of A-Z a-z 0-9 _ . : - and a non-empty value, got ${JSON.stringify(option)}`);
+    }
+    const [, name = '', value = ''] = match;
+    const previous = Object.hasOwn(claims, name) ? claims[name] : undefined;
+    claims[name] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
+  }
+  return claims;
+}
+
+/**
+ * The caller as the proxy would see it. Without --auth-method: jwt when claims are given
+ * (only tokens carry claims), else mtls, the way a principal alone arrives.
+ */
+function parseCaller(values: OptionValues): Subject {
+  const subject = parseSubject(requireString(values, 'principal'));
+  const claimOptions = values.claim;
+  const list = Array.isArray(claimOptions) ? claimOptions.filter((c): c is string => typeof c === 'string') : [];
+  const method = optionalString(values, 'auth-method') ?? (list.length > 0 ? 'jwt' : 'mtls');
+  if (!(AUTH_METHODS as readonly string[]).includes(method)) {
+    throw new UsageError(`--auth-method: expected mtls, jwt or xfcc, got ${JSON.stringify(method)}`);
+  }
+  if (list.length > 0 && method !== 'jwt') throw new UsageError(`--claim: only jwt identities carry claims, but --auth-method is ${method}`);
+  return { ...subject, authMethod: method, ...(method === 'jwt' ? { claims: parseClaims(list) } : {}) };
+}
+
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
@@ -72,11 +107,16 @@ function printExplanation(io: CliIO, explanation: Explanation): void {
 const explain: CliCommand = {
   path: ['policy', 'explain'],
   summary: 'show what a policy directory decides for one caller and database',
-  usage: '--dir DIR --principal ID [--database NAME]',
+  usage: '--dir DIR --principal ID [--database NAME] [--auth-method METHOD] [--claim NAME=VALUE ...]',
   help: [
     '  --dir DIR               directory of AccessPolicy documents',
     '  --principal ID          caller: spiffe://<td>/ns/<ns>/sa/<sa> or Istio form <td>/ns/<ns>/sa/<sa>',
+    '                          (any SPIFFE ID, e.g. ci.example/github/acme/shop/env/production)',
     '  --database NAME         database the client names at connect; omit for none',
+    '  --auth-method METHOD    how the caller proved it: mtls, jwt or xfcc (default: jwt',
+    '                          with --claim, else mtls)',
+    '  --claim NAME=VALUE      a verified token claim, e.g. environment=production; repeat',
+    '                          a name for a list claim (--claim groups=eng --claim groups=ops)',
     '',
     'Prints the decision, the deciding rule, the role and the reason, then every rule in',
     'evaluation order (DENY rules first) with whether it matched and why.',
@@ -86,10 +126,12 @@ const explain: CliCommand = {
     dir: { type: 'string' },
     principal: { type: 'string' },
     database: { type: 'string' },
+    'auth-method': { type: 'string' },
+    claim: { type: 'string', multiple: true },
   },
   async run(values, _positionals, io) {
     const dir = requireString(values, 'dir');
-    const subject = parseSubject(requireString(values, 'principal'));
+    const subject = parseCaller(values);
     const database = optionalString(values, 'database') ?? null;
     const policy = await loadPolicyDir(dir, { cwd: io.cwd });
     const explanation = policy.explain(subject, { engine: 'mysql', database });

@@ -3,8 +3,9 @@ import * as assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError, type CliCommand, type CliIO } from '../../../src/cli/command.ts';
+import { UsageError, type CliCommand, type CliIO, type OptionValues } from '../../../src/cli/command.ts';
 import { policyCommands } from '../../../src/cli/commands/policy.ts';
+import { runCli } from '../../../src/cli/main.ts';
 
 function command(...path: string[]): CliCommand {
   const found = policyCommands.find((c) => c.path.join(' ') === path.join(' '));
@@ -39,6 +40,17 @@ spec:
 # spare separator left by an editor
 `;
 
+const TOKENS = `apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: tokens }
+spec:
+  action: ALLOW
+  rules:
+    - id: deploy
+      from: [{ source: { authMethods: [jwt], claims: { environment: [production], groups: ["db-*"] } } }]
+      to: [{ mariadb: { databases: [shop], role: shop_migrator } }]
+`;
+
 describe('policy commands', () => {
   let cwd = '';
   before(async () => {
@@ -49,6 +61,8 @@ describe('policy commands', () => {
     await mkdir(join(cwd, 'broken'));
     await writeFile(join(cwd, 'broken', 'orders.yaml'), ORDERS.replace(', role: shop_writer', ''));
     await mkdir(join(cwd, 'empty'));
+    await mkdir(join(cwd, 'tokens'));
+    await writeFile(join(cwd, 'tokens', 'tokens.yaml'), TOKENS);
   });
   after(async () => {
     await rm(cwd, { recursive: true, force: true });
@@ -123,6 +137,52 @@ describe('policy commands', () => {
       name: 'UsageError',
       message: '--dir is required',
     });
+  });
+
+  it('explain takes token claims: repeated names become lists, --auth-method defaults to jwt', async () => {
+    const io = fakeIO(cwd);
+    const values = { dir: 'tokens', principal: 'ci.example/github/acme/shop/env/production', database: 'shop' };
+    const code = await command('policy', 'explain').run({ ...values, claim: ['environment=production', 'groups=eng', 'groups=db-admins'] }, [], io);
+    assert.equal(code, 0);
+    assert.equal(io.lines[1], 'rule:     tokens/deploy');
+    const denied = fakeIO(cwd);
+    assert.equal(await command('policy', 'explain').run({ ...values, claim: ['environment=staging', 'groups=db-admins'] }, [], denied), 3);
+    assert.match(denied.lines.at(-1) ?? '', /tokens\/deploy\s+ALLOW\s+no\s+claim environment=staging is not in production$/);
+    // A value may hold "=": only the first one splits.
+    const eq = fakeIO(cwd);
+    assert.equal(await command('policy', 'explain').run({ ...values, claim: ['environment=prod=x', 'groups=db-a'] }, [], eq), 3);
+    assert.match(eq.lines.at(-1) ?? '', /claim environment=prod=x is not in production$/);
+  });
+
+  it('explain without claims is an mtls caller; --auth-method picks another', async () => {
+    const values = { dir: 'tokens', principal: 'ci.example/github/acme/shop/env/production', database: 'shop' };
+    const io = fakeIO(cwd);
+    assert.equal(await command('policy', 'explain').run(values, [], io), 3);
+    assert.match(io.lines.at(-1) ?? '', /auth method mtls is not in authMethods jwt$/);
+    const xfcc = fakeIO(cwd);
+    assert.equal(await command('policy', 'explain').run({ ...values, 'auth-method': 'xfcc' }, [], xfcc), 3);
+    assert.match(xfcc.lines.at(-1) ?? '', /auth method xfcc is not in authMethods jwt$/);
+  });
+
+  const usageCases: [string, OptionValues, RegExp][] = [
+    ['no "="', { claim: ['environment'] }, /^--claim: expected name=value .* got "environment"$/],
+    ['empty value', { claim: ['environment='] }, /^--claim: expected name=value/],
+    ['empty name', { claim: ['=production'] }, /^--claim: expected name=value/],
+    ['bad name', { claim: ['bad name=x'] }, /^--claim: expected name=value/],
+    ['__proto__', { claim: ['__proto__=x'] }, /^--claim: expected name=value/],
+    ['claims on an mtls caller', { claim: ['a=b'], 'auth-method': 'mtls' }, /^--claim: only jwt identities carry claims, but --auth-method is mtls$/],
+    ['unknown auth method', { 'auth-method': 'JWT' }, /^--auth-method: expected mtls, jwt or xfcc, got "JWT"$/],
+  ];
+  for (const [name, values, message] of usageCases) {
+    it(`explain refuses ${name} as a usage error`, async () => {
+      await assert.rejects(command('policy', 'explain').run({ dir: 'tokens', principal: 'td/x', ...values }, [], fakeIO(cwd)), { name: 'UsageError', message });
+    });
+  }
+
+  it('a malformed --claim exits 2 with the usage, through the CLI entry point', async () => {
+    const io = fakeIO(cwd);
+    assert.equal(await runCli(['policy', 'explain', '--dir', join(cwd, 'tokens'), '--principal', 'td/x', '--claim', 'nope'], io), 2);
+    assert.match(io.errors.join('\n'), /--claim: expected name=value[\s\S]*usage: meshgate policy explain .*--claim NAME=VALUE/);
   });
 
   it('explain fails with MG_POLICY_INVALID on a broken directory', async () => {

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMeshgateError } from '../../../src/errors/index.ts';
 import { loadPolicyDir, loadPolicyDocuments } from '../../../src/policy/loader.ts';
+import { subjectFromPrincipal } from '../../../src/policy/subject.ts';
+import type { Subject } from '../../../src/policy/types.ts';
 
 const VALID = `apiVersion: meshgate.dev/v1alpha1
 kind: AccessPolicy
@@ -169,5 +171,36 @@ describe('loadPolicyDir', () => {
   it('loads the shipped example directory', async () => {
     const policy = await loadPolicyDir('deploy/examples/policy');
     assert.ok(policy.ruleCount >= 3);
+  });
+
+  it('the CI example lets only the production deploy job of acme/shop migrate shop', async () => {
+    const policy = await loadPolicyDir('deploy/examples/policy');
+    // What the github-actions mapping produces for a job in environment "production".
+    const job = {
+      ...subjectFromPrincipal('spiffe://ci.example/github/acme/shop/env/production'),
+      authMethod: 'jwt',
+      claims: {
+        repository: 'acme/shop',
+        environment: 'production',
+        ref: 'refs/heads/main',
+        event_name: 'push',
+        job_workflow_ref: 'acme/shop/.github/workflows/deploy.yml@refs/heads/main',
+      },
+    };
+    const decide = (subject: Subject, database = 'shop') => policy.evaluate(subject, { engine: 'mysql', database });
+    assert.deepEqual(
+      { ...decide(job) },
+      { allow: true, ruleId: 'ci-shop-deploy/migrate-production', role: 'shop_migrator', allowLocalInfile: false, reason: 'allowed by rule ci-shop-deploy/migrate-production as role shop_migrator' },
+    );
+    assert.equal(decide(job, 'reporting_eu').allow, false);
+    const otherWorkflow = { ...job, claims: { ...job.claims, job_workflow_ref: 'acme/shop/.github/workflows/lint.yml@refs/heads/main' } };
+    assert.equal(decide(otherWorkflow).allow, false);
+    const pullRequest = { ...job, claims: { ...job.claims, event_name: 'pull_request' } };
+    assert.equal(decide(pullRequest).ruleId, 'ci-deny-pull-requests/pull-request-events');
+    // A branch named "production" maps to .../ref/heads/production, not the environment.
+    const branch = { ...job, ...subjectFromPrincipal('ci.example/github/acme/shop/ref/heads/production') };
+    assert.equal(decide(branch).allow, false);
+    // The same principal over mTLS (no token, no claims) is not the job.
+    assert.equal(decide({ ...subjectFromPrincipal('ci.example/github/acme/shop/env/production'), authMethod: 'mtls' }).allow, false);
   });
 });

@@ -9,6 +9,10 @@ const TDS = ['td.a', 'td.b'];
 const NSS = ['shop', 'staging', 'dev-eu'];
 const SAS = ['orders', 'web'];
 const DBS = ['shop', 'shop_eu', 'secrets'];
+const METHODS = ['mtls', 'jwt', 'xfcc'] as const;
+// `org.team` exercises the one nested level (and a top-level key of the same name).
+const CLAIM_NAMES = ['env', 'groups', 'n', 'org.team'];
+const CLAIM_VALUES = ['prod', 'staging', 'eng', 'ops', 'admins', '12', 'true', 'db'];
 
 interface Source {
   principals?: string[];
@@ -16,6 +20,10 @@ interface Source {
   namespaces?: string[];
   notNamespaces?: string[];
   trustDomains?: string[];
+  authMethods?: string[];
+  notAuthMethods?: string[];
+  claims?: Record<string, string[]>;
+  notClaims?: Record<string, string[]>;
 }
 interface Target {
   databases?: string[];
@@ -39,6 +47,12 @@ function globs(values: readonly string[]): fc.Arbitrary<string> {
 const PRINCIPALS = TDS.flatMap((td) => NSS.flatMap((ns) => SAS.map((sa) => `${td}/ns/${ns}/sa/${sa}`)));
 const principalPattern = fc.oneof(globs(PRINCIPALS), fc.constantFrom(...PRINCIPALS).map((p) => `spiffe://${p}`));
 const list = (arb: fc.Arbitrary<string>) => fc.option(fc.array(arb, { minLength: 1, maxLength: 2 }), { nil: undefined });
+const claimMap = fc.option(
+  fc.dictionary(fc.constantFrom(...CLAIM_NAMES), fc.array(globs(CLAIM_VALUES), { minLength: 1, maxLength: 2 }), { minKeys: 1, maxKeys: 2 }),
+  { nil: undefined },
+);
+/** The schema refuses `claims` on a source that excludes jwt (it could never match). */
+const excludesJwt = (s: Source) => (s.authMethods !== undefined && !s.authMethods.includes('jwt')) || s.notAuthMethods?.includes('jwt') === true;
 
 const sourceArb: fc.Arbitrary<Source> = fc
   .record({
@@ -47,9 +61,13 @@ const sourceArb: fc.Arbitrary<Source> = fc
     namespaces: list(globs(NSS)),
     notNamespaces: list(globs(NSS)),
     trustDomains: list(globs(TDS)),
+    authMethods: list(fc.constantFrom(...METHODS)),
+    notAuthMethods: list(fc.constantFrom(...METHODS)),
+    claims: claimMap,
+    notClaims: claimMap,
   })
   .map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Source)
-  .filter((s) => Object.keys(s).length > 0);
+  .filter((s) => Object.keys(s).length > 0 && !(s.claims !== undefined && excludesJwt(s)));
 
 function targetArb(action: Doc['action']): fc.Arbitrary<Target> {
   const databases = list(globs(DBS));
@@ -71,16 +89,39 @@ const docArb = (action: Doc['action']): fc.Arbitrary<Doc> =>
 const anyDocArb = fc.constantFrom<Doc['action']>('ALLOW', 'DENY').chain(docArb);
 const policyArb = fc.array(anyDocArb, { minLength: 1, maxLength: 5 });
 
-const subjectArb: fc.Arbitrary<Subject> = fc.oneof(
-  fc.tuple(fc.constantFrom(...TDS), fc.constantFrom(...NSS), fc.constantFrom(...SAS)).map(([td, ns, sa]) => ({
-    spiffeId: `spiffe://${td}/ns/${ns}/sa/${sa}`,
-    trustDomain: td,
-    namespace: ns,
-    serviceAccount: sa,
-    principal: `${td}/ns/${ns}/sa/${sa}`,
-  })),
-  fc.constantFrom(...TDS).map((td) => ({ spiffeId: `spiffe://${td}/vm/x`, trustDomain: td, namespace: null, serviceAccount: null, principal: `${td}/vm/x` })),
+// Claims as the JWT mappings produce them: strings, a groups list (maybe empty), a number
+// or boolean, and an object claim for the dotted name; sometimes a top-level `org.team` too.
+const claimsArb: fc.Arbitrary<Record<string, unknown>> = fc
+  .record(
+    {
+      env: fc.constantFrom('prod', 'staging', 'production'),
+      groups: fc.array(fc.constantFrom('eng', 'ops', 'admins'), { maxLength: 3 }),
+      n: fc.constantFrom<unknown>(12, 1, true, false, null),
+      org: fc.constantFrom<unknown>({ team: 'db' }, { team: 'ops' }, 'db', ['db']),
+      'org.team': fc.constantFrom('db', 'eng'),
+    },
+    { requiredKeys: [] },
+  )
+  .map((c) => c as Record<string, unknown>);
+const callerArb = fc.oneof(
+  fc.constantFrom('mtls', 'xfcc').map((authMethod) => ({ authMethod })),
+  claimsArb.map((claims) => ({ authMethod: 'jwt', claims })),
+  fc.constant({}),
 );
+
+const subjectArb: fc.Arbitrary<Subject> = fc.tuple(
+  fc.oneof(
+    fc.tuple(fc.constantFrom(...TDS), fc.constantFrom(...NSS), fc.constantFrom(...SAS)).map(([td, ns, sa]) => ({
+      spiffeId: `spiffe://${td}/ns/${ns}/sa/${sa}`,
+      trustDomain: td,
+      namespace: ns,
+      serviceAccount: sa,
+      principal: `${td}/ns/${ns}/sa/${sa}`,
+    })),
+    fc.constantFrom(...TDS).map((td) => ({ spiffeId: `spiffe://${td}/vm/x`, trustDomain: td, namespace: null, serviceAccount: null, principal: `${td}/vm/x` })),
+  ),
+  callerArb,
+).map(([who, how]) => ({ ...who, ...how }));
 const requestArb: fc.Arbitrary<PolicyRequest> = fc
   .option(fc.constantFrom(...DBS, 'other'), { nil: null })
   .map((database) => ({ engine: 'mysql', database }));
@@ -103,13 +144,32 @@ function globRef(pattern: string, value: string): boolean {
 const anyRef = (patterns: string[] | undefined, value: string | null, whenAbsent: boolean): boolean =>
   patterns === undefined ? whenAbsent : value !== null && patterns.some((p) => globRef(p.replace(/^spiffe:\/\//, ''), value));
 
+/** A claim's text forms: a scalar's, or a list's scalar elements'; anything else has none. */
+function claimTexts(claims: Subject['claims'], name: string): string[] {
+  const get = (o: unknown, key: string): unknown =>
+    typeof o === 'object' && o !== null && !Array.isArray(o) && Object.hasOwn(o, key) ? (o as Record<string, unknown>)[key] : undefined;
+  let value = get(claims, name);
+  const dot = name.indexOf('.');
+  if (value === undefined && dot > 0) value = get(get(claims, name.slice(0, dot)), name.slice(dot + 1));
+  const scalar = (v: unknown) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+  return (Array.isArray(value) ? value : [value]).filter(scalar).map(String);
+}
+const claimRef = (claims: Subject['claims'], name: string, patterns: string[]) =>
+  claimTexts(claims, name).some((text) => anyRef(patterns, text, false));
+const methodRef = (list: string[] | undefined, method: string | undefined, whenAbsent: boolean) =>
+  list === undefined ? whenAbsent : method !== undefined && list.includes(method);
+
 function sourceRef(s: Source, subject: Subject): boolean {
   return (
     anyRef(s.principals, subject.principal, true) &&
     !anyRef(s.notPrincipals, subject.principal, false) &&
     anyRef(s.namespaces, subject.namespace, true) &&
     !anyRef(s.notNamespaces, subject.namespace, false) &&
-    anyRef(s.trustDomains, subject.trustDomain, true)
+    anyRef(s.trustDomains, subject.trustDomain, true) &&
+    methodRef(s.authMethods, subject.authMethod, true) &&
+    !methodRef(s.notAuthMethods, subject.authMethod, false) &&
+    Object.entries(s.claims ?? {}).every(([name, patterns]) => claimRef(subject.claims, name, patterns)) &&
+    !Object.entries(s.notClaims ?? {}).some(([name, patterns]) => claimRef(subject.claims, name, patterns))
   );
 }
 function targetRef(t: Target, database: string | null): boolean {
@@ -139,6 +199,13 @@ function reference(docs: readonly Doc[], subject: Subject, request: PolicyReques
 function matchingDenyArb(subject: Subject, request: PolicyRequest): fc.Arbitrary<Doc> {
   const sources: Source[] = [{ principals: [subject.principal] }, { principals: ['*'] }, { trustDomains: [subject.trustDomain] }];
   if (subject.namespace !== null) sources.push({ namespaces: [`${subject.namespace.slice(0, 2)}*`] });
+  if (subject.authMethod !== undefined) sources.push({ authMethods: [subject.authMethod] });
+  // An absent claim always passes notClaims.
+  sources.push({ notClaims: { absent: ['*'] } });
+  const env = subject.claims?.env;
+  if (typeof env === 'string') sources.push({ claims: { env: [`${env.slice(0, 3)}*`] } });
+  const groups = subject.claims?.groups;
+  if (Array.isArray(groups) && typeof groups[0] === 'string') sources.push({ claims: { groups: ['nobody', groups[0]] } });
   const targets: (Rule['to'] | undefined)[] = [undefined, [{ mariadb: { databases: ['*'] } }]];
   if (request.database !== null) targets.push([{ mariadb: { databases: ['nope', request.database] } }]);
   return fc.record({ source: fc.option(fc.constantFrom(...sources), { nil: undefined }), to: fc.constantFrom(...targets) }).map(({ source, to }) => ({
@@ -194,7 +261,12 @@ describe('policy properties', () => {
       namespace: fc.option(fc.string(), { nil: null }),
       serviceAccount: fc.option(fc.string(), { nil: null }),
       principal: fc.oneof(fc.string(), fc.constantFrom(...PRINCIPALS)),
-    });
+      authMethod: fc.option(fc.oneof(fc.string(), fc.constantFrom(...METHODS)), { nil: undefined }),
+      claims: fc.option(
+        fc.dictionary(fc.oneof(fc.string(), fc.constantFrom(...CLAIM_NAMES, 'org', 'constructor', '__proto__')), fc.anything({ withNullPrototype: true, withObjectString: true })),
+        { nil: undefined },
+      ),
+    }, { requiredKeys: ['spiffeId', 'trustDomain', 'namespace', 'serviceAccount', 'principal'] });
     const wildRequest = fc.option(fc.string(), { nil: null }).map((database): PolicyRequest => ({ engine: 'mysql', database }));
     fc.assert(
       fc.property(policyArb, wildSubject, wildRequest, (docs, subject, request) => {
