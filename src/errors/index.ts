@@ -52,6 +52,14 @@ export const ERROR_CODES = {
   MG_UPSTREAM_AUTH_FAILED: { kind: 'unavailable', summary: 'meshgate could not log in to the upstream database' },
   MG_UPSTREAM_PROTOCOL: { kind: 'unavailable', summary: 'the upstream database answered in a way meshgate cannot relay' },
   MG_AUDIT_UNAVAILABLE: { kind: 'unavailable', summary: 'the audit sink cannot record events' },
+  MG_CSR_INVALID: { kind: 'bad_request', summary: 'a certificate signing request is not a PKCS#10 CSR, its signature does not verify, or its key is not ECDSA P-256' },
+  MG_SIGNER_REQUEST_INVALID: { kind: 'bad_request', summary: 'a request to the signing endpoint has the wrong method, path or body' },
+  MG_SIGNER_RATE_LIMITED: { kind: 'limit_exceeded', summary: 'an identity asked the signing endpoint for more certificates per minute than it allows' },
+  MG_SIGNER_UNAVAILABLE: { kind: 'unavailable', summary: 'meshgate agent could not get an answer from the signing endpoint within its retry budget' },
+  MG_SIGNER_UNTRUSTED: { kind: 'config', summary: "the signing endpoint's TLS certificate does not verify against the agent's --ca-bundle" },
+  MG_SIGNER_RESPONSE_INVALID: { kind: 'unavailable', summary: 'the signing endpoint answered with something other than a certificate for the key the agent sent' },
+  MG_JOIN_TOKEN_INVALID: { kind: 'unauthenticated', summary: 'the join token is malformed, unknown to the CA, or already used' },
+  MG_JOIN_TOKEN_EXPIRED: { kind: 'unauthenticated', summary: 'the join token has expired' },
   MG_INTERNAL: { kind: 'internal', summary: 'a bug in meshgate' },
 } as const satisfies Record<string, CodeSpec>;
 
