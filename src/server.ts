@@ -13,6 +13,7 @@ import { MysqlListener } from './engines/mysql/listener.ts';
 import { probeServerProfile } from './engines/mysql/profile.ts';
 import { mgError } from './errors/index.ts';
 import { createTokenVerifier } from './identity/jwt/index.ts';
+import { JoinTokenStore, startSigningEndpoint } from './identity/signer/index.ts';
 import { verifyTlsPeer } from './identity/peer.ts';
 import { watchTlsMaterial } from './identity/tls-material.ts';
 import { loadPolicyDir } from './policy/index.ts';
@@ -21,6 +22,8 @@ export interface RunningMeshgate {
   readonly address: AddressInfo;
   readonly audit: AuditSink;
   readonly listener: MysqlListener;
+  /** The SVID signing endpoint's port, when `signer` is configured. */
+  readonly signerPort: number | null;
   close(): Promise<void>;
 }
 
@@ -82,18 +85,50 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     const code = (error as NodeJS.ErrnoException).code;
     throw mgError('MG_CONFIG_INVALID', `cannot listen on ${config.listener.host}:${config.listener.port} (${code}); choose another listener.port`, error);
   }
+  // Only workload identities get SVIDs: a Kubernetes service account (or a JWT-SVID of the
+  // same shape), never a CI job or a person holding an OIDC token.
+  const workloadToken = async (token: string) => {
+    const identity = await tokens!.verify(token);
+    if (identity.namespace === null || identity.serviceAccount === null) {
+      throw mgError('MG_TOKEN_CLAIMS_INVALID', 'SVIDs are issued to workloads: present a Kubernetes service-account token');
+    }
+    return identity;
+  };
+  const signer =
+    config.signer === undefined
+      ? null
+      : await startSigningEndpoint({
+          host: config.signer.host,
+          port: config.signer.port,
+          caDir: config.signer.caDir,
+          tls: { cert: config.listener.tls.cert, key: config.listener.tls.key },
+          svidTtlSeconds: config.signer.svidTtlSeconds,
+          renewWithSvid: config.signer.renewWithSvid,
+          issuancesPerMinute: config.signer.issuancesPerMinute,
+          log,
+          ...(tokens === undefined ? {} : { verifyToken: workloadToken }),
+          ...(config.signer.joinTokens ? { joinTokens: new JoinTokenStore(config.signer.caDir) } : {}),
+        }).catch(async (error: unknown) => {
+          await listener.close();
+          tls.close();
+          await audit.close();
+          throw error;
+        });
   log.info('meshgate listening', {
     address: `${address.address}:${address.port}`,
     upstream: `${upstream.host}:${upstream.port}`,
     upstreamVersion: profile.serverVersion,
     policyRules: policy.ruleCount,
     audit: config.audit.file,
+    signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
   return {
     address,
     audit,
     listener,
+    signerPort: signer?.port ?? null,
     async close() {
+      await signer?.close();
       tls.close();
       await listener.close();
       await audit.close();

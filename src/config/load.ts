@@ -32,6 +32,7 @@ export function resolveConfig(raw: unknown, sourcePath: string): MeshgateConfig 
   config.trust.bundles = config.trust.bundles.map(abs);
   config.policy.dir = abs(config.policy.dir);
   config.audit.file = abs(config.audit.file);
+  if (config.signer !== undefined) config.signer.caDir = abs(config.signer.caDir);
   for (const issuer of config.tokens?.issuers ?? []) {
     if ('file' in issuer.jwks) issuer.jwks.file = abs(issuer.jwks.file);
     else if (issuer.jwks.caFile !== undefined) issuer.jwks.caFile = abs(issuer.jwks.caFile);

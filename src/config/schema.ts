@@ -57,6 +57,28 @@ export const configSchema = z.strictObject({
    * service-account tokens): the MySQL password carries the JWT, over TLS only.
    */
   tokens: tokenVerifierConfigSchema.optional(),
+  /**
+   * The SVID signing endpoint `meshgate agent` talks to (HTTPS, meshgate's listener
+   * certificate). Workloads prove themselves with a Kubernetes service-account token (an
+   * issuer under `tokens` with the kubernetes mapping), a one-time join token, or their
+   * current SVID. Absent: off.
+   */
+  signer: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(8443),
+      caDir: z.string().min(1),
+      svidTtlSeconds: z
+        .number()
+        .int()
+        .min(60)
+        .max(30 * 86_400)
+        .default(4 * 3600),
+      joinTokens: z.boolean().default(true),
+      renewWithSvid: z.boolean().default(true),
+      issuancesPerMinute: z.number().int().min(1).max(10_000).default(10),
+    })
+    .optional(),
   audit: z
     .strictObject({
       file: z.string().min(1).default('audit.jsonl'),
