@@ -4,9 +4,10 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { auditTime } from '../../audit/clock.ts';
 import type { AuditIdentity, ConnectionEvent } from '../../audit/types.ts';
-import { mgError, type MeshgateError } from '../../errors/index.ts';
+import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import type { HandshakeResponse } from './codec/handshake.ts';
+import { chainVerificationError } from '../../identity/tls-verdict.ts';
 
 export function auditIdentity(identity: Identity): AuditIdentity {
   return {
@@ -66,19 +67,6 @@ export function tlsFactsOf(socket: TLSSocket): TlsPeerFacts {
   };
 }
 
-/**
- * OpenSSL's verdict on the client's chain against the trust bundle. Node computes it only
- * for sockets accepted by a tls.Server; a STARTTLS upgrade (MySQL's SSLRequest) asks the
- * TLS handle the same way Node's own server code does.
- */
-function chainVerificationError(socket: TLSSocket): string | null {
-  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
-  if (typeof handle?.verifyError !== 'function') {
-    throw mgError('MG_INTERNAL', 'this Node.js version does not expose TLS verification results; run meshgate on Node.js 20 or 22');
-  }
-  const error = handle.verifyError();
-  return error === null ? null : (error.code ?? error.message);
-}
 
 /** Scramble bytes must not contain NUL (the greeting terminates strings with it). */
 export function printableNonce(): Buffer {

@@ -3,7 +3,6 @@
  * within its limit, and what TLS verified about the client. No policy lives here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 
 export const SVID_ROUTE = '/v1/svid';
@@ -31,19 +30,6 @@ export function statusOf(error: MeshgateError): number {
   }
 }
 
-/**
- * OpenSSL's verdict on the client's chain against the CA bundle. Node sets `authorized` only
- * on sockets a tls.Server accepted; these are wrapped per connection (to use the reloaded
- * context), so the TLS handle is asked directly, as the MySQL engine does for STARTTLS.
- */
-export function chainVerificationError(socket: TLSSocket): string | null {
-  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
-  if (typeof handle?.verifyError !== 'function') {
-    throw mgError('MG_INTERNAL', 'this Node.js version does not expose TLS verification results; run meshgate on Node.js 20 or 22');
-  }
-  const error = handle.verifyError();
-  return error === null ? null : (error.code ?? error.message);
-}
 
 export function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
