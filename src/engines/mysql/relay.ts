@@ -365,6 +365,11 @@ export class Relay implements ResponseHandler {
     this.end(error.message);
   }
 
+  /** Ends the session from outside (shutdown), recording its end first. */
+  stop(reason: string): void {
+    this.end(reason);
+  }
+
   private end(reason: string, destroyUpstream = true): void {
     if (this.ended) return;
     this.ended = true;

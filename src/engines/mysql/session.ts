@@ -60,6 +60,7 @@ export class MysqlSession {
   private handshakeTimer: NodeJS.Timeout | null = null;
   /** The login waiting for the client's clear-text password (its token). */
   private pendingLogin: HandshakeResponse | null = null;
+  private relay: Relay | null = null;
   private readonly startedAt = Date.now();
   /** The connection id the greeting gives the client; KILL names it. */
   private readonly connectionId = nextConnectionId++ >>> 0;
@@ -133,6 +134,9 @@ export class MysqlSession {
   /** Ends the session from outside (shutdown) or when its sockets fail. */
   close(): void {
     if (this.state === 'closed') return;
+    // The relay records the session's end now, while the audit sink is still open: on
+    // shutdown the sink closes right after the sessions, before sockets report 'close'.
+    this.relay?.stop('meshgate shut down');
     this.client.destroy();
     this.raw.destroy();
     this.finish();
@@ -333,7 +337,7 @@ export class MysqlSession {
     this.client.off('data', this.onData);
     this.client.write(encodeMessage(encodeOk({ status: upstream.status }), seq + 1));
     this.audit('allow', rule, `allowed as role ${role}`, response, identity, role, upstream.connectionId, null);
-    const relay = new Relay(this.client, upstream, this.ctx, {
+    const relay = (this.relay = new Relay(this.client, upstream, this.ctx, {
       sessionId: this.sessionId,
       identity: auditIdentity(identity),
       role,
@@ -344,7 +348,7 @@ export class MysqlSession {
       startedAt: this.startedAt,
       directory: this.directory,
       onEnd: () => this.finish(),
-    });
+    }));
     this.directory.add(this.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId: upstream.connectionId });
     relay.start(this.early, this.framer.takeRemainder());
     this.early = [];
