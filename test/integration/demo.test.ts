@@ -5,14 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../../src/cli/main.ts';
+import { captureIO } from '../helpers/cli.ts';
 
 describe('meshgate demo', () => {
   it('shows allowed and denied outcomes, the audit lines and an intact chain, then cleans up MariaDB', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'meshgate-demo-'));
-    const out: string[] = [];
+    const io = captureIO(dir);
     try {
-      const code = await runCli(['demo', '--dir', dir], { out: (l) => out.push(l), err: (l) => out.push(l), cwd: dir, env: {} });
-      const text = out.join('\n');
+      const code = await runCli(['demo', '--dir', dir], io);
+      const text = io.all.join('\n');
       assert.equal(code, 0, text);
       assert.match(text, /orders\s+ALLOWED\s+INSERT/);
       assert.match(text, /analytics\s+DENIED\s+INSERT[\s\S]*MariaDB 1142/);

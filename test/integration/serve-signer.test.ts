@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { runCli } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/command.ts';
+import { captureIO } from '../helpers/cli.ts';
 import { JoinTokenStore } from '../../src/identity/signer/index.ts';
 import { startHarness, STANDARD_WORKLOADS, type Harness } from '../helpers/meshgate.ts';
 
@@ -28,14 +28,13 @@ describe('serve with the signing endpoint', () => {
   it('issues an SVID to an agent with a join token, and that SVID logs in', async () => {
     assert.ok(h.meshgate.signerPort !== null && h.meshgate.signerPort > 0);
     const { token } = await new JoinTokenStore(h.caDir).create({ spiffeId: STANDARD_WORKLOADS.orders, ttlSeconds: 600 });
-    const out: string[] = [];
-    const io: CliIO = { out: (l) => out.push(l), err: (l) => out.push(l), cwd: h.dir, env: {} };
+    const io = captureIO(h.dir);
     const outDir = join(h.dir, 'agent-out');
     const code = await runCli(
       ['agent', '--endpoint', `https://127.0.0.1:${h.meshgate.signerPort}`, '--ca-bundle', join(h.caDir, 'bundle.pem'), '--out', outDir, '--join-token', token, '--once'],
       io,
     );
-    assert.equal(code, 0, out.join('\n'));
+    assert.equal(code, 0, io.all.join('\n'));
     const ssl = { cert: await readFile(join(outDir, 'svid.crt')), key: await readFile(join(outDir, 'svid.key')), ca: await readFile(join(outDir, 'bundle.pem')) };
     const conn = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'agent', database: h.database, ssl });
     try {

@@ -2,13 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { runCli } from '../../../src/cli/main.ts';
 import { COMMANDS } from '../../../src/cli/registry.ts';
-import type { CliIO } from '../../../src/cli/command.ts';
-
-function captureIO(): CliIO & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(l), err: (l) => stderr.push(l), cwd: process.cwd(), env: {} };
-}
+import { captureIO } from '../../helpers/cli.ts';
 
 describe('meshgate CLI', () => {
   it('lists every command in the overview', async () => {
