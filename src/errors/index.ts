@@ -60,6 +60,13 @@ export const ERROR_CODES = {
   MG_SIGNER_RESPONSE_INVALID: { kind: 'unavailable', summary: 'the signing endpoint answered with something other than a certificate for the key the agent sent' },
   MG_JOIN_TOKEN_INVALID: { kind: 'unauthenticated', summary: 'the join token is malformed, unknown to the CA, or already used' },
   MG_JOIN_TOKEN_EXPIRED: { kind: 'unauthenticated', summary: 'the join token has expired' },
+  MG_STORE_UNAVAILABLE: { kind: 'unavailable', summary: 'the state store (embedded file or PostgreSQL) cannot be read or written' },
+  MG_STORE_CONFLICT: { kind: 'internal', summary: 'a lease id already exists in the state store' },
+  MG_LEASE_ROLE_UNKNOWN: { kind: 'config', summary: 'policy maps the identity to a MariaDB role that does not exist in MariaDB' },
+  MG_LEASE_NOT_FOUND: { kind: 'bad_request', summary: 'no lease has that id (it may have been pruned after revocation)' },
+  MG_LEASE_REVOKED: { kind: 'access_denied', summary: 'the lease was revoked or has expired' },
+  MG_LEASE_TTL_TOO_LONG: { kind: 'bad_request', summary: 'the requested lease TTL is above the configured maximum' },
+  MG_ADMIN_UNAUTHORIZED: { kind: 'access_denied', summary: 'the admin API caller is not one of the configured admin principals' },
   MG_INTERNAL: { kind: 'internal', summary: 'a bug in meshgate' },
 } as const satisfies Record<string, CodeSpec>;
 
