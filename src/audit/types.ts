@@ -24,7 +24,7 @@ interface EventBase {
   /** ISO-8601 with milliseconds, UTC. */
   readonly time: string;
   readonly sessionId: string;
-  readonly engine: 'mysql';
+  readonly engine: 'mysql' | 'firestore';
 }
 
 export interface ConnectionEvent extends EventBase {
@@ -75,7 +75,33 @@ export interface SessionEndEvent extends EventBase {
   readonly reason: string;
 }
 
-export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent;
+/**
+ * One event per gRPC/HTTP call, decided or refused. `xfcc` records what happened to an
+ * `x-forwarded-client-cert` header: believed from a trusted hop, or stripped unread.
+ */
+export interface RpcEvent extends EventBase {
+  readonly type: 'rpc';
+  readonly peer: { readonly address: string; readonly port: number };
+  readonly identity: AuditIdentity | null;
+  readonly xfcc: { readonly stripped: boolean; readonly reason: string } | null;
+  /** The gRPC method, e.g. google.firestore.v1.Firestore/GetDocument. */
+  readonly method: string;
+  /** The operation class policy judged (read, write, admin), when it got that far. */
+  readonly operation: string | null;
+  /** Every resource path the call touched, in request order. */
+  readonly paths: readonly string[];
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string | null;
+  readonly reason: string;
+  readonly traceId: string;
+  /** The gRPC status the caller received. */
+  readonly status: number;
+  readonly documents: number;
+  readonly durationUs: number;
+  readonly error: AuditError | null;
+}
+
+export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent;
 
 /**
  * Where events go. `record` never blocks and never throws; when the sink falls behind,

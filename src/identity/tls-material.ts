@@ -54,6 +54,13 @@ export interface TlsMaterial {
   secureContext(): SecureContext;
   /** The trust bundle of that context: every bundle file, concatenated. */
   bundlePem(): Buffer;
+  /**
+   * The same material as options, for servers that build their own context
+   * (`http2.createSecureServer`, `server.setSecureContext` after a change).
+   */
+  contextOptions(): SecureContextOptions;
+  /** Calls `listener` after each reload that installed new material; returns the unsubscribe. */
+  subscribe(listener: () => void): () => void;
   /** Re-reads the files now; resolves true when a new context was installed. */
   reload(): Promise<boolean>;
   /** Stops watching and polling; the process may then exit. */
@@ -63,6 +70,7 @@ export interface TlsMaterial {
 interface Loaded {
   readonly hash: string;
   readonly context: SecureContext;
+  readonly options: SecureContextOptions;
   readonly bundle: Buffer;
   readonly change: TlsMaterialChange;
 }
@@ -128,14 +136,16 @@ function build(options: TlsMaterialOptions, contents: readonly Buffer[], hash: s
   });
   const bundle = Buffer.concat(pieces);
   let context: SecureContext;
+  const contextOptions: SecureContextOptions = { ...options.contextOptions, cert: certPem, key: keyPem, ca: bundle };
   try {
-    context = createSecureContext({ ...options.contextOptions, cert: certPem, key: keyPem, ca: bundle });
+    context = createSecureContext(contextOptions);
   } catch (error) {
     throw invalid(`TLS rejected ${options.certFile} / ${options.keyFile}: ${(error as Error).message}`, error);
   }
   return {
     hash,
     context,
+    options: contextOptions,
     bundle,
     change: {
       certificate: { subject: leaf.subject, notAfter: new Date(leaf.validTo).toISOString(), fingerprint256: leaf.fingerprint256 },
@@ -157,6 +167,7 @@ export async function watchTlsMaterial(options: TlsMaterialOptions): Promise<Tls
   let debounce: NodeJS.Timeout | null = null;
   const watchers: FSWatcher[] = [];
   const watchedDirs = new Set<string>();
+  const subscribers = new Set<() => void>();
 
   const report = (error: unknown): void => {
     const coded = isMeshgateError(error) ? error : invalid(`reloading TLS files failed: ${String(error)}`, error);
@@ -191,6 +202,7 @@ export async function watchTlsMaterial(options: TlsMaterialOptions): Promise<Tls
     lastFailedHash = null;
     options.log?.info('reloaded TLS files', { ...current.change.certificate, bundleCertificates: current.change.bundleCertificates });
     options.onChange?.(current.change);
+    for (const listener of subscribers) listener();
     return true;
   };
 
@@ -258,10 +270,16 @@ export async function watchTlsMaterial(options: TlsMaterialOptions): Promise<Tls
   return {
     secureContext: () => current.context,
     bundlePem: () => current.bundle,
+    contextOptions: () => current.options,
+    subscribe(listener) {
+      subscribers.add(listener);
+      return () => subscribers.delete(listener);
+    },
     reload,
     close() {
       closed = true;
       clearInterval(poll);
+      subscribers.clear();
       if (debounce !== null) clearTimeout(debounce);
       for (const watcher of watchers.splice(0)) watcher.close();
       watchedDirs.clear();

@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import { mgError } from '../errors/index.ts';
+import type { TlsPeerFacts } from './types.ts';
 
 /**
  * OpenSSL's verdict on a client's chain against the trust bundle, as its verify code
@@ -15,4 +16,17 @@ export function chainVerificationError(socket: TLSSocket): string | null {
   }
   const error = handle.verifyError();
   return error === null ? null : (error.code ?? error.message);
+}
+
+/** What the TLS handshake established about the client, as plain values. */
+export function tlsFactsOf(socket: TLSSocket): TlsPeerFacts {
+  const peer = socket.getPeerX509Certificate();
+  const chainError = chainVerificationError(socket);
+  return {
+    authorized: peer !== undefined && chainError === null,
+    authorizationError: chainError,
+    peerCertificate: peer ?? null,
+    protocol: socket.getProtocol(),
+    cipher: socket.getCipher()?.name ?? null,
+  };
 }

@@ -154,7 +154,7 @@ function hopList(trustedHops: readonly string[]): BlockList {
 }
 
 /** The peer as an address BlockList can check; `::ffff:127.0.0.6` (a dual-stack socket) is IPv4. */
-function isTrustedHop(remoteAddress: string, trustedHops: readonly string[]): boolean {
+export function isTrustedHop(remoteAddress: string, trustedHops: readonly string[]): boolean {
   const list = hopList(trustedHops);
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remoteAddress);
   const address = mapped?.[1] ?? remoteAddress;

@@ -134,6 +134,11 @@ export function summarize(event: Record<string, unknown>): string {
       const from = peer ? `${clean(peer.address)}:${clean(peer.port)}` : '-';
       return `${head} ${str('decision')} rule=${str('rule')} from=${from} db=${str('database')} role=${str('upstreamRole')}${describeError(event['error'])} ${str('reason')}`;
     }
+    case 'rpc': {
+      const paths = Array.isArray(event['paths']) ? (event['paths'] as unknown[]).map((p) => clean(p, 60)).join(',') : '-';
+      const xfcc = typeof event['xfcc'] === 'object' && event['xfcc'] !== null && (event['xfcc'] as Record<string, unknown>)['stripped'] === true ? ' xfcc=stripped' : '';
+      return `${head} ${str('decision')} ${str('method')} status=${str('status')} rule=${str('rule')} trace=${clean(event['traceId'], 9)}${xfcc}${describeError(event['error'])} ${paths}`.trimEnd();
+    }
     case 'session_end':
       return `${head} statements=${str('statements')} ${str('durationMs')}ms ${str('reason')}`;
     default:

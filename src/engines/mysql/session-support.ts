@@ -1,24 +1,12 @@
 /** What a session reports and reads off its sockets, kept apart from its state machine. */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { auditTime } from '../../audit/clock.ts';
-import type { AuditIdentity, ConnectionEvent } from '../../audit/types.ts';
+import { auditIdentity } from '../../audit/identity.ts';
+import type { ConnectionEvent } from '../../audit/types.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import type { HandshakeResponse } from './codec/handshake.ts';
-import { chainVerificationError } from '../../identity/tls-verdict.ts';
-
-export function auditIdentity(identity: Identity): AuditIdentity {
-  return {
-    spiffeId: identity.spiffeId,
-    principal: identity.principal,
-    trustDomain: identity.trustDomain,
-    namespace: identity.namespace,
-    serviceAccount: identity.serviceAccount,
-    authMethod: identity.authMethod,
-  };
-}
 
 export interface ConnectionFacts {
   readonly sessionId: string;
@@ -53,20 +41,6 @@ export function connectionEvent(f: ConnectionFacts): ConnectionEvent {
     error: f.error === null ? null : { code: f.error.code, message: f.error.message },
   };
 }
-
-/** What the TLS handshake established about the client, as plain values. */
-export function tlsFactsOf(socket: TLSSocket): TlsPeerFacts {
-  const peer = socket.getPeerX509Certificate();
-  const chainError = chainVerificationError(socket);
-  return {
-    authorized: peer !== undefined && chainError === null,
-    authorizationError: chainError,
-    peerCertificate: peer ?? null,
-    protocol: socket.getProtocol(),
-    cipher: socket.getCipher()?.name ?? null,
-  };
-}
-
 
 /** Scramble bytes must not contain NUL (the greeting terminates strings with it). */
 export function printableNonce(): Buffer {

@@ -32,7 +32,9 @@ import type { MysqlEngineContext } from './context.ts';
 import type { SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import { Relay } from './relay.ts';
-import { auditIdentity, connectionEvent, printableNonce, tlsFactsOf, tokenFromPassword } from './session-support.ts';
+import { connectionEvent, printableNonce, tokenFromPassword } from './session-support.ts';
+import { auditIdentity } from '../../audit/identity.ts';
+import { tlsFactsOf } from '../../identity/tls-verdict.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
 
 type State = 'greeted' | 'tls' | 'secured' | 'switching' | 'authorizing' | 'relaying' | 'closed';

@@ -1,0 +1,14 @@
+import type { Identity } from '../identity/types.ts';
+import type { AuditIdentity } from './types.ts';
+
+/** The identity as events record it: who and how, never the credential itself. */
+export function auditIdentity(identity: Identity): AuditIdentity {
+  return {
+    spiffeId: identity.spiffeId,
+    principal: identity.principal,
+    trustDomain: identity.trustDomain,
+    namespace: identity.namespace,
+    serviceAccount: identity.serviceAccount,
+    authMethod: identity.authMethod,
+  };
+}

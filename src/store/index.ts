@@ -1,0 +1,4 @@
+/** The state stores: embedded (one host, a file) and PostgreSQL (several replicas). */
+export type { LeaseFilter, LeasePatch, LeasePurpose, LeaseRecord, LeaseState, StateStore } from './types.ts';
+export { openEmbeddedStore, LEASES_FILE, LEASES_LOCK_FILE, type EmbeddedStoreOptions } from './embedded.ts';
+export { openPostgresStore, type PostgresStoreOptions } from './postgres.ts';
