@@ -1,0 +1,322 @@
+/**
+ * Credential leases: a MariaDB account per (identity, role), created on demand, renewed
+ * while in use, rotated before its max TTL, and dropped when it ends.
+ *
+ *   store: creating ──▶ MariaDB: CREATE USER + GRANT ──▶ store: active
+ *   revoke: store CAS active→revoking (one replica wins) ──▶ DROP USER ──▶ store: revoked
+ *
+ * The record exists before the account does and outlives it, so a crash at any point
+ * leaves something the reaper finishes; a password is never written anywhere.
+ */
+import { randomBytes } from 'node:crypto';
+import { asMeshgateError, mgError } from '../errors/index.ts';
+import type { Identity } from '../identity/types.ts';
+import type { LeaseFilter, LeasePurpose, LeaseRecord, StateStore } from '../store/types.ts';
+import { accountNameFor, randomLeaseSuffix, randomPassword } from './account-names.ts';
+import type { MariadbAccounts } from './types.ts';
+
+export interface LeaseLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface LeaseTimings {
+  /** Session leases: renewed by this much while in use, never past maxTtlMs from creation. */
+  readonly sessionTtlMs: number;
+  readonly sessionMaxTtlMs: number;
+  /** Issued (CI) leases: the default and the ceiling a caller may ask for. */
+  readonly issuedTtlMs: number;
+  readonly issuedMaxTtlMs: number;
+}
+
+export interface LeaseManagerOptions {
+  readonly store: StateStore;
+  readonly accounts: MariadbAccounts;
+  /** This replica's id, written on every record it touches. */
+  readonly owner: string;
+  readonly timings: LeaseTimings;
+  /** Host part of created accounts. */
+  readonly userHost?: string;
+  readonly log: LeaseLog;
+  readonly now?: () => number;
+  /** Called when a session lease stops being usable, so pooled connections on it close. */
+  readonly onLeaseEnded?: (lease: LeaseRecord) => void;
+}
+
+/** What a session logs in with. The password exists only here, in this process. */
+export interface SessionCredential {
+  readonly lease: LeaseRecord;
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface IssuedCredential {
+  readonly lease: LeaseRecord;
+  readonly username: string;
+  readonly password: string;
+  readonly expiresAt: number;
+}
+
+export interface RevokeSelector {
+  readonly leaseId?: string;
+  readonly principal?: string;
+  readonly role?: string;
+}
+
+/** Claims older than this belong to a replica that died mid-operation. */
+const STALE_CLAIM_MS = 60_000;
+
+interface CachedSession {
+  readonly credential: SessionCredential;
+  /** Sessions currently logged in through it; renewal runs while this is above zero. */
+  holders: number;
+  expiresAt: number;
+}
+
+export class LeaseManager {
+  private readonly now: () => number;
+  private readonly cache = new Map<string, CachedSession>();
+  private readonly creating = new Map<string, Promise<SessionCredential>>();
+
+  constructor(private readonly options: LeaseManagerOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * The account a session for `identity` in `role` logs in as: the live lease for that pair,
+   * or a new one. Rotates to a new lease when the current one is within half a TTL of its
+   * max; the old one is then dropped, and its open sessions finish undisturbed (MariaDB
+   * keeps an authenticated connection of a dropped user).
+   */
+  async sessionCredential(identity: Identity, role: string, database: string | null): Promise<SessionCredential> {
+    const key = `${identity.principal}\0${role}`;
+    const cached = this.cache.get(key);
+    const now = this.now();
+    if (cached !== undefined) {
+      const lease = cached.credential.lease;
+      const nearMax = lease.maxExpiresAt - now < this.options.timings.sessionTtlMs / 2;
+      if (cached.expiresAt > now + 1000 && !nearMax) return cached.credential;
+      this.cache.delete(key);
+      void this.retire(cached, nearMax ? 'rotated before its max TTL' : 'expired');
+    }
+    const pending = this.creating.get(key);
+    if (pending !== undefined) return pending;
+    const created = this.createLease('session', identity, role, database, this.options.timings.sessionTtlMs, this.options.timings.sessionMaxTtlMs)
+      .then((credential) => {
+        this.cache.set(key, { credential, holders: 0, expiresAt: credential.lease.expiresAt });
+        return credential;
+      })
+      .finally(() => this.creating.delete(key));
+    this.creating.set(key, created);
+    return created;
+  }
+
+  /** A session started using the lease (counts toward renewal). */
+  hold(leaseId: string): void {
+    const entry = this.entryOf(leaseId);
+    if (entry !== undefined) entry.holders++;
+  }
+
+  release(leaseId: string): void {
+    const entry = this.entryOf(leaseId);
+    if (entry !== undefined && entry.holders > 0) entry.holders--;
+  }
+
+  /** Whether a pooled connection on this lease may still be handed out. */
+  isUsable(leaseId: string): boolean {
+    const entry = this.entryOf(leaseId);
+    return entry !== undefined && entry.expiresAt > this.now();
+  }
+
+  /** A credential for a caller to connect directly (CI): never renewed, dropped at expiry. */
+  async issue(identity: Identity, role: string, database: string | null, ttlMs?: number): Promise<IssuedCredential> {
+    const { issuedTtlMs, issuedMaxTtlMs } = this.options.timings;
+    const ttl = ttlMs ?? issuedTtlMs;
+    if (ttl > issuedMaxTtlMs) {
+      throw mgError('MG_LEASE_TTL_TOO_LONG', `a TTL of ${Math.round(ttl / 1000)} s is above the maximum of ${Math.round(issuedMaxTtlMs / 1000)} s; ask for less (--ttl)`);
+    }
+    if (ttl < 1000) throw mgError('MG_USAGE', 'a lease TTL must be at least 1 s');
+    const credential = await this.createLease('issued', identity, role, database, ttl, ttl);
+    return { ...credential, expiresAt: credential.lease.expiresAt };
+  }
+
+  list(filter: LeaseFilter = { states: ['creating', 'active', 'revoking'] }): Promise<LeaseRecord[]> {
+    return this.options.store.listLeases(filter);
+  }
+
+  /**
+   * Revokes every live lease the selector names: drops the account and kills its
+   * connections. Safe to run on several replicas at once: the CAS decides who drops.
+   */
+  async revoke(selector: RevokeSelector, reason: string): Promise<LeaseRecord[]> {
+    if (selector.leaseId === undefined && selector.principal === undefined && selector.role === undefined) {
+      throw mgError('MG_USAGE', 'say which leases to revoke: a lease id, an identity or a role');
+    }
+    let targets: LeaseRecord[];
+    if (selector.leaseId !== undefined) {
+      const lease = await this.options.store.getLease(selector.leaseId);
+      if (lease === null) throw mgError('MG_LEASE_NOT_FOUND', `no lease ${selector.leaseId}; \`meshgate creds list\` shows the live ones`);
+      targets = [lease];
+    } else {
+      targets = await this.options.store.listLeases({
+        states: ['active'],
+        ...(selector.principal === undefined ? {} : { principal: selector.principal }),
+        ...(selector.role === undefined ? {} : { role: selector.role }),
+      });
+    }
+    const revoked: LeaseRecord[] = [];
+    for (const lease of targets) {
+      const done = await this.revokeOne(lease, reason, { killSessions: true });
+      if (done !== null) revoked.push(done);
+    }
+    return revoked;
+  }
+
+  /**
+   * Renews session leases in use, and finishes what crashed or expired: expired leases,
+   * `creating` records a dead process left, `revoking` claims a dead replica left.
+   */
+  async maintain(): Promise<{ renewed: number; reaped: number }> {
+    const now = this.now();
+    let renewed = 0;
+    for (const entry of this.cache.values()) {
+      const lease = entry.credential.lease;
+      if (entry.holders === 0 || entry.expiresAt - now > this.options.timings.sessionTtlMs / 2) continue;
+      const expiresAt = Math.min(now + this.options.timings.sessionTtlMs, lease.maxExpiresAt);
+      const updated = await this.options.store.transitionLease(lease.id, ['active'], 'active', { expiresAt, owner: this.options.owner }).catch((error: unknown) => {
+        this.options.log.warn('cannot renew a lease; it ends at its current expiry unless the store comes back', { lease: lease.id, error: asMeshgateError(error).message });
+        return undefined;
+      });
+      if (updated === null) this.forget(lease.id); // revoked elsewhere
+      else if (updated !== undefined) {
+        entry.expiresAt = updated.expiresAt;
+        renewed++;
+      }
+    }
+    return { renewed, reaped: await this.reap(now) };
+  }
+
+  /**
+   * At start: this replica's own session leases from an earlier run are useless (their
+   * passwords died with it), so they go now rather than at expiry.
+   */
+  async reclaimOrphans(): Promise<number> {
+    const orphans = await this.options.store.listLeases({ states: ['active'], purpose: 'session' });
+    let count = 0;
+    for (const lease of orphans.filter((l) => l.owner === this.options.owner)) {
+      if ((await this.revokeOne(lease, 'left by an earlier run of this replica', { killSessions: true })) !== null) count++;
+    }
+    return count + (await this.reap(this.now()));
+  }
+
+  /** Drops every session lease this process holds (shutdown); issued leases live on. */
+  async close(): Promise<void> {
+    const entries = [...this.cache.values()];
+    this.cache.clear();
+    await Promise.all(entries.map((entry) => this.revokeOne(entry.credential.lease, 'meshgate shut down', { killSessions: false }).catch(() => null)));
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────
+
+  private async createLease(
+    purpose: LeasePurpose,
+    identity: Identity,
+    role: string,
+    database: string | null,
+    ttlMs: number,
+    maxTtlMs: number,
+  ): Promise<SessionCredential> {
+    const now = this.now();
+    const suffix = randomLeaseSuffix();
+    const record: LeaseRecord = {
+      id: `lease_${randomBytes(18).toString('base64url')}`,
+      purpose,
+      principal: identity.spiffeId,
+      role,
+      database,
+      username: accountNameFor(identity.spiffeId, suffix),
+      userHost: this.options.userHost ?? '%',
+      state: 'creating',
+      createdAt: now,
+      expiresAt: now + ttlMs,
+      maxExpiresAt: now + maxTtlMs,
+      updatedAt: now,
+      revokedAt: null,
+      revokeReason: null,
+      owner: this.options.owner,
+    };
+    // Before the account exists: a crash from here on leaves a record the reaper finds.
+    await this.options.store.createLease(record);
+    const password = randomPassword();
+    try {
+      await this.options.accounts.createAccount({ username: record.username, userHost: record.userHost }, password, role);
+    } catch (error) {
+      // createAccount leaves nothing behind; the record says why it never became active.
+      await this.options.store
+        .transitionLease(record.id, ['creating'], 'revoked', { revokedAt: this.now(), revokeReason: `creation failed: ${asMeshgateError(error).code}` })
+        .catch(() => undefined);
+      throw error;
+    }
+    const active = await this.options.store.transitionLease(record.id, ['creating'], 'active');
+    if (active === null) {
+      await this.options.accounts.dropAccount({ username: record.username, userHost: record.userHost }).catch(() => undefined);
+      throw mgError('MG_LEASE_REVOKED', 'the lease was revoked while it was being created; try again');
+    }
+    this.options.log.info('lease created', { lease: active.id, purpose, principal: active.principal, role, username: active.username, expiresAt: new Date(active.expiresAt).toISOString() });
+    return { lease: active, username: active.username, password };
+  }
+
+  private async revokeOne(lease: LeaseRecord, reason: string, options: { killSessions: boolean; staleClaim?: boolean }): Promise<LeaseRecord | null> {
+    const store = this.options.store;
+    const claimed = options.staleClaim
+      ? await store.transitionLease(lease.id, [lease.state], 'revoking', { owner: this.options.owner }, { updatedBefore: this.now() - STALE_CLAIM_MS })
+      : await store.transitionLease(lease.id, ['active'], 'revoking', { owner: this.options.owner });
+    if (claimed === null) return null; // another replica, or an earlier call, has it
+    this.forget(lease.id);
+    await this.options.accounts.dropAccount({ username: claimed.username, userHost: claimed.userHost }, { killSessions: options.killSessions });
+    const revoked = await store.transitionLease(claimed.id, ['revoking'], 'revoked', { revokedAt: this.now(), revokeReason: reason });
+    this.options.log.info('lease revoked', { lease: claimed.id, principal: claimed.principal, role: claimed.role, username: claimed.username, reason });
+    return revoked;
+  }
+
+  private async reap(now: number): Promise<number> {
+    const store = this.options.store;
+    let reaped = 0;
+    for (const lease of await store.listLeases({ states: ['active'], expiresBefore: now })) {
+      if ((await this.revokeOne(lease, 'expired', { killSessions: true }).catch((e: unknown) => this.reapFailed(lease, e))) !== null) reaped++;
+    }
+    const stale = await store.listLeases({ states: ['creating', 'revoking'], updatedBefore: now - STALE_CLAIM_MS });
+    for (const lease of stale) {
+      const reason = lease.state === 'creating' ? 'creation was interrupted' : 'revocation was interrupted';
+      if ((await this.revokeOne(lease, reason, { killSessions: true, staleClaim: true }).catch((e: unknown) => this.reapFailed(lease, e))) !== null) reaped++;
+    }
+    return reaped;
+  }
+
+  private reapFailed(lease: LeaseRecord, error: unknown): null {
+    this.options.log.warn('cannot finish a lease yet; retrying at the next sweep', { lease: lease.id, error: asMeshgateError(error).message });
+    return null;
+  }
+
+  private async retire(entry: CachedSession, reason: string): Promise<void> {
+    try {
+      await this.revokeOne(entry.credential.lease, reason, { killSessions: false });
+    } catch (error) {
+      this.options.log.warn('cannot drop a rotated lease now; the reaper will', { lease: entry.credential.lease.id, error: asMeshgateError(error).message });
+    }
+  }
+
+  private entryOf(leaseId: string): CachedSession | undefined {
+    for (const entry of this.cache.values()) if (entry.credential.lease.id === leaseId) return entry;
+    return undefined;
+  }
+
+  private forget(leaseId: string): void {
+    for (const [key, entry] of this.cache) {
+      if (entry.credential.lease.id !== leaseId) continue;
+      this.cache.delete(key);
+      this.options.onLeaseEnded?.(entry.credential.lease);
+    }
+  }
+}
