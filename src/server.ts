@@ -17,11 +17,18 @@ import { JoinTokenStore, startSigningEndpoint } from './identity/signer/index.ts
 import { verifyTlsPeer } from './identity/peer.ts';
 import { watchTlsMaterial } from './identity/tls-material.ts';
 import { loadPolicyDir } from './policy/index.ts';
+import { openCredentialRuntime, type CredentialRuntime } from './credentials/runtime.ts';
+import { parseDuration } from './identity/duration.ts';
+import { UpstreamPool } from './engines/mysql/pool.ts';
+import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
 
 export interface RunningMeshgate {
   readonly address: AddressInfo;
   readonly audit: AuditSink;
   readonly listener: MysqlListener;
+  /** Dynamic credentials, when configured (upstream.credentials). */
+  readonly credentials: CredentialRuntime | null;
+  readonly pool: UpstreamPool;
   /** The SVID signing endpoint's port, when `signer` is configured. */
   readonly signerPort: number | null;
   close(): Promise<void>;
@@ -29,13 +36,14 @@ export interface RunningMeshgate {
 
 export async function startMeshgate(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RunningMeshgate> {
   const policy = await loadPolicyDir(config.policy.dir);
-  const accounts = new Map<string, RoleAccount>();
+  const staticRoles = new Map<string, RoleAccount>();
   for (const [role, account] of Object.entries(config.upstream.roles)) {
-    accounts.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, env) });
+    staticRoles.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, env) });
   }
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const upstream = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
   const profile = await probeServerProfile(upstream);
+
   // Certificate, key and trust bundles reload when their files change (CA rotation, an
   // agent or Istio renewing meshgate's SVID); open sessions keep the context they began with.
   const tls = await watchTlsMaterial({
@@ -59,7 +67,35 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     tls.close();
     throw error;
   });
-  const trustDomains = config.trust.trustDomains;
+  let pool: UpstreamPool | null = null;
+  const credentials =
+    config.upstream.credentials === undefined
+      ? null
+      : await openCredentialRuntime(config, { log, env, background: true, onLeaseEnded: (leaseId) => pool?.evictLease(leaseId) }).catch(async (error: unknown) => {
+          tls.close();
+          await audit.close();
+          throw error;
+        });
+  pool = new UpstreamPool({
+    maxIdlePerKey: config.upstream.pool.maxIdlePerKey,
+    idleTimeoutMs: parseDuration(config.upstream.pool.idleTimeout) * 1000,
+    isLeaseUsable: (leaseId) => leaseId === null || (credentials?.leases.isUsable(leaseId) ?? false),
+  });
+  if (credentials !== null) {
+    // Leases a crash left behind (kill -9): expired ones, and this replica's own, whose passwords died with it.
+    const reclaimed = await credentials.leases.reclaimOrphans().catch(async (error: unknown) => {
+      await credentials.close();
+      tls.close();
+      await audit.close();
+      throw error;
+    });
+    if (reclaimed > 0) log.info('revoked leases left by an earlier run', { leases: reclaimed });
+  }
+  const source = new UpstreamSource(upstream, credentials === null ? staticAccounts(staticRoles) : leasedAccounts(credentials.leases), pool);
+  const releaseCredentials = async () => {
+    pool?.close();
+    await credentials?.close({ dropSessionLeases: true });
+  };  const trustDomains = config.trust.trustDomains;
   const ctx: MysqlEngineContext = {
     profile,
     upstream,
@@ -69,7 +105,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     verifyPeer: (facts) => verifyTlsPeer(facts, { trustDomains }),
     ...(tokens === undefined ? {} : { verifyToken: (token: string) => tokens.verify(token) }),
     policy: () => policy,
-    account: (role) => accounts.get(role),
+    openUpstream: (identity, role, login) => source.open(identity, role, login),
     audit,
     log,
     maxClientMessageBytes: config.listener.maxClientMessageBytes,
@@ -80,6 +116,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
   try {
     address = await listener.listen({ host: config.listener.host, port: config.listener.port });
   } catch (error) {
+    await releaseCredentials();
     tls.close();
     await audit.close();
     const code = (error as NodeJS.ErrnoException).code;
@@ -110,6 +147,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
           ...(config.signer.joinTokens ? { joinTokens: new JoinTokenStore(config.signer.caDir) } : {}),
         }).catch(async (error: unknown) => {
           await listener.close();
+          await releaseCredentials();
           tls.close();
           await audit.close();
           throw error;
@@ -119,6 +157,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     upstream: `${upstream.host}:${upstream.port}`,
     upstreamVersion: profile.serverVersion,
     policyRules: policy.ruleCount,
+    credentials: credentials === null ? 'static accounts (upstream.roles)' : `dynamic leases, state in ${credentials.store.kind} ${credentials.store.location}`,
     audit: config.audit.file,
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
@@ -126,11 +165,14 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     address,
     audit,
     listener,
+    credentials,
+    pool,
     signerPort: signer?.port ?? null,
     async close() {
       await signer?.close();
       tls.close();
       await listener.close();
+      await releaseCredentials();
       await audit.close();
     },
   };

@@ -40,6 +40,19 @@ export function resolveConfig(raw: unknown, sourcePath: string): MeshgateConfig 
   for (const account of Object.values(config.upstream.roles)) {
     if ('file' in account.password) account.password = { file: abs(account.password.file) };
   }
+  const credentials = config.upstream.credentials;
+  if (credentials !== undefined && 'file' in credentials.admin.password) credentials.admin.password = { file: abs(credentials.admin.password.file) };
+  if (credentials === undefined && Object.keys(config.upstream.roles).length === 0) {
+    throw mgError(
+      'MG_CONFIG_INVALID',
+      `${sourcePath}: upstream: give meshgate an admin account for dynamic credentials (upstream.credentials.admin), or static accounts per role (upstream.roles)`,
+    );
+  }
+  if (credentials?.rotateAdminEvery !== undefined && !('file' in credentials.admin.password)) {
+    throw mgError('MG_CONFIG_INVALID', `${sourcePath}: upstream.credentials.rotateAdminEvery needs admin.password from a file, where meshgate writes the new password`);
+  }
+  if (config.state.postgres === undefined) config.state.embedded = { dir: abs(config.state.embedded?.dir ?? 'state') };
+  if (config.state.postgres !== undefined && 'file' in config.state.postgres.url) config.state.postgres.url = { file: abs(config.state.postgres.url.file) };
   const missing = [
     ['listener.tls.cert', config.listener.tls.cert],
     ['listener.tls.key', config.listener.tls.key],

@@ -6,6 +6,9 @@
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/jwt/config.ts';
 
+const DURATION = /^\d{1,9}[smhd]$/;
+const duration = (fallback: string) => z.string().regex(DURATION, 'a duration: a whole number and one unit, s, m, h or d (e.g. 90s, 15m, 4h)').default(fallback);
+
 const secretRef = z.union([
   z.strictObject({ env: z.string().min(1).describe('name of the environment variable holding the secret') }),
   z.strictObject({ file: z.string().min(1).describe('path of a file holding the secret (one line)') }),
@@ -47,8 +50,59 @@ export const configSchema = z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(1).max(65535).default(3306),
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
-    roles: z.record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'role names are MariaDB identifiers: letters, digits, _ and $'), roleAccount),
+    /** Static accounts, one per role, shared by every identity (the first engine's way). */
+    roles: z.record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'role names are MariaDB identifiers: letters, digits, _ and $'), roleAccount).default({}),
+    /**
+     * Dynamic credentials (recommended): meshgate creates a MariaDB account per identity and
+     * role with a random password, grants it the role, and drops it when the lease ends.
+     */
+    credentials: z
+      .strictObject({
+        /** meshgate's administrative account: CREATE USER, SELECT on mysql.user, PROCESS, CONNECTION ADMIN, each role WITH ADMIN OPTION. */
+        admin: z.strictObject({ user: z.string().min(1).max(80), password: secretRef }),
+        /** Host part of the accounts meshgate creates; they must be able to log in from meshgate's address. */
+        userHost: z.string().min(1).max(255).default('%'),
+        /** Session leases: renewed while sessions use them, rotated before their max TTL. */
+        sessionTtl: duration('1h'),
+        sessionMaxTtl: duration('24h'),
+        /** Leases handed out by `creds issue` for a direct connection (CI). */
+        issuedTtl: duration('15m'),
+        issuedMaxTtl: duration('1h'),
+        /** Rotate the admin password this often (needs admin.password from a file); absent: only by `creds rotate-root`. */
+        rotateAdminEvery: z.string().regex(DURATION).optional(),
+        /** How often leases are renewed and expired ones reaped. */
+        sweepInterval: duration('30s'),
+      })
+      .optional(),
+    pool: z
+      .strictObject({
+        maxIdlePerKey: z.number().int().min(0).max(1000).default(16),
+        idleTimeout: duration('5m'),
+      })
+      .default({ maxIdlePerKey: 16, idleTimeout: '5m' }),
   }),
+  /**
+   * Where leases live. Embedded (default): a directory, nothing to set up, one host.
+   * PostgreSQL: several meshgate replicas share leases; any renews or revokes any.
+   */
+  state: z
+    .strictObject({
+      embedded: z.strictObject({ dir: z.string().min(1) }).optional(),
+      postgres: z.strictObject({ url: secretRef, schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('meshgate') }).optional(),
+      /** This replica's name on the leases it writes; its own orphaned leases are revoked at start. */
+      replicaId: z.string().min(1).max(128).optional(),
+    })
+    .refine((state) => !(state.embedded !== undefined && state.postgres !== undefined), 'choose one of state.embedded or state.postgres')
+    .default({}),
+  /** The admin HTTP API: `creds issue` for CI, lease listing and revocation. Absent: off. */
+  admin: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(9440),
+      /** SPIFFE IDs (client certificates) allowed to list and revoke leases and rotate the admin credential. */
+      principals: z.array(z.string().startsWith('spiffe://')).default([]),
+    })
+    .optional(),
   policy: z.strictObject({
     dir: z.string().min(1),
   }),
@@ -87,6 +141,11 @@ export const configSchema = z.strictObject({
     })
     .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000 }),
 });
+
+/** Every setting is checked above; this one needs two fields at once. */
+export function credentialsMode(config: MeshgateConfig): 'dynamic' | 'static' {
+  return config.upstream.credentials !== undefined ? 'dynamic' : 'static';
+}
 
 export type MeshgateConfigInput = z.input<typeof configSchema>;
 export type MeshgateConfig = z.output<typeof configSchema>;

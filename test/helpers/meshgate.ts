@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * A whole meshgate for integration tests: a CA in a temp dir, certificates for a few
  * workloads, a MariaDB database with roles and role accounts, a policy directory, and
@@ -53,6 +54,48 @@ export interface HarnessOptions {
   readonly policy?: string;
   readonly setupSql?: readonly string[];
   readonly config?: (config: MeshgateConfigInput) => void;
+  /**
+   * `dynamic`: meshgate gets an admin account (the minimal privileges the README lists) and
+   * creates a MariaDB account per identity and role; `static` (default): one account per role.
+   */
+  readonly credentials?: 'static' | 'dynamic';
+}
+
+/** The privileges meshgate's admin account needs for dynamic credentials, nothing more. */
+export async function createAdminAccount(user: string, roles: readonly string[]): Promise<{ password: string; drop(): Promise<void> }> {
+  const admin = await connectAdmin(MARIADB);
+  const password = randomBytes(18).toString('base64url');
+  try {
+    await admin.query(`DROP USER IF EXISTS ?@'%'`, [user]);
+    await admin.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [user, password]);
+    await admin.query(`GRANT CREATE USER, PROCESS, CONNECTION ADMIN ON *.* TO ?@'%'`, [user]);
+    await admin.query(`GRANT SELECT ON mysql.user TO ?@'%'`, [user]);
+    for (const role of roles) await admin.query(`GRANT \`${role}\` TO ?@'%' WITH ADMIN OPTION`, [user]);
+  } finally {
+    await admin.end();
+  }
+  return {
+    password,
+    async drop() {
+      const conn = await connectAdmin(MARIADB);
+      try {
+        await conn.query(`DROP USER IF EXISTS ?@'%'`, [user]);
+      } finally {
+        await conn.end();
+      }
+    },
+  };
+}
+
+/** MariaDB accounts meshgate created (name prefix mg-) that still exist. */
+export async function leaseAccounts(): Promise<string[]> {
+  const admin = await connectAdmin(MARIADB);
+  try {
+    const [rows] = await admin.query(`SELECT User AS user FROM mysql.user WHERE User LIKE 'mg-%' AND is_role = BINARY 'N'`);
+    return (rows as { user: string }[]).map((row) => row.user).sort();
+  } finally {
+    await admin.end();
+  }
 }
 
 export const DEFAULT_POLICY = `
@@ -123,16 +166,30 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     await writeFile(file, account.password, { mode: 0o600 });
     roles[account.role] = { user: account.user, password: { file } };
   }
+  let adminAccount: { drop(): Promise<void> } | null = null;
+  let upstreamAccounts: Pick<MeshgateConfigInput['upstream'], 'roles' | 'credentials'> = { roles };
+  if (options.credentials === 'dynamic') {
+    const created = await createAdminAccount(`mgt_${options.name}_admin`, [rw, ro]);
+    adminAccount = created;
+    const adminFile = join(secretsDir, 'admin');
+    await writeFile(adminFile, created.password, { mode: 0o600 });
+    upstreamAccounts = { credentials: { admin: { user: `mgt_${options.name}_admin`, password: { file: adminFile } } } };
+  }
   const auditFile = join(dir, 'audit.jsonl');
   const input: MeshgateConfigInput = {
     listener: { host: '127.0.0.1', port: 0, tls: { cert: server.certPath, key: server.keyPath } },
     trust: { bundles: [join(caDir, 'bundle.pem')], trustDomains: [TRUST_DOMAIN] },
-    upstream: { host: MARIADB.host, port: MARIADB.port, roles },
+    upstream: { host: MARIADB.host, port: MARIADB.port, ...upstreamAccounts },
+    state: { embedded: { dir: join(dir, 'state') } },
     policy: { dir: policyDir },
     audit: { file: auditFile },
   };
   options.config?.(input);
-  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), silentLogger);
+  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), silentLogger).catch(async (error: unknown) => {
+    await adminAccount?.drop();
+    await provisioned.drop();
+    throw error;
+  });
   const pem = async (path: string) => readFile(path);
   const loaded: Record<string, { cert: Buffer; key: Buffer; ca: Buffer }> = {};
   for (const [workload, files] of Object.entries(clients)) {
@@ -162,6 +219,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     },
     async stop() {
       await meshgate.close();
+      await adminAccount?.drop();
       await provisioned.drop();
       await rm(dir, { recursive: true, force: true });
     },

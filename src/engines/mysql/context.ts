@@ -4,6 +4,7 @@ import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import type { CompiledPolicy } from '../../policy/types.ts';
 import type { ServerProfile } from './profile.ts';
 import type { UpstreamTarget } from './upstream.ts';
+import type { SessionLogin, UpstreamUse } from './upstream-source.ts';
 
 export interface RoleAccount {
   readonly user: string;
@@ -32,7 +33,8 @@ export interface MysqlEngineContext {
   /** Verifies a token sent as the MySQL password; absent when no token issuer is configured. */
   readonly verifyToken?: (token: string) => Promise<Identity>;
   policy(): CompiledPolicy;
-  account(role: string): RoleAccount | undefined;
+  /** An upstream connection for this identity in this role: pooled, or a fresh login. */
+  openUpstream(identity: Identity, role: string, login: SessionLogin): Promise<UpstreamUse>;
   readonly audit: AuditSink;
   readonly log: Logger;
   readonly maxClientMessageBytes: number;

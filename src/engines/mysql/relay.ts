@@ -32,6 +32,11 @@ export interface RelayOptions {
   readonly startedAt: number;
   readonly directory: SessionDirectory;
   onEnd(): void;
+  /**
+   * Called instead of closing the upstream connection when the client left between
+   * commands: the connection can serve another session after a reset. Absent: never reused.
+   */
+  readonly onUpstreamReusable?: (connection: UpstreamConnection) => void;
 }
 
 interface InFlight {
@@ -64,12 +69,20 @@ export class Relay implements ResponseHandler {
   private ended = false;
   private readonly commentHead: string;
 
+  private readonly upstreamHandlers = {
+    data: (chunk: Buffer) => this.fromUpstream(chunk),
+    drain: () => this.resume('upstream'),
+    close: () => this.end('upstream closed the connection'),
+    error: () => this.end('upstream connection failed'),
+  };
+
   constructor(
     private readonly client: Socket,
-    upstream: UpstreamConnection,
+    private readonly upstreamConnection: UpstreamConnection,
     private readonly ctx: MysqlEngineContext,
     private readonly options: RelayOptions,
   ) {
+    const upstream = upstreamConnection;
     this.upstream = upstream.socket;
     this.upstreamConnectionId = upstream.connectionId;
     this.database = options.database;
@@ -88,13 +101,11 @@ export class Relay implements ResponseHandler {
   start(early: Frame[], remainder: Buffer | null): void {
     this.upstream.setNoDelay(true);
     this.client.on('data', (chunk: Buffer) => this.fromClient(chunk));
-    this.upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
+    for (const [event, handler] of Object.entries(this.upstreamHandlers)) this.upstream.on(event, handler);
+    this.upstream.resume();
     this.client.on('drain', () => this.upstream.resume());
-    this.upstream.on('drain', () => this.resume('upstream'));
-    this.client.on('close', () => this.end('client closed the connection'));
-    this.upstream.on('close', () => this.end('upstream closed the connection'));
+    this.client.on('close', () => this.end('client closed the connection', this.reuseUpstream()));
     this.client.on('error', () => this.end('client connection failed'));
-    this.upstream.on('error', () => this.end('upstream connection failed'));
     if (this.leftover !== null) this.fromUpstream(this.leftover);
     this.process(early, 0);
     if (remainder !== null) this.fromClient(remainder);
@@ -143,9 +154,13 @@ export class Relay implements ResponseHandler {
     }
     const command = decodeCommand(frame.payload);
     if (command.kind === 'quit') {
-      // Let MariaDB see a clean COM_QUIT instead of an aborted connection.
-      this.upstream.end(frame.raw);
-      this.end('client quit', false);
+      const kept = this.reuseUpstream();
+      // Otherwise let MariaDB see a clean COM_QUIT instead of an aborted connection.
+      if (kept === 'kept') this.end('client quit', kept);
+      else {
+        this.upstream.end(frame.raw);
+        this.end('client quit', 'close-soon');
+      }
       return;
     }
     if (command.kind === 'forbidden') {
@@ -370,11 +385,23 @@ export class Relay implements ResponseHandler {
     this.end(reason);
   }
 
-  private end(reason: string, destroyUpstream = true): void {
+  /**
+   * Hands the upstream connection back when the session ends between commands, with
+   * nothing in flight and nothing half-sent: then no byte of this session can reach the next.
+   */
+  private reuseUpstream(): 'kept' | 'destroy' {
+    const between = this.tracker.idle && this.inFlight.length === 0 && !this.sendingLocalFile && this.heldError === null && this.backlog.length === 0 && this.framer.buffered === 0;
+    if (this.ended || !between || this.options.onUpstreamReusable === undefined || this.upstream.destroyed) return 'destroy';
+    for (const [event, handler] of Object.entries(this.upstreamHandlers)) this.upstream.off(event, handler);
+    this.options.onUpstreamReusable(this.upstreamConnection);
+    return 'kept';
+  }
+
+  private end(reason: string, upstream: 'destroy' | 'close-soon' | 'kept' = 'destroy'): void {
     if (this.ended) return;
     this.ended = true;
-    if (destroyUpstream) this.upstream.destroy();
-    else setTimeout(() => this.upstream.destroy(), 1000).unref();
+    if (upstream === 'destroy') this.upstream.destroy();
+    else if (upstream === 'close-soon') setTimeout(() => this.upstream.destroy(), 1000).unref();
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();
     this.ctx.audit.record({

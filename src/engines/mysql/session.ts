@@ -35,7 +35,8 @@ import { Relay } from './relay.ts';
 import { connectionEvent, printableNonce, tokenFromPassword } from './session-support.ts';
 import { auditIdentity } from '../../audit/identity.ts';
 import { tlsFactsOf } from '../../identity/tls-verdict.ts';
-import { connectUpstream, type UpstreamConnection } from './upstream.ts';
+import type { UpstreamConnection } from './upstream.ts';
+import type { UpstreamUse } from './upstream-source.ts';
 
 type State = 'greeted' | 'tls' | 'secured' | 'switching' | 'authorizing' | 'relaying' | 'closed';
 
@@ -288,17 +289,8 @@ export class MysqlSession {
 
   private decide(identity: Identity, response: HandshakeResponse, seq: number): void {
     const decision = this.ctx.policy().evaluate(identity, { engine: 'mysql', database: response.database });
-    const account = decision.role === null ? undefined : this.ctx.account(decision.role);
     if (!decision.allow || decision.role === null) {
       this.refuse(mgError('MG_POLICY_DENIED', decision.reason), seq + 1, response, identity, decision.ruleId);
-      return;
-    }
-    if (account === undefined) {
-      const error = mgError(
-        'MG_UPSTREAM_AUTH_FAILED',
-        `policy maps this identity to role '${decision.role}', but the meshgate config has no upstream account for it; operator: add upstream.roles.${decision.role}`,
-      );
-      this.refuse(error, seq + 1, response, identity, decision.ruleId);
       return;
     }
     const localFiles = decision.allowLocalInfile ? Capability.LOCAL_FILES : 0;
@@ -306,9 +298,7 @@ export class MysqlSession {
     const attributes = new Map(response.attributes);
     attributes.set('meshgate_identity', identity.spiffeId);
     attributes.set('meshgate_session', this.sessionId);
-    connectUpstream(this.ctx.upstream, {
-      user: account.user,
-      password: account.password,
+    this.ctx.openUpstream(identity, decision.role, {
       database: response.database,
       capabilities: capabilities >>> 0,
       mariadbCapabilities: response.mariadbCapabilities & RELAYABLE_MARIADB_CAPABILITIES & ~MariadbCapability.CACHE_METADATA,
@@ -322,7 +312,7 @@ export class MysqlSession {
   }
 
   private begin(
-    upstream: UpstreamConnection,
+    use: UpstreamUse,
     response: HandshakeResponse,
     seq: number,
     identity: Identity,
@@ -330,10 +320,13 @@ export class MysqlSession {
     role: string,
     allowLocalInfile: boolean,
   ): void {
+    const upstream = use.connection;
     if (this.state !== 'authorizing') {
+      use.finish(null);
       upstream.socket.destroy();
       return;
     }
+    let reusable: UpstreamConnection | null = null;
     this.state = 'relaying';
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.client.off('data', this.onData);
@@ -349,7 +342,11 @@ export class MysqlSession {
       deprecateEof: (response.capabilities & Capability.DEPRECATE_EOF) !== 0,
       startedAt: this.startedAt,
       directory: this.directory,
-      onEnd: () => this.finish(),
+      onUpstreamReusable: (connection) => (reusable = connection),
+      onEnd: () => {
+        use.finish(reusable);
+        this.finish();
+      },
     }));
     this.directory.add(this.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId: upstream.connectionId });
     relay.start(this.early, this.framer.takeRemainder());

@@ -69,6 +69,11 @@ export class ResponseTracker {
     return this.queue.length;
   }
 
+  /** Nothing expected and no packet half-read: the connection is between commands. */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.headerFill === 0 && !this.continuation;
+  }
+
   expect(shape: ResponseShape): void {
     if (shape === 'none') return;
     this.queue.push({

@@ -1,0 +1,146 @@
+/**
+ * The credential machinery assembled from the config: state store, MariaDB admin
+ * connection, lease manager, the sweep that renews and reaps, and admin-password rotation.
+ * `serve` runs it with sessions; the `creds` commands run it for one operation.
+ */
+import { hostname } from 'node:os';
+import { readSecret } from '../config/load.ts';
+import type { MeshgateConfig } from '../config/schema.ts';
+import { asMeshgateError, mgError } from '../errors/index.ts';
+import { parseDuration } from '../identity/duration.ts';
+import { openEmbeddedStore, openPostgresStore, type StateStore } from '../store/index.ts';
+import { readAdminPassword, rotateAdminPassword } from './admin-secret.ts';
+import { LeaseManager, type LeaseLog } from './leases.ts';
+import { openMariadbAccounts, type AdminMariadbAccounts } from './mariadb-accounts.ts';
+
+export interface CredentialRuntime {
+  readonly store: StateStore;
+  readonly accounts: AdminMariadbAccounts;
+  readonly leases: LeaseManager;
+  /** Sets a new random admin password in MariaDB and in the configured file; never returns it. */
+  rotateAdmin(): Promise<void>;
+  close(options?: { readonly dropSessionLeases?: boolean }): Promise<void>;
+}
+
+export interface CredentialRuntimeOptions {
+  readonly log: LeaseLog;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Run the renew/reap sweep (and scheduled admin rotation) in the background. */
+  readonly background?: boolean;
+  readonly onLeaseEnded?: (leaseId: string) => void;
+  readonly now?: () => number;
+}
+
+export async function openStateStore(config: MeshgateConfig, env: NodeJS.ProcessEnv = process.env): Promise<StateStore> {
+  const owner = replicaIdOf(config);
+  if (config.state.postgres !== undefined) {
+    const connectionString = readSecret(config.state.postgres.url, 'state.postgres.url', env);
+    return openPostgresStore({ connectionString, schema: config.state.postgres.schema, owner });
+  }
+  return openEmbeddedStore(config.state.embedded!.dir, { owner });
+}
+
+export function replicaIdOf(config: MeshgateConfig): string {
+  return config.state.replicaId ?? hostname();
+}
+
+export async function openCredentialRuntime(config: MeshgateConfig, options: CredentialRuntimeOptions): Promise<CredentialRuntime> {
+  const settings = config.upstream.credentials;
+  if (settings === undefined) {
+    throw mgError('MG_CONFIG_INVALID', 'dynamic credentials are not configured: add upstream.credentials.admin to the meshgate config');
+  }
+  const env = options.env ?? process.env;
+  const adminRef = settings.admin.password;
+  const accounts = openMariadbAccounts({
+    host: config.upstream.host,
+    port: config.upstream.port,
+    user: settings.admin.user,
+    password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(config, settings.admin.user, candidate)),
+    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    userHost: settings.userHost,
+  });
+  const store = await openStateStore(config, env).catch(async (error: unknown) => {
+    await accounts.close();
+    throw error;
+  });
+  const seconds = (text: string) => parseDuration(text) * 1000;
+  const leases = new LeaseManager({
+    store,
+    accounts,
+    owner: replicaIdOf(config),
+    userHost: settings.userHost,
+    timings: {
+      sessionTtlMs: seconds(settings.sessionTtl),
+      sessionMaxTtlMs: seconds(settings.sessionMaxTtl),
+      issuedTtlMs: seconds(settings.issuedTtl),
+      issuedMaxTtlMs: seconds(settings.issuedMaxTtl),
+    },
+    log: options.log,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.onLeaseEnded === undefined ? {} : { onLeaseEnded: (lease) => options.onLeaseEnded!(lease.id) }),
+  });
+  const rotateAdmin = async () => {
+    if (!('file' in adminRef)) {
+      throw mgError('MG_CONFIG_INVALID', 'the admin password comes from an environment variable, which meshgate cannot update: use upstream.credentials.admin.password: { file }');
+    }
+    await rotateAdminPassword(adminRef.file, accounts);
+    options.log.info('admin credential rotated', { user: settings.admin.user, file: adminRef.file });
+  };
+  const timers: NodeJS.Timeout[] = [];
+  if (options.background === true) {
+    let sweeping = false;
+    const sweep = async () => {
+      if (sweeping) return;
+      sweeping = true;
+      try {
+        await leases.maintain();
+      } catch (error) {
+        options.log.warn('lease sweep failed; retrying at the next one', { error: asMeshgateError(error).message });
+      } finally {
+        sweeping = false;
+      }
+    };
+    timers.push(setInterval(() => void sweep(), seconds(settings.sweepInterval)));
+    if (settings.rotateAdminEvery !== undefined) {
+      timers.push(
+        setInterval(() => {
+          rotateAdmin().catch((error: unknown) => options.log.error('scheduled admin rotation failed; the old credential stays in use', { error: asMeshgateError(error).message }));
+        }, seconds(settings.rotateAdminEvery)),
+      );
+    }
+    for (const timer of timers) timer.unref();
+  }
+  return {
+    store,
+    accounts,
+    leases,
+    rotateAdmin,
+    async close(closeOptions = {}) {
+      for (const timer of timers) clearInterval(timer);
+      if (closeOptions.dropSessionLeases === true) await leases.close().catch(() => undefined);
+      await accounts.close();
+      await store.close();
+    },
+  };
+}
+
+/** Used only to pick between the file and a rotation left half-done by a crash. */
+async function canLogIn(config: MeshgateConfig, user: string, password: string): Promise<boolean> {
+  const probe = openMariadbAccounts({
+    host: config.upstream.host,
+    port: config.upstream.port,
+    user,
+    password,
+    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    retry: { attempts: 1, baseDelayMs: 10, maxDelayMs: 10 },
+  });
+  try {
+    await probe.roleExists('meshgate_probe');
+    return true;
+  } catch (error) {
+    if (asMeshgateError(error).code === 'MG_UPSTREAM_AUTH_FAILED') return false;
+    throw error;
+  } finally {
+    await probe.close();
+  }
+}

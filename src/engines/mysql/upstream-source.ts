@@ -1,0 +1,94 @@
+/**
+ * Where a session's upstream connection comes from: the account (a static per-role account
+ * from the config, or a dynamic lease made for this identity), then an idle pooled
+ * connection for that account, or a fresh login.
+ */
+import { mgError } from '../../errors/index.ts';
+import type { Identity } from '../../identity/types.ts';
+import type { LeaseManager } from '../../credentials/leases.ts';
+import type { UpstreamPool } from './pool.ts';
+import { connectUpstream, type UpstreamConnection, type UpstreamLogin, type UpstreamTarget } from './upstream.ts';
+
+export interface UpstreamAccount {
+  readonly user: string;
+  readonly password: string;
+  /** The lease the account belongs to; null for a static account. */
+  readonly leaseId: string | null;
+}
+
+export interface AccountSource {
+  accountFor(identity: Identity, role: string, database: string | null): Promise<UpstreamAccount>;
+  hold(leaseId: string | null): void;
+  release(leaseId: string | null): void;
+}
+
+export type SessionLogin = Omit<UpstreamLogin, 'user' | 'password'>;
+
+/** One session's use of an upstream connection. */
+export interface UpstreamUse {
+  readonly connection: UpstreamConnection;
+  readonly account: UpstreamAccount;
+  /** `reusable`: the connection, when the session ended between commands; else null. */
+  finish(reusable: UpstreamConnection | null): void;
+}
+
+export class UpstreamSource {
+  constructor(
+    private readonly target: UpstreamTarget,
+    private readonly accounts: AccountSource,
+    private readonly pool: UpstreamPool | null,
+  ) {}
+
+  async open(identity: Identity, role: string, login: SessionLogin): Promise<UpstreamUse> {
+    const account = await this.accounts.accountFor(identity, role, login.database);
+    const full: UpstreamLogin = { ...login, user: account.user, password: account.password };
+    let connection = this.pool?.take(full) ?? null;
+    if (connection === null) {
+      connection = await connectUpstream(this.target, full);
+      if (this.pool !== null) this.pool.stats.opened++;
+    }
+    this.accounts.hold(account.leaseId);
+    let finished = false;
+    return {
+      connection,
+      account,
+      finish: (reusable) => {
+        if (finished) return;
+        finished = true;
+        this.accounts.release(account.leaseId);
+        if (reusable !== null && this.pool !== null) this.pool.give(full, reusable, account.leaseId, role);
+        else if (reusable !== null) reusable.socket.destroy();
+      },
+    };
+  }
+}
+
+/** The first engine's way: one configured account per role, shared by every identity. */
+export function staticAccounts(accounts: ReadonlyMap<string, { readonly user: string; readonly password: string }>): AccountSource {
+  return {
+    async accountFor(_identity, role) {
+      const account = accounts.get(role);
+      if (account === undefined) {
+        throw mgError(
+          'MG_UPSTREAM_AUTH_FAILED',
+          `policy maps this identity to role '${role}', but the meshgate config has no upstream account for it; operator: add upstream.roles.${role}, or use dynamic credentials (upstream.credentials)`,
+        );
+      }
+      return { user: account.user, password: account.password, leaseId: null };
+    },
+    hold() {},
+    release() {},
+  };
+}
+
+/** Per-identity MariaDB accounts from leases. */
+export function leasedAccounts(leases: LeaseManager): AccountSource {
+  return {
+    async accountFor(identity, role, database) {
+      const credential = await leases.sessionCredential(identity, role, database);
+      return { user: credential.username, password: credential.password, leaseId: credential.lease.id };
+    },
+    hold: (leaseId) => leaseId !== null && leases.hold(leaseId),
+    release: (leaseId) => leaseId !== null && leases.release(leaseId),
+  };
+}

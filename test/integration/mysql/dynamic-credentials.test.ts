@@ -1,0 +1,149 @@
+/**
+ * Dynamic credentials and upstream pooling through meshgate against the real MariaDB:
+ * a MariaDB account per identity, connections reused only after a reset that leaves
+ * nothing of the previous client behind, revocation ending sessions and pooled
+ * connections, and nothing left in MariaDB when meshgate stops.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import mysql from 'mysql2/promise';
+import { leaseAccounts, startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+
+describe('dynamic credentials and pooling', () => {
+  let h: Harness;
+  let accountsBefore: string[];
+  const connect = (workload: string, database: string | null = h.database) =>
+    mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', ...(database === null ? {} : { database }), ssl: h.ssl(workload) });
+  const whoAmI = async (conn: mysql.Connection) => {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS u, CURRENT_ROLE() AS r, CONNECTION_ID() AS id, DATABASE() AS db');
+    return rows[0] as { u: string; r: string; id: number; db: string | null };
+  };
+  /** The upstream connection goes back to the pool after the reset, a moment after end(). */
+  const returned = async (before: number) => {
+    for (let i = 0; i < 100 && h.meshgate.pool.stats.returned === before; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(h.meshgate.pool.stats.returned, before + 1, 'the connection went back to the pool');
+  };
+
+  before(async () => {
+    accountsBefore = await leaseAccounts();
+    h = await startHarness({
+      name: 'dyncreds',
+      workloads: STANDARD_WORKLOADS,
+      credentials: 'dynamic',
+      setupSql: ['CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(50))', "INSERT INTO {db}.items VALUES (1, 'one')"],
+    });
+  });
+  after(async () => {
+    await h?.stop();
+    // Stopping meshgate drops every session lease it made.
+    assert.deepEqual(await leaseAccounts(), accountsBefore);
+  });
+
+  it('logs each identity in as its own MariaDB account, named after it, with the role active', async () => {
+    const orders = await connect('orders');
+    const analytics = await connect('analytics');
+    try {
+      const o = await whoAmI(orders);
+      const a = await whoAmI(analytics);
+      assert.match(o.u, /^mg-shop\.orders-[a-z2-7]{8}@%$/);
+      assert.match(a.u, /^mg-shop\.analytics-[a-z2-7]{8}@%$/);
+      assert.equal(o.r, 'dyncreds_rw');
+      assert.equal(a.r, 'dyncreds_ro');
+      const [rows] = await analytics.query<mysql.RowDataPacket[]>('SELECT name FROM items');
+      assert.deepEqual(rows.map((r) => r.name), ['one']);
+      await assert.rejects(analytics.query("INSERT INTO items VALUES (2, 'two')"), /INSERT command denied/);
+      const leases = await h.meshgate.credentials!.leases.list();
+      assert.deepEqual(leases.map((l) => [l.principal, l.role, l.state, l.purpose]).sort(), [
+        [STANDARD_WORKLOADS.analytics, 'dyncreds_ro', 'active', 'session'],
+        [STANDARD_WORKLOADS.orders, 'dyncreds_rw', 'active', 'session'],
+      ]);
+    } finally {
+      await orders.end();
+      await analytics.end();
+    }
+  });
+
+  it('reuses an upstream connection only after a reset: no variable, prepared statement, transaction or database leaks', async () => {
+    const first = await connect('orders');
+    const { id } = await whoAmI(first);
+    await first.query('SET @secret = 42');
+    await first.query("PREPARE leftover FROM 'SELECT 1'");
+    await first.query('USE information_schema');
+    await first.query(`BEGIN`);
+    await first.query(`INSERT INTO ${h.database}.items VALUES (99, 'uncommitted')`);
+    const returnedBefore = h.meshgate.pool.stats.returned;
+    await first.end();
+    await returned(returnedBefore);
+    const reusedBefore = h.meshgate.pool.stats.reused;
+    const second = await connect('orders');
+    try {
+      const me = await whoAmI(second);
+      assert.equal(me.id, id, 'the same upstream connection');
+      assert.equal(h.meshgate.pool.stats.reused, reusedBefore + 1);
+      assert.equal(me.db, h.database, 'back on the database the client asked for');
+      const [vars] = await second.query<mysql.RowDataPacket[]>('SELECT @secret AS s');
+      assert.equal(vars[0]!.s, null);
+      await assert.rejects(second.query('EXECUTE leftover'), /Unknown prepared statement/);
+      const [rows] = await second.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM items WHERE id = 99');
+      assert.equal(Number(rows[0]!.n), 0, 'the open transaction was rolled back');
+    } finally {
+      await second.end();
+    }
+  });
+
+  it('a client that asked for no database gets a connection with none selected', async () => {
+    const first = await connect('analytics', null);
+    await first.query(`USE ${h.database}`);
+    const discardedBefore = h.meshgate.pool.stats.discarded;
+    await first.end();
+    for (let i = 0; i < 100 && h.meshgate.pool.stats.discarded === discardedBefore; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(h.meshgate.pool.stats.discarded, discardedBefore + 1, 'a connection that chose a database cannot serve a login without one');
+    const second = await connect('analytics', null);
+    try {
+      assert.equal((await whoAmI(second)).db, null);
+    } finally {
+      await second.end();
+    }
+  });
+
+  it('a session cut off mid-result does not return its connection to the pool', async () => {
+    const conn = await connect('orders');
+    const { id } = await whoAmI(conn);
+    conn.query('SELECT SLEEP(0.3)').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    conn.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const next = await connect('orders');
+    try {
+      assert.notEqual((await whoAmI(next)).id, id);
+    } finally {
+      await next.end();
+    }
+  });
+
+  it('revoking an identity ends its sessions and pooled connections; its next session gets a new account', async () => {
+    const open = await connect('orders');
+    const before = await whoAmI(open);
+    const lost = new Promise<void>((resolve) => open.on('error', () => resolve()));
+    const revoked = await h.meshgate.credentials!.leases.revoke({ principal: STANDARD_WORKLOADS.orders }, 'test revocation');
+    assert.equal(revoked.length, 1);
+    assert.equal(revoked[0]!.state, 'revoked');
+    await lost;
+    assert.ok(!(await leaseAccounts()).includes(before.u.replace(/@%$/, '')));
+    const next = await connect('orders');
+    try {
+      const after = await whoAmI(next);
+      assert.notEqual(after.u, before.u);
+      assert.match(after.u, /^mg-shop\.orders-/);
+    } finally {
+      await next.end();
+    }
+  });
+
+  it('an identity policy denies gets no MariaDB account', async () => {
+    const accounts = await leaseAccounts();
+    const conn = connect('stranger');
+    await assert.rejects(conn, /MG_POLICY_DENIED/);
+    assert.deepEqual(await leaseAccounts(), accounts);
+  });
+});
