@@ -3,11 +3,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { MeshgateConfigInput } from '../config/schema.ts';
-import type { ProvisionedAccount } from './provision.ts';
 
 export const DEMO_TRUST_DOMAIN = 'demo.meshgate.local';
 export const DEMO_DATABASE = 'meshgate_demo';
 export const DEMO_ROLES = { writer: 'demo_writer', reader: 'demo_reader' } as const;
+export const DEMO_ADMIN_USER = 'meshgate_demo_admin';
 
 export const DEMO_WORKLOADS = {
   orders: `spiffe://${DEMO_TRUST_DOMAIN}/ns/shop/sa/orders`,
@@ -74,7 +74,7 @@ export interface DemoFiles {
 export async function writeDemoFiles(
   dir: string,
   server: { certPath: string; keyPath: string; bundlePath: string },
-  accounts: ReadonlyMap<string, ProvisionedAccount>,
+  admin: { user: string; password: string },
   upstream: { host: string; port: number },
 ): Promise<DemoFiles> {
   const policyDir = join(dir, 'policy');
@@ -82,15 +82,13 @@ export async function writeDemoFiles(
   for (const [name, text] of Object.entries(POLICIES)) await writeFile(join(policyDir, name), text);
   const secrets = join(dir, 'secrets');
   await mkdir(secrets, { recursive: true, mode: 0o700 });
-  const roles: Record<string, { user: string; password: { file: string } }> = {};
-  for (const account of accounts.values()) {
-    await writeFile(join(secrets, account.role), account.password + '\n', { mode: 0o600 });
-    roles[account.role] = { user: account.user, password: { file: `secrets/${account.role}` } };
-  }
+  await writeFile(join(secrets, 'admin'), admin.password + '\n', { mode: 0o600 });
   const config: MeshgateConfigInput = {
     listener: { host: '127.0.0.1', port: 3307, tls: { required: true, cert: server.certPath, key: server.keyPath } },
     trust: { bundles: [server.bundlePath], trustDomains: [DEMO_TRUST_DOMAIN] },
-    upstream: { host: upstream.host, port: upstream.port, roles },
+    // Dynamic credentials: an account per identity, made on demand and dropped at lease end.
+    upstream: { host: upstream.host, port: upstream.port, credentials: { admin: { user: admin.user, password: { file: 'secrets/admin' } } } },
+    state: { embedded: { dir: 'state' } },
     policy: { dir: 'policy' },
     audit: { file: 'audit.jsonl' },
   };

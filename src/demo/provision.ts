@@ -60,6 +60,7 @@ export async function provision(
   database: string,
   roles: Readonly<Record<string, RoleSpec>>,
   setupSql: readonly string[] = [],
+  options: { readonly staticAccounts?: boolean } = {},
 ): Promise<Provisioned> {
   const admin = await connectAdmin(target);
   const accounts = new Map<string, ProvisionedAccount>();
@@ -72,6 +73,7 @@ export async function provision(
       const password = randomBytes(18).toString('base64url');
       await admin.query(`CREATE ROLE ${ident(role)}`);
       await admin.query(`GRANT ${spec.privileges.join(', ')} ON ${ident(database)}.* TO ${ident(role)}`);
+      if (options.staticAccounts === false) continue;
       await admin.query(`CREATE USER ${ident(user)}@'%' IDENTIFIED BY ?`, [password]);
       await admin.query(`GRANT ${ident(role)} TO ${ident(user)}@'%'`);
       await admin.query(`SET DEFAULT ROLE ${ident(role)} FOR ${ident(user)}@'%'`);
@@ -87,6 +89,35 @@ export async function provision(
       const again = await connectAdmin(target);
       try {
         await dropObjects(again, database, Object.keys(roles));
+      } finally {
+        await again.end();
+      }
+    },
+  };
+}
+
+/**
+ * meshgate's admin account for dynamic credentials, with only what it needs: create and
+ * drop users, read mysql.user, see and kill their connections, grant these roles.
+ */
+export async function provisionLeaseAdmin(target: AdminTarget, user: string, roles: readonly string[]): Promise<{ password: string; drop(): Promise<void> }> {
+  const admin = await connectAdmin(target);
+  const password = randomBytes(18).toString('base64url');
+  try {
+    await admin.query(`DROP USER IF EXISTS ${ident(user)}@'%'`);
+    await admin.query(`CREATE USER ${ident(user)}@'%' IDENTIFIED BY ?`, [password]);
+    await admin.query(`GRANT CREATE USER, PROCESS, CONNECTION ADMIN ON *.* TO ${ident(user)}@'%'`);
+    await admin.query(`GRANT SELECT ON mysql.user TO ${ident(user)}@'%'`);
+    for (const role of roles) await admin.query(`GRANT ${ident(role)} TO ${ident(user)}@'%' WITH ADMIN OPTION`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    password,
+    async drop() {
+      const again = await connectAdmin(target);
+      try {
+        await again.query(`DROP USER IF EXISTS ${ident(user)}@'%'`);
       } finally {
         await again.end();
       }

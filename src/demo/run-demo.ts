@@ -15,8 +15,9 @@ import { loadConfigFile } from '../config/load.ts';
 import { initCa, issueServerCert, issueSvid } from '../identity/ca.ts';
 import { silentLogger } from '../log.ts';
 import { startMeshgate } from '../server.ts';
-import { DEMO_DATABASE, DEMO_ROLES, DEMO_TRUST_DOMAIN, DEMO_WORKLOADS, writeDemoFiles } from './files.ts';
-import { provision, type AdminTarget } from './provision.ts';
+import { DEMO_ADMIN_USER, DEMO_DATABASE, DEMO_ROLES, DEMO_TRUST_DOMAIN, DEMO_WORKLOADS, writeDemoFiles } from './files.ts';
+import { provision, provisionLeaseAdmin, type AdminTarget } from './provision.ts';
+import type { LeaseRecord } from '../store/types.ts';
 
 export interface DemoOptions {
   readonly dir: string;
@@ -56,10 +57,15 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
       'CREATE TABLE {db}.orders (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(100) NOT NULL, qty INT NOT NULL)',
       "INSERT INTO {db}.orders (item, qty) VALUES ('espresso beans', 2), ('oat milk', 6)",
     ],
+    { staticAccounts: false },
   );
-  step(`MariaDB ${options.mariadb.host}:${options.mariadb.port}: database ${DEMO_DATABASE}, roles ${DEMO_ROLES.writer} (read-write) and ${DEMO_ROLES.reader} (read-only), one account per role`);
+  const leaseAdmin = await provisionLeaseAdmin(options.mariadb, DEMO_ADMIN_USER, [DEMO_ROLES.writer, DEMO_ROLES.reader]).catch(async (error: unknown) => {
+    await provisioned.drop();
+    throw error;
+  });
+  step(`MariaDB ${options.mariadb.host}:${options.mariadb.port}: database ${DEMO_DATABASE}, roles ${DEMO_ROLES.writer} (read-write) and ${DEMO_ROLES.reader} (read-only), and ${DEMO_ADMIN_USER}, which may only create and drop accounts holding those roles`);
 
-  const files = await writeDemoFiles(options.dir, server, provisioned.accounts, options.mariadb);
+  const files = await writeDemoFiles(options.dir, server, { user: DEMO_ADMIN_USER, password: leaseAdmin.password }, options.mariadb);
   step(`policy in ${rel(files.policyDir)}, config ${rel(files.configPath)}`);
   const config = loadConfigFile(files.configPath);
   const meshgate = await startMeshgate({ ...config, listener: { ...config.listener, port: 0 } }, silentLogger);
@@ -67,6 +73,7 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
   step(`meshgate listening on 127.0.0.1:${port} (mTLS required), audit to ${rel(files.auditFile)}\n`);
 
   const outcomes: Outcome[] = [];
+  let leases: LeaseRecord[] = [];
   try {
     const connect = (ssl?: mysql.ConnectionOptions['ssl']) =>
       mysql.createConnection({ host: '127.0.0.1', port, user: 'demo', database: DEMO_DATABASE, ssl });
@@ -97,15 +104,22 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
     await attempt('no cert', 'connect over TLS without a client certificate', { ca: certs.orders!.ca }, null);
     await attempt('plaintext', 'connect without TLS', undefined, null);
     outcomes.push(await viaMariadbCli(port, join(options.dir, 'workloads'), 'orders'));
+    leases = await meshgate.credentials!.leases.list();
   } finally {
+    // Closing drops the session leases, and with them the MariaDB accounts meshgate made.
     await meshgate.close();
-    if (!options.keep) await provisioned.drop();
+    if (!options.keep) {
+      await leaseAdmin.drop();
+      await provisioned.drop();
+    }
   }
 
   io.out('Requests through meshgate (real clients: mysql2 and the mariadb CLI):');
   for (const o of outcomes) {
     io.out(`  ${o.who.padEnd(10)} ${o.allowed ? 'ALLOWED' : 'DENIED '}  ${o.what}\n  ${' '.repeat(10)}          → ${o.detail}`);
   }
+  io.out('\nShort-lived MariaDB accounts meshgate made for these identities (dropped again when it stopped):');
+  for (const lease of leases) io.out(`  ${lease.username.padEnd(32)} role ${lease.role.padEnd(12)} for ${lease.principal}, lease ${lease.id.slice(0, 14)}…`);
   io.out(`\nAudit trail (${rel(files.auditFile)}: one event per connection and statement, hash-chained):`);
   const lines = (await readFile(files.auditFile, 'utf8')).split('\n').filter((l) => l !== '');
   for (const line of lines.slice(-40)) io.out('  ' + summarize(JSON.parse(line) as Record<string, unknown>).slice(0, 240));

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 /**
  * A whole meshgate for integration tests: a CA in a temp dir, certificates for a few
  * workloads, a MariaDB database with roles and role accounts, a policy directory, and
@@ -9,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config/load.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
-import { connectAdmin, provision, type Provisioned } from '../../src/demo/provision.ts';
+import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '../../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
@@ -62,29 +61,8 @@ export interface HarnessOptions {
 }
 
 /** The privileges meshgate's admin account needs for dynamic credentials, nothing more. */
-export async function createAdminAccount(user: string, roles: readonly string[]): Promise<{ password: string; drop(): Promise<void> }> {
-  const admin = await connectAdmin(MARIADB);
-  const password = randomBytes(18).toString('base64url');
-  try {
-    await admin.query(`DROP USER IF EXISTS ?@'%'`, [user]);
-    await admin.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [user, password]);
-    await admin.query(`GRANT CREATE USER, PROCESS, CONNECTION ADMIN ON *.* TO ?@'%'`, [user]);
-    await admin.query(`GRANT SELECT ON mysql.user TO ?@'%'`, [user]);
-    for (const role of roles) await admin.query(`GRANT \`${role}\` TO ?@'%' WITH ADMIN OPTION`, [user]);
-  } finally {
-    await admin.end();
-  }
-  return {
-    password,
-    async drop() {
-      const conn = await connectAdmin(MARIADB);
-      try {
-        await conn.query(`DROP USER IF EXISTS ?@'%'`, [user]);
-      } finally {
-        await conn.end();
-      }
-    },
-  };
+export function createAdminAccount(user: string, roles: readonly string[]): Promise<{ password: string; drop(): Promise<void> }> {
+  return provisionLeaseAdmin(MARIADB, user, roles);
 }
 
 /** MariaDB accounts meshgate created (name prefix mg-) that still exist. */

@@ -12,12 +12,15 @@ describe('deploy/examples', () => {
     assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
   });
 
-  it('names only roles its example policy uses', async () => {
-    const raw = parse(readFileSync(new URL('../../../deploy/examples/meshgate.yaml', import.meta.url), 'utf8')) as { upstream: { roles: Record<string, unknown> } };
+  it("grants the admin account the roles its example policy maps to", async () => {
+    const text = readFileSync(new URL('../../../deploy/examples/meshgate.yaml', import.meta.url), 'utf8');
+    const raw = parse(text) as { upstream: { credentials?: unknown } };
+    assert.ok(raw.upstream.credentials !== undefined, 'the example uses dynamic credentials, the recommended way');
+    const granted = /GRANT ([\w, ]+) TO meshgate_admin WITH ADMIN OPTION/.exec(text)?.[1]?.split(/,\s*/) ?? [];
     const policy = await loadPolicyDir(new URL('../../../deploy/examples/policy', import.meta.url).pathname);
     const subject = { spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders', trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'orders', principal: 'cluster.local/ns/shop/sa/orders' };
     const decision = policy.evaluate(subject, { engine: 'mysql', database: 'shop' });
     assert.equal(decision.allow, true);
-    assert.ok(decision.role !== null && decision.role in raw.upstream.roles, `role ${decision.role} has an account`);
+    assert.ok(decision.role !== null && granted.includes(decision.role), `the admin may grant role ${decision.role}`);
   });
 });
