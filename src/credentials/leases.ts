@@ -66,6 +66,8 @@ export interface RevokeSelector {
 
 /** Claims older than this belong to a replica that died mid-operation. */
 const STALE_CLAIM_MS = 60_000;
+/** Revoked leases stay listed (`creds list --all`) this long, then are pruned. */
+const REVOKED_HISTORY_MS = 7 * 86_400_000;
 
 interface CachedSession {
   readonly credential: SessionCredential;
@@ -78,6 +80,8 @@ export class LeaseManager {
   private readonly now: () => number;
   private readonly cache = new Map<string, CachedSession>();
   private readonly creating = new Map<string, Promise<SessionCredential>>();
+  /** Lease ids this process is creating or revoking right now; any other such record of ours is debris. */
+  private readonly inFlight = new Set<string>();
 
   constructor(private readonly options: LeaseManagerOptions) {
     this.now = options.now ?? Date.now;
@@ -180,8 +184,14 @@ export class LeaseManager {
   async maintain(): Promise<{ renewed: number; reaped: number }> {
     const now = this.now();
     let renewed = 0;
-    for (const entry of this.cache.values()) {
+    for (const entry of [...this.cache.values()]) {
       const lease = entry.credential.lease;
+      // Another replica or a `creds revoke` process may have ended it: stop handing it out.
+      const stored = await this.options.store.getLease(lease.id).catch(() => undefined);
+      if (stored !== undefined && (stored === null || stored.state !== 'active')) {
+        this.forget(lease.id);
+        continue;
+      }
       if (entry.holders === 0 || entry.expiresAt - now > this.options.timings.sessionTtlMs / 2) continue;
       const expiresAt = Math.min(now + this.options.timings.sessionTtlMs, lease.maxExpiresAt);
       const updated = await this.options.store.transitionLease(lease.id, ['active'], 'active', { expiresAt, owner: this.options.owner }).catch((error: unknown) => {
@@ -194,7 +204,14 @@ export class LeaseManager {
         renewed++;
       }
     }
-    return { renewed, reaped: await this.reap(now) };
+    const reaped = await this.reap(now);
+    await this.options.store.pruneRevoked(now - REVOKED_HISTORY_MS).catch(() => 0);
+    return { renewed, reaped };
+  }
+
+  /** Stops handing out a lease's credential (MariaDB refused it: revoked elsewhere). */
+  invalidate(leaseId: string): void {
+    this.forget(leaseId);
   }
 
   /**
@@ -227,6 +244,10 @@ export class LeaseManager {
     ttlMs: number,
     maxTtlMs: number,
   ): Promise<SessionCredential> {
+    // A role MariaDB lacks would only leave a record per attempt; say so before writing one.
+    if (!(await this.options.accounts.roleExists(role))) {
+      throw mgError('MG_LEASE_ROLE_UNKNOWN', `MariaDB has no role '${role}': create it (CREATE ROLE ${role}; GRANT … TO ${role}) or fix the policy's to.mariadb.role`);
+    }
     const now = this.now();
     const suffix = randomLeaseSuffix();
     const record: LeaseRecord = {
@@ -248,14 +269,35 @@ export class LeaseManager {
     };
     // Before the account exists: a crash from here on leaves a record the reaper finds.
     await this.options.store.createLease(record);
+    this.inFlight.add(record.id);
+    try {
+      return await this.createAccountFor(record, purpose, role);
+    } finally {
+      this.inFlight.delete(record.id);
+    }
+  }
+
+  private async createAccountFor(record: LeaseRecord, purpose: LeasePurpose, role: string): Promise<SessionCredential> {
     const password = randomPassword();
     try {
       await this.options.accounts.createAccount({ username: record.username, userHost: record.userHost }, password, role);
     } catch (error) {
-      // createAccount leaves nothing behind; the record says why it never became active.
-      await this.options.store
-        .transitionLease(record.id, ['creating'], 'revoked', { revokedAt: this.now(), revokeReason: `creation failed: ${asMeshgateError(error).code}` })
-        .catch(() => undefined);
+      // Refusals come before CREATE USER or are undone by createAccount; a lost connection
+      // may leave the account behind, so the record says `revoked` only once it is gone.
+      // Otherwise it stays `creating`, and the reaper drops the account when it can.
+      const code = asMeshgateError(error).code;
+      const nothingLeft =
+        code === 'MG_LEASE_ROLE_UNKNOWN' ||
+        code === 'MG_UPSTREAM_AUTH_FAILED' ||
+        (await this.options.accounts.dropAccount({ username: record.username, userHost: record.userHost }).then(
+          () => true,
+          () => false,
+        ));
+      if (nothingLeft) {
+        await this.options.store
+          .transitionLease(record.id, ['creating'], 'revoked', { revokedAt: this.now(), revokeReason: `creation failed: ${code}` })
+          .catch(() => undefined);
+      }
       throw error;
     }
     const active = await this.options.store.transitionLease(record.id, ['creating'], 'active');
@@ -267,14 +309,24 @@ export class LeaseManager {
     return { lease: active, username: active.username, password };
   }
 
-  private async revokeOne(lease: LeaseRecord, reason: string, options: { killSessions: boolean; staleClaim?: boolean }): Promise<LeaseRecord | null> {
+  /**
+   * `leftover`: finishing a `creating` or `revoking` record nobody is working on, claimed
+   * from its current state (with `updatedBefore` when another replica may still be on it).
+   */
+  private async revokeOne(lease: LeaseRecord, reason: string, options: { killSessions: boolean; leftover?: { updatedBefore?: number } }): Promise<LeaseRecord | null> {
     const store = this.options.store;
-    const claimed = options.staleClaim
-      ? await store.transitionLease(lease.id, [lease.state], 'revoking', { owner: this.options.owner }, { updatedBefore: this.now() - STALE_CLAIM_MS })
-      : await store.transitionLease(lease.id, ['active'], 'revoking', { owner: this.options.owner });
+    const claimed =
+      options.leftover !== undefined
+        ? await store.transitionLease(lease.id, [lease.state], 'revoking', { owner: this.options.owner }, options.leftover)
+        : await store.transitionLease(lease.id, ['active'], 'revoking', { owner: this.options.owner });
     if (claimed === null) return null; // another replica, or an earlier call, has it
     this.forget(lease.id);
-    await this.options.accounts.dropAccount({ username: claimed.username, userHost: claimed.userHost }, { killSessions: options.killSessions });
+    this.inFlight.add(claimed.id);
+    try {
+      await this.options.accounts.dropAccount({ username: claimed.username, userHost: claimed.userHost }, { killSessions: options.killSessions });
+    } finally {
+      this.inFlight.delete(claimed.id);
+    }
     const revoked = await store.transitionLease(claimed.id, ['revoking'], 'revoked', { revokedAt: this.now(), revokeReason: reason });
     this.options.log.info('lease revoked', { lease: claimed.id, principal: claimed.principal, role: claimed.role, username: claimed.username, reason });
     return revoked;
@@ -286,10 +338,13 @@ export class LeaseManager {
     for (const lease of await store.listLeases({ states: ['active'], expiresBefore: now })) {
       if ((await this.revokeOne(lease, 'expired', { killSessions: true }).catch((e: unknown) => this.reapFailed(lease, e))) !== null) reaped++;
     }
-    const stale = await store.listLeases({ states: ['creating', 'revoking'], updatedBefore: now - STALE_CLAIM_MS });
-    for (const lease of stale) {
+    for (const lease of await store.listLeases({ states: ['creating', 'revoking'] })) {
+      // Ours and not in progress here: debris now. Anyone else's: only once its claim is stale.
+      const ours = lease.owner === this.options.owner && !this.inFlight.has(lease.id);
+      if (!ours && lease.updatedAt >= now - STALE_CLAIM_MS) continue;
       const reason = lease.state === 'creating' ? 'creation was interrupted' : 'revocation was interrupted';
-      if ((await this.revokeOne(lease, reason, { killSessions: true, staleClaim: true }).catch((e: unknown) => this.reapFailed(lease, e))) !== null) reaped++;
+      const leftover = ours ? { updatedBefore: lease.updatedAt + 1 } : { updatedBefore: now - STALE_CLAIM_MS };
+      if ((await this.revokeOne(lease, reason, { killSessions: true, leftover }).catch((e: unknown) => this.reapFailed(lease, e))) !== null) reaped++;
     }
     return reaped;
   }

@@ -29,6 +29,14 @@ interface Idle {
   readonly timer: NodeJS.Timeout;
 }
 
+/** Ends a connection the way a client does, so MariaDB counts no aborted connection. */
+export function quit(connection: UpstreamConnection): void {
+  const socket = connection.socket;
+  if (socket.destroyed) return;
+  if (socket.writable) socket.end(encodeMessage(Buffer.from([Command.QUIT]), 0));
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
 export function poolKey(login: UpstreamLogin): string {
   return [login.user, login.capabilities, login.mariadbCapabilities, login.charset, login.maxPacketSize, login.database ?? ''].join('\0');
 }
@@ -49,7 +57,7 @@ export class UpstreamPool {
       clearTimeout(entry.timer);
       const socket = entry.connection.socket;
       if (socket.destroyed || !this.options.isLeaseUsable(entry.leaseId)) {
-        socket.destroy();
+        quit(entry.connection);
         this.stats.discarded++;
         continue;
       }
@@ -67,15 +75,16 @@ export class UpstreamPool {
    */
   give(login: UpstreamLogin, connection: UpstreamConnection, leaseId: string | null, role: string): void {
     const socket = connection.socket;
-    if (this.closed || socket.destroyed || !this.options.isLeaseUsable(leaseId)) {
-      socket.destroy();
+    const full = (this.idle.get(poolKey(login))?.length ?? 0) >= this.options.maxIdlePerKey;
+    if (this.closed || full || socket.destroyed || !this.options.isLeaseUsable(leaseId)) {
+      quit(connection);
       return;
     }
     resetConnection(socket, { database: login.database, role }, this.options.resetTimeoutMs ?? 2000).then(
       (status) => this.keep(login, { ...connection, status, leftover: null }, leaseId),
       () => {
         this.stats.discarded++;
-        socket.destroy();
+        quit(connection);
       },
     );
   }
@@ -86,7 +95,7 @@ export class UpstreamPool {
       const kept = list.filter((entry) => {
         if (entry.leaseId !== leaseId) return true;
         clearTimeout(entry.timer);
-        entry.connection.socket.destroy();
+        quit(entry.connection);
         return false;
       });
       if (kept.length === 0) this.idle.delete(key);
@@ -105,7 +114,7 @@ export class UpstreamPool {
     for (const list of this.idle.values()) {
       for (const entry of list) {
         clearTimeout(entry.timer);
-        entry.connection.socket.destroy();
+        quit(entry.connection);
       }
     }
     this.idle.clear();
@@ -116,22 +125,23 @@ export class UpstreamPool {
     const key = poolKey(login);
     const list = this.idle.get(key) ?? [];
     if (this.closed || list.length >= this.options.maxIdlePerKey || !this.options.isLeaseUsable(leaseId)) {
-      socket.destroy();
+      quit(connection);
       return;
     }
-    const forget = () => {
+    const forget = (idleTimeout: boolean) => {
       const current = this.idle.get(key);
       const index = current?.findIndex((entry) => entry.connection === connection) ?? -1;
       if (index !== -1) {
         clearTimeout(current![index]!.timer);
         current!.splice(index, 1);
       }
-      socket.destroy();
+      if (idleTimeout) quit(connection);
+      else socket.destroy();
     };
     // An idle connection MariaDB closes (wait_timeout, a KILL) leaves the pool at once.
-    socket.once('close', forget);
-    socket.once('error', forget);
-    const timer = setTimeout(forget, this.options.idleTimeoutMs);
+    socket.once('close', () => forget(false));
+    socket.once('error', () => forget(false));
+    const timer = setTimeout(() => forget(true), this.options.idleTimeoutMs);
     timer.unref();
     list.push({ connection, leaseId, timer });
     this.idle.set(key, list);

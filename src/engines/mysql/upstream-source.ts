@@ -20,6 +20,8 @@ export interface AccountSource {
   accountFor(identity: Identity, role: string, database: string | null): Promise<UpstreamAccount>;
   hold(leaseId: string | null): void;
   release(leaseId: string | null): void;
+  /** MariaDB refused the account: it was revoked elsewhere; do not hand it out again. */
+  invalidate(leaseId: string | null): void;
 }
 
 export type SessionLogin = Omit<UpstreamLogin, 'user' | 'password'>;
@@ -40,11 +42,21 @@ export class UpstreamSource {
   ) {}
 
   async open(identity: Identity, role: string, login: SessionLogin): Promise<UpstreamUse> {
-    const account = await this.accounts.accountFor(identity, role, login.database);
-    const full: UpstreamLogin = { ...login, user: account.user, password: account.password };
+    let account = await this.accounts.accountFor(identity, role, login.database);
+    let full: UpstreamLogin = { ...login, user: account.user, password: account.password };
     let connection = this.pool?.take(full) ?? null;
     if (connection === null) {
-      connection = await connectUpstream(this.target, full);
+      try {
+        connection = await connectUpstream(this.target, full);
+      } catch (error) {
+        // A lease revoked by another replica or a `creds revoke` refuses its login before
+        // this replica's sweep notices: take a new lease once.
+        if (account.leaseId === null || (error as { code?: string }).code !== 'MG_UPSTREAM_AUTH_FAILED') throw error;
+        this.accounts.invalidate(account.leaseId);
+        account = await this.accounts.accountFor(identity, role, login.database);
+        full = { ...login, user: account.user, password: account.password };
+        connection = await connectUpstream(this.target, full);
+      }
       if (this.pool !== null) this.pool.stats.opened++;
     }
     this.accounts.hold(account.leaseId);
@@ -78,6 +90,7 @@ export function staticAccounts(accounts: ReadonlyMap<string, { readonly user: st
     },
     hold() {},
     release() {},
+    invalidate() {},
   };
 }
 
@@ -90,5 +103,6 @@ export function leasedAccounts(leases: LeaseManager): AccountSource {
     },
     hold: (leaseId) => leaseId !== null && leases.hold(leaseId),
     release: (leaseId) => leaseId !== null && leases.release(leaseId),
+    invalidate: (leaseId) => leaseId !== null && leases.invalidate(leaseId),
   };
 }

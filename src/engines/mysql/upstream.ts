@@ -92,7 +92,7 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
       const err = decodeErr(reply.payload);
       throw mgError(
         'MG_UPSTREAM_AUTH_FAILED',
-        `MariaDB refused meshgate's login as '${login.user}' (${err.code}: ${err.message}); operator: check upstream.roles in the meshgate config and that the account exists`,
+        `MariaDB refused meshgate's login as '${login.user}' (${err.code}: ${err.message}); operator: check that the account exists and its password in the meshgate config (upstream.roles), or that its lease was not revoked (meshgate creds list)`,
       );
     }
     if (reply.payload[0] !== Header.OK) {

@@ -1,0 +1,296 @@
+/**
+ * `npm run bench:connect` (tsx bench/connect.ts): what it costs to set up a connection.
+ * Each connect opens a connection, runs `SELECT 1` and closes it cleanly with end(), so
+ * through meshgate the upstream connection goes back to the pool. Timed: from the start of
+ * the connect to the result of `SELECT 1` (the cycle with end() is reported beside it).
+ *
+ *   a_direct_mariadb            mysql2 straight to MariaDB (plaintext: the local MariaDB has no TLS)
+ *   b_meshgate_static_unpooled  meshgate, mTLS with an SVID, static account, upstream.pool.maxIdlePerKey: 0
+ *   c_meshgate_dynamic_pooled   meshgate, mTLS with an SVID, dynamic lease account, pooled upstream
+ *   d_meshgate_upstream_acquire inside meshgate during (c): only the upstream acquisition
+ *                               (lease lookup + pooled take, or a login), beside the upstream
+ *                               login time measured the same way during (b)
+ *   ratios                      (c)/(a) and (c)/(b)
+ *
+ * meshgate runs as its own process, as in bench/mysql.ts (this file, started with --child).
+ * One JSON line per scenario on stdout. Options (env): MESHGATE_BENCH_CONNECTS (default 500).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import mysql from 'mysql2/promise';
+import { stringify } from 'yaml';
+import { loadConfigFile } from '../src/config/load.ts';
+import { openMariadbAccounts } from '../src/credentials/mariadb-accounts.ts';
+import { connectAdmin, provision, provisionLeaseAdmin } from '../src/demo/provision.ts';
+import type { MysqlEngineContext } from '../src/engines/mysql/context.ts';
+import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
+import { jsonLogger } from '../src/log.ts';
+import { startMeshgate } from '../src/server.ts';
+
+const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
+const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 500);
+const WARMUP = 20;
+const TRUST_DOMAIN = 'bench.meshgate.local';
+const NAMESPACE = 'benchconnect';
+const DATABASE = 'mgbench_connect';
+const ROLE = 'benchc_reader';
+const ADMIN_USER = 'mgbench_connect_admin';
+
+interface Figures {
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+  readonly mean_ms: number;
+}
+
+function figures(samples: readonly number[]): Figures {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  const mean = sorted.reduce((sum, x) => sum + x, 0) / Math.max(1, sorted.length);
+  return { p50_ms: round(at(0.5)), p99_ms: round(at(0.99)), mean_ms: round(mean) };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+// ── child: meshgate, instrumented ───────────────────────────────────────────────────────
+
+interface AcquireSample {
+  readonly ms: number;
+  readonly pooled: boolean;
+}
+
+async function child(configFile: string): Promise<void> {
+  type OpenUpstream = MysqlEngineContext['openUpstream'];
+  const full = jsonLogger();
+  const log = { info() {}, warn: full.warn, error: full.error };
+  const running = await startMeshgate(loadConfigFile(configFile), log);
+
+  // The listener's context is private; the benchmark times what sessions call through it.
+  const ctx = (running.listener as unknown as { ctx: { openUpstream: OpenUpstream } }).ctx;
+  const open = ctx.openUpstream;
+  let acquire: AcquireSample[] = [];
+  let takes: number[] = [];
+  ctx.openUpstream = async (identity, role, login) => {
+    const reused = running.pool.stats.reused;
+    const started = performance.now();
+    const use = await open(identity, role, login);
+    acquire.push({ ms: performance.now() - started, pooled: running.pool.stats.reused > reused });
+    return use;
+  };
+  const take = running.pool.take.bind(running.pool);
+  running.pool.take = (login) => {
+    const started = performance.now();
+    const connection = take(login);
+    takes.push(performance.now() - started);
+    return connection;
+  };
+
+  process.stdout.write(`ready ${running.address.port}\n`);
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'reset') {
+      acquire = [];
+      takes = [];
+      process.stdout.write('ok\n');
+    } else if (line === 'stats') {
+      const pooled = acquire.filter((s) => s.pooled).map((s) => s.ms);
+      const fresh = acquire.filter((s) => !s.pooled).map((s) => s.ms);
+      process.stdout.write(
+        `stats ${JSON.stringify({
+          acquire: { count: acquire.length, ...figures(acquire.map((s) => s.ms)) },
+          pooled: { count: pooled.length, ...figures(pooled) },
+          fresh: { count: fresh.length, ...figures(fresh) },
+          take: { count: takes.length, ...figures(takes) },
+          pool: { ...running.pool.stats, idle: running.pool.idleCount },
+        })}\n`,
+      );
+    }
+  }
+  await running.close();
+  process.exit(0);
+}
+
+// ── parent: setup, measurement, cleanup ─────────────────────────────────────────────────
+
+interface MeshgateChild {
+  readonly process: ChildProcess;
+  readonly port: number;
+  ask(command: string): Promise<string>;
+}
+
+async function startChild(configFile: string): Promise<MeshgateChild> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', import.meta.filename, '--child', configFile], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: Interface = createInterface({ input: proc.stdout! });
+  const iterator = lines[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const { value, done } = await iterator.next();
+    if (done) throw new Error(`meshgate (${configFile}) exited`);
+    return value as string;
+  };
+  const ready = /^ready (\d+)$/.exec(await next());
+  if (!ready) throw new Error(`meshgate (${configFile}) did not start`);
+  return {
+    process: proc,
+    port: Number(ready[1]),
+    async ask(command) {
+      proc.stdin!.write(`${command}\n`);
+      return next();
+    },
+  };
+}
+
+async function stopChild(child: MeshgateChild): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+  const exited = once(child.process, 'exit');
+  child.process.stdin!.end(); // ends the command loop: meshgate closes and drops its session leases
+  const timer = setTimeout(() => child.process.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** `count` measured connects after a warm-up; the time to the first result, and the whole cycle. */
+async function measure(options: mysql.ConnectionOptions, count: number, afterWarmup?: () => Promise<void>): Promise<Figures & { cycle_mean_ms: number }> {
+  const samples: number[] = [];
+  let cycles = 0;
+  for (let i = 0; i < WARMUP + count; i++) {
+    if (i === WARMUP) await afterWarmup?.();
+    const started = performance.now();
+    const conn = await mysql.createConnection(options);
+    await conn.query('SELECT 1');
+    const firstResult = performance.now() - started;
+    await conn.end();
+    if (i >= WARMUP) {
+      samples.push(firstResult);
+      cycles += performance.now() - started;
+    }
+  }
+  return { ...figures(samples), cycle_mean_ms: round(cycles / count) };
+}
+
+async function parent(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-connect-'));
+  const children: MeshgateChild[] = [];
+  const provisioned = await provision(MARIADB, DATABASE, { [ROLE]: { privileges: ['SELECT'] } });
+  let admin: { password: string; drop(): Promise<void> } | null = null;
+  try {
+    admin = await provisionLeaseAdmin(MARIADB, ADMIN_USER, [ROLE]);
+    const account = provisioned.accounts.get(ROLE)!;
+    const caDir = join(dir, 'ca');
+    await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
+    const server = await issueServerCert({ caDir, outDir: dir });
+    const client = await issueSvid({ caDir, spiffeId: `spiffe://${TRUST_DOMAIN}/ns/${NAMESPACE}/sa/loadgen`, outDir: dir, name: 'client', ttlSeconds: 7200 });
+    await mkdir(join(dir, 'policy'));
+    await writeFile(
+      join(dir, 'policy', 'bench.yaml'),
+      stringify({
+        apiVersion: 'meshgate.dev/v1alpha1',
+        kind: 'AccessPolicy',
+        metadata: { name: 'bench-connect' },
+        spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: [NAMESPACE] } }], to: [{ mariadb: { databases: [DATABASE], role: ROLE } }] }] },
+      }),
+    );
+    await writeFile(join(dir, 'reader.pw'), account.password, { mode: 0o600 });
+    await writeFile(join(dir, 'admin.pw'), admin.password, { mode: 0o600 });
+    const common = {
+      listener: { host: '127.0.0.1', port: 0, tls: { cert: server.certPath, key: server.keyPath } },
+      trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
+      policy: { dir: 'policy' },
+    };
+    await writeFile(
+      join(dir, 'static.yaml'),
+      stringify({
+        ...common,
+        upstream: { host: MARIADB.host, port: MARIADB.port, roles: { [ROLE]: { user: account.user, password: { file: 'reader.pw' } } }, pool: { maxIdlePerKey: 0 } },
+        audit: { file: 'audit-static.jsonl' },
+      }),
+    );
+    await writeFile(
+      join(dir, 'dynamic.yaml'),
+      stringify({
+        ...common,
+        upstream: { host: MARIADB.host, port: MARIADB.port, credentials: { admin: { user: ADMIN_USER, password: { file: 'admin.pw' } } } },
+        state: { embedded: { dir: 'state' }, replicaId: 'bench-connect' },
+        audit: { file: 'audit-dynamic.jsonl' },
+      }),
+    );
+    const staticMeshgate = await startChild(join(dir, 'static.yaml'));
+    children.push(staticMeshgate);
+    const dynamicMeshgate = await startChild(join(dir, 'dynamic.yaml'));
+    children.push(dynamicMeshgate);
+
+    const ssl = { cert: await readFile(client.certPath), key: await readFile(client.keyPath), ca: await readFile(client.bundlePath) };
+    const direct = { host: MARIADB.host, port: MARIADB.port, user: account.user, password: account.password, database: DATABASE };
+    const viaMeshgate = (port: number) => ({ host: '127.0.0.1', port, user: 'loadgen', password: '', database: DATABASE, ssl });
+    const reset = (child: MeshgateChild) => async () => {
+      if ((await child.ask('reset')) !== 'ok') throw new Error('meshgate child did not reset its samples');
+    };
+    const stats = async (child: MeshgateChild) => {
+      const line = await child.ask('stats');
+      if (!line.startsWith('stats ')) throw new Error(`unexpected answer from meshgate child: ${line}`);
+      return JSON.parse(line.slice('stats '.length)) as Record<string, Record<string, number>>;
+    };
+
+    const a = await measure(direct, CONNECTS);
+    console.log(JSON.stringify({ scenario: 'a_direct_mariadb', connects: CONNECTS, ...a, tls: false }));
+    const b = await measure(viaMeshgate(staticMeshgate.port), CONNECTS, reset(staticMeshgate));
+    const bInside = await stats(staticMeshgate);
+    console.log(JSON.stringify({ scenario: 'b_meshgate_static_unpooled', connects: CONNECTS, ...b, tls: true, upstream_pool: bInside['pool'] }));
+    const c = await measure(viaMeshgate(dynamicMeshgate.port), CONNECTS, reset(dynamicMeshgate));
+    const cInside = await stats(dynamicMeshgate);
+    console.log(JSON.stringify({ scenario: 'c_meshgate_dynamic_pooled', connects: CONNECTS, ...c, tls: true, upstream_pool: cInside['pool'] }));
+    const acquire = cInside['acquire']!;
+    console.log(
+      JSON.stringify({
+        scenario: 'd_meshgate_upstream_acquire',
+        connects: acquire['count'],
+        p50_ms: acquire['p50_ms'],
+        p99_ms: acquire['p99_ms'],
+        mean_ms: acquire['mean_ms'],
+        pooled_takes: cInside['pooled']!['count'],
+        fresh_logins: cInside['fresh']!['count'],
+        pool_take_only: cInside['take'],
+        // The same measurement during (b): every acquisition there is a MariaDB login.
+        upstream_login: bInside['acquire'],
+      }),
+    );
+    console.log(
+      JSON.stringify({
+        scenario: 'ratios',
+        c_over_a_p50: round(c.p50_ms / a.p50_ms),
+        c_over_a_mean: round(c.mean_ms / a.mean_ms),
+        c_over_b_p50: round(c.p50_ms / b.p50_ms),
+        c_over_b_mean: round(c.mean_ms / b.mean_ms),
+        pooled_acquire_over_login_p50: round(acquire['p50_ms']! / bInside['acquire']!['p50_ms']!),
+      }),
+    );
+  } finally {
+    for (const child of children) await stopChild(child);
+    // meshgate drops its session leases when it stops; anything a failed run left goes here.
+    const accounts = openMariadbAccounts({ ...MARIADB });
+    try {
+      for (const leftover of await accounts.listManagedAccounts()) {
+        if (leftover.username.startsWith(`mg-${NAMESPACE}.`)) await accounts.dropAccount(leftover, { killSessions: true });
+      }
+    } finally {
+      await accounts.close();
+    }
+    await admin?.drop();
+    await provisioned.drop();
+    await rm(dir, { recursive: true, force: true });
+    // Fails loudly if this benchmark left anything of its own in MariaDB.
+    const check = await connectAdmin(MARIADB);
+    try {
+      const [rows] = await check.query<mysql.RowDataPacket[]>('SELECT User FROM mysql.user WHERE User LIKE ? OR User = ?', [`mg-${NAMESPACE}.%`, ADMIN_USER]);
+      if (rows.length > 0) throw new Error(`bench:connect left accounts behind: ${rows.map((r) => String(r['User'])).join(', ')}`);
+    } finally {
+      await check.end();
+    }
+  }
+}
+
+if (process.argv[2] === '--child') await child(process.argv[3]!);
+else await parent();
