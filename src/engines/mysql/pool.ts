@@ -109,8 +109,11 @@ export class UpstreamPool {
     return n;
   }
 
-  close(): void {
-    this.closed = true;
+  /**
+   * Closes every idle connection and keeps pooling. A pooled connection keeps the session
+   * values MariaDB gave it at login (max_allowed_packet, ...); after changing globals, drain.
+   */
+  drain(): void {
     for (const list of this.idle.values()) {
       for (const entry of list) {
         clearTimeout(entry.timer);
@@ -119,6 +122,12 @@ export class UpstreamPool {
     }
     this.idle.clear();
   }
+
+  close(): void {
+    this.closed = true;
+    this.drain();
+  }
+
 
   private keep(login: UpstreamLogin, connection: UpstreamConnection, leaseId: string | null): void {
     const socket = connection.socket;
