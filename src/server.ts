@@ -4,6 +4,8 @@
  * the first client is accepted.
  */
 import type { AddressInfo } from 'node:net';
+import { startAdminApi } from './admin/api.ts';
+import { adminAccountOf } from './admin/issue.ts';
 import { openJsonlAuditSink } from './audit/jsonl-sink.ts';
 import type { AuditSink } from './audit/types.ts';
 import { readSecret } from './config/load.ts';
@@ -31,6 +33,8 @@ export interface RunningMeshgate {
   readonly pool: UpstreamPool;
   /** The SVID signing endpoint's port, when `signer` is configured. */
   readonly signerPort: number | null;
+  /** The admin API's port, when `admin` and dynamic credentials are configured. */
+  readonly adminPort: number | null;
   close(): Promise<void>;
 }
 
@@ -152,6 +156,32 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
           await audit.close();
           throw error;
         });
+  // The admin API (credentials for CI, lease administration) serves dynamic credentials only.
+  if (config.admin !== undefined && credentials === null) log.warn('admin is configured but upstream.credentials is not; the admin API serves dynamic credentials only and stays off');
+  const adminApi =
+    config.admin === undefined || credentials === null
+      ? null
+      : await startAdminApi({
+          host: config.admin.host,
+          port: config.admin.port,
+          tls,
+          trustDomains,
+          admins: config.admin.principals,
+          leases: credentials.leases,
+          policy: () => policy,
+          ...(tokens === undefined ? {} : { verifyToken: (token: string) => tokens.verify(token) }),
+          upstream: { host: upstream.host, port: upstream.port },
+          rotateAdmin: () => credentials.rotateAdmin(),
+          adminAccount: adminAccountOf(config),
+          log,
+        }).catch(async (error: unknown) => {
+          await signer?.close();
+          await listener.close();
+          await releaseCredentials();
+          tls.close();
+          await audit.close();
+          throw error;
+        });
   log.info('meshgate listening', {
     address: `${address.address}:${address.port}`,
     upstream: `${upstream.host}:${upstream.port}`,
@@ -168,7 +198,9 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     credentials,
     pool,
     signerPort: signer?.port ?? null,
+    adminPort: adminApi?.port ?? null,
     async close() {
+      await adminApi?.close();
       await signer?.close();
       tls.close();
       await listener.close();

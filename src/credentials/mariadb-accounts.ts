@@ -45,6 +45,11 @@ export interface MariadbAccountsOptions {
    */
   readonly userHost?: string;
   readonly retry?: RetryOptions;
+  /**
+   * Where the admin password lives, read again when MariaDB refuses the admin login: another
+   * process (`meshgate creds rotate-root`) may have rotated it. Null when it is unreadable.
+   */
+  readonly rereadPassword?: () => Promise<string | null>;
 }
 
 const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 100, maxDelayMs: 2000 };
@@ -271,7 +276,10 @@ class AdminAccounts implements AdminMariadbAccounts {
         }
         if (isMeshgateError(error)) throw error;
         // Without a connection the error is the login's; with one, 1698 is a refused GRANT.
-        if (!conn && LOGIN_DENIED.has(errnoOf(error) ?? 0)) throw this.loginRefused(error);
+        if (!conn && LOGIN_DENIED.has(errnoOf(error) ?? 0)) {
+          if (!(await this.passwordChangedElsewhere())) throw this.loginRefused(error);
+          continue;
+        }
         if (!isConnectionError(error)) {
           if (PRIVILEGE_DENIED.has(errnoOf(error) ?? 0)) throw this.privilegeMissing(what, error);
           throw error;
@@ -283,6 +291,15 @@ class AdminAccounts implements AdminMariadbAccounts {
       }
       await sleep(backoff(this.retry, attempt));
     }
+  }
+
+  /** True when the configured file now holds another password, which is then used. */
+  private async passwordChangedElsewhere(): Promise<boolean> {
+    const fresh = await this.options.rereadPassword?.().catch(() => null);
+    if (fresh === undefined || fresh === null || fresh === '' || fresh === this.password) return false;
+    this.adminSecrets.push(fresh);
+    this.usePassword(fresh);
+    return true;
   }
 
   private newSlot(): PoolSlot {

@@ -58,6 +58,8 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
     password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(config, settings.admin.user, candidate)),
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     userHost: settings.userHost,
+    // `creds rotate-root` run as its own process writes the file; this process follows.
+    rereadPassword: async () => readSecret(adminRef, 'upstream.credentials.admin.password', env),
   });
   const store = await openStateStore(config, env).catch(async (error: unknown) => {
     await accounts.close();

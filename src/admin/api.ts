@@ -1,0 +1,284 @@
+/**
+ * The admin HTTP API: short-lived MariaDB credentials for callers that connect directly
+ * (CI jobs), and lease administration. HTTPS only, with meshgate's listener certificate;
+ * JSON in and out; bodies of at most 64 KiB; `{ error: { code, message } }` on failure, with
+ * the status of the error's kind (401 unauthenticated, 403 denied, 400 bad request, 404
+ * unknown lease, 413 body too large, 429 limit, 503 unavailable, 500 config/internal).
+ *
+ *   GET  /healthz                  → 200 { ok: true }
+ *   POST /v1/creds                 { token?, database, ttl? } → 201 { host, port, username, password, database, leaseId, expiresAt, ... }
+ *                                  The token may come as `Authorization: Bearer` instead; without
+ *                                  one, a verified client certificate is the identity. Policy decides.
+ *   GET  /v1/leases[?all=1]        → 200 { leases: [...] }               admin principals only
+ *   POST /v1/leases/revoke         { leaseId | principal | role, reason? } → 200 { revoked: [...] }
+ *   POST /v1/admin/rotate-root     → 200 { rotated: true, user, file }
+ *
+ * Admin routes need a client certificate (an X.509-SVID that chains to the trust bundles, in
+ * a trusted trust domain) whose SPIFFE ID is in `admins`: none → 401, another → 403
+ * MG_ADMIN_UNAUTHORIZED. Tokens and passwords are never logged; a password is in exactly one
+ * place, the body of the 201 that hands it out.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { asMeshgateError, mgError, type MeshgateError } from '../errors/index.ts';
+import { verifyTlsPeer } from '../identity/peer.ts';
+import { watchTlsMaterial, type TlsMaterial } from '../identity/tls-material.ts';
+import { tlsFactsOf } from '../identity/tls-verdict.ts';
+import type { Identity } from '../identity/types.ts';
+import type { CompiledPolicy } from '../policy/types.ts';
+import { readJsonObject, send, sendError, statusOf, stringField } from './http.ts';
+import { ALL_STATES, authorizeAndIssue, describeSelector, LIVE_STATES, leaseView, principalSelector, ttlMsOf, type AdminAccount, type LeaseOperations, type UpstreamAddress } from './issue.ts';
+
+export { MAX_ADMIN_BODY_BYTES } from './http.ts';
+
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 15_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+export const ADMIN_ROUTES = {
+  health: '/healthz',
+  creds: '/v1/creds',
+  leases: '/v1/leases',
+  revoke: '/v1/leases/revoke',
+  rotateRoot: '/v1/admin/rotate-root',
+} as const;
+
+export interface AdminLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface AdminApiOptions {
+  readonly host: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  /**
+   * meshgate's certificate and key plus the trust bundles client certificates must chain to:
+   * as files (watched and reloaded), or the listener's already-loaded material (shared, not closed here).
+   */
+  readonly tls: { readonly cert: string; readonly key: string; readonly bundles: readonly string[] } | TlsMaterial;
+  /** Trust domains whose client certificates are accepted (trust.trustDomains). */
+  readonly trustDomains: readonly string[];
+  /** SPIFFE IDs allowed on the admin routes (admin.principals). */
+  readonly admins: readonly string[];
+  readonly leases: LeaseOperations;
+  readonly policy: CompiledPolicy | (() => CompiledPolicy);
+  /** A TokenVerifier's verify; without it bearer tokens are refused (client certificates still work). */
+  readonly verifyToken?: (token: string) => Promise<Identity>;
+  /** Where issued credentials connect: the upstream MariaDB. */
+  readonly upstream: UpstreamAddress;
+  /** Rotates meshgate's MariaDB admin password; without it rotate-root answers 500. */
+  readonly rotateAdmin?: () => Promise<void>;
+  /** Named in the rotate-root answer: whose password changed and which file holds it now (never the password). */
+  readonly adminAccount?: AdminAccount;
+  readonly log?: AdminLog;
+  readonly now?: () => Date;
+}
+
+export interface AdminApi {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse, remote: string | undefined) => Promise<void>;
+
+const CREDS_SHAPE = '{ "database": "<name>", "ttl": "15m" } with the token in "token" or Authorization: Bearer';
+const REVOKE_SHAPE = '{ "leaseId": "lease_..." } or { "principal": "spiffe://...", "role": "..." }, with an optional "reason"';
+
+function isTlsMaterial(tls: AdminApiOptions['tls']): tls is TlsMaterial {
+  return typeof (tls as TlsMaterial).secureContext === 'function';
+}
+
+/** What a caller may read of an error: details of server-side faults stay in the log. */
+function publicMessage(error: MeshgateError, status: number): string {
+  if (status < 500 || error.code === 'MG_LEASE_ROLE_UNKNOWN') return error.message;
+  return `meshgate cannot do this right now (${error.code}); retry later, or ask its operator: the server log has the details`;
+}
+
+/** Starts the API; rejects when the TLS files do not load or the port is taken. */
+export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi> {
+  const log = options.log;
+  const now = options.now ?? (() => new Date());
+  const policy = typeof options.policy === 'function' ? options.policy : () => options.policy as CompiledPolicy;
+  const ownsMaterial = !isTlsMaterial(options.tls);
+  const material = isTlsMaterial(options.tls)
+    ? options.tls
+    : await watchTlsMaterial({
+        certFile: options.tls.cert,
+        keyFile: options.tls.key,
+        bundleFiles: options.tls.bundles,
+        contextOptions: { minVersion: 'TLSv1.2', sessionIdContext: 'meshgate-admin' },
+        ...(log === undefined ? {} : { log }),
+      });
+
+  function peerIdentity(req: IncomingMessage): Identity {
+    return verifyTlsPeer(tlsFactsOf(req.socket as TLSSocket), { trustDomains: options.trustDomains, now: now() });
+  }
+
+  function admin(req: IncomingMessage): Identity {
+    const identity = peerIdentity(req);
+    if (!options.admins.includes(identity.spiffeId)) {
+      const configured = options.admins.length === 0 ? 'none are configured: add it to admin.principals' : 'add it to admin.principals to allow it';
+      throw mgError('MG_ADMIN_UNAUTHORIZED', `${identity.spiffeId} is not an admin principal of this meshgate (${configured})`);
+    }
+    return identity;
+  }
+
+  async function caller(req: IncomingMessage, bodyToken: string | undefined): Promise<Identity> {
+    const header = req.headers.authorization;
+    let token = bodyToken;
+    if (header !== undefined) {
+      const match = /^Bearer +(\S+) *$/i.exec(header);
+      if (match === null) throw mgError('MG_TOKEN_INVALID', 'the Authorization header must be "Bearer <token>"');
+      if (token !== undefined && token !== match[1]) throw mgError('MG_USAGE', 'send the token once: in "token" or in Authorization: Bearer, not two different ones');
+      token = match[1] as string;
+    }
+    if (token !== undefined) {
+      if (options.verifyToken === undefined) {
+        throw mgError('MG_TOKEN_ISSUER_UNKNOWN', 'this meshgate trusts no token issuers (no tokens section in its config); present a client certificate instead');
+      }
+      return options.verifyToken(token);
+    }
+    if ((req.socket as TLSSocket).getPeerX509Certificate() !== undefined) return peerIdentity(req);
+    throw mgError('MG_TOKEN_INVALID', 'no credential: send the token in "token" or as Authorization: Bearer <token>, or present a client certificate');
+  }
+
+  const issueCreds: Route = async (req, res, remote) => {
+    const body = await readJsonObject(req, CREDS_SHAPE);
+    const identity = await caller(req, stringField(body, 'token', CREDS_SHAPE));
+    const database = stringField(body, 'database', CREDS_SHAPE);
+    if (database === undefined) throw mgError('MG_USAGE', `"database" is required; send ${CREDS_SHAPE}`);
+    const ttl = body['ttl'];
+    let ttlMs: number | undefined;
+    if (typeof ttl === 'number') {
+      if (!Number.isInteger(ttl) || ttl <= 0) throw mgError('MG_USAGE', '"ttl" must be a duration such as "15m", or a whole number of seconds');
+      ttlMs = ttl * 1000;
+    } else if (ttl !== undefined && ttl !== null) {
+      if (typeof ttl !== 'string') throw mgError('MG_USAGE', '"ttl" must be a duration such as "15m", or a whole number of seconds');
+      ttlMs = ttlMsOf(ttl, '"ttl"');
+    }
+    let issued;
+    try {
+      issued = await authorizeAndIssue({ identity, database, ttlMs, policy: policy(), leases: options.leases, upstream: options.upstream });
+    } catch (error) {
+      const refused = asMeshgateError(error);
+      if (refused.code === 'MG_POLICY_DENIED') log?.info('credential refused by policy', { principal: identity.spiffeId, database, error: refused.message, remote });
+      throw error;
+    }
+    log?.info('issued a credential', { lease: issued.leaseId, principal: issued.principal, role: issued.role, database, expiresAt: issued.expiresAt, remote });
+    send(res, 201, issued);
+  };
+
+  const listLeases: Route = async (req, res) => {
+    admin(req);
+    const all = new URL(req.url ?? '/', 'https://admin').searchParams.get('all');
+    const everything = all !== null && all !== '0' && all !== 'false';
+    const leases = await options.leases.list({ states: everything ? ALL_STATES : LIVE_STATES });
+    send(res, 200, { leases: leases.map(leaseView) });
+  };
+
+  const revoke: Route = async (req, res, remote) => {
+    const by = admin(req);
+    const body = await readJsonObject(req, REVOKE_SHAPE);
+    const leaseId = stringField(body, 'leaseId', REVOKE_SHAPE);
+    const principal = stringField(body, 'principal', REVOKE_SHAPE);
+    const role = stringField(body, 'role', REVOKE_SHAPE);
+    if (leaseId === undefined && principal === undefined && role === undefined) throw mgError('MG_USAGE', `say which leases to revoke: ${REVOKE_SHAPE}`);
+    if (leaseId !== undefined && (principal !== undefined || role !== undefined)) throw mgError('MG_USAGE', `a lease id names one lease already; send it alone: ${REVOKE_SHAPE}`);
+    const selector = {
+      ...(leaseId === undefined ? {} : { leaseId }),
+      ...(principal === undefined ? {} : { principal: principalSelector(principal) }),
+      ...(role === undefined ? {} : { role }),
+    };
+    const reason = stringField(body, 'reason', REVOKE_SHAPE) ?? `revoked by ${by.spiffeId} through the admin API`;
+    const revoked = await options.leases.revoke(selector, reason);
+    log?.info('revoked leases', { by: by.spiffeId, selector: describeSelector(selector), leases: revoked.map((l) => l.id), remote });
+    send(res, 200, { revoked: revoked.map(leaseView) });
+  };
+
+  const rotateRoot: Route = async (req, res, remote) => {
+    const by = admin(req);
+    await readJsonObject(req, '{}');
+    if (options.rotateAdmin === undefined) throw mgError('MG_CONFIG_INVALID', 'the admin API was started without admin-credential rotation');
+    await options.rotateAdmin();
+    log?.info('rotated the admin credential', { by: by.spiffeId, remote });
+    send(res, 200, { rotated: true, ...(options.adminAccount ?? {}) });
+  };
+
+  const health: Route = async (_req, res) => send(res, 200, { ok: true });
+
+  const routes: Readonly<Record<string, { method: string; run: Route }>> = {
+    [ADMIN_ROUTES.health]: { method: 'GET', run: health },
+    [ADMIN_ROUTES.creds]: { method: 'POST', run: issueCreds },
+    [ADMIN_ROUTES.leases]: { method: 'GET', run: listLeases },
+    [ADMIN_ROUTES.revoke]: { method: 'POST', run: revoke },
+    [ADMIN_ROUTES.rotateRoot]: { method: 'POST', run: rotateRoot },
+  };
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const remote = req.socket?.remoteAddress;
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+    if (route === undefined) {
+      sendError(res, 404, { code: 'MG_USAGE', message: `no such route; the admin API serves ${Object.entries(routes).map(([p, r]) => `${r.method} ${p}`).join(', ')}` });
+      return;
+    }
+    if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
+      sendError(res, 405, { code: 'MG_USAGE', message: `use ${route.method} ${path}` }, { allow: route.method });
+      return;
+    }
+    route.run(req, res, remote).catch((thrown: unknown) => {
+      const error = asMeshgateError(thrown);
+      const status = statusOf(error);
+      const fields = { route: path, code: error.code, error: error.message, remote };
+      if (status >= 500) log?.warn('admin API request failed', error.code === 'MG_INTERNAL' ? { ...fields, cause: String(error.cause ?? thrown) } : fields);
+      else log?.info('admin API request refused', fields);
+      // A refused upload is not drained: the connection goes after the answer.
+      sendError(res, status, { code: error.code, message: publicMessage(error, status) }, error.code === 'MG_PACKET_TOO_LARGE' ? { connection: 'close' } : {});
+    });
+  }
+
+  const httpServer = createHttpServer(
+    { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
+    handle,
+  );
+  const sockets = new Set<Socket>();
+  // TLS per connection with the latest context that loaded, as the MySQL listener and the
+  // signing endpoint do: certificate and bundle changes apply without a restart.
+  const netServer = createNetServer((raw) => {
+    sockets.add(raw);
+    raw.once('close', () => sockets.delete(raw));
+    raw.on('error', () => raw.destroy());
+    raw.setTimeout(HANDSHAKE_TIMEOUT_MS, () => raw.destroy());
+    const tlsSocket = new TLSSocket(raw, { isServer: true, secureContext: material.secureContext(), requestCert: true, rejectUnauthorized: false });
+    tlsSocket.on('error', () => tlsSocket.destroy());
+    tlsSocket.once('secure', () => {
+      raw.setTimeout(0);
+      httpServer.emit('connection', tlsSocket);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    netServer.once('error', reject);
+    netServer.listen(options.port, options.host, () => {
+      netServer.off('error', reject);
+      resolve();
+    });
+  }).catch((error: unknown) => {
+    if (ownsMaterial) material.close();
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw mgError('MG_CONFIG_INVALID', `the admin API cannot listen on ${options.host}:${options.port} (${code}); choose another admin.port`, error);
+  });
+  const port = (netServer.address() as AddressInfo).port;
+  log?.info('admin API listening', { host: options.host, port, admins: options.admins.length });
+  return {
+    port,
+    close: async () => {
+      if (ownsMaterial) material.close();
+      const closed = new Promise<void>((resolve) => netServer.close(() => resolve()));
+      httpServer.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}

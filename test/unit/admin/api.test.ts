@@ -1,0 +1,349 @@
+/**
+ * The admin API over real HTTPS with real certificates from the built-in CA, and fakes for
+ * what sits behind it (lease manager, policy, token verifier): routes, who may call what,
+ * how errors become statuses, body limits, and that no secret reaches the log.
+ */
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { startAdminApi, type AdminApi, MAX_ADMIN_BODY_BYTES } from '../../../src/admin/api.ts';
+import type { LeaseOperations } from '../../../src/admin/issue.ts';
+import type { RevokeSelector } from '../../../src/credentials/leases.ts';
+import { mgError } from '../../../src/errors/index.ts';
+import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts';
+import type { Identity } from '../../../src/identity/types.ts';
+import { loadPolicyDocuments } from '../../../src/policy/index.ts';
+import type { LeaseRecord } from '../../../src/store/types.ts';
+import { makeTempDir } from '../../helpers/certs.ts';
+import { readFile } from 'node:fs/promises';
+
+const TD = 'admin.test';
+const ADMIN = `spiffe://${TD}/ns/ops/sa/admin`;
+const ORDERS = `spiffe://${TD}/ns/shop/sa/orders`;
+const STRANGER = `spiffe://${TD}/ns/shop/sa/stranger`;
+const PASSWORD = 'Pw-very-secret-0123456789';
+const TOKEN_ORDERS = 'token-for-orders';
+const TOKEN_STRANGER = 'token-for-stranger';
+
+function identityOf(spiffeId: string, authMethod: Identity['authMethod']): Identity {
+  const [, ns = null, sa = null] = /\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(spiffeId) ?? [];
+  return {
+    spiffeId,
+    trustDomain: TD,
+    namespace: ns,
+    serviceAccount: sa,
+    principal: spiffeId.slice('spiffe://'.length),
+    authMethod,
+    certificate: { serialNumber: '', notBefore: '', notAfter: '', fingerprint256: '' },
+  };
+}
+
+const policy = loadPolicyDocuments([
+  {
+    name: 'policy.yaml',
+    text: `
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: allow }
+spec:
+  action: ALLOW
+  rules:
+    - id: shop
+      from: [{ source: { namespaces: ["shop"] } }]
+      to: [{ mariadb: { databases: ["shop"], role: "shop_rw" } }]
+---
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: deny }
+spec:
+  action: DENY
+  rules:
+    - id: strangers
+      from: [{ source: { principals: ["${TD}/ns/shop/sa/stranger"] } }]
+`,
+  },
+]);
+
+describe('admin API', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let api: AdminApi;
+  let ca: Buffer;
+  const certs: Record<string, { cert: Buffer; key: Buffer }> = {};
+  let records: LeaseRecord[];
+  let issueCalls: { principal: string; role: string; database: string | null; ttlMs: number | undefined }[];
+  let revokeCalls: { selector: RevokeSelector; reason: string }[];
+  let rotations: number;
+  let failNextIssue: Error | null;
+  const logged: string[] = [];
+
+  function record(id: string, principal: string, state: LeaseRecord['state']): LeaseRecord {
+    return {
+      id, purpose: 'issued', principal, role: 'shop_rw', database: 'shop', username: `mg-${id}`, userHost: '%', state,
+      createdAt: 0, expiresAt: 60_000, maxExpiresAt: 60_000, updatedAt: 0, revokedAt: state === 'revoked' ? 1000 : null, revokeReason: state === 'revoked' ? 'test' : null, owner: 'test',
+    };
+  }
+
+  const leases: LeaseOperations = {
+    async issue(identity, role, database, ttlMs) {
+      if (failNextIssue !== null) {
+        const error = failNextIssue;
+        failNextIssue = null;
+        throw error;
+      }
+      if (ttlMs !== undefined && ttlMs > 3_600_000) throw mgError('MG_LEASE_TTL_TOO_LONG', 'a TTL above 1h; ask for less');
+      issueCalls.push({ principal: identity.spiffeId, role, database, ttlMs });
+      const lease = record(`lease_${issueCalls.length}`, identity.spiffeId, 'active');
+      records.push(lease);
+      return { lease, username: lease.username, password: PASSWORD, expiresAt: Date.parse('2030-01-01T00:00:00Z') };
+    },
+    async list(filter) {
+      return records.filter((r) => filter?.states === undefined || filter.states.includes(r.state));
+    },
+    async revoke(selector, reason) {
+      revokeCalls.push({ selector, reason });
+      if (selector.leaseId !== undefined && !records.some((r) => r.id === selector.leaseId)) throw mgError('MG_LEASE_NOT_FOUND', `no lease ${selector.leaseId}`);
+      const hit = records.filter((r) => r.state === 'active' && (selector.leaseId === undefined || r.id === selector.leaseId) && (selector.principal === undefined || r.principal === selector.principal));
+      records = records.map((r) => (hit.includes(r) ? { ...r, state: 'revoked' as const } : r));
+      return hit.map((r) => ({ ...r, state: 'revoked' as const }));
+    },
+  };
+
+  before(async () => {
+    tmp = await makeTempDir('meshgate-admin-api-');
+    const caDir = join(tmp.dir, 'ca');
+    await initCa({ dir: caDir, trustDomain: TD });
+    const server = await issueServerCert({ caDir, outDir: join(tmp.dir, 'server'), ttlSeconds: 3600 });
+    for (const [name, id] of Object.entries({ admin: ADMIN, orders: ORDERS })) {
+      const issued = await issueSvid({ caDir, spiffeId: id, outDir: join(tmp.dir, 'clients'), name, ttlSeconds: 3600 });
+      certs[name] = { cert: await readFile(issued.certPath), key: await readFile(issued.keyPath) };
+    }
+    // A certificate for the admin's SPIFFE ID from a CA meshgate does not trust.
+    const otherCa = join(tmp.dir, 'other-ca');
+    await initCa({ dir: otherCa, trustDomain: TD });
+    const forged = await issueSvid({ caDir: otherCa, spiffeId: ADMIN, outDir: join(tmp.dir, 'forged'), name: 'admin', ttlSeconds: 3600 });
+    certs['forged'] = { cert: await readFile(forged.certPath), key: await readFile(forged.keyPath) };
+    ca = await readFile(join(caDir, 'bundle.pem'));
+    api = await startAdminApi({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: server.certPath, key: server.keyPath, bundles: [join(caDir, 'bundle.pem')] },
+      trustDomains: [TD],
+      admins: [ADMIN],
+      leases,
+      policy,
+      verifyToken: async (token) => {
+        if (token === TOKEN_ORDERS) return identityOf(ORDERS, 'jwt');
+        if (token === TOKEN_STRANGER) return identityOf(STRANGER, 'jwt');
+        throw mgError('MG_TOKEN_INVALID', "the token's signature does not verify");
+      },
+      upstream: { host: 'db.internal', port: 3306 },
+      rotateAdmin: async () => {
+        rotations++;
+      },
+      adminAccount: { user: 'meshgate_admin', file: '/etc/meshgate/admin-password' },
+      log: {
+        info: (message, fields) => logged.push(JSON.stringify({ message, ...fields })),
+        warn: (message, fields) => logged.push(JSON.stringify({ message, ...fields })),
+      },
+    });
+  });
+  after(async () => {
+    await api?.close();
+    await tmp?.cleanup();
+  });
+  beforeEach(() => {
+    records = [record('lease_old', ORDERS, 'revoked')];
+    issueCalls = [];
+    revokeCalls = [];
+    rotations = 0;
+    failNextIssue = null;
+  });
+
+  interface Answer {
+    status: number;
+    headers: Record<string, string | string[] | undefined>;
+    body: any;
+  }
+
+  function call(method: string, path: string, options: { body?: string | object; headers?: Record<string, string>; as?: string } = {}): Promise<Answer> {
+    const body = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    const client = options.as === undefined ? {} : certs[options.as]!;
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: api.port, method, path, ca, ...client, agent: false, headers: { 'content-type': 'application/json', ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }), ...options.headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text === '' ? null : JSON.parse(text) });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('answers /healthz', async () => {
+    const answer = await call('GET', '/healthz');
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.body, { ok: true });
+  });
+
+  it('issues a credential to a bearer token that policy allows, with the role policy names', async () => {
+    const answer = await call('POST', '/v1/creds', { body: { database: 'shop', ttl: '10m' }, headers: { authorization: `Bearer ${TOKEN_ORDERS}` } });
+    assert.equal(answer.status, 201);
+    assert.equal(answer.headers['cache-control'], 'no-store');
+    assert.deepEqual(answer.body, {
+      host: 'db.internal', port: 3306, username: 'mg-lease_1', password: PASSWORD, database: 'shop', leaseId: 'lease_1',
+      expiresAt: '2030-01-01T00:00:00.000Z', principal: ORDERS, role: 'shop_rw', ruleId: 'allow/shop',
+    });
+    assert.deepEqual(issueCalls, [{ principal: ORDERS, role: 'shop_rw', database: 'shop', ttlMs: 600_000 }]);
+  });
+
+  it('takes the token in the body too, a TTL in seconds, and refuses two different tokens', async () => {
+    assert.equal((await call('POST', '/v1/creds', { body: { token: TOKEN_ORDERS, database: 'shop', ttl: 90 } })).status, 201);
+    assert.equal(issueCalls[0]!.ttlMs, 90_000);
+    const both = await call('POST', '/v1/creds', { body: { token: TOKEN_ORDERS, database: 'shop' }, headers: { authorization: `Bearer ${TOKEN_STRANGER}` } });
+    assert.equal(both.status, 400);
+    assert.equal(both.body.error.code, 'MG_USAGE');
+  });
+
+  it('uses a verified client certificate as the identity when no token is sent', async () => {
+    const answer = await call('POST', '/v1/creds', { body: { database: 'shop' }, as: 'orders' });
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body.principal, ORDERS);
+    assert.equal(issueCalls[0]!.ttlMs, undefined, 'the configured default TTL applies');
+  });
+
+  it('401 for a bad or missing token, 403 naming the rule for a denied identity, and nothing issued', async () => {
+    const bad = await call('POST', '/v1/creds', { body: { database: 'shop' }, headers: { authorization: 'Bearer nope' } });
+    assert.equal(bad.status, 401);
+    assert.equal(bad.body.error.code, 'MG_TOKEN_INVALID');
+    const none = await call('POST', '/v1/creds', { body: { database: 'shop' } });
+    assert.equal(none.status, 401);
+    assert.match(none.body.error.message, /Authorization: Bearer/);
+    const denied = await call('POST', '/v1/creds', { body: { database: 'shop', token: TOKEN_STRANGER } });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.error.code, 'MG_POLICY_DENIED');
+    assert.match(denied.body.error.message, /deny\/strangers/);
+    assert.deepEqual(issueCalls, []);
+  });
+
+  it('400 for bodies that are not what the route takes; 413 past the size limit', async () => {
+    const auth = { authorization: `Bearer ${TOKEN_ORDERS}` };
+    for (const body of ['{not json', '[1]', JSON.stringify({ database: 5 }), JSON.stringify({}), JSON.stringify({ database: 'shop', ttl: 'forever' })]) {
+      const answer = await call('POST', '/v1/creds', { body, headers: auth });
+      assert.equal(answer.status, 400, body);
+      assert.equal(answer.body.error.code, 'MG_USAGE', body);
+    }
+    const big = await call('POST', '/v1/creds', { body: { database: 'shop', pad: 'x'.repeat(MAX_ADMIN_BODY_BYTES) }, headers: auth });
+    assert.equal(big.status, 413);
+    assert.equal(big.body.error.code, 'MG_PACKET_TOO_LARGE');
+    const tooLong = await call('POST', '/v1/creds', { body: { database: 'shop', ttl: '2h' }, headers: auth });
+    assert.equal(tooLong.status, 400);
+    assert.equal(tooLong.body.error.code, 'MG_LEASE_TTL_TOO_LONG');
+    assert.deepEqual(issueCalls, []);
+  });
+
+  it('hides the details of server-side failures from the caller, and logs them', async () => {
+    failNextIssue = new Error('undefined is not a function at 10.0.0.7');
+    const answer = await call('POST', '/v1/creds', { body: { database: 'shop', token: TOKEN_ORDERS } });
+    assert.equal(answer.status, 500);
+    assert.equal(answer.body.error.code, 'MG_INTERNAL');
+    assert.doesNotMatch(JSON.stringify(answer.body), /10\.0\.0\.7|undefined/);
+    assert.match(logged.at(-1)!, /10\.0\.0\.7/, 'the log has the cause');
+    failNextIssue = mgError('MG_STORE_UNAVAILABLE', 'cannot write /var/lib/meshgate/state (EIO)');
+    const unavailable = await call('POST', '/v1/creds', { body: { database: 'shop', token: TOKEN_ORDERS } });
+    assert.equal(unavailable.status, 503);
+    assert.equal(unavailable.body.error.code, 'MG_STORE_UNAVAILABLE');
+    assert.doesNotMatch(unavailable.body.error.message, /var\/lib/);
+  });
+
+  it('admin routes: 401 without a client certificate, 401 for an untrusted one, 403 for a non-admin', async () => {
+    for (const [method, path] of [['GET', '/v1/leases'], ['POST', '/v1/leases/revoke'], ['POST', '/v1/admin/rotate-root']] as const) {
+      const anonymous = await call(method, path, { body: { leaseId: 'lease_old' } });
+      assert.equal(anonymous.status, 401, path);
+      assert.equal(anonymous.body.error.code, 'MG_CLIENT_CERT_MISSING');
+      const forged = await call(method, path, { body: { leaseId: 'lease_old' }, as: 'forged' });
+      assert.equal(forged.status, 401, path);
+      assert.equal(forged.body.error.code, 'MG_CLIENT_CERT_UNTRUSTED');
+      const workload = await call(method, path, { body: { leaseId: 'lease_old' }, as: 'orders' });
+      assert.equal(workload.status, 403, path);
+      assert.equal(workload.body.error.code, 'MG_ADMIN_UNAUTHORIZED');
+      assert.match(workload.body.error.message, /admin\.principals/);
+    }
+    // A bearer token is no admin credential.
+    const token = await call('GET', '/v1/leases', { headers: { authorization: `Bearer ${TOKEN_ORDERS}` } });
+    assert.equal(token.status, 401);
+    assert.deepEqual(revokeCalls, []);
+    assert.equal(rotations, 0);
+  });
+
+  it('an admin lists live leases (all=1 adds revoked ones), without any password', async () => {
+    await call('POST', '/v1/creds', { body: { database: 'shop', token: TOKEN_ORDERS } });
+    const live = await call('GET', '/v1/leases', { as: 'admin' });
+    assert.equal(live.status, 200);
+    assert.deepEqual(live.body.leases.map((l: { id: string; state: string }) => [l.id, l.state]), [['lease_1', 'active']]);
+    assert.equal(live.body.leases[0].expiresAt, '1970-01-01T00:01:00.000Z');
+    assert.doesNotMatch(JSON.stringify(live.body), /password|Pw-/i);
+    const all = await call('GET', '/v1/leases?all=1', { as: 'admin' });
+    assert.deepEqual(all.body.leases.map((l: { id: string }) => l.id).sort(), ['lease_1', 'lease_old']);
+  });
+
+  it('an admin revokes by lease, by identity (either form); an unknown lease is 404', async () => {
+    await call('POST', '/v1/creds', { body: { database: 'shop', token: TOKEN_ORDERS } });
+    await call('POST', '/v1/creds', { body: { database: 'shop', token: TOKEN_ORDERS } });
+    const one = await call('POST', '/v1/leases/revoke', { body: { leaseId: 'lease_1', reason: 'leaked in a log' }, as: 'admin' });
+    assert.equal(one.status, 200);
+    assert.deepEqual(one.body.revoked.map((l: { id: string }) => l.id), ['lease_1']);
+    assert.equal(revokeCalls[0]!.reason, 'leaked in a log');
+    const byIdentity = await call('POST', '/v1/leases/revoke', { body: { principal: ORDERS.slice('spiffe://'.length) }, as: 'admin' });
+    assert.deepEqual(byIdentity.body.revoked.map((l: { id: string }) => l.id), ['lease_2']);
+    assert.deepEqual(revokeCalls[1]!.selector, { principal: ORDERS });
+    assert.match(revokeCalls[1]!.reason, new RegExp(`revoked by ${ADMIN}`));
+    const again = await call('POST', '/v1/leases/revoke', { body: { leaseId: 'lease_1' }, as: 'admin' });
+    assert.deepEqual(again.body, { revoked: [] });
+    const unknown = await call('POST', '/v1/leases/revoke', { body: { leaseId: 'lease_nope' }, as: 'admin' });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.error.code, 'MG_LEASE_NOT_FOUND');
+    for (const body of [{}, { leaseId: 'lease_1', role: 'x' }]) {
+      const wrong = await call('POST', '/v1/leases/revoke', { body, as: 'admin' });
+      assert.equal(wrong.status, 400);
+    }
+  });
+
+  it('an admin rotates the admin credential; the answer names the user and the file, nothing more', async () => {
+    const answer = await call('POST', '/v1/admin/rotate-root', { as: 'admin' });
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.body, { rotated: true, user: 'meshgate_admin', file: '/etc/meshgate/admin-password' });
+    assert.equal(rotations, 1);
+  });
+
+  it('404 for unknown routes, 405 with Allow for the wrong method', async () => {
+    const missing = await call('GET', '/v1/nope');
+    assert.equal(missing.status, 404);
+    assert.match(missing.body.error.message, /POST \/v1\/creds/);
+    const wrong = await call('GET', '/v1/creds');
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers['allow'], 'POST');
+  });
+
+  it('never logs a password or a token', () => {
+    const text = logged.join('\n');
+    assert.ok(text.includes('issued a credential'));
+    assert.doesNotMatch(text, new RegExp(`${PASSWORD}|${TOKEN_ORDERS}|${TOKEN_STRANGER}`));
+  });
+
+  it('refuses a port that is taken, with MG_CONFIG_INVALID', async () => {
+    await assert.rejects(
+      startAdminApi({
+        host: '127.0.0.1', port: api.port, tls: { cert: join(tmp.dir, 'server', 'server.crt'), key: join(tmp.dir, 'server', 'server.key'), bundles: [join(tmp.dir, 'ca', 'bundle.pem')] },
+        trustDomains: [TD], admins: [], leases, policy, upstream: { host: 'x', port: 1 },
+      }),
+      (e: Error & { code?: string }) => e.code === 'MG_CONFIG_INVALID' && /admin\.port/.test(e.message),
+    );
+  });
+});
