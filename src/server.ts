@@ -23,6 +23,8 @@ import { openCredentialRuntime, type CredentialRuntime } from './credentials/run
 import { parseDuration } from './identity/duration.ts';
 import { UpstreamPool } from './engines/mysql/pool.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
+import { startFirestore } from './engines/firestore/start.ts';
+import type { TlsPeerFacts } from './identity/types.ts';
 
 export interface RunningMeshgate {
   readonly address: AddressInfo;
@@ -35,18 +37,49 @@ export interface RunningMeshgate {
   readonly signerPort: number | null;
   /** The admin API's port, when `admin` and dynamic credentials are configured. */
   readonly adminPort: number | null;
+  /** The Firestore gRPC listener's port, when `firestore` is configured. */
+  readonly firestorePort: number | null;
   close(): Promise<void>;
 }
 
+/** Undoes, last first, what startMeshgate set up: on a failed start and on close. */
+class Teardown {
+  private readonly steps: (() => unknown)[] = [];
+  add(step: () => unknown): void {
+    this.steps.push(step);
+  }
+  async run(): Promise<void> {
+    for (const step of this.steps.splice(0).reverse()) await step();
+  }
+}
+
+function cannotListen(what: string, host: string, port: number, field: string, error: unknown): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  return mgError('MG_CONFIG_INVALID', `cannot listen for ${what} on ${host}:${port} (${code}); choose another ${field}`, error);
+}
+
 export async function startMeshgate(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RunningMeshgate> {
+  const teardown = new Teardown();
+  try {
+    return await assemble(config, log, env, teardown);
+  } catch (error) {
+    await teardown.run();
+    throw error;
+  }
+}
+
+async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv, teardown: Teardown): Promise<RunningMeshgate> {
   const policy = await loadPolicyDir(config.policy.dir);
   const staticRoles = new Map<string, RoleAccount>();
   for (const [role, account] of Object.entries(config.upstream.roles)) {
     staticRoles.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, env) });
   }
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
+  const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const upstream = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
   const profile = await probeServerProfile(upstream);
+  const trustDomains = config.trust.trustDomains;
+  const verifyPeer = (facts: TlsPeerFacts) => verifyTlsPeer(facts, { trustDomains });
 
   // Certificate, key and trust bundles reload when their files change (CA rotation, an
   // agent or Istio renewing meshgate's SVID); open sessions keep the context they began with.
@@ -64,50 +97,41 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     onError: (error) => log.error('TLS files changed but do not load; still serving the previous ones', { error: error.message }),
     onChange: (change) => log.info('TLS material reloaded', { ...change.certificate, trustedRoots: change.bundleCertificates }),
   });
+  teardown.add(() => tls.close());
   const audit = await openJsonlAuditSink(config.audit.file, {
     highWaterEvents: config.audit.highWaterEvents,
     onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
-  }).catch((error: unknown) => {
-    tls.close();
-    throw error;
   });
+  // Closed after every engine, so the events of sessions ended by shutdown are written.
+  teardown.add(() => audit.close());
+
   let pool: UpstreamPool | null = null;
   const credentials =
     config.upstream.credentials === undefined
       ? null
-      : await openCredentialRuntime(config, { log, env, background: true, onLeaseEnded: (leaseId) => pool?.evictLease(leaseId) }).catch(async (error: unknown) => {
-          tls.close();
-          await audit.close();
-          throw error;
-        });
+      : await openCredentialRuntime(config, { log, env, background: true, onLeaseEnded: (leaseId) => pool?.evictLease(leaseId) });
+  if (credentials !== null) teardown.add(() => credentials.close({ dropSessionLeases: true }));
   pool = new UpstreamPool({
     maxIdlePerKey: config.upstream.pool.maxIdlePerKey,
     idleTimeoutMs: parseDuration(config.upstream.pool.idleTimeout) * 1000,
     isLeaseUsable: (leaseId) => leaseId === null || (credentials?.leases.isUsable(leaseId) ?? false),
   });
+  const upstreamPool = pool;
+  teardown.add(() => upstreamPool.close());
   if (credentials !== null) {
     // Leases a crash left behind (kill -9): expired ones, and this replica's own, whose passwords died with it.
-    const reclaimed = await credentials.leases.reclaimOrphans().catch(async (error: unknown) => {
-      await credentials.close();
-      tls.close();
-      await audit.close();
-      throw error;
-    });
+    const reclaimed = await credentials.leases.reclaimOrphans();
     if (reclaimed > 0) log.info('revoked leases left by an earlier run', { leases: reclaimed });
   }
   const source = new UpstreamSource(upstream, credentials === null ? staticAccounts(staticRoles) : leasedAccounts(credentials.leases), pool);
-  const releaseCredentials = async () => {
-    pool?.close();
-    await credentials?.close({ dropSessionLeases: true });
-  };  const trustDomains = config.trust.trustDomains;
   const ctx: MysqlEngineContext = {
     profile,
     upstream,
     tlsRequired: config.listener.tls.required,
     tlsMode: config.listener.tls.mode,
     secureContext: () => tls.secureContext(),
-    verifyPeer: (facts) => verifyTlsPeer(facts, { trustDomains }),
-    ...(tokens === undefined ? {} : { verifyToken: (token: string) => tokens.verify(token) }),
+    verifyPeer,
+    ...(verifyToken === undefined ? {} : { verifyToken }),
     policy: () => policy,
     openUpstream: (identity, role, login) => source.open(identity, role, login),
     audit,
@@ -116,16 +140,11 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     tagStatements: config.audit.tagStatements,
   };
   const listener = new MysqlListener(ctx);
-  let address: AddressInfo;
-  try {
-    address = await listener.listen({ host: config.listener.host, port: config.listener.port });
-  } catch (error) {
-    await releaseCredentials();
-    tls.close();
-    await audit.close();
-    const code = (error as NodeJS.ErrnoException).code;
-    throw mgError('MG_CONFIG_INVALID', `cannot listen on ${config.listener.host}:${config.listener.port} (${code}); choose another listener.port`, error);
-  }
+  const address = await listener.listen({ host: config.listener.host, port: config.listener.port }).catch((error: unknown) => {
+    throw cannotListen('MySQL clients', config.listener.host, config.listener.port, 'listener.port', error);
+  });
+  teardown.add(() => listener.close());
+
   // Only workload identities get SVIDs: a Kubernetes service account (or a JWT-SVID of the
   // same shape), never a CI job or a person holding an OIDC token.
   const workloadToken = async (token: string) => {
@@ -149,13 +168,9 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
           log,
           ...(tokens === undefined ? {} : { verifyToken: workloadToken }),
           ...(config.signer.joinTokens ? { joinTokens: new JoinTokenStore(config.signer.caDir) } : {}),
-        }).catch(async (error: unknown) => {
-          await listener.close();
-          await releaseCredentials();
-          tls.close();
-          await audit.close();
-          throw error;
         });
+  if (signer !== null) teardown.add(() => signer.close());
+
   // The admin API (credentials for CI, lease administration) serves dynamic credentials only.
   if (config.admin !== undefined && credentials === null) log.warn('admin is configured but upstream.credentials is not; the admin API serves dynamic credentials only and stays off');
   const adminApi =
@@ -169,19 +184,20 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
           admins: config.admin.principals,
           leases: credentials.leases,
           policy: () => policy,
-          ...(tokens === undefined ? {} : { verifyToken: (token: string) => tokens.verify(token) }),
+          ...(verifyToken === undefined ? {} : { verifyToken }),
           upstream: { host: upstream.host, port: upstream.port },
           rotateAdmin: () => credentials.rotateAdmin(),
           adminAccount: adminAccountOf(config),
           log,
-        }).catch(async (error: unknown) => {
-          await signer?.close();
-          await listener.close();
-          await releaseCredentials();
-          tls.close();
-          await audit.close();
-          throw error;
         });
+  if (adminApi !== null) teardown.add(() => adminApi.close());
+
+  const firestore =
+    config.firestore === undefined
+      ? null
+      : await startFirestore(config.firestore, { tls, policy: () => policy, audit, log, trustDomains, verifyPeer, ...(verifyToken === undefined ? {} : { verifyToken }) });
+  if (firestore !== null) teardown.add(() => firestore.close());
+
   log.info('meshgate listening', {
     address: `${address.address}:${address.port}`,
     upstream: `${upstream.host}:${upstream.port}`,
@@ -190,6 +206,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     credentials: credentials === null ? 'static accounts (upstream.roles)' : `dynamic leases, state in ${credentials.store.kind} ${credentials.store.location}`,
     audit: config.audit.file,
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
+    firestore: firestore === null ? null : `${config.firestore!.host}:${firestore.port} → ${firestore.upstream}`,
   });
   return {
     address,
@@ -199,13 +216,7 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
     pool,
     signerPort: signer?.port ?? null,
     adminPort: adminApi?.port ?? null,
-    async close() {
-      await adminApi?.close();
-      await signer?.close();
-      tls.close();
-      await listener.close();
-      await releaseCredentials();
-      await audit.close();
-    },
+    firestorePort: firestore?.port ?? null,
+    close: () => teardown.run(),
   };
 }

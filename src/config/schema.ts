@@ -94,6 +94,33 @@ export const configSchema = z.strictObject({
     })
     .refine((state) => !(state.embedded !== undefined && state.postgres !== undefined), 'choose one of state.embedded or state.postgres')
     .default({}),
+  /**
+   * The Firestore engine: a gRPC listener serving google.firestore.v1.Firestore, per
+   * collection and operation authorization, forwarded with credentials callers never see.
+   */
+  firestore: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8443),
+      /**
+       * `mtls`: TLS with client certificates (SVIDs), meshgate's listener certificate.
+       * `plaintext`: h2c for a port only the local Istio sidecar reaches; callers are known by
+       * the sidecar's x-forwarded-client-cert, believed only from `trustedHops`.
+       */
+      tls: z.enum(['mtls', 'plaintext']).default('mtls'),
+      /** Addresses (or CIDRs) of the local sidecar, e.g. 127.0.0.6 (Istio's inbound source). */
+      trustedHops: z.array(z.string().min(1)).default([]),
+      /** The Google Cloud project callers may name; requests for any other are refused. */
+      project: z.string().min(1).max(100),
+      upstream: z.union([
+        /** The emulator, as FIRESTORE_EMULATOR_HOST names it (host:port); plaintext, owner token. */
+        z.strictObject({ emulator: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port') }),
+        /** Google: short-lived tokens for the service account each policy rule names. */
+        z.strictObject({ google: z.strictObject({ endpoint: z.string().url().default('https://firestore.googleapis.com') }) }),
+      ]),
+      maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(16 * 1024 * 1024),
+    })
+    .optional(),
   /** The admin HTTP API: `creds issue` for CI, lease listing and revocation. Absent: off. */
   admin: z
     .strictObject({

@@ -45,6 +45,10 @@ spec:
         - mariadb:
             databases: ["${DEMO_DATABASE}"]
             role: ${DEMO_ROLES.writer}
+        # In Firestore it owns the orders collection and everything below it.
+        - firestore:
+            collections: ["orders/**"]
+            operations: [read, write]
 `,
   '20-analytics.yaml': `# Analytics reads only: role ${DEMO_ROLES.reader} holds SELECT and nothing else.
 apiVersion: meshgate.dev/v1alpha1
@@ -62,6 +66,10 @@ spec:
         - mariadb:
             databases: ["${DEMO_DATABASE}"]
             role: ${DEMO_ROLES.reader}
+        # In Firestore it may read (get, list, query, listen) analytics, and write nothing.
+        - firestore:
+            collections: ["analytics/**"]
+            operations: [read]
 `,
 };
 
@@ -76,6 +84,7 @@ export async function writeDemoFiles(
   server: { certPath: string; keyPath: string; bundlePath: string },
   admin: { user: string; password: string },
   upstream: { host: string; port: number },
+  firestore: { emulator: string; project: string },
 ): Promise<DemoFiles> {
   const policyDir = join(dir, 'policy');
   await mkdir(policyDir, { recursive: true });
@@ -89,6 +98,7 @@ export async function writeDemoFiles(
     // Dynamic credentials: an account per identity, made on demand and dropped at lease end.
     upstream: { host: upstream.host, port: upstream.port, credentials: { admin: { user: admin.user, password: { file: 'secrets/admin' } } } },
     state: { embedded: { dir: 'state' } },
+    firestore: { host: '127.0.0.1', port: 8443, project: firestore.project, upstream: { emulator: firestore.emulator } },
     policy: { dir: 'policy' },
     audit: { file: 'audit.jsonl' },
   };

@@ -4,7 +4,7 @@
  * meshgate itself, real clients going through it, and the audit trail they leave.
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
@@ -18,6 +18,8 @@ import { startMeshgate } from '../server.ts';
 import { DEMO_ADMIN_USER, DEMO_DATABASE, DEMO_ROLES, DEMO_TRUST_DOMAIN, DEMO_WORKLOADS, writeDemoFiles } from './files.ts';
 import { provision, provisionLeaseAdmin, type AdminTarget } from './provision.ts';
 import type { LeaseRecord } from '../store/types.ts';
+import { startFirestoreEmulator } from '../engines/firestore/emulator.ts';
+import { DEMO_FIRESTORE_PROJECT, EXPECTED_FIRESTORE, runFirestoreDemo, type FirestoreOutcome } from './firestore-demo.ts';
 
 export interface DemoOptions {
   readonly dir: string;
@@ -65,15 +67,30 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
   });
   step(`MariaDB ${options.mariadb.host}:${options.mariadb.port}: database ${DEMO_DATABASE}, roles ${DEMO_ROLES.writer} (read-write) and ${DEMO_ROLES.reader} (read-only), and ${DEMO_ADMIN_USER}, which may only create and drop accounts holding those roles`);
 
-  const files = await writeDemoFiles(options.dir, server, { user: DEMO_ADMIN_USER, password: leaseAdmin.password }, options.mariadb);
+  const emulator = await startFirestoreEmulator().catch(async (error: unknown) => {
+    await leaseAdmin.drop();
+    await provisioned.drop();
+    throw error;
+  });
+  step(`Firestore upstream: ${emulator.description}`);
+  const files = await writeDemoFiles(options.dir, server, { user: DEMO_ADMIN_USER, password: leaseAdmin.password }, options.mariadb, {
+    emulator: `${emulator.host}:${emulator.port}`,
+    project: DEMO_FIRESTORE_PROJECT,
+  });
   step(`policy in ${rel(files.policyDir)}, config ${rel(files.configPath)}`);
   const config = loadConfigFile(files.configPath);
-  const meshgate = await startMeshgate({ ...config, listener: { ...config.listener, port: 0 } }, silentLogger);
+  // Each demo run tells its own story: a fresh audit trail.
+  await rm(files.auditFile, { force: true });
+  const meshgate = await startMeshgate({ ...config, listener: { ...config.listener, port: 0 }, firestore: { ...config.firestore!, port: 0 } }, silentLogger).catch(async (error: unknown) => {
+    await emulator.stop();
+    throw error;
+  });
   const port = meshgate.address.port;
-  step(`meshgate listening on 127.0.0.1:${port} (mTLS required), audit to ${rel(files.auditFile)}\n`);
+  step(`meshgate listening on 127.0.0.1:${port} for MySQL and 127.0.0.1:${meshgate.firestorePort} for Firestore gRPC (mTLS required), audit to ${rel(files.auditFile)}\n`);
 
   const outcomes: Outcome[] = [];
   let leases: LeaseRecord[] = [];
+  let firestoreOutcomes: FirestoreOutcome[] = [];
   try {
     const connect = (ssl?: mysql.ConnectionOptions['ssl']) =>
       mysql.createConnection({ host: '127.0.0.1', port, user: 'demo', database: DEMO_DATABASE, ssl });
@@ -105,9 +122,11 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
     await attempt('plaintext', 'connect without TLS', undefined, null);
     outcomes.push(await viaMariadbCli(port, join(options.dir, 'workloads'), 'orders'));
     leases = await meshgate.credentials!.leases.list();
+    firestoreOutcomes = await runFirestoreDemo({ port: meshgate.firestorePort!, emulatorPort: emulator.port, certs });
   } finally {
     // Closing drops the session leases, and with them the MariaDB accounts meshgate made.
     await meshgate.close();
+    await emulator.stop();
     if (!options.keep) {
       await leaseAdmin.drop();
       await provisioned.drop();
@@ -118,11 +137,15 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
   for (const o of outcomes) {
     io.out(`  ${o.who.padEnd(10)} ${o.allowed ? 'ALLOWED' : 'DENIED '}  ${o.what}\n  ${' '.repeat(10)}          → ${o.detail}`);
   }
+  io.out(`\nFirestore through meshgate (@google-cloud/firestore with each workload's SVID; upstream: ${emulator.kind} emulator):`);
+  for (const o of firestoreOutcomes) {
+    io.out(`  ${o.who.padEnd(10)} ${o.allowed ? 'ALLOWED' : 'DENIED '}  ${o.what}\n  ${' '.repeat(10)}          → ${o.detail}`);
+  }
   io.out('\nShort-lived MariaDB accounts meshgate made for these identities (dropped again when it stopped):');
   for (const lease of leases) io.out(`  ${lease.username.padEnd(32)} role ${lease.role.padEnd(12)} for ${lease.principal}, lease ${lease.id.slice(0, 14)}…`);
   io.out(`\nAudit trail (${rel(files.auditFile)}: one event per connection and statement, hash-chained):`);
   const lines = (await readFile(files.auditFile, 'utf8')).split('\n').filter((l) => l !== '');
-  for (const line of lines.slice(-40)) io.out('  ' + summarize(JSON.parse(line) as Record<string, unknown>).slice(0, 240));
+  for (const line of lines.slice(-60)) io.out('  ' + summarize(JSON.parse(line) as Record<string, unknown>).slice(0, 240));
   const verdict = await verifyAuditFile(files.auditFile);
   io.out(`\nmeshgate audit verify ${rel(files.auditFile)}: ${verdict.ok ? `ok, ${verdict.events} events, chain intact` : `TAMPERED: ${verdict.problem}`}`);
   io.out(
@@ -131,7 +154,11 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
       : `\nMariaDB objects were removed again; run with --keep to leave them and serve ${rel(files.configPath)} yourself.`,
   );
   const expected = [true, true, true, false, false, false, false];
-  return outcomes.slice(0, expected.length).every((o, i) => o.allowed === expected[i]);
+  return (
+    outcomes.slice(0, expected.length).every((o, i) => o.allowed === expected[i]) &&
+    firestoreOutcomes.length === EXPECTED_FIRESTORE.length &&
+    firestoreOutcomes.every((o, i) => o.allowed === EXPECTED_FIRESTORE[i])
+  );
 }
 
 /** The mariadb command-line client, if installed, through meshgate with its SVID files. */

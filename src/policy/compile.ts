@@ -3,9 +3,10 @@
  * principal, so a caller named in a few rules among thousands is checked against those
  * few plus the rules that cannot be keyed (globs, namespaces, no `from`).
  */
+import { firestoreRequestProblem } from './firestore-path.ts';
 import { isExactOnly } from './glob.ts';
 import { compileRule, ruleDecision, type CompiledRule } from './match.ts';
-import { defaultDenyReason, explainDecision } from './explain.ts';
+import { defaultDenyReason, explainDecision, malformedReason } from './explain.ts';
 import type { ParsedDocument } from './parse.ts';
 import type { Decision, Explanation, LoadedPolicy, PolicyFileSummary, PolicyRequest, Subject } from './types.ts';
 
@@ -69,6 +70,9 @@ function firstMatch(
   return null;
 }
 
+function denial(reason: string): Decision {
+  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, googleServiceAccount: null };
+}
 
 export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[]): LoadedPolicy {
   const all: CompiledRule[] = [];
@@ -84,21 +88,22 @@ export function compilePolicy(documents: readonly ParsedDocument[], files: reado
   buildIndex(allows, generalAllow, byPrincipal, 'allow');
 
   const evaluate = (subject: Subject, request: PolicyRequest): Decision => {
+    // A path no rule could be meant for (empty segments, wrong parity, ...) is refused
+    // before any rule sees it: a `**` would otherwise match it.
+    const problem = request.engine === 'firestore' ? firestoreRequestProblem(request) : null;
+    if (problem !== null) return denial(malformedReason(problem));
     const keyed = byPrincipal.get(subject.principal);
     return (
       firstMatch(denies, generalDeny, keyed?.deny ?? EMPTY, subject, request) ??
-      firstMatch(allows, generalAllow, keyed?.allow ?? EMPTY, subject, request) ?? {
-        allow: false,
-        ruleId: null,
-        reason: defaultDenyReason(subject, request),
-        role: null,
-        allowLocalInfile: false,
-      }
+      firstMatch(allows, generalAllow, keyed?.allow ?? EMPTY, subject, request) ??
+      denial(defaultDenyReason(subject, request))
     );
   };
 
-  const explain = (subject: Subject, request: PolicyRequest): Explanation =>
-    explainDecision(all, subject, request, evaluate(subject, request));
+  const explain = (subject: Subject, request: PolicyRequest): Explanation => {
+    const problem = request.engine === 'firestore' ? firestoreRequestProblem(request) : null;
+    return explainDecision(all, subject, request, evaluate(subject, request), problem);
+  };
 
   return Object.freeze({
     evaluate,

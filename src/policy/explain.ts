@@ -4,16 +4,19 @@
  * `matched` comes from the same functions evaluate() uses.
  */
 import { tokenMismatch } from './claims.ts';
+import { describeFirestorePath, pathMatches, uncoveredExample } from './firestore-path.ts';
 import { describeGlobSet, globMatches } from './glob.ts';
 import {
   firstSource,
   firstTarget,
+  describeGrant,
   describeMatch,
+  type CompiledFirestoreTarget,
   type CompiledRule,
   type CompiledSource,
   type CompiledTarget,
 } from './match.ts';
-import type { Decision, Explanation, PolicyRequest, Subject, TraceEntry } from './types.ts';
+import type { Decision, Explanation, FirestoreRequest, PolicyRequest, Subject, TraceEntry } from './types.ts';
 
 function sourceMismatch(source: CompiledSource, subject: Subject): string {
   const { principal, namespace, trustDomain } = subject;
@@ -38,7 +41,28 @@ function sourceMismatch(source: CompiledSource, subject: Subject): string {
   return tokenMismatch(subject, source.authMethods, source.notAuthMethods, source.claims, source.notClaims) ?? 'matches';
 }
 
+function firestoreMismatch(target: CompiledFirestoreTarget, request: FirestoreRequest): string {
+  const { operation, database, path, pathKind } = request;
+  if (target.operations !== null && !target.operations.has(operation)) {
+    return `operation ${operation} is not in operations ${[...target.operations].join(', ')}`;
+  }
+  if (!globMatches(target.databases, database)) return `Firestore database ${database} is not in databases ${describeGlobSet(target.databases)}`;
+  const list = `collections ${target.collections.map((c) => c.source).join(', ')}`;
+  const what = describeFirestorePath(path, pathKind);
+  if (target.coverage === 'some') {
+    if (pathMatches(target.collections, path, pathKind, 'some')) return 'matches';
+    return pathKind === 'document' ? `${what} is not in ${list}` : `no document the ${what} can reach is in ${list}`;
+  }
+  const example = uncoveredExample(target.collections, path, pathKind);
+  if (example === null) return 'matches';
+  return pathKind === 'document' ? `${what} is not in ${list}` : `${list} do not cover the ${what}: it can reach ${example}`;
+}
+
 function targetMismatch(target: CompiledTarget, request: PolicyRequest): string {
+  if (target.engine === 'firestore') {
+    return request.engine === 'firestore' ? firestoreMismatch(target, request) : 'a firestore target does not apply to a MariaDB connection';
+  }
+  if (request.engine !== 'mysql') return 'a mariadb target does not apply to a Firestore request';
   if (target.databases === null) return 'matches';
   const list = describeGlobSet(target.databases);
   if (request.database === null) return `no database was named, and databases ${list} has no "*"`;
@@ -67,7 +91,7 @@ function matchedWhy(rule: CompiledRule, subject: Subject, request: PolicyRequest
     const what = describeMatch('DENY', source, target);
     return decision.ruleId === rule.id ? `decides: ${what}` : `matches too: ${what}`;
   }
-  if (decision.ruleId === rule.id) return `decides: as role ${target?.role ?? '?'}`;
+  if (decision.ruleId === rule.id) return `decides: ${describeGrant(target)}`;
   if (!decision.allow) return `matches, but DENY rule ${decision.ruleId ?? '?'} wins`;
   return `matches, but rule ${decision.ruleId ?? '?'} comes first`;
 }
@@ -78,12 +102,14 @@ export function explainDecision(
   subject: Subject,
   request: PolicyRequest,
   decision: Decision,
+  /** Why the request was refused before any rule (firestoreRequestProblem), or null. */
+  malformed: string | null = null,
 ): Explanation {
   const trace: TraceEntry[] = [];
   for (const action of ['DENY', 'ALLOW'] as const) {
     for (const rule of rules) {
       if (rule.action !== action) continue;
-      const why = mismatch(rule, subject, request);
+      const why = malformed === null ? mismatch(rule, subject, request) : `not considered: ${malformed}`;
       trace.push({
         ruleId: rule.id,
         action,
@@ -97,9 +123,19 @@ export function explainDecision(
 
 /** The reason when nothing allowed: says who and what, and where the fix goes. */
 export function defaultDenyReason(subject: Subject, request: PolicyRequest): string {
-  const what =
-    request.database === null
-      ? 'for a connection that names no database (only a rule with databases "*" allows that)'
-      : `for database ${request.database}`;
+  let what: string;
+  if (request.engine === 'firestore') {
+    what = `for Firestore ${request.operation} on ${describeFirestorePath(request.path, request.pathKind)} in database ${request.database}`;
+  } else {
+    what =
+      request.database === null
+        ? 'for a connection that names no database (only a rule with databases "*" allows that)'
+        : `for database ${request.database}`;
+  }
   return `no ALLOW rule matches ${subject.spiffeId} ${what}; add one to the policy directory`;
+}
+
+/** The reason for a request refused before any rule. */
+export function malformedReason(problem: string): string {
+  return `malformed Firestore request, denied: ${problem}`;
 }

@@ -1,11 +1,22 @@
 export { loadPolicyDir, loadPolicyDocuments, type LoadPolicyDirOptions } from './loader.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
-export { API_VERSION, KIND } from './schema.ts';
+export { API_VERSION, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';
+export {
+  describeFirestorePath,
+  FIRESTORE_METHOD_OPERATIONS,
+  firestorePathKind,
+  firestoreRequestProblem,
+  MAX_PATH_LENGTH as MAX_FIRESTORE_PATH_LENGTH,
+  MAX_PATH_SEGMENTS as MAX_FIRESTORE_PATH_SEGMENTS,
+} from './firestore-path.ts';
 export type {
   CompiledPolicy,
   Decision,
   Explanation,
+  FirestoreOperation,
+  FirestorePathKind,
+  FirestoreRequest,
   LoadedPolicy,
   MysqlRequest,
   PolicyFileSummary,

@@ -5,9 +5,17 @@
  * words to their verdicts and never decides on its own.
  */
 import { authMethodsHold, claimsHold, compileAuthMethods, compileClaims, describeClaims, type ClaimCondition } from './claims.ts';
+import { compilePathPattern, pathMatches, type Coverage, type PathPattern } from './firestore-path.ts';
 import { compileGlobSet, describeGlobSet, globMatches, type GlobSet } from './glob.ts';
-import type { MariadbTargetSpec, PolicyRuleSpec, PolicySourceSpec } from './schema.ts';
-import type { Decision, PolicyRequest, Subject } from './types.ts';
+import {
+  FIRESTORE_DEFAULT_DATABASE,
+  type FirestoreTargetSpec,
+  type MariadbTargetSpec,
+  type PolicyRuleSpec,
+  type PolicySourceSpec,
+  type TargetSpec,
+} from './schema.ts';
+import type { Decision, FirestoreRequest, PolicyRequest, Subject } from './types.ts';
 
 export type Action = 'ALLOW' | 'DENY';
 
@@ -24,13 +32,30 @@ export interface CompiledSource {
   readonly description: string;
 }
 
-export interface CompiledTarget {
+export interface CompiledMariadbTarget {
+  /** The request engine this target applies to. */
+  readonly engine: 'mysql';
   /** Null when the target names no databases: any database, or none. */
   readonly databases: GlobSet | null;
   readonly role: string | null;
   readonly allowLocalInfile: boolean;
   readonly description: string;
 }
+
+export interface CompiledFirestoreTarget {
+  readonly engine: 'firestore';
+  /** Firestore database ids; `(default)` when the target names none. */
+  readonly databases: GlobSet;
+  readonly collections: readonly PathPattern[];
+  /** Null when omitted (DENY only): every operation. */
+  readonly operations: ReadonlySet<string> | null;
+  /** ALLOW targets must cover every document a request reaches; DENY targets some. */
+  readonly coverage: Coverage;
+  readonly serviceAccount: string | null;
+  readonly description: string;
+}
+
+export type CompiledTarget = CompiledMariadbTarget | CompiledFirestoreTarget;
 
 export interface CompiledRule {
   readonly id: string;
@@ -90,14 +115,41 @@ function compileSource(spec: PolicySourceSpec): CompiledSource {
   };
 }
 
-function compileTarget(spec: MariadbTargetSpec): CompiledTarget {
+function compileMariadbTarget(spec: MariadbTargetSpec): CompiledMariadbTarget {
   const databases = globOrNull(spec.databases);
   return {
+    engine: 'mysql',
     databases,
     role: spec.role ?? null,
     allowLocalInfile: spec.allowLocalInfile ?? false,
     description: databases === null ? '' : `databases ${describeGlobSet(databases)}`,
   };
+}
+
+/** `read, write on collections orders/* in databases (default)`; operations only if listed. */
+export function describeFirestoreTarget(target: Pick<CompiledFirestoreTarget, 'collections' | 'databases' | 'operations'>): string {
+  const on = `collections ${target.collections.map((c) => c.source).join(', ')} in databases ${describeGlobSet(target.databases)}`;
+  return target.operations === null ? on : `${[...target.operations].join(', ')} on ${on}`;
+}
+
+function compileFirestoreTarget(spec: FirestoreTargetSpec, action: Action): CompiledFirestoreTarget {
+  const databases = compileGlobSet(spec.databases ?? [FIRESTORE_DEFAULT_DATABASE]);
+  const collections = Object.freeze(spec.collections.map(compilePathPattern));
+  const operations = spec.operations === undefined ? null : new Set(spec.operations);
+  return {
+    engine: 'firestore',
+    databases,
+    collections,
+    operations,
+    coverage: action === 'ALLOW' ? 'every' : 'some',
+    serviceAccount: spec.serviceAccount ?? null,
+    description: `Firestore ${describeFirestoreTarget({ collections, databases, operations })}`,
+  };
+}
+
+function compileTarget(spec: TargetSpec, action: Action): CompiledTarget {
+  // The schema guarantees exactly one of the two.
+  return spec.firestore !== undefined ? compileFirestoreTarget(spec.firestore, action) : compileMariadbTarget(spec.mariadb ?? {});
 }
 
 /** What a matched (source, target) pair covers, e.g. `DENY for namespaces staging`. */
@@ -107,26 +159,36 @@ export function describeMatch(action: Action, source: CompiledSource | null, tar
   return `${action} for ${who}${on}`;
 }
 
+/** How an ALLOW target grants: `as role R`, or what a Firestore target allows. */
+export function describeGrant(target: CompiledTarget | null): string {
+  if (target?.engine === 'firestore') {
+    const as = target.serviceAccount === null ? '' : ` as service account ${target.serviceAccount}`;
+    return `for Firestore ${describeFirestoreTarget(target)}${as}`;
+  }
+  return `as role ${target?.role ?? '?'}`;
+}
+
 function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null): Decision {
   if (action === 'DENY') {
     const reason = `denied by rule ${id} (${describeMatch(action, source, target)})`;
-    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false });
+    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, googleServiceAccount: null });
   }
-  // The schema guarantees every ALLOW target exists and names a role.
-  const role = target?.role ?? null;
+  // The schema guarantees every ALLOW target exists; a mariadb one names a role.
+  const mariadb = target?.engine === 'mysql' ? target : null;
   return Object.freeze({
     allow: true,
     ruleId: id,
-    reason: `allowed by rule ${id} as role ${role ?? '?'}`,
-    role,
-    allowLocalInfile: target?.allowLocalInfile ?? false,
+    reason: `allowed by rule ${id} ${describeGrant(target)}`,
+    role: mariadb?.role ?? null,
+    allowLocalInfile: mariadb?.allowLocalInfile ?? false,
+    googleServiceAccount: target?.engine === 'firestore' ? target.serviceAccount : null,
   });
 }
 
 export function compileRule(policyName: string, action: Action, spec: PolicyRuleSpec, index: number): CompiledRule {
   const id = ruleIdOf(policyName, spec, index);
   const sources = spec.from?.map((f) => compileSource(f.source)) ?? null;
-  const targets = spec.to?.map((t) => compileTarget(t.mariadb)) ?? null;
+  const targets = spec.to?.map((t) => compileTarget(t, action)) ?? null;
   const decisions = (sources ?? [null]).map((source) =>
     Object.freeze((targets ?? [null]).map((target) => buildDecision(id, action, source, target))),
   );
@@ -146,7 +208,17 @@ export function sourceMatches(source: CompiledSource, subject: Subject): boolean
   return claimsHold(subject, source.claims, source.notClaims);
 }
 
+/** Operations, then database, then path; the request must have passed firestoreRequestProblem. */
+export function firestoreTargetMatches(target: CompiledFirestoreTarget, request: FirestoreRequest): boolean {
+  if (target.operations !== null && !target.operations.has(request.operation)) return false;
+  if (!globMatches(target.databases, request.database)) return false;
+  return pathMatches(target.collections, request.path, request.pathKind, target.coverage);
+}
+
+/** A target applies only to requests of its own engine. */
 export function targetMatches(target: CompiledTarget, request: PolicyRequest): boolean {
+  if (target.engine === 'firestore') return request.engine === 'firestore' && firestoreTargetMatches(target, request);
+  if (request.engine !== 'mysql') return false;
   const set = target.databases;
   if (set === null) return true;
   // A client that names no database may then `USE` any; only `*` grants that.

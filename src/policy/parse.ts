@@ -118,6 +118,9 @@ function quote(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}..."` : text;
 }
 
+const OPERATION_CLASSES =
+  'the classes are read (get, list, query, aggregate, listen), write (create, update, delete) and admin (list collection ids, partition)';
+
 interface IssueText {
   readonly path: readonly PropertyKey[];
   readonly message: string;
@@ -144,7 +147,9 @@ function describeIssue(issue: z.core.$ZodIssue): IssueText[] {
     case 'invalid_value': {
       const options = issue.values.map((v) => quote(v)).join(' or ');
       if (issue.input === undefined) return [{ path, message: `required: ${options}` }];
-      return [{ path, message: `expected ${options}, got ${describeValue(issue.input)}` }];
+      // People write Firestore's method names; the policy speaks in classes.
+      const hint = path.includes('operations') ? `; ${OPERATION_CLASSES}` : '';
+      return [{ path, message: `expected ${options}, got ${describeValue(issue.input)}${hint}` }];
     }
     case 'too_small': {
       if (issue.origin === 'array') {

@@ -4,6 +4,7 @@
  * depends on more than one field, such as roles being required only on ALLOW rules.
  */
 import { z } from 'zod';
+import { pathPatternProblem } from './firestore-path.ts';
 import { globProblem } from './glob.ts';
 
 export const API_VERSION = 'meshgate.dev/v1alpha1';
@@ -15,6 +16,9 @@ const RULE_ID = /^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 // Unquoted MariaDB identifier characters; meshgate quotes roles, but a backtick could still
 // break out of the quoting, so anything outside this set is refused at load.
 const ROLE = /^[A-Za-z0-9_$]{1,64}$/;
+// A Google service account email: `name@project.iam.gserviceaccount.com`, and the older
+// `project@appspot.gserviceaccount.com` / `n-compute@developer.gserviceaccount.com` forms.
+const GOOGLE_SERVICE_ACCOUNT = /^[a-z0-9](?:[-a-z0-9_.]{0,98}[a-z0-9])?@[a-z0-9](?:[-a-z0-9.:]{0,250}[a-z0-9])?\.gserviceaccount\.com$/;
 
 const pattern = z.string().superRefine((value, ctx) => {
   const problem = globProblem(value);
@@ -60,7 +64,26 @@ const mariadbShape = {
   role: z.string().regex(ROLE, 'must be a MariaDB role name: 1-64 of A-Z a-z 0-9 _ $').optional(),
   allowLocalInfile: z.boolean().optional(),
 };
-const toShape = { mariadb: z.strictObject(mariadbShape) };
+
+/** Firestore operation classes; mirrors FirestoreOperation. */
+export const FIRESTORE_OPERATIONS = ['read', 'write', 'admin'] as const;
+/** What `databases` means when a firestore target omits it. */
+export const FIRESTORE_DEFAULT_DATABASE = '(default)';
+
+const collectionPattern = z.string().superRefine((value, ctx) => {
+  const problem = pathPatternProblem(value);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+});
+const firestoreShape = {
+  databases: patternList.optional(),
+  collections: z.array(collectionPattern).min(1),
+  operations: z.array(z.enum(FIRESTORE_OPERATIONS)).min(1).optional(),
+  serviceAccount: z
+    .string()
+    .regex(GOOGLE_SERVICE_ACCOUNT, 'must be a Google service account email, e.g. orders@my-project.iam.gserviceaccount.com')
+    .optional(),
+};
+const toShape = { mariadb: z.strictObject(mariadbShape).optional(), firestore: z.strictObject(firestoreShape).optional() };
 
 const ruleShape = {
   id: z
@@ -90,7 +113,9 @@ export const policyDocumentSchema = z.strictObject(documentShape);
 export type PolicyDocument = z.infer<typeof policyDocumentSchema>;
 export type PolicyRuleSpec = PolicyDocument['spec']['rules'][number];
 export type PolicySourceSpec = NonNullable<PolicyRuleSpec['from']>[number]['source'];
-export type MariadbTargetSpec = NonNullable<PolicyRuleSpec['to']>[number]['mariadb'];
+export type TargetSpec = NonNullable<PolicyRuleSpec['to']>[number];
+export type MariadbTargetSpec = NonNullable<TargetSpec['mariadb']>;
+export type FirestoreTargetSpec = NonNullable<TargetSpec['firestore']>;
 
 /**
  * The keys each object accepts, by path with indices as `[]`, so an unknown-key error can
@@ -105,6 +130,7 @@ export const ALLOWED_KEYS: Readonly<Record<string, readonly string[]>> = {
   'spec.rules[].from[].source': Object.keys(sourceShape),
   'spec.rules[].to[]': Object.keys(toShape),
   'spec.rules[].to[].mariadb': Object.keys(mariadbShape),
+  'spec.rules[].to[].firestore': Object.keys(firestoreShape),
 };
 
 export interface SemanticProblem {
@@ -138,18 +164,35 @@ export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
       }
     });
     if (allow && rule.to === undefined) {
-      problems.push({ path: [...at, 'to'], message: 'required for ALLOW rules: it names the databases and the MariaDB role to connect as' });
+      problems.push({
+        path: [...at, 'to'],
+        message: 'required for ALLOW rules: it names what is granted (mariadb databases and role, or firestore collections and operations)',
+      });
     }
+    const grantsNothing = 'not allowed on DENY rules: a DENY rule grants nothing';
     rule.to?.forEach((item, t) => {
-      const target = [...at, 'to', t, 'mariadb'];
-      if (allow && item.mariadb.role === undefined) {
-        problems.push({ path: [...target, 'role'], message: 'required for ALLOW rules' });
+      const { mariadb, firestore } = item;
+      if ((mariadb === undefined) === (firestore === undefined)) {
+        const message =
+          mariadb === undefined
+            ? 'names no target: give mariadb or firestore'
+            : 'names both mariadb and firestore: use one to[] item for each';
+        problems.push({ path: [...at, 'to', t], message });
       }
-      if (!allow && item.mariadb.role !== undefined) {
-        problems.push({ path: [...target, 'role'], message: 'not allowed on DENY rules: a DENY rule grants nothing' });
+      if (mariadb !== undefined) {
+        const target = [...at, 'to', t, 'mariadb'];
+        if (allow && mariadb.role === undefined) problems.push({ path: [...target, 'role'], message: 'required for ALLOW rules' });
+        if (!allow && mariadb.role !== undefined) problems.push({ path: [...target, 'role'], message: grantsNothing });
+        if (!allow && mariadb.allowLocalInfile !== undefined) {
+          problems.push({ path: [...target, 'allowLocalInfile'], message: grantsNothing });
+        }
       }
-      if (!allow && item.mariadb.allowLocalInfile !== undefined) {
-        problems.push({ path: [...target, 'allowLocalInfile'], message: 'not allowed on DENY rules: a DENY rule grants nothing' });
+      if (firestore !== undefined) {
+        const target = [...at, 'to', t, 'firestore'];
+        if (allow && firestore.operations === undefined) {
+          problems.push({ path: [...target, 'operations'], message: 'required for ALLOW rules: list read, write and/or admin' });
+        }
+        if (!allow && firestore.serviceAccount !== undefined) problems.push({ path: [...target, 'serviceAccount'], message: grantsNothing });
       }
     });
   });

@@ -15,14 +15,42 @@ export interface Subject {
   readonly claims?: Readonly<Record<string, unknown>>;
 }
 
-/** What the caller asks for; engines add their own variants later (Firestore). */
+/** What the caller asks for, one variant per engine. */
 export interface MysqlRequest {
   readonly engine: 'mysql';
   /** The database named at connect or by `USE`; null when none was named. */
   readonly database: string | null;
 }
 
-export type PolicyRequest = MysqlRequest;
+/**
+ * Operation classes: read (get, list, query, aggregate, listen), write (create, update,
+ * delete), admin (list collection ids, partition).
+ */
+export type FirestoreOperation = 'read' | 'write' | 'admin';
+
+/** See FirestoreRequest.path. */
+export type FirestorePathKind = 'document' | 'collection' | 'collection-group';
+
+/**
+ * One path of one Firestore RPC (a BatchGet of 100 documents is 100 requests). Matching
+ * rules are in firestore-path.ts and docs/policy-firestore.md.
+ */
+export interface FirestoreRequest {
+  readonly engine: 'firestore';
+  /** Firestore database id: `(default)` or a named database such as `orders-db`. */
+  readonly database: string;
+  /**
+   * Path inside the database, relative to `projects/P/databases/D/documents`, no leading
+   * "/": a document `orders/o1` (even segment count; `""` is the database root), a
+   * collection `orders/o1/items` (odd), or a collection group `orders/o1/**\/items`
+   * (`**\/items` at the root) for a query with allDescendants (`\/` is `/`: this is a comment).
+   */
+  readonly path: string;
+  readonly pathKind: FirestorePathKind;
+  readonly operation: FirestoreOperation;
+}
+
+export type PolicyRequest = MysqlRequest | FirestoreRequest;
 
 export interface Decision {
   readonly allow: boolean;
@@ -30,10 +58,15 @@ export interface Decision {
   readonly ruleId: string | null;
   /** One sentence a user can act on: which rule denied, or that nothing matched. */
   readonly reason: string;
-  /** The MariaDB role whose account meshgate connects upstream as (allow only). */
+  /** The MariaDB role whose account meshgate connects upstream as (MariaDB allow only). */
   readonly role: string | null;
-  /** Whether LOAD DATA LOCAL INFILE may pass (allow only; false by default). */
+  /** Whether LOAD DATA LOCAL INFILE may pass (MariaDB allow only; false by default). */
   readonly allowLocalInfile: boolean;
+  /**
+   * The Google service account meshgate impersonates upstream for this caller (Firestore
+   * allow only, when the target names one); null otherwise.
+   */
+  readonly googleServiceAccount: string | null;
 }
 
 export interface Explanation extends Decision {

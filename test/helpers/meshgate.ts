@@ -58,6 +58,8 @@ export interface HarnessOptions {
    * creates a MariaDB account per identity and role; `static` (default): one account per role.
    */
   readonly credentials?: 'static' | 'dynamic';
+  /** Also serve Firestore, forwarding to this emulator (host:port) for this project. */
+  readonly firestore?: { readonly emulator: string; readonly project: string };
 }
 
 /** The privileges meshgate's admin account needs for dynamic credentials, nothing more. */
@@ -159,6 +161,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     trust: { bundles: [join(caDir, 'bundle.pem')], trustDomains: [TRUST_DOMAIN] },
     upstream: { host: MARIADB.host, port: MARIADB.port, ...upstreamAccounts },
     state: { embedded: { dir: join(dir, 'state') } },
+    ...(options.firestore === undefined ? {} : { firestore: { port: 0, project: options.firestore.project, upstream: { emulator: options.firestore.emulator } } }),
     policy: { dir: policyDir },
     audit: { file: auditFile },
   };

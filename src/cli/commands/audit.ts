@@ -137,7 +137,8 @@ export function summarize(event: Record<string, unknown>): string {
     case 'rpc': {
       const paths = Array.isArray(event['paths']) ? (event['paths'] as unknown[]).map((p) => clean(p, 60)).join(',') : '-';
       const xfcc = typeof event['xfcc'] === 'object' && event['xfcc'] !== null && (event['xfcc'] as Record<string, unknown>)['stripped'] === true ? ' xfcc=stripped' : '';
-      return `${head} ${str('decision')} ${str('method')} status=${str('status')} rule=${str('rule')} trace=${clean(event['traceId'], 9)}${xfcc}${describeError(event['error'])} ${paths}`.trimEnd();
+      const method = clean(event['method']).replace(/^google\.firestore\.v1\.Firestore\//, '');
+      return `${head} ${str('decision')} ${method} ${paths} status=${str('status')} rule=${str('rule')} docs=${str('documents')} trace=${clean(event['traceId'], 9)}${xfcc}${describeError(event['error'])}`.trimEnd();
     }
     case 'session_end':
       return `${head} statements=${str('statements')} ${str('durationMs')}ms ${str('reason')}`;

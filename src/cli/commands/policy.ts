@@ -3,10 +3,11 @@
  * asks of a policy directory before it ships (does it load? what would it do to X?).
  */
 import { isMeshgateError } from '../../errors/index.ts';
+import { firestorePathKind, firestoreRequestProblem } from '../../policy/firestore-path.ts';
 import { loadPolicyDir } from '../../policy/loader.ts';
-import { AUTH_METHODS } from '../../policy/schema.ts';
+import { AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS } from '../../policy/schema.ts';
 import { subjectFromPrincipal } from '../../policy/subject.ts';
-import type { Explanation, Subject } from '../../policy/types.ts';
+import type { Explanation, FirestoreOperation, PolicyRequest, Subject } from '../../policy/types.ts';
 import { UsageError, optionalString, requireString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 
 /** Exit code of `policy explain` for a denial, distinct from 1 (error) and 2 (usage). */
@@ -87,17 +88,55 @@ function parseCaller(values: OptionValues): Subject {
   return { ...subject, authMethod: method, ...(method === 'jwt' ? { claims: parseClaims(list) } : {}) };
 }
 
+/**
+ * The request: a MariaDB connection (--database), or one Firestore path (--firestore-path,
+ * whose shape gives its kind: even segments a document, odd a collection, a `**` segment
+ * a collection group, `/` the database root).
+ */
+function parseRequest(values: OptionValues): PolicyRequest {
+  const path = optionalString(values, 'firestore-path');
+  const operation = optionalString(values, 'operation');
+  const firestoreDatabase = optionalString(values, 'firestore-database');
+  const database = optionalString(values, 'database');
+  if (path === undefined) {
+    if (operation !== undefined || firestoreDatabase !== undefined) {
+      throw new UsageError(`--${operation !== undefined ? 'operation' : 'firestore-database'} needs --firestore-path`);
+    }
+    return { engine: 'mysql', database: database ?? null };
+  }
+  if (database !== undefined) throw new UsageError('--database names a MariaDB database; with --firestore-path use --firestore-database');
+  if (operation === undefined) throw new UsageError('--operation is required with --firestore-path: read, write or admin');
+  if (!(FIRESTORE_OPERATIONS as readonly string[]).includes(operation)) {
+    throw new UsageError(`--operation: expected read, write or admin, got ${JSON.stringify(operation)}`);
+  }
+  const relative = path === '/' ? '' : path;
+  const request = {
+    engine: 'firestore',
+    database: firestoreDatabase ?? FIRESTORE_DEFAULT_DATABASE,
+    path: relative,
+    pathKind: firestorePathKind(relative),
+    operation: operation as FirestoreOperation,
+  } as const;
+  const problem = firestoreRequestProblem(request);
+  if (problem !== null) throw new UsageError(`--firestore-path: ${problem}`);
+  return request;
+}
+
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '));
 }
 
-function printExplanation(io: CliIO, explanation: Explanation): void {
+function printExplanation(io: CliIO, explanation: Explanation, request: PolicyRequest): void {
   io.out(`decision: ${explanation.allow ? 'ALLOW' : 'DENY'}`);
   io.out(`rule:     ${explanation.ruleId ?? '(none: default deny)'}`);
-  io.out(`role:     ${explanation.role ?? '-'}`);
-  if (explanation.allow) io.out(`infile:   ${explanation.allowLocalInfile ? 'LOAD DATA LOCAL INFILE allowed' : 'no LOCAL INFILE'}`);
+  if (request.engine === 'firestore') {
+    io.out(`account:  ${explanation.googleServiceAccount ?? '-'}`);
+  } else {
+    io.out(`role:     ${explanation.role ?? '-'}`);
+    if (explanation.allow) io.out(`infile:   ${explanation.allowLocalInfile ? 'LOAD DATA LOCAL INFILE allowed' : 'no LOCAL INFILE'}`);
+  }
   io.out(`reason:   ${explanation.reason}`);
   io.out('');
   const rows = explanation.trace.map((t) => [t.ruleId, t.action, t.matched ? 'yes' : 'no', t.why]);
@@ -106,20 +145,33 @@ function printExplanation(io: CliIO, explanation: Explanation): void {
 
 const explain: CliCommand = {
   path: ['policy', 'explain'],
-  summary: 'show what a policy directory decides for one caller and database',
-  usage: '--dir DIR --principal ID [--database NAME] [--auth-method METHOD] [--claim NAME=VALUE ...]',
+  summary: 'show what a policy directory decides for one caller and database or Firestore path',
+  usage:
+    '--dir DIR --principal ID [--database NAME | --firestore-path PATH --operation OP [--firestore-database ID]] ' +
+    '[--auth-method METHOD] [--claim NAME=VALUE ...]',
   help: [
     '  --dir DIR               directory of AccessPolicy documents',
     '  --principal ID          caller: spiffe://<td>/ns/<ns>/sa/<sa> or Istio form <td>/ns/<ns>/sa/<sa>',
     '                          (any SPIFFE ID, e.g. ci.example/github/acme/shop/env/production)',
-    '  --database NAME         database the client names at connect; omit for none',
+    '  --database NAME         MariaDB database the client names at connect; omit for none',
+    '  --firestore-path PATH   instead of a MariaDB connection, one Firestore path inside the',
+    '                          database: a document orders/o1 (even segments), a collection',
+    '                          orders or orders/o1/items (odd), a collection group',
+    '                          orders/o1/**/items or **/items (a query with allDescendants),',
+    '                          or / for the database root',
+    '  --operation OP          with --firestore-path: read (get, list, query, aggregate,',
+    '                          listen), write (create, update, delete) or admin (list',
+    '                          collection ids, partition)',
+    '  --firestore-database ID',
+    `                          with --firestore-path: the Firestore database id (default "${FIRESTORE_DEFAULT_DATABASE}")`,
     '  --auth-method METHOD    how the caller proved it: mtls, jwt or xfcc (default: jwt',
     '                          with --claim, else mtls)',
     '  --claim NAME=VALUE      a verified token claim, e.g. environment=production; repeat',
     '                          a name for a list claim (--claim groups=eng --claim groups=ops)',
     '',
-    'Prints the decision, the deciding rule, the role and the reason, then every rule in',
-    'evaluation order (DENY rules first) with whether it matched and why.',
+    'Prints the decision, the deciding rule, the role (for Firestore: the Google service',
+    'account) and the reason, then every rule in evaluation order (DENY rules first) with',
+    'whether it matched and why.',
     `Exit code: 0 when allowed, ${EXIT_DENIED} when denied, 1 when the policy does not load.`,
   ].join('\n'),
   options: {
@@ -128,14 +180,17 @@ const explain: CliCommand = {
     database: { type: 'string' },
     'auth-method': { type: 'string' },
     claim: { type: 'string', multiple: true },
+    'firestore-path': { type: 'string' },
+    operation: { type: 'string' },
+    'firestore-database': { type: 'string' },
   },
   async run(values, _positionals, io) {
     const dir = requireString(values, 'dir');
     const subject = parseCaller(values);
-    const database = optionalString(values, 'database') ?? null;
+    const request = parseRequest(values);
     const policy = await loadPolicyDir(dir, { cwd: io.cwd });
-    const explanation = policy.explain(subject, { engine: 'mysql', database });
-    printExplanation(io, explanation);
+    const explanation = policy.explain(subject, request);
+    printExplanation(io, explanation, request);
     return explanation.allow ? 0 : EXIT_DENIED;
   },
 };

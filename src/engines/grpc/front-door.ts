@@ -139,12 +139,12 @@ export class GrpcFrontDoor {
     const xfccHeader = headerText(headers[XFCC]);
     // Removed before anything else reads the headers: the engine forwards what remains.
     delete headers[XFCC];
-    const refuse = (error: MeshgateError, xfcc: XfccNote | null) => {
-      refuseCall(stream, error);
+    const refuse = (error: MeshgateError, xfcc: XfccNote | null, withHeaders = true) => {
+      refuseCall(stream, error, { withHeaders });
       this.options.onRefused({ headers, method, error, xfcc, peer, startedAt });
     };
     if (!isGrpc(headers)) {
-      refuse(mgError('MG_PACKET_MALFORMED', 'this port speaks gRPC over HTTP/2 (POST, content-type application/grpc); point a gRPC client at it'), null);
+      refuse(mgError('MG_PACKET_MALFORMED', 'this port speaks gRPC over HTTP/2 (POST, content-type application/grpc); point a gRPC client at it'), null, false);
       return;
     }
     const verdict = await resolveCaller(

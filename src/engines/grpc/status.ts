@@ -50,20 +50,25 @@ export function encodeGrpcMessage(message: string): string {
   }, '');
 }
 
-/** Ends a call that never reached the upstream: HEADERS with grpc-status and END_STREAM. */
-export function refuseCall(stream: ServerHttp2Stream, error: MeshgateError): void {
+/**
+ * Ends a call that never reached the upstream. Trailers-only (HEADERS with grpc-status and
+ * END_STREAM) by default; `withHeaders` sends response headers first and the status in
+ * trailers, because Google's client libraries retry a server-streaming call that failed
+ * before any response metadata as if the network had dropped it.
+ */
+export function refuseCall(stream: ServerHttp2Stream, error: MeshgateError, options: { readonly withHeaders?: boolean } = {}): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
     stream.close(constants.NGHTTP2_CANCEL);
     return;
   }
-  stream.respond(
-    {
-      [constants.HTTP2_HEADER_STATUS]: 200,
-      [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-      'grpc-status': String(grpcStatusOf(error)),
-      'grpc-message': encodeGrpcMessage(`[${error.code}] ${error.message}`),
-    },
-    { endStream: true },
-  );
+  const status = { 'grpc-status': String(grpcStatusOf(error)), 'grpc-message': encodeGrpcMessage(`[${error.code}] ${error.message}`) };
+  const head = { [constants.HTTP2_HEADER_STATUS]: 200, [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc' };
+  if (options.withHeaders === true) {
+    stream.respond(head, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers(status));
+    stream.end();
+    return;
+  }
+  stream.respond({ ...head, ...status }, { endStream: true });
 }

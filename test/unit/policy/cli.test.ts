@@ -51,6 +51,23 @@ spec:
       to: [{ mariadb: { databases: [shop], role: shop_migrator } }]
 `;
 
+const FIRESTORE = `apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: orders-firestore }
+spec:
+  action: ALLOW
+  rules:
+    - id: orders-read
+      from: [{ source: { namespaces: [shop] } }]
+      to:
+        - firestore:
+            collections: ["orders/*", "orders/*/items/*"]
+            operations: [read]
+            serviceAccount: orders@shop-prod.iam.gserviceaccount.com
+    - id: analytics
+      to: [{ firestore: { databases: [analytics-db], collections: ["**"], operations: [read, admin] } }]
+`;
+
 describe('policy commands', () => {
   let cwd = '';
   before(async () => {
@@ -63,6 +80,9 @@ describe('policy commands', () => {
     await mkdir(join(cwd, 'empty'));
     await mkdir(join(cwd, 'tokens'));
     await writeFile(join(cwd, 'tokens', 'tokens.yaml'), TOKENS);
+    await mkdir(join(cwd, 'firestore'));
+    await writeFile(join(cwd, 'firestore', 'orders.yaml'), FIRESTORE);
+    await writeFile(join(cwd, 'firestore', 'deny.yaml'), DENY);
   });
   after(async () => {
     await rm(cwd, { recursive: true, force: true });
@@ -183,6 +203,62 @@ describe('policy commands', () => {
     const io = fakeIO(cwd);
     assert.equal(await runCli(['policy', 'explain', '--dir', join(cwd, 'tokens'), '--principal', 'td/x', '--claim', 'nope'], io), 2);
     assert.match(io.errors.join('\n'), /--claim: expected name=value[\s\S]*usage: meshgate policy explain .*--claim NAME=VALUE/);
+  });
+
+  it('explain --firestore-path prints the decision, the service account and the trace', async () => {
+    const io = fakeIO(cwd);
+    const values = { dir: 'firestore', principal: 'cluster.local/ns/shop/sa/orders', 'firestore-path': 'orders/o1/items', operation: 'read' };
+    assert.equal(await command('policy', 'explain').run(values, [], io), 0);
+    assert.deepEqual(io.lines, [
+      'decision: ALLOW',
+      'rule:     orders-firestore/orders-read',
+      'account:  orders@shop-prod.iam.gserviceaccount.com',
+      'reason:   allowed by rule orders-firestore/orders-read for Firestore read on collections orders/*, orders/*/items/* in databases (default) as service account orders@shop-prod.iam.gserviceaccount.com',
+      '',
+      'RULE                          ACTION  MATCHED  WHY',
+      'deny-staging/0                DENY    no       namespace shop is not in namespaces staging',
+      'orders-firestore/orders-read  ALLOW   yes      decides: for Firestore read on collections orders/*, orders/*/items/* in databases (default) as service account orders@shop-prod.iam.gserviceaccount.com',
+      'orders-firestore/analytics    ALLOW   no       the caller matches, but Firestore database (default) is not in databases analytics-db',
+    ]);
+  });
+
+  it('explain --firestore-path takes collection groups, the root and another database', async () => {
+    const run = async (values: OptionValues) => {
+      const io = fakeIO(cwd);
+      const code = await command('policy', 'explain').run({ dir: 'firestore', principal: 'cluster.local/ns/shop/sa/orders', ...values }, [], io);
+      return { code, lines: io.lines };
+    };
+    const group = await run({ 'firestore-path': 'orders/o1/**/items', operation: 'read' });
+    assert.equal(group.code, 3);
+    assert.equal(group.lines[2], 'account:  -');
+    assert.match(group.lines.join('\n'), /do not cover the collection group items under orders\/o1: it can reach orders\/o1\/\{any\}\/\{any\}\/items\/\{any\}/);
+    const root = await run({ 'firestore-path': '/', operation: 'admin', 'firestore-database': 'analytics-db' });
+    assert.equal(root.code, 0);
+    assert.equal(root.lines[1], 'rule:     orders-firestore/analytics');
+    const write = await run({ 'firestore-path': 'orders/o1', operation: 'write' });
+    assert.equal(write.code, 3);
+    assert.match(write.lines[3] ?? '', /^reason: {3}no ALLOW rule matches spiffe:\/\/cluster\.local\/ns\/shop\/sa\/orders for Firestore write on document orders\/o1 in database \(default\)/);
+  });
+
+  const firestoreUsage: [string, OptionValues, RegExp][] = [
+    ['--operation without --firestore-path', { operation: 'read' }, /^--operation needs --firestore-path$/],
+    ['--firestore-database without --firestore-path', { 'firestore-database': 'x' }, /^--firestore-database needs --firestore-path$/],
+    ['--firestore-path without --operation', { 'firestore-path': 'a/b' }, /^--operation is required with --firestore-path/],
+    ['an unknown operation', { 'firestore-path': 'a/b', operation: 'get' }, /^--operation: expected read, write or admin, got "get"$/],
+    ['--database with --firestore-path', { 'firestore-path': 'a/b', operation: 'read', database: 'shop' }, /^--database names a MariaDB database/],
+    ['a malformed path', { 'firestore-path': 'a//b', operation: 'read' }, /^--firestore-path: path "a\/\/b" has an empty segment$/],
+    ['a misplaced group marker', { 'firestore-path': 'a/**/b/c', operation: 'read' }, /^--firestore-path: .*is not a collection group/],
+  ];
+  for (const [name, values, message] of firestoreUsage) {
+    it(`explain refuses ${name} as a usage error`, async () => {
+      await assert.rejects(command('policy', 'explain').run({ dir: 'firestore', principal: 'td/x', ...values }, [], fakeIO(cwd)), { name: 'UsageError', message });
+    });
+  }
+
+  it('explain --help documents the Firestore options', async () => {
+    const io = fakeIO(cwd);
+    assert.equal(await runCli(['policy', 'explain', '--help'], io), 0);
+    for (const option of Object.keys(command('policy', 'explain').options)) assert.match(io.lines.join('\n'), new RegExp(`--${option}\\b`));
   });
 
   it('explain fails with MG_POLICY_INVALID on a broken directory', async () => {

@@ -112,6 +112,7 @@ describe('decision semantics', () => {
       ruleId: null,
       role: null,
       allowLocalInfile: false,
+      googleServiceAccount: null,
       reason: `no ALLOW rule matches ${ORDERS} for database shop; add one to the policy directory`,
     });
   });
@@ -128,6 +129,7 @@ describe('decision semantics', () => {
       ruleId: 'orders-read-write/0',
       role: 'shop_writer',
       allowLocalInfile: false,
+      googleServiceAccount: null,
       reason: 'allowed by rule orders-read-write/0 as role shop_writer',
     });
   });

@@ -186,13 +186,19 @@ function reference(docs: readonly Doc[], subject: Subject, request: PolicyReques
       if (doc.action !== action) continue;
       for (const [r, rule] of doc.rules.entries()) {
         if (!matches(rule)) continue;
-        if (action === 'DENY') return { allow: false, ruleId: `p${d}/${r}`, role: null, allowLocalInfile: false };
+        if (action === 'DENY') return { allow: false, ruleId: `p${d}/${r}`, role: null, allowLocalInfile: false, googleServiceAccount: null };
         const target = rule.to?.find((t) => targetRef(t.mariadb, request.database))?.mariadb;
-        return { allow: true, ruleId: `p${d}/${r}`, role: target?.role ?? null, allowLocalInfile: target?.allowLocalInfile ?? false };
+        return {
+          allow: true,
+          ruleId: `p${d}/${r}`,
+          role: target?.role ?? null,
+          allowLocalInfile: target?.allowLocalInfile ?? false,
+          googleServiceAccount: null,
+        };
       }
     }
   }
-  return { allow: false, ruleId: null, role: null, allowLocalInfile: false };
+  return { allow: false, ruleId: null, role: null, allowLocalInfile: false, googleServiceAccount: null };
 }
 
 /** A DENY rule built to match `subject` and `request`, in one of several shapes. */

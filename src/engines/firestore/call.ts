@@ -1,0 +1,317 @@
+/**
+ * One Firestore RPC through meshgate:
+ *
+ *   caller message ──▶ decode (trimmed) ──▶ every path through policy ──▶ forward the same bytes
+ *   upstream messages ──▶ counted (documents, transactions) ──▶ caller, as they arrive
+ *
+ * A message touching anything denied refuses the whole call with PERMISSION_DENIED naming
+ * the path and the rule; in a stream (Write, Listen) nothing after it is forwarded, and the
+ * upstream stream is cancelled. One audit event per call, when it ends.
+ */
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
+import type { FirestoreRequest } from '../../policy/types.ts';
+import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
+import type { GrpcCall } from '../grpc/front-door.ts';
+import { GrpcStatus, refuseCall } from '../grpc/status.ts';
+import { describeRequest, type MethodSpec, type RequestFacts } from './codec/access.ts';
+import { GrpcMessageReader } from './codec/grpc-frames.ts';
+import { countResponse } from './codec/responses.ts';
+import type { FirestoreEngineContext } from './context.ts';
+
+/** Headers that describe one hop, or carry the caller's credentials: never forwarded. */
+const NOT_FORWARDED = new Set(['authorization', 'x-forwarded-client-cert', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'cookie']);
+
+export class FirestoreCall {
+  private readonly reader: GrpcMessageReader;
+  private readonly responses: GrpcMessageReader;
+  private upstream: ClientHttp2Stream | null = null;
+  private opening: Promise<void> | null = null;
+  private readonly queued: Buffer[] = [];
+  private clientEnded = false;
+  private finished = false;
+  private readonly paths: string[] = [];
+  private operation: string | null = null;
+  private rule: string | null = null;
+  private documents = 0;
+  private writes = 0;
+  private trailers: IncomingHttpHeaders | null = null;
+  private serviceAccount: string | null = null;
+  private beginsReadOnly = false;
+  private readonly traceId: string;
+
+  constructor(
+    private readonly call: GrpcCall,
+    private readonly spec: MethodSpec,
+    private readonly ctx: FirestoreEngineContext,
+    private readonly sessionId: string,
+  ) {
+    this.reader = new GrpcMessageReader(ctx.maxMessageBytes);
+    this.responses = new GrpcMessageReader(ctx.maxResponseMessageBytes);
+    this.traceId = traceIdOf(call.headers);
+  }
+
+  start(): void {
+    const stream = this.call.stream;
+    stream.on('data', (chunk: Buffer) => this.fromClient(chunk));
+    stream.on('end', () => {
+      this.clientEnded = true;
+      if (this.upstream !== null && this.queued.length === 0) this.upstream.end();
+      else if (this.upstream === null && this.opening === null && !this.finished) {
+        this.refuse(mgError('MG_PACKET_MALFORMED', `${this.spec.name} needs a request message; the call ended without one`));
+      }
+    });
+    stream.on('close', () => {
+      if (!this.finished) {
+        this.upstream?.close(constants.NGHTTP2_CANCEL);
+        this.finish(GrpcStatus.CANCELLED, 'the caller cancelled the call', null);
+      }
+    });
+  }
+
+  private fromClient(chunk: Buffer): void {
+    if (this.finished) return;
+    let messages;
+    try {
+      messages = this.reader.push(chunk);
+    } catch (error) {
+      this.refuse(asMeshgateError(error));
+      return;
+    }
+    for (const message of messages) {
+      if (message.compressed) {
+        this.refuse(mgError('MG_PACKET_MALFORMED', 'meshgate reads every request to authorize it and does not accept compressed messages: turn request compression off in the client'));
+        return;
+      }
+      let facts: RequestFacts;
+      try {
+        facts = describeRequest(this.spec, message.payload);
+      } catch (error) {
+        this.refuse(decodeError(error, this.spec));
+        return;
+      }
+      const refusal = this.authorize(facts);
+      if (refusal !== null) {
+        this.refuse(refusal);
+        return;
+      }
+      this.forward(message.raw);
+    }
+  }
+
+  /** Every path of the message through policy; null when all are allowed. */
+  private authorize(facts: RequestFacts): MeshgateError | null {
+    const project = facts.database.project;
+    if (project !== '' && project !== this.ctx.project) {
+      return mgError('MG_POLICY_DENIED', `meshgate serves Firestore project '${this.ctx.project}', not '${project}'`);
+    }
+    const policy = this.ctx.policy();
+    const identity = this.call.identity;
+    for (const access of facts.accesses) {
+      const request: FirestoreRequest = { engine: 'firestore', database: access.database.database, path: access.path, pathKind: access.kind, operation: access.operation };
+      const decision = policy.evaluate(identity, request);
+      if (this.paths.length < 1000) this.paths.push(access.kind === 'document' || access.path === '' ? access.path : `${access.path} (${access.kind})`);
+      this.operation = mergeOperation(this.operation, access.operation);
+      this.rule = decision.ruleId;
+      if (!decision.allow) {
+        const where = access.path === '' ? `database ${access.database.database}` : `${access.kind} ${access.path}`;
+        return mgError('MG_POLICY_DENIED', `${access.operation} of ${where} denied: ${decision.reason}`);
+      }
+      this.serviceAccount ??= decision.googleServiceAccount;
+    }
+    if (facts.transaction !== null && facts.writes > 0 && this.ctx.transactions.isReadOnly(identity.principal, facts.transaction)) {
+      return mgError('MG_POLICY_DENIED', 'this transaction was begun read-only; writes in it are refused');
+    }
+    this.writes += facts.writes;
+    this.beginsReadOnly ||= facts.beginsTransaction === 'read-only';
+    return null;
+  }
+
+  private forward(raw: Buffer): void {
+    if (this.upstream !== null) {
+      this.write(raw);
+      return;
+    }
+    this.queued.push(raw);
+    this.opening ??= this.openUpstream();
+  }
+
+  private async openUpstream(): Promise<void> {
+    let authorization: string;
+    try {
+      authorization = await this.ctx.upstream.auth.authorization(this.serviceAccount);
+    } catch (error) {
+      this.refuse(asMeshgateError(error));
+      return;
+    }
+    if (this.finished) return;
+    let upstream: ClientHttp2Stream;
+    try {
+      upstream = this.ctx.upstream.open(this.call.method, forwardedHeaders(this.call.headers), authorization);
+    } catch (error) {
+      this.refuse(mgError('MG_UPSTREAM_UNAVAILABLE', `cannot reach Firestore: ${(error as Error).message}`, error));
+      return;
+    }
+    this.upstream = upstream;
+    upstream.on('response', (headers, flags) => this.onResponse(headers, flags));
+    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
+    upstream.on('trailers', (trailers) => (this.trailers = trailers));
+    upstream.on('end', () => this.upstreamEnded());
+    upstream.on('error', (error) => this.upstreamFailed(error));
+    upstream.on('close', () => {
+      if (!this.finished && !this.call.stream.headersSent) this.upstreamFailed(new Error(`stream closed (${upstream.rstCode})`));
+    });
+    this.call.stream.on('drain', () => upstream.resume());
+    upstream.on('drain', () => this.call.stream.resume());
+    for (const raw of this.queued.splice(0)) this.write(raw);
+    if (this.clientEnded) upstream.end();
+  }
+
+  private write(raw: Buffer): void {
+    if (!this.upstream!.write(raw)) this.call.stream.pause();
+  }
+
+  private onResponse(headers: IncomingHttpHeaders, flags: number): void {
+    if (this.finished) return;
+    const out = responseHeaders(headers);
+    if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
+      // Trailers-only: the upstream refused before any message.
+      this.call.stream.respond(out, { endStream: true });
+      this.finish(statusOf(headers), messageOf(headers), null);
+      return;
+    }
+    this.call.stream.respond(out, { waitForTrailers: true });
+    this.call.stream.on('wantTrailers', () => this.call.stream.sendTrailers(trailerHeaders(this.trailers)));
+  }
+
+  private fromUpstream(chunk: Buffer): void {
+    if (!this.call.stream.write(chunk)) this.upstream?.pause();
+    try {
+      for (const message of this.responses.push(chunk)) {
+        const counted = countResponse(this.spec, message.payload);
+        this.documents += counted.documents;
+        if (counted.transaction !== null && this.beginsReadOnly) this.ctx.transactions.markReadOnly(this.call.identity.principal, counted.transaction);
+      }
+    } catch {
+      // Counting is for the audit event; the caller still gets the bytes as Firestore sent them.
+    }
+  }
+
+  private upstreamEnded(): void {
+    if (this.finished) return;
+    const status = statusOf(this.trailers ?? {});
+    if (this.call.stream.headersSent) this.call.stream.end();
+    else refuseCall(this.call.stream, mgError('MG_UPSTREAM_PROTOCOL', 'Firestore ended the call without an answer'));
+    if (status === GrpcStatus.OK && this.writes > 0) this.documents += this.writes;
+    this.finish(status, messageOf(this.trailers ?? {}), null);
+  }
+
+  private upstreamFailed(error: Error): void {
+    if (this.finished) return;
+    const failure = mgError('MG_UPSTREAM_UNAVAILABLE', `Firestore upstream failed: ${error.message}`, error);
+    if (this.call.stream.headersSent) this.call.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    else refuseCall(this.call.stream, failure);
+    this.finish(GrpcStatus.UNAVAILABLE, failure.message, failure);
+  }
+
+  private refuse(error: MeshgateError): void {
+    if (this.finished) return;
+    this.upstream?.close(constants.NGHTTP2_CANCEL);
+    const stream = this.call.stream;
+    // Answering before the caller finished sending makes Node reset the stream, which
+    // gRPC clients read as INTERNAL and retry; a unary caller's END_STREAM is a moment away.
+    const withHeaders = this.spec.streaming !== 'unary';
+    if (this.clientEnded || this.spec.streaming === 'bidi' || stream.destroyed) refuseCall(stream, error, { withHeaders });
+    else {
+      const answer = () => refuseCall(stream, error, { withHeaders });
+      const timer = setTimeout(answer, 1000);
+      timer.unref();
+      stream.once('end', () => {
+        clearTimeout(timer);
+        answer();
+      });
+      stream.resume();
+    }
+    this.finish(null, null, error);
+  }
+
+  private finish(status: number | null, upstreamMessage: string | null, error: MeshgateError | null): void {
+    if (this.finished) return;
+    this.finished = true;
+    const denied = error !== null && error.code === 'MG_POLICY_DENIED';
+    this.ctx.audit.record(
+      rpcEvent({
+        engine: 'firestore',
+        sessionId: this.sessionId,
+        peer: this.call.peer,
+        identity: this.call.identity,
+        xfcc: this.call.xfcc,
+        method: this.call.method,
+        operation: this.operation,
+        paths: this.paths,
+        decision: denied || (error !== null && this.upstream === null) ? 'deny' : 'allow',
+        rule: this.rule,
+        // Calls that name no path (BeginTransaction, Rollback, an empty Commit) touch no data;
+        // the reads and writes made in a transaction are judged one by one.
+        reason: error?.message ?? (this.rule === null ? 'touches no documents' : `allowed by ${this.rule}`),
+        traceId: this.traceId,
+        error,
+        ...(status === null ? {} : { status }),
+        ...(upstreamMessage === null ? {} : { upstreamMessage }),
+        documents: status === GrpcStatus.OK || status === null ? this.documents : 0,
+        startedAt: this.call.startedAt,
+      }),
+    );
+  }
+}
+
+function decodeError(error: unknown, spec: MethodSpec): MeshgateError {
+  const coded = asMeshgateError(error);
+  if (coded.code !== 'MG_INTERNAL') return coded;
+  return mgError('MG_PACKET_MALFORMED', `the ${spec.name} request is not a valid google.firestore.v1.${spec.request} message`, error);
+}
+
+function mergeOperation(current: string | null, next: string): string {
+  if (current === null || current === next) return next;
+  return current.split('+').includes(next) ? current : `${current}+${next}`;
+}
+
+function forwardedHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || NOT_FORWARDED.has(name) || value === undefined) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = { [constants.HTTP2_HEADER_STATUS]: headers[constants.HTTP2_HEADER_STATUS] ?? 200 };
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || NOT_FORWARDED.has(name) || value === undefined) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function trailerHeaders(trailers: IncomingHttpHeaders | null): OutgoingHttpHeaders {
+  if (trailers === null) return { 'grpc-status': String(GrpcStatus.UNKNOWN), 'grpc-message': 'upstream sent no status' };
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(trailers)) if (!name.startsWith(':') && value !== undefined) out[name] = value;
+  return out;
+}
+
+function statusOf(headers: IncomingHttpHeaders): number {
+  const value = Number(headers['grpc-status']);
+  return Number.isInteger(value) ? value : GrpcStatus.UNKNOWN;
+}
+
+function messageOf(headers: IncomingHttpHeaders): string | null {
+  const value = headers['grpc-message'];
+  if (typeof value !== 'string') return null;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The Firestore engine behind the gRPC front door: calls with a proven identity become
+ * FirestoreCalls; unknown methods and calls the front door refused are answered and audited.
+ */
+import { randomBytes } from 'node:crypto';
+import { mgError } from '../../errors/index.ts';
+import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
+import type { GrpcCall, RefusedCall } from '../grpc/front-door.ts';
+import { refuseCall } from '../grpc/status.ts';
+import { FirestoreCall } from './call.ts';
+import { METHODS } from './codec/access.ts';
+import type { FirestoreEngineContext } from './context.ts';
+
+export class FirestoreEngine {
+  constructor(private readonly ctx: FirestoreEngineContext) {}
+
+  readonly onCall = (call: GrpcCall): void => {
+    const spec = METHODS.get(call.method);
+    const sessionId = randomBytes(8).toString('hex');
+    if (spec === undefined) {
+      const error = mgError('MG_COMMAND_FORBIDDEN', `meshgate does not serve ${call.method}; it serves the google.firestore.v1.Firestore methods`);
+      refuseCall(call.stream, error);
+      this.ctx.audit.record(
+        rpcEvent({ engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'deny', rule: null, reason: error.message, traceId: traceIdOf(call.headers), error, documents: 0, startedAt: call.startedAt }),
+      );
+      return;
+    }
+    new FirestoreCall(call, spec, this.ctx, sessionId).start();
+  };
+
+  readonly onRefused = (refusal: RefusedCall): void => {
+    this.ctx.audit.record(
+      rpcEvent({
+        engine: 'firestore',
+        sessionId: randomBytes(8).toString('hex'),
+        peer: refusal.peer,
+        identity: null,
+        xfcc: refusal.xfcc,
+        method: refusal.method,
+        operation: null,
+        paths: [],
+        decision: 'deny',
+        rule: null,
+        reason: refusal.error.message,
+        traceId: traceIdOf(refusal.headers),
+        error: refusal.error,
+        documents: 0,
+        startedAt: refusal.startedAt,
+      }),
+    );
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * Production upstream credentials: a short-lived OAuth access token for the Google service
+ * account policy maps the caller to, minted by impersonation (IAM Credentials
+ * generateAccessToken) from meshgate's own identity (Application Default Credentials:
+ * Workload Identity on GKE). Tokens are cached per service account and renewed five minutes
+ * before they expire; the caller never sees one.
+ */
+import { GoogleAuth, Impersonated, type AuthClient } from 'google-auth-library';
+import { asMeshgateError, mgError } from '../../errors/index.ts';
+import type { UpstreamAuth } from './upstream.ts';
+
+export const DATASTORE_SCOPE = 'https://www.googleapis.com/auth/datastore';
+const RENEW_BEFORE_MS = 5 * 60_000;
+
+export interface GoogleAuthOptions {
+  /** meshgate's own credentials; default Application Default Credentials. */
+  readonly sourceClient?: AuthClient;
+  /** IAM Credentials API; overridden only by tests. */
+  readonly endpoint?: string;
+  /** Token lifetime asked for, in seconds (max 3600 without an org policy). */
+  readonly lifetimeSeconds?: number;
+  readonly now?: () => number;
+}
+
+interface Cached {
+  readonly header: string;
+  readonly expiresAt: number;
+}
+
+export function googleUpstreamAuth(options: GoogleAuthOptions = {}): UpstreamAuth {
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, Cached>();
+  const inFlight = new Map<string, Promise<Cached>>();
+  let source: Promise<AuthClient> | null = options.sourceClient === undefined ? null : Promise.resolve(options.sourceClient);
+
+  const mint = async (serviceAccount: string): Promise<Cached> => {
+    source ??= new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }).getClient();
+    const client = new Impersonated({
+      sourceClient: await source,
+      targetPrincipal: serviceAccount,
+      targetScopes: [DATASTORE_SCOPE],
+      lifetime: options.lifetimeSeconds ?? 3600,
+      delegates: [],
+      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    });
+    try {
+      const { token } = await client.getAccessToken();
+      if (typeof token !== 'string' || token === '') throw new Error('no access token in the answer');
+      const expiry = client.credentials.expiry_date;
+      return { header: `Bearer ${token}`, expiresAt: typeof expiry === 'number' ? expiry : now() + (options.lifetimeSeconds ?? 3600) * 1000 };
+    } catch (error) {
+      throw mgError(
+        'MG_UPSTREAM_AUTH_FAILED',
+        `cannot get a Firestore token for ${serviceAccount} (${asMeshgateError(error).message.split('\n')[0]}); grant meshgate's own service account roles/iam.serviceAccountTokenCreator on it`,
+        error,
+      );
+    }
+  };
+
+  return {
+    async authorization(serviceAccount) {
+      if (serviceAccount === null) {
+        throw mgError('MG_CONFIG_INVALID', 'the policy rule that allowed this call names no Google service account (to.firestore.serviceAccount); meshgate has no credentials to forward it with');
+      }
+      const cached = cache.get(serviceAccount);
+      if (cached !== undefined && cached.expiresAt - RENEW_BEFORE_MS > now()) return cached.header;
+      let pending = inFlight.get(serviceAccount);
+      if (pending === undefined) {
+        pending = mint(serviceAccount).finally(() => inFlight.delete(serviceAccount));
+        inFlight.set(serviceAccount, pending);
+      }
+      const fresh = await pending;
+      cache.set(serviceAccount, fresh);
+      return fresh.header;
+    },
+  };
+}

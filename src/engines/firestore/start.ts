@@ -1,0 +1,75 @@
+/** The Firestore engine assembled from its config section, behind the gRPC front door. */
+import type { AuditSink } from '../../audit/types.ts';
+import type { MeshgateConfig } from '../../config/schema.ts';
+import { mgError } from '../../errors/index.ts';
+import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import type { TlsMaterial } from '../../identity/tls-material.ts';
+import type { CompiledPolicy } from '../../policy/types.ts';
+import { GrpcFrontDoor } from '../grpc/front-door.ts';
+import type { Logger } from '../mysql/context.ts';
+import { FirestoreEngine } from './engine.ts';
+import { googleUpstreamAuth } from './google-auth.ts';
+import { ReadOnlyTransactions } from './transactions.ts';
+import { emulatorAuth, FirestoreUpstream } from './upstream.ts';
+
+export type FirestoreConfig = NonNullable<MeshgateConfig['firestore']>;
+
+export interface FirestoreDeps {
+  readonly tls: TlsMaterial;
+  policy(): CompiledPolicy;
+  readonly audit: AuditSink;
+  readonly log: Logger;
+  readonly trustDomains: readonly string[];
+  verifyPeer(facts: TlsPeerFacts): Identity;
+  readonly verifyToken?: (token: string) => Promise<Identity>;
+}
+
+export interface RunningFirestore {
+  readonly port: number;
+  /** Where calls go, for the start-up log line. */
+  readonly upstream: string;
+  close(): Promise<void>;
+}
+
+export async function startFirestore(config: FirestoreConfig, deps: FirestoreDeps): Promise<RunningFirestore> {
+  const upstream =
+    'emulator' in config.upstream
+      ? new FirestoreUpstream({ url: `http://${config.upstream.emulator}`, auth: emulatorAuth })
+      : new FirestoreUpstream({ url: config.upstream.google.endpoint, auth: googleUpstreamAuth() });
+  const engine = new FirestoreEngine({
+    project: config.project,
+    policy: deps.policy,
+    upstream,
+    transactions: new ReadOnlyTransactions(),
+    audit: deps.audit,
+    log: deps.log,
+    maxMessageBytes: config.maxMessageBytes,
+    // Answers are not ours to limit; this only bounds what meshgate buffers to count them.
+    maxResponseMessageBytes: 256 * 1024 * 1024,
+  });
+  const door = new GrpcFrontDoor({
+    tls: config.tls === 'mtls' ? deps.tls : null,
+    caller: {
+      trustedHops: config.trustedHops,
+      trustDomains: deps.trustDomains,
+      verifyPeer: deps.verifyPeer,
+      ...(deps.verifyToken === undefined ? {} : { verifyToken: deps.verifyToken }),
+    },
+    log: deps.log,
+    onCall: engine.onCall,
+    onRefused: engine.onRefused,
+  });
+  const address = await door.listen(config.host, config.port).catch((error: unknown) => {
+    upstream.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    throw mgError('MG_CONFIG_INVALID', `cannot listen for Firestore clients on ${config.host}:${config.port} (${code}); choose another firestore.port`, error);
+  });
+  return {
+    port: address.port,
+    upstream: 'emulator' in config.upstream ? `emulator ${config.upstream.emulator}` : config.upstream.google.endpoint,
+    async close() {
+      await door.close();
+      upstream.close();
+    },
+  };
+}
