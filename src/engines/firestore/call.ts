@@ -15,7 +15,8 @@ import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
 import type { GrpcCall } from '../grpc/front-door.ts';
 import { GrpcStatus, refuseCall } from '../grpc/status.ts';
 import { describeRequest, type MethodSpec, type RequestFacts } from './codec/access.ts';
-import { GrpcMessageReader } from './codec/grpc-frames.ts';
+import { encodeGrpcMessage, GrpcMessageReader } from './codec/grpc-frames.ts';
+import { encodeTargetRefusal } from './codec/messages.ts';
 import { countResponse } from './codec/responses.ts';
 import type { FirestoreEngineContext } from './context.ts';
 
@@ -38,6 +39,9 @@ export class FirestoreCall {
   private trailers: IncomingHttpHeaders | null = null;
   private serviceAccount: string | null = null;
   private beginsReadOnly = false;
+  private refusedTargets = 0;
+  /** Response headers already sent by meshgate (a Listen refusal before Firestore answered). */
+  private respondedFirst = false;
   private readonly traceId: string;
 
   constructor(
@@ -58,7 +62,12 @@ export class FirestoreCall {
       this.clientEnded = true;
       if (this.upstream !== null && this.queued.length === 0) this.upstream.end();
       else if (this.upstream === null && this.opening === null && !this.finished) {
-        this.refuse(mgError('MG_PACKET_MALFORMED', `${this.spec.name} needs a request message; the call ended without one`));
+        if (this.respondedFirst) {
+          // Every target was refused and the caller is done: end as Firestore would.
+          this.trailers = { 'grpc-status': String(GrpcStatus.OK) };
+          stream.end();
+          this.finish(GrpcStatus.OK, null, null);
+        } else this.refuse(mgError('MG_PACKET_MALFORMED', `${this.spec.name} needs a request message; the call ended without one`));
       }
     });
     stream.on('close', () => {
@@ -90,7 +99,16 @@ export class FirestoreCall {
         this.refuse(decodeError(error, this.spec));
         return;
       }
+      const pathsBefore = this.paths.length;
       const refusal = this.authorize(facts);
+      if (refusal !== null && facts.listenTargetId !== undefined && refusal.code === 'MG_POLICY_DENIED') {
+        // Firestore refuses a listen target by removing it with a cause, and the stream
+        // goes on; the SDK reports it to that listener. A stream ended instead is retried.
+        this.answerListen(encodeTargetRefusal(facts.listenTargetId, GrpcStatus.PERMISSION_DENIED, `[${refusal.code}] ${refusal.message}`));
+        // A listen stream can live for hours: the refusal is audited now, on its own.
+        this.recordListenRefusal(this.paths.splice(pathsBefore), refusal);
+        continue;
+      }
       if (refusal !== null) {
         this.refuse(refusal);
         return;
@@ -100,26 +118,33 @@ export class FirestoreCall {
   }
 
   /** Every path of the message through policy; null when all are allowed. */
+  /** Every path of the message through policy (all recorded); the first refusal, or null. */
   private authorize(facts: RequestFacts): MeshgateError | null {
-    const project = facts.database.project;
-    if (project !== '' && project !== this.ctx.project) {
-      return mgError('MG_POLICY_DENIED', `meshgate serves Firestore project '${this.ctx.project}', not '${project}'`);
+    const projects = new Set([facts.database.project, ...facts.accesses.map((a) => a.database.project)]);
+    projects.delete('');
+    for (const project of projects) {
+      if (project !== this.ctx.project) return mgError('MG_POLICY_DENIED', `meshgate serves Firestore project '${this.ctx.project}', not '${project}'`);
     }
     const policy = this.ctx.policy();
     const identity = this.call.identity;
+    let refusal: MeshgateError | null = null;
     for (const access of facts.accesses) {
       const request: FirestoreRequest = { engine: 'firestore', database: access.database.database, path: access.path, pathKind: access.kind, operation: access.operation };
       const decision = policy.evaluate(identity, request);
       if (this.paths.length < 1000) this.paths.push(access.kind === 'document' || access.path === '' ? access.path : `${access.path} (${access.kind})`);
       this.operation = mergeOperation(this.operation, access.operation);
+      if (refusal !== null) continue;
       this.rule = decision.ruleId;
       if (!decision.allow) {
         const where = access.path === '' ? `database ${access.database.database}` : `${access.kind} ${access.path}`;
-        return mgError('MG_POLICY_DENIED', `${access.operation} of ${where} denied: ${decision.reason}`);
+        refusal = mgError('MG_POLICY_DENIED', `${access.operation} of ${where} denied: ${decision.reason}`);
+        continue;
       }
       this.serviceAccount ??= decision.googleServiceAccount;
     }
+    if (refusal !== null) return refusal;
     if (facts.transaction !== null && facts.writes > 0 && this.ctx.transactions.isReadOnly(identity.principal, facts.transaction)) {
+      this.rule = null; // no rule refused it: the caller's own read-only promise did
       return mgError('MG_POLICY_DENIED', 'this transaction was begun read-only; writes in it are refused');
     }
     this.writes += facts.writes;
@@ -173,6 +198,13 @@ export class FirestoreCall {
 
   private onResponse(headers: IncomingHttpHeaders, flags: number): void {
     if (this.finished) return;
+    if (this.respondedFirst) {
+      if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
+        this.trailers = headers;
+        this.upstreamEnded();
+      }
+      return;
+    }
     const out = responseHeaders(headers);
     if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
       // Trailers-only: the upstream refused before any message.
@@ -181,19 +213,41 @@ export class FirestoreCall {
       return;
     }
     this.call.stream.respond(out, { waitForTrailers: true });
-    this.call.stream.on('wantTrailers', () => this.call.stream.sendTrailers(trailerHeaders(this.trailers)));
+    this.call.stream.once('wantTrailers', () => this.call.stream.sendTrailers(trailerHeaders(this.trailers)));
+  }
+
+  /** Sends a Listen response of meshgate's own, between whole upstream messages. */
+  private answerListen(payload: Buffer): void {
+    const stream = this.call.stream;
+    if (!stream.headersSent) {
+      stream.respond({ [constants.HTTP2_HEADER_STATUS]: 200, [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers(trailerHeaders(this.trailers)));
+      this.respondedFirst = true;
+    }
+    stream.write(encodeGrpcMessage(payload));
   }
 
   private fromUpstream(chunk: Buffer): void {
-    if (!this.call.stream.write(chunk)) this.upstream?.pause();
+    // Listen answers go message by message, so meshgate's own refusals fit between them;
+    // everything else passes through as it arrives.
+    const wholeMessages = this.spec.name === 'Listen';
+    if (!wholeMessages && !this.call.stream.write(chunk)) this.upstream?.pause();
+    let messages;
     try {
-      for (const message of this.responses.push(chunk)) {
+      messages = this.responses.push(chunk);
+    } catch {
+      if (wholeMessages) this.upstreamFailed(new Error('Firestore sent a Listen response meshgate cannot frame'));
+      return;
+    }
+    for (const message of messages) {
+      if (wholeMessages && !this.call.stream.write(message.raw)) this.upstream?.pause();
+      try {
         const counted = countResponse(this.spec, message.payload);
         this.documents += counted.documents;
         if (counted.transaction !== null && this.beginsReadOnly) this.ctx.transactions.markReadOnly(this.call.identity.principal, counted.transaction);
+      } catch {
+        // Counting is for the audit event; the caller still gets the bytes as Firestore sent them.
       }
-    } catch {
-      // Counting is for the audit event; the caller still gets the bytes as Firestore sent them.
     }
   }
 
@@ -235,9 +289,34 @@ export class FirestoreCall {
     this.finish(null, null, error);
   }
 
+  private recordListenRefusal(paths: string[], error: MeshgateError): void {
+    this.refusedTargets++;
+    this.ctx.audit.record(
+      rpcEvent({
+        engine: 'firestore',
+        sessionId: this.sessionId,
+        peer: this.call.peer,
+        identity: this.call.identity,
+        xfcc: this.call.xfcc,
+        method: this.call.method,
+        operation: 'read',
+        paths,
+        decision: 'deny',
+        rule: this.rule,
+        reason: error.message,
+        traceId: this.traceId,
+        error,
+        documents: 0,
+        startedAt: process.hrtime.bigint(),
+      }),
+    );
+  }
+
   private finish(status: number | null, upstreamMessage: string | null, error: MeshgateError | null): void {
     if (this.finished) return;
     this.finished = true;
+    // A listen stream whose every target was refused has said all there is in those events.
+    if (this.refusedTargets > 0 && this.upstream === null && error === null) return;
     const denied = error !== null && error.code === 'MG_POLICY_DENIED';
     this.ctx.audit.record(
       rpcEvent({
@@ -256,7 +335,7 @@ export class FirestoreCall {
         reason: error?.message ?? (this.rule === null ? 'touches no documents' : `allowed by ${this.rule}`),
         traceId: this.traceId,
         error,
-        ...(status === null ? {} : { status }),
+        ...(status === null || error !== null ? {} : { status }),
         ...(upstreamMessage === null ? {} : { upstreamMessage }),
         documents: status === GrpcStatus.OK || status === null ? this.documents : 0,
         startedAt: this.call.startedAt,
@@ -267,8 +346,8 @@ export class FirestoreCall {
 
 function decodeError(error: unknown, spec: MethodSpec): MeshgateError {
   const coded = asMeshgateError(error);
-  if (coded.code !== 'MG_INTERNAL') return coded;
-  return mgError('MG_PACKET_MALFORMED', `the ${spec.name} request is not a valid google.firestore.v1.${spec.request} message`, error);
+  if (coded.code === 'MG_INTERNAL') return mgError('MG_PACKET_MALFORMED', `the ${spec.name} request is not a valid google.firestore.v1.${spec.request} message`, error);
+  return mgError(coded.code, `${spec.name}: ${coded.message}`, error);
 }
 
 function mergeOperation(current: string | null, next: string): string {

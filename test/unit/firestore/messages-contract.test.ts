@@ -22,6 +22,7 @@ function officialName(fullName: string): string {
     'Target.QueryTarget': 'Target.QueryTarget',
   };
   const local = fullName.replace(/^\.?meshgate\.firestore\.v1\./, '');
+  if (local === 'Status') return 'google.rpc.Status';
   return `google.firestore.v1.${rename[local] ?? local}`;
 }
 
@@ -46,6 +47,8 @@ test('every trimmed field has Google’s number, type and repetition', () => {
       assert.equal(match.repeated, field.repeated, `${type.fullName}.${field.name} repetition`);
       const kind = (f: protobuf.Field) => (f.resolve().resolvedType === null ? f.type : f.resolvedType instanceof protobuf.Enum ? 'enum' : 'message');
       assert.equal(kind(match), kind(field), `${type.fullName}.${field.name} type`);
+      // A oneof here must be one there too: the strict check refuses two members at once.
+      if (field.partOf !== null) assert.ok(match.partOf !== null && field.partOf.oneof.every((name) => match.partOf!.oneof.includes(name) || match.partOf!.oneof.includes(protobuf.util.camelCase(name))), `${type.fullName}.${field.partOf.name} is a oneof in ${theirs.fullName}`);
     }
   }
 });

@@ -61,6 +61,8 @@ export interface RequestFacts {
   readonly transaction: string | null;
   /** Writes the request carries (Commit, BatchWrite, Write). */
   readonly writes: number;
+  /** Listen: the id of the target the message adds, so a refusal can name it. */
+  readonly listenTargetId?: number;
 }
 
 function transactionMode(options: TransactionOptionsMsg | null): 'read-only' | 'read-write' | null {
@@ -200,7 +202,7 @@ export function describeRequest(method: MethodSpec, payload: Buffer): RequestFac
             ? queryAccesses(target.query.parent, target.query.structured_query, 'read', 'add_target.query.parent')
             : [];
       if (accesses.length === 0) throw mgError('MG_PACKET_MALFORMED', 'a Listen target must name documents or a query');
-      return { ...NO_FACTS, accesses, database };
+      return { ...NO_FACTS, accesses, database, listenTargetId: target.target_id };
     }
     case 'ListCollectionIdsRequest': {
       const r = decodeRequest('ListCollectionIdsRequest', payload);

@@ -19,7 +19,8 @@ export interface DocumentsName extends DatabaseName {
 const MAX_NAME_LENGTH = 6 * 1024;
 
 function invalid(what: string, name: string): never {
-  const shown = name.length > 120 ? `${name.slice(0, 120)}…` : name;
+  // Enough to recognise the name; the caller's bytes go into errors and the audit trail.
+  const shown = name.length > 60 ? `${name.slice(0, 60)}…` : name;
   throw mgError('MG_PACKET_MALFORMED', `${what} ${JSON.stringify(shown)} is not a Firestore resource name (projects/{project}/databases/{database}/documents/…)`);
 }
 
