@@ -10,17 +10,34 @@
  *   d_meshgate_upstream_acquire inside meshgate during (c): only the upstream acquisition
  *                               (lease lookup + pooled take, or a login), beside the upstream
  *                               login time measured the same way during (b)
- *   ratios                      (c)/(a) and (c)/(b)
+ *   e0_private_mariadb_plaintext  control for (e)/(f): the private server below, plaintext, as (a)
+ *   e_direct_mariadb_tls        mysql2 straight to a private MariaDB over TLS, verifying the server
+ *                               certificate (ssl: { ca }), no client certificate
+ *   f_direct_mariadb_mtls       the same with a client certificate (the SVID of (b)/(c)) and
+ *                               REQUIRE X509 on the account: what meshgate's client side demands
+ *   c_full_, e_full_, f_full_   (c), (e), (f) with every connect a full TLS handshake: mysql2
+ *                               resumes TLS sessions by default, and both meshgate and MariaDB
+ *                               accept, so the plain (b)/(c)/(e)/(f) are mostly resumptions
+ *   ratios                      (c)/(e), (c)/(f), (c)/(a), (c)/(b); full_*: the same for the full-handshake runs
+ *
+ * The system MariaDB has no TLS and is not reconfigured: (e0), (e) and (f) run against a private
+ * mariadbd (bench/private-mariadb.ts) with its own datadir, port and the listener certificate
+ * meshgate presents, deleted at the end. If it cannot start, a JSON line says why and the other
+ * scenarios still run. TLS scenarios report the negotiated protocol and how many connects
+ * resumed a TLS session (mysql2 caches sessions per ssl object; servers may or may not resume).
  *
  * meshgate runs as its own process, as in bench/mysql.ts (this file, started with --child).
  * One JSON line per scenario on stdout. Options (env): MESHGATE_BENCH_CONNECTS (default 500).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
+import { TLSSocket } from 'node:tls';
 import mysql from 'mysql2/promise';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../src/config/load.ts';
@@ -30,6 +47,7 @@ import type { MysqlEngineContext } from '../src/engines/mysql/context.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { jsonLogger } from '../src/log.ts';
 import { startMeshgate } from '../src/server.ts';
+import { startPrivateMariadb, type PrivateMariadb } from './private-mariadb.ts';
 
 const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 500);
@@ -152,23 +170,144 @@ async function stopChild(child: MeshgateChild): Promise<void> {
   clearTimeout(timer);
 }
 
+interface Measured extends Figures {
+  readonly cycle_mean_ms: number;
+  /** TLS connects only: protocol(s) negotiated and how many measured connects resumed a session. */
+  readonly tls_protocol?: string;
+  readonly tls_resumed?: number;
+}
+
+/**
+ * mysql2 keeps one TLS session per ssl object and host:port, and resumes it on the next
+ * connect. Dropping it after each connect (outside the timed part) makes every connect a full
+ * handshake, as with drivers that do not resume. Relies on mysql2's internal session cache
+ * module (lib/tls_session_cache.js, not exported): tls_resumed in the output shows it worked.
+ */
+type TlsSessionSlotClass = new (
+  ssl: object,
+  host: string | undefined,
+  port: number | undefined,
+  rejectUnauthorized: unknown,
+  verifyIdentity: unknown,
+) => { delete(): void };
+let tlsSessionSlot: TlsSessionSlotClass | undefined;
+
+function forgetTlsSession(options: mysql.ConnectionOptions): void {
+  const ssl = options.ssl;
+  if (typeof ssl !== 'object' || ssl === null) return;
+  if (tlsSessionSlot === undefined) {
+    const require = createRequire(import.meta.url);
+    try {
+      tlsSessionSlot = require(join(dirname(require.resolve('mysql2')), 'lib', 'tls_session_cache.js')) as TlsSessionSlotClass;
+    } catch (error) {
+      throw new Error(`cannot force full TLS handshakes: mysql2's lib/tls_session_cache.js did not load (${(error as Error).message})`);
+    }
+  }
+  // Keyed as mysql2 keys it (its config sets rejectUnauthorized on the ssl object itself).
+  new tlsSessionSlot(ssl, options.host, options.port, ssl.rejectUnauthorized, (ssl as { verifyIdentity?: boolean }).verifyIdentity).delete();
+}
+
+interface MeasureOptions {
+  readonly afterWarmup?: () => Promise<void>;
+  /** Forget the TLS session after every connect: full handshakes only. */
+  readonly fullHandshakes?: boolean;
+}
+
 /** `count` measured connects after a warm-up; the time to the first result, and the whole cycle. */
-async function measure(options: mysql.ConnectionOptions, count: number, afterWarmup?: () => Promise<void>): Promise<Figures & { cycle_mean_ms: number }> {
+async function measure(options: mysql.ConnectionOptions, count: number, { afterWarmup, fullHandshakes = false }: MeasureOptions = {}): Promise<Measured> {
   const samples: number[] = [];
   let cycles = 0;
+  const protocols = new Set<string>();
+  let tlsConnects = 0;
+  let resumed = 0;
   for (let i = 0; i < WARMUP + count; i++) {
     if (i === WARMUP) await afterWarmup?.();
     const started = performance.now();
     const conn = await mysql.createConnection(options);
     await conn.query('SELECT 1');
     const firstResult = performance.now() - started;
+    // Outside the timed part, before end(): mysql2 swaps its stream for the TLSSocket on upgrade.
+    const stream = (conn as unknown as { connection: { stream: unknown } }).connection.stream;
+    const tls = i >= WARMUP && stream instanceof TLSSocket ? stream : null;
+    if (tls !== null) {
+      tlsConnects++;
+      protocols.add(tls.getProtocol() ?? 'unknown');
+      if (tls.isSessionReused()) resumed++;
+    }
+    const endStarted = performance.now();
     await conn.end();
     if (i >= WARMUP) {
       samples.push(firstResult);
-      cycles += performance.now() - started;
+      cycles += firstResult + (performance.now() - endStarted);
     }
+    if (fullHandshakes) forgetTlsSession(options);
   }
-  return { ...figures(samples), cycle_mean_ms: round(cycles / count) };
+  const tlsFacts = tlsConnects > 0 ? { tls_protocol: [...protocols].join(','), tls_resumed: resumed } : {};
+  return { ...figures(samples), cycle_mean_ms: round(cycles / count), ...tlsFacts };
+}
+
+interface PrivateFigures {
+  readonly e: Measured | null;
+  readonly f: Measured | null;
+  readonly eFull: Measured | null;
+  readonly fFull: Measured | null;
+}
+
+/**
+ * (e0), (e) and (f) against a private MariaDB with TLS, started here and always stopped and
+ * deleted before returning. Failures are reported as JSON lines, not thrown.
+ */
+async function privateScenarios(tls: { cert: string; key: string; ca: string }, clientSsl: { cert: Buffer; key: Buffer; ca: Buffer }): Promise<PrivateFigures> {
+  const skipped = (scenario: string, reason: string) => console.log(JSON.stringify({ scenario, skipped: true, reason }));
+  let server: PrivateMariadb;
+  try {
+    server = await startPrivateMariadb({ tls });
+  } catch (error) {
+    const reason = `private MariaDB with TLS could not be started: ${(error as Error).message}`;
+    for (const scenario of ['e0_private_mariadb_plaintext', 'e_direct_mariadb_tls', 'f_direct_mariadb_mtls']) skipped(scenario, reason);
+    return { e: null, f: null, eFull: null, fFull: null };
+  }
+  try {
+    const password = randomBytes(18).toString('base64url');
+    // As (a)'s account: a role holding SELECT on the database, granted and set as default.
+    await server.admin(`CREATE DATABASE ${DATABASE}`);
+    await server.admin(`CREATE ROLE ${ROLE}`);
+    await server.admin(`GRANT SELECT ON ${DATABASE}.* TO ${ROLE}`);
+    const users = { plain: 'bench_plain', tls: 'bench_tls', x509: 'bench_x509' } as const;
+    const requires = { plain: 'NONE', tls: 'SSL', x509: 'X509' } as const;
+    for (const kind of ['plain', 'tls', 'x509'] as const) {
+      const user = users[kind];
+      await server.admin(`CREATE USER '${user}'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD(?) REQUIRE ${requires[kind]}`, [password]);
+      await server.admin(`GRANT ${ROLE} TO '${user}'@'%'`);
+      await server.admin(`SET DEFAULT ROLE ${ROLE} FOR '${user}'@'%'`);
+    }
+    const variables = await server.describe();
+    const base = { host: server.host, port: server.port, password, database: DATABASE };
+    const run = async (scenario: string, options: mysql.ConnectionOptions, extra: Record<string, unknown>, fullHandshakes = false): Promise<Measured | null> => {
+      try {
+        const result = await measure(options, CONNECTS, { fullHandshakes });
+        console.log(JSON.stringify({ scenario, connects: CONNECTS, ...result, ...extra }));
+        return result;
+      } catch (error) {
+        skipped(scenario, `failed: ${(error as Error).message}`);
+        return null;
+      }
+    };
+    await run('e0_private_mariadb_plaintext', { ...base, user: users.plain }, { tls: false, server: variables });
+    const eOptions = { ...base, user: users.tls, ssl: { ca: clientSsl.ca, rejectUnauthorized: true } };
+    const e = await run('e_direct_mariadb_tls', eOptions, { tls: true, client_cert: false });
+    const eFull = await run('e_full_direct_mariadb_tls', eOptions, { tls: true, client_cert: false }, true);
+    // The very ssl object of (b)/(c): same client context, same session cache behaviour.
+    const fOptions = { ...base, user: users.x509, ssl: clientSsl };
+    const f = await run('f_direct_mariadb_mtls', fOptions, { tls: true, client_cert: true });
+    const fFull = await run('f_full_direct_mariadb_mtls', fOptions, { tls: true, client_cert: true }, true);
+    return { e, f, eFull, fFull };
+  } catch (error) {
+    skipped('e_direct_mariadb_tls', `private MariaDB setup failed: ${(error as Error).message}`);
+    return { e: null, f: null, eFull: null, fFull: null };
+  } finally {
+    await server.stop();
+  }
 }
 
 async function parent(): Promise<void> {
@@ -236,10 +375,10 @@ async function parent(): Promise<void> {
 
     const a = await measure(direct, CONNECTS);
     console.log(JSON.stringify({ scenario: 'a_direct_mariadb', connects: CONNECTS, ...a, tls: false }));
-    const b = await measure(viaMeshgate(staticMeshgate.port), CONNECTS, reset(staticMeshgate));
+    const b = await measure(viaMeshgate(staticMeshgate.port), CONNECTS, { afterWarmup: reset(staticMeshgate) });
     const bInside = await stats(staticMeshgate);
     console.log(JSON.stringify({ scenario: 'b_meshgate_static_unpooled', connects: CONNECTS, ...b, tls: true, upstream_pool: bInside['pool'] }));
-    const c = await measure(viaMeshgate(dynamicMeshgate.port), CONNECTS, reset(dynamicMeshgate));
+    const c = await measure(viaMeshgate(dynamicMeshgate.port), CONNECTS, { afterWarmup: reset(dynamicMeshgate) });
     const cInside = await stats(dynamicMeshgate);
     console.log(JSON.stringify({ scenario: 'c_meshgate_dynamic_pooled', connects: CONNECTS, ...c, tls: true, upstream_pool: cInside['pool'] }));
     const acquire = cInside['acquire']!;
@@ -257,14 +396,32 @@ async function parent(): Promise<void> {
         upstream_login: bInside['acquire'],
       }),
     );
+    let cFull: Measured | null = null;
+    try {
+      cFull = await measure(viaMeshgate(dynamicMeshgate.port), CONNECTS, { fullHandshakes: true });
+      console.log(JSON.stringify({ scenario: 'c_full_meshgate_dynamic_pooled', connects: CONNECTS, ...cFull, tls: true }));
+    } catch (error) {
+      console.log(JSON.stringify({ scenario: 'c_full_meshgate_dynamic_pooled', skipped: true, reason: `failed: ${(error as Error).message}` }));
+    }
+    const { e, f, eFull, fFull } = await privateScenarios({ cert: server.certPath, key: server.keyPath, ca: client.bundlePath }, ssl);
+    const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? null : round(x / y));
     console.log(
       JSON.stringify({
         scenario: 'ratios',
-        c_over_a_p50: round(c.p50_ms / a.p50_ms),
-        c_over_a_mean: round(c.mean_ms / a.mean_ms),
-        c_over_b_p50: round(c.p50_ms / b.p50_ms),
-        c_over_b_mean: round(c.mean_ms / b.mean_ms),
+        c_over_e_p50: ratio(c.p50_ms, e?.p50_ms),
+        c_over_e_mean: ratio(c.mean_ms, e?.mean_ms),
+        c_over_f_p50: ratio(c.p50_ms, f?.p50_ms),
+        c_over_f_mean: ratio(c.mean_ms, f?.mean_ms),
+        c_over_a_p50: ratio(c.p50_ms, a.p50_ms),
+        c_over_a_mean: ratio(c.mean_ms, a.mean_ms),
+        c_over_b_p50: ratio(c.p50_ms, b.p50_ms),
+        c_over_b_mean: ratio(c.mean_ms, b.mean_ms),
         pooled_acquire_over_login_p50: round(acquire['p50_ms']! / bInside['acquire']!['p50_ms']!),
+        // Every TLS connect a full handshake (no session resumption) on both sides.
+        full_c_over_e_p50: ratio(cFull?.p50_ms, eFull?.p50_ms),
+        full_c_over_e_mean: ratio(cFull?.mean_ms, eFull?.mean_ms),
+        full_c_over_f_p50: ratio(cFull?.p50_ms, fFull?.p50_ms),
+        full_c_over_f_mean: ratio(cFull?.mean_ms, fFull?.mean_ms),
       }),
     );
   } finally {
