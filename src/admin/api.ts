@@ -19,15 +19,16 @@
  * place, the body of the 201 that hands it out.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { asMeshgateError, mgError, type MeshgateError } from '../errors/index.ts';
+import { sendError, sendJson } from '../http/json.ts';
+import { listenTlsPerConnection, type Listening } from '../http/tls-listener.ts';
 import { verifyTlsPeer } from '../identity/peer.ts';
 import { watchTlsMaterial, type TlsMaterial } from '../identity/tls-material.ts';
 import { tlsFactsOf } from '../identity/tls-verdict.ts';
 import type { Identity } from '../identity/types.ts';
 import type { CompiledPolicy } from '../policy/types.ts';
-import { readJsonObject, send, sendError, statusOf, stringField } from './http.ts';
+import { readJsonObject, statusOf, stringField } from './http.ts';
 import { ALL_STATES, authorizeAndIssue, describeSelector, LIVE_STATES, leaseView, principalSelector, ttlMsOf, type AdminAccount, type LeaseOperations, type UpstreamAddress } from './issue.ts';
 
 export { MAX_ADMIN_BODY_BYTES } from './http.ts';
@@ -76,10 +77,7 @@ export interface AdminApiOptions {
   readonly now?: () => Date;
 }
 
-export interface AdminApi {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type AdminApi = Listening;
 
 type Route = (req: IncomingMessage, res: ServerResponse, remote: string | undefined) => Promise<void>;
 
@@ -167,7 +165,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       throw error;
     }
     log?.info('issued a credential', { lease: issued.leaseId, principal: issued.principal, role: issued.role, database, expiresAt: issued.expiresAt, remote });
-    send(res, 201, issued);
+    sendJson(res, 201, issued);
   };
 
   const listLeases: Route = async (req, res) => {
@@ -175,7 +173,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     const all = new URL(req.url ?? '/', 'https://admin').searchParams.get('all');
     const everything = all !== null && all !== '0' && all !== 'false';
     const leases = await options.leases.list({ states: everything ? ALL_STATES : LIVE_STATES });
-    send(res, 200, { leases: leases.map(leaseView) });
+    sendJson(res, 200, { leases: leases.map(leaseView) });
   };
 
   const revoke: Route = async (req, res, remote) => {
@@ -194,7 +192,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     const reason = stringField(body, 'reason', REVOKE_SHAPE) ?? `revoked by ${by.spiffeId} through the admin API`;
     const revoked = await options.leases.revoke(selector, reason);
     log?.info('revoked leases', { by: by.spiffeId, selector: describeSelector(selector), leases: revoked.map((l) => l.id), remote });
-    send(res, 200, { revoked: revoked.map(leaseView) });
+    sendJson(res, 200, { revoked: revoked.map(leaseView) });
   };
 
   const rotateRoot: Route = async (req, res, remote) => {
@@ -203,10 +201,10 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     if (options.rotateAdmin === undefined) throw mgError('MG_CONFIG_INVALID', 'the admin API was started without admin-credential rotation');
     await options.rotateAdmin();
     log?.info('rotated the admin credential', { by: by.spiffeId, remote });
-    send(res, 200, { rotated: true, ...(options.adminAccount ?? {}) });
+    sendJson(res, 200, { rotated: true, ...(options.adminAccount ?? {}) });
   };
 
-  const health: Route = async (_req, res) => send(res, 200, { ok: true });
+  const health: Route = async (_req, res) => sendJson(res, 200, { ok: true });
 
   const routes: Readonly<Record<string, { method: string; run: Route }>> = {
     [ADMIN_ROUTES.health]: { method: 'GET', run: health },
@@ -243,42 +241,26 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS },
     handle,
   );
-  const sockets = new Set<Socket>();
-  // TLS per connection with the latest context that loaded, as the MySQL listener and the
-  // signing endpoint do: certificate and bundle changes apply without a restart.
-  const netServer = createNetServer((raw) => {
-    sockets.add(raw);
-    raw.once('close', () => sockets.delete(raw));
-    raw.on('error', () => raw.destroy());
-    raw.setTimeout(HANDSHAKE_TIMEOUT_MS, () => raw.destroy());
-    const tlsSocket = new TLSSocket(raw, { isServer: true, secureContext: material.secureContext(), requestCert: true, rejectUnauthorized: false });
-    tlsSocket.on('error', () => tlsSocket.destroy());
-    tlsSocket.once('secure', () => {
-      raw.setTimeout(0);
-      httpServer.emit('connection', tlsSocket);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    netServer.once('error', reject);
-    netServer.listen(options.port, options.host, () => {
-      netServer.off('error', reject);
-      resolve();
-    });
+  const listener = await listenTlsPerConnection({
+    host: options.host,
+    port: options.port,
+    secureContext: () => material.secureContext(),
+    requestCert: true,
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+    onConnection: (tlsSocket) => httpServer.emit('connection', tlsSocket),
   }).catch((error: unknown) => {
     if (ownsMaterial) material.close();
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw mgError('MG_CONFIG_INVALID', `the admin API cannot listen on ${options.host}:${options.port} (${code}); choose another admin.port`, error);
   });
-  const port = (netServer.address() as AddressInfo).port;
+  const port = listener.port;
   log?.info('admin API listening', { host: options.host, port, admins: options.admins.length });
   return {
     port,
     close: async () => {
       if (ownsMaterial) material.close();
-      const closed = new Promise<void>((resolve) => netServer.close(() => resolve()));
       httpServer.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await closed;
+      await listener.close();
     },
   };
 }

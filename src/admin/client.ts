@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { ERROR_CODES, mgError, type ErrorCode } from '../errors/index.ts';
+import { readUpTo } from '../http/json.ts';
 import { MAX_ADMIN_BODY_BYTES } from './http.ts';
 
 const TIMEOUT_MS = 30_000;
@@ -70,22 +71,11 @@ export async function adminRequest(options: AdminClientOptions, request: AdminRe
         },
       },
       (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) {
-            res.destroy();
-            reject(mgError('MG_UPSTREAM_PROTOCOL', `${base.origin} answered with more than ${MAX_ANSWER_BYTES} bytes; is --server meshgate's admin API?`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('error', reject);
-        res.on('end', () => {
+        const tooLarge = () => mgError('MG_UPSTREAM_PROTOCOL', `${base.origin} answered with more than ${MAX_ANSWER_BYTES} bytes; is --server meshgate's admin API?`);
+        readUpTo(res, MAX_ANSWER_BYTES, tooLarge, () => res.destroy()).then((answer) => {
           let parsed: unknown;
           try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            parsed = JSON.parse(answer.toString('utf8'));
           } catch {
             reject(mgError('MG_UPSTREAM_PROTOCOL', `${base.origin} answered HTTP ${res.statusCode} without JSON; is --server meshgate's admin API?`));
             return;
@@ -96,7 +86,7 @@ export async function adminRequest(options: AdminClientOptions, request: AdminRe
           const code = typeof error?.code === 'string' && Object.hasOwn(ERROR_CODES, error.code) ? (error.code as ErrorCode) : 'MG_INTERNAL';
           const message = typeof error?.message === 'string' ? error.message : `the admin API answered HTTP ${status}`;
           reject(mgError(code, message));
-        });
+        }, reject);
       },
     );
     req.on('timeout', () => req.destroy(mgError('MG_UPSTREAM_UNAVAILABLE', `${base.origin} did not answer within ${TIMEOUT_MS / 1000} s; check --server and that meshgate is running`)));

@@ -289,16 +289,16 @@ export class FirestoreCall {
     this.finish(null, null, error);
   }
 
+  /** What every audit event of this call says about who called what. */
+  private about() {
+    return { engine: 'firestore', sessionId: this.sessionId, peer: this.call.peer, identity: this.call.identity, xfcc: this.call.xfcc, method: this.call.method } as const;
+  }
+
   private recordListenRefusal(paths: string[], error: MeshgateError): void {
     this.refusedTargets++;
     this.ctx.audit.record(
       rpcEvent({
-        engine: 'firestore',
-        sessionId: this.sessionId,
-        peer: this.call.peer,
-        identity: this.call.identity,
-        xfcc: this.call.xfcc,
-        method: this.call.method,
+        ...this.about(),
         operation: 'read',
         paths,
         decision: 'deny',
@@ -320,12 +320,7 @@ export class FirestoreCall {
     const denied = error !== null && error.code === 'MG_POLICY_DENIED';
     this.ctx.audit.record(
       rpcEvent({
-        engine: 'firestore',
-        sessionId: this.sessionId,
-        peer: this.call.peer,
-        identity: this.call.identity,
-        xfcc: this.call.xfcc,
-        method: this.call.method,
+        ...this.about(),
         operation: this.operation,
         paths: this.paths,
         decision: denied || (error !== null && this.upstream === null) ? 'deny' : 'allow',

@@ -10,9 +10,10 @@
  */
 import { X509Certificate } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { asMeshgateError, isMeshgateError, mgError } from '../../errors/index.ts';
+import { sendError, sendJson } from '../../http/json.ts';
+import { listenTlsPerConnection, type Listening } from '../../http/tls-listener.ts';
 import { DEFAULT_SVID_TTL_SECONDS } from '../ca-issue.ts';
 import { caPaths, loadCa } from '../ca-store.ts';
 import { verifyTlsPeer } from '../peer.ts';
@@ -20,7 +21,7 @@ import { watchTlsMaterial, type TlsMaterialLog } from '../tls-material.ts';
 import type { Identity } from '../types.ts';
 import { verifyCsr } from './csr.ts';
 import { chainVerificationError } from '../tls-verdict.ts';
-import { csrOf, readBody, send, statusOf, SVID_ROUTE } from './http.ts';
+import { csrOf, readRequest, statusOf, SVID_ROUTE } from './http.ts';
 import { isJoinTokenShaped, type JoinTokenStore } from './join-tokens.ts';
 import { DEFAULT_ISSUANCES_PER_MINUTE, RateLimiter, serialQueue } from './limits.ts';
 import { signSvidForKey } from './sign.ts';
@@ -53,10 +54,7 @@ export interface SigningEndpointOptions {
   readonly now?: () => Date;
 }
 
-export interface SigningEndpoint {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type SigningEndpoint = Listening;
 
 /** Who asked, and how they proved it; `joinToken` is redeemed only if a certificate is issued. */
 interface Caller {
@@ -133,7 +131,7 @@ export async function startSigningEndpoint(options: SigningEndpointOptions): Pro
   }
 
   async function issue(req: IncomingMessage, res: ServerResponse, remote: string | undefined): Promise<void> {
-    const csr = csrOf(await readBody(req));
+    const csr = csrOf(await readRequest(req));
     const caller = await authenticate(req);
     if (caller.trustDomain !== trustDomain) {
       throw mgError('MG_TRUST_DOMAIN_UNTRUSTED', `${caller.spiffeId} is in trust domain ${JSON.stringify(caller.trustDomain)}; this CA signs for ${JSON.stringify(trustDomain)} only`);
@@ -143,7 +141,7 @@ export async function startSigningEndpoint(options: SigningEndpointOptions): Pro
     if (!rate.allowed) {
       const error = mgError('MG_SIGNER_RATE_LIMITED', `${caller.spiffeId} asked for more than ${perMinute} certificates in a minute; retry in ${rate.retryAfterSeconds} s`);
       log?.warn('signing request refused', { code: error.code, error: error.message, remote });
-      send(res, 429, { error: { code: error.code, message: error.message } }, { 'retry-after': String(rate.retryAfterSeconds) });
+      sendError(res, 429, error, { 'retry-after': String(rate.retryAfterSeconds) });
       return;
     }
     const joinToken = caller.joinToken;
@@ -161,7 +159,7 @@ export async function startSigningEndpoint(options: SigningEndpointOptions): Pro
       }),
     );
     log?.info('issued an SVID', { spiffeId: signed.spiffeId, serial: signed.serialNumber, notAfter: signed.notAfter.toISOString(), proof: caller.method, remote });
-    send(res, 200, {
+    sendJson(res, 200, {
       certificate: signed.certificatePem,
       bundle: signed.bundlePem,
       notAfter: signed.notAfter.toISOString(),
@@ -174,11 +172,11 @@ export async function startSigningEndpoint(options: SigningEndpointOptions): Pro
     const remote = req.socket?.remoteAddress;
     const path = (req.url ?? '').split('?')[0];
     if (path !== SVID_ROUTE) {
-      send(res, 404, { error: { code: 'MG_SIGNER_REQUEST_INVALID', message: `no such route; the signing endpoint serves POST ${SVID_ROUTE}` } });
+      sendError(res, 404, { code: 'MG_SIGNER_REQUEST_INVALID', message: `no such route; the signing endpoint serves POST ${SVID_ROUTE}` });
       return;
     }
     if (req.method !== 'POST') {
-      send(res, 405, { error: { code: 'MG_SIGNER_REQUEST_INVALID', message: `use POST ${SVID_ROUTE}` } }, { allow: 'POST' });
+      sendError(res, 405, { code: 'MG_SIGNER_REQUEST_INVALID', message: `use POST ${SVID_ROUTE}` }, { allow: 'POST' });
       return;
     }
     issue(req, res, remote).catch((thrown: unknown) => {
@@ -191,46 +189,30 @@ export async function startSigningEndpoint(options: SigningEndpointOptions): Pro
       if (status >= 500) log?.warn('signing request failed', isMeshgateError(thrown) ? fields : { ...fields, cause: String(thrown) });
       else log?.info('signing request refused', fields);
       // A refused upload is not drained: the connection goes after the answer.
-      send(res, status, { error: { code: error.code, message } }, error.code === 'MG_PACKET_TOO_LARGE' ? { connection: 'close' } : {});
+      sendError(res, status, { code: error.code, message }, error.code === 'MG_PACKET_TOO_LARGE' ? { connection: 'close' } : {});
     });
   }
 
   const httpServer = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, handle);
-  const sockets = new Set<Socket>();
-  // TLS is terminated per connection with the latest context that loaded (tls-material.ts),
-  // as the MySQL listener does, so certificate and bundle changes apply without a restart.
-  const netServer = createNetServer((raw) => {
-    sockets.add(raw);
-    raw.once('close', () => sockets.delete(raw));
-    raw.on('error', () => raw.destroy());
-    raw.setTimeout(HANDSHAKE_TIMEOUT_MS, () => raw.destroy());
-    const tlsSocket = new TLSSocket(raw, { isServer: true, secureContext: material.secureContext(), requestCert: options.renewWithSvid !== false, rejectUnauthorized: false });
-    tlsSocket.on('error', () => tlsSocket.destroy());
-    tlsSocket.once('secure', () => {
-      raw.setTimeout(0);
-      httpServer.emit('connection', tlsSocket);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    netServer.once('error', reject);
-    netServer.listen(options.port, options.host, () => {
-      netServer.off('error', reject);
-      resolve();
-    });
+  const listener = await listenTlsPerConnection({
+    host: options.host,
+    port: options.port,
+    secureContext: () => material.secureContext(),
+    requestCert: options.renewWithSvid !== false,
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+    onConnection: (tlsSocket) => httpServer.emit('connection', tlsSocket),
   }).catch((error: unknown) => {
     material.close();
     throw error;
   });
-  const port = (netServer.address() as AddressInfo).port;
+  const port = listener.port;
   log?.info('signing endpoint listening', { host: options.host, port, route: SVID_ROUTE, svidTtlSeconds });
   return {
     port,
     close: async () => {
       material.close();
-      const closed = new Promise<void>((resolve) => netServer.close(() => resolve()));
       httpServer.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await closed;
+      await listener.close();
     },
   };
 }
