@@ -215,11 +215,11 @@ function certificateOf(element: XfccElement, uri: string): Identity['certificate
  * MG_XFCC_MALFORMED, MG_SPIFFE_ID_INVALID or MG_TRUST_DOMAIN_UNTRUSTED.
  */
 export function identityFromXfcc(header: string | undefined, hop: { readonly remoteAddress: string }, options: XfccTrustOptions): XfccResult {
-  const remote = typeof hop.remoteAddress === 'string' ? hop.remoteAddress : '';
-  const trusted = isTrustedHop(remote, options.trustedHops);
   if (header === undefined || header.trim() === '') {
     return { identity: null, stripped: false, reason: 'no x-forwarded-client-cert header' };
   }
+  const remote = typeof hop.remoteAddress === 'string' ? hop.remoteAddress : '';
+  const trusted = isTrustedHop(remote, options.trustedHops);
   if (!trusted) {
     const configured = options.trustedHops.length === 0 ? 'none are configured' : `trusted: ${options.trustedHops.join(', ')}`;
     return {

@@ -11,12 +11,17 @@ import { FirestoreCall } from './call.ts';
 import { METHODS } from './codec/access.ts';
 import type { FirestoreEngineContext } from './context.ts';
 
+/** Unique per process and cheap: a random prefix and a counter, not random bytes per call. */
+const SESSION_PREFIX = randomBytes(4).toString('hex');
+let calls = 0;
+const nextSessionId = () => `${SESSION_PREFIX}${(++calls).toString(16).padStart(8, '0')}`;
+
 export class FirestoreEngine {
   constructor(private readonly ctx: FirestoreEngineContext) {}
 
   readonly onCall = (call: GrpcCall): void => {
     const spec = METHODS.get(call.method);
-    const sessionId = randomBytes(8).toString('hex');
+    const sessionId = nextSessionId();
     if (spec === undefined) {
       const error = mgError('MG_COMMAND_FORBIDDEN', `meshgate does not serve ${call.method}; it serves the google.firestore.v1.Firestore methods`);
       refuseCall(call.stream, error);
@@ -32,7 +37,7 @@ export class FirestoreEngine {
     this.ctx.audit.record(
       rpcEvent({
         engine: 'firestore',
-        sessionId: randomBytes(8).toString('hex'),
+        sessionId: nextSessionId(),
         peer: refusal.peer,
         identity: null,
         xfcc: refusal.xfcc,

@@ -83,6 +83,8 @@ export class GrpcFrontDoor {
   private readonly unsubscribe: () => void = () => {};
   /** Verified once per connection: every stream on it shares the TLS peer. */
   private readonly tlsFacts = new WeakMap<Http2Session, TlsPeerFacts>();
+  /** The SVID's identity per connection, until the certificate expires. */
+  private readonly peers = new WeakMap<Http2Session, Identity>();
 
   constructor(private readonly options: GrpcFrontDoorOptions) {
     const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 256 };
@@ -149,7 +151,7 @@ export class GrpcFrontDoor {
     }
     const verdict = await resolveCaller(
       { remoteAddress: peer.address, tls: this.tlsFactsOf(session), xfcc: xfccHeader, authorization: headerText(headers.authorization) },
-      this.options.caller,
+      { ...this.options.caller, verifyPeer: (facts) => this.verifiedPeer(session, facts) },
     );
     if (verdict.identity === null) {
       refuse(verdict.error, verdict.xfcc);
@@ -157,6 +159,15 @@ export class GrpcFrontDoor {
     }
     if (stream.destroyed) return;
     this.options.onCall({ stream, headers, method, identity: verdict.identity, xfcc: verdict.xfcc, peer, startedAt });
+  }
+
+  private verifiedPeer(session: Http2Session, facts: TlsPeerFacts): Identity {
+    const known = this.peers.get(session);
+    if (known !== undefined && Date.parse(known.certificate.notAfter) > Date.now()) return known;
+    // First call on the connection, or the certificate has since expired: verify (and refuse).
+    const identity = this.options.caller.verifyPeer(facts);
+    this.peers.set(session, identity);
+    return identity;
   }
 
   private tlsFactsOf(session: Http2Session): TlsPeerFacts | null {

@@ -10,7 +10,7 @@
  * what it authorizes is then exactly what Firestore will read.
  */
 import protobuf from 'protobufjs';
-import { mgError, type MeshgateError } from '../../../errors/index.ts';
+import { isMeshgateError, mgError, type MeshgateError } from '../../../errors/index.ts';
 
 const MAX_DEPTH = 32;
 
@@ -40,7 +40,18 @@ function refuse(problem: string): MeshgateError {
 }
 
 /** Throws MG_PACKET_MALFORMED when `bytes` is not a message every parser reads the same way. */
-export function checkUnambiguous(type: protobuf.Type, bytes: Uint8Array, depth = 0): void {
+export function checkUnambiguous(type: protobuf.Type, bytes: Uint8Array): void {
+  try {
+    walk(type, bytes, 0);
+  } catch (error) {
+    if (isMeshgateError(error)) throw error;
+    // protobufjs's reader throws (RangeError, or Error for wire types 6 and 7) when a field
+    // runs past the end or is not protobuf at all.
+    throw mgError('MG_PACKET_MALFORMED', `the request is not a valid google.firestore.v1.${type.name} message (${(error as Error).message}); send what the Firestore client libraries send`);
+  }
+}
+
+function walk(type: protobuf.Type, bytes: Uint8Array, depth: number): void {
   if (depth > MAX_DEPTH) throw refuse(`nests messages deeper than ${MAX_DEPTH}`);
   const reader = protobuf.Reader.create(bytes);
   const seen = new Set<number>();
@@ -73,7 +84,7 @@ export function checkUnambiguous(type: protobuf.Type, bytes: Uint8Array, depth =
       const length = reader.uint32();
       const start = reader.pos;
       if (start + length > reader.len) throw refuse(`is cut off inside ${type.name}.${field.name}`);
-      if (field.resolvedType instanceof protobuf.Type) checkUnambiguous(field.resolvedType, bytes.subarray(start, start + length), depth + 1);
+      if (field.resolvedType instanceof protobuf.Type) walk(field.resolvedType, bytes.subarray(start, start + length), depth + 1);
       reader.pos = start + length;
     } else {
       reader.skipType(wire);
