@@ -61,6 +61,7 @@ export class FirestoreCall {
     stream.on('end', () => {
       this.clientEnded = true;
       if (this.upstream !== null && this.queued.length === 0) this.upstream.end();
+      else if (this.upstream === null && this.opening === null && this.queued.length > 0 && !this.finished) this.openUpstream();
       else if (this.upstream === null && this.opening === null && !this.finished) {
         if (this.respondedFirst) {
           // Every target was refused and the caller is done: end as Firestore would.
@@ -158,17 +159,27 @@ export class FirestoreCall {
       return;
     }
     this.queued.push(raw);
-    this.opening ??= this.openUpstream();
+    // A unary or server-streaming call has one message, and its END_STREAM follows at once:
+    // opening then sends both in one frame. Write and Listen streams open right away.
+    if (this.spec.streaming === 'bidi' || this.clientEnded) this.openUpstream();
   }
 
-  private async openUpstream(): Promise<void> {
-    let authorization: string;
-    try {
-      authorization = await this.ctx.upstream.auth.authorization(this.serviceAccount);
-    } catch (error) {
-      this.refuse(asMeshgateError(error));
+  private openUpstream(): void {
+    if (this.opening !== null || this.upstream !== null) return;
+    const auth = this.ctx.upstream.auth;
+    const cached = auth.cached(this.serviceAccount);
+    if (cached !== null) {
+      this.opening = Promise.resolve();
+      this.openWith(cached);
       return;
     }
+    this.opening = auth.authorization(this.serviceAccount).then(
+      (authorization) => this.openWith(authorization),
+      (error: unknown) => this.refuse(asMeshgateError(error)),
+    );
+  }
+
+  private openWith(authorization: string): void {
     if (this.finished) return;
     let upstream: ClientHttp2Stream;
     try {
@@ -188,8 +199,11 @@ export class FirestoreCall {
     });
     this.call.stream.on('drain', () => upstream.resume());
     upstream.on('drain', () => this.call.stream.resume());
-    for (const raw of this.queued.splice(0)) this.write(raw);
-    if (this.clientEnded) upstream.end();
+    const queued = this.queued.splice(0);
+    const last = this.clientEnded ? queued.pop() : undefined;
+    for (const raw of queued) this.write(raw);
+    if (last !== undefined) upstream.end(last);
+    else if (this.clientEnded) upstream.end();
   }
 
   private write(raw: Buffer): void {
@@ -352,20 +366,23 @@ function mergeOperation(current: string | null, next: string): string {
 
 function forwardedHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(':') || NOT_FORWARDED.has(name) || value === undefined) continue;
-    out[name] = value;
-  }
+  copyHeaders(headers, out);
   return out;
 }
 
 function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = { [constants.HTTP2_HEADER_STATUS]: headers[constants.HTTP2_HEADER_STATUS] ?? 200 };
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(':') || NOT_FORWARDED.has(name) || value === undefined) continue;
-    out[name] = value;
-  }
+  copyHeaders(headers, out);
   return out;
+}
+
+/** Every header but pseudo-headers and the ones that never cross meshgate (hot path: no Object.entries). */
+function copyHeaders(from: IncomingHttpHeaders, to: OutgoingHttpHeaders): void {
+  for (const name in from) {
+    const value = from[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */ || NOT_FORWARDED.has(name)) continue;
+    to[name] = value;
+  }
 }
 
 function trailerHeaders(trailers: IncomingHttpHeaders | null): OutgoingHttpHeaders {

@@ -57,21 +57,26 @@ export function googleUpstreamAuth(options: GoogleAuthOptions = {}): UpstreamAut
     }
   };
 
+  const fresh = (serviceAccount: string): string | null => {
+    const entry = cache.get(serviceAccount);
+    return entry !== undefined && entry.expiresAt - RENEW_BEFORE_MS > now() ? entry.header : null;
+  };
   return {
+    cached: (serviceAccount) => (serviceAccount === null ? null : fresh(serviceAccount)),
     async authorization(serviceAccount) {
       if (serviceAccount === null) {
         throw mgError('MG_CONFIG_INVALID', 'the policy rule that allowed this call names no Google service account (to.firestore.serviceAccount); meshgate has no credentials to forward it with');
       }
-      const cached = cache.get(serviceAccount);
-      if (cached !== undefined && cached.expiresAt - RENEW_BEFORE_MS > now()) return cached.header;
+      const header = fresh(serviceAccount);
+      if (header !== null) return header;
       let pending = inFlight.get(serviceAccount);
       if (pending === undefined) {
         pending = mint(serviceAccount).finally(() => inFlight.delete(serviceAccount));
         inFlight.set(serviceAccount, pending);
       }
-      const fresh = await pending;
-      cache.set(serviceAccount, fresh);
-      return fresh.header;
+      const minted = await pending;
+      cache.set(serviceAccount, minted);
+      return minted.header;
     },
   };
 }
