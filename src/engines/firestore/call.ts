@@ -8,7 +8,7 @@
  * the path and the rule; in a stream (Write, Listen) nothing after it is forwarded, and the
  * upstream stream is cancelled. One audit event per call, when it ends.
  */
-import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { FirestoreRequest } from '../../policy/types.ts';
 import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
@@ -18,10 +18,9 @@ import { describeRequest, type MethodSpec, type RequestFacts } from './codec/acc
 import { encodeGrpcMessage, GrpcMessageReader } from './codec/grpc-frames.ts';
 import { encodeTargetRefusal } from './codec/messages.ts';
 import { countResponse } from './codec/responses.ts';
+import { forwardedHeaders, messageOf, responseHeaders, statusOf, trailerHeaders } from './headers.ts';
 import type { FirestoreEngineContext } from './context.ts';
 
-/** Headers that describe one hop, or carry the caller's credentials: never forwarded. */
-const NOT_FORWARDED = new Set(['authorization', 'x-forwarded-client-cert', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'cookie']);
 
 export class FirestoreCall {
   private readonly reader: GrpcMessageReader;
@@ -362,47 +361,4 @@ function decodeError(error: unknown, spec: MethodSpec): MeshgateError {
 function mergeOperation(current: string | null, next: string): string {
   if (current === null || current === next) return next;
   return current.split('+').includes(next) ? current : `${current}+${next}`;
-}
-
-function forwardedHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  copyHeaders(headers, out);
-  return out;
-}
-
-function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = { [constants.HTTP2_HEADER_STATUS]: headers[constants.HTTP2_HEADER_STATUS] ?? 200 };
-  copyHeaders(headers, out);
-  return out;
-}
-
-/** Every header but pseudo-headers and the ones that never cross meshgate (hot path: no Object.entries). */
-function copyHeaders(from: IncomingHttpHeaders, to: OutgoingHttpHeaders): void {
-  for (const name in from) {
-    const value = from[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */ || NOT_FORWARDED.has(name)) continue;
-    to[name] = value;
-  }
-}
-
-function trailerHeaders(trailers: IncomingHttpHeaders | null): OutgoingHttpHeaders {
-  if (trailers === null) return { 'grpc-status': String(GrpcStatus.UNKNOWN), 'grpc-message': 'upstream sent no status' };
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(trailers)) if (!name.startsWith(':') && value !== undefined) out[name] = value;
-  return out;
-}
-
-function statusOf(headers: IncomingHttpHeaders): number {
-  const value = Number(headers['grpc-status']);
-  return Number.isInteger(value) ? value : GrpcStatus.UNKNOWN;
-}
-
-function messageOf(headers: IncomingHttpHeaders): string | null {
-  const value = headers['grpc-message'];
-  if (typeof value !== 'string') return null;
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
 }

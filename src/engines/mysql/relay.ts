@@ -6,20 +6,21 @@
  */
 import type { Socket } from 'node:net';
 import type { AuditIdentity, StatementEvent } from '../../audit/types.ts';
-import { extractTraceparent, newSpanId, newTraceId, sqlcommenterComment, tagPlacement } from '../../audit/trace.ts';
+import { extractTraceparent, newTraceId, sqlcommenterComment } from '../../audit/trace.ts';
 import { statementVerb } from '../../audit/classify.ts';
 import { auditTime } from '../../audit/clock.ts';
 import { redactSecrets } from '../../audit/redact.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { Command, LAST_PREPARED_STATEMENT_ID, MAX_PACKET_PAYLOAD } from './codec/constants.ts';
-import { decodeCommand, MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
+import { Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
+import { decodeCommand, type ClientCommand } from './codec/commands.ts';
 import { encodeErr } from './codec/generic.ts';
-import { encodeMessage, HEADER_BYTES, PacketFramer, type Frame } from './codec/framer.ts';
+import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import { ResponseTracker, type ResponseHandler, type ResponseOutcome } from './codec/response-tracker.ts';
 import type { MysqlEngineContext } from './context.ts';
 import { translateKill, type SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import type { UpstreamConnection } from './upstream.ts';
+import { spliceTag } from './tagging.ts';
 
 export interface RelayOptions {
   readonly sessionId: string;
@@ -201,7 +202,7 @@ export class Relay implements ResponseHandler {
       traceId = carried?.traceId ?? newTraceId();
       if (command.code === Command.QUERY || command.code === Command.STMT_PREPARE) {
         if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
-        if (this.ctx.tagStatements && text !== null) bytes = this.tagged(frame, sent ?? text, carried === null ? traceId : null) ?? bytes;
+        if (this.ctx.tagStatements && text !== null) bytes = spliceTag(frame, sent ?? text, this.commentHead, carried === null ? traceId : null) ?? bytes;
       }
     }
     this.toUpstream(bytes);
@@ -209,34 +210,6 @@ export class Relay implements ResponseHandler {
       this.tracker.expect(command.response);
       this.inFlight.push({ command: command.name, code: command.code, text, traceId, startedNs: process.hrtime.bigint() });
     }
-  }
-
-  /**
-   * The statement with a sqlcommenter comment naming the caller, so MariaDB's processlist
-   * and logs show who asked. Bytes are spliced, never re-encoded: the statement may be in a
-   * charset other than UTF-8.
-   */
-  private tagged(frame: Frame, sql: string, newTrace: string | null): Buffer | null {
-    // Text beyond the decoded prefix was not lexed; and tagging must not change how many
-    // packets the command takes, or the answer's sequence ids would not match the client's.
-    if (frame.payload.length - 1 > MAX_DECODED_TEXT_BYTES) return null;
-    const place = tagPlacement(sql);
-    if (place === null) return null;
-    // Character and byte offsets agree when decoding mapped each byte to one character;
-    // otherwise only an append at the very end is safe.
-    if (place.cut !== sql.length && frame.payload.length - 1 !== sql.length) return null;
-    const cutByte = 1 + (place.cut === sql.length ? frame.payload.length - 1 : place.cut);
-    const comment =
-      place.separator + this.commentHead + (newTrace === null ? '*/' : `,traceparent='00-${newTrace}-${newSpanId()}-01'*/`);
-    const length = frame.payload.length + comment.length;
-    if (length >= MAX_PACKET_PAYLOAD) return null;
-    const out = Buffer.allocUnsafe(HEADER_BYTES + length);
-    out.writeUIntLE(length, 0, 3);
-    out[3] = frame.seq;
-    frame.payload.copy(out, HEADER_BYTES, 0, cutByte);
-    out.write(comment, HEADER_BYTES + cutByte, 'latin1');
-    frame.payload.copy(out, HEADER_BYTES + cutByte + comment.length, cutByte);
-    return out;
   }
 
   private checkDatabase(database: string): MeshgateError | null {
