@@ -13,6 +13,7 @@ import { asMeshgateError, mgError } from '../errors/index.ts';
 import type { Identity } from '../identity/types.ts';
 import type { LeaseFilter, LeasePurpose, LeaseRecord, StateStore } from '../store/types.ts';
 import { accountNameFor, randomLeaseSuffix, randomPassword } from './account-names.ts';
+import { roleUnknown } from './mariadb-errors.ts';
 import type { MariadbAccounts } from './types.ts';
 
 export interface LeaseLog {
@@ -78,7 +79,10 @@ interface CachedSession {
 
 export class LeaseManager {
   private readonly now: () => number;
+  /** By principal and role: what the next session of that pair uses. */
   private readonly cache = new Map<string, CachedSession>();
+  /** The same entries by lease id: sessions and the pool ask per connection. */
+  private readonly byLease = new Map<string, CachedSession>();
   private readonly creating = new Map<string, Promise<SessionCredential>>();
   /** Lease ids this process is creating or revoking right now; any other such record of ours is debris. */
   private readonly inFlight = new Set<string>();
@@ -101,14 +105,16 @@ export class LeaseManager {
       const lease = cached.credential.lease;
       const nearMax = lease.maxExpiresAt - now < this.options.timings.sessionTtlMs / 2;
       if (cached.expiresAt > now + 1000 && !nearMax) return cached.credential;
-      this.cache.delete(key);
+      this.uncache(key, cached);
       void this.retire(cached, nearMax ? 'rotated before its max TTL' : 'expired');
     }
     const pending = this.creating.get(key);
     if (pending !== undefined) return pending;
     const created = this.createLease('session', identity, role, database, this.options.timings.sessionTtlMs, this.options.timings.sessionMaxTtlMs)
       .then((credential) => {
-        this.cache.set(key, { credential, holders: 0, expiresAt: credential.lease.expiresAt });
+        const entry: CachedSession = { credential, holders: 0, expiresAt: credential.lease.expiresAt };
+        this.cache.set(key, entry);
+        this.byLease.set(credential.lease.id, entry);
         return credential;
       })
       .finally(() => this.creating.delete(key));
@@ -231,6 +237,7 @@ export class LeaseManager {
   async close(): Promise<void> {
     const entries = [...this.cache.values()];
     this.cache.clear();
+    this.byLease.clear();
     await Promise.all(entries.map((entry) => this.revokeOne(entry.credential.lease, 'meshgate shut down', { killSessions: false }).catch(() => null)));
   }
 
@@ -246,7 +253,7 @@ export class LeaseManager {
   ): Promise<SessionCredential> {
     // A role MariaDB lacks would only leave a record per attempt; say so before writing one.
     if (!(await this.options.accounts.roleExists(role))) {
-      throw mgError('MG_LEASE_ROLE_UNKNOWN', `MariaDB has no role '${role}': create it (CREATE ROLE ${role}; GRANT … TO ${role}) or fix the policy's to.mariadb.role`);
+      throw roleUnknown(role);
     }
     const now = this.now();
     const suffix = randomLeaseSuffix();
@@ -363,14 +370,18 @@ export class LeaseManager {
   }
 
   private entryOf(leaseId: string): CachedSession | undefined {
-    for (const entry of this.cache.values()) if (entry.credential.lease.id === leaseId) return entry;
-    return undefined;
+    return this.byLease.get(leaseId);
+  }
+
+  private uncache(key: string, entry: CachedSession): void {
+    if (this.cache.get(key) === entry) this.cache.delete(key);
+    this.byLease.delete(entry.credential.lease.id);
   }
 
   private forget(leaseId: string): void {
     for (const [key, entry] of this.cache) {
       if (entry.credential.lease.id !== leaseId) continue;
-      this.cache.delete(key);
+      this.uncache(key, entry);
       this.options.onLeaseEnded?.(entry.credential.lease);
     }
   }

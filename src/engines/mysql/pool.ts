@@ -10,6 +10,7 @@
 import type { Socket } from 'node:net';
 import { Command, Header } from './codec/constants.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
+import { decodeOk } from './codec/generic.ts';
 import type { UpstreamConnection, UpstreamLogin } from './upstream.ts';
 
 export interface PoolOptions {
@@ -181,7 +182,7 @@ export async function resetConnection(socket: Socket, state: { readonly database
       const selected = await conversation.selectDatabase();
       if (selected !== null) throw new Error('a session selected a database');
     }
-    return okStatus(reply[reply.length - 1]!.payload);
+    return decodeOk(reply[reply.length - 1]!.payload).status;
   } finally {
     conversation.end();
   }
@@ -189,15 +190,6 @@ export async function resetConnection(socket: Socket, state: { readonly database
 
 function expectOk(frame: Frame): void {
   if (frame.payload[0] !== Header.OK) throw new Error(`reset answered 0x${frame.payload[0]?.toString(16)}`);
-}
-
-function okStatus(payload: Buffer): number {
-  let offset = 1;
-  for (let i = 0; i < 2; i++) {
-    const first = payload[offset] ?? 0;
-    offset += first < 0xfb ? 1 : first === 0xfc ? 3 : first === 0xfd ? 4 : 9;
-  }
-  return offset + 2 <= payload.length ? payload.readUInt16LE(offset) : 0;
 }
 
 /** A few request/response exchanges on an idle connection, off the sessions' hot path. */

@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import { mgError } from '../../errors/index.ts';
 import { Capability, Header } from './codec/constants.ts';
-import { decodeErr } from './codec/generic.ts';
+import { decodeErr, decodeOk } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import {
   decodeAuthSwitchRequest,
@@ -98,23 +98,13 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
     if (reply.payload[0] !== Header.OK) {
       throw mgError('MG_UPSTREAM_PROTOCOL', `unexpected reply 0x${reply.payload[0]?.toString(16)} to meshgate's login`);
     }
-    const status = reply.payload.length >= 2 ? readOkStatus(reply.payload) : 0;
+    const status = decodeOk(reply.payload).status;
     return { socket, greeting, connectionId: greeting.connectionId, status, leftover: frames.release() };
   } catch (error) {
     frames.release();
     socket.destroy();
     throw error;
   }
-}
-
-function readOkStatus(payload: Buffer): number {
-  // OK: header, affected rows (lenenc), last insert id (lenenc), status (2).
-  let offset = 1;
-  for (let i = 0; i < 2; i++) {
-    const first = payload[offset] ?? 0;
-    offset += first < 0xfb ? 1 : first === 0xfc ? 3 : first === 0xfd ? 4 : 9;
-  }
-  return offset + 2 <= payload.length ? payload.readUInt16LE(offset) : 0;
 }
 
 function refused(message: string, target: UpstreamTarget) {
