@@ -85,9 +85,7 @@ describe('Firestore documents through meshgate (official emulator)', { skip: FIR
   });
 
   beforeEach(async () => {
-    await fx.reset();
-    const batch = fx.direct.batch();
-    const seed: Record<string, Record<string, unknown>> = {
+    await fx.reseed({
       'orders/o1': { status: 'open', total: 10 },
       'orders/o2': { status: 'shipped', total: 25 },
       'orders/o3': { status: 'open', total: 40 },
@@ -103,9 +101,7 @@ describe('Firestore documents through meshgate (official emulator)', { skip: FIR
       'accounts/secret-1': { balance: 1_000_000 },
       'analytics/daily': { visits: 7 },
       'analytics/2024/months/01': { visits: 99 },
-    };
-    for (const [path, data] of Object.entries(seed)) batch.set(fx.direct.doc(path), data);
-    await batch.commit();
+    });
   });
 
   const onEmulator = async (path: string) => (await fx.direct.doc(path).get()).data();

@@ -81,9 +81,7 @@ describe('Firestore listing and listening through meshgate (official emulator)',
   });
 
   beforeEach(async () => {
-    await fx.reset();
-    const batch = fx.direct.batch();
-    const seed: Record<string, Record<string, unknown>> = {
+    await fx.reseed({
       'orders/o1': { total: 10 },
       'orders/o2': { total: 20 },
       'orders/o1/items/i1': { sku: 'a' },
@@ -94,9 +92,7 @@ describe('Firestore listing and listening through meshgate (official emulator)',
       'accounts/a1': { balance: 5 },
       'analytics/daily': { visits: 7 },
       'analytics/daily/hours/h1': { visits: 1 },
-    };
-    for (const [path, data] of Object.entries(seed)) batch.set(fx.direct.doc(path), data);
-    await batch.commit();
+    });
   });
 
   describe('listDocuments (ListDocuments: read on the collection)', () => {

@@ -55,12 +55,7 @@ describe('Firestore transactions, batches and bulk writes through meshgate (offi
   });
 
   beforeEach(async () => {
-    await fx.reset();
-    const batch = fx.direct.batch();
-    batch.set(fx.direct.doc('orders/o1'), { total: 10 });
-    batch.set(fx.direct.doc('orders/o2'), { total: 20 });
-    batch.set(fx.direct.doc('users/u1'), { name: 'Ada' });
-    await batch.commit();
+    await fx.reseed({ 'orders/o1': { total: 10 }, 'orders/o2': { total: 20 }, 'users/u1': { name: 'Ada' } });
   });
 
   const onEmulator = async (path: string) => (await fx.direct.doc(path).get()).data();
