@@ -75,7 +75,11 @@ export interface FirestoreFixture {
   reseed(documents: Readonly<Record<string, Record<string, unknown>>>): Promise<void>;
   /** A mark in the audit log; rpcSince(mark) gives the rpc events recorded after it. */
   mark(): Promise<number>;
-  rpcSince(mark: number): Promise<RpcEvent[]>;
+  /**
+   * `atLeast`: wait (up to 5 s) for that many. A query's caller has its answer when the
+   * last document arrives, a moment before meshgate sees the call end and records it.
+   */
+  rpcSince(mark: number, atLeast?: number): Promise<RpcEvent[]>;
   /** Tracks a resource to close in stop() (a grpc-js client, a Firestore app, ...). */
   onStop(close: () => unknown): void;
   stop(): Promise<void>;
@@ -144,8 +148,13 @@ export async function startFirestoreFixture(options: FirestoreFixtureOptions): P
     async mark() {
       return (await rpcEvents()).length;
     },
-    async rpcSince(mark) {
-      return (await rpcEvents()).slice(mark);
+    async rpcSince(mark, atLeast = 0) {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const events = (await rpcEvents()).slice(mark);
+        if (events.length >= atLeast || Date.now() > deadline) return events;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     },
     onStop(close) {
       closers.push(close);

@@ -212,7 +212,7 @@ describe('Firestore documents through meshgate (official emulator)', { skip: FIR
       assert.deepEqual(await onEmulator('orders/o1/items/i9'), { sku: 'z', qty: 9 });
       const items = await orders.collection('orders/o1/items').orderBy('qty').get();
       assert.deepEqual(paths(items.docs), ['orders/o1/items/i1', 'orders/o1/items/i2', 'orders/o1/items/i9']);
-      const events = await fx.rpcSince(mark);
+      const events = await fx.rpcSince(mark, 3);
       assert.deepEqual(
         events.map((e) => [e.method.split('/')[1], e.decision, e.rule, e.paths, e.documents]),
         [
@@ -321,7 +321,7 @@ describe('Firestore documents through meshgate (official emulator)', { skip: FIR
       assert.deepEqual((await analytics.doc('analytics/2024/months/01').get()).data(), { visits: 99 });
       const query = await analytics.collection('analytics').where('visits', '>', 1).get();
       assert.deepEqual(paths(query.docs), ['analytics/daily']);
-      const events = await fx.rpcSince(mark);
+      const events = await fx.rpcSince(mark, 3);
       assert.deepEqual(
         events.map((e) => [e.method.split('/')[1], e.decision, e.rule, e.paths, e.documents, e.operation]),
         [
