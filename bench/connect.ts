@@ -53,10 +53,12 @@ const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 500);
 const WARMUP = 20;
 const TRUST_DOMAIN = 'bench.meshgate.local';
-const NAMESPACE = 'benchconnect';
-const DATABASE = 'mgbench_connect';
-const ROLE = 'benchc_reader';
-const ADMIN_USER = 'mgbench_connect_admin';
+// Unique per run: tests, the demo or another benchmark may share this MariaDB.
+const RUN = randomBytes(3).toString('hex');
+const NAMESPACE = `benchconnect${RUN}`;
+const DATABASE = `mgbench_connect_${RUN}`;
+const ROLE = `benchc_${RUN}_reader`;
+const ADMIN_USER = `mgbench_connect_${RUN}_admin`;
 
 interface Figures {
   readonly p50_ms: number;

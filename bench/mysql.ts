@@ -5,6 +5,7 @@
  *
  * Options (env): MESHGATE_BENCH_SECONDS (default 3 per measurement), MESHGATE_BENCH_CONNECTS (default 300).
  */
+import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,12 +34,16 @@ async function startChild(script: string, args: string[], nodeFlags: string[] = 
 
 const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
 const children: ChildProcess[] = [];
-const provisioned = await provision(MARIADB, 'mgbench', { bench_reader: { privileges: ['SELECT'] } }, [
+// Unique per run: tests, the demo or another benchmark may share this MariaDB.
+const RUN = randomBytes(3).toString('hex');
+const DATABASE = `mgbench_${RUN}`;
+const ROLE = `bench_${RUN}_reader`;
+const provisioned = await provision(MARIADB, DATABASE, { [ROLE]: { privileges: ['SELECT'] } }, [
   'CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, qty INT NOT NULL)',
   `INSERT INTO {db}.items SELECT seq, CONCAT('item-', seq), seq % 100 FROM {db}.seq_1_to_${ROWS}`,
 ]);
 try {
-  const account = provisioned.accounts.get('bench_reader')!;
+  const account = provisioned.accounts.get(ROLE)!;
   const caDir = join(dir, 'ca');
   await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
   const server = await issueServerCert({ caDir, outDir: dir });
@@ -50,7 +55,7 @@ try {
       apiVersion: 'meshgate.dev/v1alpha1',
       kind: 'AccessPolicy',
       metadata: { name: 'bench' },
-      spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bench'] } }], to: [{ mariadb: { databases: ['mgbench'], role: 'bench_reader' } }] }] },
+      spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bench'] } }], to: [{ mariadb: { databases: [DATABASE], role: ROLE } }] }] },
     }),
   );
   await writeFile(join(dir, 'reader.pw'), account.password, { mode: 0o600 });
@@ -59,7 +64,7 @@ try {
     stringify({
       listener: { port: 0, tls: { cert: server.certPath, key: server.keyPath } },
       trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
-      upstream: { host: MARIADB.host, port: MARIADB.port, roles: { bench_reader: { user: account.user, password: { file: 'reader.pw' } } } },
+      upstream: { host: MARIADB.host, port: MARIADB.port, roles: { [ROLE]: { user: account.user, password: { file: 'reader.pw' } } } },
       policy: { dir: 'policy' },
       audit: { file: 'audit.jsonl', tagStatements: process.env.MESHGATE_BENCH_TAG !== '0' },
     }),
@@ -72,7 +77,7 @@ try {
   const meshgate = await startChild('meshgate-child.ts', [join(dir, 'meshgate.yaml')], nodeFlags);
   children.push(relay.child, meshgate.child);
 
-  const base = { user: account.user, password: account.password, database: 'mgbench', host: '127.0.0.1' };
+  const base = { user: account.user, password: account.password, database: DATABASE, host: '127.0.0.1' };
   const direct = { ...base, port: MARIADB.port };
   const viaRelay = { ...base, port: relay.port };
   const ssl = { cert: await readFile(client.certPath), key: await readFile(client.keyPath), ca: await readFile(client.bundlePath) };

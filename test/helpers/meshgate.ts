@@ -3,6 +3,7 @@
  * workloads, a MariaDB database with roles and role accounts, a policy directory, and
  * meshgate listening on a free port. `stop()` removes all of it.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '
 import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
+import { openEmbeddedStore } from '../../src/store/embedded.ts';
+import type { StateStore } from '../../src/store/types.ts';
 
 export const MARIADB = {
   host: process.env.MESHGATE_TEST_MARIADB_HOST ?? '127.0.0.1',
@@ -21,6 +24,19 @@ export const MARIADB = {
 };
 
 export const TRUST_DOMAIN = 'test.meshgate.local';
+
+/**
+ * Unique to this test process. Every file runs in its own process, and other runs (a
+ * second `npm test`, the demo, a benchmark) share the MariaDB: whatever a test creates
+ * there carries this in its name, so two runs of the same file never touch each other's
+ * objects.
+ */
+export const RUN_ID = randomBytes(3).toString('hex');
+
+/** `<name>_<RUN_ID>`: a MariaDB-safe name no other run uses. */
+export function unique(name: string): string {
+  return `${name}_${RUN_ID}`;
+}
 
 export interface ClientFiles {
   readonly cert: string;
@@ -32,7 +48,11 @@ export interface Harness {
   readonly dir: string;
   readonly caDir: string;
   readonly port: number;
+  /** The database (`mgt_<name>_<run>`) and the roles (`<name>_<run>_rw`, `_ro`) made for this run. */
   readonly database: string;
+  readonly roles: { readonly rw: string; readonly ro: string };
+  /** meshgate's admin account, with `credentials: 'dynamic'`. */
+  readonly adminUser: string | null;
   readonly auditFile: string;
   readonly meshgate: RunningMeshgate;
   readonly provisioned: Provisioned;
@@ -41,11 +61,16 @@ export interface Harness {
   /** mysql2 / mariadb `ssl` options for a workload. */
   ssl(workload: string): { cert: Buffer; key: Buffer; ca: Buffer };
   readAudit(): Promise<Record<string, unknown>[]>;
+  /**
+   * The MariaDB accounts this harness's meshgate created (from its own lease records) that
+   * still exist; after stop(), those it had created. Never other runs' accounts.
+   */
+  leaseAccounts(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
 export interface HarnessOptions {
-  /** Short unique name: the database is `mgt_<name>`, roles `<name>_rw` and `<name>_ro`. */
+  /** Short name: the database is `mgt_<name>_<run>`, roles `<name>_<run>_rw` and `_ro` (see unique()). */
   readonly name: string;
   /** Workload name → SPIFFE ID. */
   readonly workloads: Readonly<Record<string, string>>;
@@ -67,11 +92,33 @@ export function createAdminAccount(user: string, roles: readonly string[]): Prom
   return provisionLeaseAdmin(MARIADB, user, roles);
 }
 
-/** MariaDB accounts meshgate created (name prefix mg-) that still exist. */
-export async function leaseAccounts(): Promise<string[]> {
+/** Those of `usernames` that exist as MariaDB accounts, sorted. */
+export async function existingAccounts(usernames: Iterable<string>): Promise<string[]> {
+  const wanted = [...new Set(usernames)];
+  if (wanted.length === 0) return [];
   const admin = await connectAdmin(MARIADB);
   try {
-    const [rows] = await admin.query(`SELECT User AS user FROM mysql.user WHERE User LIKE 'mg-%' AND is_role = BINARY 'N'`);
+    const [rows] = await admin.query(`SELECT DISTINCT User AS user FROM mysql.user WHERE User IN (?)`, [wanted]);
+    return (rows as { user: string }[]).map((row) => row.user).sort();
+  } finally {
+    await admin.end();
+  }
+}
+
+/** The accounts a lease store's records name that exist in MariaDB: what that meshgate made. */
+export async function leaseAccountsOf(store: Pick<StateStore, 'listLeases'>): Promise<string[]> {
+  return existingAccounts((await store.listLeases()).map((lease) => lease.username));
+}
+
+/**
+ * meshgate's accounts (prefix mg-) whose names start with `prefix`; give a prefix with
+ * this run's namespace in it (`mg-<unique ns>.`), never bare `mg-`.
+ */
+export async function accountsWithPrefix(prefix: string): Promise<string[]> {
+  if (!/^mg-[^%_]{3,}/.test(prefix)) throw new TypeError(`accountsWithPrefix needs a prefix unique to this run, not '${prefix}'`);
+  const admin = await connectAdmin(MARIADB);
+  try {
+    const [rows] = await admin.query(`SELECT User AS user FROM mysql.user WHERE LEFT(User, ?) = ? AND is_role = BINARY 'N'`, [prefix.length, prefix]);
     return (rows as { user: string }[]).map((row) => row.user).sort();
   } finally {
     await admin.end();
@@ -117,10 +164,30 @@ export const STANDARD_WORKLOADS = {
 
 export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), `meshgate-${options.name}-`));
+  // Whatever setup made is undone if a later step fails, so a failed start leaves nothing.
+  const undo: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  const undoAll = async () => {
+    for (const step of undo.splice(0).reverse()) await step().catch(() => undefined);
+  };
+  try {
+    return await assembleHarness(options, dir, undo, undoAll);
+  } catch (error) {
+    await undoAll();
+    throw error;
+  }
+}
+
+async function assembleHarness(
+  options: HarnessOptions,
+  dir: string,
+  undo: (() => Promise<unknown>)[],
+  undoAll: () => Promise<void>,
+): Promise<Harness> {
   const caDir = join(dir, 'ca');
-  const database = `mgt_${options.name}`;
-  const rw = `${options.name}_rw`;
-  const ro = `${options.name}_ro`;
+  const name = unique(options.name);
+  const database = `mgt_${name}`;
+  const rw = `${name}_rw`;
+  const ro = `${name}_ro`;
   await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
   const server = await issueServerCert({ caDir, outDir: join(dir, 'server'), ttlSeconds: 3600 });
   const clients: Record<string, ClientFiles> = {};
@@ -134,6 +201,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     { [rw]: { privileges: ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP'] }, [ro]: { privileges: ['SELECT'] } },
     options.setupSql ?? [],
   );
+  undo.push(() => provisioned.drop());
   const policyDir = join(dir, 'policy');
   await mkdir(policyDir);
   const policy = (options.policy ?? DEFAULT_POLICY).replaceAll('{db}', database).replaceAll('{rw}', rw).replaceAll('{ro}', ro);
@@ -146,14 +214,15 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     await writeFile(file, account.password, { mode: 0o600 });
     roles[account.role] = { user: account.user, password: { file } };
   }
-  let adminAccount: { drop(): Promise<void> } | null = null;
+  let adminUser: string | null = null;
   let upstreamAccounts: Pick<MeshgateConfigInput['upstream'], 'roles' | 'credentials'> = { roles };
   if (options.credentials === 'dynamic') {
-    const created = await createAdminAccount(`mgt_${options.name}_admin`, [rw, ro]);
-    adminAccount = created;
+    adminUser = `mgt_${name}_admin`;
+    const created = await createAdminAccount(adminUser, [rw, ro]);
+    undo.push(() => created.drop());
     const adminFile = join(secretsDir, 'admin');
     await writeFile(adminFile, created.password, { mode: 0o600 });
-    upstreamAccounts = { credentials: { admin: { user: `mgt_${options.name}_admin`, password: { file: adminFile } } } };
+    upstreamAccounts = { credentials: { admin: { user: adminUser, password: { file: adminFile } } } };
   }
   const auditFile = join(dir, 'audit.jsonl');
   const input: MeshgateConfigInput = {
@@ -166,11 +235,21 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     audit: { file: auditFile },
   };
   options.config?.(input);
-  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), silentLogger).catch(async (error: unknown) => {
-    await adminAccount?.drop();
-    await provisioned.drop();
-    throw error;
-  });
+  const stateDir = join(dir, 'state');
+  // Read before anything is dropped, so accounts a crashed start created are found too.
+  let createdUsernames: string[] = [];
+  const leaseUsernames = async () => {
+    const store = await openEmbeddedStore(stateDir, { owner: 'test-harness' });
+    try {
+      createdUsernames = [...new Set([...createdUsernames, ...(await store.listLeases()).map((lease) => lease.username)])];
+    } finally {
+      await store.close();
+    }
+    return createdUsernames;
+  };
+  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), silentLogger);
+  undo.push(() => meshgate.close());
+  let stopped = false;
   const pem = async (path: string) => readFile(path);
   const loaded: Record<string, { cert: Buffer; key: Buffer; ca: Buffer }> = {};
   for (const [workload, files] of Object.entries(clients)) {
@@ -181,6 +260,8 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     caDir,
     port: meshgate.address.port,
     database,
+    roles: { rw, ro },
+    adminUser,
     auditFile,
     meshgate,
     provisioned,
@@ -198,26 +279,71 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         .filter((line) => line !== '')
         .map((line) => JSON.parse(line) as Record<string, unknown>);
     },
+    async leaseAccounts() {
+      if (stopped) return existingAccounts(createdUsernames);
+      return existingAccounts(await leaseUsernames());
+    },
     async stop() {
+      if (stopped) return;
+      stopped = true;
       await meshgate.close();
-      await adminAccount?.drop();
-      await provisioned.drop();
-      await rm(dir, { recursive: true, force: true });
+      if (options.credentials === 'dynamic') await leaseUsernames().catch(() => undefined);
+      await undoAll();
     },
   };
 }
 
 /**
  * Raises MariaDB's global max_allowed_packet for tests that move >16 MiB messages and
- * returns the function that puts the old value back. New sessions pick the global value up.
+ * returns the function that lets go of it. New sessions pick the global value up.
+ *
+ * Other runs share the server and may hold it raised at the same moment, so a plain
+ * save-and-restore would let one run lower it under another's feet (or leave it raised
+ * for good). Holders register in a table under a named lock; the last one out puts the
+ * value from before the first one back and removes the table. A holder whose connection
+ * is gone (a killed run) no longer counts.
  */
+const PACKET_DB = 'meshgate_test_packet_holders';
+const PACKET_LOCK = 'meshgate_test_max_allowed_packet';
+
 export async function withMaxAllowedPacket(bytes: number): Promise<() => Promise<void>> {
   const admin = await connectAdmin(MARIADB);
-  const [rows] = await admin.query('SELECT @@GLOBAL.max_allowed_packet AS v');
-  const previous = Number((rows as { v: number }[])[0]!.v);
-  await admin.query('SET GLOBAL max_allowed_packet = ?', [bytes]);
-  return async () => {
-    await admin.query('SET GLOBAL max_allowed_packet = ?', [previous]);
+  const [[{ id }]] = (await admin.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+  const locked = async <T>(work: () => Promise<T>): Promise<T> => {
+    await admin.query(`SELECT GET_LOCK('${PACKET_LOCK}', 30)`);
+    try {
+      return await work();
+    } finally {
+      await admin.query(`SELECT RELEASE_LOCK('${PACKET_LOCK}')`);
+    }
+  };
+  let original = 0;
+  try {
+    await locked(async () => {
+      await admin.query(`CREATE DATABASE IF NOT EXISTS ${PACKET_DB}`);
+      await admin.query(`CREATE TABLE IF NOT EXISTS ${PACKET_DB}.holders (connection BIGINT PRIMARY KEY, original BIGINT NOT NULL)`);
+      await admin.query(`DELETE FROM ${PACKET_DB}.holders WHERE connection NOT IN (SELECT ID FROM information_schema.PROCESSLIST)`);
+      const [held] = (await admin.query(`SELECT original FROM ${PACKET_DB}.holders LIMIT 1`)) as unknown as [{ original: number }[]];
+      const [[{ current }]] = (await admin.query('SELECT @@GLOBAL.max_allowed_packet AS current')) as unknown as [[{ current: number }]];
+      original = Number(held[0]?.original ?? current);
+      await admin.query(`INSERT INTO ${PACKET_DB}.holders VALUES (?, ?)`, [id, original]);
+      if (Number(current) < bytes) await admin.query('SET GLOBAL max_allowed_packet = ?', [bytes]);
+    });
+  } catch (error) {
     await admin.end();
+    throw error;
+  }
+  return async () => {
+    try {
+      await locked(async () => {
+        await admin.query(`DELETE FROM ${PACKET_DB}.holders WHERE connection = ? OR connection NOT IN (SELECT ID FROM information_schema.PROCESSLIST)`, [id]);
+        const [rest] = (await admin.query(`SELECT COUNT(*) AS n FROM ${PACKET_DB}.holders`)) as unknown as [{ n: number }[]];
+        if (Number(rest[0]!.n) > 0) return;
+        await admin.query('SET GLOBAL max_allowed_packet = ?', [original]);
+        await admin.query(`DROP DATABASE IF EXISTS ${PACKET_DB}`);
+      });
+    } finally {
+      await admin.end();
+    }
   };
 }

@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { Identity } from '../../../src/identity/types.ts';
-import { leaseAccounts, MARIADB, startHarness, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { accountsWithPrefix, MARIADB, startHarness, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.ts';
 
 const RUN = randomBytes(3).toString('hex');
@@ -54,7 +55,7 @@ const identity = (sa: string): Identity => ({
 });
 
 /** This run's lease accounts (others may run tests against the same MariaDB). */
-const ours = async () => (await leaseAccounts()).filter((user) => user.startsWith(`mg-${NAMESPACE}.`));
+const ours = () => accountsWithPrefix(`mg-${NAMESPACE}.`);
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, sleep(ms).then(() => Promise.reject(new Error(`${what} did not happen within ${ms} ms`)))]);
@@ -63,7 +64,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 describe('dynamic credentials: faults', { timeout: 120_000 }, () => {
   let proxy: TcpProxy;
   let h: Harness;
-  const rw = `${NAME}_rw`;
+  let rw: string;
   const connect = (workload: string) =>
     mysql.createConnection({ host: '127.0.0.1', port: h.port, user: workload, database: h.database, ssl: h.ssl(workload), connectTimeout: 20_000 });
   const whoAmI = async (conn: mysql.Connection) => {
@@ -86,13 +87,16 @@ describe('dynamic credentials: faults', { timeout: 120_000 }, () => {
         input.upstream.port = proxy.port;
       },
     });
+    rw = h.roles.rw;
   });
 
   after(async () => {
     // Shutdown drops the session leases, which needs MariaDB reachable.
-    await proxy?.start();
-    await h?.stop();
-    await proxy?.close();
+    await cleanup(
+      () => proxy?.start(),
+      () => h?.stop(),
+      () => proxy?.close(),
+    );
     assert.deepEqual(await ours(), [], 'no lease account of this run is left');
   });
 

@@ -14,7 +14,8 @@ import { silentLogger } from '../../../src/log.ts';
 import { openEmbeddedStore } from '../../../src/store/index.ts';
 import type { StateStore } from '../../../src/store/types.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
-import { leaseAccounts, MARIADB } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
+import { leaseAccountsOf, MARIADB } from '../../helpers/meshgate.ts';
 
 const MINUTE = 60_000;
 const identity = (sa: string): Identity => ({
@@ -33,11 +34,11 @@ describe('lease manager', () => {
   let store: StateStore;
   let clock = Date.now();
   let manager: LeaseManager;
+  /** Accounts this test's lease manager made (its store names each before it exists) that still exist. */
+  const leaseAccounts = () => leaseAccountsOf(store);
   const accounts = openMariadbAccounts({ host: MARIADB.host, port: MARIADB.port, user: 'root', password: '' });
-  let before0: string[];
 
   before(async () => {
-    before0 = await leaseAccounts();
     const admin = await mysql.createConnection({ host: MARIADB.host, port: MARIADB.port, user: 'root' });
     await admin.query(`CREATE ROLE \`${role}\``);
     await admin.end();
@@ -53,15 +54,26 @@ describe('lease manager', () => {
     });
   });
   after(async () => {
-    await manager.close();
-    for (const lease of await store.listLeases({ states: ['active'] })) await accounts.dropAccount(lease);
-    const admin = await mysql.createConnection({ host: MARIADB.host, port: MARIADB.port, user: 'root' });
-    await admin.query(`DROP ROLE IF EXISTS \`${role}\``);
-    await admin.end();
-    await accounts.close();
-    await store.close();
-    await tmp.cleanup();
-    assert.deepEqual(await leaseAccounts(), before0);
+    // Setup may have stopped anywhere before these were assigned.
+    const [setUpManager, setUpStore, setUpTmp] = [manager as LeaseManager | undefined, store as StateStore | undefined, tmp as typeof tmp | undefined];
+    let left: string[] = [];
+    await cleanup(
+      () => setUpManager?.close(),
+      async () => {
+        if (setUpStore === undefined) return;
+        for (const lease of await store.listLeases({ states: ['active'] })) await accounts.dropAccount(lease);
+        left = await leaseAccounts();
+      },
+      async () => {
+        const admin = await mysql.createConnection({ host: MARIADB.host, port: MARIADB.port, user: 'root' });
+        await admin.query(`DROP ROLE IF EXISTS \`${role}\``);
+        await admin.end();
+      },
+      () => accounts.close(),
+      () => setUpStore?.close(),
+      () => setUpTmp?.cleanup(),
+    );
+    assert.deepEqual(left, [], 'every account this manager made is dropped');
   });
 
   it('creates one lease per identity and role, even for concurrent sessions', async () => {

@@ -23,7 +23,8 @@ import { silentLogger } from '../../../src/log.ts';
 import { startMeshgate } from '../../../src/server.ts';
 import { openPostgresStore } from '../../../src/store/postgres.ts';
 import type { StateStore } from '../../../src/store/types.ts';
-import { leaseAccounts, MARIADB, startHarness, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { accountsWithPrefix, MARIADB, startHarness, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.ts';
 
 const PG_URL = process.env.MESHGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -99,7 +100,7 @@ function viaPort(url: string, port: number): string {
 }
 
 /** This run's lease accounts (others may run tests against the same MariaDB). */
-const ours = async (sa?: string) => (await leaseAccounts()).filter((user) => user.startsWith(`mg-${NAMESPACE}.${sa === undefined ? '' : `${sa}-`}`));
+const ours = (sa?: string) => accountsWithPrefix(`mg-${NAMESPACE}.${sa === undefined ? '' : `${sa}-`}`);
 
 async function canLogIn(user: string, password: string): Promise<boolean> {
   try {
@@ -151,7 +152,7 @@ describe('leases shared by replicas in PostgreSQL', { timeout: 120_000 }, () => 
         input.state = { postgres: { url: { file: urlFile }, schema: MESHGATE_SCHEMA }, replicaId: `meshgate-${RUN}` };
       },
     });
-    role = `${NAME}_rw`;
+    role = h.roles.rw;
     storeA = await openPostgresStore({ connectionString: PG_URL, schema: SCHEMA, owner: 'replica-a' });
     stores.push(storeA);
     storeB = await openPostgresStore({ connectionString: PG_URL, schema: SCHEMA, owner: 'replica-b' });
@@ -163,20 +164,29 @@ describe('leases shared by replicas in PostgreSQL', { timeout: 120_000 }, () => 
   });
 
   after(async () => {
-    await pgProxy?.start();
-    await h?.stop();
-    for (const manager of managers) await manager.close().catch(() => undefined);
-    for (const store of stores) {
-      for (const lease of await store.listLeases({ states: ['creating', 'active', 'revoking'] }).catch(() => [])) {
-        await rootAccounts.dropAccount(lease, { killSessions: true }).catch(() => undefined);
-      }
-    }
-    for (const username of await ours()) await rootAccounts.dropAccount({ username, userHost: '%' }, { killSessions: true }).catch(() => undefined);
-    await Promise.all(stores.map((store) => store.close().catch(() => undefined)));
-    await rootAccounts.close();
-    await pgProxy?.close();
-    await pgAdmin(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE; DROP SCHEMA IF EXISTS "${MESHGATE_SCHEMA}" CASCADE`);
-    if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+    // Setup may have stopped anywhere: every step runs, and whatever fails is reported after.
+    await cleanup(
+      () => pgProxy?.start(),
+      () => h?.stop(),
+      async () => {
+        for (const manager of managers) await manager.close().catch(() => undefined);
+      },
+      async () => {
+        for (const store of stores) {
+          for (const lease of await store.listLeases({ states: ['creating', 'active', 'revoking'] }).catch(() => [])) {
+            await rootAccounts.dropAccount(lease, { killSessions: true }).catch(() => undefined);
+          }
+        }
+      },
+      async () => {
+        for (const username of await ours()) await rootAccounts.dropAccount({ username, userHost: '%' }, { killSessions: true }).catch(() => undefined);
+      },
+      () => Promise.all(stores.map((store) => store.close().catch(() => undefined))),
+      () => rootAccounts.close(),
+      () => pgProxy?.close(),
+      () => pgAdmin(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE; DROP SCHEMA IF EXISTS "${MESHGATE_SCHEMA}" CASCADE`),
+      () => (tmp === undefined ? undefined : rm(tmp, { recursive: true, force: true })),
+    );
     assert.deepEqual(await ours(), [], 'no lease account of this run is left');
   });
 
@@ -229,7 +239,7 @@ describe('leases shared by replicas in PostgreSQL', { timeout: 120_000 }, () => 
           {
             listener: { host: '127.0.0.1', port: 0, tls: { cert: join(h.dir, 'server', 'server.crt'), key: join(h.dir, 'server', 'server.key') } },
             trust: { bundles: [join(h.caDir, 'bundle.pem')], trustDomains: [TRUST_DOMAIN] },
-            upstream: { host: MARIADB.host, port: MARIADB.port, credentials: { admin: { user: `mgt_${NAME}_admin`, password: { file: join(h.dir, 'secrets', 'admin') } } } },
+            upstream: { host: MARIADB.host, port: MARIADB.port, credentials: { admin: { user: h.adminUser!, password: { file: join(h.dir, 'secrets', 'admin') } } } },
             state: { postgres: { url: { file: join(tmp, 'pg-url') }, schema: MESHGATE_SCHEMA }, replicaId: `meshgate-b-${RUN}` },
             policy: { dir: join(h.dir, 'policy') },
             audit: { file: join(tmp, 'audit-b.jsonl') },

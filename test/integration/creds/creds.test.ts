@@ -14,8 +14,9 @@ import mysql from 'mysql2/promise';
 import { runCli } from '../../../src/cli/main.ts';
 import type { MeshgateConfigInput } from '../../../src/config/schema.ts';
 import { captureIO } from '../../helpers/cli.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../../helpers/jwks-server.ts';
-import { leaseAccounts, MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { existingAccounts, MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const NAME = 'credscli';
@@ -46,7 +47,6 @@ describe('meshgate creds and the admin API', () => {
   let configFile: string;
   let adminPasswordFile: string;
   let ordersTokenFile: string;
-  let accountsBefore: string[];
   const opened: mysql.Connection[] = [];
 
   const cli = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
@@ -97,7 +97,6 @@ describe('meshgate creds and the admin API', () => {
   }
 
   before(async () => {
-    accountsBefore = await leaseAccounts();
     key = await makeSigningKey('ES256', 'k8s-1');
     jwks = await startJwksServer([key.jwk]);
     h = await startHarness({
@@ -128,17 +127,18 @@ describe('meshgate creds and the admin API', () => {
     for (const conn of opened) conn.destroy();
     // Every account this meshgate made is named in its state store, revoked leases included.
     const ours = new Set((await h?.meshgate.credentials!.leases.list({}))?.map((l) => l.username) ?? []);
-    if (h !== undefined) {
-      // Issued leases outlive meshgate by design: end any still live (through the CLI, which
-      // reads the admin password file afresh after the rotations), then stop.
-      for (const role of [`${NAME}_rw`, `${NAME}_ro`]) await cli(['creds', 'revoke', '--config', configFile, '--role', role]).catch(() => undefined);
-      await h.stop();
-    }
-    await jwks?.close();
-    // Other test files may make accounts of their own meanwhile; none of ours may be left.
-    const leftover = (await leaseAccounts()).filter((user) => ours.has(user) || (!accountsBefore.includes(user) && /^mg-(staging\.orders|shop\.stranger)-/.test(user)));
+    await cleanup(
+      async () => {
+        if (h === undefined) return;
+        // Issued leases outlive meshgate by design: end any still live (through the CLI, which
+        // reads the admin password file afresh after the rotations), then stop.
+        for (const role of [h.roles.rw, h.roles.ro]) await cli(['creds', 'revoke', '--config', configFile, '--role', role]).catch(() => undefined);
+      },
+      () => h?.stop(),
+      () => jwks?.close(),
+    );
     assert.equal(ours.size, 5, `leases recorded: ${ours.size}`);
-    assert.deepEqual(leftover, [], 'no MariaDB account made here is left');
+    assert.deepEqual(await existingAccounts(ours), [], 'no MariaDB account made here is left');
   });
 
   let cliLease: { id: string; username: string; password: string; conn: mysql.Connection };
@@ -148,7 +148,7 @@ describe('meshgate creds and the admin API', () => {
   it('creds issue: a token policy allows gets a MariaDB account that works directly, in the role policy names', async () => {
     const { code, out, err } = await cli(['creds', 'issue', '--config', configFile, '--database', h.database, '--token-file', ordersTokenFile, '--ttl', '10m']);
     assert.equal(code, 0, err);
-    assert.match(out, new RegExp(`issued a MariaDB credential for ${STANDARD_WORKLOADS.orders} \\(role ${NAME}_rw, allowed by rule writers/orders\\)`));
+    assert.match(out, new RegExp(`issued a MariaDB credential for ${STANDARD_WORKLOADS.orders} \\(role ${h.roles.rw}, allowed by rule writers/orders\\)`));
     assert.equal(field(out, 'host'), MARIADB.host);
     assert.equal(field(out, 'port'), String(MARIADB.port));
     assert.equal(field(out, 'database'), h.database);
@@ -163,7 +163,7 @@ describe('meshgate creds and the admin API', () => {
 
     const conn = await direct(username, password);
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r, (SELECT name FROM items WHERE id = 1) AS name');
-    assert.deepEqual({ ...rows[0] }, { r: `${NAME}_rw`, name: 'one' });
+    assert.deepEqual({ ...rows[0] }, { r: h.roles.rw, name: 'one' });
     await conn.query("INSERT INTO items VALUES (2, 'two')");
     cliLease = { id, username, password, conn };
   });
@@ -173,7 +173,7 @@ describe('meshgate creds and the admin API', () => {
     assert.equal(code, 0);
     const view = JSON.parse(out);
     assert.deepEqual(Object.keys(view).sort(), ['database', 'expiresAt', 'host', 'leaseId', 'password', 'port', 'principal', 'role', 'ruleId', 'username']);
-    assert.equal(view.role, `${NAME}_ro`);
+    assert.equal(view.role, h.roles.ro);
     const conn = await direct(view.username, view.password);
     await assert.rejects(conn.query("INSERT INTO items VALUES (3, 'three')"), /INSERT command denied/);
     readOnly.push(conn);
@@ -185,7 +185,7 @@ describe('meshgate creds and the admin API', () => {
   it('POST /v1/creds: the same through a running meshgate, with the token as Authorization: Bearer', async () => {
     const answer = await api('POST', '/v1/creds', { body: { database: h.database, ttl: '5m' }, token: await tokenFor('shop', 'analytics') });
     assert.equal(answer.status, 201);
-    assert.deepEqual([answer.body.host, answer.body.port, answer.body.database, answer.body.role], [MARIADB.host, MARIADB.port, h.database, `${NAME}_ro`]);
+    assert.deepEqual([answer.body.host, answer.body.port, answer.body.database, answer.body.role], [MARIADB.host, MARIADB.port, h.database, h.roles.ro]);
     const conn = await direct(answer.body.username, answer.body.password);
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM items');
     assert.equal(Number(rows[0]!.n), 2);
@@ -199,7 +199,7 @@ describe('meshgate creds and the admin API', () => {
     const { code, out } = await cli(['creds', 'list', '--config', configFile]);
     assert.equal(code, 0);
     assert.match(out, /^LEASE\s+PURPOSE\s+PRINCIPAL\s+ROLE\s+USERNAME\s+STATE\s+EXPIRES$/m);
-    assert.match(out, new RegExp(`^${cliLease.id}\\s+issued\\s+${STANDARD_WORKLOADS.orders}\\s+${NAME}_rw\\s+${cliLease.username}\\s+active\\s+\\d{4}-`, 'm'));
+    assert.match(out, new RegExp(`^${cliLease.id}\\s+issued\\s+${STANDARD_WORKLOADS.orders}\\s+${h.roles.rw}\\s+${cliLease.username}\\s+active\\s+\\d{4}-`, 'm'));
     assert.ok(!out.includes(cliLease.password));
     const json = await cli(['creds', 'list', '--config', configFile, '--json']);
     const leases = JSON.parse(json.out).leases as { id: string; state: string }[];
@@ -243,7 +243,7 @@ describe('meshgate creds and the admin API', () => {
     assert.equal(http.body.error.code, 'MG_POLICY_DENIED');
     // A lease record is written before its account exists, so no new record means no account.
     assert.equal((await h.meshgate.credentials!.leases.list({})).length, leases);
-    assert.deepEqual((await leaseAccounts()).filter((user) => /^mg-(staging\.orders|shop\.stranger)-/.test(user)), []);
+    assert.deepEqual((await h.leaseAccounts()).filter((user) => /^mg-(staging\.orders|shop\.stranger)-/.test(user)), []);
   });
 
   it('a TTL above issuedMaxTtl is MG_LEASE_TTL_TOO_LONG, and nothing is created', async () => {
@@ -271,17 +271,17 @@ describe('meshgate creds and the admin API', () => {
 
   it('admin API: listing and revoking need an admin client certificate (401 without, 403 for another workload)', async () => {
     for (const [method, path] of [['GET', '/v1/leases'], ['POST', '/v1/leases/revoke']] as const) {
-      const anonymous = await api(method, path, { body: { role: `${NAME}_ro` } });
+      const anonymous = await api(method, path, { body: { role: h.roles.ro } });
       assert.equal(anonymous.status, 401, path);
       assert.equal(anonymous.body.error.code, 'MG_CLIENT_CERT_MISSING');
-      const workload = await api(method, path, { body: { role: `${NAME}_ro` }, as: 'analytics' });
+      const workload = await api(method, path, { body: { role: h.roles.ro }, as: 'analytics' });
       assert.equal(workload.status, 403, path);
       assert.equal(workload.body.error.code, 'MG_ADMIN_UNAUTHORIZED');
       // A token is no admin credential either.
-      const token = await api(method, path, { body: { role: `${NAME}_ro` }, token: await tokenFor('shop', 'orders') });
+      const token = await api(method, path, { body: { role: h.roles.ro }, token: await tokenFor('shop', 'orders') });
       assert.equal(token.status, 401, path);
     }
-    assert.equal((await h.meshgate.credentials!.leases.list({ states: ['active'], role: `${NAME}_ro` })).length, 2, 'nothing was revoked');
+    assert.equal((await h.meshgate.credentials!.leases.list({ states: ['active'], role: h.roles.ro })).length, 2, 'nothing was revoked');
     const health = await api('GET', '/healthz');
     assert.deepEqual([health.status, health.body], [200, { ok: true }]);
   });
@@ -289,13 +289,13 @@ describe('meshgate creds and the admin API', () => {
   it('admin API: an admin lists and revokes by role; the direct connections of those leases are killed', async () => {
     const list = await api('GET', '/v1/leases', { as: 'orders' });
     assert.equal(list.status, 200);
-    const ro = (list.body.leases as { id: string; role: string; username: string }[]).filter((l) => l.role === `${NAME}_ro`);
+    const ro = (list.body.leases as { id: string; role: string; username: string }[]).filter((l) => l.role === h.roles.ro);
     assert.equal(ro.length, 2);
-    const revoked = await api('POST', '/v1/leases/revoke', { body: { role: `${NAME}_ro`, reason: 'rotation drill' }, as: 'orders' });
+    const revoked = await api('POST', '/v1/leases/revoke', { body: { role: h.roles.ro, reason: 'rotation drill' }, as: 'orders' });
     assert.equal(revoked.status, 200);
     assert.deepEqual(revoked.body.revoked.map((l: { id: string }) => l.id).sort(), ro.map((l) => l.id).sort());
     assert.ok(revoked.body.revoked.every((l: { state: string; revokeReason: string }) => l.state === 'revoked' && l.revokeReason === 'rotation drill'));
-    const live = (await leaseAccounts()).filter((u) => ro.some((l) => l.username === u));
+    const live = await existingAccounts(ro.map((l) => l.username));
     assert.deepEqual(live, [], 'their MariaDB accounts are gone');
     assert.equal(readOnly.length, 2);
     for (const conn of readOnly) await assert.rejects(conn.query('SELECT 1'), 'the open connection was killed');
@@ -331,7 +331,7 @@ describe('meshgate creds and the admin API', () => {
   });
 
   it('rotate-root (admin API, then CLI): the old password stops working, the file has the new one, and it is never printed', async () => {
-    const user = `mgt_${NAME}_admin`;
+    const user = h.adminUser!;
     const canLogIn = async (password: string) => {
       try {
         const conn = await mysql.createConnection({ host: MARIADB.host, port: MARIADB.port, user, password });

@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { leaseAccounts, startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
 
 describe('dynamic credentials and pooling', () => {
   let h: Harness;
-  let accountsBefore: string[];
   const connect = (workload: string, database: string | null = h.database) =>
     mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', ...(database === null ? {} : { database }), ssl: h.ssl(workload) });
   const whoAmI = async (conn: mysql.Connection) => {
@@ -25,7 +24,6 @@ describe('dynamic credentials and pooling', () => {
   };
 
   before(async () => {
-    accountsBefore = await leaseAccounts();
     h = await startHarness({
       name: 'dyncreds',
       workloads: STANDARD_WORKLOADS,
@@ -34,9 +32,10 @@ describe('dynamic credentials and pooling', () => {
     });
   });
   after(async () => {
-    await h?.stop();
+    if (h === undefined) return;
+    await h.stop();
     // Stopping meshgate drops every session lease it made.
-    assert.deepEqual(await leaseAccounts(), accountsBefore);
+    assert.deepEqual(await h.leaseAccounts(), []);
   });
 
   it('logs each identity in as its own MariaDB account, named after it, with the role active', async () => {
@@ -47,15 +46,15 @@ describe('dynamic credentials and pooling', () => {
       const a = await whoAmI(analytics);
       assert.match(o.u, /^mg-shop\.orders-[a-z2-7]{8}@%$/);
       assert.match(a.u, /^mg-shop\.analytics-[a-z2-7]{8}@%$/);
-      assert.equal(o.r, 'dyncreds_rw');
-      assert.equal(a.r, 'dyncreds_ro');
+      assert.equal(o.r, h.roles.rw);
+      assert.equal(a.r, h.roles.ro);
       const [rows] = await analytics.query<mysql.RowDataPacket[]>('SELECT name FROM items');
       assert.deepEqual(rows.map((r) => r.name), ['one']);
       await assert.rejects(analytics.query("INSERT INTO items VALUES (2, 'two')"), /INSERT command denied/);
       const leases = await h.meshgate.credentials!.leases.list();
       assert.deepEqual(leases.map((l) => [l.principal, l.role, l.state, l.purpose]).sort(), [
-        [STANDARD_WORKLOADS.analytics, 'dyncreds_ro', 'active', 'session'],
-        [STANDARD_WORKLOADS.orders, 'dyncreds_rw', 'active', 'session'],
+        [STANDARD_WORKLOADS.analytics, h.roles.ro, 'active', 'session'],
+        [STANDARD_WORKLOADS.orders, h.roles.rw, 'active', 'session'],
       ]);
     } finally {
       await orders.end();
@@ -129,7 +128,7 @@ describe('dynamic credentials and pooling', () => {
     assert.equal(revoked.length, 1);
     assert.equal(revoked[0]!.state, 'revoked');
     await lost;
-    assert.ok(!(await leaseAccounts()).includes(before.u.replace(/@%$/, '')));
+    assert.ok(!(await h.leaseAccounts()).includes(before.u.replace(/@%$/, '')));
     const next = await connect('orders');
     try {
       const after = await whoAmI(next);
@@ -141,9 +140,9 @@ describe('dynamic credentials and pooling', () => {
   });
 
   it('an identity policy denies gets no MariaDB account', async () => {
-    const accounts = await leaseAccounts();
+    const accounts = await h.leaseAccounts();
     const conn = connect('stranger');
     await assert.rejects(conn, /MG_POLICY_DENIED/);
-    assert.deepEqual(await leaseAccounts(), accounts);
+    assert.deepEqual(await h.leaseAccounts(), accounts);
   });
 });

@@ -37,7 +37,7 @@ describe('Istio mode (TLS from the first byte)', () => {
     const conn = await mysql.createConnection({ host: '127.0.0.1', port: sidecar.port, user: 'app', database: h.database });
     try {
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r, 6 * 7 AS n');
-      assert.deepEqual([rows[0]!.r, rows[0]!.n], ['istio_rw', 42]);
+      assert.deepEqual([rows[0]!.r, rows[0]!.n], [h.roles.rw, 42]);
       const [prepared] = await conn.execute<mysql.RowDataPacket[]>('SELECT ? AS v', ['inside']);
       assert.equal(prepared[0]!.v, 'inside');
     } finally {
@@ -66,7 +66,7 @@ describe('Istio mode (TLS from the first byte)', () => {
     });
     try {
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
-      assert.equal(rows[0]!.r, 'istio_ro');
+      assert.equal(rows[0]!.r, h.roles.ro);
     } finally {
       await conn.end();
     }

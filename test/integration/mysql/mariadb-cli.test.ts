@@ -66,7 +66,7 @@ describe('mariadb CLI through meshgate', { skip }, () => {
     assert.equal(r.stderr, '');
     const who = await query('analytics', 'SELECT CURRENT_ROLE(), DATABASE()', ['--skip-column-names']);
     assert.equal(who.code, 0, who.stderr);
-    assert.equal(who.stdout, `mdbcli_ro\t${h.database}\n`);
+    assert.equal(who.stdout, `${h.roles.ro}\t${h.database}\n`);
   });
 
   it('a write as the read-only identity fails with MariaDB error 1142 and a non-zero exit', async () => {
@@ -149,7 +149,7 @@ describe('mariadb CLI through meshgate', { skip }, () => {
     try {
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const [rows] = await admin.query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'mg_mdbcli_rw' AND INFO LIKE 'SELECT SLEEP(30), %' AND STATE = 'User sleep'");
+        const [rows] = await admin.query(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'mg_${h.roles.rw}' AND INFO LIKE 'SELECT SLEEP(30), %' AND STATE = 'User sleep'`);
         if ((rows as unknown[]).length > 0) break;
         assert.ok(Date.now() < deadline, 'the CLI never started its query');
         await new Promise((resolve) => setTimeout(resolve, 25));

@@ -80,8 +80,8 @@ describe('mariadb connector through meshgate', () => {
       const rows = (await conn.query('SELECT item, qty FROM orders ORDER BY id')) as Row[];
       assert.deepEqual(rows.map((r) => [r.item, r.qty]), [['apple', 3], ['pear', 5]]);
       const who = (await conn.query('SELECT CURRENT_USER() AS u, CURRENT_ROLE() AS r')) as Row[];
-      assert.match(String(who[0]!.u), /^mg_mdbconn_rw@/);
-      assert.equal(who[0]!.r, 'mdbconn_rw');
+      assert.match(String(who[0]!.u), new RegExp(`^mg_${h.roles.rw}@`));
+      assert.equal(who[0]!.r, h.roles.rw);
       const withParams = (await conn.query('SELECT ? AS a, ? AS b', [1, 'two'])) as Row[];
       assert.deepEqual({ ...withParams[0] }, { a: 1, b: 'two' });
     } finally {
@@ -212,7 +212,7 @@ describe('mariadb connector through meshgate', () => {
       await conn.reset();
       const rows = (await conn.query('SELECT @x AS x, CURRENT_ROLE() AS r, DATABASE() AS db')) as Row[];
       assert.equal(rows[0]!.x, null);
-      assert.equal(rows[0]!.r, 'mdbconn_rw');
+      assert.equal(rows[0]!.r, h.roles.rw);
       assert.equal(rows[0]!.db, h.database);
       // Prepared statements were dropped by the server; the connector prepares again.
       const again = (await conn.execute('SELECT ? AS v', [2])) as Row[];
@@ -228,7 +228,7 @@ describe('mariadb connector through meshgate', () => {
     try {
       await conn.reset();
       const rows = (await conn.query('SELECT CURRENT_ROLE() AS r')) as Row[];
-      assert.equal(rows[0]!.r, 'mdbconn_ro');
+      assert.equal(rows[0]!.r, h.roles.ro);
       await assert.rejects(conn.query("INSERT INTO orders (item, qty) VALUES ('no', 1)"), (e: SqlError) => e.errno === 1142);
       await assert.rejects(
         conn.batch('INSERT INTO bulk (id, name, amount) VALUES (?, ?, ?)', [[5001, 'x', 1], [5002, 'y', 2]]),
@@ -317,7 +317,7 @@ describe('mariadb connector through meshgate', () => {
     const again = await connect('analytics');
     try {
       const rows = (await again.query('SELECT CURRENT_ROLE() AS r')) as Row[];
-      assert.equal(rows[0]!.r, 'mdbconn_ro');
+      assert.equal(rows[0]!.r, h.roles.ro);
     } finally {
       await again.end();
     }
@@ -452,7 +452,7 @@ describe('mariadb connector through meshgate', () => {
       const info = String(rows[0]!.INFO);
       const encoded = encodeURIComponent(STANDARD_WORKLOADS.orders);
       assert.ok(info.includes(`meshgate_identity='${encoded}'`), info);
-      assert.ok(info.includes("meshgate_role='mdbconn_rw'"), info);
+      assert.ok(info.includes(`meshgate_role='${h.roles.rw}'`), info);
       assert.match(info, /traceparent='00-[0-9a-f]{32}-[0-9a-f]{16}-01'/);
       // Prepared statements are tagged at PREPARE; the processlist shows it while executing.
       const prepared = (await conn.execute('SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID() AND ? = 1', [1])) as Row[];

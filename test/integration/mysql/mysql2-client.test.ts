@@ -29,8 +29,8 @@ describe('mysql2 through meshgate', () => {
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT item, qty FROM orders ORDER BY id');
       assert.deepEqual(rows.map((r) => [r.item, r.qty]), [['apple', 3], ['pear', 5]]);
       const [who] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS u, CURRENT_ROLE() AS r');
-      assert.match(String(who[0]!.u), /^mg_mysql2_rw@/);
-      assert.equal(who[0]!.r, 'mysql2_rw');
+      assert.match(String(who[0]!.u), new RegExp(`^mg_${h.roles.rw}@`));
+      assert.equal(who[0]!.r, h.roles.rw);
     } finally {
       await conn.end();
     }

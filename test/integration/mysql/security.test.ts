@@ -115,10 +115,10 @@ spec:
       assert.equal(rows.length, 1);
       await assert.rejects(conn.query("INSERT INTO items VALUES (2, 'two')"), denied);
       await assert.rejects(conn.query("SELECT 1; DELETE FROM items; SELECT 2"), denied);
-      await assert.rejects(conn.query('SET ROLE sec_rw'), denied);
+      await assert.rejects(conn.query(`SET ROLE ${h.roles.rw}`), denied);
       await assert.rejects(conn.execute('UPDATE items SET name = ? WHERE id = 1', ['x']), denied);
       await assert.rejects(conn.query("PREPARE s FROM 'DELETE FROM items'; EXECUTE s"), denied);
-      await assert.rejects(conn.query(`GRANT sec_rw TO CURRENT_USER`), denied);
+      await assert.rejects(conn.query(`GRANT ${h.roles.rw} TO CURRENT_USER`), denied);
       const [after] = await conn.query<mysql.RowDataPacket[]>('SELECT name FROM items');
       assert.deepEqual(after.map((r) => r.name), ['one']);
     } finally {
@@ -136,7 +136,7 @@ spec:
     const again = await connect(h.ssl('analytics'));
     try {
       const [rows] = await again.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
-      assert.equal(rows[0]!.r, 'sec_ro');
+      assert.equal(rows[0]!.r, h.roles.ro);
     } finally {
       await again.end();
     }

@@ -72,7 +72,7 @@ describe('JWT as the MySQL password', () => {
     const conn = await connect(await signToken(key, k8sClaims('shop', 'orders')));
     try {
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
-      assert.equal(rows[0]!.r, 'token_rw');
+      assert.equal(rows[0]!.r, h.roles.rw);
     } finally {
       await conn.end();
     }
@@ -111,6 +111,6 @@ describe('JWT as the MySQL password', () => {
         (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve({ stdout: out, stderr: err })),
       ),
     );
-    assert.equal(stdout.trim(), 'token_ro');
+    assert.equal(stdout.trim(), h.roles.ro);
   });
 });
