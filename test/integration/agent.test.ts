@@ -18,6 +18,7 @@ import { JoinTokenStore, startSigningEndpoint, type SigningEndpoint } from '../.
 import { watchTlsMaterial } from '../../src/identity/tls-material.ts';
 import { makeTempDir } from '../helpers/certs.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks-server.ts';
+import { cleanup } from '../helpers/cleanup.ts';
 
 const run = promisify(execFile);
 const TRUST_DOMAIN = 'example.org';
@@ -93,10 +94,12 @@ describe('meshgate agent with a real signing endpoint', () => {
   });
 
   after(async () => {
-    await endpoint?.close();
-    await shortEndpoint?.close();
-    await jwks?.close();
-    await tmp?.cleanup();
+    await cleanup(
+      () => endpoint?.close(),
+      () => shortEndpoint?.close(),
+      () => jwks?.close(),
+      () => tmp?.cleanup(),
+    );
   });
 
   const args = (port: number, out: string, ...more: string[]) => [

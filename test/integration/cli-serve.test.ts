@@ -62,7 +62,7 @@ describe('meshgate serve (process)', () => {
     assert.ok(port > 0, `meshgate did not start: ${stderr.join('')}`);
     const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl('orders') });
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
-    assert.equal(rows[0]!.r, 'serve_rw');
+    assert.equal(rows[0]!.r, h.roles.rw);
     await conn.end();
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number];
@@ -70,7 +70,7 @@ describe('meshgate serve (process)', () => {
     const verdict = await verifyAuditFile(auditFile);
     assert.equal(verdict.ok, true);
     assert.equal(verdict.events, 3, 'connection, statement and session end are on disk');
-    assert.ok(!stderr.join('').includes(h.provisioned.accounts.get('serve_rw')!.password), 'the log never shows a password');
+    assert.ok(!stderr.join('').includes(h.provisioned.accounts.get(h.roles.rw)!.password), 'the log never shows a password');
   });
 
   it('refuses an invalid config with one error naming the field, exit code 1', async () => {

@@ -39,7 +39,7 @@ describe('serve with the signing endpoint', () => {
     const conn = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'agent', database: h.database, ssl });
     try {
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
-      assert.equal(rows[0]!.r, 'signer_rw');
+      assert.equal(rows[0]!.r, h.roles.rw);
     } finally {
       await conn.end();
     }

@@ -11,6 +11,7 @@ import { readAdminPassword, rotateAdminPassword, PENDING_SUFFIX } from '../../..
 import { openMariadbAccounts } from '../../../src/credentials/mariadb-accounts.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
 import { createAdminAccount, MARIADB } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 describe('admin password rotation across processes', () => {
   const user = `mgt_rot_admin_${process.pid}`;
@@ -28,8 +29,10 @@ describe('admin password rotation across processes', () => {
     await writeFile(file, original + '\n', { mode: 0o600 });
   });
   after(async () => {
-    await drop();
-    await tmp.cleanup();
+    await cleanup(
+      () => drop?.(),
+      () => tmp?.cleanup(),
+    );
   });
 
   const open = (password: string) =>

@@ -22,6 +22,7 @@ import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts'
 import { openEmbeddedStore } from '../../../src/store/index.ts';
 import type { LeaseRecord, StateStore } from '../../../src/store/types.ts';
 import { createAdminAccount, MARIADB, TRUST_DOMAIN } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const MAIN = join(ROOT, 'src/cli/main.ts');
@@ -163,23 +164,30 @@ describe('crash recovery of dynamic credentials (meshgate serve as a process)', 
   });
 
   after(async () => {
-    for (const proc of [...running]) {
-      proc.child.kill('SIGKILL');
-      await proc.exited;
-    }
-    if (store !== undefined) {
-      // Every account any lease here named, whatever state the test left it in.
-      for (const lease of await store.listLeases().catch(() => [] as LeaseRecord[])) {
-        await rootAccounts.dropAccount(lease, { killSessions: true }).catch(() => undefined);
-      }
-      await store.close();
-    }
-    // Anything of this run a failed assertion left without a lease record.
-    for (const username of await ourAccounts()) await rootAccounts.dropAccount({ username, userHost: '%' }, { killSessions: true }).catch(() => undefined);
-    await rootAccounts.close();
-    await adminAccount?.drop();
-    await provisioned?.drop();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    await cleanup(
+      async () => {
+        for (const proc of [...running]) {
+          proc.child.kill('SIGKILL');
+          await proc.exited;
+        }
+      },
+      async () => {
+        if (store === undefined) return;
+        // Every account any lease here named, whatever state the test left it in.
+        for (const lease of await store.listLeases().catch(() => [] as LeaseRecord[])) {
+          await rootAccounts.dropAccount(lease, { killSessions: true }).catch(() => undefined);
+        }
+        await store.close();
+      },
+      // Anything of this run a failed assertion left without a lease record.
+      async () => {
+        for (const username of await ourAccounts()) await rootAccounts.dropAccount({ username, userHost: '%' }, { killSessions: true }).catch(() => undefined);
+      },
+      () => rootAccounts.close(),
+      () => adminAccount?.drop(),
+      () => provisioned?.drop(),
+      () => (dir === undefined ? undefined : rm(dir, { recursive: true, force: true })),
+    );
     assert.deepEqual(await ourAccounts(), [], 'nothing of this run is left in MariaDB');
   });
 

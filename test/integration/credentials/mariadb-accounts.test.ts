@@ -14,6 +14,7 @@ import { isMeshgateError, type ErrorCode } from '../../../src/errors/index.ts';
 import { accountNameFor, randomLeaseSuffix, randomPassword } from '../../../src/credentials/account-names.ts';
 import { MANAGED_USER_PREFIX, openMariadbAccounts, type MariadbAccountsOptions } from '../../../src/credentials/mariadb-accounts.ts';
 import type { ManagedAccount } from '../../../src/credentials/types.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 const HOST = '127.0.0.1';
 const PORT = 3306;
@@ -93,12 +94,20 @@ before(async () => {
 });
 
 after(async () => {
-  for (const username of created) await root.query("DROP USER IF EXISTS ?@'%'", [username]);
-  for (const user of [admin.user, rotatingAdmin.user]) await root.query("DROP USER IF EXISTS ?@'%'", [user]);
-  await root.query(`DROP ROLE IF EXISTS \`${role}\`, \`${foreignRole}\``);
-  await root.query("DELETE FROM mysql.global_priv WHERE Host = '' AND User = ?", [ghostRole]);
-  await root.query(`DROP DATABASE IF EXISTS \`${database}\``);
-  await root.end();
+  if (root === undefined) return;
+  // Each step on its own: a failed one must not leave the others' objects behind.
+  await cleanup(
+    async () => {
+      for (const username of created) await root.query("DROP USER IF EXISTS ?@'%'", [username]);
+    },
+    async () => {
+      for (const user of [admin.user, rotatingAdmin.user]) await root.query("DROP USER IF EXISTS ?@'%'", [user]);
+    },
+    () => root.query(`DROP ROLE IF EXISTS \`${role}\`, \`${foreignRole}\``),
+    () => root.query("DELETE FROM mysql.global_priv WHERE Host = '' AND User = ?", [ghostRole]),
+    () => root.query(`DROP DATABASE IF EXISTS \`${database}\``),
+    () => root.end(),
+  );
 });
 
 describe('openMariadbAccounts', () => {

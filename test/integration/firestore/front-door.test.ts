@@ -29,6 +29,7 @@ import {
   type RawFirestore,
 } from '../../helpers/firestore.ts';
 import { TRUST_DOMAIN } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 const PROJECT = 'mg-it-front-door';
 const DATABASE = `projects/${PROJECT}/databases/(default)`;
@@ -66,8 +67,12 @@ describe('Firestore front door: XFCC in plaintext mode, and garbage (official em
   });
 
   after(async () => {
-    for (const fixture of fixtures) await fixture.stop();
-    await emulator?.stop();
+    await cleanup(
+      async () => {
+        for (const fixture of fixtures) await fixture.stop();
+      },
+      () => emulator?.stop(),
+    );
   });
 
   async function fixture(name: string, config?: (input: MeshgateConfigInput) => void) {

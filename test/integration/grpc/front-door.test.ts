@@ -18,6 +18,7 @@ import { silentLogger } from '../../../src/log.ts';
 import { rpcEvent } from '../../../src/engines/grpc/audit.ts';
 import { GrpcFrontDoor, type GrpcCall } from '../../../src/engines/grpc/front-door.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 const TD = 'test.meshgate.local';
 const ORDERS = `spiffe://${TD}/ns/shop/sa/orders`;
@@ -117,10 +118,16 @@ describe('gRPC front door: identity from SVID, token or trusted XFCC', () => {
   });
 
   after(async () => {
-    for (const c of clients) c.close();
-    for (const door of doors) await door.close();
-    material.close();
-    await tmp.cleanup();
+    await cleanup(
+      async () => {
+        for (const c of clients) c.close();
+      },
+      async () => {
+        for (const door of doors) await door.close();
+      },
+      () => material?.close(),
+      () => tmp?.cleanup(),
+    );
   });
 
   test('mTLS: the SVID is the identity', async () => {

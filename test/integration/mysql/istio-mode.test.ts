@@ -13,6 +13,7 @@ import { PacketFramer } from '../../../src/engines/mysql/codec/framer.ts';
 import { decodeErr } from '../../../src/engines/mysql/codec/generic.ts';
 import { startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
 import { startSidecar, type Sidecar } from '../../helpers/sidecar.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 describe('Istio mode (TLS from the first byte)', () => {
   let h: Harness;
@@ -27,8 +28,12 @@ describe('Istio mode (TLS from the first byte)', () => {
     });
   });
   after(async () => {
-    for (const s of sidecars) await s.close();
-    await h?.stop();
+    await cleanup(
+      async () => {
+        for (const s of sidecars) await s.close();
+      },
+      () => h?.stop(),
+    );
   });
 
   it('serves mysql2 behind a sidecar, with the identity of the sidecar certificate', async () => {

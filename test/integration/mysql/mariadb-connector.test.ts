@@ -10,6 +10,7 @@ import mariadb, { type Connection, type ConnectionConfig, type SqlError } from '
 import type { Connection as AdminConnection } from 'mysql2/promise';
 import { connectAdmin } from '../../../src/demo/provision.ts';
 import { MARIADB, startHarness, STANDARD_WORKLOADS, withMaxAllowedPacket, type Harness } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 type Row = Record<string, unknown>;
 type Upsert = { affectedRows: number; insertId: bigint | number; warningStatus: number };
@@ -68,8 +69,10 @@ describe('mariadb connector through meshgate', () => {
     });
   });
   after(async () => {
-    await admin?.end();
-    await h?.stop();
+    await cleanup(
+      () => admin?.end(),
+      () => h?.stop(),
+    );
   });
 
   it('runs text queries: rows, affected rows, role', async () => {

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { initCa, issueSvid } from '../../../src/identity/ca.ts';
 import { DEFAULT_POLICY, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 type MysqlError = { errno?: number; sqlState?: string; message: string; code?: string };
 
@@ -56,8 +57,10 @@ spec:
     });
   });
   after(async () => {
-    await h?.stop();
-    await rm(elsewhereCa, { recursive: true, force: true });
+    await cleanup(
+      () => h?.stop(),
+      () => rm(elsewhereCa, { recursive: true, force: true }),
+    );
   });
 
   it('refuses plaintext clients with MG_TLS_REQUIRED', async () => {

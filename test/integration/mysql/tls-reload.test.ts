@@ -15,6 +15,7 @@ import { encodeMessage } from '../../../src/engines/mysql/codec/framer.ts';
 import { Capability } from '../../../src/engines/mysql/codec/constants.ts';
 import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts';
 import { startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 /** The serial number of the certificate meshgate presents to a new connection. */
 async function servedSerial(port: number, ca: Buffer): Promise<string> {
@@ -47,8 +48,10 @@ describe('TLS material reload', () => {
     otherCa = await mkdtemp(join(tmpdir(), 'meshgate-reload-ca-'));
   });
   after(async () => {
-    await h?.stop();
-    await rm(otherCa, { recursive: true, force: true });
+    await cleanup(
+      () => h?.stop(),
+      () => rm(otherCa, { recursive: true, force: true }),
+    );
   });
 
   it('serves a renewed certificate to new connections while open sessions go on', async () => {

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../../helpers/jwks-server.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
@@ -52,8 +53,10 @@ describe('JWT as the MySQL password', () => {
     });
   });
   after(async () => {
-    await h?.stop();
-    await jwks?.close();
+    await cleanup(
+      () => h?.stop(),
+      () => jwks?.close(),
+    );
   });
 
   const connect = (password: string, extra: mysql.ConnectionOptions = {}) =>

@@ -17,6 +17,7 @@ import { loadPolicyDocuments } from '../../../src/policy/index.ts';
 import type { LeaseRecord } from '../../../src/store/types.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
 import { readFile } from 'node:fs/promises';
+import { cleanup } from '../../helpers/cleanup.ts';
 
 const TD = 'admin.test';
 const ADMIN = `spiffe://${TD}/ns/ops/sa/admin`;
@@ -149,8 +150,10 @@ describe('admin API', () => {
     });
   });
   after(async () => {
-    await api?.close();
-    await tmp?.cleanup();
+    await cleanup(
+      () => api?.close(),
+      () => tmp?.cleanup(),
+    );
   });
   beforeEach(() => {
     records = [record('lease_old', ORDERS, 'revoked')];

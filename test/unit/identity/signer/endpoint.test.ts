@@ -15,6 +15,7 @@ import { generateKeyAndCsr, JoinTokenStore, MAX_REQUEST_BYTES, startSigningEndpo
 import type { Identity } from '../../../../src/identity/types.ts';
 import { generateKeyPair, SIGNING_ALGORITHM, x509 } from '../../../../src/identity/x509.ts';
 import { makeOddLeaf, makeTempDir, makeTestCa } from '../../../helpers/certs.ts';
+import { cleanup } from '../../../helpers/cleanup.ts';
 
 const GOOD = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJnb29kIn0.c2lnbmF0dXJl';
 const FOREIGN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJmb3JlaWduIn0.c2lnbmF0dXJl';
@@ -69,8 +70,10 @@ describe('signing endpoint', () => {
     });
   });
   after(async () => {
-    await endpoint?.close();
-    await tmp?.cleanup();
+    await cleanup(
+      () => endpoint?.close(),
+      () => tmp?.cleanup(),
+    );
   });
 
   function send(options: { method?: string; path?: string; body?: string | Buffer; headers?: Record<string, string>; cert?: string; key?: string; chunked?: boolean }): Promise<Answer> {
