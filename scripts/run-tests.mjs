@@ -69,7 +69,7 @@ function runFile(file) {
         `--test-reporter=${here('test-events.mjs')}`, '--test-reporter-destination=stdout',
         ...passthrough, file,
       ],
-      { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], detached: true },
+      { stdio: ['ignore', 'inherit', 'pipe', 'pipe'], detached: true },
     );
     running.add(child);
     const result = { file, passed: 0, failed: 0, skipped: 0, failures: [], problem: null, open: null };
@@ -127,6 +127,7 @@ function runFile(file) {
             result.failed++;
             result.failures.push(`${path} (${event.failureType}: ${event.message})`);
           }
+          else if (event.skip) result.skipped++;
         } else if (event.skip) result.skipped++;
         else if (event.type === 'test:pass') result.passed++;
         else {
@@ -135,6 +136,12 @@ function runFile(file) {
         }
       }
     };
+    // Passed through as it comes; the last error line names the cause of a crash outside tests.
+    let lastError = null;
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      process.stderr.write(line + '\n');
+      if (/^\w*(Error|Exception)\b.*:/.test(line)) lastError = line.trim();
+    });
     createInterface({ input: child.stdio[3] }).on('line', (line) => {
       try {
         onEvent(JSON.parse(line));
@@ -150,7 +157,9 @@ function runFile(file) {
       } else if (code !== 0) {
         if (result.failed === 0) {
           result.failed++;
-          result.problem = `exited with ${signal ?? `code ${code}`} although no test failed: an error outside any test (import, top-level code, or an unhandled rejection after the tests)`;
+          result.problem =
+            `exited with ${signal ?? `code ${code}`} although no test failed: an error outside any test (import, top-level code, or an unhandled rejection after the tests)` +
+            (lastError === null ? '' : `: ${lastError}`);
         }
       } else if (!sawTest) {
         result.failed++;

@@ -19,6 +19,7 @@ import type { RpcEvent } from '../../src/audit/types.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import { OFFICIAL_EMULATOR_JAR, officialEmulatorAvailable, startFirestoreEmulator, type RunningEmulator } from '../../src/engines/firestore/emulator.ts';
 import { startHarness, TRUST_DOMAIN, type Harness } from './meshgate.ts';
+import { serviceMissing } from './services.ts';
 
 const require = createRequire(import.meta.url);
 /** The grpc-js google-gax (and so the SDK) uses: its credentials pass the SDK's instanceof checks. */
@@ -26,7 +27,7 @@ export const gaxGrpc = (require('google-gax') as { grpc: typeof import('@grpc/gr
 
 /** `describe(..., { skip: FIRESTORE_SKIP })`: false when the official emulator is here. */
 export const FIRESTORE_SKIP: string | false = officialEmulatorAvailable()
-  ? false
+  ? await serviceMissing('mariadb')
   : `needs Google's official Cloud Firestore emulator (${OFFICIAL_EMULATOR_JAR} and Java 17: ` +
     'apt-get install google-cloud-cli-firestore-emulator openjdk-17-jre-headless); the in-process ' +
     'fallback lacks ListDocuments, ListCollectionIds and BatchWrite and is wrong about collection groups and transactions';

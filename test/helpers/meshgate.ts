@@ -13,15 +13,11 @@ import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '
 import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
+import { MARIADB_TARGET } from './services.ts';
 import { openEmbeddedStore } from '../../src/store/embedded.ts';
 import type { StateStore } from '../../src/store/types.ts';
 
-export const MARIADB = {
-  host: process.env.MESHGATE_TEST_MARIADB_HOST ?? '127.0.0.1',
-  port: Number(process.env.MESHGATE_TEST_MARIADB_PORT ?? 3306),
-  user: process.env.MESHGATE_TEST_MARIADB_USER ?? 'root',
-  password: process.env.MESHGATE_TEST_MARIADB_PASSWORD ?? '',
-};
+export const MARIADB = MARIADB_TARGET;
 
 export const TRUST_DOMAIN = 'test.meshgate.local';
 

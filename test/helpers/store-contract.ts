@@ -59,8 +59,8 @@ export function isStoreError(code: ErrorCode, message?: RegExp) {
 const ids = (leases: readonly LeaseRecord[]): string[] => leases.map((lease) => lease.id);
 
 /** Registers the contract tests; `fresh` gives each test its own empty backing. */
-export function describeStoreContract(name: string, fresh: () => Promise<StoreFixture>): void {
-  describe(`${name}: StateStore contract`, () => {
+export function describeStoreContract(name: string, fresh: () => Promise<StoreFixture>, options: { readonly skip?: string | false } = {}): void {
+  describe(`${name}: StateStore contract`, { skip: options.skip ?? false }, () => {
     const opened: StateStore[] = [];
     let clock = T0;
     const now = (): number => clock;

@@ -14,6 +14,9 @@ import mysql from 'mysql2/promise';
 import { stringify } from 'yaml';
 import { verifyAuditFile } from '../../src/audit/verify.ts';
 import { startHarness, STANDARD_WORKLOADS, MARIADB, TRUST_DOMAIN, type Harness } from '../helpers/meshgate.ts';
+import { serviceMissing } from '../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -21,7 +24,7 @@ function meshgate(args: string[]) {
   return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-describe('meshgate serve (process)', () => {
+describe('meshgate serve (process)', { skip: missing }, () => {
   // The harness provides CA, certificates, database, accounts and policy; its own in-process
   // meshgate is not used here.
   let h: Harness;

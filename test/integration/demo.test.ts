@@ -6,8 +6,11 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../../src/cli/main.ts';
 import { captureIO } from '../helpers/cli.ts';
+import { serviceMissing } from '../helpers/services.ts';
 
-describe('meshgate demo', () => {
+const missing = await serviceMissing('mariadb');
+
+describe('meshgate demo', { skip: missing }, () => {
   it('shows allowed and denied outcomes, the audit lines and an intact chain, then cleans up MariaDB', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'meshgate-demo-'));
     const io = captureIO(dir);

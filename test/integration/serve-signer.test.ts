@@ -11,8 +11,11 @@ import { runCli } from '../../src/cli/main.ts';
 import { captureIO } from '../helpers/cli.ts';
 import { JoinTokenStore } from '../../src/identity/signer/index.ts';
 import { startHarness, STANDARD_WORKLOADS, type Harness } from '../helpers/meshgate.ts';
+import { serviceMissing } from '../helpers/services.ts';
 
-describe('serve with the signing endpoint', () => {
+const missing = await serviceMissing('mariadb');
+
+describe('serve with the signing endpoint', { skip: missing }, () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({

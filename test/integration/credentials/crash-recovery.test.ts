@@ -23,6 +23,9 @@ import { openEmbeddedStore } from '../../../src/store/index.ts';
 import type { LeaseRecord, StateStore } from '../../../src/store/types.ts';
 import { createAdminAccount, MARIADB, TRUST_DOMAIN } from '../../helpers/meshgate.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const MAIN = join(ROOT, 'src/cli/main.ts');
@@ -112,7 +115,7 @@ async function ourAccounts(): Promise<string[]> {
   }
 }
 
-describe('crash recovery of dynamic credentials (meshgate serve as a process)', { timeout: 180_000 }, () => {
+describe('crash recovery of dynamic credentials (meshgate serve as a process)', { skip: missing, timeout: 180_000 }, () => {
   let dir: string;
   let stateDir: string;
   let configFile: string;

@@ -13,6 +13,9 @@ import type { Identity } from '../../../src/identity/types.ts';
 import { accountsWithPrefix, MARIADB, startHarness, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 const RUN = randomBytes(3).toString('hex');
 const NAME = `flt${RUN}`;
@@ -61,7 +64,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, sleep(ms).then(() => Promise.reject(new Error(`${what} did not happen within ${ms} ms`)))]);
 }
 
-describe('dynamic credentials: faults', { timeout: 120_000 }, () => {
+describe('dynamic credentials: faults', { skip: missing, timeout: 120_000 }, () => {
   let proxy: TcpProxy;
   let h: Harness;
   let rw: string;

@@ -16,6 +16,9 @@ import type { StateStore } from '../../../src/store/types.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 import { leaseAccountsOf, MARIADB } from '../../helpers/meshgate.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 const MINUTE = 60_000;
 const identity = (sa: string): Identity => ({
@@ -28,7 +31,7 @@ const identity = (sa: string): Identity => ({
   certificate: { serialNumber: '', notBefore: '', notAfter: '', fingerprint256: '' },
 });
 
-describe('lease manager', () => {
+describe('lease manager', { skip: missing }, () => {
   const role = `mgt_leases_${randomBytes(3).toString('hex')}`;
   let tmp: Awaited<ReturnType<typeof makeTempDir>>;
   let store: StateStore;

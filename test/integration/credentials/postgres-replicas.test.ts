@@ -26,6 +26,9 @@ import type { StateStore } from '../../../src/store/types.ts';
 import { accountsWithPrefix, MARIADB, startHarness, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb', 'postgres');
 
 const PG_URL = process.env.MESHGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = randomBytes(3).toString('hex');
@@ -115,7 +118,7 @@ async function canLogIn(user: string, password: string): Promise<boolean> {
   }
 }
 
-describe('leases shared by replicas in PostgreSQL', { timeout: 120_000 }, () => {
+describe('leases shared by replicas in PostgreSQL', { skip: missing, timeout: 120_000 }, () => {
   let h: Harness;
   let pgProxy: TcpProxy;
   let tmp: string;

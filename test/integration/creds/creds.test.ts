@@ -17,6 +17,9 @@ import { captureIO } from '../../helpers/cli.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../../helpers/jwks-server.ts';
 import { existingAccounts, MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const NAME = 'credscli';
@@ -39,7 +42,7 @@ interface Answer {
   body: any;
 }
 
-describe('meshgate creds and the admin API', () => {
+describe('meshgate creds and the admin API', { skip: missing }, () => {
   let h: Harness;
   let jwks: JwksServer;
   let key: SigningKey;

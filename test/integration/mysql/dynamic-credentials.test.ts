@@ -8,8 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { serviceMissing } from '../../helpers/services.ts';
 
-describe('dynamic credentials and pooling', () => {
+const missing = await serviceMissing('mariadb');
+
+describe('dynamic credentials and pooling', { skip: missing }, () => {
   let h: Harness;
   const connect = (workload: string, database: string | null = h.database) =>
     mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', ...(database === null ? {} : { database }), ssl: h.ssl(workload) });

@@ -12,6 +12,9 @@ import { Capability } from '../../../src/engines/mysql/codec/constants.ts';
 import { encodeMessage, PacketFramer, type Frame } from '../../../src/engines/mysql/codec/framer.ts';
 import { encodeHandshakeResponse } from '../../../src/engines/mysql/codec/handshake.ts';
 import { startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 const CAPS = (Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.SSL | Capability.CONNECT_WITH_DB) >>> 0;
 
@@ -44,7 +47,7 @@ function messages(stream: Socket | TLSSocket): () => Promise<Frame> {
   return () => (ready.length > 0 ? Promise.resolve(ready.shift()!) : new Promise((resolve) => waiting.push(resolve)));
 }
 
-describe('connection-phase edge cases', () => {
+describe('connection-phase edge cases', { skip: missing }, () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({

@@ -14,8 +14,11 @@ import { decodeErr } from '../../../src/engines/mysql/codec/generic.ts';
 import { startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
 import { startSidecar, type Sidecar } from '../../helpers/sidecar.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
+import { serviceMissing } from '../../helpers/services.ts';
 
-describe('Istio mode (TLS from the first byte)', () => {
+const missing = await serviceMissing('mariadb');
+
+describe('Istio mode (TLS from the first byte)', { skip: missing }, () => {
   let h: Harness;
   const sidecars: Sidecar[] = [];
   before(async () => {

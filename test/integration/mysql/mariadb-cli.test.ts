@@ -8,10 +8,11 @@ import { execFile, spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { connectAdmin } from '../../../src/demo/provision.ts';
 import { MARIADB, startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { serviceMissing } from '../../helpers/services.ts';
 
 const CLI = 'mariadb';
 const cliMissing = spawnSync(CLI, ['--version'], { encoding: 'utf8' }).error !== undefined;
-const skip = cliMissing ? `the '${CLI}' command-line client is not on PATH (Debian package mariadb-client)` : false;
+const skip = cliMissing ? `the '${CLI}' command-line client is not on PATH (Debian package mariadb-client)` : await serviceMissing('mariadb');
 
 interface CliResult {
   readonly code: number;

@@ -11,6 +11,9 @@ import type { Connection as AdminConnection } from 'mysql2/promise';
 import { connectAdmin } from '../../../src/demo/provision.ts';
 import { MARIADB, startHarness, STANDARD_WORKLOADS, withMaxAllowedPacket, type Harness } from '../../helpers/meshgate.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 type Row = Record<string, unknown>;
 type Upsert = { affectedRows: number; insertId: bigint | number; warningStatus: number };
@@ -25,7 +28,7 @@ type StatementEvent = {
   error: { code: string | number } | null;
 };
 
-describe('mariadb connector through meshgate', () => {
+describe('mariadb connector through meshgate', { skip: missing }, () => {
   let h: Harness;
   const connect = (workload: string, extra: Partial<ConnectionConfig> = {}) =>
     mariadb.createConnection({

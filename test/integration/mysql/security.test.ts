@@ -14,10 +14,13 @@ import mysql from 'mysql2/promise';
 import { initCa, issueSvid } from '../../../src/identity/ca.ts';
 import { DEFAULT_POLICY, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 type MysqlError = { errno?: number; sqlState?: string; message: string; code?: string };
 
-describe('meshgate security (real MariaDB, mysql2)', () => {
+describe('meshgate security (real MariaDB, mysql2)', { skip: missing }, () => {
   let h: Harness;
   const connect = (ssl: mysql.ConnectionOptions['ssl'] | undefined, extra: mysql.ConnectionOptions = {}) =>
     mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'u', database: h.database, ssl, ...extra });

@@ -16,6 +16,9 @@ import { Capability } from '../../../src/engines/mysql/codec/constants.ts';
 import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts';
 import { startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 /** The serial number of the certificate meshgate presents to a new connection. */
 async function servedSerial(port: number, ca: Buffer): Promise<string> {
@@ -40,7 +43,7 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
   assert.fail(`${what} did not happen within 10 s`);
 }
 
-describe('TLS material reload', () => {
+describe('TLS material reload', { skip: missing }, () => {
   let h: Harness;
   let otherCa: string;
   before(async () => {

@@ -10,6 +10,9 @@ import mysql from 'mysql2/promise';
 import { startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../../helpers/jwks-server.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
@@ -26,7 +29,7 @@ function k8sClaims(namespace: string, serviceAccount: string, audience = 'meshga
   };
 }
 
-describe('JWT as the MySQL password', () => {
+describe('JWT as the MySQL password', { skip: missing }, () => {
   let h: Harness;
   let jwks: JwksServer;
   let key: SigningKey;

@@ -13,6 +13,9 @@ import pg from 'pg';
 import { openPostgresStore, type PostgresStoreOptions } from '../../../src/store/postgres.ts';
 import type { StateStore } from '../../../src/store/types.ts';
 import { describeStoreContract, isStoreError, makeLease, T0, type StoreFixture } from '../../helpers/store-contract.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('postgres');
 
 const PG_URL = process.env.MESHGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN_ID = randomBytes(4).toString('hex');
@@ -55,9 +58,9 @@ async function freshFixture(): Promise<StoreFixture & { schema: string; open(ext
   return { schema, open: (options = {}) => openPostgresStore({ connectionString: PG_URL, schema, ...options }) };
 }
 
-describeStoreContract('postgres', freshFixture);
+describeStoreContract('postgres', freshFixture, { skip: missing });
 
-describe('postgres store', () => {
+describe('postgres store', { skip: missing }, () => {
   const opened: StateStore[] = [];
   const track = (store: StateStore): StateStore => (opened.push(store), store);
   afterEach(async () => {

@@ -37,9 +37,9 @@ function runRunner(fixtures: readonly string[], env: Record<string, string> = {}
 }
 
 describe('scripts/run-tests.mjs', () => {
-  it('a passing suite: exit 0 and a closing line with what passed and was skipped', async () => {
+  it('a passing suite: exit 0 and a closing line with what passed and was skipped (a skipped suite counts once)', async () => {
     const run = await runRunner(['passes.fixture.mjs']);
-    assert.equal(run.closing, '2 passed, 0 failed, 1 skipped');
+    assert.equal(run.closing, '2 passed, 0 failed, 2 skipped');
     assert.equal(run.code, 0, run.output);
   });
 
@@ -82,8 +82,22 @@ describe('scripts/run-tests.mjs', () => {
 
   it('one bad file does not hide the others: the counts add up across files', async () => {
     const run = await runRunner(['passes.fixture.mjs', 'leaks-handle.fixture.mjs', 'after-hook-fails.fixture.mjs']);
-    assert.equal(run.closing, '4 passed, 2 failed, 1 skipped');
+    assert.equal(run.closing, '4 passed, 2 failed, 2 skipped');
     assert.equal(run.code, 1);
+  });
+
+  it('a suite whose server is absent skips, naming the server and how to get it', async () => {
+    const run = await runRunner(['needs-mariadb.fixture.ts'], { MESHGATE_TEST_MARIADB_PORT: '1' });
+    assert.equal(run.closing, '0 passed, 0 failed, 1 skipped');
+    assert.equal(run.code, 0);
+    assert.match(run.output, /needs MariaDB \(.*\) # needs MariaDB at 127\.0\.0\.1:1 with user root \(apt-get install mariadb-server.*ECONNREFUSED/);
+  });
+
+  it('under MESHGATE_TEST_REQUIRE (as in CI) an absent server fails instead of skipping', async () => {
+    const run = await runRunner(['needs-mariadb.fixture.ts'], { MESHGATE_TEST_MARIADB_PORT: '1', MESHGATE_TEST_REQUIRE: 'mariadb' });
+    assert.equal(run.closing, '0 passed, 1 failed');
+    assert.equal(run.code, 1);
+    assert.match(run.output, /needs-mariadb\.fixture\.ts: exited with code 1 .*MESHGATE_TEST_REQUIRE names mariadb, but this suite needs MariaDB at 127\.0\.0\.1:1/);
   });
 
   it('the whole-run limit stops starting files, and each file not run is a failure', async () => {
