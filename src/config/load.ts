@@ -1,32 +1,49 @@
-/** Reads, validates and resolves the configuration file: fail fast, name the field. */
+/** Reads, validates and resolves the configuration file: fail fast, name the field and its line. */
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
 import { mgError } from '../errors/index.ts';
+import { describeIssues, type ConfigProblem } from './describe.ts';
+import { configError, placeProblems } from './report.ts';
 import { configSchema, type MeshgateConfig, type SecretRef } from './schema.ts';
+import { noPositions, parseYamlWithPositions, type Locate } from './yaml-positions.ts';
 
 export function loadConfigFile(path: string): MeshgateConfig {
   if (!existsSync(path)) {
     throw mgError('MG_CONFIG_INVALID', `config file ${path} does not exist; pass --config PATH (see deploy/examples/meshgate.yaml)`);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(readFileSync(path, 'utf8'));
-  } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` line ${error.linePos[0].line}` : '';
-    throw mgError('MG_CONFIG_INVALID', `${path}${where}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
-  }
-  return resolveConfig(raw, path);
+  return parseConfigText(readFileSync(path, 'utf8'), path);
 }
 
-/** Validates a parsed document; relative paths are taken relative to the file's folder. */
+/** Validates a configuration file's text; problems carry the line each field is written on. */
+export function parseConfigText(text: string, sourcePath: string): MeshgateConfig {
+  const parsed = parseYamlWithPositions(text);
+  if (!parsed.ok) {
+    throw configError(
+      sourcePath,
+      parsed.problems.map(({ message, position }) => ({ path: [], message: `not valid YAML: ${message}`, position })),
+    );
+  }
+  return validate(parsed.value, sourcePath, parsed.locate);
+}
+
+/**
+ * Validates a configuration given as an object (tests, embedders); problems name the field
+ * but no line. Relative paths are taken relative to `sourcePath`'s folder.
+ */
 export function resolveConfig(raw: unknown, sourcePath: string): MeshgateConfig {
-  const parsed = configSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw mgError('MG_CONFIG_INVALID', describeIssues(sourcePath, parsed.error.issues));
+  return validate(raw, sourcePath, noPositions);
+}
+
+function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateConfig {
+  // An empty file is an empty mapping: each missing section is then named on its own.
+  const parsed = configSchema.safeParse(raw ?? {}, { reportInput: true });
+  if (!parsed.success) throw configError(sourcePath, placeProblems(describeIssues(configSchema, parsed.error.issues), locate));
   const config = parsed.data;
+  const problems = crossFieldProblems(config);
   const base = dirname(resolve(sourcePath));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  problems.push(...missingFiles(config, abs));
+  if (problems.length > 0) throw configError(sourcePath, placeProblems(problems, locate));
   config.listener.tls.cert = abs(config.listener.tls.cert);
   config.listener.tls.key = abs(config.listener.tls.key);
   config.trust.bundles = config.trust.bundles.map(abs);
@@ -42,37 +59,48 @@ export function resolveConfig(raw: unknown, sourcePath: string): MeshgateConfig 
   }
   const credentials = config.upstream.credentials;
   if (credentials !== undefined && 'file' in credentials.admin.password) credentials.admin.password = { file: abs(credentials.admin.password.file) };
-  if (credentials === undefined && Object.keys(config.upstream.roles).length === 0) {
-    throw mgError(
-      'MG_CONFIG_INVALID',
-      `${sourcePath}: upstream: give meshgate an admin account for dynamic credentials (upstream.credentials.admin), or static accounts per role (upstream.roles)`,
-    );
-  }
-  if (credentials?.rotateAdminEvery !== undefined && !('file' in credentials.admin.password)) {
-    throw mgError('MG_CONFIG_INVALID', `${sourcePath}: upstream.credentials.rotateAdminEvery needs admin.password from a file, where meshgate writes the new password`);
-  }
   if (config.state.postgres === undefined) config.state.embedded = { dir: abs(config.state.embedded?.dir ?? 'state') };
   if (config.state.postgres !== undefined && 'file' in config.state.postgres.url) config.state.postgres.url = { file: abs(config.state.postgres.url.file) };
-  const missing = [
-    ['listener.tls.cert', config.listener.tls.cert],
-    ['listener.tls.key', config.listener.tls.key],
-    ...config.trust.bundles.map((b, i) => [`trust.bundles[${i}]`, b] as const),
-    ['policy.dir', config.policy.dir],
-  ].filter(([, file]) => !existsSync(file!));
-  if (missing.length > 0) {
-    const lines = missing.map(([field, file]) => `${field}: ${file} does not exist`);
-    throw mgError('MG_CONFIG_INVALID', `${sourcePath}: ${lines.join('; ')} (create certificates with \`meshgate ca init\` / \`meshgate ca issue-server\`)`);
-  }
   return Object.freeze(config) as MeshgateConfig;
 }
 
-function describeIssues(sourcePath: string, issues: readonly z.core.$ZodIssue[]): string {
-  const lines = issues.slice(0, 5).map((issue) => {
-    const field = issue.path.length === 0 ? '(top level)' : issue.path.map(String).join('.');
-    return `${field}: ${issue.message}`;
-  });
-  const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : '';
-  return `${sourcePath}: ${lines.join('; ')}${more}`;
+/** Rules no single field can check. */
+function crossFieldProblems(config: MeshgateConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const credentials = config.upstream.credentials;
+  if (credentials === undefined && Object.keys(config.upstream.roles).length === 0) {
+    problems.push({
+      path: ['upstream'],
+      message:
+        'give meshgate an admin account for dynamic credentials (upstream.credentials.admin: { user, password: { file: … } }), or static accounts per role (upstream.roles)',
+    });
+  }
+  if (credentials?.rotateAdminEvery !== undefined && !('file' in credentials.admin.password)) {
+    problems.push({
+      path: ['upstream', 'credentials', 'rotateAdminEvery'],
+      message: 'needs admin.password from a file, where meshgate writes the new password: use password: { file: … }',
+    });
+  }
+  return problems;
+}
+
+/** Files meshgate reads at start, checked now so a typo fails here, with its line, not later. */
+function missingFiles(config: MeshgateConfig, abs: (p: string) => string): ConfigProblem[] {
+  const certificates = 'create it with `meshgate ca issue-server`';
+  const checks: [PropertyKey[], string, string][] = [
+    [['listener', 'tls', 'cert'], config.listener.tls.cert, certificates],
+    [['listener', 'tls', 'key'], config.listener.tls.key, certificates],
+    ...config.trust.bundles.map(
+      (b, i): [PropertyKey[], string, string] => [['trust', 'bundles', i], b, "use meshgate's CA bundle (`meshgate ca init`) or Istio's root-cert.pem"],
+    ),
+    [['policy', 'dir'], config.policy.dir, 'create it with your policy files (see deploy/examples/policy)'],
+  ];
+  return checks
+    .filter(([, file]) => !existsSync(abs(file)))
+    .map(([path, file, fix]) => {
+      const resolved = abs(file) === file ? '' : ` (${abs(file)})`;
+      return { path, message: `${file}${resolved} does not exist; ${fix}` };
+    });
 }
 
 /** Reads a secret from where the config points; the value never appears in errors. */
@@ -80,13 +108,13 @@ export function readSecret(ref: SecretRef, field: string, env: NodeJS.ProcessEnv
   if ('env' in ref) {
     const value = env[ref.env];
     if (value === undefined) {
-      throw mgError('MG_CONFIG_INVALID', `${field}: environment variable ${ref.env} is not set`);
+      throw mgError('MG_CONFIG_INVALID', `${field}: environment variable ${ref.env} is not set; set it, or use ${field.split('.').pop() ?? 'password'}: { file: … }`);
     }
     return value;
   }
   try {
     return readFileSync(ref.file, 'utf8').replace(/\r?\n$/, '');
   } catch (error) {
-    throw mgError('MG_CONFIG_INVALID', `${field}: cannot read ${ref.file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw mgError('MG_CONFIG_INVALID', `${field}: cannot read ${ref.file} (${(error as NodeJS.ErrnoException).code ?? 'error'}); check the path and that meshgate may read it`);
   }
 }

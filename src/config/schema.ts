@@ -6,16 +6,25 @@
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/jwt/config.ts';
 
+/*
+ * Format messages are noun phrases ("a duration: …") and `.meta()` says what a field is for:
+ * config errors read them as "expected <message>, got …" and "required: <description>".
+ */
 const DURATION = /^\d{1,9}[smhd]$/;
-const duration = (fallback: string) => z.string().regex(DURATION, 'a duration: a whole number and one unit, s, m, h or d (e.g. 90s, 15m, 4h)').default(fallback);
+const DURATION_TEXT = 'a duration: a whole number and one unit, s, m, h or d (e.g. 90s, 15m, 4h)';
+const duration = (fallback: string) => z.string().regex(DURATION, DURATION_TEXT).default(fallback);
 
-const secretRef = z.union([
-  z.strictObject({ env: z.string().min(1).describe('name of the environment variable holding the secret') }),
-  z.strictObject({ file: z.string().min(1).describe('path of a file holding the secret (one line)') }),
-]);
+const secretRef = z
+  .union([
+    z.strictObject({ env: z.string().min(1).describe('the name of the environment variable holding the secret') }),
+    z.strictObject({ file: z.string().min(1).describe('the path of a file holding the secret (one line)') }),
+  ])
+  .meta({ secret: true, expected: '{ file: PATH } or { env: VARIABLE }' });
+
+const mariadbUser = z.string().min(1).max(80).describe('the MariaDB user name');
 
 const roleAccount = z.strictObject({
-  user: z.string().min(1).max(80),
+  user: mariadbUser,
   password: secretRef,
 });
 
@@ -32,26 +41,35 @@ export const configSchema = z.strictObject({
       mode: z.enum(['starttls', 'first-byte']).default('starttls'),
       /** Refuse clients that do not upgrade to TLS (there is no identity without it). */
       required: z.boolean().default(true),
-      cert: z.string().min(1),
-      key: z.string().min(1),
-    }),
+      cert: z.string().min(1).describe('the PEM certificate meshgate presents to clients, e.g. tls/server.crt (`meshgate ca issue-server` writes one)'),
+      key: z.string().min(1).describe('the PEM private key of listener.tls.cert, e.g. tls/server.key'),
+    }).describe('the TLS listener: { cert: tls/server.crt, key: tls/server.key }'),
     maxClientMessageBytes: z
       .number()
       .int()
       .min(1024)
       .max(1024 * 1024 * 1024)
       .default(64 * 1024 * 1024),
-  }),
+  }).describe('where MySQL clients connect: { port: 3307, tls: { cert: tls/server.crt, key: tls/server.key } }'),
   trust: z.strictObject({
-    bundles: z.array(z.string().min(1)).min(1),
-    trustDomains: z.array(z.string().min(1)).min(1),
-  }),
+    bundles: z
+      .array(z.string().min(1))
+      .min(1)
+      .meta({ expected: 'a list of PEM file paths', description: "PEM roots that sign workload certificates, e.g. [tls/bundle.pem] (meshgate's CA bundle or Istio's root-cert.pem)" }),
+    trustDomains: z
+      .array(z.string().min(1))
+      .min(1)
+      .meta({ expected: 'a list of trust domain names', description: 'the SPIFFE trust domains whose identities are accepted, e.g. [cluster.local]' }),
+  }).describe('whose client certificates identify workloads: { bundles: [tls/bundle.pem], trustDomains: [cluster.local] }'),
   upstream: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(1).max(65535).default(3306),
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     /** Static accounts, one per role, shared by every identity (the first engine's way). */
-    roles: z.record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'role names are MariaDB identifiers: letters, digits, _ and $'), roleAccount).default({}),
+    roles: z
+      .record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a MariaDB role name: 1 to 64 letters, digits, _ and $'), roleAccount)
+      .meta({ expected: 'a mapping of role names to { user, password: { file: … } }' })
+      .default({}),
     /**
      * Dynamic credentials (recommended): meshgate creates a MariaDB account per identity and
      * role with a random password, grants it the role, and drops it when the lease ends.
@@ -59,7 +77,9 @@ export const configSchema = z.strictObject({
     credentials: z
       .strictObject({
         /** meshgate's administrative account: CREATE USER, SELECT on mysql.user, PROCESS, CONNECTION ADMIN, each role WITH ADMIN OPTION. */
-        admin: z.strictObject({ user: z.string().min(1).max(80), password: secretRef }),
+        admin: z
+          .strictObject({ user: mariadbUser, password: secretRef })
+          .describe("meshgate's MariaDB admin account: { user: meshgate_admin, password: { file: secrets/admin } }"),
         /** Host part of the accounts meshgate creates; they must be able to log in from meshgate's address. */
         userHost: z.string().min(1).max(255).default('%'),
         /** Session leases: renewed while sessions use them, rotated before their max TTL. */
@@ -69,7 +89,7 @@ export const configSchema = z.strictObject({
         issuedTtl: duration('15m'),
         issuedMaxTtl: duration('1h'),
         /** Rotate the admin password this often (needs admin.password from a file); absent: only by `creds rotate-root`. */
-        rotateAdminEvery: z.string().regex(DURATION).optional(),
+        rotateAdminEvery: z.string().regex(DURATION, DURATION_TEXT).optional(),
         /** How often leases are renewed and expired ones reaped. */
         sweepInterval: duration('30s'),
       })
@@ -80,19 +100,24 @@ export const configSchema = z.strictObject({
         idleTimeout: duration('5m'),
       })
       .default({ maxIdlePerKey: 16, idleTimeout: '5m' }),
-  }),
+  }).describe('the MariaDB server behind meshgate and the accounts meshgate uses there (upstream.credentials or upstream.roles)'),
   /**
    * Where leases live. Embedded (default): a directory, nothing to set up, one host.
    * PostgreSQL: several meshgate replicas share leases; any renews or revokes any.
    */
   state: z
     .strictObject({
-      embedded: z.strictObject({ dir: z.string().min(1) }).optional(),
-      postgres: z.strictObject({ url: secretRef, schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('meshgate') }).optional(),
+      embedded: z.strictObject({ dir: z.string().min(1).describe('the directory holding the lease files, e.g. /var/lib/meshgate/state') }).optional(),
+      postgres: z
+        .strictObject({
+          url: secretRef,
+          schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a PostgreSQL schema name: lower-case letters, digits and _, at most 63, not starting with a digit').default('meshgate'),
+        })
+        .optional(),
       /** This replica's name on the leases it writes; its own orphaned leases are revoked at start. */
       replicaId: z.string().min(1).max(128).optional(),
     })
-    .refine((state) => !(state.embedded !== undefined && state.postgres !== undefined), 'choose one of state.embedded or state.postgres')
+    .refine((state) => !(state.embedded !== undefined && state.postgres !== undefined), 'embedded and postgres cannot be used together: choose one place for leases')
     .default({}),
   /**
    * The Firestore engine: a gRPC listener serving google.firestore.v1.Firestore, per
@@ -111,13 +136,18 @@ export const configSchema = z.strictObject({
       /** Addresses (or CIDRs) of the local sidecar, e.g. 127.0.0.6 (Istio's inbound source). */
       trustedHops: z.array(z.string().min(1)).default([]),
       /** The Google Cloud project callers may name; requests for any other are refused. */
-      project: z.string().min(1).max(100),
-      upstream: z.union([
-        /** The emulator, as FIRESTORE_EMULATOR_HOST names it (host:port); plaintext, owner token. */
-        z.strictObject({ emulator: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port') }),
-        /** Google: short-lived tokens for the service account each policy rule names. */
-        z.strictObject({ google: z.strictObject({ endpoint: z.string().url().default('https://firestore.googleapis.com') }) }),
-      ]),
+      project: z.string().min(1).max(100).describe('the Google Cloud project callers may name, e.g. shop-prod'),
+      upstream: z
+        .union([
+          /** The emulator, as FIRESTORE_EMULATOR_HOST names it (host:port); plaintext, owner token. */
+          z.strictObject({ emulator: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'HOST:PORT of the emulator, e.g. 127.0.0.1:8080') }),
+          /** Google: short-lived tokens for the service account each policy rule names. */
+          z.strictObject({ google: z.strictObject({ endpoint: z.string().url('an https URL, e.g. https://firestore.googleapis.com').default('https://firestore.googleapis.com') }) }),
+        ])
+        .meta({
+          expected: '{ emulator: HOST:PORT } or { google: { endpoint? } }',
+          description: 'where Firestore calls go: { google: {} } for Google, or { emulator: 127.0.0.1:8080 } in development',
+        }),
       maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(16 * 1024 * 1024),
     })
     .optional(),
@@ -127,12 +157,14 @@ export const configSchema = z.strictObject({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(9440),
       /** SPIFFE IDs (client certificates) allowed to list and revoke leases and rotate the admin credential. */
-      principals: z.array(z.string().startsWith('spiffe://')).default([]),
+      principals: z.array(z.string().startsWith('spiffe://', 'a SPIFFE ID (spiffe://trust-domain/path)')).default([]),
     })
     .optional(),
-  policy: z.strictObject({
-    dir: z.string().min(1),
-  }),
+  policy: z
+    .strictObject({
+      dir: z.string().min(1).describe('the directory of policy YAML files, e.g. policy (see deploy/examples/policy)'),
+    })
+    .describe('where the policy files are: { dir: policy }'),
   /**
    * Token issuers for callers without a client certificate (CI jobs, people, Kubernetes
    * service-account tokens): the MySQL password carries the JWT, over TLS only.
@@ -148,7 +180,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('0.0.0.0'),
       port: z.number().int().min(0).max(65535).default(8443),
-      caDir: z.string().min(1),
+      caDir: z.string().min(1).describe('the directory of the CA that signs SVIDs (`meshgate ca init` creates it)'),
       svidTtlSeconds: z
         .number()
         .int()

@@ -86,27 +86,32 @@ const mapping = z.discriminatedUnion('kind', [
 
 const issuer = z.strictObject({
   /** Compared exactly with the token's `iss` (no trailing-slash or case folding, as OIDC requires). */
-  issuer: z.string().min(1),
-  audiences: z.array(z.string().min(1)).min(1),
-  jwks: z.union([remoteJwks, fileJwks], {
-    error: 'give either { url, caFile?, timeoutMs?, cooldownMs?, cacheMaxAgeSeconds? } or { file }',
-  }),
+  issuer: z.string().min(1).describe("the token's iss, exactly, e.g. https://kubernetes.default.svc.cluster.local"),
+  audiences: z.array(z.string().min(1)).min(1).describe('the aud values meshgate accepts, e.g. [meshgate]'),
+  jwks: z
+    .union([remoteJwks, fileJwks], {
+      error: 'give either { url, caFile?, timeoutMs?, cooldownMs?, cacheMaxAgeSeconds? } or { file }',
+    })
+    .describe("where the issuer's signing keys are: { url: https://… } or { file: jwks.json }"),
   algorithms: z.array(algorithm).min(1).default([...DEFAULT_ALGORITHMS]),
   clockSkewSeconds: z.number().int().min(0).max(300).default(TOKEN_DEFAULTS.clockSkewSeconds),
   maxTokenBytes: z.number().int().min(512).max(65_536).default(TOKEN_DEFAULTS.maxTokenBytes),
-  mapping,
-  trustDomain: z.string().superRefine((name, ctx) => {
-    try {
-      parseTrustDomain(name);
-    } catch (error) {
-      if (!isMeshgateError(error)) throw error;
-      ctx.addIssue({ code: 'custom', message: error.message });
-    }
-  }),
+  mapping: mapping.describe('how claims become an identity: { kind: kubernetes }, github-actions, jwt-svid or oidc'),
+  trustDomain: z
+    .string()
+    .superRefine((name, ctx) => {
+      try {
+        parseTrustDomain(name);
+      } catch (error) {
+        if (!isMeshgateError(error)) throw error;
+        ctx.addIssue({ code: 'custom', message: error.message });
+      }
+    })
+    .describe("the trust domain of the identities this issuer's tokens map to, e.g. cluster.local"),
 });
 
 export const tokenVerifierConfigSchema = z
-  .strictObject({ issuers: z.array(issuer).min(1) })
+  .strictObject({ issuers: z.array(issuer).min(1).describe('the token issuers meshgate trusts, each { issuer, audiences, jwks, mapping, trustDomain }') })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
     for (const [i, entry] of config.issuers.entries()) {

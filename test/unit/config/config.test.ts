@@ -6,6 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfigFile, readSecret } from '../../../src/config/load.ts';
 import { isMeshgateError } from '../../../src/errors/index.ts';
 
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 const invalid = (pattern: RegExp) => (error: unknown) => {
   assert.ok(isMeshgateError(error) && error.code === 'MG_CONFIG_INVALID', String(error));
   assert.match(error.message, pattern);
@@ -46,22 +48,32 @@ policy: { dir: policy }
     assert.ok(Object.isFrozen(config));
   });
 
-  it('names the field of an unknown key', async () => {
-    await assert.rejects(async () => loadConfigFile(await write(valid + 'listner: {}\n')), invalid(/listner|Unrecognized/));
+  it('names the file, field and line of an unknown key, with the allowed keys and the likely one', async () => {
+    const path = await write(valid + 'listner: {}\n');
+    const allowed = 'listener, trust, upstream, state, firestore, admin, policy, tokens, signer, audit';
+    const expected = `${path}: listner: unknown key; allowed here: ${allowed}; did you mean listener? (line 8, column 1)`;
+    assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(expected)}$`)));
   });
 
-  it('refuses an inline password: secrets come from env or file', async () => {
-    const text = valid.replace('{ env: SHOP_WRITER_PASSWORD }', 'hunter2');
-    await assert.rejects(async () => loadConfigFile(await write(text)), invalid(/upstream\.roles\.shop_writer\.password/));
+  it('refuses an inline password, never repeats it, and says how to give it', async () => {
+    const path = await write(valid.replace('{ env: SHOP_WRITER_PASSWORD }', 'hunter2'));
+    const expected = `${path}: upstream.roles.shop_writer.password: inline passwords are not allowed: use password: { file: … } or { env: … } (line 6, column 42)`;
+    assert.throws(() => loadConfigFile(path), (error: unknown) => {
+      invalid(new RegExp(`^${escape(expected)}$`))(error);
+      assert.ok(!(error as Error).message.includes('hunter2'));
+      return true;
+    });
   });
 
-  it('names missing files with the fix', async () => {
-    const text = valid.replace('tls/bundle.pem', 'tls/nope.pem');
-    await assert.rejects(async () => loadConfigFile(await write(text)), invalid(/trust\.bundles\[0\]: .*nope\.pem does not exist/));
+  it('names missing files with their line and the fix', async () => {
+    const path = await write(valid.replace('tls/bundle.pem', 'tls/nope.pem'));
+    const expected = `${path}: trust.bundles[0]: tls/nope.pem (${join(dir, 'tls', 'nope.pem')}) does not exist; use meshgate's CA bundle (\`meshgate ca init\`) or Istio's root-cert.pem (line 3, column 20)`;
+    assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(expected)}$`)));
   });
 
-  it('reports YAML syntax errors with a line', async () => {
-    await assert.rejects(async () => loadConfigFile(await write('listener: [\n')), invalid(/line \d+/));
+  it('reports YAML syntax errors with a line and column', async () => {
+    const path = await write('listener: [\n');
+    assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(path)}: not valid YAML: .+ \\(line 2, column 1\\)$`)));
   });
 
   it('says when the file is missing', () => {
@@ -72,6 +84,9 @@ policy: { dir: policy }
     assert.equal(readSecret({ env: 'X' }, 'f', { X: 'v' }), 'v');
     await writeFile(join(dir, 'pw'), 'from-file\n');
     assert.equal(readSecret({ file: join(dir, 'pw') }, 'f'), 'from-file');
-    assert.throws(() => readSecret({ env: 'MISSING' }, 'upstream.roles.r.password', {}), invalid(/MISSING is not set/));
+    assert.throws(
+      () => readSecret({ env: 'MISSING' }, 'upstream.roles.r.password', {}),
+      invalid(/^upstream\.roles\.r\.password: environment variable MISSING is not set; set it, or use password: \{ file: … \}$/),
+    );
   });
 });
