@@ -78,7 +78,11 @@ describe('meshgate serve (process)', { skip: missing }, () => {
 
   it('refuses an invalid config with one error naming the field, exit code 1', async () => {
     const config = join(h.dir, 'bad.yaml');
-    await writeFile(config, 'listener: { port: 3307, tls: { cert: a, key: b } }\ntrust: { bundles: [], trustDomains: [x] }\n');
+    await writeFile(
+      config,
+      'listener: { port: 3307, tls: { cert: a, key: b } }\ntrust: { bundles: [], trustDomains: [x] }\n' +
+        'upstream: { roles: { r: { user: u, password: { env: P } } } }\npolicy: { dir: policy }\naudit: { file: audit.jsonl }\n',
+    );
     const child = meshgate(['serve', '--config', config]);
     const stderr: string[] = [];
     child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
