@@ -6,11 +6,11 @@
 import { mgError } from '../../errors/index.ts';
 import { linesBackward } from '../../audit/lines.ts';
 import { verifyAuditFile } from '../../audit/verify.ts';
+import { AUDIT_EVENT_TYPES } from '../../audit/types.ts';
 import { UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 
 export const EXIT_TAMPERED = 4;
 
-const EVENT_TYPES = ['statement', 'connection', 'session_end'] as const;
 const MAX_STATEMENT_CHARS = 120;
 
 function onePath(positionals: string[]): string {
@@ -59,11 +59,11 @@ const verify: CliCommand = {
 const tail: CliCommand = {
   path: ['audit', 'tail'],
   summary: 'print the last events of a JSONL audit file, one line each',
-  usage: 'FILE [-n 20] [--type statement|connection|session_end] [--identity SUBSTR]',
+  usage: `FILE [-n 20] [--type ${AUDIT_EVENT_TYPES.join('|')}] [--identity SUBSTR]`,
   help: [
     '  FILE                    a JSONL audit file written by meshgate',
     '  -n, --lines N           how many events to print (default 20)',
-    '  --type TYPE             only events of this type',
+    `  --type TYPE             only events of this type: ${AUDIT_EVENT_TYPES.join(', ')}`,
     '  --identity SUBSTR       only events whose SPIFFE ID or principal contains SUBSTR',
   ].join('\n'),
   options: {
@@ -77,8 +77,8 @@ const tail: CliCommand = {
     const count = Number(values['lines']);
     if (!Number.isSafeInteger(count) || count < 1) throw new UsageError('-n must be a positive integer');
     const type = typeof values['type'] === 'string' ? values['type'] : undefined;
-    if (type !== undefined && !(EVENT_TYPES as readonly string[]).includes(type)) {
-      throw new UsageError(`--type must be one of ${EVENT_TYPES.join(', ')}`);
+    if (type !== undefined && !(AUDIT_EVENT_TYPES as readonly string[]).includes(type)) {
+      throw new UsageError(`--type must be one of ${AUDIT_EVENT_TYPES.join(', ')}`);
     }
     const identity = typeof values['identity'] === 'string' ? values['identity'] : undefined;
 
