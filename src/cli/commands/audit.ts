@@ -8,8 +8,7 @@ import { linesBackward } from '../../audit/lines.ts';
 import { verifyAuditFile } from '../../audit/verify.ts';
 import { AUDIT_EVENT_TYPES } from '../../audit/types.ts';
 import { UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
-
-export const EXIT_TAMPERED = 4;
+import { AUDIT_TAIL, AUDIT_VERIFY, EXIT_TAMPERED } from '../specs/audit.ts';
 
 const MAX_STATEMENT_CHARS = 120;
 
@@ -27,17 +26,7 @@ function unreadable(path: string, error: unknown): Error {
 }
 
 const verify: CliCommand = {
-  path: ['audit', 'verify'],
-  summary: 'check the hash chain of a JSONL audit file',
-  usage: 'FILE',
-  help: [
-    '  FILE                    a JSONL audit file written by meshgate',
-    '',
-    'Exits 0 when every line matches its hash and the chain has no gap, 4 when it does not.',
-    'A chain cannot reveal lines cut from the end: compare the printed last hash with a copy.',
-  ].join('\n'),
-  options: {},
-  allowPositionals: true,
+  ...AUDIT_VERIFY,
   async run(_values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
     const path = onePath(positionals);
     let result;
@@ -57,21 +46,7 @@ const verify: CliCommand = {
 };
 
 const tail: CliCommand = {
-  path: ['audit', 'tail'],
-  summary: 'print the last events of a JSONL audit file, one line each',
-  usage: `FILE [-n 20] [--type ${AUDIT_EVENT_TYPES.join('|')}] [--identity SUBSTR]`,
-  help: [
-    '  FILE                    a JSONL audit file written by meshgate',
-    '  -n, --lines N           how many events to print (default 20)',
-    `  --type TYPE             only events of this type: ${AUDIT_EVENT_TYPES.join(', ')}`,
-    '  --identity SUBSTR       only events whose SPIFFE ID or principal contains SUBSTR',
-  ].join('\n'),
-  options: {
-    lines: { type: 'string', short: 'n', default: '20' },
-    type: { type: 'string' },
-    identity: { type: 'string' },
-  },
-  allowPositionals: true,
+  ...AUDIT_TAIL,
   async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
     const path = onePath(positionals);
     const count = Number(values['lines']);
