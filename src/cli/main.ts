@@ -85,21 +85,31 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
   }
 }
 
-const processIO: CliIO = {
-  out: (line) => process.stdout.write(line.endsWith('\n') ? line : line + '\n'),
-  err: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n'),
-  cwd: process.cwd(),
-  env: process.env,
-};
+/**
+ * Lines to stdout or stderr. When the reader goes away (`meshgate … | head -1`) it has all it
+ * wanted: further output is dropped without a word, and the command ends with its own exit
+ * code, where Node would otherwise die on the EPIPE with a stack trace.
+ */
+function lineWriter(stream: NodeJS.WriteStream): (line: string) => void {
+  let readerGone = false;
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    readerGone = true;
+  });
+  return (line) => {
+    if (!readerGone) stream.write(line.endsWith('\n') ? line : line + '\n');
+  };
+}
 
 /** Entry point for bin/meshgate.js and `tsx src/cli/main.ts`. */
 export function main(argv: readonly string[] = process.argv.slice(2)): void {
-  runCli(argv, processIO).then(
+  const io: CliIO = { out: lineWriter(process.stdout), err: lineWriter(process.stderr), cwd: process.cwd(), env: process.env };
+  runCli(argv, io).then(
     (code) => {
       process.exitCode = code;
     },
     (error: unknown) => {
-      process.stderr.write(`meshgate: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
+      io.err(`meshgate: unexpected failure: ${(error as Error).stack ?? String(error)}`);
       process.exitCode = 70;
     },
   );
