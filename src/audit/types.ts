@@ -103,6 +103,12 @@ export interface RpcEvent extends EventBase {
 
 export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent;
 
+/** Every event `type` meshgate writes, for tools that filter by it (`meshgate audit tail --type`). */
+export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc'] as const satisfies readonly AuditEvent['type'][];
+// A new event type that is not added above fails to compile here, so the list cannot fall behind.
+const listsEveryType: Exclude<AuditEvent['type'], (typeof AUDIT_EVENT_TYPES)[number]> extends never ? true : never = true;
+void listsEveryType;
+
 /**
  * Where events go. `record` never blocks and never throws; when the sink falls behind,
  * `backlogged` turns true and sessions stop reading from their clients until 'drain'.

@@ -11,7 +11,11 @@ export interface CliIO {
   readonly env: NodeJS.ProcessEnv;
 }
 
-export interface CliCommand {
+/**
+ * What a command accepts and says about itself, without what it does: enough to print help
+ * and parse arguments, and cheap to load, so `meshgate --help` imports no database driver.
+ */
+export interface CommandSpec {
   /** Words that select the command: ['ca', 'init']. */
   readonly path: readonly string[];
   readonly summary: string;
@@ -21,6 +25,9 @@ export interface CliCommand {
   readonly help: string;
   readonly options: OptionSpecs;
   readonly allowPositionals?: boolean;
+}
+
+export interface CliCommand extends CommandSpec {
   /** Resolves to the process exit code. Throws MeshgateError for failures users can fix. */
   run(values: OptionValues, positionals: string[], io: CliIO): Promise<number>;
 }
@@ -38,7 +45,7 @@ export function optionalString(values: OptionValues, name: string): string | und
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-/** A mistake in how the command was called; main prints it with the command's usage. */
+/** A mistake in how the command was called; main prints it on one line, exit 2. */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);

@@ -3,33 +3,14 @@ import { parseArgs } from 'node:util';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMeshgateError } from '../errors/index.ts';
-import { UsageError, type CliCommand, type CliIO } from './command.ts';
+import type { CliCommand, CliIO } from './command.ts';
+import { describeUsageProblem, formatOverview, formatUsage } from './help.ts';
 import { COMMANDS } from './registry.ts';
 
 const HELP_FLAGS = new Set(['--help', '-h', 'help']);
 
-function formatUsage(command: CliCommand): string {
-  const lines = [`usage: meshgate ${command.path.join(' ')} ${command.usage}`.trimEnd(), '', command.summary];
-  if (command.help.trim() !== '') lines.push('', command.help.trimEnd());
-  lines.push('  -h, --help              show this help');
-  return lines.join('\n');
-}
-
-function formatOverview(prefix: readonly string[]): string {
-  const matching = COMMANDS.filter((c) => prefix.every((word, i) => c.path[i] === word));
-  const width = Math.max(...matching.map((c) => c.path.join(' ').length));
-  const lines = [
-    `usage: meshgate ${prefix.length > 0 ? prefix.join(' ') + ' ' : ''}<command> [options]`,
-    '',
-    'meshgate is an identity-aware proxy for MariaDB: SPIFFE/mTLS identity, policy as code, audit.',
-    '',
-    'commands:',
-    ...matching.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`),
-    '',
-    `Run 'meshgate <command> --help' for a command's options.`,
-  ];
-  return lines.join('\n');
-}
+/** Exit code for a command line meshgate cannot act on, as the shell's own builtins use. */
+const EXIT_USAGE = 2;
 
 function findCommand(argv: readonly string[]): { command: CliCommand; rest: string[] } | undefined {
   let best: CliCommand | undefined;
@@ -40,21 +21,48 @@ function findCommand(argv: readonly string[]): { command: CliCommand; rest: stri
   return best === undefined ? undefined : { command: best, rest: argv.slice(best.path.length) };
 }
 
-export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
-  const found = findCommand(argv);
-  if (found === undefined) {
-    const prefix = argv.filter((a) => !a.startsWith('-'));
-    const known = COMMANDS.some((c) => prefix.length > 0 && c.path[0] === prefix[0]);
-    const wantsHelp = argv.length === 0 || argv.some((a) => HELP_FLAGS.has(a));
-    if (!wantsHelp) io.err(`meshgate: unknown command '${argv.join(' ')}'\n`);
-    io.out(formatOverview(known ? prefix.slice(0, 1) : []));
-    return wantsHelp ? 0 : 2;
+/** The leading words of argv that name a group of commands (`ca`), short of a whole command. */
+function groupOf(argv: readonly string[]): string[] {
+  const group: string[] = [];
+  for (const word of argv) {
+    const prefix = [...group, word];
+    if (!COMMANDS.some((c) => c.path.length > prefix.length && prefix.every((w, i) => c.path[i] === w))) break;
+    group.push(word);
   }
+  return group;
+}
+
+/** argv names no command: show the group's overview when that is all it asks for, else say what is wrong. */
+function withoutCommand(argv: readonly string[], wantsHelp: boolean, io: CliIO): number {
+  const group = groupOf(argv);
+  const where = ['meshgate', ...group].join(' ');
+  const next = argv[group.length];
+  if (next !== undefined && !next.startsWith('-')) {
+    io.err(`meshgate: unknown command '${[...group, next].join(' ')}' (see '${where} --help')`);
+    return EXIT_USAGE;
+  }
+  // `meshgate` and `meshgate ca` alone ask what there is, like their --help.
+  if (next === undefined || wantsHelp) {
+    io.out(formatOverview(COMMANDS, group));
+    return 0;
+  }
+  io.err(`${where}: expected a command before '${next}' (see '${where} --help')`);
+  return EXIT_USAGE;
+}
+
+export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
+  // After `--` every word is an operand, even one spelled like a request for help.
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const wantsHelp = argv.some((a, i) => i < end && HELP_FLAGS.has(a));
+  const words = argv.filter((a, i) => i >= end || !HELP_FLAGS.has(a));
+  const found = findCommand(words);
+  if (found === undefined) return withoutCommand(words, wantsHelp, io);
   const { command, rest } = found;
-  if (rest.some((a) => HELP_FLAGS.has(a))) {
+  if (wantsHelp) {
     io.out(formatUsage(command));
     return 0;
   }
+  const where = `meshgate ${command.path.join(' ')}`;
   try {
     const parsed = parseArgs({
       args: rest,
@@ -64,34 +72,44 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     });
     return await command.run(parsed.values as Record<string, string | boolean | undefined>, parsed.positionals, io);
   } catch (error) {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`meshgate ${command.path.join(' ')}: ${(error as Error).message}\n`);
-      io.err(formatUsage(command));
-      return 2;
+    const problem = describeUsageProblem(error);
+    if (problem !== undefined) {
+      io.err(`${where}: ${problem} (see '${where} --help')`);
+      return EXIT_USAGE;
     }
     if (isMeshgateError(error)) {
-      io.err(`meshgate ${command.path.join(' ')}: ${error.toString()}`);
+      io.err(`${where}: ${error.toString()}`);
       return 1;
     }
     throw error;
   }
 }
 
-const processIO: CliIO = {
-  out: (line) => process.stdout.write(line.endsWith('\n') ? line : line + '\n'),
-  err: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n'),
-  cwd: process.cwd(),
-  env: process.env,
-};
+/**
+ * Lines to stdout or stderr. When the reader goes away (`meshgate … | head -1`) it has all it
+ * wanted: further output is dropped without a word, and the command ends with its own exit
+ * code, where Node would otherwise die on the EPIPE with a stack trace.
+ */
+function lineWriter(stream: NodeJS.WriteStream): (line: string) => void {
+  let readerGone = false;
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    readerGone = true;
+  });
+  return (line) => {
+    if (!readerGone) stream.write(line.endsWith('\n') ? line : line + '\n');
+  };
+}
 
 /** Entry point for bin/meshgate.js and `tsx src/cli/main.ts`. */
 export function main(argv: readonly string[] = process.argv.slice(2)): void {
-  runCli(argv, processIO).then(
+  const io: CliIO = { out: lineWriter(process.stdout), err: lineWriter(process.stderr), cwd: process.cwd(), env: process.env };
+  runCli(argv, io).then(
     (code) => {
       process.exitCode = code;
     },
     (error: unknown) => {
-      process.stderr.write(`meshgate: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
+      io.err(`meshgate: unexpected failure: ${(error as Error).stack ?? String(error)}`);
       process.exitCode = 70;
     },
   );

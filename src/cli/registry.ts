@@ -1,14 +1,39 @@
-import type { CliCommand } from './command.ts';
-import { agentCommands } from './commands/agent.ts';
-import { auditCommands } from './commands/audit.ts';
-import { caCommands } from './commands/ca.ts';
-import { credsCommands } from './commands/creds.ts';
-import { demoCommand } from './commands/demo.ts';
-import { policyCommands } from './commands/policy.ts';
-import { serveCommand } from './commands/serve.ts';
+import type { CliCommand, CommandSpec } from './command.ts';
+import { AGENT, CA_JOIN_TOKEN } from './specs/agent.ts';
+import { AUDIT_TAIL, AUDIT_VERIFY } from './specs/audit.ts';
+import { CA_INIT, CA_ISSUE, CA_ISSUE_SERVER, CA_ROTATE } from './specs/ca.ts';
+import { CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT } from './specs/creds.ts';
+import { DEMO } from './specs/demo.ts';
+import { POLICY_EXPLAIN, POLICY_VALIDATE } from './specs/policy.ts';
+import { SERVE } from './specs/serve.ts';
 
 /**
- * Every `meshgate` subcommand. Each concern's commands live in its own module under
- * src/cli/commands/ and are listed here once.
+ * Commands whose implementation is imported on first run. Implementations pull in database
+ * drivers, gRPC and the server (most of a second of loading); help and argument parsing
+ * need only the specs, so `meshgate --help` and a typo answer at once.
  */
-export const COMMANDS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, ...auditCommands, ...credsCommands];
+function lazily(load: () => Promise<readonly CliCommand[]>, specs: readonly CommandSpec[]): CliCommand[] {
+  return specs.map((spec) => ({
+    ...spec,
+    async run(values, positionals, io) {
+      const name = spec.path.join(' ');
+      const command = (await load()).find((c) => c.path.join(' ') === name);
+      if (command === undefined) throw new TypeError(`the module for 'meshgate ${name}' does not export it`);
+      return command.run(values, positionals, io);
+    },
+  }));
+}
+
+/**
+ * Every `meshgate` subcommand, in the order `meshgate --help` lists them. Each concern's
+ * commands live in src/cli/commands/, what they accept and say in src/cli/specs/.
+ */
+export const COMMANDS: readonly CliCommand[] = [
+  ...lazily(async () => [(await import('./commands/serve.ts')).serveCommand], [SERVE]),
+  ...lazily(async () => [(await import('./commands/demo.ts')).demoCommand], [DEMO]),
+  ...lazily(async () => (await import('./commands/ca.ts')).caCommands, [CA_INIT, CA_ISSUE, CA_ISSUE_SERVER, CA_ROTATE]),
+  ...lazily(async () => (await import('./commands/agent.ts')).agentCommands, [CA_JOIN_TOKEN, AGENT]),
+  ...lazily(async () => (await import('./commands/policy.ts')).policyCommands, [POLICY_VALIDATE, POLICY_EXPLAIN]),
+  ...lazily(async () => (await import('./commands/audit.ts')).auditCommands, [AUDIT_VERIFY, AUDIT_TAIL]),
+  ...lazily(async () => (await import('./commands/creds.ts')).credsCommands, [CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT]),
+];

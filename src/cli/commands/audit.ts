@@ -6,11 +6,10 @@
 import { mgError } from '../../errors/index.ts';
 import { linesBackward } from '../../audit/lines.ts';
 import { verifyAuditFile } from '../../audit/verify.ts';
+import { AUDIT_EVENT_TYPES } from '../../audit/types.ts';
 import { UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
+import { AUDIT_TAIL, AUDIT_VERIFY, EXIT_TAMPERED } from '../specs/audit.ts';
 
-export const EXIT_TAMPERED = 4;
-
-const EVENT_TYPES = ['statement', 'connection', 'session_end'] as const;
 const MAX_STATEMENT_CHARS = 120;
 
 function onePath(positionals: string[]): string {
@@ -27,17 +26,7 @@ function unreadable(path: string, error: unknown): Error {
 }
 
 const verify: CliCommand = {
-  path: ['audit', 'verify'],
-  summary: 'check the hash chain of a JSONL audit file',
-  usage: 'FILE',
-  help: [
-    '  FILE                    a JSONL audit file written by meshgate',
-    '',
-    'Exits 0 when every line matches its hash and the chain has no gap, 4 when it does not.',
-    'A chain cannot reveal lines cut from the end: compare the printed last hash with a copy.',
-  ].join('\n'),
-  options: {},
-  allowPositionals: true,
+  ...AUDIT_VERIFY,
   async run(_values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
     const path = onePath(positionals);
     let result;
@@ -57,28 +46,14 @@ const verify: CliCommand = {
 };
 
 const tail: CliCommand = {
-  path: ['audit', 'tail'],
-  summary: 'print the last events of a JSONL audit file, one line each',
-  usage: 'FILE [-n 20] [--type statement|connection|session_end] [--identity SUBSTR]',
-  help: [
-    '  FILE                    a JSONL audit file written by meshgate',
-    '  -n, --lines N           how many events to print (default 20)',
-    '  --type TYPE             only events of this type',
-    '  --identity SUBSTR       only events whose SPIFFE ID or principal contains SUBSTR',
-  ].join('\n'),
-  options: {
-    lines: { type: 'string', short: 'n', default: '20' },
-    type: { type: 'string' },
-    identity: { type: 'string' },
-  },
-  allowPositionals: true,
+  ...AUDIT_TAIL,
   async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
     const path = onePath(positionals);
     const count = Number(values['lines']);
     if (!Number.isSafeInteger(count) || count < 1) throw new UsageError('-n must be a positive integer');
     const type = typeof values['type'] === 'string' ? values['type'] : undefined;
-    if (type !== undefined && !(EVENT_TYPES as readonly string[]).includes(type)) {
-      throw new UsageError(`--type must be one of ${EVENT_TYPES.join(', ')}`);
+    if (type !== undefined && !(AUDIT_EVENT_TYPES as readonly string[]).includes(type)) {
+      throw new UsageError(`--type must be one of ${AUDIT_EVENT_TYPES.join(', ')}`);
     }
     const identity = typeof values['identity'] === 'string' ? values['identity'] : undefined;
 

@@ -2,20 +2,10 @@ import { resolve } from 'node:path';
 import { runDemo } from '../../demo/run-demo.ts';
 import { mgError } from '../../errors/index.ts';
 import { optionalString, type CliCommand } from '../command.ts';
+import { DEMO } from '../specs/demo.ts';
 
 export const demoCommand: CliCommand = {
-  path: ['demo'],
-  summary: 'run meshgate end to end on embedded defaults: CA, policy, proxy, real clients, audit',
-  usage: '[--dir .meshgate/demo] [--mariadb mysql://root@127.0.0.1:3306] [--keep]',
-  help: [
-    'options:',
-    '  --dir DIR               where the demo writes its CA, certificates, policy, config and audit',
-    '                          (default .meshgate/demo)',
-    '  --mariadb URL           an administrative MariaDB login the demo may create a database, roles',
-    '                          and users with (default $MESHGATE_DEMO_MARIADB or mysql://root@127.0.0.1:3306)',
-    '  --keep                  leave the demo database and accounts in MariaDB afterwards',
-  ].join('\n'),
-  options: { dir: { type: 'string' }, mariadb: { type: 'string' }, keep: { type: 'boolean' } },
+  ...DEMO,
   async run(values, _positionals, io) {
     const dir = resolve(io.cwd, optionalString(values, 'dir') ?? '.meshgate/demo');
     const mariadb = parseMariadbUrl(optionalString(values, 'mariadb') ?? io.env.MESHGATE_DEMO_MARIADB ?? 'mysql://root@127.0.0.1:3306');

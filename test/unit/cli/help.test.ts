@@ -22,13 +22,15 @@ describe('meshgate CLI', () => {
     });
   }
 
-  it('rejects unknown commands and options with usage, exit 2', async () => {
+  it('rejects unknown commands and options in one line with a pointer to help, exit 2', async () => {
     const io = captureIO();
     assert.equal(await runCli(['frobnicate'], io), 2);
-    assert.match(io.stderr.join('\n'), /unknown command 'frobnicate'/);
+    assert.deepEqual(io.stderr, ["meshgate: unknown command 'frobnicate' (see 'meshgate --help')"]);
+    assert.deepEqual(io.stdout, []);
     const io2 = captureIO();
     assert.equal(await runCli(['serve', '--no-such-flag'], io2), 2);
-    assert.match(io2.stderr.join('\n'), /usage: meshgate serve/);
+    assert.deepEqual(io2.stderr, ["meshgate serve: unknown option '--no-such-flag' (see 'meshgate serve --help')"]);
+    assert.deepEqual(io2.stdout, []);
   });
 
   it('serve with a missing config says so and exits 1', async () => {
