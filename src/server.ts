@@ -24,6 +24,7 @@ import { parseDuration } from './identity/duration.ts';
 import { UpstreamPool } from './engines/mysql/pool.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
 import { startFirestore } from './engines/firestore/start.ts';
+import type { RunningEmulator } from './engines/firestore/emulator.ts';
 import type { TlsPeerFacts } from './identity/types.ts';
 
 export interface RunningMeshgate {
@@ -39,6 +40,8 @@ export interface RunningMeshgate {
   readonly adminPort: number | null;
   /** The Firestore gRPC listener's port, when `firestore` is configured. */
   readonly firestorePort: number | null;
+  /** The emulator meshgate launched as Firestore upstream (firestore.upstream.launchEmulator). */
+  readonly firestoreEmulator: Pick<RunningEmulator, 'kind' | 'host' | 'port' | 'description'> | null;
   close(): Promise<void>;
 }
 
@@ -217,6 +220,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     signerPort: signer?.port ?? null,
     adminPort: adminApi?.port ?? null,
     firestorePort: firestore?.port ?? null,
+    firestoreEmulator: firestore?.emulator ?? null,
     close: () => teardown.run(),
   };
 }

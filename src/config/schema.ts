@@ -117,6 +117,12 @@ export const configSchema = z.strictObject({
         z.strictObject({ emulator: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port') }),
         /** Google: short-lived tokens for the service account each policy rule names. */
         z.strictObject({ google: z.strictObject({ endpoint: z.string().url().default('https://firestore.googleapis.com') }) }),
+        /**
+         * Development: meshgate starts Google's Firestore emulator itself (the in-process one
+         * where Java or the emulator is missing, said in the log) and stops it on exit; its
+         * documents live as long as meshgate runs. Port 0: any free port.
+         */
+        z.strictObject({ launchEmulator: z.strictObject({ port: z.number().int().min(0).max(65535).default(0) }) }),
       ]),
       maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(16 * 1024 * 1024),
     })
