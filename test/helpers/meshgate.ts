@@ -10,6 +10,7 @@ import { resolveConfig } from '../../src/config/load.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '../../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
+import type { Logger } from '../../src/engines/mysql/context.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
 
@@ -60,6 +61,8 @@ export interface HarnessOptions {
   readonly credentials?: 'static' | 'dynamic';
   /** Also serve Firestore, forwarding to this emulator (host:port) for this project. */
   readonly firestore?: { readonly emulator: string; readonly project: string };
+  /** meshgate's operational log; default silent. */
+  readonly log?: Logger;
 }
 
 /** The privileges meshgate's admin account needs for dynamic credentials, nothing more. */
@@ -166,7 +169,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     audit: { file: auditFile },
   };
   options.config?.(input);
-  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), silentLogger).catch(async (error: unknown) => {
+  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), options.log ?? silentLogger).catch(async (error: unknown) => {
     await adminAccount?.drop();
     await provisioned.drop();
     throw error;
