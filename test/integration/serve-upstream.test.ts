@@ -2,13 +2,14 @@
  * `meshgate serve` checks its upstreams at start against the real MariaDB: a wrong admin or
  * role password, or nothing listening, is one log line naming the account, the address,
  * MariaDB's error and the fix, and start fails at once (exit 1 from the command); with
- * --wait-for-upstream it waits for a MariaDB that appears late.
+ * --wait-for-upstream it waits for a MariaDB that appears late. Refused clients leave a
+ * warn line in the server log too, not only in the audit file.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -177,5 +178,23 @@ describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () =>
     assert.equal(waited.code, 1, waited.stderr);
     assert.match(waited.stderr, /still not answering after --wait-for-upstream 2s/);
     assert.ok(waited.ms >= 2000, `waited ${waited.ms} ms`);
+  });
+
+  it('a refused MySQL login leaves a warn line with the code, peer and identity in the server log', async () => {
+    const before = serverLog.lines.length;
+    await assert.rejects(mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'u', database: h.database, ssl: h.ssl('staging') }), /MG_POLICY_DENIED/);
+    await assert.rejects(mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'u', database: h.database, ssl: { ca: h.ssl('orders').ca } }), /MG_CLIENT_CERT_MISSING/);
+    const warns = serverLog.lines.slice(before).filter((l) => l.level === 'warn');
+    const denied = warns.find((l) => l.code === 'MG_POLICY_DENIED');
+    assert.ok(denied !== undefined, serverLog.text());
+    assert.equal(denied.identity, STANDARD_WORKLOADS.staging);
+    assert.equal(denied.engine, 'mysql');
+    assert.match(String(denied.peer), /^127\.0\.0\.1:\d+$/);
+    assert.match(denied.message, /^refused a MySQL login: \[MG_POLICY_DENIED\]/);
+    const missing = warns.find((l) => l.code === 'MG_CLIENT_CERT_MISSING');
+    assert.ok(missing !== undefined, serverLog.text());
+    assert.equal(missing.identity, null);
+    const secret = (await readFile(roleFile('admin'), 'utf8')).trim();
+    assert.ok(!serverLog.text().includes(secret), 'the admin password never reaches the log');
   });
 });
