@@ -44,6 +44,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
+import { emulatorClientSettings, meshgateClientSettings } from '../src/demo/firestore-sdk.ts';
 import { startFirestoreEmulator, type RunningEmulator } from '../src/engines/firestore/emulator.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { cpuMicros } from './cpu.ts';
@@ -139,12 +140,12 @@ async function worker(config: WorkerConfig): Promise<void> {
   const { Firestore } = await import('@google-cloud/firestore');
   let db: InstanceType<typeof Firestore>;
   if (config.tls === null) {
-    db = new Firestore({ projectId: PROJECT, host: '127.0.0.1', port: config.port, ssl: false, customHeaders: { Authorization: 'Bearer owner' } } as never);
+    db = new Firestore({ projectId: PROJECT, ...emulatorClientSettings({ host: '127.0.0.1', port: config.port }) } as never);
   } else {
     // The grpc-js google-gax bundles: its credentials pass the SDK's instanceof checks.
     const gax = createRequire(import.meta.url)('google-gax') as { grpc: typeof import('@grpc/grpc-js') };
     const [ca, key, cert] = await Promise.all([readFile(config.tls.ca), readFile(config.tls.key), readFile(config.tls.cert)]);
-    db = new Firestore({ projectId: PROJECT, host: '127.0.0.1', port: config.port, ssl: true, sslCreds: gax.grpc.credentials.createSsl(ca, key, cert) } as never);
+    db = new Firestore({ projectId: PROJECT, ...meshgateClientSettings(gax.grpc, { host: '127.0.0.1', port: config.port }, { ca, key, cert }) } as never);
   }
   const collection = db.collection(COLLECTION);
   const once_ = async (caller: number, i: number) => {
@@ -221,7 +222,9 @@ async function main(): Promise<void> {
         spec: { action: 'ALLOW', rules: [{ id: 'loadgen', from: [{ source: { namespaces: ['bench'] } }], to: [{ firestore: { collections: [`${COLLECTION}/*`], operations: ['read', 'write'] } }] }] },
       }),
     );
-    await writeFile(join(dir, 'unused.pw'), 'unused', { mode: 0o600 });
+    // meshgate logs in with every configured account at start; root (empty password, as the
+    // machine provides it) is one that does, and no policy rule maps anyone to its role.
+    await writeFile(join(dir, 'unused.pw'), '', { mode: 0o600 });
     const firestorePort = await freePort();
     const auditFile = join(dir, 'audit.jsonl');
     await writeFile(
@@ -230,7 +233,7 @@ async function main(): Promise<void> {
         listener: { port: 0, tls: { cert: server.certPath, key: server.keyPath } },
         trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
         // The MySQL side is required by the config and unused here: one static account nobody asks for.
-        upstream: { roles: { unused: { user: 'unused', password: { file: 'unused.pw' } } } },
+        upstream: { roles: { unused: { user: 'root', password: { file: 'unused.pw' } } } },
         firestore: { host: '127.0.0.1', port: firestorePort, project: PROJECT, upstream: { emulator: `${emulator.host}:${emulator.port}` } },
         policy: { dir: 'policy' },
         audit: { file: auditFile },
@@ -250,7 +253,7 @@ async function main(): Promise<void> {
 
     // Seed the documents the get loops read, directly.
     const { Firestore } = await import('@google-cloud/firestore');
-    const seeder = new Firestore({ projectId: PROJECT, host: '127.0.0.1', port: emulator.port, ssl: false, customHeaders: { Authorization: 'Bearer owner' } } as never);
+    const seeder = new Firestore({ projectId: PROJECT, ...emulatorClientSettings(emulator) } as never);
     const batch = seeder.batch();
     for (let i = 0; i < READ_DOCS; i++) batch.set(seeder.collection(COLLECTION).doc(`g${i}`), { ...DOC, qty: i });
     await batch.commit();
@@ -366,7 +369,7 @@ async function runLoad(
       const clientProfile = process.env.MESHGATE_BENCH_CLIENT_PROFILE;
       // One directory per measurement; in it, thread 0 of each process is its main thread.
       const flags = clientProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(clientProfile, `${base.target}-${op}-${callers}`)}`] : [];
-      const child = spawn(process.execPath, [...flags, '--no-deprecation', '--import', 'tsx', import.meta.filename, '--worker', JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [...flags, '--import', 'tsx', import.meta.filename, '--worker', JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
       const lines = createInterface({ input: child.stdout! });
       const result = new Promise<WorkerResult>((resolve, reject) => {
         lines.on('line', (line) => {

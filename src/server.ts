@@ -13,6 +13,9 @@ import type { MeshgateConfig } from './config/schema.ts';
 import type { Logger, MysqlEngineContext, RoleAccount } from './engines/mysql/context.ts';
 import { MysqlListener } from './engines/mysql/listener.ts';
 import { probeServerProfile } from './engines/mysql/profile.ts';
+import { mariadbUpstreamCheck } from './engines/mysql/upstream-check.ts';
+import { firestoreUpstreamCheck } from './engines/firestore/upstream-check.ts';
+import { checkUpstreams } from './upstream-checks.ts';
 import { mgError } from './errors/index.ts';
 import { createTokenVerifier } from './identity/jwt/index.ts';
 import { JoinTokenStore, startSigningEndpoint } from './identity/signer/index.ts';
@@ -24,6 +27,7 @@ import { parseDuration } from './identity/duration.ts';
 import { UpstreamPool } from './engines/mysql/pool.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
 import { startFirestore } from './engines/firestore/start.ts';
+import type { RunningEmulator } from './engines/firestore/emulator.ts';
 import type { TlsPeerFacts } from './identity/types.ts';
 
 export interface RunningMeshgate {
@@ -39,6 +43,8 @@ export interface RunningMeshgate {
   readonly adminPort: number | null;
   /** The Firestore gRPC listener's port, when `firestore` is configured. */
   readonly firestorePort: number | null;
+  /** The emulator meshgate launched as Firestore upstream (firestore.upstream.launchEmulator). */
+  readonly firestoreEmulator: Pick<RunningEmulator, 'kind' | 'host' | 'port' | 'description'> | null;
   close(): Promise<void>;
 }
 
@@ -58,17 +64,22 @@ function cannotListen(what: string, host: string, port: number, field: string, e
   return mgError('MG_CONFIG_INVALID', `cannot listen for ${what} on ${host}:${port} (${code}); choose another ${field}`, error);
 }
 
-export async function startMeshgate(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RunningMeshgate> {
+export interface StartOptions {
+  /** How long to wait for upstreams that do not answer yet (`--wait-for-upstream`); 0: fail at once. */
+  readonly waitForUpstreamMs?: number;
+}
+
+export async function startMeshgate(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv = process.env, options: StartOptions = {}): Promise<RunningMeshgate> {
   const teardown = new Teardown();
   try {
-    return await assemble(config, log, env, teardown);
+    return await assemble(config, log, env, teardown, options);
   } catch (error) {
     await teardown.run();
     throw error;
   }
 }
 
-async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv, teardown: Teardown): Promise<RunningMeshgate> {
+async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv, teardown: Teardown, options: StartOptions): Promise<RunningMeshgate> {
   const policy = await loadPolicyDir(config.policy.dir);
   const staticRoles = new Map<string, RoleAccount>();
   for (const [role, account] of Object.entries(config.upstream.roles)) {
@@ -77,6 +88,9 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const upstream = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
+  // Each upstream that does not answer or refuses meshgate gets its own log line with the fix.
+  const checks = [mariadbUpstreamCheck(config, env), ...(config.firestore === undefined ? [] : [firestoreUpstreamCheck(config.firestore)])];
+  await checkUpstreams(checks, { log, waitMs: options.waitForUpstreamMs ?? 0 });
   const profile = await probeServerProfile(upstream);
   const trustDomains = config.trust.trustDomains;
   const verifyPeer = (facts: TlsPeerFacts) => verifyTlsPeer(facts, { trustDomains });
@@ -217,6 +231,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     signerPort: signer?.port ?? null,
     adminPort: adminApi?.port ?? null,
     firestorePort: firestore?.port ?? null,
+    firestoreEmulator: firestore?.emulator ?? null,
     close: () => teardown.run(),
   };
 }

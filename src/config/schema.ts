@@ -143,10 +143,16 @@ export const configSchema = z.strictObject({
           z.strictObject({ emulator: z.string().regex(/^[^:\s]+:\d{1,5}$/, 'HOST:PORT of the emulator, e.g. 127.0.0.1:8080') }),
           /** Google: short-lived tokens for the service account each policy rule names. */
           z.strictObject({ google: z.strictObject({ endpoint: z.string().url('an https URL, e.g. https://firestore.googleapis.com').default('https://firestore.googleapis.com') }) }),
+          /**
+           * Development: meshgate starts Google's Firestore emulator itself (the in-process one
+           * where Java or the emulator is missing, said in the log) and stops it on exit; its
+           * documents live as long as meshgate runs. Port 0: any free port.
+           */
+          z.strictObject({ launchEmulator: z.strictObject({ port: z.number().int().min(0).max(65535).default(0) }) }),
         ])
         .meta({
-          expected: '{ emulator: HOST:PORT } or { google: { endpoint? } }',
-          description: 'where Firestore calls go: { google: {} } for Google, or { emulator: 127.0.0.1:8080 } in development',
+          expected: '{ emulator: HOST:PORT }, { google: { endpoint? } } or { launchEmulator: { port? } }',
+          description: 'where Firestore calls go: { google: {} } for Google, { emulator: 127.0.0.1:8080 } or { launchEmulator: {} } in development',
         }),
       maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(16 * 1024 * 1024),
     })

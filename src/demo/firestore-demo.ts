@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { mgError } from '../errors/index.ts';
+import { emulatorClientSettings, meshgateClientSettings } from './firestore-sdk.ts';
 
 export const DEMO_FIRESTORE_PROJECT = 'meshgate-demo';
 
@@ -36,16 +37,14 @@ function loadSdk(): { sdk: Sdk; grpc: typeof import('@grpc/grpc-js') } {
 
 export async function runFirestoreDemo(options: {
   readonly port: number;
-  readonly emulatorPort: number;
+  readonly emulator: { readonly host: string; readonly port: number };
   readonly certs: Readonly<Record<string, { cert: Buffer; key: Buffer; ca: Buffer }>>;
 }): Promise<FirestoreOutcome[]> {
   const { sdk, grpc } = loadSdk();
-  const through = (workload: string) => {
-    const files = options.certs[workload]!;
-    return new sdk.Firestore({ projectId: DEMO_FIRESTORE_PROJECT, host: '127.0.0.1', port: options.port, ssl: true, sslCreds: grpc.credentials.createSsl(files.ca, files.key, files.cert) });
-  };
+  const through = (workload: string) =>
+    new sdk.Firestore({ projectId: DEMO_FIRESTORE_PROJECT, ...meshgateClientSettings(grpc, { host: '127.0.0.1', port: options.port }, options.certs[workload]!) });
   // Seeding goes straight to the emulator, as an administrator would.
-  const direct = new sdk.Firestore({ projectId: DEMO_FIRESTORE_PROJECT, host: '127.0.0.1', port: options.emulatorPort, ssl: false, customHeaders: { Authorization: 'Bearer owner' } });
+  const direct = new sdk.Firestore({ projectId: DEMO_FIRESTORE_PROJECT, ...emulatorClientSettings(options.emulator) });
   await direct.doc('analytics/2026-11-24').set({ orders: 41, revenue: 1234.5 });
   await direct.doc('analytics/2026-11-23').set({ orders: 37, revenue: 1101.0 });
   await direct.terminate();

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { mgError } from '../errors/index.ts';
+import { classifyLoginFailure } from '../engines/mysql/login-failure.ts';
 
 export interface AdminTarget {
   readonly host: string;
@@ -35,7 +36,7 @@ export interface Provisioned {
 
 const IDENT = /^[A-Za-z0-9_]{1,64}$/;
 
-function ident(name: string): string {
+export function ident(name: string): string {
   if (!IDENT.test(name)) throw new TypeError(`not a safe MariaDB identifier: ${name}`);
   return '`' + name + '`';
 }
@@ -44,14 +45,46 @@ export async function connectAdmin(target: AdminTarget): Promise<mysql.Connectio
   try {
     return await mysql.createConnection({ ...target, multipleStatements: false, connectTimeout: 5000 });
   } catch (error) {
-    const code = (error as { code?: string }).code ?? (error as Error).message;
-    throw mgError(
-      'MG_UPSTREAM_UNAVAILABLE',
-      `cannot log in to MariaDB at ${target.host}:${target.port} as ${target.user} (${code}). ` +
-        'Install and start one: `sudo apt-get install -y mariadb-server && sudo service mariadb start` ' +
-        '(root logs in from 127.0.0.1 with an empty password there), or point MESHGATE_DEMO_MARIADB at one: mysql://user:pass@host:port',
-      error,
-    );
+    throw adminLoginError(target, error);
+  }
+}
+
+/**
+ * Install advice only where nothing answers: a refused password on a running MariaDB needs
+ * another URL, not another MariaDB.
+ */
+function adminLoginError(target: AdminTarget, error: unknown): Error {
+  const failure = classifyLoginFailure(error);
+  const where = `MariaDB at ${target.host}:${target.port}`;
+  const login = `the login as '${target.user}'`;
+  const url = '--mariadb mysql://user:password@host:port (or MESHGATE_DEMO_MARIADB)';
+  switch (failure.kind) {
+    case 'password-refused':
+      return mgError('MG_UPSTREAM_AUTH_FAILED', `${where} refused ${login} (${failure.detail}): check the user and password in ${url}`, error);
+    case 'host-not-allowed':
+      return mgError('MG_UPSTREAM_AUTH_FAILED', `${where} refused ${login} from this host (${failure.detail}): use an account that may connect from here, in ${url}`, error);
+    case 'socket-auth-only':
+      return mgError(
+        'MG_UPSTREAM_AUTH_FAILED',
+        `${where} lets '${target.user}' log in only through the unix socket (${failure.detail}); the demo logs in over TCP: ` +
+          `give it an account with a password in ${url}, e.g. CREATE USER 'meshgate_demo_root'@'127.0.0.1' IDENTIFIED BY '…'; GRANT ALL ON *.* TO it WITH GRANT OPTION`,
+        error,
+      );
+    case 'nothing-listening':
+      return mgError(
+        'MG_UPSTREAM_UNAVAILABLE',
+        `nothing listens on ${target.host}:${target.port} (${failure.detail}). ` +
+          'Install and start MariaDB: `sudo apt-get install -y mariadb-server && sudo service mariadb start` ' +
+          `(root logs in from 127.0.0.1 with an empty password there), or point the demo at one: ${url}`,
+        error,
+      );
+    case 'unknown-host':
+      return mgError('MG_UPSTREAM_UNAVAILABLE', `cannot resolve ${target.host} (${failure.detail}): fix the host in ${url}`, error);
+    case 'no-answer':
+    case 'busy':
+      return mgError('MG_UPSTREAM_UNAVAILABLE', `${where} did not take ${login} (${failure.detail}): check that it is running and reachable from here, then run the demo again`, error);
+    case 'other':
+      return mgError('MG_UPSTREAM_UNAVAILABLE', `${where} failed ${login} (${failure.detail}); its error log may say more`, error);
   }
 }
 
@@ -130,7 +163,7 @@ export function accountName(role: string): string {
   return `mg_${role}`.slice(0, 64);
 }
 
-async function dropObjects(admin: mysql.Connection, database: string, roles: readonly string[]): Promise<void> {
+export async function dropObjects(admin: mysql.Connection, database: string, roles: readonly string[]): Promise<void> {
   for (const role of roles) {
     await admin.query(`DROP USER IF EXISTS ${ident(accountName(role))}@'%'`);
     await admin.query(`DROP ROLE IF EXISTS ${ident(role)}`);

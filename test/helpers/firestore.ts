@@ -11,13 +11,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Firestore } from '@google-cloud/firestore';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { RpcEvent } from '../../src/audit/types.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
+import type { Logger } from '../../src/engines/mysql/context.ts';
 import { OFFICIAL_EMULATOR_JAR, officialEmulatorAvailable, startFirestoreEmulator, type RunningEmulator } from '../../src/engines/firestore/emulator.ts';
+import { emulatorClientSettings, meshgateClientSettings } from '../../src/demo/firestore-sdk.ts';
 import { startHarness, TRUST_DOMAIN, type Harness } from './meshgate.ts';
 import { serviceMissing } from './services.ts';
 
@@ -48,6 +51,8 @@ export interface FirestoreFixtureOptions {
   readonly config?: (config: MeshgateConfigInput) => void;
   /** An emulator another fixture started (and will stop); default: start one. */
   readonly emulator?: RunningEmulator;
+  /** meshgate's operational log; default silent. */
+  readonly log?: Logger;
 }
 
 export interface ClientOptions {
@@ -97,6 +102,7 @@ export async function startFirestoreFixture(options: FirestoreFixtureOptions): P
       policy: options.policy,
       firestore: { emulator: `${emulator.host}:${emulator.port}`, project: options.project },
       ...(options.config === undefined ? {} : { config: options.config }),
+      ...(options.log === undefined ? {} : { log: options.log }),
     });
   } catch (error) {
     if (ownsEmulator) await emulator.stop();
@@ -110,7 +116,7 @@ export async function startFirestoreFixture(options: FirestoreFixtureOptions): P
   }
   const closers: (() => unknown)[] = [];
   const directFor = (projectId: string) => {
-    const db = new Firestore({ projectId, host: emulator.host, port: emulator.port, ssl: false, customHeaders: { Authorization: 'Bearer owner' } });
+    const db = new Firestore({ projectId, ...emulatorClientSettings(emulator) });
     closers.push(() => db.terminate());
     return db;
   };
@@ -129,10 +135,7 @@ export async function startFirestoreFixture(options: FirestoreFixtureOptions): P
       const ssl = harness.ssl(workload);
       const db = new Firestore({
         projectId: clientOptions.projectId ?? options.project,
-        host: '127.0.0.1',
-        port,
-        ssl: true,
-        sslCreds: gaxGrpc.credentials.createSsl(ssl.ca, ssl.key, ssl.cert),
+        ...meshgateClientSettings(gaxGrpc, { host: '127.0.0.1', port }, ssl),
         ...(clientOptions.databaseId === undefined ? {} : { databaseId: clientOptions.databaseId }),
         ...(clientOptions.customHeaders === undefined ? {} : { customHeaders: clientOptions.customHeaders }),
       } as never);
@@ -284,7 +287,9 @@ export interface RawFirestore {
 
 /** A grpc-js client for google.firestore.v1.Firestore that sends and receives raw bytes. */
 export function rawFirestore(address: string, credentials: grpc.ChannelCredentials): RawFirestore {
-  const client = new RawClient(address, credentials) as unknown as grpc.Client & Record<string, Unary | ServerStream | Bidi>;
+  // An IP as TLS server name is against RFC 6066 (Node warns, DEP0123); meshgate's test certificate names localhost.
+  const options = isIP(address.replace(/:\d+$/, '')) === 0 ? {} : { 'grpc.ssl_target_name_override': 'localhost' };
+  const client = new RawClient(address, credentials, options) as unknown as grpc.Client & Record<string, Unary | ServerStream | Bidi>;
   return {
     unary(method, body, metadata = new grpc.Metadata()) {
       return new Promise((resolve, reject) => {

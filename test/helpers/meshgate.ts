@@ -11,6 +11,7 @@ import { resolveConfig } from '../../src/config/load.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '../../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
+import type { Logger } from '../../src/engines/mysql/context.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
 import { MARIADB_TARGET } from './services.ts';
@@ -81,6 +82,8 @@ export interface HarnessOptions {
   readonly credentials?: 'static' | 'dynamic';
   /** Also serve Firestore, forwarding to this emulator (host:port) for this project. */
   readonly firestore?: { readonly emulator: string; readonly project: string };
+  /** meshgate's operational log; default silent. */
+  readonly log?: Logger;
 }
 
 /** The privileges meshgate's admin account needs for dynamic credentials, nothing more. */
@@ -243,7 +246,7 @@ async function assembleHarness(
     }
     return createdUsernames;
   };
-  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), silentLogger);
+  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), options.log ?? silentLogger);
   undo.push(() => meshgate.close());
   let stopped = false;
   const pem = async (path: string) => readFile(path);

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { runDemo } from '../../demo/run-demo.ts';
+import { demoNames, DEFAULT_DEMO_NAME } from '../../demo/files.ts';
+import { cleanDemo, runDemo } from '../../demo/run-demo.ts';
 import { mgError } from '../../errors/index.ts';
 import { optionalString, type CliCommand } from '../command.ts';
 import { DEMO } from '../specs/demo.ts';
@@ -9,7 +10,13 @@ export const demoCommand: CliCommand = {
   async run(values, _positionals, io) {
     const dir = resolve(io.cwd, optionalString(values, 'dir') ?? '.meshgate/demo');
     const mariadb = parseMariadbUrl(optionalString(values, 'mariadb') ?? io.env.MESHGATE_DEMO_MARIADB ?? 'mysql://root@127.0.0.1:3306');
-    const asExpected = await runDemo({ dir, mariadb, keep: values.keep === true }, io);
+    if (values.clean === true) {
+      if (values.keep === true) throw mgError('MG_USAGE', '--keep and --clean exclude each other: --clean drops what an earlier --keep left');
+      await cleanDemo({ dir, mariadb }, io);
+      return 0;
+    }
+    const names = demoNames(optionalString(values, 'name') ?? DEFAULT_DEMO_NAME);
+    const asExpected = await runDemo({ dir, mariadb, keep: values.keep === true, names }, io);
     if (!asExpected) io.err('meshgate demo: some outcomes differ from what the demo expects (see above)');
     return asExpected ? 0 : 1;
   },

@@ -1,15 +1,18 @@
 import { loadConfigFile } from '../../config/load.ts';
 import { jsonLogger } from '../../log.ts';
 import { startMeshgate } from '../../server.ts';
-import { requireString, type CliCommand } from '../command.ts';
+import { optionalString, requireString, type CliCommand } from '../command.ts';
+import { parseDuration } from '../../identity/duration.ts';
 import { SERVE } from '../specs/serve.ts';
 
 export const serveCommand: CliCommand = {
   ...SERVE,
   async run(values, _positionals, io) {
+    const wait = optionalString(values, 'wait-for-upstream');
+    const waitForUpstreamMs = wait === undefined ? 0 : parseDuration(wait, '--wait-for-upstream') * 1000;
     const config = loadConfigFile(requireString(values, 'config'));
     const log = jsonLogger((line) => io.err(line));
-    const running = await startMeshgate(config, log, io.env);
+    const running = await startMeshgate(config, log, io.env, { waitForUpstreamMs });
     io.out(`meshgate: listening on ${running.address.address}:${running.address.port}`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();

@@ -2,13 +2,18 @@ import type { CommandSpec } from '../command.ts';
 
 export const SERVE: CommandSpec = {
   path: ['serve'],
-  summary: 'run the proxy: MySQL-protocol listener with mTLS identity, policy and audit',
-  usage: '--config meshgate.yaml',
+  summary: 'run the proxy: MySQL and Firestore listeners with mesh identity, policy and audit',
+  usage: '--config meshgate.yaml [--wait-for-upstream 60s]',
   help: [
     'options:',
-    '  -c, --config PATH       the configuration file (see deploy/examples/meshgate.yaml)',
+    '  -c, --config PATH             the configuration file (see deploy/examples/meshgate.yaml)',
+    '  --wait-for-upstream DURATION  at start, wait this long (e.g. 60s, 5m) for MariaDB and Firestore',
+    '                                to answer, retrying with backoff; without it meshgate stops at once',
+    '                                (exit 1) when an upstream does not answer. A refused login never waits.',
     '',
+    'At start meshgate logs in to MariaDB with each account it will use and reaches its Firestore',
+    'upstream; each failure is a log line naming the account, the address and the fix.',
     'meshgate logs JSON lines to stderr and stops cleanly on SIGINT/SIGTERM, flushing audit.',
   ].join('\n'),
-  options: { config: { type: 'string', short: 'c' } },
+  options: { config: { type: 'string', short: 'c' }, 'wait-for-upstream': { type: 'string' } },
 };

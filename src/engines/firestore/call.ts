@@ -14,6 +14,7 @@ import type { FirestoreRequest } from '../../policy/types.ts';
 import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
 import type { GrpcCall } from '../grpc/front-door.ts';
 import { GrpcStatus, refuseCall } from '../grpc/status.ts';
+import { logRefusal } from '../refusal-log.ts';
 import { describeRequest, type MethodSpec, type RequestFacts } from './codec/access.ts';
 import { encodeGrpcMessage, GrpcMessageReader } from './codec/grpc-frames.ts';
 import { encodeTargetRefusal } from './codec/messages.ts';
@@ -302,6 +303,10 @@ export class FirestoreCall {
     this.finish(null, null, error);
   }
 
+  private logRefusal(error: MeshgateError): void {
+    logRefusal(this.ctx.log, error, { engine: 'firestore', sessionId: this.sessionId, peer: this.call.peer, identity: this.call.identity, rule: this.rule, method: this.call.method });
+  }
+
   /** What every audit event of this call says about who called what. */
   private about() {
     return { engine: 'firestore', sessionId: this.sessionId, peer: this.call.peer, identity: this.call.identity, xfcc: this.call.xfcc, method: this.call.method } as const;
@@ -309,6 +314,7 @@ export class FirestoreCall {
 
   private recordListenRefusal(paths: string[], error: MeshgateError): void {
     this.refusedTargets++;
+    this.logRefusal(error);
     this.ctx.audit.record(
       rpcEvent({
         ...this.about(),
@@ -328,6 +334,7 @@ export class FirestoreCall {
   private finish(status: number | null, upstreamMessage: string | null, error: MeshgateError | null): void {
     if (this.finished) return;
     this.finished = true;
+    if (error !== null) this.logRefusal(error);
     // A listen stream whose every target was refused has said all there is in those events.
     if (this.refusedTargets > 0 && this.upstream === null && error === null) return;
     const denied = error !== null && error.code === 'MG_POLICY_DENIED';

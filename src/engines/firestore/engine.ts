@@ -8,6 +8,7 @@ import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
 import type { GrpcCall, RefusedCall } from '../grpc/front-door.ts';
 import { refuseCall } from '../grpc/status.ts';
 import { FirestoreCall } from './call.ts';
+import { logRefusal } from '../refusal-log.ts';
 import { METHODS } from './codec/access.ts';
 import type { FirestoreEngineContext } from './context.ts';
 
@@ -25,6 +26,7 @@ export class FirestoreEngine {
     if (spec === undefined) {
       const error = mgError('MG_COMMAND_FORBIDDEN', `meshgate does not serve ${call.method}; it serves the google.firestore.v1.Firestore methods`);
       refuseCall(call.stream, error);
+      logRefusal(this.ctx.log, error, { engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, method: call.method });
       this.ctx.audit.record(
         rpcEvent({ engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'deny', rule: null, reason: error.message, traceId: traceIdOf(call.headers), error, documents: 0, startedAt: call.startedAt }),
       );
@@ -34,10 +36,12 @@ export class FirestoreEngine {
   };
 
   readonly onRefused = (refusal: RefusedCall): void => {
+    const sessionId = nextSessionId();
+    logRefusal(this.ctx.log, refusal.error, { engine: 'firestore', sessionId, peer: refusal.peer, identity: null, method: refusal.method });
     this.ctx.audit.record(
       rpcEvent({
         engine: 'firestore',
-        sessionId: nextSessionId(),
+        sessionId,
         peer: refusal.peer,
         identity: null,
         xfcc: refusal.xfcc,

@@ -11,6 +11,7 @@ import { FirestoreEngine } from './engine.ts';
 import { googleUpstreamAuth } from './google-auth.ts';
 import { ReadOnlyTransactions } from './transactions.ts';
 import { emulatorAuth, FirestoreUpstream } from './upstream.ts';
+import { startFirestoreEmulator, type RunningEmulator } from './emulator.ts';
 
 export type FirestoreConfig = NonNullable<MeshgateConfig['firestore']>;
 
@@ -28,14 +29,45 @@ export interface RunningFirestore {
   readonly port: number;
   /** Where calls go, for the start-up log line. */
   readonly upstream: string;
+  /** The emulator meshgate launched (firestore.upstream.launchEmulator), stopped by close(). */
+  readonly emulator: RunningEmulator | null;
   close(): Promise<void>;
 }
 
 export async function startFirestore(config: FirestoreConfig, deps: FirestoreDeps): Promise<RunningFirestore> {
-  const upstream =
-    'emulator' in config.upstream
-      ? new FirestoreUpstream({ url: `http://${config.upstream.emulator}`, auth: emulatorAuth })
-      : new FirestoreUpstream({ url: config.upstream.google.endpoint, auth: googleUpstreamAuth() });
+  const emulator = 'launchEmulator' in config.upstream ? await launchEmulator(config.upstream.launchEmulator.port, deps.log) : null;
+  try {
+    return await serve(config, deps, emulator);
+  } catch (error) {
+    await emulator?.stop();
+    throw error;
+  }
+}
+
+async function launchEmulator(port: number, log: Logger): Promise<RunningEmulator> {
+  const emulator = await startFirestoreEmulator(port === 0 ? {} : { port });
+  const fields = { address: `${emulator.host}:${emulator.port}`, kind: emulator.kind };
+  if (emulator.kind === 'official') log.info(`launched ${emulator.description} as the Firestore upstream (firestore.upstream.launchEmulator)`, fields);
+  else log.warn(`Google's Firestore emulator is not installed here; launched ${emulator.description} as the Firestore upstream`, fields);
+  return emulator;
+}
+
+/** Where calls go: the launched or configured emulator, or Google. */
+function upstreamOf(config: FirestoreConfig, emulator: RunningEmulator | null): { upstream: FirestoreUpstream; description: string } {
+  if (emulator !== null) {
+    return { upstream: new FirestoreUpstream({ url: `http://${emulator.host}:${emulator.port}`, auth: emulatorAuth }), description: `launched emulator ${emulator.host}:${emulator.port}` };
+  }
+  if ('emulator' in config.upstream) {
+    return { upstream: new FirestoreUpstream({ url: `http://${config.upstream.emulator}`, auth: emulatorAuth }), description: `emulator ${config.upstream.emulator}` };
+  }
+  if ('google' in config.upstream) {
+    return { upstream: new FirestoreUpstream({ url: config.upstream.google.endpoint, auth: googleUpstreamAuth() }), description: config.upstream.google.endpoint };
+  }
+  throw new TypeError('firestore.upstream.launchEmulator without a launched emulator');
+}
+
+async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: RunningEmulator | null): Promise<RunningFirestore> {
+  const { upstream, description } = upstreamOf(config, emulator);
   const engine = new FirestoreEngine({
     project: config.project,
     policy: deps.policy,
@@ -66,10 +98,12 @@ export async function startFirestore(config: FirestoreConfig, deps: FirestoreDep
   });
   return {
     port: address.port,
-    upstream: 'emulator' in config.upstream ? `emulator ${config.upstream.emulator}` : config.upstream.google.endpoint,
+    upstream: description,
+    emulator,
     async close() {
       await door.close();
       upstream.close();
+      await emulator?.stop();
     },
   };
 }

@@ -73,9 +73,15 @@ export class Relay implements ResponseHandler {
   private readonly upstreamHandlers = {
     data: (chunk: Buffer) => this.fromUpstream(chunk),
     drain: () => this.resume('upstream'),
-    close: () => this.end('upstream closed the connection'),
-    error: () => this.end('upstream connection failed'),
+    close: () => this.upstreamLost('upstream closed the connection'),
+    error: (error: NodeJS.ErrnoException) => this.upstreamLost(`upstream connection failed (${error.code ?? error.message})`),
   };
+
+  /** MariaDB ended the session first (KILL, restart, wait_timeout, network): the operator hears of it. */
+  private upstreamLost(reason: string): void {
+    if (!this.ended) this.ctx.log.warn(`MySQL session ended: ${reason}`, { sessionId: this.options.sessionId, identity: this.options.identity.spiffeId, upstreamConnectionId: this.upstreamConnectionId });
+    this.end(reason);
+  }
 
   constructor(
     private readonly client: Socket,

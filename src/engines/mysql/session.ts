@@ -32,6 +32,7 @@ import type { MysqlEngineContext } from './context.ts';
 import type { SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import { Relay } from './relay.ts';
+import { logRefusal } from '../refusal-log.ts';
 import { connectionEvent, printableNonce, tokenFromPassword } from './session-support.ts';
 import { auditIdentity } from '../../audit/identity.ts';
 import { tlsFactsOf } from '../../identity/tls-verdict.ts';
@@ -123,6 +124,7 @@ export class MysqlSession {
       'this meshgate listener expects TLS from the first byte (Istio mode): connect through your Istio sidecar, or use a listener in starttls mode with --ssl',
     );
     this.audit('deny', null, error.message, null, null, null, null, error);
+    this.logRefusal(error, null, null);
     this.raw.end(encodeMessage(encodeErr(toErrPacket(error)), 0));
     this.finish();
   }
@@ -363,10 +365,16 @@ export class MysqlSession {
     if (this.state === 'closed') return;
     if (error.kind === 'internal') this.ctx.log.error('session failed', { sessionId: this.sessionId, cause: String(error.cause) });
     this.audit('deny', rule, error.message, response, identity, null, null, error);
+    this.logRefusal(error, identity, rule);
     this.client.end(encodeMessage(encodeErr(toErrPacket(error)), seq));
     this.finish();
     // A client that never reads its error must not hold the socket open.
     setTimeout(() => this.client.destroy(), 1000).unref();
+  }
+
+  private logRefusal(error: MeshgateError, identity: Identity | null, rule: string | null): void {
+    const peer = { address: this.raw.remoteAddress ?? '', port: this.raw.remotePort ?? 0 };
+    logRefusal(this.ctx.log, error, { engine: 'mysql', sessionId: this.sessionId, peer, identity, rule });
   }
 
   private audit(

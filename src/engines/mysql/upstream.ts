@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import { mgError } from '../../errors/index.ts';
 import { Capability, Header } from './codec/constants.ts';
-import { decodeErr, decodeOk } from './codec/generic.ts';
+import { decodeErr, decodeOk, type ErrPacket } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import {
   decodeAuthSwitchRequest,
@@ -15,6 +15,7 @@ import {
   nativePasswordScramble,
   type Greeting,
 } from './codec/handshake.ts';
+import { mariadbFailure, socketFailure } from './login-failure.ts';
 
 export interface UpstreamTarget {
   readonly host: string;
@@ -54,7 +55,7 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
   try {
     await frames.connected;
     const greetingFrame = await frames.next();
-    if (greetingFrame.payload[0] === Header.ERR) throw refused(decodeErr(greetingFrame.payload).message, target);
+    if (greetingFrame.payload[0] === Header.ERR) throw refused(decodeErr(greetingFrame.payload), target);
     const greeting = decodeGreeting(greetingFrame.payload);
     const missing = login.capabilities & FRAMING_CAPABILITIES & ~greeting.capabilities;
     if (missing !== 0) {
@@ -93,6 +94,7 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
       throw mgError(
         'MG_UPSTREAM_AUTH_FAILED',
         `MariaDB refused meshgate's login as '${login.user}' (${err.code}: ${err.message}); operator: check that the account exists and its password in the meshgate config (upstream.roles), or that its lease was not revoked (meshgate creds list)`,
+        mariadbFailure(err.code, err.message),
       );
     }
     if (reply.payload[0] !== Header.OK) {
@@ -107,8 +109,9 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
   }
 }
 
-function refused(message: string, target: UpstreamTarget) {
-  return mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} refused the connection: ${message}`);
+/** MariaDB answers the connection with an ERR instead of a greeting (host not allowed, too many connections). */
+function refused(err: ErrPacket, target: UpstreamTarget) {
+  return mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} refused the connection: ${err.message}`, mariadbFailure(err.code, err.message));
 }
 
 interface FrameReader {
@@ -132,7 +135,14 @@ function frameReader(socket: net.Socket, target: UpstreamTarget): FrameReader {
     waiter = null;
   };
   const timer = setTimeout(
-    () => fail(mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} did not answer within ${target.connectTimeoutMs} ms; check that it is running and reachable`)),
+    () =>
+      fail(
+        mgError(
+          'MG_UPSTREAM_UNAVAILABLE',
+          `MariaDB at ${target.host}:${target.port} did not answer within ${target.connectTimeoutMs} ms; check that it is running and reachable`,
+          socketFailure('ETIMEDOUT', 'no answer in time'),
+        ),
+      ),
     target.connectTimeoutMs,
   );
   const onData = (chunk: Buffer) => {
@@ -151,7 +161,8 @@ function frameReader(socket: net.Socket, target: UpstreamTarget): FrameReader {
   };
   const onError = (error: Error) =>
     fail(mgError('MG_UPSTREAM_UNAVAILABLE', `cannot reach MariaDB at ${target.host}:${target.port} (${(error as NodeJS.ErrnoException).code ?? error.message}); check upstream.host/port and that MariaDB is running`, error));
-  const onClose = () => fail(mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} closed the connection during login`));
+  const onClose = () =>
+    fail(mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} closed the connection during login`, socketFailure('ECONNRESET', 'closed during login')));
   socket.on('data', onData);
   socket.on('error', onError);
   socket.on('close', onClose);

@@ -7,11 +7,13 @@
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Query, type DocumentReference, type Firestore } from '@google-cloud/firestore';
 import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
 import type { RpcEvent } from '../../../src/audit/types.ts';
+import { meshgateClientSettings } from '../../../src/demo/firestore-sdk.ts';
 import {
   FIRESTORE_POLICY,
   FIRESTORE_SKIP,
@@ -76,7 +78,7 @@ describe('Firestore documents through meshgate (official emulator)', { skip: FIR
   let orders: Firestore;
 
   before(async () => {
-    fx = await startFirestoreFixture({ name: 'fsdocs', project: PROJECT, workloads: FIRESTORE_WORKLOADS, policy: FIRESTORE_POLICY });
+    fx = await startFirestoreFixture({ name: `fsdocs${randomBytes(3).toString('hex')}`, project: PROJECT, workloads: FIRESTORE_WORKLOADS, policy: FIRESTORE_POLICY });
     orders = fx.client('orders');
   });
 
@@ -412,7 +414,7 @@ describe('Firestore documents through meshgate (official emulator)', { skip: FIR
       const ssl = fx.harness.ssl('orders');
       app = initializeApp({ projectId: PROJECT }, `meshgate-${process.pid}`);
       admin = getFirestore(app);
-      admin.settings({ host: '127.0.0.1', port: fx.port, ssl: true, sslCreds: grpc.credentials.createSsl(ssl.ca, ssl.key, ssl.cert) } as never);
+      admin.settings(meshgateClientSettings(grpc, { host: '127.0.0.1', port: fx.port }, ssl) as never);
     });
 
     after(async () => {

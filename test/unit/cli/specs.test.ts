@@ -15,6 +15,8 @@ import { policyCommands } from '../../../src/cli/commands/policy.ts';
 import { serveCommand } from '../../../src/cli/commands/serve.ts';
 import { COMMANDS } from '../../../src/cli/registry.ts';
 import { JOIN_TOKEN_TTL_HELP } from '../../../src/cli/specs/agent.ts';
+import { DEMO_DEFAULT_NAME } from '../../../src/cli/specs/demo.ts';
+import { DEFAULT_DEMO_NAME } from '../../../src/demo/files.ts';
 import { FIRESTORE_DEFAULT_DATABASE as SPEC_FIRESTORE_DEFAULT_DATABASE } from '../../../src/cli/specs/policy.ts';
 import { formatDuration } from '../../../src/identity/duration.ts';
 import { DEFAULT_JOIN_TOKEN_TTL_SECONDS, MAX_JOIN_TOKEN_TTL_SECONDS } from '../../../src/identity/signer/join-tokens.ts';
@@ -46,6 +48,10 @@ describe('meshgate command specs', () => {
 
   it('the join-token help states the TTL limits the token store enforces', () => {
     assert.deepEqual(JOIN_TOKEN_TTL_HELP, { default: formatDuration(DEFAULT_JOIN_TOKEN_TTL_SECONDS), max: formatDuration(MAX_JOIN_TOKEN_TTL_SECONDS) });
+  });
+
+  it('the demo help states the demo name the demo defaults to', () => {
+    assert.equal(DEMO_DEFAULT_NAME, DEFAULT_DEMO_NAME);
   });
 
   it('the policy explain help states the Firestore database the schema defaults to', () => {
