@@ -24,8 +24,6 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 const NAME = `up${randomBytes(3).toString('hex')}`;
-const ADMIN = `mgt_${NAME}_admin`;
-const RW = `${NAME}_rw`;
 
 async function closedPort(): Promise<number> {
   const server = createServer();
@@ -61,7 +59,7 @@ describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () =>
       audit: { file: join(h.dir, `audit-${name}.jsonl`) },
     };
   }
-  const adminWith = (file: string, port = MARIADB.port) => ({ host: MARIADB.host, port, credentials: { admin: { user: ADMIN, password: { file } } } });
+  const adminWith = (file: string, port = MARIADB.port) => ({ host: MARIADB.host, port, credentials: { admin: { user: h.adminUser!, password: { file } } } });
   const roleFile = (role: string) => join(h.dir, 'secrets', role);
 
   it('a wrong admin password: one error line with the account, address, 1045 and the fix; start fails at once', async () => {
@@ -69,14 +67,14 @@ describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () =>
     const started = Date.now();
     await assert.rejects(startMeshgate(resolveConfig(config(adminWith(join(h.dir, 'wrong.pw')), 'admin'), join(h.dir, 'x.yaml')), log), (error: Error & { code?: string }) => {
       assert.equal(error.code, 'MG_UPSTREAM_AUTH_FAILED');
-      assert.match(error.message, new RegExp(`refused the admin account '${ADMIN}'`));
+      assert.match(error.message, new RegExp(`refused the admin account '${h.adminUser!}'`));
       return true;
     });
     assert.ok(Date.now() - started < 10_000, 'no waiting without --wait-for-upstream');
     const errors = lines.filter((l) => l.level === 'error');
     assert.equal(errors.length, 1, text());
     assert.equal(errors[0]!.code, 'MG_UPSTREAM_AUTH_FAILED');
-    assert.equal(errors[0]!.account, ADMIN);
+    assert.equal(errors[0]!.account, h.adminUser!);
     assert.equal(errors[0]!.address, `${MARIADB.host}:${MARIADB.port}`);
     assert.equal(errors[0]!.upstreamError, 1045);
     assert.match(errors[0]!.message, /MariaDB at [\d.]+:\d+ refused the admin account .*1045 Access denied/);
@@ -87,14 +85,14 @@ describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () =>
   it('a wrong static role password names that role account; the right one passes', async () => {
     const { log, lines, text } = captureLog();
     const roles = {
-      [RW]: { user: `mg_${RW}`, password: { file: join(h.dir, 'wrong.pw') } },
-      [`${NAME}_ro`]: { user: `mg_${NAME}_ro`, password: { file: roleFile(`${NAME}_ro`) } },
+      [h.roles.rw]: { user: `mg_${h.roles.rw}`, password: { file: join(h.dir, 'wrong.pw') } },
+      [h.roles.ro]: { user: `mg_${h.roles.ro}`, password: { file: roleFile(h.roles.ro) } },
     };
     await assert.rejects(startMeshgate(resolveConfig(config({ host: MARIADB.host, port: MARIADB.port, roles }, 'roles'), join(h.dir, 'x.yaml')), log), /MG_UPSTREAM_AUTH_FAILED|refused role/);
     const errors = lines.filter((l) => l.level === 'error');
     assert.equal(errors.length, 1, text());
-    assert.equal(errors[0]!.account, `mg_${RW}`);
-    assert.match(errors[0]!.message, new RegExp(`refused role ${RW}'s account 'mg_${RW}' \\(1045`));
+    assert.equal(errors[0]!.account, `mg_${h.roles.rw}`);
+    assert.match(errors[0]!.message, new RegExp(`refused role ${h.roles.rw}'s account 'mg_${h.roles.rw}' \\(1045`));
     assert.match(errors[0]!.message, /upstream\.roles\.\w+\.password\) holds its password/);
   });
 
@@ -148,7 +146,7 @@ describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () =>
     const conn = await mysql.createConnection({ host: '127.0.0.1', port: running.address.port, user: 'u', database: h.database, ssl: h.ssl('orders') });
     try {
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
-      assert.equal(rows[0]!['r'], RW);
+      assert.equal(rows[0]!['r'], h.roles.rw);
     } finally {
       await conn.end();
     }

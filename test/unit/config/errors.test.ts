@@ -147,12 +147,12 @@ describe('config errors', () => {
     [
       'a union given a scalar',
       `${VALID}firestore:\n  project: p\n  upstream: "127.0.0.1:8080"\n`,
-      'firestore.upstream: expected { emulator: HOST:PORT } or { google: { endpoint? } }, got the string "127.0.0.1:8080" (line 17, column 3)',
+      'firestore.upstream: expected { emulator: HOST:PORT }, { google: { endpoint? } } or { launchEmulator: { port? } }, got the string "127.0.0.1:8080" (line 17, column 3)',
     ],
     [
       'a misspelt key in a union',
       `${VALID}firestore:\n  project: p\n  upstream: { emulater: "127.0.0.1:8080" }\n`,
-      'firestore.upstream.emulater: unknown key; allowed here: emulator, google; did you mean emulator? (line 17, column 15)',
+      'firestore.upstream.emulater: unknown key; allowed here: emulator, google, launchEmulator; did you mean emulator? (line 17, column 15)',
     ],
     [
       'a bad value inside one form of a union',
@@ -162,7 +162,7 @@ describe('config errors', () => {
     [
       'a missing union',
       `${VALID}firestore:\n  project: p\n`,
-      'firestore.upstream: required: where Firestore calls go: { google: {} } for Google, or { emulator: 127.0.0.1:8080 } in development (line 15, column 1)',
+      'firestore.upstream: required: where Firestore calls go: { google: {} } for Google, { emulator: 127.0.0.1:8080 } or { launchEmulator: {} } in development (line 15, column 1)',
     ],
     [
       'a duration',
