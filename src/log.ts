@@ -1,5 +1,11 @@
 /** meshgate's own operational log: one JSON object per line on stderr. Never secrets. */
-import type { Logger } from './engines/mysql/context.ts';
+
+/** Operational log lines: a message and structured fields, never a secret. */
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
 
 export function jsonLogger(write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
   const emit = (level: string, message: string, fields?: Record<string, unknown>) =>

@@ -8,7 +8,7 @@
  */
 import { mgError, type ErrorCode, type MeshgateError } from './errors/index.ts';
 import { formatDuration } from './identity/duration.ts';
-import type { Logger } from './engines/mysql/context.ts';
+import type { Logger } from './log.ts';
 
 export interface UpstreamProblem {
   /** `mariadb`, `firestore`. */

@@ -6,7 +6,7 @@
  */
 import type { MeshgateError } from '../errors/index.ts';
 import type { Identity } from '../identity/types.ts';
-import type { Logger } from './mysql/context.ts';
+import type { Logger } from '../log.ts';
 
 export interface RefusalFacts {
   readonly engine: 'mysql' | 'firestore';

@@ -1,5 +1,5 @@
 /** meshgate's JSON-lines logger writing into an array, for tests that read what it said. */
-import type { Logger } from '../../src/engines/mysql/context.ts';
+import type { Logger } from '../../src/log.ts';
 import { jsonLogger } from '../../src/log.ts';
 
 export interface LogLine {

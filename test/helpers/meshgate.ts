@@ -11,7 +11,7 @@ import { resolveConfig } from '../../src/config/load.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '../../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
-import type { Logger } from '../../src/engines/mysql/context.ts';
+import type { Logger } from '../../src/log.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
 import { MARIADB_TARGET } from './services.ts';

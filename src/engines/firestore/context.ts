@@ -1,6 +1,6 @@
 import type { AuditSink } from '../../audit/types.ts';
 import type { CompiledPolicy } from '../../policy/types.ts';
-import type { Logger } from '../mysql/context.ts';
+import type { Logger } from '../../log.ts';
 import type { ReadOnlyTransactions } from './transactions.ts';
 import type { FirestoreUpstream } from './upstream.ts';
 

@@ -6,7 +6,7 @@ import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import type { TlsMaterial } from '../../identity/tls-material.ts';
 import type { CompiledPolicy } from '../../policy/types.ts';
 import { GrpcFrontDoor } from '../grpc/front-door.ts';
-import type { Logger } from '../mysql/context.ts';
+import type { Logger } from '../../log.ts';
 import { FirestoreEngine } from './engine.ts';
 import { googleUpstreamAuth } from './google-auth.ts';
 import { ReadOnlyTransactions } from './transactions.ts';

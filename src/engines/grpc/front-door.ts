@@ -24,7 +24,7 @@ import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import { tlsFactsOf } from '../../identity/tls-verdict.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
-import type { Logger } from '../mysql/context.ts';
+import type { Logger } from '../../log.ts';
 import { resolveCaller, type CallerOptions, type XfccNote } from './caller.ts';
 import { refuseCall } from './status.ts';
 

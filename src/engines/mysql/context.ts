@@ -1,4 +1,5 @@
 import type { SecureContext } from 'node:tls';
+import type { Logger } from '../../log.ts';
 import type { AuditSink } from '../../audit/types.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import type { CompiledPolicy } from '../../policy/types.ts';
@@ -9,12 +10,6 @@ import type { SessionLogin, UpstreamUse } from './upstream-source.ts';
 export interface RoleAccount {
   readonly user: string;
   readonly password: string;
-}
-
-export interface Logger {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
 }
 
 /**
