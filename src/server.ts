@@ -21,6 +21,7 @@ import { mgError } from './errors/index.ts';
 import { createTokenVerifier } from './identity/jwt/index.ts';
 import { JoinTokenStore, startSigningEndpoint } from './identity/signer/index.ts';
 import { verifyTlsPeer } from './identity/peer.ts';
+import { createIdentityResolver } from './identity/resolve.ts';
 import { watchTlsMaterial } from './identity/tls-material.ts';
 import { loadPolicyDir } from './policy/index.ts';
 import { openCredentialRuntime, type CredentialRuntime } from './credentials/runtime.ts';
@@ -95,6 +96,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const profile = await probeServerProfile(upstream);
   const trustDomains = config.trust.trustDomains;
   const verifyPeer = (facts: TlsPeerFacts) => verifyTlsPeer(facts, { trustDomains });
+  const identity = createIdentityResolver({ trustDomains, verifyToken });
 
   // Certificate, key and trust bundles reload when their files change (CA rotation, an
   // agent or Istio renewing meshgate's SVID); open sessions keep the context they began with.
@@ -210,7 +212,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const firestore =
     config.firestore === undefined
       ? null
-      : await startFirestore(config.firestore, { tls, policy: () => policy, audit, log, trustDomains, verifyPeer, ...(verifyToken === undefined ? {} : { verifyToken }) });
+      : await startFirestore(config.firestore, { tls, policy: () => policy, audit, log, identity });
   if (firestore !== null) teardown.add(() => firestore.close());
 
   log.info('meshgate listening', {

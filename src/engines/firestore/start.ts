@@ -2,7 +2,7 @@
 import type { AuditSink } from '../../audit/types.ts';
 import type { MeshgateConfig } from '../../config/schema.ts';
 import { mgError } from '../../errors/index.ts';
-import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import type { IdentityResolver } from '../../identity/resolve.ts';
 import type { TlsMaterial } from '../../identity/tls-material.ts';
 import type { CompiledPolicy } from '../../policy/types.ts';
 import { GrpcFrontDoor } from '../grpc/front-door.ts';
@@ -20,9 +20,7 @@ export interface FirestoreDeps {
   policy(): CompiledPolicy;
   readonly audit: AuditSink;
   readonly log: Logger;
-  readonly trustDomains: readonly string[];
-  verifyPeer(facts: TlsPeerFacts): Identity;
-  readonly verifyToken?: (token: string) => Promise<Identity>;
+  readonly identity: IdentityResolver;
 }
 
 export interface RunningFirestore {
@@ -81,12 +79,8 @@ async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: Run
   });
   const door = new GrpcFrontDoor({
     tls: config.tls === 'mtls' ? deps.tls : null,
-    caller: {
-      trustedHops: config.trustedHops,
-      trustDomains: deps.trustDomains,
-      verifyPeer: deps.verifyPeer,
-      ...(deps.verifyToken === undefined ? {} : { verifyToken: deps.verifyToken }),
-    },
+    identity: deps.identity,
+    trustedHops: config.trustedHops,
     log: deps.log,
     onCall: engine.onCall,
     onRefused: engine.onRefused,

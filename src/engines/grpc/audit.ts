@@ -6,7 +6,7 @@ import type { RpcEvent } from '../../audit/types.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/types.ts';
 import type { IncomingHttpHeaders } from 'node:http2';
-import type { XfccNote } from './caller.ts';
+import type { XfccNote } from '../../identity/resolve.ts';
 import type { GrpcPeer } from './front-door.ts';
 import { grpcStatusOf, GrpcStatus } from './status.ts';
 

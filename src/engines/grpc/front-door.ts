@@ -23,9 +23,9 @@ import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import { tlsFactsOf } from '../../identity/tls-verdict.ts';
+import type { IdentityResolver, XfccNote } from '../../identity/resolve.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import type { Logger } from '../../log.ts';
-import { resolveCaller, type CallerOptions, type XfccNote } from './caller.ts';
 import { refuseCall } from './status.ts';
 
 const XFCC = 'x-forwarded-client-cert';
@@ -69,7 +69,10 @@ export interface FrontDoorTls {
 export interface GrpcFrontDoorOptions {
   /** Null: plaintext h2c, for a port only the local sidecar can reach. */
   readonly tls: FrontDoorTls | null;
-  readonly caller: CallerOptions;
+  /** The identity stage every engine shares. */
+  readonly identity: IdentityResolver;
+  /** Addresses or CIDRs of the local sidecar, whose `x-forwarded-client-cert` is believed. */
+  readonly trustedHops: readonly string[];
   readonly log: Logger;
   /** Streams per connection; bounds what one client can make meshgate hold. */
   readonly maxConcurrentStreams?: number;
@@ -83,8 +86,6 @@ export class GrpcFrontDoor {
   private readonly unsubscribe: () => void = () => {};
   /** Verified once per connection: every stream on it shares the TLS peer. */
   private readonly tlsFacts = new WeakMap<Http2Session, TlsPeerFacts>();
-  /** The SVID's identity per connection, until the certificate expires. */
-  private readonly peers = new WeakMap<Http2Session, Identity>();
 
   constructor(private readonly options: GrpcFrontDoorOptions) {
     const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 256 };
@@ -149,25 +150,21 @@ export class GrpcFrontDoor {
       refuse(mgError('MG_PACKET_MALFORMED', 'this port speaks gRPC over HTTP/2 (POST, content-type application/grpc); point a gRPC client at it'), null, false);
       return;
     }
-    const verdict = await resolveCaller(
-      { remoteAddress: peer.address, tls: this.tlsFactsOf(session), xfcc: xfccHeader, authorization: headerText(headers.authorization) },
-      { ...this.options.caller, verifyPeer: (facts) => this.verifiedPeer(session, facts) },
-    );
+    const bearer = bearerToken(headerText(headers.authorization));
+    const verdict = await this.options.identity.resolve({
+      protocol: 'grpc',
+      remoteAddress: peer.address,
+      tls: this.tlsFactsOf(session),
+      trustedHops: this.options.trustedHops,
+      xfcc: xfccHeader,
+      token: bearer === null ? undefined : { value: bearer, via: 'bearer' },
+    });
     if (verdict.identity === null) {
       refuse(verdict.error, verdict.xfcc);
       return;
     }
     if (stream.destroyed) return;
     this.options.onCall({ stream, headers, method, identity: verdict.identity, xfcc: verdict.xfcc, peer, startedAt });
-  }
-
-  private verifiedPeer(session: Http2Session, facts: TlsPeerFacts): Identity {
-    const known = this.peers.get(session);
-    if (known !== undefined && Date.parse(known.certificate.notAfter) > Date.now()) return known;
-    // First call on the connection, or the certificate has since expired: verify (and refuse).
-    const identity = this.options.caller.verifyPeer(facts);
-    this.peers.set(session, identity);
-    return identity;
   }
 
   private tlsFactsOf(session: Http2Session): TlsPeerFacts | null {
@@ -179,6 +176,12 @@ export class GrpcFrontDoor {
     }
     return facts;
   }
+}
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+function bearerToken(authorization: string | undefined): string | null {
+  return authorization === undefined ? null : (BEARER.exec(authorization)?.[1] ?? null);
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { RpcEvent } from '../../../src/audit/types.ts';
 import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts';
-import { verifyTlsPeer } from '../../../src/identity/peer.ts';
+import { createIdentityResolver } from '../../../src/identity/resolve.ts';
 import { watchTlsMaterial, type TlsMaterial } from '../../../src/identity/tls-material.ts';
 import { silentLogger } from '../../../src/log.ts';
 import { rpcEvent } from '../../../src/engines/grpc/audit.ts';
@@ -87,7 +87,8 @@ describe('gRPC front door: identity from SVID, token or trusted XFCC', () => {
     const events: RpcEvent[] = [];
     const door = new GrpcFrontDoor({
       tls: options.tls ? material : null,
-      caller: { trustedHops: options.trustedHops, trustDomains: [TD], verifyPeer: (facts) => verifyTlsPeer(facts, { trustDomains: [TD] }) },
+      identity: createIdentityResolver({ trustDomains: [TD] }),
+      trustedHops: options.trustedHops,
       log: silentLogger,
       ...echoEngine(events),
     });

@@ -19,13 +19,14 @@ interface RunnerOutcome {
   readonly ms: number;
 }
 
+/** Runs the runner as a developer would; CI's own settings (MESHGATE_TEST_REQUIRE, …) are not the fixture's. */
 function runRunner(fixtures: readonly string[], env: Record<string, string> = {}): Promise<RunnerOutcome> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [RUNNER, ...fixtures.map((name) => FIXTURES + name)],
-      { env: { ...process.env, MESHGATE_TEST_FILE_TIMEOUT: '4', MESHGATE_TEST_EXIT_GRACE: '1', ...env }, timeout: 30_000, killSignal: 'SIGKILL' },
+      { env: { ...process.env, MESHGATE_TEST_REQUIRE: '', MESHGATE_TEST_TOTAL_TIMEOUT: '', MESHGATE_TEST_FILE_TIMEOUT: '4', MESHGATE_TEST_EXIT_GRACE: '1', ...env }, timeout: 30_000, killSignal: 'SIGKILL' },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
         if (code === -1) return reject(error);
