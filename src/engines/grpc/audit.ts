@@ -1,6 +1,6 @@
 /** Audit events for gRPC calls, from what the front door and the engine learned. */
 import { auditTime } from '../../audit/clock.ts';
-import { newTraceId, parseTraceparent } from '../../audit/trace.ts';
+import { newTraceId, parseTraceparent } from '../../audit/trace-context.ts';
 import { auditIdentity } from '../../audit/identity.ts';
 import type { RpcEvent } from '../../audit/types.ts';
 import type { MeshgateError } from '../../errors/index.ts';

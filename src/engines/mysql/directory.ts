@@ -7,7 +7,8 @@ import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { ClientCommand } from './codec/commands.ts';
 import { Command } from './codec/constants.ts';
 import { encodeMessage, type Frame } from './codec/framer.ts';
-import { decodeProcessKill, encodeProcessKill, parseKillStatement, replaceKillId } from './codec/kill.ts';
+import { decodeProcessKill, encodeProcessKill } from './codec/process-kill.ts';
+import { parseKillStatement, replaceKillId } from './sql/index.ts';
 
 export interface DirectoryEntry {
   /** Whose session it is: KILL reaches only sessions of the same identity. */

@@ -6,10 +6,8 @@
  */
 import type { Socket } from 'node:net';
 import type { AuditIdentity, StatementEvent } from '../../audit/types.ts';
-import { extractTraceparent, newTraceId, sqlcommenterComment } from '../../audit/trace.ts';
-import { statementVerb } from '../../audit/classify.ts';
+import { newTraceId } from '../../audit/trace-context.ts';
 import { auditTime } from '../../audit/clock.ts';
-import { redactSecrets } from '../../audit/redact.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import { Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
 import { decodeCommand, type ClientCommand } from './codec/commands.ts';
@@ -20,7 +18,7 @@ import type { MysqlEngineContext } from './context.ts';
 import { translateKill, type SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import type { UpstreamConnection } from './upstream.ts';
-import { spliceTag } from './tagging.ts';
+import { extractTraceparent, redactSecrets, spliceTag, sqlcommenterComment, statementVerb } from './sql/index.ts';
 
 export interface RelayOptions {
   readonly sessionId: string;

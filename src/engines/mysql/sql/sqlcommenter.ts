@@ -1,35 +1,13 @@
 /**
- * W3C trace context carried in SQL as sqlcommenter comments.
- * https://www.w3.org/TR/trace-context/#traceparent-header
+ * W3C trace context carried in SQL as sqlcommenter comments: building meshgate's comment,
+ * finding where it goes in a statement, and reading a client's traceparent back out. The
+ * traceparent value itself (parse, format, new ids) is generic and lives in audit/.
  * https://google.github.io/sqlcommenter/spec/
  */
-import { randomBytes } from 'node:crypto';
-import { scanSql } from './sql-lex.ts';
-
-export interface TraceParent {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly flags: string;
-}
+import { parseTraceparent, type TraceParent } from '../../../audit/trace-context.ts';
+import { scanSql } from './lex.ts';
 
 const TRACEPARENT_KEY = 'traceparent';
-// Version 00 is exactly this shape; later versions may append fields, which we do not accept.
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_SPAN = '0'.repeat(16);
-
-export function parseTraceparent(value: string): TraceParent | null {
-  const m = TRACEPARENT.exec(value);
-  if (m === null) return null;
-  const [, traceId, spanId, flags] = m;
-  if (traceId === undefined || spanId === undefined || flags === undefined) return null;
-  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return null;
-  return { traceId, spanId, flags };
-}
-
-export function formatTraceparent(tp: TraceParent): string {
-  return `00-${tp.traceId}-${tp.spanId}-${tp.flags}`;
-}
 
 /**
  * The traceparent of the last sqlcommenter comment in `sql` that carries a valid one, or null.
@@ -185,35 +163,4 @@ const COMMENTER_SHAPE = /^\/\*[\w.~%-]+='[\w.~%-]*'(?:,[\w.~%-]+='[\w.~%-]*')*\*
 
 function isSafeComment(comment: string): boolean {
   return COMMENTER_SHAPE.test(comment);
-}
-
-// Trace ids are minted per statement; one randomBytes call per 256 ids keeps that cheap.
-const POOL_SIZE = 4096;
-let pool = Buffer.alloc(0);
-let poolOffset = POOL_SIZE;
-
-function takeRandom(n: number): string {
-  if (poolOffset + n > pool.length) {
-    pool = randomBytes(POOL_SIZE);
-    poolOffset = 0;
-  }
-  const hex = pool.toString('hex', poolOffset, poolOffset + n);
-  poolOffset += n;
-  return hex;
-}
-
-/** 32 lower-case hex digits, never all zeros (which W3C reserves as invalid). */
-export function newTraceId(): string {
-  for (;;) {
-    const id = takeRandom(16);
-    if (id !== ZERO_TRACE) return id;
-  }
-}
-
-/** 16 lower-case hex digits, never all zeros. */
-export function newSpanId(): string {
-  for (;;) {
-    const id = takeRandom(8);
-    if (id !== ZERO_SPAN) return id;
-  }
 }

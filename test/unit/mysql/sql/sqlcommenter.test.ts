@@ -1,15 +1,8 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  extractTraceparent,
-  newSpanId,
-  newTraceId,
-  parseCommenterFields,
-  sqlcommenterComment,
-  tagStatement,
-} from '../../../src/audit/trace.ts';
-import { scanSql } from '../../../src/audit/sql-lex.ts';
+import { extractTraceparent, parseCommenterFields, sqlcommenterComment, tagStatement } from '../../../../src/engines/mysql/sql/sqlcommenter.ts';
+import { scanSql } from '../../../../src/engines/mysql/sql/lex.ts';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
@@ -204,18 +197,5 @@ describe('tagStatement', () => {
       }),
       { numRuns: 3000 },
     );
-  });
-});
-
-describe('newTraceId / newSpanId', () => {
-  it('gives distinct, valid, non-zero ids', () => {
-    const ids = new Set<string>();
-    for (let i = 0; i < 5000; i++) {
-      const id = newTraceId();
-      assert.match(id, /^[0-9a-f]{32}$/);
-      ids.add(id);
-    }
-    assert.equal(ids.size, 5000);
-    for (let i = 0; i < 1000; i++) assert.match(newSpanId(), /^(?!0{16})[0-9a-f]{16}$/);
   });
 });

@@ -2,10 +2,11 @@
  * The sqlcommenter tag meshgate adds to a statement, spliced into the client's packet as
  * bytes: MariaDB's processlist and logs then show who asked and under which trace.
  */
-import { newSpanId, tagPlacement } from '../../audit/trace.ts';
-import { MAX_PACKET_PAYLOAD } from './codec/constants.ts';
-import { MAX_DECODED_TEXT_BYTES } from './codec/commands.ts';
-import { HEADER_BYTES, type Frame } from './codec/framer.ts';
+import { newSpanId } from '../../../audit/trace-context.ts';
+import { MAX_PACKET_PAYLOAD } from '../codec/constants.ts';
+import { MAX_DECODED_TEXT_BYTES } from '../codec/commands.ts';
+import { HEADER_BYTES, type Frame } from '../codec/framer.ts';
+import { tagPlacement } from './sqlcommenter.ts';
 
 /**
  * The statement with a sqlcommenter comment naming the caller, so MariaDB's processlist

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { redactSecrets, REDACTED } from '../../../src/audit/redact.ts';
+import { redactSecrets, REDACTED } from '../../../../src/engines/mysql/sql/redact.ts';
 
 describe('redactSecrets', () => {
   const cases: [string, string][] = [

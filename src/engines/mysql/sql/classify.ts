@@ -5,7 +5,7 @@
  * first SCAN_LIMIT characters are read, so a hostile prefix costs nothing; a null verb means
  * "cannot tell" and policy must treat it as the most restrictive case.
  */
-import { executableOpener, isDashComment, isSqlSpace } from './sql-lex.ts';
+import { executableOpener, isDashComment, isSqlSpace } from './lex.ts';
 
 /** Which server runs the statement, when known; it decides whether a versioned comment runs. */
 export interface ServerFlavor {

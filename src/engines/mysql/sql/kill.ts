@@ -1,6 +1,6 @@
 /**
- * The connection id in `KILL` statements and COM_PROCESS_KILL.
- * https://mariadb.com/kb/en/kill/  https://mariadb.com/kb/en/com_process_kill/
+ * The connection id in `KILL` statements (COM_PROCESS_KILL's wire form is codec/process-kill.ts).
+ * https://mariadb.com/kb/en/kill/
  *
  * Clients learn a connection's id from the server greeting, which meshgate sends before
  * any upstream connection exists, so the id they hold is meshgate's, not MariaDB's. Drivers
@@ -13,9 +13,6 @@
  * expressions, executable comments and several statements come back null: they go to
  * MariaDB as written, where the id means MariaDB's own (what CONNECTION_ID() returns).
  */
-import { mgError } from '../../../errors/index.ts';
-import { Command } from './constants.ts';
-
 export interface KillStatement {
   /** The connection id as the client wrote it. */
   readonly id: number;
@@ -61,21 +58,6 @@ export function replaceKillId(payload: Buffer, sql: string, kill: KillStatement,
   payload.copy(out, 0, 0, head);
   out.write(digits, head, 'latin1');
   payload.copy(out, head + digits.length, 1 + kill.end);
-  return out;
-}
-
-/** The connection id of a COM_PROCESS_KILL payload. */
-export function decodeProcessKill(payload: Buffer): number {
-  if (payload.length < 5 || payload[0] !== Command.PROCESS_KILL) {
-    throw mgError('MG_PACKET_MALFORMED', 'malformed process_kill command: no connection id');
-  }
-  return payload.readUInt32LE(1);
-}
-
-export function encodeProcessKill(id: number): Buffer {
-  const out = Buffer.allocUnsafe(5);
-  out[0] = Command.PROCESS_KILL;
-  out.writeUInt32LE(id >>> 0, 1);
   return out;
 }
 

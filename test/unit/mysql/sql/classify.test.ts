@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { statementVerb, type ServerFlavor } from '../../../src/audit/classify.ts';
+import { statementVerb, type ServerFlavor } from '../../../../src/engines/mysql/sql/classify.ts';
 
 const MARIADB_11: ServerFlavor = { version: 110402, mariadb: true };
 const MYSQL_8: ServerFlavor = { version: 80036, mariadb: false };

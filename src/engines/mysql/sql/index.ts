@@ -1,0 +1,12 @@
+/**
+ * What meshgate knows about SQL text: lexing, the statement's verb, secrets to redact,
+ * sqlcommenter tags (reading a traceparent, splicing meshgate's own comment) and KILL.
+ * The rest of the code imports from here only; the files behind it are one concept each.
+ */
+export { statementVerb } from './classify.ts';
+export type { ServerFlavor } from './classify.ts';
+export { redactSecrets } from './redact.ts';
+export { extractTraceparent, sqlcommenterComment } from './sqlcommenter.ts';
+export { spliceTag } from './tag.ts';
+export { parseKillStatement, replaceKillId } from './kill.ts';
+export type { KillStatement } from './kill.ts';
