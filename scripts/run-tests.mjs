@@ -15,7 +15,7 @@
 //   MESHGATE_TEST_EXIT_GRACE     how long a file may stay alive once its tests are done (default 10)
 //   MESHGATE_TEST_TOTAL_TIMEOUT  the whole run's limit (default 1500)
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -48,6 +48,10 @@ function collect(roots) {
     }
   };
   for (const root of roots.length > 0 ? roots : ['test']) {
+    if (!existsSync(root)) {
+      console.error(`run-tests: ${root} does not exist; name test files or folders (default: test)`);
+      process.exit(2);
+    }
     if (statSync(root).isFile()) files.push(root);
     else walk(root);
   }
