@@ -8,7 +8,7 @@ import { isExactOnly } from './glob.ts';
 import { compileRule, ruleDecision, type CompiledRule } from './match.ts';
 import { defaultDenyReason, explainDecision, malformedReason } from './explain.ts';
 import type { ParsedDocument } from './parse.ts';
-import type { Decision, Explanation, LoadedPolicy, PolicyFileSummary, PolicyRequest, Subject } from './types.ts';
+import { DEFAULT_SERVICE_CLASS, type Decision, type Explanation, type LoadedPolicy, type PolicyFileSummary, type PolicyRequest, type Subject } from './types.ts';
 
 interface Bucket {
   /** Positions in the deny or allow array, ascending (file order). */
@@ -71,7 +71,7 @@ function firstMatch(
 }
 
 function denial(reason: string): Decision {
-  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, googleServiceAccount: null };
+  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, googleServiceAccount: null, serviceClass: DEFAULT_SERVICE_CLASS };
 }
 
 export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[]): LoadedPolicy {

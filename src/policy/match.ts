@@ -15,7 +15,7 @@ import {
   type PolicySourceSpec,
   type TargetSpec,
 } from './schema.ts';
-import type { Decision, FirestoreRequest, PolicyRequest, Subject } from './types.ts';
+import { DEFAULT_SERVICE_CLASS, type Decision, type FirestoreRequest, type PolicyRequest, type Subject } from './types.ts';
 
 export type Action = 'ALLOW' | 'DENY';
 
@@ -171,7 +171,7 @@ export function describeGrant(target: CompiledTarget | null): string {
 function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null): Decision {
   if (action === 'DENY') {
     const reason = `denied by rule ${id} (${describeMatch(action, source, target)})`;
-    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, googleServiceAccount: null });
+    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, googleServiceAccount: null, serviceClass: DEFAULT_SERVICE_CLASS });
   }
   // The schema guarantees every ALLOW target exists; a mariadb one names a role.
   const mariadb = target?.engine === 'mysql' ? target : null;
@@ -182,6 +182,7 @@ function buildDecision(id: string, action: Action, source: CompiledSource | null
     role: mariadb?.role ?? null,
     allowLocalInfile: mariadb?.allowLocalInfile ?? false,
     googleServiceAccount: target?.engine === 'firestore' ? target.serviceAccount : null,
+    serviceClass: DEFAULT_SERVICE_CLASS,
   });
 }
 

@@ -67,7 +67,15 @@ export interface Decision {
    * allow only, when the target names one); null otherwise.
    */
   readonly googleServiceAccount: string | null;
+  /**
+   * The service class the throttle stage limits the caller by. Every decision is in the
+   * `default` class until rules can name one.
+   */
+  readonly serviceClass: string;
 }
+
+/** The class of every caller no rule puts elsewhere. */
+export const DEFAULT_SERVICE_CLASS = 'default';
 
 export interface Explanation extends Decision {
   /** Every rule considered, in evaluation order, with whether it matched and why not. */

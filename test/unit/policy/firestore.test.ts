@@ -310,6 +310,7 @@ describe('firestore operations, databases and decisions', () => {
         role: null,
         allowLocalInfile: false,
         googleServiceAccount: SA,
+        serviceClass: 'default',
         reason: `allowed by rule orders-firestore/orders-rw for Firestore read, write on collections orders/*, orders/*/items/* in databases (default) as service account ${SA}`,
       },
     );
@@ -339,6 +340,7 @@ describe('firestore operations, databases and decisions', () => {
         role: null,
         allowLocalInfile: false,
         googleServiceAccount: null,
+        serviceClass: 'default',
         reason: `no ALLOW rule matches ${ORDERS.spiffeId} for Firestore read on collection group items under orders/o1 in database orders-db; add one to the policy directory`,
       },
     );

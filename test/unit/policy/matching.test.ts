@@ -113,6 +113,7 @@ describe('decision semantics', () => {
       role: null,
       allowLocalInfile: false,
       googleServiceAccount: null,
+      serviceClass: 'default',
       reason: `no ALLOW rule matches ${ORDERS} for database shop; add one to the policy directory`,
     });
   });
@@ -130,6 +131,7 @@ describe('decision semantics', () => {
       role: 'shop_writer',
       allowLocalInfile: false,
       googleServiceAccount: null,
+      serviceClass: 'default',
       reason: 'allowed by rule orders-read-write/0 as role shop_writer',
     });
   });

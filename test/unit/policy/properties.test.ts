@@ -186,7 +186,7 @@ function reference(docs: readonly Doc[], subject: Subject, request: PolicyReques
       if (doc.action !== action) continue;
       for (const [r, rule] of doc.rules.entries()) {
         if (!matches(rule)) continue;
-        if (action === 'DENY') return { allow: false, ruleId: `p${d}/${r}`, role: null, allowLocalInfile: false, googleServiceAccount: null };
+        if (action === 'DENY') return { allow: false, ruleId: `p${d}/${r}`, role: null, allowLocalInfile: false, googleServiceAccount: null, serviceClass: 'default' };
         const target = rule.to?.find((t) => targetRef(t.mariadb, request.database))?.mariadb;
         return {
           allow: true,
@@ -194,11 +194,12 @@ function reference(docs: readonly Doc[], subject: Subject, request: PolicyReques
           role: target?.role ?? null,
           allowLocalInfile: target?.allowLocalInfile ?? false,
           googleServiceAccount: null,
+          serviceClass: 'default',
         };
       }
     }
   }
-  return { allow: false, ruleId: null, role: null, allowLocalInfile: false, googleServiceAccount: null };
+  return { allow: false, ruleId: null, role: null, allowLocalInfile: false, googleServiceAccount: null, serviceClass: 'default' };
 }
 
 /** A DENY rule built to match `subject` and `request`, in one of several shapes. */

@@ -1,0 +1,250 @@
+/**
+ * The audit recorder: the only place audit events are built. Engines report what happened
+ * — a connection decided, a statement answered, a call ended — as plain facts, through
+ * lifecycle hooks:
+ *
+ *   connection(facts)                         MySQL: the login decided (allowed or refused)
+ *   openSession(start) ─▶ statement(facts)*  ─▶ end(facts)     exactly one end, however it ends
+ *   rpc(facts)                                one gRPC call, decided and answered
+ *
+ * Every event also goes out on a named diagnostics_channel (`meshgate:<engine>:<type>`,
+ * e.g. `meshgate:mysql:statement`, `meshgate:firestore:rpc`), so metrics and tracing can
+ * subscribe without touching the data path; publishing costs nothing without subscribers.
+ */
+import diagnostics from 'node:diagnostics_channel';
+import type { MeshgateError } from '../errors/index.ts';
+import type { XfccNote } from '../identity/resolve.ts';
+import type { Identity, TlsPeerFacts } from '../identity/types.ts';
+import { auditTime } from './clock.ts';
+import { auditIdentity } from './identity.ts';
+import type { AuditError, AuditEvent, AuditIdentity, AuditSink, StatementEvent } from './types.ts';
+
+type Engine = AuditEvent['engine'];
+
+export interface PeerAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** An error from the upstream server itself (MariaDB's code and SQLSTATE). */
+export interface UpstreamError {
+  readonly code: number;
+  readonly message: string;
+  readonly sqlState?: string;
+}
+
+export interface ConnectionFacts {
+  readonly engine: Engine;
+  readonly sessionId: string;
+  readonly peer: PeerAddress;
+  readonly tls: TlsPeerFacts | null;
+  readonly identity: Identity | null;
+  /** The user name the client sent; informational only. */
+  readonly clientUser: string | null;
+  readonly database: string | null;
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string | null;
+  readonly reason: string;
+  readonly role: string | null;
+  readonly upstreamConnectionId: number | null;
+  readonly error: MeshgateError | null;
+}
+
+export interface SessionStart {
+  readonly engine: Engine;
+  readonly sessionId: string;
+  readonly identity: Identity;
+  readonly role: string | null;
+  readonly rule: string | null;
+  readonly upstreamConnectionId: number | null;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+}
+
+export interface StatementFacts {
+  /** The protocol command: query, prepare, execute, init_db, … */
+  readonly command: string;
+  /** First SQL keyword, upper-case, when the command carries SQL. */
+  readonly verb: string | null;
+  /** The statement as the client sent it, secrets already redacted (the engine knows its syntax). */
+  readonly statement: string | null;
+  readonly traceId: string;
+  readonly database: string | null;
+  readonly decision: 'allow' | 'deny';
+  readonly rowsReturned: number;
+  readonly rowsAffected: number;
+  readonly durationUs: number;
+  /** meshgate's own refusal, or the upstream's error. */
+  readonly error: MeshgateError | UpstreamError | null;
+}
+
+export interface SessionEndFacts {
+  readonly reason: string;
+  readonly bytesFromClient: number;
+  readonly bytesFromUpstream: number;
+}
+
+export interface RpcFacts {
+  readonly engine: Engine;
+  readonly sessionId: string;
+  readonly peer: PeerAddress;
+  readonly identity: Identity | null;
+  readonly xfcc: XfccNote | null;
+  readonly method: string;
+  readonly operation: string | null;
+  readonly paths: readonly string[];
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string | null;
+  readonly reason: string;
+  readonly traceId: string;
+  /** The status the caller received (gRPC: 0 is OK). */
+  readonly status: number;
+  /** meshgate's own refusal; otherwise a non-zero status is the upstream's, with its message. */
+  readonly error: MeshgateError | null;
+  readonly upstreamMessage?: string;
+  readonly documents: number;
+  /** process.hrtime.bigint() when the call arrived. */
+  readonly startedAt: bigint;
+}
+
+const channels = new Map<string, diagnostics.Channel>();
+function channelOf(engine: Engine, type: AuditEvent['type']): diagnostics.Channel {
+  const name = `meshgate:${engine}:${type}`;
+  let channel = channels.get(name);
+  if (channel === undefined) channels.set(name, (channel = diagnostics.channel(name)));
+  return channel;
+}
+
+function errorOf(error: MeshgateError | UpstreamError | null): AuditError | null {
+  if (error === null) return null;
+  if (typeof error.code === 'number') {
+    const upstream = error as UpstreamError;
+    return upstream.sqlState === undefined ? { code: upstream.code, message: upstream.message } : { code: upstream.code, message: upstream.message, sqlState: upstream.sqlState };
+  }
+  return { code: error.code, message: error.message };
+}
+
+export class AuditRecorder {
+  constructor(private readonly sink: AuditSink) {}
+
+  /** True while the sink is behind: sessions stop reading from clients until onDrain. */
+  get backlogged(): boolean {
+    return this.sink.backlogged;
+  }
+
+  onDrain(listener: () => void): void {
+    this.sink.onDrain(listener);
+  }
+
+  connection(f: ConnectionFacts): void {
+    this.emit({
+      type: 'connection',
+      time: auditTime(),
+      sessionId: f.sessionId,
+      engine: f.engine,
+      peer: { address: f.peer.address, port: f.peer.port },
+      tls: f.tls === null ? null : { protocol: f.tls.protocol, cipher: f.tls.cipher, clientCertSerial: f.tls.peerCertificate?.serialNumber ?? null },
+      identity: f.identity === null ? null : auditIdentity(f.identity),
+      clientUser: f.clientUser,
+      database: f.database,
+      decision: f.decision,
+      rule: f.rule,
+      reason: f.reason,
+      upstreamRole: f.role,
+      upstreamConnectionId: f.upstreamConnectionId,
+      error: f.error === null ? null : { code: f.error.code, message: f.error.message },
+    });
+  }
+
+  openSession(start: SessionStart): SessionRecorder {
+    return new SessionRecorder(this, start);
+  }
+
+  rpc(f: RpcFacts): void {
+    const error = f.error !== null ? { code: f.error.code, message: f.error.message } : f.status !== 0 ? { code: f.status, message: f.upstreamMessage ?? '' } : null;
+    this.emit({
+      type: 'rpc',
+      time: auditTime(),
+      sessionId: f.sessionId,
+      engine: f.engine,
+      peer: f.peer,
+      identity: f.identity === null ? null : auditIdentity(f.identity),
+      xfcc: f.xfcc,
+      method: f.method,
+      operation: f.operation,
+      paths: f.paths,
+      decision: f.decision,
+      rule: f.rule,
+      reason: f.reason,
+      traceId: f.traceId,
+      status: f.status,
+      documents: f.documents,
+      durationUs: Number((process.hrtime.bigint() - f.startedAt) / 1000n),
+      error,
+    });
+  }
+
+  /** @internal the one way out: the sink, then the channel. */
+  emit(event: AuditEvent): void {
+    this.sink.record(event);
+    const channel = channelOf(event.engine, event.type);
+    if (channel.hasSubscribers) channel.publish(event);
+  }
+}
+
+/** One session's statements and its end; the end is recorded exactly once. */
+export class SessionRecorder {
+  private readonly identity: AuditIdentity;
+  private ended = false;
+  statements = 0;
+
+  constructor(
+    private readonly recorder: AuditRecorder,
+    private readonly start: SessionStart,
+  ) {
+    this.identity = auditIdentity(start.identity);
+  }
+
+  statement(f: StatementFacts): void {
+    this.statements++;
+    const event: StatementEvent = {
+      type: 'statement',
+      time: auditTime(),
+      sessionId: this.start.sessionId,
+      engine: this.start.engine,
+      identity: this.identity,
+      traceId: f.traceId,
+      command: f.command,
+      verb: f.verb,
+      statement: f.statement,
+      database: f.database,
+      decision: f.decision,
+      rule: f.decision === 'allow' ? this.start.rule : null,
+      upstreamRole: this.start.role,
+      upstreamConnectionId: this.start.upstreamConnectionId,
+      rowsReturned: f.rowsReturned,
+      rowsAffected: f.rowsAffected,
+      durationUs: f.durationUs,
+      error: errorOf(f.error),
+    };
+    this.recorder.emit(event);
+  }
+
+  /** Records the session's end; later calls do nothing (a session ends one way only). */
+  end(f: SessionEndFacts): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.recorder.emit({
+      type: 'session_end',
+      time: auditTime(),
+      sessionId: this.start.sessionId,
+      engine: this.start.engine,
+      identity: this.identity,
+      statements: this.statements,
+      bytesFromClient: f.bytesFromClient,
+      bytesFromUpstream: f.bytesFromUpstream,
+      durationMs: Date.now() - this.start.startedAt,
+      reason: f.reason,
+    });
+  }
+}
