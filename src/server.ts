@@ -20,8 +20,10 @@ import { checkUpstreams } from './upstream-checks.ts';
 import { mgError } from './errors/index.ts';
 import { createTokenVerifier } from './identity/jwt/index.ts';
 import { JoinTokenStore, startSigningEndpoint } from './identity/signer/index.ts';
-import { verifyTlsPeer } from './identity/peer.ts';
 import { createIdentityResolver } from './identity/resolve.ts';
+import { AuditRecorder } from './audit/recorder.ts';
+import { fixedPolicy } from './policy/source.ts';
+import { admitEverything } from './throttle/index.ts';
 import { watchTlsMaterial } from './identity/tls-material.ts';
 import { loadPolicyDir } from './policy/index.ts';
 import { openCredentialRuntime, type CredentialRuntime } from './credentials/runtime.ts';
@@ -30,7 +32,6 @@ import { UpstreamPool } from './engines/mysql/pool.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
 import { startFirestore } from './engines/firestore/start.ts';
 import type { RunningEmulator } from './engines/firestore/emulator.ts';
-import type { TlsPeerFacts } from './identity/types.ts';
 
 export interface RunningMeshgate {
   readonly address: AddressInfo;
@@ -95,7 +96,6 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   await checkUpstreams(checks, { log, waitMs: options.waitForUpstreamMs ?? 0 });
   const profile = await probeServerProfile(upstream);
   const trustDomains = config.trust.trustDomains;
-  const verifyPeer = (facts: TlsPeerFacts) => verifyTlsPeer(facts, { trustDomains });
   const identity = createIdentityResolver({ trustDomains, verifyToken });
 
   // Certificate, key and trust bundles reload when their files change (CA rotation, an
@@ -121,6 +121,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   });
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
+  const recorder = new AuditRecorder(audit);
+  const policySource = fixedPolicy(policy);
 
   let pool: UpstreamPool | null = null;
   const credentials =
@@ -147,11 +149,11 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     tlsRequired: config.listener.tls.required,
     tlsMode: config.listener.tls.mode,
     secureContext: () => tls.secureContext(),
-    verifyPeer,
-    ...(verifyToken === undefined ? {} : { verifyToken }),
-    policy: () => policy,
-    openUpstream: (identity, role, login) => source.open(identity, role, login),
-    audit,
+    identity,
+    policy: policySource,
+    throttle: admitEverything,
+    openUpstream: (caller, role, login) => source.open(caller, role, login),
+    audit: recorder,
     log,
     maxClientMessageBytes: config.listener.maxClientMessageBytes,
     tagStatements: config.audit.tagStatements,
@@ -212,7 +214,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const firestore =
     config.firestore === undefined
       ? null
-      : await startFirestore(config.firestore, { tls, policy: () => policy, audit, log, identity });
+      : await startFirestore(config.firestore, { tls, policy: policySource, throttle: admitEverything, audit: recorder, log, identity });
   if (firestore !== null) teardown.add(() => firestore.close());
 
   log.info('meshgate listening', {

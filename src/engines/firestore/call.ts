@@ -10,8 +10,9 @@
  */
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import type { FirestoreRequest } from '../../policy/types.ts';
-import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
+import { DEFAULT_SERVICE_CLASS, type FirestoreRequest } from '../../policy/types.ts';
+import type { Admission } from '../../throttle/index.ts';
+import { rpcFacts, traceIdOf } from '../grpc/audit.ts';
 import type { GrpcCall } from '../grpc/front-door.ts';
 import { GrpcStatus, refuseCall } from '../grpc/status.ts';
 import { logRefusal } from '../refusal-log.ts';
@@ -38,6 +39,8 @@ export class FirestoreCall {
   private writes = 0;
   private trailers: IncomingHttpHeaders | null = null;
   private serviceAccount: string | null = null;
+  /** The call's place in its service class (the throttle stage), given back when it ends. */
+  private admission: (Admission & { admitted: true }) | null = null;
   private beginsReadOnly = false;
   private refusedTargets = 0;
   /** Response headers already sent by meshgate (a Listen refusal before Firestore answered). */
@@ -126,9 +129,10 @@ export class FirestoreCall {
     for (const project of projects) {
       if (project !== this.ctx.project) return mgError('MG_POLICY_DENIED', `meshgate serves Firestore project '${this.ctx.project}', not '${project}'`);
     }
-    const policy = this.ctx.policy();
+    const policy = this.ctx.policy.current();
     const identity = this.call.identity;
     let refusal: MeshgateError | null = null;
+    let serviceClass: string | null = null;
     for (const access of facts.accesses) {
       const request: FirestoreRequest = { engine: 'firestore', database: access.database.database, path: access.path, pathKind: access.kind, operation: access.operation };
       const decision = policy.evaluate(identity, request);
@@ -142,11 +146,17 @@ export class FirestoreCall {
         continue;
       }
       this.serviceAccount ??= decision.googleServiceAccount;
+      serviceClass ??= decision.serviceClass;
     }
     if (refusal !== null) return refusal;
     if (facts.transaction !== null && facts.writes > 0 && this.ctx.transactions.isReadOnly(identity.principal, facts.transaction)) {
       this.rule = null; // no rule refused it: the caller's own read-only promise did
       return mgError('MG_POLICY_DENIED', 'this transaction was begun read-only; writes in it are refused');
+    }
+    if (this.admission === null) {
+      const admission = this.ctx.throttle.admit({ engine: 'firestore', kind: 'call', serviceClass: serviceClass ?? DEFAULT_SERVICE_CLASS, principal: identity.spiffeId });
+      if (!admission.admitted) return admission.error;
+      this.admission = admission;
     }
     this.writes += facts.writes;
     this.beginsReadOnly ||= facts.beginsTransaction === 'read-only';
@@ -315,8 +325,8 @@ export class FirestoreCall {
   private recordListenRefusal(paths: string[], error: MeshgateError): void {
     this.refusedTargets++;
     this.logRefusal(error);
-    this.ctx.audit.record(
-      rpcEvent({
+    this.ctx.audit.rpc(
+      rpcFacts({
         ...this.about(),
         operation: 'read',
         paths,
@@ -334,12 +344,13 @@ export class FirestoreCall {
   private finish(status: number | null, upstreamMessage: string | null, error: MeshgateError | null): void {
     if (this.finished) return;
     this.finished = true;
+    this.admission?.release();
     if (error !== null) this.logRefusal(error);
     // A listen stream whose every target was refused has said all there is in those events.
     if (this.refusedTargets > 0 && this.upstream === null && error === null) return;
     const denied = error !== null && error.code === 'MG_POLICY_DENIED';
-    this.ctx.audit.record(
-      rpcEvent({
+    this.ctx.audit.rpc(
+      rpcFacts({
         ...this.about(),
         operation: this.operation,
         paths: this.paths,

@@ -1,17 +1,19 @@
-import type { AuditSink } from '../../audit/types.ts';
-import type { CompiledPolicy } from '../../policy/types.ts';
+import type { AuditRecorder } from '../../audit/recorder.ts';
 import type { Logger } from '../../log.ts';
+import type { PolicySource } from '../../policy/source.ts';
+import type { Throttle } from '../../throttle/index.ts';
 import type { ReadOnlyTransactions } from './transactions.ts';
 import type { FirestoreUpstream } from './upstream.ts';
 
-/** Everything a Firestore call needs from the rest of meshgate. */
+/** Everything a Firestore call needs from the rest of meshgate: its settings and its stages. */
 export interface FirestoreEngineContext {
   /** The one Google Cloud project callers may name. */
   readonly project: string;
-  policy(): CompiledPolicy;
+  readonly policy: PolicySource;
+  readonly throttle: Throttle;
   readonly upstream: FirestoreUpstream;
   readonly transactions: ReadOnlyTransactions;
-  readonly audit: AuditSink;
+  readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly maxMessageBytes: number;
   readonly maxResponseMessageBytes: number;

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mgError } from '../../errors/index.ts';
-import { rpcEvent, traceIdOf } from '../grpc/audit.ts';
+import { rpcFacts, traceIdOf } from '../grpc/audit.ts';
 import type { GrpcCall, RefusedCall } from '../grpc/front-door.ts';
 import { refuseCall } from '../grpc/status.ts';
 import { FirestoreCall } from './call.ts';
@@ -27,8 +27,8 @@ export class FirestoreEngine {
       const error = mgError('MG_COMMAND_FORBIDDEN', `meshgate does not serve ${call.method}; it serves the google.firestore.v1.Firestore methods`);
       refuseCall(call.stream, error);
       logRefusal(this.ctx.log, error, { engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, method: call.method });
-      this.ctx.audit.record(
-        rpcEvent({ engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'deny', rule: null, reason: error.message, traceId: traceIdOf(call.headers), error, documents: 0, startedAt: call.startedAt }),
+      this.ctx.audit.rpc(
+        rpcFacts({ engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'deny', rule: null, reason: error.message, traceId: traceIdOf(call.headers), error, documents: 0, startedAt: call.startedAt }),
       );
       return;
     }
@@ -38,8 +38,8 @@ export class FirestoreEngine {
   readonly onRefused = (refusal: RefusedCall): void => {
     const sessionId = nextSessionId();
     logRefusal(this.ctx.log, refusal.error, { engine: 'firestore', sessionId, peer: refusal.peer, identity: null, method: refusal.method });
-    this.ctx.audit.record(
-      rpcEvent({
+    this.ctx.audit.rpc(
+      rpcFacts({
         engine: 'firestore',
         sessionId,
         peer: refusal.peer,

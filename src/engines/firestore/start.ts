@@ -1,10 +1,11 @@
 /** The Firestore engine assembled from its config section, behind the gRPC front door. */
-import type { AuditSink } from '../../audit/types.ts';
+import type { AuditRecorder } from '../../audit/recorder.ts';
 import type { MeshgateConfig } from '../../config/schema.ts';
 import { mgError } from '../../errors/index.ts';
 import type { IdentityResolver } from '../../identity/resolve.ts';
 import type { TlsMaterial } from '../../identity/tls-material.ts';
-import type { CompiledPolicy } from '../../policy/types.ts';
+import type { PolicySource } from '../../policy/source.ts';
+import type { Throttle } from '../../throttle/index.ts';
 import { GrpcFrontDoor } from '../grpc/front-door.ts';
 import type { Logger } from '../../log.ts';
 import { FirestoreEngine } from './engine.ts';
@@ -17,8 +18,9 @@ export type FirestoreConfig = NonNullable<MeshgateConfig['firestore']>;
 
 export interface FirestoreDeps {
   readonly tls: TlsMaterial;
-  policy(): CompiledPolicy;
-  readonly audit: AuditSink;
+  readonly policy: PolicySource;
+  readonly throttle: Throttle;
+  readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly identity: IdentityResolver;
 }
@@ -69,6 +71,7 @@ async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: Run
   const engine = new FirestoreEngine({
     project: config.project,
     policy: deps.policy,
+    throttle: deps.throttle,
     upstream,
     transactions: new ReadOnlyTransactions(),
     audit: deps.audit,

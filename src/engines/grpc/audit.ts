@@ -1,8 +1,6 @@
-/** Audit events for gRPC calls, from what the front door and the engine learned. */
-import { auditTime } from '../../audit/clock.ts';
+/** What the front door and a gRPC engine learned about a call, as facts for the audit recorder. */
 import { newTraceId, parseTraceparent } from '../../audit/trace-context.ts';
-import { auditIdentity } from '../../audit/identity.ts';
-import type { RpcEvent } from '../../audit/types.ts';
+import type { RpcFacts } from '../../audit/recorder.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/types.ts';
 import type { IncomingHttpHeaders } from 'node:http2';
@@ -18,7 +16,7 @@ export function traceIdOf(headers: IncomingHttpHeaders): string {
 }
 
 export interface RpcOutcome {
-  readonly engine: RpcEvent['engine'];
+  readonly engine: RpcFacts['engine'];
   readonly sessionId: string;
   readonly peer: GrpcPeer;
   readonly identity: Identity | null;
@@ -39,21 +37,17 @@ export interface RpcOutcome {
   readonly startedAt: bigint;
 }
 
-export function rpcEvent(o: RpcOutcome): RpcEvent {
+/**
+ * The facts of one call for the audit recorder, with the status the caller received:
+ * meshgate's own refusal rendered as gRPC renders it, else the upstream's.
+ */
+export function rpcFacts(o: RpcOutcome): RpcFacts {
   const status = o.error !== null ? grpcStatusOf(o.error) : (o.status ?? GrpcStatus.OK);
-  const error =
-    o.error !== null
-      ? { code: o.error.code, message: o.error.message }
-      : status !== GrpcStatus.OK
-        ? { code: status, message: o.upstreamMessage ?? '' }
-        : null;
   return {
-    type: 'rpc',
-    time: auditTime(),
-    sessionId: o.sessionId,
     engine: o.engine,
+    sessionId: o.sessionId,
     peer: o.peer,
-    identity: o.identity === null ? null : auditIdentity(o.identity),
+    identity: o.identity,
     xfcc: o.xfcc,
     method: o.method,
     operation: o.operation,
@@ -63,8 +57,9 @@ export function rpcEvent(o: RpcOutcome): RpcEvent {
     reason: o.reason,
     traceId: o.traceId,
     status,
+    error: o.error,
+    ...(o.upstreamMessage === undefined ? {} : { upstreamMessage: o.upstreamMessage }),
     documents: o.documents,
-    durationUs: Number((process.hrtime.bigint() - o.startedAt) / 1000n),
-    error,
+    startedAt: o.startedAt,
   };
 }

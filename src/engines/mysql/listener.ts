@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { MysqlEngineContext } from './context.ts';
 import { SessionDirectory } from './directory.ts';
+import { LoginStages } from './login-stages.ts';
 import { MysqlSession } from './session.ts';
 
 export interface ListenOptions {
@@ -13,9 +14,11 @@ export interface ListenOptions {
 export class MysqlListener {
   private readonly server: Server;
   private readonly sessions = new Set<MysqlSession>();
-  private readonly directory = new SessionDirectory();
+  private readonly stages: LoginStages;
 
   constructor(private readonly ctx: MysqlEngineContext) {
+    // One directory per listener: KILL names a connection id this listener handed out.
+    this.stages = new LoginStages(ctx, new SessionDirectory());
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -41,7 +44,7 @@ export class MysqlListener {
   }
 
   private accept(socket: Socket): void {
-    const session = new MysqlSession(socket, this.ctx, this.directory, randomBytes(8).toString('hex'), () => this.sessions.delete(session));
+    const session = new MysqlSession(socket, this.ctx, this.stages, randomBytes(8).toString('hex'), () => this.sessions.delete(session));
     this.sessions.add(session);
     session.start();
   }

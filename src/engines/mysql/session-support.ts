@@ -1,46 +1,5 @@
-/** What a session reports and reads off its sockets, kept apart from its state machine. */
+/** Small pure helpers of the connection phase, kept apart from the session's state machine. */
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
-import { auditTime } from '../../audit/clock.ts';
-import { auditIdentity } from '../../audit/identity.ts';
-import type { ConnectionEvent } from '../../audit/types.ts';
-import type { MeshgateError } from '../../errors/index.ts';
-import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
-import type { HandshakeResponse } from './codec/handshake.ts';
-
-export interface ConnectionFacts {
-  readonly sessionId: string;
-  readonly socket: Socket;
-  readonly tls: TlsPeerFacts | null;
-  readonly response: HandshakeResponse | null;
-  readonly identity: Identity | null;
-  readonly decision: 'allow' | 'deny';
-  readonly rule: string | null;
-  readonly reason: string;
-  readonly role: string | null;
-  readonly upstreamConnectionId: number | null;
-  readonly error: MeshgateError | null;
-}
-
-export function connectionEvent(f: ConnectionFacts): ConnectionEvent {
-  return {
-    type: 'connection',
-    time: auditTime(),
-    sessionId: f.sessionId,
-    engine: 'mysql',
-    peer: { address: f.socket.remoteAddress ?? '', port: f.socket.remotePort ?? 0 },
-    tls: f.tls === null ? null : { protocol: f.tls.protocol, cipher: f.tls.cipher, clientCertSerial: f.tls.peerCertificate?.serialNumber ?? null },
-    identity: f.identity === null ? null : auditIdentity(f.identity),
-    clientUser: f.response?.username ?? null,
-    database: f.response?.database ?? null,
-    decision: f.decision,
-    rule: f.rule,
-    reason: f.reason,
-    upstreamRole: f.role,
-    upstreamConnectionId: f.upstreamConnectionId,
-    error: f.error === null ? null : { code: f.error.code, message: f.error.message },
-  };
-}
 
 /** Scramble bytes must not contain NUL (the greeting terminates strings with it). */
 export function printableNonce(): Buffer {

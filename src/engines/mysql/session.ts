@@ -8,16 +8,13 @@
  * connection closes. Nothing here parses bytes (the codec does) or knows policy syntax.
  */
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { PeerAddress } from '../../audit/recorder.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
-import {
-  Capability,
-  MariadbCapability,
-  RELAYABLE_CAPABILITIES,
-  RELAYABLE_MARIADB_CAPABILITIES,
-  ServerStatus,
-} from './codec/constants.ts';
+import { tlsFactsOf } from '../../identity/tls-verdict.ts';
+import type { TlsPeerFacts } from '../../identity/types.ts';
+import type { Logger } from '../../log.ts';
+import { Capability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES, ServerStatus } from './codec/constants.ts';
 import { encodeErr, encodeOk } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import {
@@ -28,16 +25,23 @@ import {
   SSL_REQUEST_LENGTH,
   type HandshakeResponse,
 } from './codec/handshake.ts';
-import type { MysqlEngineContext } from './context.ts';
-import type { SessionDirectory } from './directory.ts';
 import { toErrPacket } from './errors.ts';
+import type { LoginHandler, LoginOutcome } from './login-stages.ts';
+import type { ServerProfile } from './profile.ts';
 import { Relay } from './relay.ts';
-import { logRefusal } from '../refusal-log.ts';
-import { connectionEvent, printableNonce, tokenFromPassword } from './session-support.ts';
-import { auditIdentity } from '../../audit/identity.ts';
-import { tlsFactsOf } from '../../identity/tls-verdict.ts';
+import { printableNonce, tokenFromPassword } from './session-support.ts';
 import type { UpstreamConnection } from './upstream.ts';
-import type { UpstreamUse } from './upstream-source.ts';
+
+/** What a session needs to speak the protocol; the stages it reports to come separately. */
+export interface SessionSettings {
+  readonly profile: ServerProfile;
+  readonly tlsRequired: boolean;
+  /** `starttls`: MySQL's SSLRequest after the greeting; `first-byte`: TLS from the first byte (Istio). */
+  readonly tlsMode: 'starttls' | 'first-byte';
+  secureContext(): SecureContext;
+  readonly maxClientMessageBytes: number;
+  readonly log: Logger;
+}
 
 type State = 'greeted' | 'tls' | 'secured' | 'switching' | 'authorizing' | 'relaying' | 'closed';
 
@@ -71,8 +75,8 @@ export class MysqlSession {
 
   constructor(
     private readonly raw: Socket,
-    private readonly ctx: MysqlEngineContext,
-    private readonly directory: SessionDirectory,
+    private readonly ctx: SessionSettings,
+    private readonly handler: LoginHandler,
     readonly sessionId: string,
     private readonly onClose: () => void,
   ) {
@@ -123,8 +127,7 @@ export class MysqlSession {
       'MG_TLS_REQUIRED',
       'this meshgate listener expects TLS from the first byte (Istio mode): connect through your Istio sidecar, or use a listener in starttls mode with --ssl',
     );
-    this.audit('deny', null, error.message, null, null, null, null, error);
-    this.logRefusal(error, null, null);
+    this.handler.onRefused({ sessionId: this.sessionId, peer: this.peer(), tls: null, response: null, error });
     this.raw.end(encodeMessage(encodeErr(toErrPacket(error)), 0));
     this.finish();
   }
@@ -151,7 +154,6 @@ export class MysqlSession {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.directory.remove(this.connectionId);
     this.onClose();
   }
 
@@ -203,8 +205,9 @@ export class MysqlSession {
       return;
     }
     if (this.state === 'switching' && this.pendingLogin !== null) {
-      this.verifyToken(tokenFromPassword(frame.payload), this.pendingLogin, frame.seq);
+      const login = this.pendingLogin;
       this.pendingLogin = null;
+      this.login(login, frame.seq, tokenFromPassword(frame.payload));
       return;
     }
     // Anything sent while meshgate is still deciding is out of protocol order.
@@ -241,89 +244,42 @@ export class MysqlSession {
   }
 
   /**
-   * Who is it? A client certificate answers at once. Without one, where token issuers are
-   * configured, the password is the token: meshgate asks for it in clear text
-   * (mysql_clear_password), which only ever happens inside TLS.
+   * Who is it? A client certificate answers at once. Without one, where tokens can prove an
+   * identity, the password is the token: meshgate asks for it in clear text
+   * (mysql_clear_password), which the identity stage accepts only inside TLS.
    */
   private authorize(response: HandshakeResponse, seq: number): void {
+    if (this.handler.wantsToken(this.tlsFacts) && this.tlsFacts !== null && !(response.authPlugin === 'mysql_clear_password' && response.authResponse.length > 0)) {
+      this.pendingLogin = response;
+      this.state = 'switching';
+      this.client.write(encodeMessage(encodeAuthSwitchRequest({ plugin: 'mysql_clear_password', data: Buffer.alloc(0) }), seq + 1));
+      return;
+    }
+    const token = response.authPlugin === 'mysql_clear_password' ? tokenFromPassword(response.authResponse) : null;
+    this.login(response, seq, token);
+  }
+
+  /** Hands the login to the stages (identity → policy → throttle → upstream) and waits. */
+  private login(response: HandshakeResponse, seq: number, token: string | null): void {
     this.state = 'authorizing';
     this.client.pause();
-    const tokens = this.ctx.verifyToken;
-    if (tokens === undefined || (this.tlsFacts !== null && this.tlsFacts.peerCertificate !== null)) {
-      let identity: Identity;
-      try {
-        if (this.tlsFacts === null) {
-          throw mgError('MG_CLIENT_CERT_MISSING', 'no TLS client certificate: connect with TLS and present your workload certificate (--ssl-cert/--ssl-key)');
-        }
-        identity = this.ctx.verifyPeer(this.tlsFacts);
-      } catch (error) {
-        this.refuse(asMeshgateError(error), seq + 1, response);
-        return;
-      }
-      this.decide(identity, response, seq);
-      return;
-    }
-    if (this.tlsFacts === null) {
-      const error = mgError('MG_TLS_REQUIRED', 'a token is accepted as password only over TLS: connect with --ssl (mariadb CLI) or ssl: {} (drivers)');
-      this.refuse(error, seq + 1, response);
-      return;
-    }
-    if (response.authPlugin === 'mysql_clear_password' && response.authResponse.length > 0) {
-      this.verifyToken(tokenFromPassword(response.authResponse), response, seq);
-      return;
-    }
-    this.pendingLogin = response;
-    this.state = 'switching';
-    this.client.write(encodeMessage(encodeAuthSwitchRequest({ plugin: 'mysql_clear_password', data: Buffer.alloc(0) }), seq + 1));
-    this.client.resume();
+    this.handler
+      .onLogin({ sessionId: this.sessionId, connectionId: this.connectionId, peer: this.peer(), tls: this.tlsFacts, response, token, startedAt: this.startedAt })
+      .then(
+        (outcome) => this.begin(outcome, response, seq),
+        (error: unknown) => this.refuse(asMeshgateError(error), seq + 1, response),
+      );
   }
 
-  private verifyToken(token: string, response: HandshakeResponse, seq: number): void {
-    this.state = 'authorizing';
-    this.client.pause();
-    this.ctx.verifyToken!(token).then(
-      (identity) => {
-        if (this.state === 'authorizing') this.decide(identity, response, seq);
-      },
-      (error: unknown) => this.refuse(asMeshgateError(error), seq + 1, response),
-    );
-  }
-
-  private decide(identity: Identity, response: HandshakeResponse, seq: number): void {
-    const decision = this.ctx.policy().evaluate(identity, { engine: 'mysql', database: response.database });
-    if (!decision.allow || decision.role === null) {
-      this.refuse(mgError('MG_POLICY_DENIED', decision.reason), seq + 1, response, identity, decision.ruleId);
+  private begin(outcome: LoginOutcome, response: HandshakeResponse, seq: number): void {
+    if (!outcome.accepted) {
+      this.sendRefusal(outcome.error, seq + 1);
       return;
     }
-    const localFiles = decision.allowLocalInfile ? Capability.LOCAL_FILES : 0;
-    const capabilities = (response.capabilities & (RELAYABLE_CAPABILITIES | Capability.CLIENT_MYSQL) & ~Capability.LOCAL_FILES) | localFiles;
-    const attributes = new Map(response.attributes);
-    attributes.set('meshgate_identity', identity.spiffeId);
-    attributes.set('meshgate_session', this.sessionId);
-    this.ctx.openUpstream(identity, decision.role, {
-      database: response.database,
-      capabilities: capabilities >>> 0,
-      mariadbCapabilities: response.mariadbCapabilities & RELAYABLE_MARIADB_CAPABILITIES & ~MariadbCapability.CACHE_METADATA,
-      charset: response.charset,
-      maxPacketSize: response.maxPacketSize,
-      attributes,
-    }).then(
-      (upstream) => this.begin(upstream, response, seq, identity, decision.ruleId, decision.role!, decision.allowLocalInfile),
-      (error: unknown) => this.refuse(asMeshgateError(error), seq + 1, response, identity, decision.ruleId),
-    );
-  }
-
-  private begin(
-    use: UpstreamUse,
-    response: HandshakeResponse,
-    seq: number,
-    identity: Identity,
-    rule: string | null,
-    role: string,
-    allowLocalInfile: boolean,
-  ): void {
+    const { upstream: use, commands } = outcome;
     const upstream = use.connection;
     if (this.state !== 'authorizing') {
+      commands.abandon();
       use.finish(null);
       upstream.socket.destroy();
       return;
@@ -333,63 +289,39 @@ export class MysqlSession {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.client.off('data', this.onData);
     this.client.write(encodeMessage(encodeOk({ status: upstream.status }), seq + 1));
-    this.audit('allow', rule, `allowed as role ${role}`, response, identity, role, upstream.connectionId, null);
-    const relay = (this.relay = new Relay(this.client, upstream, this.ctx, {
+    commands.begin();
+    const relay = (this.relay = new Relay(this.client, upstream, commands, {
       sessionId: this.sessionId,
-      identity: auditIdentity(identity),
-      role,
-      rule,
-      database: response.database,
-      allowLocalInfile,
+      identity: commands.identity,
       deprecateEof: (response.capabilities & Capability.DEPRECATE_EOF) !== 0,
-      startedAt: this.startedAt,
-      directory: this.directory,
+      maxClientMessageBytes: this.ctx.maxClientMessageBytes,
+      log: this.ctx.log,
       onUpstreamReusable: (connection) => (reusable = connection),
       onEnd: () => {
         use.finish(reusable);
         this.finish();
       },
     }));
-    this.directory.add(this.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId: upstream.connectionId });
     relay.start(this.early, this.framer.takeRemainder());
     this.early = [];
   }
 
-  private refuse(
-    error: MeshgateError,
-    seq: number,
-    response: HandshakeResponse | null,
-    identity: Identity | null = null,
-    rule: string | null = null,
-  ): void {
+  /** A refusal the session found itself (protocol, TLS): the stages audit and log it. */
+  private refuse(error: MeshgateError, seq: number, response: HandshakeResponse | null): void {
     if (this.state === 'closed') return;
-    if (error.kind === 'internal') this.ctx.log.error('session failed', { sessionId: this.sessionId, cause: String(error.cause) });
-    this.audit('deny', rule, error.message, response, identity, null, null, error);
-    this.logRefusal(error, identity, rule);
+    this.handler.onRefused({ sessionId: this.sessionId, peer: this.peer(), tls: this.tlsFacts, response, error });
+    this.sendRefusal(error, seq);
+  }
+
+  private sendRefusal(error: MeshgateError, seq: number): void {
+    if (this.state === 'closed') return;
     this.client.end(encodeMessage(encodeErr(toErrPacket(error)), seq));
     this.finish();
     // A client that never reads its error must not hold the socket open.
     setTimeout(() => this.client.destroy(), 1000).unref();
   }
 
-  private logRefusal(error: MeshgateError, identity: Identity | null, rule: string | null): void {
-    const peer = { address: this.raw.remoteAddress ?? '', port: this.raw.remotePort ?? 0 };
-    logRefusal(this.ctx.log, error, { engine: 'mysql', sessionId: this.sessionId, peer, identity, rule });
-  }
-
-  private audit(
-    decision: 'allow' | 'deny',
-    rule: string | null,
-    reason: string,
-    response: HandshakeResponse | null,
-    identity: Identity | null,
-    role: string | null,
-    upstreamConnectionId: number | null,
-    error: MeshgateError | null,
-  ): void {
-    this.ctx.audit.record(
-      connectionEvent({ sessionId: this.sessionId, socket: this.raw, tls: this.tlsFacts, response, identity, decision, rule, reason, role, upstreamConnectionId, error }),
-    );
+  private peer(): PeerAddress {
+    return { address: this.raw.remoteAddress ?? '', port: this.raw.remotePort ?? 0 };
   }
 }
-

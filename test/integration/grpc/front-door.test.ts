@@ -15,7 +15,9 @@ import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts'
 import { createIdentityResolver } from '../../../src/identity/resolve.ts';
 import { watchTlsMaterial, type TlsMaterial } from '../../../src/identity/tls-material.ts';
 import { silentLogger } from '../../../src/log.ts';
-import { rpcEvent } from '../../../src/engines/grpc/audit.ts';
+import { AuditRecorder } from '../../../src/audit/recorder.ts';
+import { rpcFacts } from '../../../src/engines/grpc/audit.ts';
+import { memoryAuditSink } from '../../helpers/audit.ts';
 import { GrpcFrontDoor, type GrpcCall } from '../../../src/engines/grpc/front-door.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
@@ -34,6 +36,7 @@ interface Answer {
 
 /** Stands in for an engine: answers one message naming the caller, and audits the call. */
 function echoEngine(events: RpcEvent[]) {
+  const audit = new AuditRecorder(memoryAuditSink(events));
   return {
     onCall(call: GrpcCall) {
       const body = Buffer.from(JSON.stringify({ spiffeId: call.identity.spiffeId, authMethod: call.identity.authMethod, sawXfcc: 'x-forwarded-client-cert' in call.headers }));
@@ -43,13 +46,13 @@ function echoEngine(events: RpcEvent[]) {
       call.stream.respond({ [constants.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       call.stream.on('wantTrailers', () => call.stream.sendTrailers({ 'grpc-status': '0' }));
       call.stream.end(frame);
-      events.push(
-        rpcEvent({ engine: 'firestore', sessionId: 't', peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'allow', rule: null, reason: 'test engine', traceId: '0'.repeat(32), error: null, documents: 0, startedAt: call.startedAt }),
+      audit.rpc(
+        rpcFacts({ engine: 'firestore', sessionId: 't', peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'allow', rule: null, reason: 'test engine', traceId: '0'.repeat(32), error: null, documents: 0, startedAt: call.startedAt }),
       );
     },
     onRefused(refusal: { method: string; error: import('../../../src/errors/index.ts').MeshgateError; xfcc: RpcEvent['xfcc']; peer: RpcEvent['peer']; startedAt: bigint }) {
-      events.push(
-        rpcEvent({ engine: 'firestore', sessionId: 't', peer: refusal.peer, identity: null, xfcc: refusal.xfcc, method: refusal.method, operation: null, paths: [], decision: 'deny', rule: null, reason: refusal.error.message, traceId: '0'.repeat(32), error: refusal.error, documents: 0, startedAt: refusal.startedAt }),
+      audit.rpc(
+        rpcFacts({ engine: 'firestore', sessionId: 't', peer: refusal.peer, identity: null, xfcc: refusal.xfcc, method: refusal.method, operation: null, paths: [], decision: 'deny', rule: null, reason: refusal.error.message, traceId: '0'.repeat(32), error: refusal.error, documents: 0, startedAt: refusal.startedAt }),
       );
     },
   };

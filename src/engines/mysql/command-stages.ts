@@ -1,0 +1,236 @@
+/**
+ * The stages every command of an open MySQL session runs through, reported by the relay:
+ *
+ *   onCommand ──▶ refuse what no session may send (COM_CHANGE_USER, replication, …)
+ *             ──▶ policy again where the command changes scope (USE db, KILL)
+ *             ──▶ throttle ──▶ trace id, sqlcommenter tag ──▶ Route back to the relay
+ *   onResponse ─▶ what the answer changed (prepared statements, database) ──▶ audit
+ *   onEnd ─────▶ audit the session's end, exactly once
+ *
+ * No sockets here: the relay moves bytes, this decides what they mean.
+ */
+import type { SessionRecorder } from '../../audit/recorder.ts';
+import { newTraceId } from '../../audit/trace-context.ts';
+import { mgError, type MeshgateError } from '../../errors/index.ts';
+import type { Identity } from '../../identity/types.ts';
+import type { Admission } from '../../throttle/index.ts';
+import type { ClientCommand } from './codec/commands.ts';
+import { Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
+import type { Frame } from './codec/framer.ts';
+import type { ResponseOutcome } from './codec/response-tracker.ts';
+import type { ResponseShape } from './codec/commands.ts';
+import type { MysqlEngineContext } from './context.ts';
+import { translateKill, type SessionDirectory } from './directory.ts';
+import type { LoginRequest } from './login-stages.ts';
+import { extractTraceparent, redactSecrets, spliceTag, sqlcommenterComment, statementVerb } from './sql/index.ts';
+
+export interface SessionGrant {
+  readonly request: LoginRequest;
+  readonly identity: Identity;
+  readonly role: string;
+  readonly rule: string | null;
+  readonly serviceClass: string;
+  readonly allowLocalInfile: boolean;
+  readonly upstreamConnectionId: number;
+  readonly audit: SessionRecorder;
+  /** The session's place in its service class, given back when it ends. */
+  readonly admission: Admission & { admitted: true };
+}
+
+/** What the relay does with a client command. */
+export type Route =
+  | { readonly kind: 'forward'; readonly bytes: Buffer; readonly response: ResponseShape }
+  /** meshgate answers with this error itself; nothing goes upstream. */
+  | { readonly kind: 'answer'; readonly error: MeshgateError }
+  | { readonly kind: 'quit' };
+
+/** What the relay needs from the stages; the relay's unit tests hand it their own. */
+export interface CommandHandler {
+  readonly allowLocalInfile: boolean;
+  onCommand(frame: Frame, command: ClientCommand): Route;
+  onResponse(outcome: ResponseOutcome): void;
+  /** The client broke the protocol; the relay closes the session after this. */
+  onProtocolError(error: MeshgateError): void;
+  onEnd(facts: { readonly reason: string; readonly bytesFromClient: number; readonly bytesFromUpstream: number }): void;
+  /** True while audit is behind: the relay stops reading from the client until onDrain. */
+  readonly backlogged: boolean;
+  onDrain(listener: () => void): void;
+}
+
+interface InFlight {
+  readonly command: string;
+  readonly code: number;
+  readonly text: string | null;
+  readonly traceId: string;
+  readonly startedNs: bigint;
+}
+
+/** Commands too routine to audit one by one (they carry no SQL and change no data). */
+const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.STMT_FETCH, Command.SET_OPTION, Command.STATISTICS]);
+
+export class CommandStages implements CommandHandler {
+  readonly allowLocalInfile: boolean;
+  /** The session's SPIFFE ID, for log lines. */
+  readonly identity: string;
+  private readonly inFlight: InFlight[] = [];
+  private readonly prepared = new Map<number, string | null>();
+  private lastPrepared: string | null = null;
+  private database: string | null;
+  private ended = false;
+  /** Everything of the tag but the per-statement trace, encoded once per session. */
+  private readonly commentHead: string;
+
+  constructor(
+    private readonly ctx: MysqlEngineContext,
+    private readonly directory: SessionDirectory,
+    private readonly grant: SessionGrant,
+  ) {
+    this.allowLocalInfile = grant.allowLocalInfile;
+    this.identity = grant.identity.spiffeId;
+    this.database = grant.request.response.database;
+    // The comment is pure ASCII (sqlcommenter percent-encodes the rest).
+    this.commentHead = sqlcommenterComment({ meshgate_identity: grant.identity.spiffeId, meshgate_role: grant.role }).slice(0, -2);
+  }
+
+  /** The client has its OK: record the allowed connection and make its id known to KILL. */
+  begin(): void {
+    const { request, identity, role, rule, upstreamConnectionId } = this.grant;
+    this.ctx.audit.connection({
+      engine: 'mysql',
+      sessionId: request.sessionId,
+      peer: request.peer,
+      tls: request.tls,
+      identity,
+      clientUser: request.response.username,
+      database: request.response.database,
+      decision: 'allow',
+      rule,
+      reason: `allowed as role ${role}`,
+      role,
+      upstreamConnectionId,
+      error: null,
+    });
+    this.directory.add(request.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId });
+  }
+
+  /** The client left before its OK: nothing was used, nothing is recorded. */
+  abandon(): void {
+    this.ended = true;
+    this.grant.admission.release();
+  }
+
+  get backlogged(): boolean {
+    return this.ctx.audit.backlogged;
+  }
+
+  onDrain(listener: () => void): void {
+    this.ctx.audit.onDrain(listener);
+  }
+
+  onCommand(frame: Frame, command: ClientCommand): Route {
+    if (command.kind === 'quit') return { kind: 'quit' };
+    if (command.kind === 'forbidden') {
+      const why =
+        command.code === Command.CHANGE_USER
+          ? 'COM_CHANGE_USER is refused: a meshgate session keeps the identity it was opened with; open a new connection with the other certificate'
+          : `${command.name} is not allowed through meshgate; connect to MariaDB directly for administration and replication`;
+      return this.refuse(mgError('MG_COMMAND_FORBIDDEN', why), command.name, null);
+    }
+    if (command.code === Command.INIT_DB) {
+      const refusal = this.checkDatabase(command.text ?? '');
+      if (refusal !== null) return this.refuse(refusal, command.name, command.text);
+    }
+    const route = translateKill(frame, command, this.directory, this.grant.identity.spiffeId);
+    if ('refusal' in route) return this.refuse(route.refusal, command.name, command.text);
+    return this.forward(route.frame, command, route.text);
+  }
+
+  /** `sent`: the statement as it goes upstream, where meshgate rewrote the client's text. */
+  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>, sent: string | null): Route {
+    let text = command.text;
+    let traceId = '';
+    let bytes = frame.raw;
+    if (command.code === Command.STMT_EXECUTE || command.code === Command.STMT_BULK_EXECUTE) {
+      text = command.statementId === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(command.statementId!) ?? null);
+    } else if (command.code === Command.STMT_CLOSE) {
+      this.prepared.delete(command.statementId!);
+    }
+    const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
+    if (audited) {
+      const admission = this.ctx.throttle.admit({ engine: 'mysql', kind: 'statement', serviceClass: this.grant.serviceClass, principal: this.grant.identity.spiffeId });
+      if (!admission.admitted) return this.refuse(admission.error, command.name, text);
+      admission.release();
+      const carried = text === null ? null : extractTraceparent(text);
+      traceId = carried?.traceId ?? newTraceId();
+      if (command.code === Command.QUERY || command.code === Command.STMT_PREPARE) {
+        if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
+        if (this.ctx.tagStatements && text !== null) bytes = spliceTag(frame, sent ?? text, this.commentHead, carried === null ? traceId : null) ?? bytes;
+      }
+    }
+    if (command.response !== 'none') {
+      this.inFlight.push({ command: command.name, code: command.code, text, traceId, startedNs: process.hrtime.bigint() });
+    }
+    return { kind: 'forward', bytes, response: command.response };
+  }
+
+  private checkDatabase(database: string): MeshgateError | null {
+    const decision = this.ctx.policy.current().evaluate(this.grant.identity, { engine: 'mysql', database });
+    if (!decision.allow) return mgError('MG_POLICY_DENIED', decision.reason);
+    if (decision.role !== this.grant.role) {
+      return mgError(
+        'MG_POLICY_DENIED',
+        `database '${database}' is granted through role ${decision.role} (rule ${decision.ruleId}), but this session runs as role ${this.grant.role}; open a new connection naming database '${database}'`,
+      );
+    }
+    return null;
+  }
+
+  onResponse(outcome: ResponseOutcome): void {
+    const done = this.inFlight.shift();
+    if (done === undefined) return;
+    if (done.code === Command.STMT_PREPARE && outcome.statementId !== null && outcome.error === null) {
+      this.prepared.set(outcome.statementId, done.text);
+    }
+    if (done.code === Command.INIT_DB && outcome.error === null) this.database = done.text;
+    // The server dropped every prepared statement. Cleared here, in order with the answers
+    // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
+    if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.prepared.clear();
+    if (!QUIET_COMMANDS.has(done.code)) {
+      const durationUs = Number((process.hrtime.bigint() - done.startedNs) / 1000n);
+      this.record(done.command, done.text, done.traceId, 'allow', outcome, durationUs, null);
+    }
+  }
+
+  onProtocolError(error: MeshgateError): void {
+    this.record('protocol', null, newTraceId(), 'deny', null, 0, error);
+  }
+
+  onEnd(facts: { readonly reason: string; readonly bytesFromClient: number; readonly bytesFromUpstream: number }): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.grant.audit.end(facts);
+    this.grant.admission.release();
+    this.directory.remove(this.grant.request.connectionId);
+  }
+
+  private refuse(error: MeshgateError, command: string, text: string | null): Route {
+    this.record(command, text, newTraceId(), 'deny', null, 0, error);
+    return { kind: 'answer', error };
+  }
+
+  private record(command: string, text: string | null, traceId: string, decision: 'allow' | 'deny', outcome: ResponseOutcome | null, durationUs: number, refusal: MeshgateError | null): void {
+    const upstreamError = outcome?.error ?? null;
+    this.grant.audit.statement({
+      command,
+      verb: text === null || command === 'init_db' ? null : statementVerb(text),
+      statement: text === null ? null : redactSecrets(text),
+      traceId,
+      database: this.database,
+      decision,
+      rowsReturned: outcome?.rowsReturned ?? 0,
+      rowsAffected: outcome?.rowsAffected ?? 0,
+      durationUs,
+      error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
+    });
+  }
+}

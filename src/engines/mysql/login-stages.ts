@@ -1,0 +1,156 @@
+/**
+ * The stages a MySQL login runs through, in DESIGN's order:
+ *
+ *   identity ──▶ policy ──▶ throttle ──▶ upstream (a credential lease, a pooled or fresh
+ *   connection) ──▶ audit
+ *
+ * The session (session.ts) speaks the protocol and reports the login here; this handler
+ * knows nothing of sockets or packets. A refusal at any stage comes back as a coded error
+ * the session renders as an ERR packet; every refusal is audited and logged here.
+ */
+import type { PeerAddress, SessionRecorder } from '../../audit/recorder.ts';
+import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
+import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import { logRefusal } from '../refusal-log.ts';
+import { Capability, MariadbCapability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES } from './codec/constants.ts';
+import type { HandshakeResponse } from './codec/handshake.ts';
+import { CommandStages } from './command-stages.ts';
+import type { MysqlEngineContext } from './context.ts';
+import type { SessionDirectory } from './directory.ts';
+import type { UpstreamUse } from './upstream-source.ts';
+
+export interface LoginRequest {
+  readonly sessionId: string;
+  /** The connection id the greeting gave the client (KILL names it). */
+  readonly connectionId: number;
+  readonly peer: PeerAddress;
+  readonly tls: TlsPeerFacts | null;
+  readonly response: HandshakeResponse;
+  /** The clear-text password the client sent when asked for its token; null otherwise. */
+  readonly token: string | null;
+  /** Epoch milliseconds the connection was accepted. */
+  readonly startedAt: number;
+}
+
+export type LoginOutcome =
+  | { readonly accepted: true; readonly upstream: UpstreamUse; readonly commands: CommandStages }
+  | { readonly accepted: false; readonly error: MeshgateError };
+
+export interface RefusedLogin {
+  readonly sessionId: string;
+  readonly peer: PeerAddress;
+  readonly tls: TlsPeerFacts | null;
+  readonly response: HandshakeResponse | null;
+  readonly error: MeshgateError;
+  readonly identity?: Identity | null;
+  readonly rule?: string | null;
+}
+
+/** What the session needs from whoever runs the stages; tests hand it their own. */
+export interface LoginHandler {
+  /** Without a client certificate, may a token prove who it is (so the session asks for the password)? */
+  wantsToken(tls: TlsPeerFacts | null): boolean;
+  onLogin(request: LoginRequest): Promise<LoginOutcome>;
+  /** A login the session itself refused (protocol, TLS, time-out): audit and log it. */
+  onRefused(refusal: RefusedLogin): void;
+}
+
+export class LoginStages implements LoginHandler {
+  constructor(
+    private readonly ctx: MysqlEngineContext,
+    private readonly directory: SessionDirectory,
+  ) {}
+
+  wantsToken(tls: TlsPeerFacts | null): boolean {
+    return this.ctx.identity.acceptsTokens && tls?.peerCertificate == null;
+  }
+
+  async onLogin(request: LoginRequest): Promise<LoginOutcome> {
+    const { response } = request;
+    const resolution = await this.ctx.identity.resolve({
+      protocol: 'mysql',
+      remoteAddress: request.peer.address,
+      tls: request.tls,
+      trustedHops: [],
+      // Offered even when empty: a token over plain TCP is refused whatever it says.
+      token: this.wantsToken(request.tls) ? { value: request.token ?? '', via: 'password' } : undefined,
+    });
+    if (resolution.identity === null) return this.refused(request, resolution.error, null, null);
+    const identity = resolution.identity;
+
+    const decision = this.ctx.policy.current().evaluate(identity, { engine: 'mysql', database: response.database });
+    if (!decision.allow || decision.role === null) return this.refused(request, mgError('MG_POLICY_DENIED', decision.reason), identity, decision.ruleId);
+
+    const admission = this.ctx.throttle.admit({ engine: 'mysql', kind: 'session', serviceClass: decision.serviceClass, principal: identity.spiffeId });
+    if (!admission.admitted) return this.refused(request, admission.error, identity, decision.ruleId);
+
+    const localFiles = decision.allowLocalInfile ? Capability.LOCAL_FILES : 0;
+    const capabilities = (response.capabilities & (RELAYABLE_CAPABILITIES | Capability.CLIENT_MYSQL) & ~Capability.LOCAL_FILES) | localFiles;
+    const attributes = new Map(response.attributes);
+    attributes.set('meshgate_identity', identity.spiffeId);
+    attributes.set('meshgate_session', request.sessionId);
+    let upstream: UpstreamUse;
+    try {
+      upstream = await this.ctx.openUpstream(identity, decision.role, {
+        database: response.database,
+        capabilities: capabilities >>> 0,
+        mariadbCapabilities: response.mariadbCapabilities & RELAYABLE_MARIADB_CAPABILITIES & ~MariadbCapability.CACHE_METADATA,
+        charset: response.charset,
+        maxPacketSize: response.maxPacketSize,
+        attributes,
+      });
+    } catch (error) {
+      admission.release();
+      return this.refused(request, asMeshgateError(error), identity, decision.ruleId);
+    }
+    const audit: SessionRecorder = this.ctx.audit.openSession({
+      engine: 'mysql',
+      sessionId: request.sessionId,
+      identity,
+      role: decision.role,
+      rule: decision.ruleId,
+      upstreamConnectionId: upstream.connection.connectionId,
+      startedAt: request.startedAt,
+    });
+    const commands = new CommandStages(this.ctx, this.directory, {
+      request,
+      identity,
+      role: decision.role,
+      rule: decision.ruleId,
+      serviceClass: decision.serviceClass,
+      allowLocalInfile: decision.allowLocalInfile,
+      upstreamConnectionId: upstream.connection.connectionId,
+      audit,
+      admission,
+    });
+    return { accepted: true, upstream, commands };
+  }
+
+  onRefused(refusal: RefusedLogin): void {
+    const { error } = refusal;
+    const identity = refusal.identity ?? null;
+    const rule = refusal.rule ?? null;
+    if (error.kind === 'internal') this.ctx.log.error('session failed', { sessionId: refusal.sessionId, cause: String(error.cause) });
+    this.ctx.audit.connection({
+      engine: 'mysql',
+      sessionId: refusal.sessionId,
+      peer: refusal.peer,
+      tls: refusal.tls,
+      identity,
+      clientUser: refusal.response?.username ?? null,
+      database: refusal.response?.database ?? null,
+      decision: 'deny',
+      rule,
+      reason: error.message,
+      role: null,
+      upstreamConnectionId: null,
+      error,
+    });
+    logRefusal(this.ctx.log, error, { engine: 'mysql', sessionId: refusal.sessionId, peer: refusal.peer, identity, rule });
+  }
+
+  private refused(request: LoginRequest, error: MeshgateError, identity: Identity | null, rule: string | null): LoginOutcome {
+    this.onRefused({ sessionId: request.sessionId, peer: request.peer, tls: request.tls, response: request.response, error, identity, rule });
+    return { accepted: false, error };
+  }
+}
