@@ -57,6 +57,16 @@ export interface CommandHandler {
   onDrain(listener: () => void): void;
 }
 
+/** What the session needs from an accepted login's stages: the relay's handler, plus its bracket. */
+export interface SessionCommands extends CommandHandler {
+  /** The session's SPIFFE ID, for log lines. */
+  readonly identity: string;
+  /** The client has its OK: the connection is recorded as allowed. */
+  begin(): void;
+  /** The client left before its OK: nothing was used, nothing is recorded. */
+  abandon(): void;
+}
+
 interface InFlight {
   readonly command: string;
   readonly code: number;
@@ -68,7 +78,7 @@ interface InFlight {
 /** Commands too routine to audit one by one (they carry no SQL and change no data). */
 const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.STMT_FETCH, Command.SET_OPTION, Command.STATISTICS]);
 
-export class CommandStages implements CommandHandler {
+export class CommandStages implements SessionCommands {
   readonly allowLocalInfile: boolean;
   /** The session's SPIFFE ID, for log lines. */
   readonly identity: string;

@@ -14,7 +14,7 @@ import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
 import { logRefusal } from '../refusal-log.ts';
 import { Capability, MariadbCapability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES } from './codec/constants.ts';
 import type { HandshakeResponse } from './codec/handshake.ts';
-import { CommandStages } from './command-stages.ts';
+import { CommandStages, type SessionCommands } from './command-stages.ts';
 import type { MysqlEngineContext } from './context.ts';
 import type { SessionDirectory } from './directory.ts';
 import type { UpstreamUse } from './upstream-source.ts';
@@ -33,7 +33,7 @@ export interface LoginRequest {
 }
 
 export type LoginOutcome =
-  | { readonly accepted: true; readonly upstream: UpstreamUse; readonly commands: CommandStages }
+  | { readonly accepted: true; readonly upstream: UpstreamUse; readonly commands: SessionCommands }
   | { readonly accepted: false; readonly error: MeshgateError };
 
 export interface RefusedLogin {

@@ -7,7 +7,6 @@
  * Every refusal is an ERR packet the client shows its user, plus an audit event; then the
  * connection closes. Nothing here parses bytes (the codec does) or knows policy syntax.
  */
-import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { PeerAddress } from '../../audit/recorder.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
@@ -31,6 +30,14 @@ import type { ServerProfile } from './profile.ts';
 import { Relay } from './relay.ts';
 import { printableNonce, tokenFromPassword } from './session-support.ts';
 import type { UpstreamConnection } from './upstream.ts';
+
+/** A client connection: a net.Socket, or a test's in-memory stream with the same few members. */
+export type ClientSocket = import('node:stream').Duplex & {
+  setNoDelay?(noDelay?: boolean): unknown;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly bytesRead?: number;
+};
 
 /** What a session needs to speak the protocol; the stages it reports to come separately. */
 export interface SessionSettings {
@@ -60,7 +67,7 @@ const SILENT_CLIENT_MS = 2_000;
 
 export class MysqlSession {
   private state: State = 'greeted';
-  private client: Socket;
+  private client: ClientSocket;
   private framer = new PacketFramer(MAX_HANDSHAKE_MESSAGE_BYTES);
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
   private tlsFacts: TlsPeerFacts | null = null;
@@ -74,7 +81,7 @@ export class MysqlSession {
   private readonly connectionId = nextConnectionId++ >>> 0;
 
   constructor(
-    private readonly raw: Socket,
+    private readonly raw: ClientSocket,
     private readonly ctx: SessionSettings,
     private readonly handler: LoginHandler,
     readonly sessionId: string,
@@ -86,7 +93,7 @@ export class MysqlSession {
   start(): void {
     this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), HANDSHAKE_TIMEOUT_MS);
     this.handshakeTimer.unref();
-    this.raw.setNoDelay(true);
+    this.raw.setNoDelay?.(true);
     this.raw.on('error', () => this.close());
     this.raw.on('close', () => this.close());
     if (this.ctx.tlsMode === 'first-byte') {
@@ -122,7 +129,7 @@ export class MysqlSession {
    * greeting: an ERR in the greeting's place is what it can show its user.
    */
   private silentClient(): void {
-    if (this.state !== 'tls' || this.raw.bytesRead > 0) return;
+    if (this.state !== 'tls' || (this.raw.bytesRead ?? 0) > 0) return;
     const error = mgError(
       'MG_TLS_REQUIRED',
       'this meshgate listener expects TLS from the first byte (Istio mode): connect through your Istio sidecar, or use a listener in starttls mode with --ssl',

@@ -1,0 +1,183 @@
+/**
+ * The relay on its own, over in-memory socket pairs: a stand-in client, a stand-in MariaDB
+ * and a stand-in handler. What it must get right is order and flow — every command reported
+ * before it goes upstream, every answer reported in order, a local answer never overtaking
+ * an upstream answer due before it, no reading while the handler's audit is behind, and one
+ * end, however the session ends.
+ */
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { mgError, type MeshgateError } from '../../../src/errors/index.ts';
+import { silentLogger } from '../../../src/log.ts';
+import type { CommandHandler, Route } from '../../../src/engines/mysql/command-stages.ts';
+import { Command } from '../../../src/engines/mysql/codec/constants.ts';
+import type { ClientCommand } from '../../../src/engines/mysql/codec/commands.ts';
+import { encodeMessage, PacketFramer, type Frame } from '../../../src/engines/mysql/codec/framer.ts';
+import { decodeErr, encodeOk } from '../../../src/engines/mysql/codec/generic.ts';
+import type { ResponseOutcome } from '../../../src/engines/mysql/codec/response-tracker.ts';
+import { Relay } from '../../../src/engines/mysql/relay.ts';
+import type { UpstreamConnection } from '../../../src/engines/mysql/upstream.ts';
+import { duplexPair, type MemorySocket } from '../../helpers/duplex-pair.ts';
+
+const query = (sql: string, seq = 0) => encodeMessage(Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql)]), seq);
+const quit = () => encodeMessage(Buffer.from([Command.QUIT]), 0);
+const ok = (affectedRows: number, seq = 1) => encodeMessage(encodeOk({ affectedRows }), seq);
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await tick();
+  assert.ok(condition(), `timed out waiting for: ${what}`);
+}
+
+/** A handler that records what the relay reports and routes by a rule the test gives. */
+class RecordingHandler implements CommandHandler {
+  readonly allowLocalInfile = false;
+  readonly commands: string[] = [];
+  readonly responses: ResponseOutcome[] = [];
+  readonly protocolErrors: MeshgateError[] = [];
+  readonly ends: string[] = [];
+  backlogged = false;
+  private drains: (() => void)[] = [];
+  constructor(private readonly route: (text: string | null, frame: Frame) => Route = (_text, frame) => ({ kind: 'forward', bytes: frame.raw, response: 'result' })) {}
+
+  onCommand(frame: Frame, command: ClientCommand): Route {
+    if (command.kind === 'quit') return { kind: 'quit' };
+    const text = command.kind === 'relay' ? command.text : null;
+    this.commands.push(text ?? `#${command.code}`);
+    return this.route(text, frame);
+  }
+  onResponse(outcome: ResponseOutcome): void {
+    this.responses.push(outcome);
+  }
+  onProtocolError(error: MeshgateError): void {
+    this.protocolErrors.push(error);
+  }
+  onEnd(facts: { reason: string }): void {
+    this.ends.push(facts.reason);
+  }
+  onDrain(listener: () => void): void {
+    this.drains.push(listener);
+  }
+  drain(): void {
+    this.backlogged = false;
+    for (const listener of this.drains.splice(0)) listener();
+  }
+}
+
+function open(handler: RecordingHandler, options: { maxClientMessageBytes?: number; reusable?: boolean } = {}) {
+  const [client, clientSide] = duplexPair();
+  const [mariadb, upstreamSide] = duplexPair();
+  const connection: UpstreamConnection = { socket: upstreamSide as unknown as Socket, greeting: {} as UpstreamConnection['greeting'], connectionId: 7, status: 2, leftover: null };
+  const result = { ended: 0, reused: null as UpstreamConnection | null };
+  const relay = new Relay(clientSide, connection, handler, {
+    sessionId: 's1',
+    identity: 'spiffe://test/ns/a/sa/b',
+    deprecateEof: true,
+    maxClientMessageBytes: options.maxClientMessageBytes ?? 1 << 20,
+    log: silentLogger,
+    onEnd: () => result.ended++,
+    ...(options.reusable === true ? { onUpstreamReusable: (c: UpstreamConnection) => (result.reused = c) } : {}),
+  });
+  relay.start([], null);
+  return { client, mariadb, relay, result };
+}
+
+/** The packets a stream has received so far. */
+function packets(socket: MemorySocket): Frame[] {
+  return new PacketFramer(1 << 24).push(socket.all());
+}
+
+describe('relay (in memory)', () => {
+  it('reports each command before forwarding it, and each answer in order', async () => {
+    const handler = new RecordingHandler();
+    const { client, mariadb } = open(handler);
+    client.write(Buffer.concat([query('SELECT 1'), query('SELECT 2')]));
+    await until(() => packets(mariadb).length === 2, 'both statements upstream');
+    assert.deepEqual(handler.commands, ['SELECT 1', 'SELECT 2']);
+    mariadb.write(Buffer.concat([ok(1), ok(2)]));
+    await until(() => handler.responses.length === 2, 'both answers reported');
+    assert.deepEqual(handler.responses.map((r) => r.rowsAffected), [1, 2]);
+    await until(() => packets(client).length === 2, 'the client got both answers');
+  });
+
+  it('forwards what the handler routes, not what the client sent (a rewritten statement)', async () => {
+    const handler = new RecordingHandler(() => ({ kind: 'forward', bytes: query('SELECT 1 /*tag*/'), response: 'result' }));
+    const { client, mariadb } = open(handler);
+    client.write(query('SELECT 1'));
+    await until(() => packets(mariadb).length === 1, 'the statement upstream');
+    assert.equal(packets(mariadb)[0]!.payload.subarray(1).toString(), 'SELECT 1 /*tag*/');
+  });
+
+  it('a local answer waits for the upstream answers due before it', async () => {
+    const refusal = mgError('MG_COMMAND_FORBIDDEN', 'not through meshgate');
+    const handler = new RecordingHandler((text, frame) => (text === 'DENIED' ? { kind: 'answer', error: refusal } : { kind: 'forward', bytes: frame.raw, response: 'result' }));
+    const { client, mariadb } = open(handler);
+    client.write(Buffer.concat([query('SELECT 1'), query('DENIED')]));
+    await until(() => handler.commands.length === 2, 'both commands reported');
+    await tick();
+    assert.equal(packets(client).length, 0, 'nothing answered before MariaDB answered the first');
+    mariadb.write(ok(1));
+    await until(() => packets(client).length === 2, 'both answers at the client');
+    const [first, second] = packets(client);
+    assert.equal(first!.payload[0], 0x00, 'the OK first');
+    assert.match(decodeErr(second!.payload).message, /MG_COMMAND_FORBIDDEN|not through meshgate/);
+    assert.equal(packets(mariadb).length, 1, 'the refused command never went upstream');
+  });
+
+  it('reads nothing more from the client while the handler is backlogged, and resumes on drain', async () => {
+    const handler = new RecordingHandler();
+    const { client, mariadb } = open(handler);
+    handler.backlogged = true;
+    client.write(query('SELECT 1'));
+    await until(() => handler.commands.length === 1, 'the first command');
+    client.write(query('SELECT 2'));
+    for (let i = 0; i < 20; i++) await tick();
+    assert.deepEqual(handler.commands, ['SELECT 1'], 'the second waits while audit is behind');
+    handler.drain();
+    await until(() => handler.commands.length === 2, 'the second after the drain');
+    await until(() => packets(mariadb).length === 2, 'both upstream');
+  });
+
+  it('an oversized message is a protocol error: reported, answered with an error, and the session ends once', async () => {
+    const handler = new RecordingHandler();
+    const { client, result } = open(handler, { maxClientMessageBytes: 1024 });
+    client.write(query('x'.repeat(4096)));
+    await until(() => result.ended === 1, 'the end');
+    assert.equal(handler.protocolErrors[0]?.code, 'MG_PACKET_TOO_LARGE');
+    assert.equal(handler.ends.length, 1);
+    await until(() => packets(client).length === 1, 'the error at the client');
+    assert.equal(packets(client)[0]!.payload[0], 0xff);
+  });
+
+  it('COM_QUIT between commands hands the upstream connection back for reuse', async () => {
+    const handler = new RecordingHandler();
+    const { client, mariadb, result } = open(handler, { reusable: true });
+    client.write(query('SELECT 1'));
+    await until(() => packets(mariadb).length === 1, 'the statement');
+    mariadb.write(ok(0));
+    await until(() => handler.responses.length === 1, 'its answer');
+    client.write(quit());
+    await until(() => result.ended === 1, 'the end');
+    assert.equal(result.reused?.connectionId, 7);
+    assert.deepEqual(handler.ends, ['client quit']);
+  });
+
+  it('a client that leaves mid-answer never hands its upstream connection back', async () => {
+    const handler = new RecordingHandler();
+    const { client, mariadb, result } = open(handler, { reusable: true });
+    client.write(query('SELECT SLEEP(1)'));
+    await until(() => packets(mariadb).length === 1, 'the statement');
+    client.destroy();
+    await until(() => result.ended === 1, 'the end');
+    assert.equal(result.reused, null);
+    assert.deepEqual(handler.ends, ['client closed the connection']);
+  });
+
+  it('MariaDB closing the connection ends the session once, saying so', async () => {
+    const handler = new RecordingHandler();
+    const { mariadb, result } = open(handler);
+    mariadb.end();
+    await until(() => result.ended === 1, 'the end');
+    assert.deepEqual(handler.ends, ['upstream closed the connection']);
+  });
+});
