@@ -31,7 +31,7 @@ import { parseDuration } from './identity/duration.ts';
 import { UpstreamPool } from './engines/mysql/pool.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
 import { startFirestore } from './engines/firestore/start.ts';
-import type { RunningEmulator } from './engines/firestore/emulator.ts';
+import type { RunningEmulator } from './dev/firestore-emulator.ts';
 
 export interface RunningMeshgate {
   readonly address: AddressInfo;

@@ -21,8 +21,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { asMeshgateError, mgError, type MeshgateError } from '../errors/index.ts';
-import { sendError, sendJson } from '../http/json.ts';
-import { listenTlsPerConnection, type Listening } from '../http/tls-listener.ts';
+import { listenTlsPerConnection, sendError, sendJson, type Listening } from '../transport/http/index.ts';
 import { verifyTlsPeer } from '../identity/peer.ts';
 import { watchTlsMaterial, type TlsMaterial } from '../identity/tls-material.ts';
 import { tlsFactsOf } from '../identity/tls-verdict.ts';

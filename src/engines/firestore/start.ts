@@ -6,13 +6,13 @@ import type { IdentityResolver } from '../../identity/resolve.ts';
 import type { TlsMaterial } from '../../identity/tls-material.ts';
 import type { PolicySource } from '../../policy/source.ts';
 import type { Throttle } from '../../throttle/index.ts';
-import { GrpcFrontDoor } from '../grpc/front-door.ts';
+import { GrpcFrontDoor } from '../../transport/grpc/index.ts';
 import type { Logger } from '../../log.ts';
 import { FirestoreEngine } from './engine.ts';
-import { googleUpstreamAuth } from './google-auth.ts';
+import { emulatorAuth, googleUpstreamAuth } from '../../credentials/index.ts';
 import { ReadOnlyTransactions } from './transactions.ts';
-import { emulatorAuth, FirestoreUpstream } from './upstream.ts';
-import { startFirestoreEmulator, type RunningEmulator } from './emulator.ts';
+import { FirestoreUpstream } from './upstream.ts';
+import { startFirestoreEmulator, type RunningEmulator } from '../../dev/firestore-emulator.ts';
 
 export type FirestoreConfig = NonNullable<MeshgateConfig['firestore']>;
 
