@@ -7,9 +7,12 @@ export type {
   SessionEndEvent,
   StatementEvent,
 } from './types.ts';
+export { AUDIT_EVENT_TYPES } from './types.ts';
 export { openJsonlAuditSink } from './jsonl-sink.ts';
 export type { AuditFileHandle, JsonlAuditSink, JsonlAuditSinkOptions } from './jsonl-sink.ts';
 export { verifyAuditFile } from './verify.ts';
+export { linesBackward } from './lines.ts';
 export type { AuditVerification } from './verify.ts';
 export { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from './trace-context.ts';
 export type { TraceParent } from './trace-context.ts';
+export { identitiesOf, summarize } from './summary.ts';
