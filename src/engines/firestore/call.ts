@@ -10,7 +10,7 @@
  */
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { DEFAULT_SERVICE_CLASS, type FirestoreRequest } from '../../policy/types.ts';
+import { DEFAULT_SERVICE_CLASS, type FirestoreRequest } from '../../policy/index.ts';
 import type { Admission } from '../../throttle/index.ts';
 import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, rpcFacts, traceIdOf, type GrpcCall } from '../../transport/grpc/index.ts';
 import { logRefusal } from '../refusal-log.ts';

@@ -1,10 +1,9 @@
 /** The Firestore engine assembled from its config section, behind the gRPC front door. */
-import type { AuditRecorder } from '../../audit/recorder.ts';
+import type { AuditRecorder } from '../../audit/index.ts';
 import type { MeshgateConfig } from '../../config/schema.ts';
 import { mgError } from '../../errors/index.ts';
-import type { IdentityResolver } from '../../identity/resolve.ts';
-import type { TlsMaterial } from '../../identity/tls-material.ts';
-import type { PolicySource } from '../../policy/source.ts';
+import type { IdentityResolver, TlsMaterial } from '../../identity/index.ts';
+import type { PolicySource } from '../../policy/index.ts';
 import type { Throttle } from '../../throttle/index.ts';
 import { GrpcFrontDoor } from '../../transport/grpc/index.ts';
 import type { Logger } from '../../log.ts';
