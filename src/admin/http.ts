@@ -1,6 +1,6 @@
 /**
  * The admin API's HTTP plumbing: its status exceptions, body limit and body shapes on top of
- * src/http/json.ts. No decisions live here.
+ * src/transport/http/json.ts. No decisions live here.
  */
 import type { IncomingMessage } from 'node:http';
 import { mgError, type MeshgateError } from '../errors/index.ts';

@@ -7,4 +7,4 @@ export { openCredentialRuntime, openStateStore, type CredentialRuntime } from '.
 export type { IssuedCredential, LeaseLog, LeaseManager, RevokeSelector } from './leases.ts';
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 export { PENDING_SUFFIX } from './admin-secret.ts';
-export { emulatorAuth, googleUpstreamAuth, DATASTORE_SCOPE, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';
+export { emulatorAuth, googleUpstreamAuth, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';

@@ -1,6 +1,6 @@
 /**
  * The signing endpoint's HTTP plumbing: its status exceptions, body limit and body shape on
- * top of src/http/json.ts. No policy lives here.
+ * top of src/transport/http/json.ts. No policy lives here.
  */
 import type { IncomingMessage } from 'node:http';
 import { mgError, type MeshgateError } from '../../errors/index.ts';

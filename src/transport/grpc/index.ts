@@ -4,6 +4,6 @@
  * gRPC statuses for meshgate's error kinds, and a call's outcome as facts for the audit recorder.
  */
 export { GrpcFrontDoor, type FrontDoorTls, type GrpcCall, type GrpcFrontDoorOptions, type GrpcPeer, type RefusedCall } from './front-door.ts';
-export { encodeGrpcMessage, GRPC_PREFIX_BYTES, GrpcMessageReader, type GrpcMessage } from './frames.ts';
-export { GrpcStatus, grpcStatusOf, refuseCall } from './status.ts';
+export { encodeGrpcMessage, GrpcMessageReader, type GrpcMessage } from './frames.ts';
+export { GrpcStatus, refuseCall } from './status.ts';
 export { rpcFacts, traceIdOf, type RpcOutcome } from './rpc-facts.ts';
