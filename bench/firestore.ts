@@ -45,7 +45,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { emulatorClientSettings, meshgateClientSettings } from '../src/demo/firestore-sdk.ts';
-import { startFirestoreEmulator, type RunningEmulator } from '../src/engines/firestore/emulator.ts';
+import { startFirestoreEmulator, type RunningEmulator } from '../src/dev/firestore-emulator.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { cpuMicros } from './cpu.ts';
 import { percentile } from './load.ts';

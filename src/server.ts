@@ -6,8 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import { startAdminApi } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
-import { openJsonlAuditSink } from './audit/jsonl-sink.ts';
-import type { AuditSink } from './audit/types.ts';
+import { AuditRecorder, openJsonlAuditSink, type AuditSink } from './audit/index.ts';
 import { readSecret } from './config/load.ts';
 import type { MeshgateConfig } from './config/schema.ts';
 import type { MysqlEngineContext, RoleAccount } from './engines/mysql/context.ts';
@@ -18,20 +17,14 @@ import { mariadbUpstreamCheck } from './engines/mysql/upstream-check.ts';
 import { firestoreUpstreamCheck } from './engines/firestore/upstream-check.ts';
 import { checkUpstreams } from './upstream-checks.ts';
 import { mgError } from './errors/index.ts';
-import { createTokenVerifier } from './identity/jwt/index.ts';
-import { JoinTokenStore, startSigningEndpoint } from './identity/signer/index.ts';
-import { createIdentityResolver } from './identity/resolve.ts';
-import { AuditRecorder } from './audit/recorder.ts';
-import { fixedPolicy } from './policy/source.ts';
+import { createIdentityResolver, createTokenVerifier, JoinTokenStore, parseDuration, startSigningEndpoint, watchTlsMaterial } from './identity/index.ts';
+import { fixedPolicy, loadPolicyDir } from './policy/index.ts';
 import { admitEverything } from './throttle/index.ts';
-import { watchTlsMaterial } from './identity/tls-material.ts';
-import { loadPolicyDir } from './policy/index.ts';
-import { openCredentialRuntime, type CredentialRuntime } from './credentials/runtime.ts';
-import { parseDuration } from './identity/duration.ts';
+import { openCredentialRuntime, type CredentialRuntime } from './credentials/index.ts';
 import { UpstreamPool } from './engines/mysql/pool.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
 import { startFirestore } from './engines/firestore/start.ts';
-import type { RunningEmulator } from './engines/firestore/emulator.ts';
+import type { RunningEmulator } from './dev/firestore-emulator.ts';
 
 export interface RunningMeshgate {
   readonly address: AddressInfo;

@@ -7,7 +7,7 @@
  * not fix a wrong password.
  */
 import { mgError, type ErrorCode, type MeshgateError } from './errors/index.ts';
-import { formatDuration } from './identity/duration.ts';
+import { formatDuration } from './identity/index.ts';
 import type { Logger } from './log.ts';
 
 export interface UpstreamProblem {

@@ -21,13 +21,9 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { asMeshgateError, mgError, type MeshgateError } from '../errors/index.ts';
-import { sendError, sendJson } from '../http/json.ts';
-import { listenTlsPerConnection, type Listening } from '../http/tls-listener.ts';
-import { verifyTlsPeer } from '../identity/peer.ts';
-import { watchTlsMaterial, type TlsMaterial } from '../identity/tls-material.ts';
-import { tlsFactsOf } from '../identity/tls-verdict.ts';
-import type { Identity } from '../identity/types.ts';
-import type { CompiledPolicy } from '../policy/types.ts';
+import { listenTlsPerConnection, sendError, sendJson, type Listening } from '../transport/http/index.ts';
+import { tlsFactsOf, verifyTlsPeer, watchTlsMaterial, type Identity, type TlsMaterial } from '../identity/index.ts';
+import type { CompiledPolicy } from '../policy/index.ts';
 import { readJsonObject, statusOf, stringField } from './http.ts';
 import { ALL_STATES, authorizeAndIssue, describeSelector, LIVE_STATES, leaseView, principalSelector, ttlMsOf, type AdminAccount, type LeaseOperations, type UpstreamAddress } from './issue.ts';
 

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { ERROR_CODES, mgError, type ErrorCode } from '../errors/index.ts';
-import { readUpTo } from '../http/json.ts';
+import { readUpTo } from '../transport/http/index.ts';
 import { MAX_ADMIN_BODY_BYTES } from './http.ts';
 
 const TIMEOUT_MS = 30_000;

@@ -1,10 +1,10 @@
 /**
  * The admin API's HTTP plumbing: its status exceptions, body limit and body shapes on top of
- * src/http/json.ts. No decisions live here.
+ * src/transport/http/json.ts. No decisions live here.
  */
 import type { IncomingMessage } from 'node:http';
 import { mgError, type MeshgateError } from '../errors/index.ts';
-import { readBody, statusOf as httpStatusOf } from '../http/json.ts';
+import { readBody, statusOf as httpStatusOf } from '../transport/http/index.ts';
 
 /** Every request body is a small JSON object; this bounds what a caller can make meshgate buffer. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;

@@ -6,11 +6,10 @@
  */
 import type { MeshgateConfig } from '../config/schema.ts';
 import { mgError } from '../errors/index.ts';
-import { parseDuration } from '../identity/duration.ts';
-import type { Identity } from '../identity/types.ts';
-import type { CompiledPolicy } from '../policy/types.ts';
-import type { IssuedCredential, LeaseManager, RevokeSelector } from '../credentials/leases.ts';
-import type { LeaseRecord } from '../store/types.ts';
+import { parseDuration, type Identity } from '../identity/index.ts';
+import type { CompiledPolicy } from '../policy/index.ts';
+import type { IssuedCredential, LeaseManager, RevokeSelector } from '../credentials/index.ts';
+import type { LeaseRecord } from '../store/index.ts';
 
 /** The part of the lease manager issuing, listing and revoking need (tests pass fakes). */
 export type LeaseOperations = Pick<LeaseManager, 'issue' | 'list' | 'revoke'>;

@@ -1,4 +1,4 @@
-import type { Identity } from '../identity/types.ts';
+import type { Identity } from '../identity/index.ts';
 import type { AuditIdentity } from './types.ts';
 
 /** The identity as events record it: who and how, never the credential itself. */

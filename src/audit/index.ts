@@ -1,3 +1,8 @@
+/**
+ * Audit: the recorder engines report facts to (the only place events are built), the event
+ * model, the hash-chained JSONL sink, verify, and W3C trace context.
+ */
+export { AuditRecorder, SessionRecorder, type PeerAddress, type RpcFacts } from './recorder.ts';
 export type {
   AuditError,
   AuditEvent,
@@ -7,9 +12,12 @@ export type {
   SessionEndEvent,
   StatementEvent,
 } from './types.ts';
+export { AUDIT_EVENT_TYPES } from './types.ts';
 export { openJsonlAuditSink } from './jsonl-sink.ts';
 export type { AuditFileHandle, JsonlAuditSink, JsonlAuditSinkOptions } from './jsonl-sink.ts';
 export { verifyAuditFile } from './verify.ts';
 export type { AuditVerification } from './verify.ts';
+export { linesBackward } from './lines.ts';
+export { identitiesOf, summarize } from './summary.ts';
 export { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from './trace-context.ts';
 export type { TraceParent } from './trace-context.ts';

@@ -13,8 +13,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { MeshgateError } from '../errors/index.ts';
-import type { XfccNote } from '../identity/resolve.ts';
-import type { Identity, TlsPeerFacts } from '../identity/types.ts';
+import type { Identity, TlsPeerFacts, XfccNote } from '../identity/index.ts';
 import { auditTime } from './clock.ts';
 import { auditIdentity } from './identity.ts';
 import type { AuditError, AuditEvent, AuditIdentity, AuditSink, StatementEvent } from './types.ts';

@@ -4,7 +4,7 @@
  * variable or a file, so the YAML can live in version control.
  */
 import { z } from 'zod';
-import { tokenVerifierConfigSchema } from '../identity/jwt/config.ts';
+import { tokenVerifierConfigSchema } from '../identity/index.ts';
 
 /*
  * Format messages are noun phrases ("a duration: …") and `.meta()` says what a field is for:

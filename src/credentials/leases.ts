@@ -10,8 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { asMeshgateError, mgError } from '../errors/index.ts';
-import type { Identity } from '../identity/types.ts';
-import type { LeaseFilter, LeasePurpose, LeaseRecord, StateStore } from '../store/types.ts';
+import type { Identity } from '../identity/index.ts';
+import type { LeaseFilter, LeasePurpose, LeaseRecord, StateStore } from '../store/index.ts';
 import { accountNameFor, randomLeaseSuffix, randomPassword } from './account-names.ts';
 import { roleUnknown } from './mariadb-errors.ts';
 import type { MariadbAccounts } from './types.ts';

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { readSecret } from '../config/load.ts';
 import type { MeshgateConfig } from '../config/schema.ts';
 import { asMeshgateError, mgError } from '../errors/index.ts';
-import { parseDuration } from '../identity/duration.ts';
+import { parseDuration } from '../identity/index.ts';
 import { openEmbeddedStore, openPostgresStore, type StateStore } from '../store/index.ts';
 import { readAdminPassword, rotateAdminPassword } from './admin-secret.ts';
 import { LeaseManager, type LeaseLog } from './leases.ts';

@@ -6,7 +6,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
-import { MANAGED_USER_PREFIX } from '../credentials/account-names.ts';
+import { MANAGED_USER_PREFIX } from '../credentials/index.ts';
 import { mgError } from '../errors/index.ts';
 import type { DemoNames } from './files.ts';
 import { connectAdmin, dropObjects, ident, type AdminTarget } from './provision.ts';

@@ -6,15 +6,13 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { verifyAuditFile } from '../audit/verify.ts';
-import { summarize } from '../cli/commands/audit.ts';
-import type { CliIO } from '../cli/command.ts';
+import { summarize, verifyAuditFile } from '../audit/index.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { mgError } from '../errors/index.ts';
-import { initCa, issueServerCert, issueSvid } from '../identity/ca.ts';
+import { initCa, issueServerCert, issueSvid } from '../identity/index.ts';
 import { silentLogger } from '../log.ts';
 import { startMeshgate, type RunningMeshgate } from '../server.ts';
-import type { LeaseRecord } from '../store/types.ts';
+import type { LeaseRecord } from '../store/index.ts';
 import { DEMO_TRUST_DOMAIN, DEMO_WORKLOADS, writeDemoFiles, type DemoNames } from './files.ts';
 import { DEMO_FIRESTORE_PROJECT, EXPECTED_FIRESTORE, runFirestoreDemo, type FirestoreOutcome } from './firestore-demo.ts';
 import { dropKept, forgetKept, readKept, recordKept } from './kept.ts';
@@ -29,9 +27,16 @@ export interface DemoOptions {
   readonly names: DemoNames;
 }
 
+/** Where the demo tells its story: the `meshgate demo` command passes its own output. */
+export interface DemoIO {
+  out(line: string): void;
+  /** Paths are printed relative to it. */
+  readonly cwd: string;
+}
+
 type Certs = Record<string, { cert: Buffer; key: Buffer; ca: Buffer }>;
 
-export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean> {
+export async function runDemo(options: DemoOptions, io: DemoIO): Promise<boolean> {
   const rel = (p: string) => relative(io.cwd, p) || '.';
   const step = (text: string) => io.out(`  ✔ ${text}`);
   const { names } = options;
@@ -119,7 +124,7 @@ export async function runDemo(options: DemoOptions, io: CliIO): Promise<boolean>
 }
 
 /** `meshgate demo --clean`: drops what a kept run left in MariaDB; the files stay. */
-export async function cleanDemo(options: { readonly dir: string; readonly mariadb: AdminTarget }, io: CliIO): Promise<void> {
+export async function cleanDemo(options: { readonly dir: string; readonly mariadb: AdminTarget }, io: DemoIO): Promise<void> {
   const rel = relative(io.cwd, options.dir) || '.';
   const kept = await readKept(options.dir);
   if (kept === null) {
@@ -146,7 +151,7 @@ interface Report {
   readonly rel: (p: string) => string;
 }
 
-async function report(r: Report, io: CliIO): Promise<void> {
+async function report(r: Report, io: DemoIO): Promise<void> {
   const { files, options, rel } = r;
   io.out('Requests through meshgate (real clients: mysql2 and the mariadb CLI):');
   for (const o of r.outcomes) {

@@ -5,7 +5,7 @@
  * statement (meshgate's error messages hold none).
  */
 import type { MeshgateError } from '../errors/index.ts';
-import type { Identity } from '../identity/types.ts';
+import type { Identity } from '../identity/index.ts';
 import type { Logger } from '../log.ts';
 
 export interface RefusalFacts {

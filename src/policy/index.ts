@@ -1,9 +1,10 @@
+/** Policy as code: load, compile, evaluate, explain. */
 export { loadPolicyDir, loadPolicyDocuments, type LoadPolicyDirOptions } from './loader.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
 export { fixedPolicy, type PolicySource } from './source.ts';
 export { DEFAULT_SERVICE_CLASS } from './types.ts';
-export { API_VERSION, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';
+export { API_VERSION, AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';
 export {
   describeFirestorePath,
   FIRESTORE_METHOD_OPERATIONS,

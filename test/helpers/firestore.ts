@@ -19,7 +19,7 @@ import protobuf from 'protobufjs';
 import type { RpcEvent } from '../../src/audit/types.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import type { Logger } from '../../src/log.ts';
-import { OFFICIAL_EMULATOR_JAR, officialEmulatorAvailable, startFirestoreEmulator, type RunningEmulator } from '../../src/engines/firestore/emulator.ts';
+import { OFFICIAL_EMULATOR_JAR, officialEmulatorAvailable, startFirestoreEmulator, type RunningEmulator } from '../../src/dev/firestore-emulator.ts';
 import { emulatorClientSettings, meshgateClientSettings } from '../../src/demo/firestore-sdk.ts';
 import { startHarness, TRUST_DOMAIN, type Harness } from './meshgate.ts';
 import { serviceMissing } from './services.ts';

@@ -5,10 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { isMeshgateError } from '../../errors/index.ts';
-import { AGENT_EXIT, runAgent, type AgentCredential, type AgentDeps, type RetryPolicy } from '../../identity/agent/loop.ts';
-import { SVID_FILE_NAME } from '../../identity/agent/files.ts';
-import { formatDuration, parseDuration } from '../../identity/duration.ts';
-import { DEFAULT_JOIN_TOKEN_TTL_SECONDS, isJoinTokenShaped, JoinTokenStore } from '../../identity/signer/join-tokens.ts';
+import { AGENT_EXIT, DEFAULT_JOIN_TOKEN_TTL_SECONDS, formatDuration, isJoinTokenShaped, JoinTokenStore, parseDuration, runAgent, SVID_FILE_NAME, type AgentCredential, type AgentDeps, type RetryPolicy } from '../../identity/index.ts';
 import { optionalString, requireString, UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 import { AGENT, CA_JOIN_TOKEN } from '../specs/agent.ts';
 import { DEFAULT_CA_DIR } from '../specs/ca.ts';

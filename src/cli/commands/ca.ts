@@ -2,9 +2,7 @@
  * `meshgate ca ...`: the built-in CA, for running without Istio or SPIRE.
  */
 import { isAbsolute, relative, resolve } from 'node:path';
-import { initCa, issueServerCert, issueSvid, describeLifetime, type IssuedCertificate } from '../../identity/ca.ts';
-import { formatDuration, parseDuration } from '../../identity/duration.ts';
-import { pruneCa, rotateCa, type RootSummary } from '../../identity/rotation.ts';
+import { describeLifetime, formatDuration, initCa, issueServerCert, issueSvid, parseDuration, pruneCa, rotateCa, type IssuedCertificate, type RootSummary } from '../../identity/index.ts';
 import { optionalString, requireString, UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 import { CA_INIT, CA_ISSUE, CA_ISSUE_SERVER, CA_ROTATE, DEFAULT_CA_DIR } from '../specs/ca.ts';
 

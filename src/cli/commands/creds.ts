@@ -23,11 +23,9 @@ import {
 } from '../../admin/issue.ts';
 import { loadConfigFile } from '../../config/load.ts';
 import type { MeshgateConfig } from '../../config/schema.ts';
-import { openCredentialRuntime, openStateStore, type CredentialRuntime } from '../../credentials/runtime.ts';
-import type { LeaseLog, RevokeSelector } from '../../credentials/leases.ts';
+import { openCredentialRuntime, openStateStore, type CredentialRuntime, type LeaseLog, type RevokeSelector } from '../../credentials/index.ts';
 import { mgError } from '../../errors/index.ts';
-import { formatDuration } from '../../identity/duration.ts';
-import { createTokenVerifier } from '../../identity/jwt/index.ts';
+import { createTokenVerifier, formatDuration } from '../../identity/index.ts';
 import { jsonLogger } from '../../log.ts';
 import { loadPolicyDir } from '../../policy/index.ts';
 import { optionalString, requireString, UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';

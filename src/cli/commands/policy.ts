@@ -3,11 +3,7 @@
  * asks of a policy directory before it ships (does it load? what would it do to X?).
  */
 import { isMeshgateError } from '../../errors/index.ts';
-import { firestorePathKind, firestoreRequestProblem } from '../../policy/firestore-path.ts';
-import { loadPolicyDir } from '../../policy/loader.ts';
-import { AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS } from '../../policy/schema.ts';
-import { subjectFromPrincipal } from '../../policy/subject.ts';
-import type { Explanation, FirestoreOperation, PolicyRequest, Subject } from '../../policy/types.ts';
+import { AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, firestorePathKind, firestoreRequestProblem, loadPolicyDir, subjectFromPrincipal, type Explanation, type FirestoreOperation, type PolicyRequest, type Subject } from '../../policy/index.ts';
 import { UsageError, optionalString, requireString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 import { EXIT_DENIED, POLICY_EXPLAIN, POLICY_VALIDATE } from '../specs/policy.ts';
 

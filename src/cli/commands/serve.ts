@@ -2,7 +2,7 @@ import { loadConfigFile } from '../../config/load.ts';
 import { jsonLogger } from '../../log.ts';
 import { startMeshgate } from '../../server.ts';
 import { optionalString, requireString, type CliCommand } from '../command.ts';
-import { parseDuration } from '../../identity/duration.ts';
+import { parseDuration } from '../../identity/index.ts';
 import { SERVE } from '../specs/serve.ts';
 
 export const serveCommand: CliCommand = {

@@ -1,5 +1,5 @@
 /** What `meshgate audit ...` accepts and says about itself; the commands are in ../commands/audit.ts. */
-import { AUDIT_EVENT_TYPES } from '../../audit/types.ts';
+import { AUDIT_EVENT_TYPES } from '../../audit/index.ts';
 import type { CommandSpec } from '../command.ts';
 
 /** Exit code of `audit verify` for a broken chain, so scripts and cron jobs can alert on it. */

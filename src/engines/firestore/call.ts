@@ -10,14 +10,11 @@
  */
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { DEFAULT_SERVICE_CLASS, type FirestoreRequest } from '../../policy/types.ts';
+import { DEFAULT_SERVICE_CLASS, type FirestoreRequest } from '../../policy/index.ts';
 import type { Admission } from '../../throttle/index.ts';
-import { rpcFacts, traceIdOf } from '../grpc/audit.ts';
-import type { GrpcCall } from '../grpc/front-door.ts';
-import { GrpcStatus, refuseCall } from '../grpc/status.ts';
+import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, rpcFacts, traceIdOf, type GrpcCall } from '../../transport/grpc/index.ts';
 import { logRefusal } from '../refusal-log.ts';
 import { describeRequest, type MethodSpec, type RequestFacts } from './codec/access.ts';
-import { encodeGrpcMessage, GrpcMessageReader } from './codec/grpc-frames.ts';
 import { encodeTargetRefusal } from './codec/messages.ts';
 import { countResponse } from './codec/responses.ts';
 import { forwardedHeaders, messageOf, responseHeaders, statusOf, trailerHeaders } from './headers.ts';

@@ -1,6 +1,6 @@
-import type { AuditRecorder } from '../../audit/recorder.ts';
+import type { AuditRecorder } from '../../audit/index.ts';
 import type { Logger } from '../../log.ts';
-import type { PolicySource } from '../../policy/source.ts';
+import type { PolicySource } from '../../policy/index.ts';
 import type { Throttle } from '../../throttle/index.ts';
 import type { ReadOnlyTransactions } from './transactions.ts';
 import type { FirestoreUpstream } from './upstream.ts';

@@ -4,9 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mgError } from '../../errors/index.ts';
-import { rpcFacts, traceIdOf } from '../grpc/audit.ts';
-import type { GrpcCall, RefusedCall } from '../grpc/front-door.ts';
-import { refuseCall } from '../grpc/status.ts';
+import { refuseCall, rpcFacts, traceIdOf, type GrpcCall, type RefusedCall } from '../../transport/grpc/index.ts';
 import { FirestoreCall } from './call.ts';
 import { logRefusal } from '../refusal-log.ts';
 import { METHODS } from './codec/access.ts';

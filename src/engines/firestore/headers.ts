@@ -3,7 +3,7 @@
  * Firestore's comes back, and the gRPC status they carry.
  */
 import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
-import { GrpcStatus } from '../grpc/status.ts';
+import { GrpcStatus } from '../../transport/grpc/index.ts';
 
 /** Headers that describe one hop, or carry the caller's credentials: never forwarded. */
 const NOT_FORWARDED = new Set(['authorization', 'x-forwarded-client-cert', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'cookie']);

@@ -1,18 +1,17 @@
 /** The Firestore engine assembled from its config section, behind the gRPC front door. */
-import type { AuditRecorder } from '../../audit/recorder.ts';
+import type { AuditRecorder } from '../../audit/index.ts';
 import type { MeshgateConfig } from '../../config/schema.ts';
 import { mgError } from '../../errors/index.ts';
-import type { IdentityResolver } from '../../identity/resolve.ts';
-import type { TlsMaterial } from '../../identity/tls-material.ts';
-import type { PolicySource } from '../../policy/source.ts';
+import type { IdentityResolver, TlsMaterial } from '../../identity/index.ts';
+import type { PolicySource } from '../../policy/index.ts';
 import type { Throttle } from '../../throttle/index.ts';
-import { GrpcFrontDoor } from '../grpc/front-door.ts';
+import { GrpcFrontDoor } from '../../transport/grpc/index.ts';
 import type { Logger } from '../../log.ts';
 import { FirestoreEngine } from './engine.ts';
-import { googleUpstreamAuth } from './google-auth.ts';
+import { emulatorAuth, googleUpstreamAuth } from '../../credentials/index.ts';
 import { ReadOnlyTransactions } from './transactions.ts';
-import { emulatorAuth, FirestoreUpstream } from './upstream.ts';
-import { startFirestoreEmulator, type RunningEmulator } from './emulator.ts';
+import { FirestoreUpstream } from './upstream.ts';
+import { startFirestoreEmulator, type RunningEmulator } from '../../dev/firestore-emulator.ts';
 
 export type FirestoreConfig = NonNullable<MeshgateConfig['firestore']>;
 

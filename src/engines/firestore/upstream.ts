@@ -5,20 +5,8 @@
  * reopened when it closes; every call is a stream on it.
  */
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import type { UpstreamAuth } from '../../credentials/index.ts';
 import { mgError } from '../../errors/index.ts';
-
-export interface UpstreamAuth {
-  /** The `authorization` header value for a call on behalf of this Google service account (null: none mapped). */
-  authorization(serviceAccount: string | null): Promise<string>;
-  /** The same when it is at hand without waiting (a cached token), so the call opens at once. */
-  cached(serviceAccount: string | null): string | null;
-}
-
-/** The emulator accepts any project and trusts `Bearer owner` as an administrator. */
-export const emulatorAuth: UpstreamAuth = {
-  authorization: async () => 'Bearer owner',
-  cached: () => 'Bearer owner',
-};
 
 export interface FirestoreUpstreamOptions {
   /** `http://127.0.0.1:8080` (emulator) or `https://firestore.googleapis.com`. */

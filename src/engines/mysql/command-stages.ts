@@ -9,10 +9,9 @@
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
  */
-import type { SessionRecorder } from '../../audit/recorder.ts';
-import { newTraceId } from '../../audit/trace-context.ts';
+import { newTraceId, type SessionRecorder } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
-import type { Identity } from '../../identity/types.ts';
+import type { Identity } from '../../identity/index.ts';
 import type { Admission } from '../../throttle/index.ts';
 import type { ClientCommand } from './codec/commands.ts';
 import { Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';

@@ -1,9 +1,8 @@
 import type { SecureContext } from 'node:tls';
-import type { AuditRecorder } from '../../audit/recorder.ts';
-import type { IdentityResolver } from '../../identity/resolve.ts';
-import type { Identity } from '../../identity/types.ts';
+import type { AuditRecorder } from '../../audit/index.ts';
+import type { Identity, IdentityResolver } from '../../identity/index.ts';
 import type { Logger } from '../../log.ts';
-import type { PolicySource } from '../../policy/source.ts';
+import type { PolicySource } from '../../policy/index.ts';
 import type { Throttle } from '../../throttle/index.ts';
 import type { ServerProfile } from './profile.ts';
 import type { UpstreamTarget } from './upstream.ts';

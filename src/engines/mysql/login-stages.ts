@@ -8,9 +8,9 @@
  * knows nothing of sockets or packets. A refusal at any stage comes back as a coded error
  * the session renders as an ERR packet; every refusal is audited and logged here.
  */
-import type { PeerAddress, SessionRecorder } from '../../audit/recorder.ts';
+import type { PeerAddress, SessionRecorder } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import type { Identity, TlsPeerFacts } from '../../identity/index.ts';
 import { logRefusal } from '../refusal-log.ts';
 import { Capability, MariadbCapability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES } from './codec/constants.ts';
 import type { HandshakeResponse } from './codec/handshake.ts';

@@ -8,10 +8,9 @@
  * connection closes. Nothing here parses bytes (the codec does) or knows policy syntax.
  */
 import { TLSSocket, type SecureContext } from 'node:tls';
-import type { PeerAddress } from '../../audit/recorder.ts';
+import type { PeerAddress } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { tlsFactsOf } from '../../identity/tls-verdict.ts';
-import type { TlsPeerFacts } from '../../identity/types.ts';
+import { tlsFactsOf, type TlsPeerFacts } from '../../identity/index.ts';
 import type { Logger } from '../../log.ts';
 import { Capability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES, ServerStatus } from './codec/constants.ts';
 import { encodeErr, encodeOk } from './codec/generic.ts';

@@ -8,7 +8,7 @@ import { access } from 'node:fs/promises';
 import mysql from 'mysql2/promise';
 import { readSecret } from '../../config/load.ts';
 import type { MeshgateConfig, SecretRef } from '../../config/schema.ts';
-import { PENDING_SUFFIX } from '../../credentials/admin-secret.ts';
+import { PENDING_SUFFIX } from '../../credentials/index.ts';
 import type { UpstreamCheck, UpstreamProblem } from '../../upstream-checks.ts';
 import { Capability, Command } from './codec/constants.ts';
 import { encodeMessage } from './codec/framer.ts';

@@ -4,8 +4,8 @@
  * connection for that account, or a fresh login.
  */
 import { mgError } from '../../errors/index.ts';
-import type { Identity } from '../../identity/types.ts';
-import type { LeaseManager } from '../../credentials/leases.ts';
+import type { Identity } from '../../identity/index.ts';
+import type { LeaseManager } from '../../credentials/index.ts';
 import type { UpstreamPool } from './pool.ts';
 import { connectUpstream, type UpstreamConnection, type UpstreamLogin, type UpstreamTarget } from './upstream.ts';
 

@@ -1,10 +1,10 @@
 /**
  * The signing endpoint's HTTP plumbing: its status exceptions, body limit and body shape on
- * top of src/http/json.ts. No policy lives here.
+ * top of src/transport/http/json.ts. No policy lives here.
  */
 import type { IncomingMessage } from 'node:http';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
-import { readBody, statusOf as httpStatusOf } from '../../http/json.ts';
+import { readBody, statusOf as httpStatusOf } from '../../transport/http/index.ts';
 
 export const SVID_ROUTE = '/v1/svid';
 /** A P-256 CSR is under 1 KiB; 64 KiB is generous yet bounds what a caller can make meshgate buffer. */

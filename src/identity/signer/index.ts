@@ -7,6 +7,7 @@ export {
   JOIN_TOKENS_FILE,
   JOIN_TOKEN_PREFIX,
   DEFAULT_JOIN_TOKEN_TTL_SECONDS,
+  isJoinTokenShaped,
   MAX_JOIN_TOKEN_TTL_SECONDS,
   type CreatedJoinToken,
 } from './join-tokens.ts';

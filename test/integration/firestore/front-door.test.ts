@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import type { MeshgateConfigInput } from '../../../src/config/schema.ts';
-import { startFirestoreEmulator, type RunningEmulator } from '../../../src/engines/firestore/emulator.ts';
+import { startFirestoreEmulator, type RunningEmulator } from '../../../src/dev/firestore-emulator.ts';
 import {
   decodeMessage,
   encodeMessage,

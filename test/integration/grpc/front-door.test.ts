@@ -16,9 +16,9 @@ import { createIdentityResolver } from '../../../src/identity/resolve.ts';
 import { watchTlsMaterial, type TlsMaterial } from '../../../src/identity/tls-material.ts';
 import { silentLogger } from '../../../src/log.ts';
 import { AuditRecorder } from '../../../src/audit/recorder.ts';
-import { rpcFacts } from '../../../src/engines/grpc/audit.ts';
+import { rpcFacts } from '../../../src/transport/grpc/rpc-facts.ts';
 import { memoryAuditSink } from '../../helpers/audit.ts';
-import { GrpcFrontDoor, type GrpcCall } from '../../../src/engines/grpc/front-door.ts';
+import { GrpcFrontDoor, type GrpcCall } from '../../../src/transport/grpc/front-door.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 

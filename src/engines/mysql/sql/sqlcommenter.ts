@@ -4,7 +4,7 @@
  * traceparent value itself (parse, format, new ids) is generic and lives in audit/.
  * https://google.github.io/sqlcommenter/spec/
  */
-import { parseTraceparent, type TraceParent } from '../../../audit/trace-context.ts';
+import { parseTraceparent, type TraceParent } from '../../../audit/index.ts';
 import { scanSql } from './lex.ts';
 
 const TRACEPARENT_KEY = 'traceparent';

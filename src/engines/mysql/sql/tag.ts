@@ -2,7 +2,7 @@
  * The sqlcommenter tag meshgate adds to a statement, spliced into the client's packet as
  * bytes: MariaDB's processlist and logs then show who asked and under which trace.
  */
-import { newSpanId } from '../../../audit/trace-context.ts';
+import { newSpanId } from '../../../audit/index.ts';
 import { MAX_PACKET_PAYLOAD } from '../codec/constants.ts';
 import { MAX_DECODED_TEXT_BYTES } from '../codec/commands.ts';
 import { HEADER_BYTES, type Frame } from '../codec/framer.ts';

@@ -1,10 +1,8 @@
 /** What the front door and a gRPC engine learned about a call, as facts for the audit recorder. */
-import { newTraceId, parseTraceparent } from '../../audit/trace-context.ts';
-import type { RpcFacts } from '../../audit/recorder.ts';
+import { newTraceId, parseTraceparent, type RpcFacts } from '../../audit/index.ts';
 import type { MeshgateError } from '../../errors/index.ts';
-import type { Identity } from '../../identity/types.ts';
+import type { Identity, XfccNote } from '../../identity/index.ts';
 import type { IncomingHttpHeaders } from 'node:http2';
-import type { XfccNote } from '../../identity/resolve.ts';
 import type { GrpcPeer } from './front-door.ts';
 import { grpcStatusOf, GrpcStatus } from './status.ts';
 

@@ -1,13 +1,26 @@
 /**
- * Production upstream credentials: a short-lived OAuth access token for the Google service
- * account policy maps the caller to, minted by impersonation (IAM Credentials
- * generateAccessToken) from meshgate's own identity (Application Default Credentials:
- * Workload Identity on GKE). Tokens are cached per service account and renewed five minutes
- * before they expire; the caller never sees one.
+ * Credentials for the Google upstream (Firestore). In development, the emulator's `owner`
+ * token. In production, a short-lived OAuth access token for the Google service account
+ * policy maps the caller to, minted by impersonation (IAM Credentials generateAccessToken)
+ * from meshgate's own identity (Application Default Credentials: Workload Identity on GKE).
+ * Tokens are cached per service account and renewed five minutes before they expire; the
+ * caller never sees one.
  */
 import { GoogleAuth, Impersonated, type AuthClient } from 'google-auth-library';
-import { asMeshgateError, mgError } from '../../errors/index.ts';
-import type { UpstreamAuth } from './upstream.ts';
+import { asMeshgateError, mgError } from '../errors/index.ts';
+
+export interface UpstreamAuth {
+  /** The `authorization` header value for a call on behalf of this Google service account (null: none mapped). */
+  authorization(serviceAccount: string | null): Promise<string>;
+  /** The same when it is at hand without waiting (a cached token), so the call opens at once. */
+  cached(serviceAccount: string | null): string | null;
+}
+
+/** The emulator accepts any project and trusts `Bearer owner` as an administrator. */
+export const emulatorAuth: UpstreamAuth = {
+  authorization: async () => 'Bearer owner',
+  cached: () => 'Bearer owner',
+};
 
 export const DATASTORE_SCOPE = 'https://www.googleapis.com/auth/datastore';
 const RENEW_BEFORE_MS = 5 * 60_000;

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
-import { mgError } from '../../errors/index.ts';
+import { mgError } from '../errors/index.ts';
 
 export const OFFICIAL_EMULATOR_JAR = '/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar';
 

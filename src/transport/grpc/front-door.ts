@@ -22,9 +22,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
-import { tlsFactsOf } from '../../identity/tls-verdict.ts';
-import type { IdentityResolver, XfccNote } from '../../identity/resolve.ts';
-import type { Identity, TlsPeerFacts } from '../../identity/types.ts';
+import { tlsFactsOf, type Identity, type IdentityResolver, type TlsPeerFacts, type XfccNote } from '../../identity/index.ts';
 import type { Logger } from '../../log.ts';
 import { refuseCall } from './status.ts';
 

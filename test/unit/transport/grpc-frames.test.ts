@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { isMeshgateError, type ErrorCode } from '../../../src/errors/index.ts';
-import { encodeGrpcMessage, GRPC_PREFIX_BYTES, GrpcMessageReader, type GrpcMessage } from '../../../src/engines/firestore/codec/grpc-frames.ts';
+import { encodeGrpcMessage, GRPC_PREFIX_BYTES, GrpcMessageReader, type GrpcMessage } from '../../../src/transport/grpc/frames.ts';
 
 const LIMIT = 1024;
 

@@ -43,7 +43,7 @@ export function grpcStatusOf(error: MeshgateError): GrpcStatus {
 }
 
 /** Percent-encodes everything outside printable ASCII and '%' itself, as the spec asks. */
-export function encodeGrpcMessage(message: string): string {
+export function encodeStatusMessage(message: string): string {
   return Buffer.from(message, 'utf8').reduce((out, byte) => {
     const printable = byte >= 0x20 && byte <= 0x7e && byte !== 0x25;
     return out + (printable ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`);
@@ -62,7 +62,7 @@ export function refuseCall(stream: ServerHttp2Stream, error: MeshgateError, opti
     stream.close(constants.NGHTTP2_CANCEL);
     return;
   }
-  const status = { 'grpc-status': String(grpcStatusOf(error)), 'grpc-message': encodeGrpcMessage(`[${error.code}] ${error.message}`) };
+  const status = { 'grpc-status': String(grpcStatusOf(error)), 'grpc-message': encodeStatusMessage(`[${error.code}] ${error.message}`) };
   const head = { [constants.HTTP2_HEADER_STATUS]: 200, [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc' };
   if (options.withHeaders === true) {
     stream.respond(head, { waitForTrailers: true });

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { mgError, type ErrorCode, type ErrorKind, type MeshgateError } from '../errors/index.ts';
+import { mgError, type ErrorCode, type ErrorKind, type MeshgateError } from '../../errors/index.ts';
 
 const KIND_STATUS: Readonly<Record<ErrorKind, number>> = {
   unauthenticated: 401,

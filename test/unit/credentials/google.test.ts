@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OAuth2Client } from 'google-auth-library';
-import { DATASTORE_SCOPE, googleUpstreamAuth } from '../../../src/engines/firestore/google-auth.ts';
+import { DATASTORE_SCOPE, googleUpstreamAuth } from '../../../src/credentials/google.ts';
 
 interface Seen {
   readonly url: string;

@@ -3,7 +3,7 @@
  * Buffers: a 1-byte compressed flag, a 4-byte big-endian length, then the message.
  * https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md (Length-Prefixed-Message)
  */
-import { mgError } from '../../../errors/index.ts';
+import { mgError } from '../../errors/index.ts';
 
 export const GRPC_PREFIX_BYTES = 5;
 
