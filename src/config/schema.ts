@@ -214,4 +214,7 @@ export function credentialsMode(config: MeshgateConfig): 'dynamic' | 'static' {
 
 export type MeshgateConfigInput = z.input<typeof configSchema>;
 export type MeshgateConfig = z.output<typeof configSchema>;
+/** The MySQL engine's sections. */
+export type ListenerConfig = NonNullable<MeshgateConfig['listener']>;
+export type UpstreamConfig = NonNullable<MeshgateConfig['upstream']>;
 export type SecretRef = z.output<typeof secretRef>;

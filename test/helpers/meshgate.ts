@@ -13,6 +13,7 @@ import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '
 import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
 import type { Logger } from '../../src/log.ts';
 import { silentLogger } from '../../src/log.ts';
+import type { RunningMysql } from '../../src/engines/index.ts';
 import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
 import { MARIADB_TARGET } from './services.ts';
 import { openEmbeddedStore } from '../../src/store/embedded.ts';
@@ -41,6 +42,9 @@ export interface ClientFiles {
   readonly ca: string;
 }
 
+/** meshgate with its MySQL engine, whose listener and pool tests reach into. */
+export type MysqlMeshgate = RunningMeshgate & Pick<RunningMysql, 'address' | 'listener' | 'pool'>;
+
 export interface Harness {
   readonly dir: string;
   readonly caDir: string;
@@ -51,7 +55,7 @@ export interface Harness {
   /** meshgate's admin account, with `credentials: 'dynamic'`. */
   readonly adminUser: string | null;
   readonly auditFile: string;
-  readonly meshgate: RunningMeshgate;
+  readonly meshgate: MysqlMeshgate;
   readonly provisioned: Provisioned;
   /** Certificate files per workload name given to startHarness. */
   readonly clients: Readonly<Record<string, ClientFiles>>;
@@ -246,8 +250,11 @@ async function assembleHarness(
     }
     return createdUsernames;
   };
-  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), options.log ?? silentLogger);
-  undo.push(() => meshgate.close());
+  const started = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), options.log ?? silentLogger);
+  undo.push(() => started.close());
+  if (started.address === null || started.listener === null || started.pool === null) throw new Error('meshgate started without its MySQL engine');
+  // Checked just above: this harness always runs the MySQL engine.
+  const meshgate = started as MysqlMeshgate;
   let stopped = false;
   const pem = async (path: string) => readFile(path);
   const loaded: Record<string, { cert: Buffer; key: Buffer; ca: Buffer }> = {};
