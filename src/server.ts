@@ -86,8 +86,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
-  const tls = await watchTls(config.listener.tls, config.trust.bundles, log);
-  teardown.add(() => tls.close());
+  const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log);
+  if (tls !== null) teardown.add(() => tls.close());
   const audit = await openJsonlAuditSink(config.audit.file, {
     highWaterEvents: config.audit.highWaterEvents,
     onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
@@ -145,7 +145,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
  * Certificate, key and trust bundles reload when their files change (CA rotation, an agent
  * or Istio renewing meshgate's SVID); open sessions keep the context they began with.
  */
-function watchTls(certificate: { readonly cert: string; readonly key: string }, bundles: readonly string[], log: Logger): Promise<TlsMaterial> {
+function watchTls(certificate: NonNullable<MeshgateConfig['tls']>, bundles: readonly string[], log: Logger): Promise<TlsMaterial> {
   return watchTlsMaterial({
     certFile: certificate.cert,
     keyFile: certificate.key,
@@ -164,6 +164,7 @@ function watchTls(certificate: { readonly cert: string; readonly key: string }, 
 
 function startSigner(config: MeshgateConfig, tokens: TokenVerifier | undefined, log: Logger): Promise<SigningEndpoint> {
   const signer = config.signer!;
+  if (config.tls === undefined) throw new TypeError("the signer needs meshgate's certificate (config tls); the config schema requires it");
   // Only workload identities get SVIDs: a Kubernetes service account (or a JWT-SVID of the
   // same shape), never a CI job or a person holding an OIDC token.
   const workloadToken = async (token: string) => {
@@ -177,7 +178,7 @@ function startSigner(config: MeshgateConfig, tokens: TokenVerifier | undefined, 
     host: signer.host,
     port: signer.port,
     caDir: signer.caDir,
-    tls: { cert: config.listener.tls.cert, key: config.listener.tls.key },
+    tls: { cert: config.tls.cert, key: config.tls.key },
     svidTtlSeconds: signer.svidTtlSeconds,
     renewWithSvid: signer.renewWithSvid,
     issuancesPerMinute: signer.issuancesPerMinute,

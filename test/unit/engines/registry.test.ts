@@ -10,16 +10,16 @@ import { firestoreEngine } from '../../../src/engines/firestore/index.ts';
 import { mysqlEngine } from '../../../src/engines/mysql/index.ts';
 import { captureLog } from '../../helpers/log.ts';
 
-type Sections = Partial<MeshgateConfigInput>;
-const BASE: Sections = {
+const BASE: MeshgateConfigInput = {
   trust: { bundles: ['bundle.pem'], trustDomains: ['cluster.local'] },
   policy: { dir: 'policy' },
 };
+type Sections = Partial<MeshgateConfigInput>;
 const MYSQL: Sections = {
   listener: { port: 0, tls: { cert: 'server.crt', key: 'server.key' } },
   upstream: { roles: { r: { user: 'u', password: { env: 'P' } } } },
 };
-const FIRESTORE: Sections = { firestore: { project: 'p', upstream: { emulator: '127.0.0.1:8080' } } };
+const FIRESTORE: Sections = { tls: { cert: 'server.crt', key: 'server.key' }, firestore: { project: 'p', upstream: { emulator: '127.0.0.1:8080' } } };
 
 /** The schema alone (defaults filled, no files looked at): what configOf reads. */
 const configOf = (...parts: Sections[]): MeshgateConfig => configSchema.parse(Object.assign({}, BASE, ...parts));
@@ -40,9 +40,12 @@ describe('the engine registry', () => {
     assert.equal(section?.tagStatements, true, 'audit.tagStatements, defaulted');
     assert.equal(firestoreEngine.configOf(mysqlOnly), undefined, 'a MySQL-only config needs no Firestore settings');
 
-    const both = configOf(MYSQL, FIRESTORE);
-    assert.ok(mysqlEngine.configOf(both) !== undefined);
-    assert.equal(firestoreEngine.configOf(both), both.firestore);
+    const firestoreOnly = configOf(FIRESTORE);
+    assert.equal(mysqlEngine.configOf(firestoreOnly), undefined, 'no listener, no upstream: no MySQL engine');
+    assert.equal(firestoreEngine.configOf(firestoreOnly), firestoreOnly.firestore);
+
+    const both = configOf(MYSQL, { firestore: FIRESTORE.firestore! });
+    assert.ok(mysqlEngine.configOf(both) !== undefined && firestoreEngine.configOf(both) !== undefined);
   });
 });
 
