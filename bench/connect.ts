@@ -88,7 +88,8 @@ async function child(configFile: string): Promise<void> {
   type OpenUpstream = MysqlEngineContext['openUpstream'];
   const full = jsonLogger();
   const log = { info() {}, warn: full.warn, error: full.error };
-  const running = await startMeshgate(loadConfigFile(configFile), log);
+  const meshgate = await startMeshgate(loadConfigFile(configFile), log);
+  const running = meshgate.engines.mysql!;
 
   // The listener's context is private; the benchmark times what sessions call through it.
   const ctx = (running.listener as unknown as { ctx: { openUpstream: OpenUpstream } }).ctx;
@@ -130,7 +131,7 @@ async function child(configFile: string): Promise<void> {
       );
     }
   }
-  await running.close();
+  await meshgate.close();
   process.exit(0);
 }
 

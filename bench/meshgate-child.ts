@@ -4,8 +4,8 @@ import { jsonLogger } from '../src/log.ts';
 import { startMeshgate } from '../src/server.ts';
 
 const config = loadConfigFile(process.argv[2]!);
-const running = await startMeshgate({ ...config, listener: { ...config.listener, port: 0 } }, jsonLogger());
-process.stdout.write(`ready ${running.address.port}\n`);
+const running = await startMeshgate({ ...config, listener: { ...config.listener!, port: 0 } }, jsonLogger());
+process.stdout.write(`ready ${running.address!.port}\n`);
 process.on('SIGTERM', () => {
   void running.close().then(() => process.exit(0));
 });

@@ -1,46 +1,55 @@
 /**
- * Assembles a running meshgate from a validated config: trust, policy, upstream accounts,
- * audit sink and the MySQL listener. Everything that can be wrong is checked here, before
- * the first client is accepted.
+ * The composition root: a validated config → the stages every engine shares → each engine
+ * the config turns on (engines/index.ts) → the signer endpoint and admin API where
+ * configured → one running handle. No protocol knowledge here. Everything that can be wrong
+ * is found before the first client is accepted, and a failed start closes what it opened.
  */
 import type { AddressInfo } from 'node:net';
-import { startAdminApi } from './admin/api.ts';
+import { startAdminApi, type AdminApi } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
 import { AuditRecorder, openJsonlAuditSink, type AuditSink } from './audit/index.ts';
-import { readSecret } from './config/load.ts';
 import type { MeshgateConfig } from './config/schema.ts';
-import type { MysqlEngineContext, RoleAccount } from './engines/mysql/context.ts';
-import type { Logger } from './log.ts';
-import { MysqlListener } from './engines/mysql/listener.ts';
-import { probeServerProfile } from './engines/mysql/profile.ts';
-import { mariadbUpstreamCheck } from './engines/mysql/upstream-check.ts';
-import { firestoreUpstreamCheck } from './engines/firestore/upstream-check.ts';
-import { checkUpstreams } from './upstream-checks.ts';
+import { googleUpstreamAuth, sharedMariadbCredentials, type CredentialRuntime, type MariadbCredentials } from './credentials/index.ts';
+import { ENGINES, startEngines, type Clock, type Endpoint, type EngineDeps, type RunningHandles } from './engines/index.ts';
 import { mgError } from './errors/index.ts';
-import { createIdentityResolver, createTokenVerifier, JoinTokenStore, parseDuration, startSigningEndpoint, watchTlsMaterial } from './identity/index.ts';
-import { fixedPolicy, loadPolicyDir } from './policy/index.ts';
+import {
+  createIdentityResolver,
+  createTokenVerifier,
+  JoinTokenStore,
+  startSigningEndpoint,
+  watchTlsMaterial,
+  type SigningEndpoint,
+  type TlsMaterial,
+  type TokenVerifier,
+} from './identity/index.ts';
+import type { Logger } from './log.ts';
+import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { admitEverything } from './throttle/index.ts';
-import { openCredentialRuntime, type CredentialRuntime } from './credentials/index.ts';
-import { UpstreamPool } from './engines/mysql/pool.ts';
-import { leasedAccounts, staticAccounts, UpstreamSource } from './engines/mysql/upstream-source.ts';
-import { startFirestore } from './engines/firestore/start.ts';
-import type { RunningEmulator } from './dev/firestore-emulator.ts';
+import { upstreamWait } from './upstream-checks.ts';
+
+type Handles = RunningHandles<typeof ENGINES>;
+type RunningMysql = NonNullable<Handles['mysql']>;
+type RunningFirestore = NonNullable<Handles['firestore']>;
 
 export interface RunningMeshgate {
-  readonly address: AddressInfo;
+  /** The engines that run, by name: `engines.mysql`, `engines.firestore`. */
+  readonly engines: Handles;
+  /** Where each engine listens, in start order. */
+  readonly endpoints: readonly (Endpoint & { readonly engine: string })[];
   readonly audit: AuditSink;
-  readonly listener: MysqlListener;
   /** Dynamic credentials, when configured (upstream.credentials). */
   readonly credentials: CredentialRuntime | null;
-  readonly pool: UpstreamPool;
   /** The SVID signing endpoint's port, when `signer` is configured. */
   readonly signerPort: number | null;
   /** The admin API's port, when `admin` and dynamic credentials are configured. */
   readonly adminPort: number | null;
-  /** The Firestore gRPC listener's port, when `firestore` is configured. */
+  // Shorthands for the engines' handles, null when that engine is not configured.
+  readonly address: AddressInfo | null;
+  readonly listener: RunningMysql['listener'] | null;
+  readonly pool: RunningMysql['pool'] | null;
   readonly firestorePort: number | null;
   /** The emulator meshgate launched as Firestore upstream (firestore.upstream.launchEmulator). */
-  readonly firestoreEmulator: Pick<RunningEmulator, 'kind' | 'host' | 'port' | 'description'> | null;
+  readonly firestoreEmulator: Pick<NonNullable<RunningFirestore['emulator']>, 'kind' | 'host' | 'port' | 'description'> | null;
   close(): Promise<void>;
 }
 
@@ -53,11 +62,6 @@ class Teardown {
   async run(): Promise<void> {
     for (const step of this.steps.splice(0).reverse()) await step();
   }
-}
-
-function cannotListen(what: string, host: string, port: number, field: string, error: unknown): Error {
-  const code = (error as NodeJS.ErrnoException).code;
-  return mgError('MG_CONFIG_INVALID', `cannot listen for ${what} on ${host}:${port} (${code}); choose another ${field}`, error);
 }
 
 export interface StartOptions {
@@ -76,27 +80,77 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
 }
 
 async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv, teardown: Teardown, options: StartOptions): Promise<RunningMeshgate> {
-  const policy = await loadPolicyDir(config.policy.dir);
-  const staticRoles = new Map<string, RoleAccount>();
-  for (const [role, account] of Object.entries(config.upstream.roles)) {
-    staticRoles.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, env) });
-  }
+  const clock: Clock = { now: () => Date.now() };
+  // One wait for the whole start, counted from now, whichever engine's upstream is late.
+  const upstreams = upstreamWait({ log, waitMs: options.waitForUpstreamMs ?? 0, now: clock.now });
+  const policy = fixedPolicy(await loadPolicyDir(config.policy.dir));
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
-  const upstream = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
-  // Each upstream that does not answer or refuses meshgate gets its own log line with the fix.
-  const checks = [mariadbUpstreamCheck(config, env), ...(config.firestore === undefined ? [] : [firestoreUpstreamCheck(config.firestore)])];
-  await checkUpstreams(checks, { log, waitMs: options.waitForUpstreamMs ?? 0 });
-  const profile = await probeServerProfile(upstream);
-  const trustDomains = config.trust.trustDomains;
-  const identity = createIdentityResolver({ trustDomains, verifyToken });
+  const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
+  const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log);
+  if (tls !== null) teardown.add(() => tls.close());
+  const audit = await openJsonlAuditSink(config.audit.file, {
+    highWaterEvents: config.audit.highWaterEvents,
+    onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
+  });
+  // Closed after every engine, so the events of sessions ended by shutdown are written.
+  teardown.add(() => audit.close());
+  const mariadb = sharedMariadbCredentials(config, { log, env });
+  // After the engines that use its leases; it drops this replica's session accounts.
+  if (mariadb !== null) teardown.add(() => mariadb.close());
+  const deps: EngineDeps = {
+    log,
+    identity,
+    policy,
+    throttle: admitEverything,
+    credentials: { mariadb, google: googleUpstreamAuth() },
+    audit: new AuditRecorder(audit),
+    tls,
+    clock,
+    upstreams,
+    env,
+  };
 
-  // Certificate, key and trust bundles reload when their files change (CA rotation, an
-  // agent or Istio renewing meshgate's SVID); open sessions keep the context they began with.
-  const tls = await watchTlsMaterial({
-    certFile: config.listener.tls.cert,
-    keyFile: config.listener.tls.key,
-    bundleFiles: config.trust.bundles,
+  const engines = await startEngines(config, deps, ENGINES);
+  teardown.add(() => engines.close());
+  const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
+  if (signer !== null) teardown.add(() => signer.close());
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, log });
+  if (adminApi !== null) teardown.add(() => adminApi.close());
+
+  const { mysql, firestore } = engines.byName;
+  log.info('meshgate listening', {
+    engines: engines.all.map((engine) => engine.name),
+    ...Object.assign({}, ...engines.all.map((engine) => engine.logFields)),
+    policyRules: policy.current().ruleCount,
+    audit: config.audit.file,
+    signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
+  });
+  return {
+    engines: engines.byName,
+    endpoints: engines.all.flatMap((engine) => engine.endpoints.map((endpoint) => ({ ...endpoint, engine: engine.name }))),
+    audit,
+    credentials: mariadb?.opened() ?? null,
+    signerPort: signer?.port ?? null,
+    adminPort: adminApi?.port ?? null,
+    address: mysql?.address ?? null,
+    listener: mysql?.listener ?? null,
+    pool: mysql?.pool ?? null,
+    firestorePort: firestore?.port ?? null,
+    firestoreEmulator: firestore?.emulator ?? null,
+    close: () => teardown.run(),
+  };
+}
+
+/**
+ * Certificate, key and trust bundles reload when their files change (CA rotation, an agent
+ * or Istio renewing meshgate's SVID); open sessions keep the context they began with.
+ */
+function watchTls(certificate: NonNullable<MeshgateConfig['tls']>, bundles: readonly string[], log: Logger): Promise<TlsMaterial> {
+  return watchTlsMaterial({
+    certFile: certificate.cert,
+    keyFile: certificate.key,
+    bundleFiles: bundles,
     contextOptions: {
       minVersion: 'TLSv1.2',
       // Without a session id context OpenSSL aborts resumption of client-authenticated
@@ -107,56 +161,11 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     onError: (error) => log.error('TLS files changed but do not load; still serving the previous ones', { error: error.message }),
     onChange: (change) => log.info('TLS material reloaded', { ...change.certificate, trustedRoots: change.bundleCertificates }),
   });
-  teardown.add(() => tls.close());
-  const audit = await openJsonlAuditSink(config.audit.file, {
-    highWaterEvents: config.audit.highWaterEvents,
-    onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
-  });
-  // Closed after every engine, so the events of sessions ended by shutdown are written.
-  teardown.add(() => audit.close());
-  const recorder = new AuditRecorder(audit);
-  const policySource = fixedPolicy(policy);
+}
 
-  let pool: UpstreamPool | null = null;
-  const credentials =
-    config.upstream.credentials === undefined
-      ? null
-      : await openCredentialRuntime(config, { log, env, background: true, onLeaseEnded: (leaseId) => pool?.evictLease(leaseId) });
-  if (credentials !== null) teardown.add(() => credentials.close({ dropSessionLeases: true }));
-  pool = new UpstreamPool({
-    maxIdlePerKey: config.upstream.pool.maxIdlePerKey,
-    idleTimeoutMs: parseDuration(config.upstream.pool.idleTimeout) * 1000,
-    isLeaseUsable: (leaseId) => leaseId === null || (credentials?.leases.isUsable(leaseId) ?? false),
-  });
-  const upstreamPool = pool;
-  teardown.add(() => upstreamPool.close());
-  if (credentials !== null) {
-    // Leases a crash left behind (kill -9): expired ones, and this replica's own, whose passwords died with it.
-    const reclaimed = await credentials.leases.reclaimOrphans();
-    if (reclaimed > 0) log.info('revoked leases left by an earlier run', { leases: reclaimed });
-  }
-  const source = new UpstreamSource(upstream, credentials === null ? staticAccounts(staticRoles) : leasedAccounts(credentials.leases), pool);
-  const ctx: MysqlEngineContext = {
-    profile,
-    upstream,
-    tlsRequired: config.listener.tls.required,
-    tlsMode: config.listener.tls.mode,
-    secureContext: () => tls.secureContext(),
-    identity,
-    policy: policySource,
-    throttle: admitEverything,
-    openUpstream: (caller, role, login) => source.open(caller, role, login),
-    audit: recorder,
-    log,
-    maxClientMessageBytes: config.listener.maxClientMessageBytes,
-    tagStatements: config.audit.tagStatements,
-  };
-  const listener = new MysqlListener(ctx);
-  const address = await listener.listen({ host: config.listener.host, port: config.listener.port }).catch((error: unknown) => {
-    throw cannotListen('MySQL clients', config.listener.host, config.listener.port, 'listener.port', error);
-  });
-  teardown.add(() => listener.close());
-
+function startSigner(config: MeshgateConfig, tokens: TokenVerifier | undefined, log: Logger): Promise<SigningEndpoint> {
+  const signer = config.signer!;
+  if (config.tls === undefined) throw new TypeError("the signer needs meshgate's certificate (config tls); the config schema requires it");
   // Only workload identities get SVIDs: a Kubernetes service account (or a JWT-SVID of the
   // same shape), never a CI job or a person holding an OIDC token.
   const workloadToken = async (token: string) => {
@@ -166,70 +175,49 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     }
     return identity;
   };
-  const signer =
-    config.signer === undefined
-      ? null
-      : await startSigningEndpoint({
-          host: config.signer.host,
-          port: config.signer.port,
-          caDir: config.signer.caDir,
-          tls: { cert: config.listener.tls.cert, key: config.listener.tls.key },
-          svidTtlSeconds: config.signer.svidTtlSeconds,
-          renewWithSvid: config.signer.renewWithSvid,
-          issuancesPerMinute: config.signer.issuancesPerMinute,
-          log,
-          ...(tokens === undefined ? {} : { verifyToken: workloadToken }),
-          ...(config.signer.joinTokens ? { joinTokens: new JoinTokenStore(config.signer.caDir) } : {}),
-        });
-  if (signer !== null) teardown.add(() => signer.close());
-
-  // The admin API (credentials for CI, lease administration) serves dynamic credentials only.
-  if (config.admin !== undefined && credentials === null) log.warn('admin is configured but upstream.credentials is not; the admin API serves dynamic credentials only and stays off');
-  const adminApi =
-    config.admin === undefined || credentials === null
-      ? null
-      : await startAdminApi({
-          host: config.admin.host,
-          port: config.admin.port,
-          tls,
-          trustDomains,
-          admins: config.admin.principals,
-          leases: credentials.leases,
-          policy: () => policy,
-          ...(verifyToken === undefined ? {} : { verifyToken }),
-          upstream: { host: upstream.host, port: upstream.port },
-          rotateAdmin: () => credentials.rotateAdmin(),
-          adminAccount: adminAccountOf(config),
-          log,
-        });
-  if (adminApi !== null) teardown.add(() => adminApi.close());
-
-  const firestore =
-    config.firestore === undefined
-      ? null
-      : await startFirestore(config.firestore, { tls, policy: policySource, throttle: admitEverything, audit: recorder, log, identity });
-  if (firestore !== null) teardown.add(() => firestore.close());
-
-  log.info('meshgate listening', {
-    address: `${address.address}:${address.port}`,
-    upstream: `${upstream.host}:${upstream.port}`,
-    upstreamVersion: profile.serverVersion,
-    policyRules: policy.ruleCount,
-    credentials: credentials === null ? 'static accounts (upstream.roles)' : `dynamic leases, state in ${credentials.store.kind} ${credentials.store.location}`,
-    audit: config.audit.file,
-    signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
-    firestore: firestore === null ? null : `${config.firestore!.host}:${firestore.port} → ${firestore.upstream}`,
+  return startSigningEndpoint({
+    host: signer.host,
+    port: signer.port,
+    caDir: signer.caDir,
+    tls: { cert: config.tls.cert, key: config.tls.key },
+    svidTtlSeconds: signer.svidTtlSeconds,
+    renewWithSvid: signer.renewWithSvid,
+    issuancesPerMinute: signer.issuancesPerMinute,
+    log,
+    ...(tokens === undefined ? {} : { verifyToken: workloadToken }),
+    ...(signer.joinTokens ? { joinTokens: new JoinTokenStore(signer.caDir) } : {}),
   });
-  return {
-    address,
-    audit,
-    listener,
-    credentials,
-    pool,
-    signerPort: signer?.port ?? null,
-    adminPort: adminApi?.port ?? null,
-    firestorePort: firestore?.port ?? null,
-    firestoreEmulator: firestore?.emulator ?? null,
-    close: () => teardown.run(),
-  };
+}
+
+interface AdminDeps {
+  readonly tls: TlsMaterial | null;
+  readonly mariadb: MariadbCredentials | null;
+  readonly policy: PolicySource;
+  readonly verifyToken: ((token: string) => ReturnType<TokenVerifier['verify']>) | undefined;
+  readonly log: Logger;
+}
+
+/** The admin API (credentials for CI, lease administration) serves dynamic credentials only. */
+async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<AdminApi | null> {
+  if (config.admin === undefined) return null;
+  if (deps.mariadb === null || config.upstream === undefined) {
+    deps.log.warn('admin is configured but upstream.credentials is not; the admin API serves dynamic credentials only and stays off');
+    return null;
+  }
+  if (deps.tls === null) throw new TypeError("the admin API needs meshgate's certificate; the config schema requires one with listener");
+  const credentials = await deps.mariadb.open();
+  return startAdminApi({
+    host: config.admin.host,
+    port: config.admin.port,
+    tls: deps.tls,
+    trustDomains: config.trust.trustDomains,
+    admins: config.admin.principals,
+    leases: credentials.leases,
+    policy: () => deps.policy.current(),
+    ...(deps.verifyToken === undefined ? {} : { verifyToken: deps.verifyToken }),
+    upstream: { host: config.upstream.host, port: config.upstream.port },
+    rotateAdmin: () => credentials.rotateAdmin(),
+    adminAccount: adminAccountOf(config),
+    log: deps.log,
+  });
 }

@@ -37,6 +37,8 @@ export interface CheckOptions {
   readonly log: Logger;
   /** How long to wait for upstreams that do not answer yet; 0: fail at the first problem. */
   readonly waitMs: number;
+  /** When the wait ends (epoch ms); default `waitMs` from now. */
+  readonly deadline?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly now?: () => number;
 }
@@ -52,7 +54,7 @@ export async function checkUpstreams(checks: readonly UpstreamCheck[], options: 
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const started = now();
-  const deadline = started + options.waitMs;
+  const deadline = options.deadline ?? started + options.waitMs;
   // While waiting, each problem is logged once (again only when it changes).
   const reported = new Set<string>();
   for (let attempt = 1; ; attempt++) {
@@ -77,6 +79,22 @@ export async function checkUpstreams(checks: readonly UpstreamCheck[], options: 
     if (!waiting) throw failure(problems, options.waitMs);
     await sleep(Math.max(0, Math.min(FIRST_RETRY_MS * 2 ** (attempt - 1), MAX_RETRY_MS, deadline - now())));
   }
+}
+
+/** How engines check their upstreams at start (engines/engine.ts EngineDeps.upstreams). */
+export interface UpstreamWait {
+  /** Resolves once every check passes; rejects with the first problem's code. */
+  check(checks: readonly UpstreamCheck[]): Promise<void>;
+}
+
+/**
+ * One `--wait-for-upstream` budget for the whole start: each engine checks its own upstream
+ * when it starts, one after another, and the time a first engine waited is not given again
+ * to the next.
+ */
+export function upstreamWait(options: CheckOptions): UpstreamWait {
+  const deadline = (options.now ?? Date.now)() + options.waitMs;
+  return { check: (checks) => checkUpstreams(checks, { ...options, deadline }) };
 }
 
 function failure(problems: readonly UpstreamProblem[], waitMs: number): MeshgateError {

@@ -130,7 +130,7 @@ export interface AdminAccount {
 }
 
 export function adminAccountOf(config: MeshgateConfig): AdminAccount | undefined {
-  const admin = config.upstream.credentials?.admin;
+  const admin = config.upstream?.credentials?.admin;
   if (admin === undefined) return undefined;
   return { user: admin.user, file: 'file' in admin.password ? admin.password.file : null };
 }

@@ -30,9 +30,11 @@ interface Described extends ConfigProblem {
 
 export function describeIssues(schema: Schema, issues: readonly Issue[]): ConfigProblem[] {
   const described = issues.flatMap((issue) => describeIssue({ root: schema, prefix: [] }, issue));
-  // `tsl:` for `tls:` is one mistake; "tls is required" beside "tsl: did you mean tls?" says it twice.
-  const meant = new Set(described.flatMap((p) => (p.meant === undefined ? [] : [pathKey(p.meant)])));
-  return described.filter((p) => !(p.missing === true && meant.has(pathKey(p.path)))).map(({ path, message }) => ({ path, message }));
+  // `tsl:` for `tls:` is one mistake; "tls is required" (or "tls.cert is required") beside
+  // "tsl: did you mean tls?" says it twice.
+  const meant = described.flatMap((p) => (p.meant === undefined ? [] : [p.meant]));
+  const saidByTypo = (path: readonly PropertyKey[]) => meant.some((m) => m.length <= path.length && pathKey(path.slice(0, m.length)) === pathKey(m));
+  return described.filter((p) => !(p.missing === true && saidByTypo(p.path))).map(({ path, message }) => ({ path, message }));
 }
 
 function pathKey(path: readonly PropertyKey[]): string {
@@ -82,7 +84,9 @@ function describeIssue(scope: Scope, issue: Issue): Described[] {
       return describeUnion(issue, path, field);
     case 'custom':
       // Refinements carry meshgate's own words; one without them says only "Invalid input".
-      return at(/^Invalid input/.test(issue.message) ? `is not valid here: expected ${expected(field, 'value')}` : issue.message);
+      if (/^Invalid input/.test(issue.message)) return at(`is not valid here: expected ${expected(field, 'value')}`);
+      // A section another one needs (schema.ts sectionProblems) is as absent as a required field.
+      return issue.params?.['missing'] === true ? [{ path, message: issue.message, missing: true }] : at(issue.message);
     default:
       return at(`is not valid here: expected ${expected(field, 'value')}`);
   }

@@ -44,8 +44,12 @@ function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateCon
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   problems.push(...missingFiles(config, abs));
   if (problems.length > 0) throw configError(sourcePath, placeProblems(problems, locate));
-  config.listener.tls.cert = abs(config.listener.tls.cert);
-  config.listener.tls.key = abs(config.listener.tls.key);
+  // One place for meshgate's certificate from here on, whichever the file used (the schema
+  // allows one): every listener reads config.tls.
+  const certificate = certificateOf(config);
+  if (certificate !== undefined) config.tls = { cert: abs(certificate.cert), key: abs(certificate.key) };
+  if (config.listener?.tls.cert !== undefined) config.listener.tls.cert = abs(config.listener.tls.cert);
+  if (config.listener?.tls.key !== undefined) config.listener.tls.key = abs(config.listener.tls.key);
   config.trust.bundles = config.trust.bundles.map(abs);
   config.policy.dir = abs(config.policy.dir);
   config.audit.file = abs(config.audit.file);
@@ -54,21 +58,28 @@ function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateCon
     if ('file' in issuer.jwks) issuer.jwks.file = abs(issuer.jwks.file);
     else if (issuer.jwks.caFile !== undefined) issuer.jwks.caFile = abs(issuer.jwks.caFile);
   }
-  for (const account of Object.values(config.upstream.roles)) {
+  for (const account of Object.values(config.upstream?.roles ?? {})) {
     if ('file' in account.password) account.password = { file: abs(account.password.file) };
   }
-  const credentials = config.upstream.credentials;
+  const credentials = config.upstream?.credentials;
   if (credentials !== undefined && 'file' in credentials.admin.password) credentials.admin.password = { file: abs(credentials.admin.password.file) };
   if (config.state.postgres === undefined) config.state.embedded = { dir: abs(config.state.embedded?.dir ?? 'state') };
   if (config.state.postgres !== undefined && 'file' in config.state.postgres.url) config.state.postgres.url = { file: abs(config.state.postgres.url.file) };
   return Object.freeze(config) as MeshgateConfig;
 }
 
+/** meshgate's certificate as the file names it: `tls`, or the older `listener.tls` (never both: the schema says so). */
+function certificateOf(config: MeshgateConfig): { cert: string; key: string } | undefined {
+  if (config.tls !== undefined) return config.tls;
+  const { cert, key } = config.listener?.tls ?? {};
+  return cert === undefined || key === undefined ? undefined : { cert, key };
+}
+
 /** Rules no single field can check. */
 function crossFieldProblems(config: MeshgateConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const credentials = config.upstream.credentials;
-  if (credentials === undefined && Object.keys(config.upstream.roles).length === 0) {
+  const credentials = config.upstream?.credentials;
+  if (config.upstream !== undefined && credentials === undefined && Object.keys(config.upstream.roles).length === 0) {
     problems.push({
       path: ['upstream'],
       message:
@@ -87,9 +98,12 @@ function crossFieldProblems(config: MeshgateConfig): ConfigProblem[] {
 /** Files meshgate reads at start, checked now so a typo fails here, with its line, not later. */
 function missingFiles(config: MeshgateConfig, abs: (p: string) => string): ConfigProblem[] {
   const certificates = 'create it with `meshgate ca issue-server`';
-  const checks: [PropertyKey[], string, string][] = [
-    [['listener', 'tls', 'cert'], config.listener.tls.cert, certificates],
-    [['listener', 'tls', 'key'], config.listener.tls.key, certificates],
+  const certificate = certificateOf(config);
+  // Named where the file wrote it, so the problem points at that line.
+  const at = config.tls !== undefined ? ['tls'] : ['listener', 'tls'];
+  type Check = [PropertyKey[], string, string];
+  const checks: Check[] = [
+    ...(certificate === undefined ? [] : [[[...at, 'cert'], certificate.cert, certificates] satisfies Check, [[...at, 'key'], certificate.key, certificates] satisfies Check]),
     ...config.trust.bundles.map(
       (b, i): [PropertyKey[], string, string] => [['trust', 'bundles', i], b, "use meshgate's CA bundle (`meshgate ca init`) or Istio's root-cert.pem"],
     ),

@@ -28,7 +28,16 @@ const roleAccount = z.strictObject({
   password: secretRef,
 });
 
-export const configSchema = z.strictObject({
+/** Said when meshgate's certificate is missing, wherever it would be written. */
+export const CERT_TEXT = 'the PEM certificate meshgate presents to clients, e.g. tls/server.crt (`meshgate ca issue-server` writes one)';
+export const LISTENER_TEXT = 'where MySQL clients connect: { port: 3307, tls: { cert: tls/server.crt, key: tls/server.key } }';
+export const UPSTREAM_TEXT = 'the MariaDB server behind meshgate and the accounts meshgate uses there (upstream.credentials or upstream.roles)';
+
+const sections = z.strictObject({
+  /**
+   * The MySQL engine: clients connect here. With `upstream`, it turns the engine on; a
+   * configuration without either serves no MySQL and needs no MariaDB.
+   */
   listener: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(3307),
@@ -41,16 +50,30 @@ export const configSchema = z.strictObject({
       mode: z.enum(['starttls', 'first-byte']).default('starttls'),
       /** Refuse clients that do not upgrade to TLS (there is no identity without it). */
       required: z.boolean().default(true),
-      cert: z.string().min(1).describe('the PEM certificate meshgate presents to clients, e.g. tls/server.crt (`meshgate ca issue-server` writes one)'),
-      key: z.string().min(1).describe('the PEM private key of listener.tls.cert, e.g. tls/server.key'),
-    }).describe('the TLS listener: { cert: tls/server.crt, key: tls/server.key }'),
+      /** The older place for meshgate's certificate; the top-level `tls` names it for every port. */
+      cert: z.string().min(1).describe(CERT_TEXT).optional(),
+      key: z.string().min(1).describe('the PEM private key of listener.tls.cert, e.g. tls/server.key').optional(),
+    }).describe('the TLS listener: { cert: tls/server.crt, key: tls/server.key }').default({ mode: 'starttls', required: true }),
     maxClientMessageBytes: z
       .number()
       .int()
       .min(1024)
       .max(1024 * 1024 * 1024)
       .default(64 * 1024 * 1024),
-  }).describe('where MySQL clients connect: { port: 3307, tls: { cert: tls/server.crt, key: tls/server.key } }'),
+  }).describe(LISTENER_TEXT).optional(),
+  /**
+   * meshgate's server certificate, presented on every port that speaks TLS: MySQL, Firestore
+   * (`firestore.tls: mtls`), the signer and the admin API. One certificate, loaded once and
+   * reloaded when its files change. Configurations that predate it name it under
+   * listener.tls; either place, not both.
+   */
+  tls: z
+    .strictObject({
+      cert: z.string().min(1).describe(CERT_TEXT),
+      key: z.string().min(1).describe('the PEM private key of tls.cert, e.g. tls/server.key'),
+    })
+    .describe("meshgate's server certificate for every port: { cert: tls/server.crt, key: tls/server.key }")
+    .optional(),
   trust: z.strictObject({
     bundles: z
       .array(z.string().min(1))
@@ -61,6 +84,7 @@ export const configSchema = z.strictObject({
       .min(1)
       .meta({ expected: 'a list of trust domain names', description: 'the SPIFFE trust domains whose identities are accepted, e.g. [cluster.local]' }),
   }).describe('whose client certificates identify workloads: { bundles: [tls/bundle.pem], trustDomains: [cluster.local] }'),
+  /** The MariaDB behind the MySQL engine; present exactly when `listener` is. */
   upstream: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(1).max(65535).default(3306),
@@ -100,7 +124,7 @@ export const configSchema = z.strictObject({
         idleTimeout: duration('5m'),
       })
       .default({ maxIdlePerKey: 16, idleTimeout: '5m' }),
-  }).describe('the MariaDB server behind meshgate and the accounts meshgate uses there (upstream.credentials or upstream.roles)'),
+  }).describe(UPSTREAM_TEXT).optional(),
   /**
    * Where leases live. Embedded (default): a directory, nothing to set up, one host.
    * PostgreSQL: several meshgate replicas share leases; any renews or revokes any.
@@ -128,7 +152,7 @@ export const configSchema = z.strictObject({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(8443),
       /**
-       * `mtls`: TLS with client certificates (SVIDs), meshgate's listener certificate.
+       * `mtls`: TLS with client certificates (SVIDs), meshgate's certificate (`tls`).
        * `plaintext`: h2c for a port only the local Istio sidecar reaches; callers are known by
        * the sidecar's x-forwarded-client-cert, believed only from `trustedHops`.
        */
@@ -177,8 +201,8 @@ export const configSchema = z.strictObject({
    */
   tokens: tokenVerifierConfigSchema.optional(),
   /**
-   * The SVID signing endpoint `meshgate agent` talks to (HTTPS, meshgate's listener
-   * certificate). Workloads prove themselves with a Kubernetes service-account token (an
+   * The SVID signing endpoint `meshgate agent` talks to (HTTPS, meshgate's certificate,
+   * `tls`). Workloads prove themselves with a Kubernetes service-account token (an
    * issuer under `tokens` with the kubernetes mapping), a one-time join token, or their
    * current SVID. Absent: off.
    */
@@ -207,11 +231,73 @@ export const configSchema = z.strictObject({
     .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000 }),
 });
 
+export const configSchema = sections.check(
+  // Which sections go together is judged even when fields have problems of their own, so an
+  // empty file names every missing piece at once, engines included.
+  z.superRefine((value, ctx) => {
+    for (const problem of sectionProblems(value)) ctx.addIssue({ code: 'custom', ...problem });
+  }, { when: () => true }),
+);
+
+interface SectionProblem {
+  readonly path: PropertyKey[];
+  readonly message: string;
+  /** A required piece that is absent: a typo'd key that meant it says so already (describe.ts). */
+  readonly params?: { readonly missing: true };
+}
+
+const isMapping = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Sections that only make sense together. The value may be anything a YAML file holds
+ * (other checks report its shape), so nothing here assumes a field is well-formed.
+ */
+function sectionProblems(value: unknown): SectionProblem[] {
+  if (!isMapping(value)) return [];
+  const missing = (path: PropertyKey[], message: string): SectionProblem => ({ path, message, params: { missing: true } });
+  const { listener, upstream, firestore, tls, signer } = value;
+  const problems: SectionProblem[] = [];
+  if (listener === undefined && upstream === undefined && firestore === undefined) {
+    problems.push({ path: [], message: 'configure at least one engine: listener+upstream (MariaDB) or firestore' });
+  } else if (listener !== undefined && upstream === undefined) {
+    problems.push(missing(['upstream'], `required: ${UPSTREAM_TEXT}; the MySQL engine needs it with listener`));
+  } else if (upstream !== undefined && listener === undefined) {
+    problems.push(missing(['listener'], `required: ${LISTENER_TEXT}; the MySQL engine needs it with upstream`));
+  }
+  const listenerTls = isMapping(listener) && isMapping(listener['tls']) ? listener['tls'] : undefined;
+  const inListener = (['cert', 'key'] as const).filter((key) => listenerTls?.[key] !== undefined);
+  if (tls !== undefined) {
+    if (inListener.length > 0) {
+      const named = inListener.map((key) => `listener.tls.${key}`).join(' and ');
+      problems.push({ path: ['listener', 'tls', inListener[0]!], message: `tls names meshgate's certificate for every port already: remove ${named} (one certificate, one place)` });
+    }
+    return problems;
+  }
+  if (isMapping(listener) && (listener['tls'] === undefined || listenerTls !== undefined)) {
+    // The older place: both there, or the top-level tls instead.
+    if (!inListener.includes('cert')) problems.push(missing(['listener', 'tls', 'cert'], `required: ${CERT_TEXT}; or name it once for every port: tls: { cert, key }`));
+    if (!inListener.includes('key')) problems.push(missing(['listener', 'tls', 'key'], 'required: the PEM private key of listener.tls.cert, e.g. tls/server.key'));
+    return problems;
+  }
+  if (listener !== undefined) return problems;
+  // Without MySQL, a certificate is needed only where TLS is spoken.
+  const mtls = isMapping(firestore) && (firestore['tls'] ?? 'mtls') === 'mtls';
+  const needers = [...(mtls ? ['firestore.tls: mtls'] : []), ...(signer !== undefined ? ['the signer'] : [])];
+  if (needers.length > 0) {
+    const instead = signer === undefined ? " (or firestore.tls: plaintext, behind the pod's Istio sidecar)" : '';
+    problems.push(missing(['tls'], `required: meshgate's server certificate for ${needers.join(' and ')}: { cert: tls/server.crt, key: tls/server.key }${instead}`));
+  }
+  return problems;
+}
+
 /** Every setting is checked above; this one needs two fields at once. */
 export function credentialsMode(config: MeshgateConfig): 'dynamic' | 'static' {
-  return config.upstream.credentials !== undefined ? 'dynamic' : 'static';
+  return config.upstream?.credentials !== undefined ? 'dynamic' : 'static';
 }
 
 export type MeshgateConfigInput = z.input<typeof configSchema>;
 export type MeshgateConfig = z.output<typeof configSchema>;
+/** The MySQL engine's sections, present together or not at all. */
+export type ListenerConfig = NonNullable<MeshgateConfig['listener']>;
+export type UpstreamConfig = NonNullable<MeshgateConfig['upstream']>;
 export type SecretRef = z.output<typeof secretRef>;

@@ -8,3 +8,4 @@ export type { IssuedCredential, LeaseLog, LeaseManager, RevokeSelector } from '.
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 export { PENDING_SUFFIX } from './admin-secret.ts';
 export { emulatorAuth, googleUpstreamAuth, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';
+export { sharedMariadbCredentials, type MariadbCredentials } from './shared.ts';

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { readSecret } from '../config/load.ts';
-import type { MeshgateConfig } from '../config/schema.ts';
+import type { MeshgateConfig, UpstreamConfig } from '../config/schema.ts';
 import { asMeshgateError, mgError } from '../errors/index.ts';
 import { parseDuration } from '../identity/index.ts';
 import { openEmbeddedStore, openPostgresStore, type StateStore } from '../store/index.ts';
@@ -45,18 +45,19 @@ export function replicaIdOf(config: MeshgateConfig): string {
 }
 
 export async function openCredentialRuntime(config: MeshgateConfig, options: CredentialRuntimeOptions): Promise<CredentialRuntime> {
-  const settings = config.upstream.credentials;
-  if (settings === undefined) {
+  const upstream = config.upstream;
+  const settings = upstream?.credentials;
+  if (upstream === undefined || settings === undefined) {
     throw mgError('MG_CONFIG_INVALID', 'dynamic credentials are not configured: add upstream.credentials.admin to the meshgate config');
   }
   const env = options.env ?? process.env;
   const adminRef = settings.admin.password;
   const accounts = openMariadbAccounts({
-    host: config.upstream.host,
-    port: config.upstream.port,
+    host: upstream.host,
+    port: upstream.port,
     user: settings.admin.user,
-    password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(config, settings.admin.user, candidate)),
-    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(upstream, settings.admin.user, candidate)),
+    connectTimeoutMs: upstream.connectTimeoutMs,
     userHost: settings.userHost,
     // `creds rotate-root` run as its own process writes the file; this process follows.
     rereadPassword: async () => readSecret(adminRef, 'upstream.credentials.admin.password', env),
@@ -127,13 +128,13 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
 }
 
 /** Used only to pick between the file and a rotation left half-done by a crash. */
-async function canLogIn(config: MeshgateConfig, user: string, password: string): Promise<boolean> {
+async function canLogIn(upstream: UpstreamConfig, user: string, password: string): Promise<boolean> {
   const probe = openMariadbAccounts({
-    host: config.upstream.host,
-    port: config.upstream.port,
+    host: upstream.host,
+    port: upstream.port,
     user,
     password,
-    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    connectTimeoutMs: upstream.connectTimeoutMs,
     retry: { attempts: 1, baseDelayMs: 10, maxDelayMs: 10 },
   });
   try {

@@ -91,12 +91,12 @@ export async function runDemo(options: DemoOptions, io: DemoIO): Promise<boolean
     const config = loadConfigFile(files.configPath);
     // Each demo run tells its own story: a fresh audit trail.
     await rm(files.auditFile, { force: true });
-    meshgate = await startMeshgate({ ...config, listener: { ...config.listener, port: 0 }, firestore: { ...config.firestore!, port: 0 } }, silentLogger);
+    meshgate = await startMeshgate({ ...config, listener: { ...config.listener!, port: 0 }, firestore: { ...config.firestore!, port: 0 } }, silentLogger);
     const emulator = meshgate.firestoreEmulator!;
     step(`Firestore upstream, launched by meshgate: ${emulator.description}`);
-    step(`meshgate listening on 127.0.0.1:${meshgate.address.port} for MySQL and 127.0.0.1:${meshgate.firestorePort} for Firestore gRPC (mTLS required), audit to ${rel(files.auditFile)}\n`);
+    step(`meshgate listening on 127.0.0.1:${meshgate.address!.port} for MySQL and 127.0.0.1:${meshgate.firestorePort} for Firestore gRPC (mTLS required), audit to ${rel(files.auditFile)}\n`);
 
-    const outcomes = await runMysqlDemo({ port: meshgate.address.port, database: names.database, certs, certDir: join(options.dir, 'workloads') });
+    const outcomes = await runMysqlDemo({ port: meshgate.address!.port, database: names.database, certs, certDir: join(options.dir, 'workloads') });
     const leases = await meshgate.credentials!.leases.list();
     const firestoreOutcomes = await runFirestoreDemo({ port: meshgate.firestorePort!, emulator, certs });
     // Closing drops the session leases, and with them the MariaDB accounts meshgate made.

@@ -28,6 +28,6 @@ export { createIdentityResolver, type IdentityResolver, type IdentityResolverOpt
 export { tlsFactsOf } from './tls-verdict.ts';
 export { watchTlsMaterial, type TlsMaterial } from './tls-material.ts';
 export { pruneCa, rotateCa, type RootSummary } from './rotation.ts';
-export { createTokenVerifier, tokenVerifierConfigSchema } from './jwt/index.ts';
-export { DEFAULT_JOIN_TOKEN_TTL_SECONDS, isJoinTokenShaped, JoinTokenStore, startSigningEndpoint } from './signer/index.ts';
+export { createTokenVerifier, tokenVerifierConfigSchema, type TokenVerifier } from './jwt/index.ts';
+export { DEFAULT_JOIN_TOKEN_TTL_SECONDS, isJoinTokenShaped, JoinTokenStore, startSigningEndpoint, type SigningEndpoint } from './signer/index.ts';
 export { AGENT_EXIT, runAgent, SVID_FILE_NAME, type AgentCredential, type AgentDeps, type RetryPolicy } from './agent/index.ts';

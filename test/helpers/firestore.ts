@@ -21,16 +21,18 @@ import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import type { Logger } from '../../src/log.ts';
 import { OFFICIAL_EMULATOR_JAR, officialEmulatorAvailable, startFirestoreEmulator, type RunningEmulator } from '../../src/dev/firestore-emulator.ts';
 import { emulatorClientSettings, meshgateClientSettings } from '../../src/demo/firestore-sdk.ts';
-import { startHarness, TRUST_DOMAIN, type Harness } from './meshgate.ts';
-import { serviceMissing } from './services.ts';
+import { startBareHarness, TRUST_DOMAIN, type BaseHarness } from './bare-harness.ts';
 
 const require = createRequire(import.meta.url);
 /** The grpc-js google-gax (and so the SDK) uses: its credentials pass the SDK's instanceof checks. */
 export const gaxGrpc = (require('google-gax') as { grpc: typeof import('@grpc/grpc-js') }).grpc;
 
-/** `describe(..., { skip: FIRESTORE_SKIP })`: false when the official emulator is here. */
+/**
+ * `describe(..., { skip: FIRESTORE_SKIP })`: false when the official emulator is here. The
+ * fixture's meshgate runs no MySQL engine, so no MariaDB is needed.
+ */
 export const FIRESTORE_SKIP: string | false = officialEmulatorAvailable()
-  ? await serviceMissing('mariadb')
+  ? false
   : `needs Google's official Cloud Firestore emulator (${OFFICIAL_EMULATOR_JAR} and Java 17: ` +
     'apt-get install google-cloud-cli-firestore-emulator openjdk-17-jre-headless); the in-process ' +
     'fallback lacks ListDocuments, ListCollectionIds and BatchWrite and is wrong about collection groups and transactions';
@@ -42,7 +44,7 @@ export const principal = (nsSa: string) => `${TRUST_DOMAIN}/${nsSa}`;
 export const spiffe = (nsSa: string) => `spiffe://${TRUST_DOMAIN}/${nsSa}`;
 
 export interface FirestoreFixtureOptions {
-  /** Short unique name for the harness (its MariaDB database is mgt_<name>). */
+  /** Short name for the harness's temp dir. */
   readonly name: string;
   /** The Google Cloud project meshgate serves; distinct per test file. */
   readonly project: string;
@@ -65,7 +67,8 @@ export interface ClientOptions {
 
 export interface FirestoreFixture {
   readonly emulator: RunningEmulator;
-  readonly harness: Harness;
+  /** CA, certificates, policy and a Firestore-only meshgate (no MariaDB anywhere). */
+  readonly harness: BaseHarness;
   readonly project: string;
   /** meshgate's Firestore port. */
   readonly port: number;
@@ -94,13 +97,16 @@ export interface FirestoreFixture {
 export async function startFirestoreFixture(options: FirestoreFixtureOptions): Promise<FirestoreFixture> {
   const ownsEmulator = options.emulator === undefined;
   const emulator = options.emulator ?? (await startFirestoreEmulator({ prefer: 'official' }));
-  let harness: Harness;
+  let harness: BaseHarness;
   try {
-    harness = await startHarness({
+    harness = await startBareHarness({
       name: options.name,
       workloads: options.workloads,
       policy: options.policy,
-      firestore: { emulator: `${emulator.host}:${emulator.port}`, project: options.project },
+      engines: (files) => ({
+        tls: files.server,
+        firestore: { port: 0, project: options.project, upstream: { emulator: `${emulator.host}:${emulator.port}` } },
+      }),
       ...(options.config === undefined ? {} : { config: options.config }),
       ...(options.log === undefined ? {} : { log: options.log }),
     });

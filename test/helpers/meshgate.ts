@@ -4,23 +4,26 @@
  * meshgate listening on a free port. `stop()` removes all of it.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { resolveConfig } from '../../src/config/load.ts';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '../../src/demo/provision.ts';
-import { initCa, issueServerCert, issueSvid } from '../../src/identity/ca.ts';
 import type { Logger } from '../../src/log.ts';
-import { silentLogger } from '../../src/log.ts';
-import { startMeshgate, type RunningMeshgate } from '../../src/server.ts';
+import type { RunningMysql } from '../../src/engines/index.ts';
+import type { RunningMeshgate } from '../../src/server.ts';
 import { MARIADB_TARGET } from './services.ts';
 import { openEmbeddedStore } from '../../src/store/embedded.ts';
 import type { StateStore } from '../../src/store/types.ts';
+import { baseConfig, inTempDir, runMeshgate, writeHarnessFiles, TRUST_DOMAIN, type BaseHarness, type Undo } from './bare-harness.ts';
+
+export { startBareHarness, TRUST_DOMAIN, type BareHarnessOptions, type BaseHarness, type ClientFiles, type HarnessFiles } from './bare-harness.ts';
 
 export const MARIADB = MARIADB_TARGET;
 
-export const TRUST_DOMAIN = 'test.meshgate.local';
+type UpstreamInput = NonNullable<MeshgateConfigInput['upstream']>;
+type ListenerInput = NonNullable<MeshgateConfigInput['listener']>;
+/** A harness config always has the MySQL engine's sections, for callbacks to adjust. */
+export type HarnessConfigInput = MeshgateConfigInput & { listener: ListenerInput & { tls: NonNullable<ListenerInput['tls']> }; upstream: UpstreamInput };
 
 /**
  * Unique to this test process. Every file runs in its own process, and other runs (a
@@ -35,35 +38,23 @@ export function unique(name: string): string {
   return `${name}_${RUN_ID}`;
 }
 
-export interface ClientFiles {
-  readonly cert: string;
-  readonly key: string;
-  readonly ca: string;
-}
+/** meshgate with its MySQL engine, whose listener and pool tests reach into. */
+export type MysqlMeshgate = RunningMeshgate & Pick<RunningMysql, 'address' | 'listener' | 'pool'>;
 
-export interface Harness {
-  readonly dir: string;
-  readonly caDir: string;
+export interface Harness extends BaseHarness {
   readonly port: number;
   /** The database (`mgt_<name>_<run>`) and the roles (`<name>_<run>_rw`, `_ro`) made for this run. */
   readonly database: string;
   readonly roles: { readonly rw: string; readonly ro: string };
   /** meshgate's admin account, with `credentials: 'dynamic'`. */
   readonly adminUser: string | null;
-  readonly auditFile: string;
-  readonly meshgate: RunningMeshgate;
+  readonly meshgate: MysqlMeshgate;
   readonly provisioned: Provisioned;
-  /** Certificate files per workload name given to startHarness. */
-  readonly clients: Readonly<Record<string, ClientFiles>>;
-  /** mysql2 / mariadb `ssl` options for a workload. */
-  ssl(workload: string): { cert: Buffer; key: Buffer; ca: Buffer };
-  readAudit(): Promise<Record<string, unknown>[]>;
   /**
    * The MariaDB accounts this harness's meshgate created (from its own lease records) that
    * still exist; after stop(), those it had created. Never other runs' accounts.
    */
   leaseAccounts(): Promise<string[]>;
-  stop(): Promise<void>;
 }
 
 export interface HarnessOptions {
@@ -74,14 +65,12 @@ export interface HarnessOptions {
   /** Policy YAML; `{db}`, `{rw}`, `{ro}` are replaced. Default: the standard three rules. */
   readonly policy?: string;
   readonly setupSql?: readonly string[];
-  readonly config?: (config: MeshgateConfigInput) => void;
+  readonly config?: (config: HarnessConfigInput) => void;
   /**
    * `dynamic`: meshgate gets an admin account (the minimal privileges the README lists) and
    * creates a MariaDB account per identity and role; `static` (default): one account per role.
    */
   readonly credentials?: 'static' | 'dynamic';
-  /** Also serve Firestore, forwarding to this emulator (host:port) for this project. */
-  readonly firestore?: { readonly emulator: string; readonly project: string };
   /** meshgate's operational log; default silent. */
   readonly log?: Logger;
 }
@@ -161,39 +150,17 @@ export const STANDARD_WORKLOADS = {
   stranger: `spiffe://${TRUST_DOMAIN}/ns/shop/sa/stranger`,
 } as const;
 
-export async function startHarness(options: HarnessOptions): Promise<Harness> {
-  const dir = await mkdtemp(join(tmpdir(), `meshgate-${options.name}-`));
-  // Whatever setup made is undone if a later step fails, so a failed start leaves nothing.
-  const undo: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
-  const undoAll = async () => {
-    for (const step of undo.splice(0).reverse()) await step().catch(() => undefined);
-  };
-  try {
-    return await assembleHarness(options, dir, undo, undoAll);
-  } catch (error) {
-    await undoAll();
-    throw error;
-  }
+export function startHarness(options: HarnessOptions): Promise<Harness> {
+  return inTempDir(options.name, (dir, undo, undoAll) => assembleHarness(options, dir, undo, undoAll));
 }
 
-async function assembleHarness(
-  options: HarnessOptions,
-  dir: string,
-  undo: (() => Promise<unknown>)[],
-  undoAll: () => Promise<void>,
-): Promise<Harness> {
-  const caDir = join(dir, 'ca');
+async function assembleHarness(options: HarnessOptions, dir: string, undo: Undo, undoAll: () => Promise<void>): Promise<Harness> {
   const name = unique(options.name);
   const database = `mgt_${name}`;
   const rw = `${name}_rw`;
   const ro = `${name}_ro`;
-  await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
-  const server = await issueServerCert({ caDir, outDir: join(dir, 'server'), ttlSeconds: 3600 });
-  const clients: Record<string, ClientFiles> = {};
-  for (const [workload, spiffeId] of Object.entries(options.workloads)) {
-    const issued = await issueSvid({ caDir, spiffeId, outDir: join(dir, 'clients'), name: workload, ttlSeconds: 3600 });
-    clients[workload] = { cert: issued.certPath, key: issued.keyPath, ca: issued.bundlePath };
-  }
+  const policy = (options.policy ?? DEFAULT_POLICY).replaceAll('{db}', database).replaceAll('{rw}', rw).replaceAll('{ro}', ro);
+  const files = await writeHarnessFiles(dir, options.workloads, policy);
   const provisioned = await provision(
     MARIADB,
     database,
@@ -201,10 +168,6 @@ async function assembleHarness(
     options.setupSql ?? [],
   );
   undo.push(() => provisioned.drop());
-  const policyDir = join(dir, 'policy');
-  await mkdir(policyDir);
-  const policy = (options.policy ?? DEFAULT_POLICY).replaceAll('{db}', database).replaceAll('{rw}', rw).replaceAll('{ro}', ro);
-  await writeFile(join(policyDir, 'policy.yaml'), policy);
   const secretsDir = join(dir, 'secrets');
   await mkdir(secretsDir, { mode: 0o700 });
   const roles: Record<string, { user: string; password: { file: string } }> = {};
@@ -214,7 +177,7 @@ async function assembleHarness(
     roles[account.role] = { user: account.user, password: { file } };
   }
   let adminUser: string | null = null;
-  let upstreamAccounts: Pick<MeshgateConfigInput['upstream'], 'roles' | 'credentials'> = { roles };
+  let upstreamAccounts: Pick<UpstreamInput, 'roles' | 'credentials'> = { roles };
   if (options.credentials === 'dynamic') {
     adminUser = `mgt_${name}_admin`;
     const created = await createAdminAccount(adminUser, [rw, ro]);
@@ -223,22 +186,16 @@ async function assembleHarness(
     await writeFile(adminFile, created.password, { mode: 0o600 });
     upstreamAccounts = { credentials: { admin: { user: adminUser, password: { file: adminFile } } } };
   }
-  const auditFile = join(dir, 'audit.jsonl');
-  const input: MeshgateConfigInput = {
-    listener: { host: '127.0.0.1', port: 0, tls: { cert: server.certPath, key: server.keyPath } },
-    trust: { bundles: [join(caDir, 'bundle.pem')], trustDomains: [TRUST_DOMAIN] },
+  const input: HarnessConfigInput = {
+    listener: { host: '127.0.0.1', port: 0, tls: { cert: files.server.cert, key: files.server.key } },
+    ...baseConfig(files),
     upstream: { host: MARIADB.host, port: MARIADB.port, ...upstreamAccounts },
-    state: { embedded: { dir: join(dir, 'state') } },
-    ...(options.firestore === undefined ? {} : { firestore: { port: 0, project: options.firestore.project, upstream: { emulator: options.firestore.emulator } } }),
-    policy: { dir: policyDir },
-    audit: { file: auditFile },
   };
   options.config?.(input);
-  const stateDir = join(dir, 'state');
   // Read before anything is dropped, so accounts a crashed start created are found too.
   let createdUsernames: string[] = [];
   const leaseUsernames = async () => {
-    const store = await openEmbeddedStore(stateDir, { owner: 'test-harness' });
+    const store = await openEmbeddedStore(files.stateDir, { owner: 'test-harness' });
     try {
       createdUsernames = [...new Set([...createdUsernames, ...(await store.listLeases()).map((lease) => lease.username)])];
     } finally {
@@ -246,38 +203,19 @@ async function assembleHarness(
     }
     return createdUsernames;
   };
-  const meshgate = await startMeshgate(resolveConfig(input, join(dir, 'meshgate.yaml')), options.log ?? silentLogger);
-  undo.push(() => meshgate.close());
+  const base = await runMeshgate(files, input, options.log, undo);
+  const { address } = base.meshgate;
+  if (address === null || base.meshgate.listener === null || base.meshgate.pool === null) throw new Error('meshgate started without its MySQL engine');
   let stopped = false;
-  const pem = async (path: string) => readFile(path);
-  const loaded: Record<string, { cert: Buffer; key: Buffer; ca: Buffer }> = {};
-  for (const [workload, files] of Object.entries(clients)) {
-    loaded[workload] = { cert: await pem(files.cert), key: await pem(files.key), ca: await pem(files.ca) };
-  }
   return {
-    dir,
-    caDir,
-    port: meshgate.address.port,
+    ...base,
+    // Checked just above: this harness always runs the MySQL engine.
+    meshgate: base.meshgate as MysqlMeshgate,
+    port: address.port,
     database,
     roles: { rw, ro },
     adminUser,
-    auditFile,
-    meshgate,
     provisioned,
-    clients,
-    ssl(workload) {
-      const files = loaded[workload];
-      if (files === undefined) throw new TypeError(`no certificate issued for workload ${workload}`);
-      return files;
-    },
-    async readAudit() {
-      await meshgate.audit.flush();
-      const text = await readFile(auditFile, 'utf8');
-      return text
-        .split('\n')
-        .filter((line) => line !== '')
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
-    },
     async leaseAccounts() {
       if (stopped) return existingAccounts(createdUsernames);
       return existingAccounts(await leaseUsernames());
@@ -285,7 +223,7 @@ async function assembleHarness(
     async stop() {
       if (stopped) return;
       stopped = true;
-      await meshgate.close();
+      await base.meshgate.close();
       if (options.credentials === 'dynamic') await leaseUsernames().catch(() => undefined);
       await undoAll();
     },

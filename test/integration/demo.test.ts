@@ -113,7 +113,7 @@ describe('meshgate demo', { skip: missing, timeout: 240_000 }, () => {
     // Only the ports change: 3307 and 8443 may be taken on a shared machine.
     const config = loadConfigFile(join(run.dir, 'meshgate.yaml'));
     assert.deepEqual(config.firestore?.upstream, { launchEmulator: { port: 0 } });
-    const meshgate = await startMeshgate({ ...config, listener: { ...config.listener, port: 0 }, firestore: { ...config.firestore!, port: 0 } }, silentLogger);
+    const meshgate = await startMeshgate({ ...config, listener: { ...config.listener!, port: 0 }, firestore: { ...config.firestore!, port: 0 } }, silentLogger);
     const { Firestore } = await import('@google-cloud/firestore');
     const gaxGrpc = (require('google-gax') as { grpc: typeof import('@grpc/grpc-js') }).grpc;
     const pem = (file: string) => readFile(join(run.dir, 'workloads', file));
@@ -121,7 +121,7 @@ describe('meshgate demo', { skip: missing, timeout: 240_000 }, () => {
     const db = new Firestore({ projectId: DEMO_FIRESTORE_PROJECT, ...meshgateClientSettings(gaxGrpc, { host: '127.0.0.1', port: meshgate.firestorePort! }, files) });
     let conn: mysql.Connection | undefined;
     try {
-      conn = await mysql.createConnection({ host: '127.0.0.1', port: meshgate.address.port, user: 'demo', database: run.names.database, ssl: files });
+      conn = await mysql.createConnection({ host: '127.0.0.1', port: meshgate.address!.port, user: 'demo', database: run.names.database, ssl: files });
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM orders');
       assert.ok(Number(rows[0]!['n']) >= 2, 'the rows the demo wrote are there');
 

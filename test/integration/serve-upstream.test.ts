@@ -143,7 +143,7 @@ describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () =>
     if (running instanceof Error) return;
     assert.ok(lines.some((l) => l.level === 'info' && l.message === 'upstreams answer; starting'), text());
     assert.equal(lines.filter((l) => l.level === 'warn').length, 1, `one line while waiting, not one per retry:\n${text()}`);
-    const conn = await mysql.createConnection({ host: '127.0.0.1', port: running.address.port, user: 'u', database: h.database, ssl: h.ssl('orders') });
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: running.address!.port, user: 'u', database: h.database, ssl: h.ssl('orders') });
     try {
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
       assert.equal(rows[0]!['r'], h.roles.rw);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FirestoreConfig } from '../../src/engines/firestore/start.ts';
 import { firestoreUpstreamCheck } from '../../src/engines/firestore/upstream-check.ts';
-import { checkUpstreams, type UpstreamProblem } from '../../src/upstream-checks.ts';
+import { checkUpstreams, upstreamWait, type UpstreamProblem } from '../../src/upstream-checks.ts';
 import { captureLog } from '../helpers/log.ts';
 
 const down: UpstreamProblem = {
@@ -73,6 +73,20 @@ describe('checkUpstreams', () => {
     });
     assert.deepEqual(clock.sleeps, []);
     assert.deepEqual(lines.map((l) => [l.level, l.account]), [['error', null], ['error', 'meshgate_admin']]);
+  });
+});
+
+describe('upstreamWait', () => {
+  it('gives the engines of one start one budget: the second gets only what the first left', async () => {
+    const { log } = captureLog();
+    const clock = fakeClock();
+    const wait = upstreamWait({ log, waitMs: 10_000, ...clock });
+    // The first engine's upstream answers after 6 s; the second's never does.
+    await wait.check([{ run: async () => (clock.now() < 6000 ? [down] : []) }]);
+    const startedSecond = clock.now();
+    await assert.rejects(wait.check([{ run: async () => [down] }]), /still not answering after --wait-for-upstream 10s/);
+    assert.ok(clock.now() - startedSecond <= 4000, `the second waited ${clock.now() - startedSecond} ms of a budget with 4000 left`);
+    assert.ok(clock.now() >= 10_000);
   });
 });
 

@@ -22,7 +22,7 @@ import {
   type LeaseView,
 } from '../../admin/issue.ts';
 import { loadConfigFile } from '../../config/load.ts';
-import type { MeshgateConfig } from '../../config/schema.ts';
+import type { MeshgateConfig, UpstreamConfig } from '../../config/schema.ts';
 import { openCredentialRuntime, openStateStore, type CredentialRuntime, type LeaseLog, type RevokeSelector } from '../../credentials/index.ts';
 import { mgError } from '../../errors/index.ts';
 import { createTokenVerifier, formatDuration } from '../../identity/index.ts';
@@ -58,10 +58,13 @@ function cliLog(io: CliIO): LeaseLog {
   return { info() {}, warn: json.warn, error: json.error };
 }
 
-function requireDynamic(target: { path: string; config: MeshgateConfig }): void {
-  if (target.config.upstream.credentials === undefined) {
+/** The MariaDB section, when it has dynamic credentials; the commands below need them. */
+function requireDynamic(target: { path: string; config: MeshgateConfig }): UpstreamConfig & { credentials: NonNullable<UpstreamConfig['credentials']> } {
+  const upstream = target.config.upstream;
+  if (upstream?.credentials === undefined) {
     throw mgError('MG_CONFIG_INVALID', `${target.path} has no upstream.credentials: short-lived credentials need meshgate's MariaDB admin account there (see deploy/examples/meshgate.yaml)`);
   }
+  return { ...upstream, credentials: upstream.credentials };
 }
 
 async function withRuntime<T>(config: MeshgateConfig, io: CliIO, work: (runtime: CredentialRuntime) => Promise<T>): Promise<T> {
@@ -143,7 +146,7 @@ const issue: CliCommand = {
       if (config.tokens === undefined) {
         throw mgError('MG_CONFIG_INVALID', `${target.path} has no tokens section: creds issue verifies the caller's token against tokens.issuers; add the issuer that signs it`);
       }
-      requireDynamic(target);
+      const upstream = requireDynamic(target);
       const identity = await (await createTokenVerifier(config.tokens)).verify(token);
       const policy = await loadPolicyDir(config.policy.dir);
       // MariaDB and the store are opened only once policy has allowed.
@@ -154,7 +157,7 @@ const issue: CliCommand = {
           database,
           ttlMs,
           policy,
-          upstream: { host: config.upstream.host, port: config.upstream.port },
+          upstream: { host: upstream.host, port: upstream.port },
           leases: {
             issue: async (...args) => {
               opened.runtime = await openCredentialRuntime(config, { log: cliLog(io), env: io.env, background: false });
@@ -278,8 +281,7 @@ const rotateRoot: CliCommand = {
     if (target.kind === 'server') {
       account = (await adminRequest(target.client, { method: 'POST', path: ADMIN_ROUTES.rotateRoot, body: {} })) as typeof account;
     } else {
-      requireDynamic(target);
-      const admin = target.config.upstream.credentials!.admin;
+      const admin = requireDynamic(target).credentials.admin;
       if (!('file' in admin.password)) {
         throw mgError('MG_CONFIG_INVALID', 'the admin password comes from an environment variable, which meshgate cannot update: use upstream.credentials.admin.password: { file }');
       }

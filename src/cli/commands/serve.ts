@@ -13,7 +13,8 @@ export const serveCommand: CliCommand = {
     const config = loadConfigFile(requireString(values, 'config'));
     const log = jsonLogger((line) => io.err(line));
     const running = await startMeshgate(config, log, io.env, { waitForUpstreamMs });
-    io.out(`meshgate: listening on ${running.address.address}:${running.address.port}`);
+    // The MySQL port first (registry order): scripts that wait for this line read the first address.
+    io.out(`meshgate: listening on ${running.endpoints.map((e) => `${e.host}:${e.port} (${e.engine})`).join(', ')}`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);

@@ -8,7 +8,7 @@ import type { Throttle } from '../../throttle/index.ts';
 import { GrpcFrontDoor } from '../../transport/grpc/index.ts';
 import type { Logger } from '../../log.ts';
 import { FirestoreEngine } from './engine.ts';
-import { emulatorAuth, googleUpstreamAuth } from '../../credentials/index.ts';
+import { emulatorAuth, type UpstreamAuth } from '../../credentials/index.ts';
 import { ReadOnlyTransactions } from './transactions.ts';
 import { FirestoreUpstream } from './upstream.ts';
 import { startFirestoreEmulator, type RunningEmulator } from '../../dev/firestore-emulator.ts';
@@ -16,12 +16,15 @@ import { startFirestoreEmulator, type RunningEmulator } from '../../dev/firestor
 export type FirestoreConfig = NonNullable<MeshgateConfig['firestore']>;
 
 export interface FirestoreDeps {
-  readonly tls: TlsMaterial;
+  /** meshgate's certificate and trust bundles; needed for `tls: mtls`, unused in plaintext. */
+  readonly tls: TlsMaterial | null;
   readonly policy: PolicySource;
   readonly throttle: Throttle;
   readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly identity: IdentityResolver;
+  /** Tokens for Google (firestore.upstream.google): for the service account each allowing rule names. */
+  readonly google: UpstreamAuth;
 }
 
 export interface RunningFirestore {
@@ -34,6 +37,7 @@ export interface RunningFirestore {
 }
 
 export async function startFirestore(config: FirestoreConfig, deps: FirestoreDeps): Promise<RunningFirestore> {
+  if (config.tls === 'mtls' && deps.tls === null) throw new TypeError("firestore.tls: mtls needs meshgate's certificate (config tls)");
   const emulator = 'launchEmulator' in config.upstream ? await launchEmulator(config.upstream.launchEmulator.port, deps.log) : null;
   try {
     return await serve(config, deps, emulator);
@@ -52,7 +56,7 @@ async function launchEmulator(port: number, log: Logger): Promise<RunningEmulato
 }
 
 /** Where calls go: the launched or configured emulator, or Google. */
-function upstreamOf(config: FirestoreConfig, emulator: RunningEmulator | null): { upstream: FirestoreUpstream; description: string } {
+function upstreamOf(config: FirestoreConfig, emulator: RunningEmulator | null, google: UpstreamAuth): { upstream: FirestoreUpstream; description: string } {
   if (emulator !== null) {
     return { upstream: new FirestoreUpstream({ url: `http://${emulator.host}:${emulator.port}`, auth: emulatorAuth }), description: `launched emulator ${emulator.host}:${emulator.port}` };
   }
@@ -60,13 +64,13 @@ function upstreamOf(config: FirestoreConfig, emulator: RunningEmulator | null): 
     return { upstream: new FirestoreUpstream({ url: `http://${config.upstream.emulator}`, auth: emulatorAuth }), description: `emulator ${config.upstream.emulator}` };
   }
   if ('google' in config.upstream) {
-    return { upstream: new FirestoreUpstream({ url: config.upstream.google.endpoint, auth: googleUpstreamAuth() }), description: config.upstream.google.endpoint };
+    return { upstream: new FirestoreUpstream({ url: config.upstream.google.endpoint, auth: google }), description: config.upstream.google.endpoint };
   }
   throw new TypeError('firestore.upstream.launchEmulator without a launched emulator');
 }
 
 async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: RunningEmulator | null): Promise<RunningFirestore> {
-  const { upstream, description } = upstreamOf(config, emulator);
+  const { upstream, description } = upstreamOf(config, emulator, deps.google);
   const engine = new FirestoreEngine({
     project: config.project,
     policy: deps.policy,

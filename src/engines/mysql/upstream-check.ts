@@ -7,7 +7,7 @@
 import { access } from 'node:fs/promises';
 import mysql from 'mysql2/promise';
 import { readSecret } from '../../config/load.ts';
-import type { MeshgateConfig, SecretRef } from '../../config/schema.ts';
+import type { SecretRef, UpstreamConfig } from '../../config/schema.ts';
 import { PENDING_SUFFIX } from '../../credentials/index.ts';
 import type { UpstreamCheck, UpstreamProblem } from '../../upstream-checks.ts';
 import { Capability, Command } from './codec/constants.ts';
@@ -27,12 +27,12 @@ interface Account {
 
 const CHECK_CAPABILITIES = Capability.CLIENT_MYSQL | Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.TRANSACTIONS;
 
-export function mariadbUpstreamCheck(config: MeshgateConfig, env: NodeJS.ProcessEnv): UpstreamCheck {
-  const target: UpstreamTarget = { host: config.upstream.host, port: config.upstream.port, connectTimeoutMs: config.upstream.connectTimeoutMs };
+export function mariadbUpstreamCheck(upstream: UpstreamConfig, env: NodeJS.ProcessEnv): UpstreamCheck {
+  const target: UpstreamTarget = { host: upstream.host, port: upstream.port, connectTimeoutMs: upstream.connectTimeoutMs };
   return {
     async run() {
       // Read on every attempt: `creds rotate-root` may rewrite the file while meshgate waits.
-      const accounts = accountsOf(config, env);
+      const accounts = accountsOf(upstream, env);
       const problems: UpstreamProblem[] = [];
       for (const account of accounts) {
         try {
@@ -49,8 +49,8 @@ export function mariadbUpstreamCheck(config: MeshgateConfig, env: NodeJS.Process
   };
 }
 
-function accountsOf(config: MeshgateConfig, env: NodeJS.ProcessEnv): Account[] {
-  const credentials = config.upstream.credentials;
+function accountsOf(upstream: UpstreamConfig, env: NodeJS.ProcessEnv): Account[] {
+  const credentials = upstream.credentials;
   if (credentials !== undefined) {
     const ref = credentials.admin.password;
     const user = credentials.admin.user;
@@ -64,7 +64,7 @@ function accountsOf(config: MeshgateConfig, env: NodeJS.ProcessEnv): Account[] {
       },
     ];
   }
-  return Object.entries(config.upstream.roles).map(([role, account]) => ({
+  return Object.entries(upstream.roles).map(([role, account]) => ({
     label: `role ${role}'s account '${account.user}'`,
     user: account.user,
     source: `${sourceOf(account.password)} (upstream.roles.${role}.password)`,

@@ -12,11 +12,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { runCli } from '../../../src/cli/main.ts';
-import type { MeshgateConfigInput } from '../../../src/config/schema.ts';
 import { captureIO } from '../../helpers/cli.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../../helpers/jwks-server.ts';
-import { existingAccounts, MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { existingAccounts, MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness, type HarnessConfigInput } from '../../helpers/meshgate.ts';
 import { serviceMissing } from '../../helpers/services.ts';
 
 const missing = await serviceMissing('mariadb');
@@ -46,7 +45,7 @@ describe('meshgate creds and the admin API', { skip: missing }, () => {
   let h: Harness;
   let jwks: JwksServer;
   let key: SigningKey;
-  let input: MeshgateConfigInput;
+  let input: HarnessConfigInput;
   let configFile: string;
   let adminPasswordFile: string;
   let ordersTokenFile: string;

@@ -40,17 +40,49 @@ policy: { dir: policy }
 
   it('loads a valid file, fills defaults and resolves paths against its folder', async () => {
     const config = loadConfigFile(await write(valid));
-    assert.equal(config.listener.host, '127.0.0.1');
-    assert.equal(config.listener.tls.required, true);
-    assert.equal(config.upstream.port, 3306);
+    assert.equal(config.listener?.host, '127.0.0.1');
+    assert.equal(config.listener?.tls.required, true);
+    assert.equal(config.upstream?.port, 3306);
     assert.equal(config.policy.dir, join(dir, 'policy'));
     assert.equal(config.audit.file, join(dir, 'audit.jsonl'));
     assert.ok(Object.isFrozen(config));
   });
 
+  it('listener.tls names the certificate as before; every port then finds it under tls', async () => {
+    const config = loadConfigFile(await write(valid));
+    assert.deepEqual(config.tls, { cert: join(dir, 'tls/server.crt'), key: join(dir, 'tls/server.key') });
+    assert.equal(config.firestore, undefined, 'a MySQL-only config needs no Firestore settings');
+  });
+
+  it('a Firestore-only config: no listener, no upstream, the certificate under tls', async () => {
+    const config = loadConfigFile(
+      await write(`
+tls: { cert: tls/server.crt, key: tls/server.key }
+trust: { bundles: [tls/bundle.pem], trustDomains: [cluster.local] }
+policy: { dir: policy }
+firestore: { project: shop-prod, upstream: { emulator: "127.0.0.1:8080" } }
+`),
+    );
+    assert.equal(config.listener, undefined);
+    assert.equal(config.upstream, undefined);
+    assert.deepEqual(config.tls, { cert: join(dir, 'tls/server.crt'), key: join(dir, 'tls/server.key') });
+    assert.equal(config.firestore?.tls, 'mtls');
+  });
+
+  it('a plaintext Firestore behind its sidecar needs no certificate', async () => {
+    const config = loadConfigFile(
+      await write(`
+trust: { bundles: [tls/bundle.pem], trustDomains: [cluster.local] }
+policy: { dir: policy }
+firestore: { tls: plaintext, trustedHops: [127.0.0.6], project: shop-prod, upstream: { emulator: "127.0.0.1:8080" } }
+`),
+    );
+    assert.equal(config.tls, undefined);
+  });
+
   it('names the file, field and line of an unknown key, with the allowed keys and the likely one', async () => {
     const path = await write(valid + 'listner: {}\n');
-    const allowed = 'listener, trust, upstream, state, firestore, admin, policy, tokens, signer, audit';
+    const allowed = 'listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit';
     const expected = `${path}: listner: unknown key; allowed here: ${allowed}; did you mean listener? (line 8, column 1)`;
     assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(expected)}$`)));
   });

@@ -28,6 +28,16 @@ upstream:
 policy: { dir: policy }
 `;
 
+/** The Firestore engine alone: no listener, no upstream, no MariaDB anywhere. */
+const FIRESTORE_ONLY = `trust:
+  bundles: [tls/bundle.pem]
+  trustDomains: [cluster.local]
+policy: { dir: policy }
+firestore:
+  project: shop-prod
+  upstream: { emulator: "127.0.0.1:8080" }
+`;
+
 /** The message of the MG_CONFIG_INVALID that `run` throws. */
 function problemOf(run: () => unknown): string {
   try {
@@ -54,7 +64,7 @@ describe('config errors', () => {
   after(async () => rm(dir, { recursive: true, force: true }));
 
   it('the valid base loads', () => {
-    assert.equal(parseConfigText(VALID, file).listener.port, 3307);
+    assert.equal(parseConfigText(VALID, file).listener?.port, 3307);
   });
 
   const cases: [string, string, string][] = [
@@ -97,7 +107,7 @@ describe('config errors', () => {
     [
       'a missing field, at its parent\'s line, with what it is for',
       VALID.replace('    cert: tls/server.crt\n', ''),
-      'listener.tls.cert: required: the PEM certificate meshgate presents to clients, e.g. tls/server.crt (`meshgate ca issue-server` writes one) (line 3, column 3)',
+      'listener.tls.cert: required: the PEM certificate meshgate presents to clients, e.g. tls/server.crt (`meshgate ca issue-server` writes one); or name it once for every port: tls: { cert, key } (line 3, column 3)',
     ],
     [
       'a missing section, with an example (no line: it is nowhere in the file)',
@@ -192,7 +202,7 @@ describe('config errors', () => {
     [
       'a file that is not a mapping',
       '- listener\n- trust\n',
-      'expected a mapping (keys: listener, trust, upstream, state, firestore, admin, policy, tokens, signer, audit), got a list (line 1, column 1)',
+      'expected a mapping (keys: listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit), got a list (line 1, column 1)',
     ],
     ['a repeated key', `${VALID}policy: { dir: other }\n`, 'not valid YAML: Map keys must be unique (line 15, column 1)'],
     [
@@ -210,11 +220,41 @@ describe('config errors', () => {
       `${VALID}state: { embedded: { dir: s }, postgres: { url: { env: U } } }\n`,
       'state: embedded and postgres cannot be used together: choose one place for leases (line 15, column 1)',
     ],
+    [
+      'no engine at all',
+      VALID.replace(/listener:\n(.*\n){4}/, '').replace(/upstream:\n(.*\n){4}/, ''),
+      'configure at least one engine: listener+upstream (MariaDB) or firestore (line 1, column 1)',
+    ],
+    [
+      'a listener without its MariaDB',
+      VALID.replace(/upstream:\n(.*\n){4}/, ''),
+      'upstream: required: the MariaDB server behind meshgate and the accounts meshgate uses there (upstream.credentials or upstream.roles); the MySQL engine needs it with listener',
+    ],
+    [
+      'a MariaDB without the listener',
+      VALID.replace(/listener:\n(.*\n){4}/, ''),
+      'listener: required: where MySQL clients connect: { port: 3307, tls: { cert: tls/server.crt, key: tls/server.key } }; the MySQL engine needs it with upstream',
+    ],
+    [
+      'a Firestore-only config with mTLS and no certificate, with the plaintext alternative',
+      FIRESTORE_ONLY,
+      "tls: required: meshgate's server certificate for firestore.tls: mtls: { cert: tls/server.crt, key: tls/server.key } (or firestore.tls: plaintext, behind the pod's Istio sidecar)",
+    ],
+    [
+      'the certificate in both places',
+      `tls: { cert: tls/server.crt, key: tls/server.key }\n${VALID}`,
+      "listener.tls.cert: tls names meshgate's certificate for every port already: remove listener.tls.cert and listener.tls.key (one certificate, one place) (line 5, column 5)",
+    ],
+    [
+      'a missing certificate file, where the file names it',
+      `tls: { cert: tls/nothing.crt, key: tls/server.key }\n${FIRESTORE_ONLY}`,
+      'tls.cert: tls/nothing.crt (DIR/tls/nothing.crt) does not exist; create it with `meshgate ca issue-server` (line 1, column 8)',
+    ],
   ];
 
   for (const [what, text, expected] of cases) {
     it(`names ${what}`, () => {
-      assert.equal(check(text), `${file}: ${expected}`);
+      assert.equal(check(text), `${file}: ${expected.replace('DIR', dir)}`);
     });
   }
 
@@ -253,13 +293,14 @@ describe('config errors', () => {
     assert.equal(lines.at(-1), '... and 5 more');
   });
 
-  it('names every missing section of an empty file', () => {
+  it('names every missing section of an empty file, and that it needs an engine', () => {
     const lines = check('').split('\n  ');
-    assert.equal(lines[0], '4 problems in the configuration:');
+    assert.equal(lines[0], '3 problems in the configuration:');
     assert.deepEqual(
       lines.slice(1).map((line) => line.slice(file.length + 2).split(':')[0]),
-      ['listener', 'trust', 'upstream', 'policy'],
+      ['trust', 'policy', 'configure at least one engine'],
     );
+    assert.equal(lines[3], `${file}: configure at least one engine: listener+upstream (MariaDB) or firestore`);
   });
 
   it('names fields but no lines for a configuration given as an object', () => {
@@ -274,9 +315,10 @@ describe('config errors', () => {
       [
         '4 problems in the configuration:',
         `${file}: listener.port: expected a whole number from 0 to 65535, got the string "x"`,
-        `${file}: listener.tls.cert: required: the PEM certificate meshgate presents to clients, e.g. tls/server.crt (\`meshgate ca issue-server\` writes one)`,
         `${file}: trust.bundles: must list at least one entry: PEM roots that sign workload certificates, e.g. [tls/bundle.pem] (meshgate's CA bundle or Istio's root-cert.pem)`,
         `${file}: upstream.roles.r.password: inline passwords are not allowed: use password: { file: … } or { env: … }`,
+        // Judged across sections, after each section's own fields.
+        `${file}: listener.tls.cert: required: the PEM certificate meshgate presents to clients, e.g. tls/server.crt (\`meshgate ca issue-server\` writes one); or name it once for every port: tls: { cert, key }`,
       ].join('\n  '),
     );
   });

@@ -12,6 +12,15 @@ describe('deploy/examples', () => {
     assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
   });
 
+  it('meshgate-firestore.yaml matches the config schema and turns on Firestore alone', () => {
+    const raw = parse(readFileSync(new URL('../../../deploy/examples/meshgate-firestore.yaml', import.meta.url), 'utf8'));
+    const parsed = configSchema.safeParse(raw);
+    assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+    assert.equal(parsed.data.listener, undefined);
+    assert.equal(parsed.data.upstream, undefined);
+    assert.equal(parsed.data.firestore?.tls, 'mtls');
+  });
+
   it("grants the admin account the roles its example policy maps to", async () => {
     const text = readFileSync(new URL('../../../deploy/examples/meshgate.yaml', import.meta.url), 'utf8');
     const raw = parse(text) as { upstream: { credentials?: unknown } };
