@@ -128,3 +128,12 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
     close: stop,
   };
 }
+
+/** A port nothing listens on (it was free a moment ago): for tests of "nothing answers". */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

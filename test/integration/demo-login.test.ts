@@ -4,21 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/main.ts';
 import { captureIO } from '../helpers/cli.ts';
+import { closedPort } from '../helpers/tcp-proxy.ts';
 import { MARIADB } from '../helpers/meshgate.ts';
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('meshgate demo: MariaDB login failures', { timeout: 60_000 }, () => {
   let dir: string;

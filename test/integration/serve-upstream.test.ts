@@ -10,7 +10,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
@@ -20,18 +19,10 @@ import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import { startMeshgate } from '../../src/server.ts';
 import { captureLog } from '../helpers/log.ts';
 import { MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../helpers/meshgate.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { closedPort, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 const NAME = `up${randomBytes(3).toString('hex')}`;
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () => {
   let h: Harness;
