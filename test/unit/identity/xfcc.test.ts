@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -177,7 +178,12 @@ describe('identityFromXfcc properties', () => {
   });
 
   it('never yields an identity, nor throws, for a header from an untrusted hop', () => {
-    const untrusted = fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 20 })).filter((a) => !/^(127\.0\.0\.[16]|::1|10\.20\.)/.test(a));
+    // IPv6 has many spellings of one address (0::1 is ::1): compare the canonical form, and
+    // leave out IPv4-mapped ones, which name IPv4 hops in IPv6 clothing.
+    const canonical = (a: string) => (isIP(a) === 6 ? new URL(`http://[${a}]/`).hostname.slice(1, -1) : a);
+    const untrusted = fc
+      .oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 20 }))
+      .filter((a) => !/^(127\.0\.0\.[16]|::1$|10\.20\.|::ffff:)/i.test(canonical(a)));
     fc.assert(
       fc.property(anyHeader, untrusted, (header, remoteAddress) => {
         const result = identityFromXfcc(header, { remoteAddress }, OPTIONS);
