@@ -32,8 +32,10 @@ interface CommandSpec {
 
 /**
  * The commands meshgate relays. Anything absent — COM_CHANGE_USER (would switch identity),
- * replication (binlog dump, register slave), shutdown, and long-obsolete commands — is
- * refused before it reaches MariaDB.
+ * replication (binlog dump, register slave: a stream meshgate cannot follow or audit),
+ * shutdown, and long-obsolete commands — is refused before it reaches MariaDB. Commands
+ * whose right to run MariaDB's grants already decide for the session's role (COM_REFRESH
+ * needs RELOAD, as FLUSH does) pass: refusing them widens nothing and only breaks tools.
  */
 const RELAYED: ReadonlyMap<number, CommandSpec> = new Map([
   [Command.QUERY, { name: 'query', response: 'result' }],
@@ -52,6 +54,7 @@ const RELAYED: ReadonlyMap<number, CommandSpec> = new Map([
   [Command.PROCESS_KILL, { name: 'process_kill', response: 'single' }],
   [Command.FIELD_LIST, { name: 'field_list', response: 'fields' }],
   [Command.DEBUG, { name: 'debug', response: 'single' }],
+  [Command.REFRESH, { name: 'refresh', response: 'single' }],
 ]);
 
 const FORBIDDEN_NAMES: ReadonlyMap<number, string> = new Map([
@@ -63,7 +66,6 @@ const FORBIDDEN_NAMES: ReadonlyMap<number, string> = new Map([
   [Command.SHUTDOWN, 'COM_SHUTDOWN'],
   [Command.CREATE_DB, 'COM_CREATE_DB'],
   [Command.DROP_DB, 'COM_DROP_DB'],
-  [Command.REFRESH, 'COM_REFRESH'],
   [Command.PROCESS_INFO, 'COM_PROCESS_INFO'],
   [Command.CONNECT_OUT, 'COM_CONNECT_OUT'],
   [Command.DAEMON, 'COM_DAEMON'],
