@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   MG_PACKET_TOO_LARGE: { kind: 'limit_exceeded', summary: 'the client sent a message larger than the configured limit' },
   MG_UPSTREAM_UNAVAILABLE: { kind: 'unavailable', summary: 'the upstream database could not be reached' },
   MG_UPSTREAM_AUTH_FAILED: { kind: 'unavailable', summary: 'meshgate could not log in to the upstream database' },
+  MG_UPSTREAM_REFUSED: { kind: 'access_denied', summary: "the upstream database refused what the client asked for at login (an unknown database, one the role may not use); MySQL clients see MariaDB's own error" },
   MG_UPSTREAM_PROTOCOL: { kind: 'unavailable', summary: 'the upstream database answered in a way meshgate cannot relay' },
   MG_AUDIT_UNAVAILABLE: { kind: 'unavailable', summary: 'the audit sink cannot record events' },
   MG_CSR_INVALID: { kind: 'bad_request', summary: 'a certificate signing request is not a PKCS#10 CSR, its signature does not verify, or its key is not ECDSA P-256' },

@@ -12,7 +12,21 @@ const BY_KIND: Readonly<Record<MeshgateError['kind'], { code: number; sqlState: 
   internal: { code: 1105, sqlState: 'HY000' },
 };
 
+const UPSTREAM_ERR = Symbol('meshgate.upstreamErr');
+
+/**
+ * The cause of an MG_UPSTREAM_REFUSED error: MariaDB's own ERR packet, which the client gets
+ * unchanged (as it would direct), and its errno, which login-failure classification reads.
+ */
+export function upstreamErr(err: ErrPacket): Error {
+  return Object.assign(new Error(err.message), { errno: err.code, [UPSTREAM_ERR]: err });
+}
+
 export function toErrPacket(error: MeshgateError): ErrPacket {
+  if (error.code === 'MG_UPSTREAM_REFUSED') {
+    const own = (error.cause as { [UPSTREAM_ERR]?: ErrPacket } | undefined)?.[UPSTREAM_ERR];
+    if (own !== undefined) return own;
+  }
   const base = error.code === 'MG_COMMAND_FORBIDDEN' ? { code: 1227, sqlState: '42000' } : BY_KIND[error.kind];
   return { ...base, message: `[${error.code}] ${error.message}` };
 }

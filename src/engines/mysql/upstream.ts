@@ -16,6 +16,7 @@ import {
   type Greeting,
 } from './codec/handshake.ts';
 import { mariadbFailure, socketFailure } from './login-failure.ts';
+import { upstreamErr } from './errors.ts';
 
 export interface UpstreamTarget {
   readonly host: string;
@@ -43,6 +44,13 @@ export interface UpstreamConnection {
   /** Bytes that arrived after the final OK; belong to the command phase. */
   readonly leftover: Buffer | null;
 }
+
+/**
+ * Login errors about what the client asked for, which a direct client would see as they are:
+ * 1049 ER_BAD_DB_ERROR (unknown database), 1044 ER_DBACCESS_DENIED_ERROR (the role may not
+ * use it). Every other refusal is about meshgate's account and stays meshgate's error.
+ */
+const CLIENT_REQUEST_ERRORS = new Set([1044, 1049]);
 
 /** The capabilities whose disagreement between client and server would change framing. */
 const FRAMING_CAPABILITIES = Capability.DEPRECATE_EOF | Capability.PROTOCOL_41 | Capability.SESSION_TRACK;
@@ -91,6 +99,10 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
     }
     if (reply.payload[0] === Header.ERR) {
       const err = decodeErr(reply.payload);
+      if (CLIENT_REQUEST_ERRORS.has(err.code)) {
+        // What the client asked for, not meshgate's account: the client gets MariaDB's answer.
+        throw mgError('MG_UPSTREAM_REFUSED', `MariaDB refused the login's request (${err.code}: ${err.message})`, upstreamErr(err));
+      }
       throw mgError(
         'MG_UPSTREAM_AUTH_FAILED',
         `MariaDB refused meshgate's login as '${login.user}' (${err.code}: ${err.message}); operator: check that the account exists and its password in the meshgate config (upstream.roles), or that its lease was not revoked (meshgate creds list)`,

@@ -142,6 +142,25 @@ describe('dynamic credentials and pooling', { skip: missing }, () => {
     }
   });
 
+  it('an unknown database at login: MariaDB’s own error reaches the client unchanged, and failed logins make no new accounts', async () => {
+    const missing = `${h.database}_nope`;
+    const before = await h.leaseAccounts();
+    for (let i = 0; i < 5; i++) {
+      // What MariaDB says to the role's account direct: 1044 (the role has no rights there,
+      // so MariaDB does not tell whether it exists) or 1049; never meshgate's own 1105.
+      await assert.rejects(connect('analytics', missing), (e: Error & { errno?: number; sqlState?: string }) => {
+        assert.ok(e.errno === 1044 || e.errno === 1049, `errno ${e.errno}: ${e.message}`);
+        assert.equal(e.sqlState, '42000');
+        assert.match(e.message, new RegExp(`^(Access denied for user 'mg-shop\\.analytics-[a-z2-7]{8}'@'%' to database|Unknown database) '${missing}'$`));
+        return true;
+      });
+    }
+    const after = await h.leaseAccounts();
+    assert.ok(after.length <= before.length + 1, `one lease at most for the identity, however many logins failed: ${after.join(', ')}`);
+    const leases = await h.meshgate.credentials!.leases.list({ states: ['active'], principal: STANDARD_WORKLOADS.analytics });
+    assert.ok(leases.length <= 1, `active leases for analytics: ${leases.length}`);
+  });
+
   it('an identity policy denies gets no MariaDB account', async () => {
     const accounts = await h.leaseAccounts();
     const conn = connect('stranger');
