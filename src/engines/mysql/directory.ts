@@ -10,6 +10,23 @@ import { encodeMessage, type Frame } from './codec/framer.ts';
 import { decodeProcessKill, encodeProcessKill } from './codec/process-kill.ts';
 import { parseKillStatement, replaceKillId } from './sql/index.ts';
 
+/**
+ * Connection ids meshgate gives clients in its greeting, before any upstream exists, come
+ * from a range of their own: MariaDB's thread ids count up from 1 and do not reach it in
+ * practice. So a number names one session whichever of its two ids the client uses — the
+ * greeting's (drivers' KILL QUERY on a timeout) or CONNECTION_ID(), which is MariaDB's —
+ * and never, by coincidence, the other id of another session. Below 2^31: some clients
+ * keep the id in a signed 32-bit integer.
+ */
+export const CLIENT_CONNECTION_ID_BASE = 0x70000000;
+const CLIENT_CONNECTION_ID_SPAN = 0x0fffffff;
+let clientConnectionIds = 0;
+
+export function nextClientConnectionId(): number {
+  clientConnectionIds = (clientConnectionIds % CLIENT_CONNECTION_ID_SPAN) + 1;
+  return CLIENT_CONNECTION_ID_BASE + clientConnectionIds;
+}
+
 export interface DirectoryEntry {
   /** Whose session it is: KILL reaches only sessions of the same identity. */
   readonly spiffeId: string;
@@ -38,14 +55,14 @@ export class SessionDirectory {
   }
 
   /**
-   * What `KILL <id>` from `spiffeId` should reach. A meshgate id wins over an equal upstream
-   * id, since drivers take theirs from the greeting. All sessions of a role share one
+   * What `KILL <id>` from `spiffeId` should reach: the session whose greeting id or whose
+   * MariaDB thread it is (the ranges do not overlap). All sessions of a role share one
    * MariaDB account, so MariaDB alone would let one identity kill another's sessions;
    * meshgate refuses that for the sessions it knows. Ids it does not know go as written and
    * MariaDB's own ownership rules apply.
    */
   resolveKill(id: number, spiffeId: string): KillVerdict {
-    const entry = this.byClientId.get(id) ?? this.byUpstreamId.get(id);
+    const entry = id >= CLIENT_CONNECTION_ID_BASE ? this.byClientId.get(id) : this.byUpstreamId.get(id);
     if (entry === undefined) return { allow: true, upstreamConnectionId: id };
     if (entry.spiffeId !== spiffeId) {
       return { allow: false, reason: `connection ${id} belongs to another identity; a workload can kill only its own connections` };

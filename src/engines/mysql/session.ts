@@ -23,6 +23,7 @@ import {
   SSL_REQUEST_LENGTH,
   type HandshakeResponse,
 } from './codec/handshake.ts';
+import { nextClientConnectionId } from './directory.ts';
 import { toErrPacket } from './errors.ts';
 import type { LoginHandler, LoginOutcome } from './login-stages.ts';
 import type { ServerProfile } from './profile.ts';
@@ -51,11 +52,6 @@ export interface SessionSettings {
 
 type State = 'greeted' | 'tls' | 'secured' | 'switching' | 'authorizing' | 'relaying' | 'closed';
 
-/**
- * Connection ids meshgate shows clients, before any upstream connection exists; the
- * upstream's own id is in the audit events, and a KILL naming ours is translated to it.
- */
-let nextConnectionId = 1;
 
 /** Handshake messages are small; anything bigger before login is an attack or a mistake. */
 const MAX_HANDSHAKE_MESSAGE_BYTES = 64 * 1024;
@@ -77,7 +73,7 @@ export class MysqlSession {
   private relay: Relay | null = null;
   private readonly startedAt = Date.now();
   /** The connection id the greeting gives the client; KILL names it. */
-  private readonly connectionId = nextConnectionId++ >>> 0;
+  private readonly connectionId = nextClientConnectionId();
 
   constructor(
     private readonly raw: ClientSocket,

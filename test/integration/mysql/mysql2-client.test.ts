@@ -136,6 +136,31 @@ describe('mysql2 through meshgate', { skip: missing }, () => {
     }
   });
 
+  it('KILL QUERY <CONNECTION_ID()> and KILL QUERY <greeting id> each reach exactly the session they name', async () => {
+    const [a, b, c] = await Promise.all([connect('orders'), connect('orders'), connect('orders')]);
+    try {
+      const idOf = async (conn: mysql.Connection) => Number(((await conn.query('SELECT CONNECTION_ID() AS id')) as unknown as [{ id: number }[]])[0][0]!.id);
+      const [bThread, cThread] = [await idOf(b), await idOf(c)];
+      // By MariaDB's id (what CONNECTION_ID() says through meshgate): only b's query stops.
+      const bSleeping = b.query('SELECT SLEEP(20) AS s');
+      const cSleeping = c.query('SELECT SLEEP(1) AS s');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await a.query(`KILL QUERY ${bThread}`);
+      await assert.rejects(bSleeping, (e: Error & { errno?: number }) => e.errno === 1317, 'MariaDB interrupts the query it names (1317)');
+      const [[cRow]] = (await cSleeping) as unknown as [[{ s: number }]];
+      assert.equal(Number(cRow.s), 0, 'the other session of the same identity ran to its end');
+      // By the id the greeting gave (what drivers send on a time-out): it maps to c's thread.
+      const cAgain = c.query('SELECT SLEEP(20) AS s');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await a.query(`KILL QUERY ${c.threadId}`);
+      await assert.rejects(cAgain, (e: Error & { errno?: number }) => e.errno === 1317);
+      assert.notEqual(c.threadId, cThread, 'the greeting id and MariaDB thread id are two numbers');
+      assert.deepEqual((await a.query('SELECT 1 AS one'))[0], [{ one: 1 }], 'the killer goes on');
+    } finally {
+      await Promise.all([a, b, c].map((conn) => conn.end().catch(() => undefined)));
+    }
+  });
+
   it('serves many concurrent sessions', async () => {
     const pool = mysql.createPool({ host: '127.0.0.1', port: h.port, user: 'x', database: h.database, ssl: h.ssl('analytics'), connectionLimit: 8 });
     try {
