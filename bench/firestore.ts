@@ -39,13 +39,13 @@ import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { emulatorClientSettings, meshgateClientSettings } from '../src/demo/firestore-sdk.ts';
-import { startFirestoreEmulator, type RunningEmulator } from '../src/dev/firestore-emulator.ts';
+import { freePort, startFirestoreEmulator, type RunningEmulator } from '../src/dev/firestore-emulator.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { cpuMicros } from './cpu.ts';
 import { percentile } from './load.ts';
@@ -486,16 +486,6 @@ function findEmulatorPid(port: number): number | null {
   return null;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function withoutOthers(perOp: Record<string, number>): Record<string, number> {
   const { others: _, ...ours } = perOp;

@@ -12,7 +12,7 @@
 import { newTraceId, type SessionRecorder } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
-import type { Admission } from '../../throttle/index.ts';
+import type { Admission, AdmissionRequest } from '../../throttle/index.ts';
 import type { ClientCommand } from './codec/commands.ts';
 import { Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
 import type { Frame } from './codec/framer.ts';
@@ -88,6 +88,8 @@ export class CommandStages implements SessionCommands {
   private ended = false;
   /** Everything of the tag but the per-statement trace, encoded once per session. */
   private readonly commentHead: string;
+  /** The same for every statement of the session: built once, not on the hot path. */
+  private readonly statementAdmission: AdmissionRequest;
 
   constructor(
     private readonly ctx: MysqlEngineContext,
@@ -99,6 +101,7 @@ export class CommandStages implements SessionCommands {
     this.database = grant.request.response.database;
     // The comment is pure ASCII (sqlcommenter percent-encodes the rest).
     this.commentHead = sqlcommenterComment({ meshgate_identity: grant.identity.spiffeId, meshgate_role: grant.role }).slice(0, -2);
+    this.statementAdmission = Object.freeze({ engine: 'mysql', kind: 'statement', serviceClass: grant.serviceClass, principal: grant.identity.spiffeId });
   }
 
   /** The client has its OK: record the allowed connection and make its id known to KILL. */
@@ -166,7 +169,7 @@ export class CommandStages implements SessionCommands {
     }
     const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
     if (audited) {
-      const admission = this.ctx.throttle.admit({ engine: 'mysql', kind: 'statement', serviceClass: this.grant.serviceClass, principal: this.grant.identity.spiffeId });
+      const admission = this.ctx.throttle.admit(this.statementAdmission);
       if (!admission.admitted) return this.refuse(admission.error, command.name, text);
       admission.release();
       const carried = text === null ? null : extractTraceparent(text);

@@ -7,18 +7,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AUDIT_EVENT_TYPES, type AuditEvent, type AuditIdentity } from '../../../src/audit/types.ts';
+import { AUDIT_EVENT_TYPES, type AuditEvent } from '../../../src/audit/types.ts';
 import { runCli } from '../../../src/cli/main.ts';
 import { captureIO } from '../../helpers/cli.ts';
+import { IDENTITY } from '../audit/helpers.ts';
 
-const identity: AuditIdentity = {
-  spiffeId: 'spiffe://example.org/ns/shop/sa/orders',
-  principal: 'example.org/ns/shop/sa/orders',
-  trustDomain: 'example.org',
-  namespace: 'shop',
-  serviceAccount: 'orders',
-  authMethod: 'mtls',
-};
+const identity = IDENTITY;
 const base = { time: '2025-01-01T00:00:00.000Z', sessionId: 's1', identity };
 
 // One event of each type the model defines: a type added to AuditEvent and not here fails to compile.
