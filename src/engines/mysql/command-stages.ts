@@ -2,9 +2,10 @@
  * The stages every command of an open MySQL session runs through, reported by the relay:
  *
  *   onCommand ──▶ refuse what no session may send (COM_CHANGE_USER, replication, …)
- *             ──▶ policy again where the command changes scope (USE db, KILL)
+ *             ──▶ refuse statements imitating meshgate's tag
+ *             ──▶ policy again where the command changes scope (COM_INIT_DB, USE, KILL)
  *             ──▶ throttle ──▶ trace id, sqlcommenter tag ──▶ Route back to the relay
- *   onResponse ─▶ what the answer changed (prepared statements, database) ──▶ audit
+ *   onResponse ─▶ what the answer changed (prepared statements, database, profiling) ──▶ audit
  *   onEnd ─────▶ audit the session's end, exactly once
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
@@ -21,7 +22,8 @@ import type { ResponseShape } from './codec/commands.ts';
 import type { MysqlEngineContext } from './context.ts';
 import { translateKill, type SessionDirectory } from './directory.ts';
 import type { LoginRequest } from './login-stages.ts';
-import { extractTraceparent, redactSecrets, spliceTag, sqlcommenterComment, statementVerb } from './sql/index.ts';
+import { answerableByQueryCache } from './query-cache.ts';
+import { extractTraceparent, imitatesTag, redactSecrets, sessionEffects, spliceTag, sqlcommenterComment, statementVerb, type SessionEffects } from './sql/index.ts';
 
 export interface SessionGrant {
   readonly request: LoginRequest;
@@ -70,6 +72,9 @@ interface InFlight {
   readonly command: string;
   readonly code: number;
   readonly text: string | null;
+  readonly verb: string | null;
+  /** What the statement does to the session state followed here, applied once it succeeds. */
+  readonly effects: SessionEffects | null;
   readonly traceId: string;
   readonly startedNs: bigint;
 }
@@ -85,6 +90,8 @@ export class CommandStages implements SessionCommands {
   private readonly prepared = new Map<number, string | null>();
   private lastPrepared: string | null = null;
   private database: string | null;
+  /** The session profiles its statements: SHOW PROFILES must list them untagged. */
+  private profiling = false;
   private ended = false;
   /** Everything of the tag but the per-statement trace, encoded once per session. */
   private readonly commentHead: string;
@@ -152,13 +159,26 @@ export class CommandStages implements SessionCommands {
       const refusal = this.checkDatabase(command.text ?? '');
       if (refusal !== null) return this.refuse(refusal, command.name, command.text);
     }
+    let effects: SessionEffects | null = null;
+    if ((command.code === Command.QUERY || command.code === Command.STMT_PREPARE) && command.text !== null) {
+      if (imitatesTag(frame.payload, command.text)) {
+        const why =
+          "the statement contains 'meshgate_identity' or 'meshgate_role', the keys by which MariaDB's processlist and logs name the caller; " +
+          'remove that text (from comments and strings alike) and send the statement again';
+        return this.refuse(mgError('MG_TAG_IMITATED', why), command.name, command.text);
+      }
+      if (command.code === Command.QUERY) {
+        effects = sessionEffects(command.text);
+        const refusal = effects === null ? null : this.checkUses(effects);
+        if (refusal !== null) return this.refuse(refusal, command.name, command.text);
+      }
+    }
     const route = translateKill(frame, command, this.directory, this.grant.identity.spiffeId);
     if ('refusal' in route) return this.refuse(route.refusal, command.name, command.text);
-    return this.forward(route.frame, command, route.text);
+    return this.forward(route.frame, command, effects);
   }
 
-  /** `sent`: the statement as it goes upstream, where meshgate rewrote the client's text. */
-  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>, sent: string | null): Route {
+  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>, effects: SessionEffects | null): Route {
     let text = command.text;
     let traceId = '';
     let bytes = frame.raw;
@@ -167,6 +187,7 @@ export class CommandStages implements SessionCommands {
     } else if (command.code === Command.STMT_CLOSE) {
       this.prepared.delete(command.statementId!);
     }
+    const verb = text === null || command.code === Command.INIT_DB ? null : statementVerb(text);
     const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
     if (audited) {
       const admission = this.ctx.throttle.admit(this.statementAdmission);
@@ -176,13 +197,29 @@ export class CommandStages implements SessionCommands {
       traceId = carried?.traceId ?? newTraceId();
       if (command.code === Command.QUERY || command.code === Command.STMT_PREPARE) {
         if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
-        if (this.ctx.tagStatements && text !== null) bytes = spliceTag(frame, sent ?? text, this.commentHead, carried === null ? traceId : null) ?? bytes;
+        if (this.ctx.tagStatements && text !== null && !this.profiling) {
+          // A client's own traceparent is in its text already; a new one would defeat the query cache.
+          const tagTrace = carried !== null || answerableByQueryCache(this.ctx.queryCacheMode(), verb, text) ? null : traceId;
+          bytes = spliceTag(frame, this.commentHead, tagTrace) ?? bytes;
+        }
       }
     }
     if (command.response !== 'none') {
-      this.inFlight.push({ command: command.name, code: command.code, text, traceId, startedNs: process.hrtime.bigint() });
+      this.inFlight.push({ command: command.name, code: command.code, text, verb, effects, traceId, startedNs: process.hrtime.bigint() });
     }
     return { kind: 'forward', bytes, response: command.response };
+  }
+
+  /** USE in SQL changes the database as COM_INIT_DB does: policy decides each one first. */
+  private checkUses(effects: SessionEffects): MeshgateError | null {
+    if (effects.unreadableUse) {
+      return mgError('MG_POLICY_DENIED', 'meshgate cannot read the database this USE statement names; write it as USE name (or USE `name`) outside executable comments');
+    }
+    for (const database of effects.possibleUses) {
+      const refusal = this.checkDatabase(database);
+      if (refusal !== null) return refusal;
+    }
+    return null;
   }
 
   private checkDatabase(database: string): MeshgateError | null {
@@ -203,18 +240,32 @@ export class CommandStages implements SessionCommands {
     if (done.code === Command.STMT_PREPARE && outcome.statementId !== null && outcome.error === null) {
       this.prepared.set(outcome.statementId, done.text);
     }
-    if (done.code === Command.INIT_DB && outcome.error === null) this.database = done.text;
+    this.followSession(done, outcome);
     // The server dropped every prepared statement. Cleared here, in order with the answers
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.prepared.clear();
     if (!QUIET_COMMANDS.has(done.code)) {
       const durationUs = Number((process.hrtime.bigint() - done.startedNs) / 1000n);
-      this.record(done.command, done.text, done.traceId, 'allow', outcome, durationUs, null);
+      this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationUs, null);
     }
   }
 
+  /**
+   * The database and profiling state after a command. MariaDB's session tracking says which
+   * database is current whenever it changes; clients that do not take session tracking (it
+   * is negotiated per connection) leave meshgate to read their USE statements, which take
+   * effect only when the whole text ran without error.
+   */
+  private followSession(done: InFlight, outcome: ResponseOutcome): void {
+    if (outcome.schema !== undefined) this.database = outcome.schema === '' ? null : outcome.schema;
+    else if (done.code === Command.INIT_DB && outcome.error === null) this.database = done.text;
+    else if (done.effects !== null && outcome.error === null && done.effects.uses.length > 0) this.database = done.effects.uses.at(-1)!;
+    if (done.effects?.profiling != null && outcome.error === null) this.profiling = done.effects.profiling;
+    if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.profiling = false;
+  }
+
   onProtocolError(error: MeshgateError): void {
-    this.record('protocol', null, newTraceId(), 'deny', null, 0, error);
+    this.record('protocol', null, null, newTraceId(), 'deny', null, 0, error);
   }
 
   onEnd(facts: { readonly reason: string; readonly bytesFromClient: number; readonly bytesFromUpstream: number }): void {
@@ -226,15 +277,15 @@ export class CommandStages implements SessionCommands {
   }
 
   private refuse(error: MeshgateError, command: string, text: string | null): Route {
-    this.record(command, text, newTraceId(), 'deny', null, 0, error);
+    this.record(command, text, text === null || command === 'init_db' ? null : statementVerb(text), newTraceId(), 'deny', null, 0, error);
     return { kind: 'answer', error };
   }
 
-  private record(command: string, text: string | null, traceId: string, decision: 'allow' | 'deny', outcome: ResponseOutcome | null, durationUs: number, refusal: MeshgateError | null): void {
+  private record(command: string, text: string | null, verb: string | null, traceId: string, decision: 'allow' | 'deny', outcome: ResponseOutcome | null, durationUs: number, refusal: MeshgateError | null): void {
     const upstreamError = outcome?.error ?? null;
     this.grant.audit.statement({
       command,
-      verb: text === null || command === 'init_db' ? null : statementVerb(text),
+      verb,
       statement: text === null ? null : redactSecrets(text),
       traceId,
       database: this.database,

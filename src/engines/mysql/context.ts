@@ -5,6 +5,7 @@ import type { Logger } from '../../log.ts';
 import type { PolicySource } from '../../policy/index.ts';
 import type { Throttle } from '../../throttle/index.ts';
 import type { ServerProfile } from './profile.ts';
+import type { QueryCacheMode } from './query-cache.ts';
 import type { UpstreamTarget } from './upstream.ts';
 import type { SessionLogin, UpstreamUse } from './upstream-source.ts';
 
@@ -35,6 +36,8 @@ export interface MysqlEngineContext {
   readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly maxClientMessageBytes: number;
-  /** Append a sqlcommenter comment naming the caller to statements sent upstream. */
+  /** Put a sqlcommenter comment naming the caller in front of statements sent upstream. */
   readonly tagStatements: boolean;
+  /** MariaDB's query cache as last read: statements it could answer go without a trace id in their tag. */
+  queryCacheMode(): QueryCacheMode;
 }

@@ -15,6 +15,7 @@ import type { MysqlEngineContext, RoleAccount } from './context.ts';
 import { MysqlListener } from './listener.ts';
 import { UpstreamPool } from './pool.ts';
 import { probeServerProfile } from './profile.ts';
+import { watchQueryCache, type AccountForRead } from './query-cache.ts';
 import { mariadbUpstreamCheck } from './upstream-check.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './upstream-source.ts';
 import type { UpstreamTarget } from './upstream.ts';
@@ -62,6 +63,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
   const target: UpstreamTarget = { host: upstream.host, port: upstream.port, connectTimeoutMs: upstream.connectTimeoutMs };
   const profile = await probeServerProfile(target);
   const credentials = deps.credentials.mariadb === null ? null : await deps.credentials.mariadb.open();
+  const queryCache = await watchQueryCache(target, settingsReader(upstream, staticRoles, deps.env), deps.log);
 
   const pool = new UpstreamPool({
     maxIdlePerKey: upstream.pool.maxIdlePerKey,
@@ -84,6 +86,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     log: deps.log,
     maxClientMessageBytes: listen.maxClientMessageBytes,
     tagStatements: config.tagStatements,
+    queryCacheMode: () => queryCache.mode,
   };
   const listener = new MysqlListener(ctx);
   let address: AddressInfo;
@@ -92,6 +95,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
   } catch (error) {
     unsubscribe();
     pool.close();
+    queryCache.stop();
     const code = (error as NodeJS.ErrnoException).code;
     throw mgError('MG_CONFIG_INVALID', `cannot listen for MySQL clients on ${listen.host}:${listen.port} (${code}); choose another listener.port`, error);
   }
@@ -114,6 +118,18 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
       await listener.close();
       unsubscribe();
       pool.close();
+      queryCache.stop();
     },
   };
+}
+
+/** The account that reads server settings: the admin account, or with static accounts the first role's. */
+function settingsReader(upstream: UpstreamConfig, staticRoles: ReadonlyMap<string, RoleAccount>, env: NodeJS.ProcessEnv): AccountForRead {
+  const admin = upstream.credentials?.admin;
+  if (admin !== undefined) {
+    // Read each time: `creds rotate-root` may have changed it.
+    return () => ({ user: admin.user, password: readSecret(admin.password, 'upstream.credentials.admin.password', env) });
+  }
+  const first = staticRoles.values().next();
+  return () => (first.done === true ? null : first.value);
 }

@@ -150,7 +150,7 @@ describe('mariadb CLI through meshgate', { skip }, () => {
     try {
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const [rows] = await admin.query(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'mg_${h.roles.rw}' AND INFO LIKE 'SELECT SLEEP(30), %' AND STATE = 'User sleep'`);
+        const [rows] = await admin.query(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'mg_${h.roles.rw}' AND INFO LIKE '%*/ SELECT SLEEP(30), %' AND STATE = 'User sleep'`);
         if ((rows as unknown[]).length > 0) break;
         assert.ok(Date.now() < deadline, 'the CLI never started its query');
         await new Promise((resolve) => setTimeout(resolve, 25));

@@ -83,6 +83,12 @@ export const ServerStatus = {
   MORE_RESULTS_EXISTS: 0x0008,
   CURSOR_EXISTS: 0x0040,
   LAST_ROW_SENT: 0x0080,
+  SESSION_STATE_CHANGED: 0x4000,
+} as const;
+
+/** Entry types in an OK packet's session state information. */
+export const SessionTrack = {
+  SCHEMA: 0x01,
 } as const;
 
 export const Command = {

@@ -2,7 +2,7 @@
  * The generic response packets: OK, ERR and EOF.
  * https://mariadb.com/kb/en/ok_packet/  https://mariadb.com/kb/en/err_packet/  https://mariadb.com/kb/en/eof_packet/
  */
-import { Header } from './constants.ts';
+import { Header, ServerStatus, SessionTrack } from './constants.ts';
 import { PayloadReader, PayloadWriter } from './wire.ts';
 
 export interface OkPacket {
@@ -37,6 +37,32 @@ export function decodeOk(payload: Buffer): OkPacket {
   const status = r.remaining >= 2 ? r.u16() : 0;
   const warnings = r.remaining >= 2 ? r.u16() : 0;
   return { affectedRows, lastInsertId, status, warnings };
+}
+
+/**
+ * The current database an OK packet announces in its session state information (MariaDB
+ * sends it with CLIENT_SESSION_TRACK and session_track_schema, both defaults): the new name,
+ * '' when the session has none now, undefined when the packet says nothing about it.
+ * https://mariadb.com/kb/en/ok_packet/
+ */
+export function sessionSchemaChange(payload: Buffer): string | undefined {
+  const r = new PayloadReader(payload, 'OK packet');
+  r.skip(1);
+  r.lenenc();
+  r.lenenc();
+  if (r.remaining < 4) return undefined;
+  const status = r.u16();
+  r.skip(2);
+  if (!(status & ServerStatus.SESSION_STATE_CHANGED) || r.remaining === 0) return undefined;
+  r.lenencBytes(); // info
+  const state = new PayloadReader(r.lenencBytes(), 'session state information');
+  let schema: string | undefined;
+  while (state.remaining > 0) {
+    const type = state.u8();
+    const data = state.lenencBytes();
+    if (type === SessionTrack.SCHEMA) schema = new PayloadReader(data, 'schema change').lenencBytes().toString('utf8');
+  }
+  return schema;
 }
 
 export function encodeErr(err: ErrPacket): Buffer {

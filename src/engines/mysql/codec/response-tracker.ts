@@ -7,7 +7,7 @@
  */
 import { Header, MAX_PACKET_PAYLOAD, ServerStatus } from './constants.ts';
 import type { ResponseShape } from './commands.ts';
-import { decodeErr, decodeOk, type ErrPacket } from './generic.ts';
+import { decodeErr, decodeOk, sessionSchemaChange, type ErrPacket } from './generic.ts';
 import { HEADER_BYTES } from './framer.ts';
 import { PayloadReader } from './wire.ts';
 
@@ -21,6 +21,11 @@ export interface ResponseOutcome {
   /** Statement id from COM_STMT_PREPARE_OK. */
   readonly statementId: number | null;
   readonly status: number;
+  /**
+   * The current database, when the server's session tracking announced a change (USE, or
+   * DROP DATABASE of the current one: ''); undefined when it did not.
+   */
+  readonly schema: string | undefined;
 }
 
 export interface ResponseHandler {
@@ -45,6 +50,7 @@ interface Pending {
   error: ErrPacket | null;
   statementId: number | null;
   status: number;
+  schema: string | undefined;
 }
 
 export class ResponseTracker {
@@ -86,6 +92,7 @@ export class ResponseTracker {
       error: null,
       statementId: null,
       status: 0,
+      schema: undefined,
     });
   }
 
@@ -189,7 +196,10 @@ export class ResponseTracker {
   private onFirst(pending: Pending, head: Buffer, first: number): void {
     if (first === Header.ERR) return this.fail(pending, head);
     if (pending.shape === 'single') {
-      if (first === Header.OK) pending.rowsAffected += safeOk(head)?.affectedRows ?? 0;
+      if (first === Header.OK) {
+        pending.rowsAffected += safeOk(head)?.affectedRows ?? 0;
+        pending.schema = safeSchemaChange(head) ?? pending.schema;
+      }
       return this.complete();
     }
     if (pending.shape === 'prepare') {
@@ -206,6 +216,7 @@ export class ResponseTracker {
       const ok = safeOk(head);
       pending.rowsAffected += ok?.affectedRows ?? 0;
       pending.status = ok?.status ?? 0;
+      if (pending.status & ServerStatus.SESSION_STATE_CHANGED) pending.schema = safeSchemaChange(head) ?? pending.schema;
       if (!(pending.status & ServerStatus.MORE_RESULTS_EXISTS)) this.complete();
       return;
     }
@@ -262,6 +273,7 @@ export class ResponseTracker {
       error: done.error,
       statementId: done.statementId,
       status: done.status,
+      schema: done.schema,
     });
   }
 }
@@ -271,6 +283,15 @@ function safeOk(head: Buffer): ReturnType<typeof decodeOk> | null {
     return decodeOk(head);
   } catch {
     return null;
+  }
+}
+
+/** A packet cut at the head's length, or malformed, tells nothing: the database is then unchanged. */
+function safeSchemaChange(head: Buffer): string | undefined {
+  try {
+    return sessionSchemaChange(head);
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * W3C trace context carried in SQL as sqlcommenter comments: building meshgate's comment,
- * finding where it goes in a statement, and reading a client's traceparent back out. The
+ * W3C trace context carried in SQL as sqlcommenter comments: building meshgate's comment
+ * (tag.ts puts it in front of the statement) and reading a client's traceparent back out. The
  * traceparent value itself (parse, format, new ids) is generic and lives in audit/.
  * https://google.github.io/sqlcommenter/spec/
  */
@@ -116,51 +116,4 @@ function urlEncode(s: string): string {
     out += unreserved ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
   }
   return out;
-}
-
-/**
- * Appends `comment` (from sqlcommenterComment) to `sql` as the statement's last token, before
- * any trailing `;` and whitespace — after a `;` it would form an empty second statement under
- * CLIENT_MULTI_STATEMENTS. When the text ends in a line comment, a '\n' goes first so the tag
- * is not swallowed. When the text ends inside an unterminated quote or block comment, or the
- * two sql_mode readings of backslashes disagree about where it ends, `sql` comes back
- * unchanged: the tag's `*\/` could otherwise close the client's comment and turn a broken
- * statement into a running one. Empty statements stay empty: a comment would turn the
- * server's "Query was empty" into success.
- */
-export function tagStatement(sql: string, comment: string): string {
-  if (comment === '') return sql;
-  if (!isSafeComment(comment)) throw new TypeError('tagStatement needs a comment made by sqlcommenterComment');
-  const place = tagPlacement(sql);
-  if (place === null) return sql;
-  return sql.slice(0, place.cut) + place.separator + comment + sql.slice(place.cut);
-}
-
-/**
- * Where tagStatement puts a comment: before index `cut`, preceded by `separator`; null when
- * the statement must go untagged. For callers that splice bytes themselves (the MySQL relay,
- * which must not re-encode a statement that may not be UTF-8).
- */
-export function tagPlacement(sql: string): { readonly cut: number; readonly separator: ' ' | '\n' } | null {
-  const a = scanSql(sql, true);
-  if (a.state === 'string' || a.state === 'block_comment' || a.ambiguous || a.cut === 0) return null;
-  if (a.backslashInQuote) {
-    const b = scanSql(sql, false);
-    if (b.state === 'string' || b.state === 'block_comment' || b.ambiguous) return null;
-    if (b.cut !== a.cut || b.cutInLineComment !== a.cutInLineComment) return null;
-  }
-  // '--;' is two minus signs, but '-- ' would start a comment that swallows the tag. Such a
-  // statement cannot parse anyway, so it goes as it came.
-  if (sql.charCodeAt(a.cut - 1) === 0x2d && sql.charCodeAt(a.cut - 2) === 0x2d && !a.cutInLineComment) return null;
-  return { cut: a.cut, separator: a.cutInLineComment ? '\n' : ' ' };
-}
-
-/**
- * Exactly the shape sqlcommenterComment produces. Quotes inside a block comment are inert, so
- * what matters is that nothing but the final `*\/` can end it and it is not executable.
- */
-const COMMENTER_SHAPE = /^\/\*[\w.~%-]+='[\w.~%-]*'(?:,[\w.~%-]+='[\w.~%-]*')*\*\/$/;
-
-function isSafeComment(comment: string): boolean {
-  return COMMENTER_SHAPE.test(comment);
 }
