@@ -138,8 +138,9 @@ export function defaultDenyReason(subject: Subject, request: PolicyRequest): str
 }
 
 /**
- * What lets a subtree request through, for its refusals: a subtree reaches every collection
- * at any depth, so only a pattern ending in `**` above it can cover all of it.
+ * What lets a subtree request through, for its refusals. A subtree reaches every collection
+ * at any depth, so patterns that fix the depth never cover it, which is rarely obvious from
+ * the refusal alone.
  */
 export function subtreeHint(path: string): string {
   return (
