@@ -3,10 +3,10 @@
  * principal, so a caller named in a few rules among thousands is checked against those
  * few plus the rules that cannot be keyed (globs, namespaces, no `from`).
  */
-import { firestoreRequestProblem } from './firestore-path.ts';
+import { firestoreRequestProblem } from './firestore-request.ts';
 import { isExactOnly } from './glob.ts';
 import { compileRule, ruleDecision, type CompiledRule } from './match.ts';
-import { defaultDenyReason, explainDecision, malformedReason } from './explain.ts';
+import { defaultDenyReason, explainDecision, malformedReason, subtreeDenyReason } from './explain.ts';
 import type { ParsedDocument } from './parse.ts';
 import { DEFAULT_SERVICE_CLASS, type Decision, type Explanation, type LoadedPolicy, type PolicyFileSummary, type PolicyRequest, type Subject } from './types.ts';
 
@@ -93,11 +93,13 @@ export function compilePolicy(documents: readonly ParsedDocument[], files: reado
     const problem = request.engine === 'firestore' ? firestoreRequestProblem(request) : null;
     if (problem !== null) return denial(malformedReason(problem));
     const keyed = byPrincipal.get(subject.principal);
-    return (
-      firstMatch(denies, generalDeny, keyed?.deny ?? EMPTY, subject, request) ??
-      firstMatch(allows, generalAllow, keyed?.allow ?? EMPTY, subject, request) ??
-      denial(defaultDenyReason(subject, request))
-    );
+    const denied = firstMatch(denies, generalDeny, keyed?.deny ?? EMPTY, subject, request);
+    if (denied !== null) {
+      // The rule may name one document deep inside; the caller needs to know why all is refused.
+      if (request.engine === 'firestore' && request.pathKind === 'subtree') return { ...denied, reason: subtreeDenyReason(denied.reason, request.path) };
+      return denied;
+    }
+    return firstMatch(allows, generalAllow, keyed?.allow ?? EMPTY, subject, request) ?? denial(defaultDenyReason(subject, request));
   };
 
   const explain = (subject: Subject, request: PolicyRequest): Explanation => {

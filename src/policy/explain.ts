@@ -4,7 +4,8 @@
  * `matched` comes from the same functions evaluate() uses.
  */
 import { tokenMismatch } from './claims.ts';
-import { describeFirestorePath, pathMatches, uncoveredExample } from './firestore-path.ts';
+import { pathMatches, uncoveredExample } from './firestore-path.ts';
+import { describeFirestorePath, subtreeGrantExamples } from './firestore-request.ts';
 import { describeGlobSet, globMatches } from './glob.ts';
 import {
   firstSource,
@@ -132,7 +133,25 @@ export function defaultDenyReason(subject: Subject, request: PolicyRequest): str
         ? 'for a connection that names no database (only a rule with databases "*" allows that)'
         : `for database ${request.database}`;
   }
-  return `no ALLOW rule matches ${subject.spiffeId} ${what}; add one to the policy directory`;
+  const hint = request.engine === 'firestore' && request.pathKind === 'subtree' ? `: ${subtreeHint(request.path)}` : '';
+  return `no ALLOW rule matches ${subject.spiffeId} ${what}; add one to the policy directory${hint}`;
+}
+
+/**
+ * What lets a subtree request through, for its refusals. A subtree reaches every collection
+ * at any depth, so patterns that fix the depth never cover it, which is rarely obvious from
+ * the refusal alone.
+ */
+export function subtreeHint(path: string): string {
+  return (
+    `a request for every collection at any depth needs one ALLOW target whose collections cover all of it, ` +
+    `such as ${subtreeGrantExamples(path).join(' or ')}, and no DENY rule that matches anything beneath it`
+  );
+}
+
+/** A DENY's reason for a subtree request: the rule matches some document beneath. */
+export function subtreeDenyReason(reason: string, path: string): string {
+  return `${reason}; it matches a document of the ${describeFirestorePath(path, 'subtree')}, and ${subtreeHint(path)}`;
 }
 
 /** The reason for a request refused before any rule. */

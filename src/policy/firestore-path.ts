@@ -10,17 +10,15 @@
  * A pattern names documents: without `**` it must have an even number of segments
  * (`orders/*`, `orders/*\/items/*`); `orders` alone is refused with a hint.
  *
- * Requests (FirestoreRequest.path, relative to `projects/P/databases/D/documents`):
- *  - document: an even number of segments, `orders/o1`; `""` is the database root (the
- *    parent of top-level collections, e.g. for ListCollectionIds);
- *  - collection: an odd number, `orders`, `orders/o1/items`;
- *  - collection-group: `PARENT/**\/ID` or `**\/ID`: every collection with id ID at any depth
- *    under the document PARENT (or the database root), as a query with allDescendants asks.
+ * Requests (FirestoreRequest, described in firestore-request.ts): a document, a collection,
+ * a collection group `PARENT/**\/ID`, or a subtree `PARENT/**` (every document beneath PARENT
+ * at any depth, in any collection).
  *
  * What "matches" means depends on who asks, so that deny always wins:
  *  - ALLOW (coverage `every`): the patterns, together, must contain EVERY document the
  *    request can reach: a document itself; for a collection C every `C/<id>`; for a group
- *    every `PARENT/c1/d1/.../ck/dk/ID/<id>`, k >= 0, all ids arbitrary.
+ *    every `PARENT/c1/d1/.../ck/dk/ID/<id>`, k >= 0, all ids arbitrary; for a subtree every
+ *    `PARENT/c1/d1/.../ck/dk`, k >= 1.
  *  - DENY (coverage `some`): one pattern containing SOME document the request can reach
  *    suffices, so listing `orders` is denied by a DENY on `orders/secret-*`: the proxy
  *    cannot know which documents a list or query will return.
@@ -31,19 +29,16 @@
  * abstract symbols: FRESH matches only `*`/`**` (the worst id for an ALLOW: any real id
  * matches at least what FRESH matches, and the automaton is monotone in what a symbol
  * matches), JOKER matches every segment (the best id for a DENY: each open position picks
- * its own id). A collection group is an infinite family; its words differ only in how many
- * FRESH/JOKER pairs follow PARENT, so the automaton's state set after k pairs is an
- * eventually periodic sequence that is walked until it repeats.
+ * its own id). A collection group or a subtree is an infinite family; its words differ only
+ * in how many FRESH/JOKER pairs follow PARENT, so the automaton's state set after k pairs is
+ * an eventually periodic sequence that is walked until it repeats.
  *
  * docs/policy-firestore.md has the user-facing version with examples. (In this file's
  * comments `\/` stands for `/`, which cannot follow `*` inside a comment.)
  */
+import { familyOf, MAX_PATH_LENGTH, MAX_PATH_SEGMENTS, show, type PathFamily } from './firestore-request.ts';
 import { globProblem } from './glob.ts';
-import type { FirestoreOperation, FirestorePathKind, FirestoreRequest } from './types.ts';
-
-/** Firestore's own limits: 100 path segments, document names up to 6 KiB. */
-export const MAX_PATH_SEGMENTS = 100;
-export const MAX_PATH_LENGTH = 6144;
+import type { FirestorePathKind } from './types.ts';
 
 /** Who asks: an ALLOW must cover every reachable document, a DENY only some. */
 export type Coverage = 'every' | 'some';
@@ -72,13 +67,6 @@ const NONE = 0;
 const FRESH = 1;
 const JOKER = 2;
 type Open = typeof FRESH | typeof JOKER;
-
-const DOT = 46;
-
-function show(text: string): string {
-  const quoted = JSON.stringify(text);
-  return quoted.length > 80 ? `${quoted.slice(0, 76)}..."` : quoted;
-}
 
 // ---------------------------------------------------------------------------------------
 // Patterns
@@ -194,17 +182,17 @@ function matchesPath(pattern: PathPattern, path: string, tail: number): boolean 
 }
 
 // ---------------------------------------------------------------------------------------
-// Collection groups: the state-set walk (allocates; one call per query, not per document)
+// Collection groups and subtrees: the state-set walk (allocates; one call per query, not per document)
 
-/** A symbol of a group's word: a real id, or an open one. */
-type GroupSymbol = string | Open;
+/** A symbol of a family's word: a real id, or an open one. */
+type FamilySymbol = string | Open;
 
 function closeOver(pattern: PathPattern, states: Uint8Array): void {
   const segments = pattern.segments;
   for (let i = 0; i < segments.length; i += 1) if (states[i] === 1 && segments[i]!.kind === DEEP) states[i + 1] = 1;
 }
 
-function step(pattern: PathPattern, states: Uint8Array, symbol: GroupSymbol): Uint8Array {
+function step(pattern: PathPattern, states: Uint8Array, symbol: FamilySymbol): Uint8Array {
   const segments = pattern.segments;
   const next = new Uint8Array(segments.length + 1);
   for (let i = 0; i < segments.length; i += 1) {
@@ -217,30 +205,20 @@ function step(pattern: PathPattern, states: Uint8Array, symbol: GroupSymbol): Ui
   return next;
 }
 
-interface GroupPath {
-  /** The parent document's segments; empty for the database root. */
-  readonly parent: readonly string[];
-  readonly collectionId: string;
-}
-
-/** `PARENT/**\/ID` or `**\/ID` (validated by firestoreRequestProblem). */
-function groupPath(path: string): GroupPath {
-  const segments = path.split('/');
-  return { parent: segments.slice(0, -2), collectionId: segments.at(-1) ?? '' };
-}
-
 /**
- * The first k (pairs of open ids between parent and group) for which whether some pattern
- * accepts `PARENT/(open open)^k/ID/open` equals `want`, or -1 when no k gives that.
+ * The first k (pairs of open ids between the parent and the last pair) for which whether
+ * some pattern accepts `PARENT/(open open)^k/ID/open` (a group) or `PARENT/(open open)^k/open/open`
+ * (a subtree: its collection is open too) equals `want`, or -1 when no k gives that.
  */
-function firstGroupDepth(patterns: readonly PathPattern[], group: GroupPath, open: Open, want: boolean): number {
+function firstFamilyDepth(patterns: readonly PathPattern[], family: PathFamily, open: Open, want: boolean): number {
   let states = patterns.map((pattern): Uint8Array => {
     let s: Uint8Array = new Uint8Array(pattern.segments.length + 1);
     s[0] = 1;
     closeOver(pattern, s);
-    for (const id of group.parent) s = step(pattern, s, id);
+    for (const id of family.parent) s = step(pattern, s, id);
     return s;
   });
+  const last = family.collectionId ?? open;
   const seen = new Set<string>();
   for (let k = 0; ; k += 1) {
     const key = states.map((s) => s.join('')).join('|');
@@ -249,7 +227,7 @@ function firstGroupDepth(patterns: readonly PathPattern[], group: GroupPath, ope
     let accepted = false;
     for (let i = 0; i < patterns.length && !accepted; i += 1) {
       const pattern = patterns[i]!;
-      const end = step(pattern, step(pattern, states[i]!, group.collectionId), open);
+      const end = step(pattern, step(pattern, states[i]!, last), open);
       accepted = end[pattern.segments.length] === 1;
     }
     if (accepted === want) return k;
@@ -260,71 +238,14 @@ function firstGroupDepth(patterns: readonly PathPattern[], group: GroupPath, ope
 // ---------------------------------------------------------------------------------------
 // Requests
 
-/** What a path looks like: `**` marks a collection group, else the parity decides. */
-export function firestorePathKind(path: string): FirestorePathKind {
-  if (path === '') return 'document';
-  const segments = path.split('/');
-  if (segments.includes('**')) return 'collection-group';
-  return segments.length % 2 === 0 ? 'document' : 'collection';
-}
-
-const OPERATIONS: ReadonlySet<string> = new Set<FirestoreOperation>(['read', 'write', 'admin']);
-
-/**
- * Why a request cannot be evaluated (so it is denied), or null. One pass over the path, no
- * allocation; evaluate() calls it once per request, before any rule.
- */
-export function firestoreRequestProblem(request: FirestoreRequest): string | null {
-  const { database, path, pathKind, operation } = request;
-  if (typeof database !== 'string' || database === '') return 'the request names no Firestore database';
-  if (typeof operation !== 'string' || !OPERATIONS.has(operation)) return `unknown Firestore operation ${show(String(operation))}`;
-  if (typeof path !== 'string') return 'the request has no path';
-  if (path.length > MAX_PATH_LENGTH) return `the path is longer than ${MAX_PATH_LENGTH} characters`;
-  if (path === '' && pathKind === 'document') return null;
-  let count = 0;
-  let deepAt = -1;
-  let deepCount = 0;
-  for (let pos = 0; ; ) {
-    const slash = path.indexOf('/', pos);
-    const end = slash < 0 ? path.length : slash;
-    const size = end - pos;
-    if (size === 0) return `path ${show(path)} has an empty segment`;
-    if (size <= 2 && path.charCodeAt(pos) === DOT && (size === 1 || path.charCodeAt(pos + 1) === DOT)) {
-      return `path ${show(path)}: "." and ".." are not Firestore ids`;
-    }
-    if (size === 2 && path.startsWith('**', pos)) {
-      deepAt = count;
-      deepCount += 1;
-    }
-    count += 1;
-    if (slash < 0) break;
-    pos = slash + 1;
-  }
-  switch (pathKind) {
-    case 'document':
-      if (count > MAX_PATH_SEGMENTS) return `path ${show(path)} has more than ${MAX_PATH_SEGMENTS} segments`;
-      return count % 2 === 0 ? null : `path ${show(path)} has an odd number of segments, so it names a collection, not a document`;
-    case 'collection':
-      if (count > MAX_PATH_SEGMENTS) return `path ${show(path)} has more than ${MAX_PATH_SEGMENTS} segments`;
-      return count % 2 === 1 ? null : `path ${show(path)} has an even number of segments, so it names a document, not a collection`;
-    case 'collection-group':
-      if (deepCount !== 1 || deepAt !== count - 2 || count % 2 !== 0 || count > MAX_PATH_SEGMENTS + 1) {
-        return `path ${show(path)} is not a collection group: write PARENT/**/COLLECTION_ID or **/COLLECTION_ID`;
-      }
-      return null;
-    default:
-      return `unknown path kind ${show(String(pathKind))}`;
-  }
-}
-
 /**
  * Whether the patterns match a valid request path under the given coverage (see the
  * header). Document and collection paths allocate nothing.
  */
 export function pathMatches(patterns: readonly PathPattern[], path: string, kind: FirestorePathKind, coverage: Coverage): boolean {
-  if (kind === 'collection-group') {
-    const group = groupPath(path);
-    return coverage === 'every' ? firstGroupDepth(patterns, group, FRESH, false) < 0 : firstGroupDepth(patterns, group, JOKER, true) >= 0;
+  if (kind === 'collection-group' || kind === 'subtree') {
+    const family = familyOf(path, kind);
+    return coverage === 'every' ? firstFamilyDepth(patterns, family, FRESH, false) < 0 : firstFamilyDepth(patterns, family, JOKER, true) >= 0;
   }
   const tail = kind === 'document' ? NONE : coverage === 'every' ? FRESH : JOKER;
   for (let i = 0; i < patterns.length; i += 1) if (matchesPath(patterns[i]!, path, tail)) return true;
@@ -342,40 +263,7 @@ export function uncoveredExample(patterns: readonly PathPattern[], path: string,
   if (pathMatches(patterns, path, kind, 'every')) return null;
   if (kind === 'document') return path;
   if (kind === 'collection') return `${path}/${OPEN_ID}`;
-  const group = groupPath(path);
-  const k = firstGroupDepth(patterns, group, FRESH, false);
-  return [...group.parent, ...Array<string>(2 * Math.max(k, 0)).fill(OPEN_ID), group.collectionId, OPEN_ID].join('/');
+  const family = familyOf(path, kind);
+  const k = firstFamilyDepth(patterns, family, FRESH, false);
+  return [...family.parent, ...Array<string>(2 * Math.max(k, 0)).fill(OPEN_ID), family.collectionId ?? OPEN_ID, OPEN_ID].join('/');
 }
-
-/** `document orders/o1`, `collection orders`, `collection group items under orders/o1`. */
-export function describeFirestorePath(path: string, kind: FirestorePathKind): string {
-  if (kind === 'collection-group') {
-    const group = groupPath(path);
-    const parent = group.parent.length === 0 ? 'the database root' : group.parent.join('/');
-    return `collection group ${group.collectionId} under ${parent}`;
-  }
-  if (kind === 'document' && path === '') return 'the database root';
-  return `${kind} ${path}`;
-}
-
-/**
- * The operation class of each google.firestore.v1.Firestore method that names paths, for
- * engines (BeginTransaction and Rollback name none). Commit, BatchWrite and Write are
- * decided per written document; BatchGetDocuments per document; Listen per target.
- */
-export const FIRESTORE_METHOD_OPERATIONS: Readonly<Record<string, FirestoreOperation>> = Object.freeze({
-  GetDocument: 'read',
-  ListDocuments: 'read',
-  BatchGetDocuments: 'read',
-  RunQuery: 'read',
-  RunAggregationQuery: 'read',
-  Listen: 'read',
-  CreateDocument: 'write',
-  UpdateDocument: 'write',
-  DeleteDocument: 'write',
-  Commit: 'write',
-  BatchWrite: 'write',
-  Write: 'write',
-  ListCollectionIds: 'admin',
-  PartitionQuery: 'admin',
-});

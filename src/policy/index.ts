@@ -12,7 +12,7 @@ export {
   firestoreRequestProblem,
   MAX_PATH_LENGTH as MAX_FIRESTORE_PATH_LENGTH,
   MAX_PATH_SEGMENTS as MAX_FIRESTORE_PATH_SEGMENTS,
-} from './firestore-path.ts';
+} from './firestore-request.ts';
 export type {
   CompiledPolicy,
   Decision,

@@ -29,7 +29,7 @@ export interface MysqlRequest {
 export type FirestoreOperation = 'read' | 'write' | 'admin';
 
 /** See FirestoreRequest.path. */
-export type FirestorePathKind = 'document' | 'collection' | 'collection-group';
+export type FirestorePathKind = 'document' | 'collection' | 'collection-group' | 'subtree';
 
 /**
  * One path of one Firestore RPC (a BatchGet of 100 documents is 100 requests). Matching
@@ -42,8 +42,10 @@ export interface FirestoreRequest {
   /**
    * Path inside the database, relative to `projects/P/databases/D/documents`, no leading
    * "/": a document `orders/o1` (even segment count; `""` is the database root), a
-   * collection `orders/o1/items` (odd), or a collection group `orders/o1/**\/items`
-   * (`**\/items` at the root) for a query with allDescendants (`\/` is `/`: this is a comment).
+   * collection `orders/o1/items` (odd), a collection group `orders/o1/**\/items`
+   * (`**\/items` at the root) for a query with allDescendants, or a subtree `orders/o1/**`
+   * (`**` for the whole database): every document beneath, any collection at any depth, for
+   * a query or listing that names no collection (`\/` is `/`: this is a comment).
    */
   readonly path: string;
   readonly pathKind: FirestorePathKind;

@@ -257,6 +257,7 @@ const RawClient = grpc.makeGenericClientConstructor(
     (
       [
         ['GetDocument', false, false],
+        ['ListDocuments', false, false],
         ['BeginTransaction', false, false],
         ['Commit', false, false],
         ['Rollback', false, false],
@@ -281,7 +282,7 @@ const RawClient = grpc.makeGenericClientConstructor(
 );
 
 export interface RawFirestore {
-  unary(method: 'GetDocument' | 'BeginTransaction' | 'Commit' | 'Rollback', body: Buffer, metadata?: grpc.Metadata): Promise<Buffer>;
+  unary(method: 'GetDocument' | 'ListDocuments' | 'BeginTransaction' | 'Commit' | 'Rollback', body: Buffer, metadata?: grpc.Metadata): Promise<Buffer>;
   serverStream(method: 'BatchGetDocuments' | 'RunQuery', body: Buffer, metadata?: grpc.Metadata): Promise<Buffer[]>;
   /**
    * Opens a Listen stream, sends `body`, and collects what comes back for `forMs`; then

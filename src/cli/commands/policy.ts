@@ -73,8 +73,8 @@ function parseCaller(values: OptionValues): Subject {
 
 /**
  * The request: a MariaDB connection (--database), or one Firestore path (--firestore-path,
- * whose shape gives its kind: even segments a document, odd a collection, a `**` segment
- * a collection group, `/` the database root).
+ * whose shape gives its kind: even segments a document, odd a collection, a last `**`
+ * segment a subtree, another `**` segment a collection group, `/` the database root).
  */
 function parseRequest(values: OptionValues): PolicyRequest {
   const path = optionalString(values, 'firestore-path');

@@ -100,12 +100,17 @@ describe('describeRequest: one test per method, official encodings', () => {
     refuses(() => describe_('GetDocument', { name: 'projects/p1/databases/(default)/orders/o1' }));
   });
 
-  test('ListDocuments: the collection under the parent, read; without collection_id refused', () => {
+  test('ListDocuments: the collection under the parent, read; without collection_id the subtree', () => {
     assert.deepEqual(accesses(describe_('ListDocuments', { parent: ROOT, collectionId: 'orders', pageSize: 10 })), [['orders', 'collection', 'read']]);
     const nested = describe_('ListDocuments', { parent: doc('orders/o1'), collectionId: 'items', transaction: TX, showMissing: true });
     assert.deepEqual(accesses(nested), [['orders/o1/items', 'collection', 'read']]);
     assert.equal(nested.transaction, TX_HEX);
-    refuses(() => describe_('ListDocuments', { parent: ROOT }), 'MG_PACKET_MALFORMED', /collection_id.*name it/);
+    // Every collection under the parent: judged as everything beneath it, at any depth.
+    assert.deepEqual(accesses(describe_('ListDocuments', { parent: ROOT })), [['**', 'subtree', 'read']]);
+    const everyCollection = describe_('ListDocuments', { parent: doc('orders/o1'), pageSize: 5, transaction: TX });
+    assert.deepEqual(accesses(everyCollection), [['orders/o1/**', 'subtree', 'read']]);
+    assert.equal(everyCollection.transaction, TX_HEX);
+    refuses(() => describe_('ListDocuments', { parent: doc('orders') }), 'MG_PACKET_MALFORMED', /documents root or a document/);
     refuses(() => describe_('ListDocuments', { parent: doc('orders'), collectionId: 'x' }), 'MG_PACKET_MALFORMED', /documents root or a document/);
     refuses(() => describe_('ListDocuments', { parent: ROOT, collectionId: 'a/b' }), 'MG_PACKET_MALFORMED', /not a collection id/);
     refuses(() => describe_('ListDocuments', { parent: ROOT, collectionId: '..' }));
@@ -205,8 +210,22 @@ describe('describeRequest: one test per method, official encodings', () => {
     refuses(() => describe_('RunQuery', { parent: ROOT }), 'MG_PACKET_MALFORMED', /must name the collection/);
     refuses(() => describe_('RunQuery', { parent: ROOT, structuredQuery: { limit: { value: 1 } } }), 'MG_PACKET_MALFORMED', /must name the collection/);
     refuses(() => describe_('RunQuery', { parent: doc('orders'), structuredQuery: query }));
-    refuses(() => describe_('RunQuery', { parent: ROOT, structuredQuery: { from: [{ collectionId: '' }] } }));
     refuses(() => describe_('RunQuery', { parent: ROOT, structuredQuery: { from: [{ collectionId: 'a/b' }] } }));
+  });
+
+  test('a selector without collection id (recursiveDelete): the subtree beneath the parent, with or without allDescendants', () => {
+    const recursive = { from: [{ allDescendants: true }], select: { fields: [{ fieldPath: '__name__' }] }, limit: { value: 5000 } };
+    assert.deepEqual(accesses(describe_('RunQuery', { parent: doc('orders/o1'), structuredQuery: recursive })), [['orders/o1/**', 'subtree', 'read']]);
+    assert.deepEqual(accesses(describe_('RunQuery', { parent: ROOT, structuredQuery: recursive })), [['**', 'subtree', 'read']]);
+    // One level only, as Firestore answers it; judged as the whole subtree, never narrower.
+    assert.deepEqual(accesses(describe_('RunQuery', { parent: doc('orders/o1'), structuredQuery: { from: [{ collectionId: '' }] } })), [['orders/o1/**', 'subtree', 'read']]);
+    const aggregate = { structuredQuery: { from: [{ allDescendants: true }] }, aggregations: [{ alias: 'n', count: {} }] };
+    assert.deepEqual(accesses(describe_('RunAggregationQuery', { parent: doc('a/b/c/d'), structuredAggregationQuery: aggregate })), [['a/b/c/d/**', 'subtree', 'read']]);
+    assert.deepEqual(accesses(describe_('PartitionQuery', { parent: ROOT, structuredQuery: { from: [{ allDescendants: true }] }, partitionCount: 2 })), [['**', 'subtree', 'admin']]);
+    const listen = describe_('Listen', { database: DB, addTarget: { targetId: 3, query: { parent: doc('orders/o1'), structuredQuery: { from: [{ allDescendants: true }] } } } });
+    assert.deepEqual(accesses(listen), [['orders/o1/**', 'subtree', 'read']]);
+    // The parent must still be a document or the root.
+    refuses(() => describe_('RunQuery', { parent: doc('orders'), structuredQuery: recursive }), 'MG_PACKET_MALFORMED', /documents root or a document/);
   });
 
   test('RunAggregationQuery: the query inside the aggregation, read', () => {
@@ -492,7 +511,7 @@ describe('describeRequest properties', () => {
   });
 
   test('random structured queries decode to the collections (and groups) that were encoded, for every query method', () => {
-    const selector = fc.record({ collectionId: id, allDescendants: fc.boolean() });
+    const selector = fc.record({ collectionId: fc.oneof({ arbitrary: id, weight: 4 }, { arbitrary: fc.constant(''), weight: 1 }), allDescendants: fc.boolean() });
     fc.assert(
       fc.property(dbName, parentPath, fc.array(selector, { minLength: 1, maxLength: 3 }), fc.nat({ max: 100 }), (db, parent, from, limit) => {
         const parentName = parent.length === 0 ? `${db.name}/documents` : `${db.name}/documents/${parent.join('/')}`;
@@ -500,13 +519,20 @@ describe('describeRequest properties', () => {
         const under = (child: string) => (base === '' ? child : `${base}/${child}`);
         const structuredQuery = { from, limit: { value: limit }, orderBy: [{ field: { fieldPath: '__name__' }, direction: 'ASCENDING' }] };
         const expected = (operation: string) =>
-          from.map((s) => (s.allDescendants ? [under(`**/${s.collectionId}`), 'collection-group', operation] : [under(s.collectionId), 'collection', operation]));
+          from.map((s) =>
+            s.collectionId === ''
+              ? [under('**'), 'subtree', operation]
+              : s.allDescendants
+                ? [under(`**/${s.collectionId}`), 'collection-group', operation]
+                : [under(s.collectionId), 'collection', operation],
+          );
         assert.deepEqual(accesses(describe_('RunQuery', { parent: parentName, structuredQuery })), expected('read'));
         assert.deepEqual(accesses(describe_('RunAggregationQuery', { parent: parentName, structuredAggregationQuery: { structuredQuery, aggregations: [{ alias: 'c', count: {} }] } })), expected('read'));
         assert.deepEqual(accesses(describe_('PartitionQuery', { parent: parentName, structuredQuery, partitionCount: 2 })), expected('admin'));
         assert.deepEqual(accesses(describe_('Listen', { database: db.name, addTarget: { targetId: 1, query: { parent: parentName, structuredQuery } } })), expected('read'));
         const listing = describe_('ListDocuments', { parent: parentName, collectionId: from[0]!.collectionId });
-        assert.deepEqual(accesses(listing), [[under(from[0]!.collectionId), 'collection', 'read']]);
+        const listed = from[0]!.collectionId === '' ? [under('**'), 'subtree', 'read'] : [under(from[0]!.collectionId), 'collection', 'read'];
+        assert.deepEqual(accesses(listing), [listed]);
         for (const facts of [listing, describe_('RunQuery', { parent: parentName, structuredQuery })]) {
           assert.deepEqual([facts.database.project, facts.database.database], [db.p, db.d]);
         }

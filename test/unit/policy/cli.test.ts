@@ -241,6 +241,22 @@ describe('policy commands', () => {
     assert.match(write.lines[3] ?? '', /^reason: {3}no ALLOW rule matches spiffe:\/\/cluster\.local\/ns\/shop\/sa\/orders for Firestore write on document orders\/o1 in database \(default\)/);
   });
 
+  it('explain --firestore-path takes a subtree (a last "**"), "**" being the whole database', async () => {
+    const run = async (path: string, database?: string) => {
+      const io = fakeIO(cwd);
+      const values = { dir: 'firestore', principal: 'cluster.local/ns/shop/sa/orders', 'firestore-path': path, operation: 'read', ...(database === undefined ? {} : { 'firestore-database': database }) };
+      return { code: await command('policy', 'explain').run(values, [], io), text: io.lines.join('\n') };
+    };
+    const orders = await run('orders/o1/**');
+    assert.equal(orders.code, 3);
+    assert.match(orders.text, /for Firestore read on subtree beneath orders\/o1 in database \(default\); add one to the policy directory: .*such as "orders\/o1\/\*\*" or "\*\*"/);
+    assert.match(orders.text, /do not cover the subtree beneath orders\/o1: it can reach orders\/o1\/\{any\}\/\{any\}/);
+    const everything = await run('**', 'analytics-db');
+    assert.equal(everything.code, 0);
+    assert.match(everything.text, /rule: {5}orders-firestore\/analytics/);
+    await assert.rejects(run('orders/**'), { name: 'UsageError', message: /^--firestore-path: path "orders\/\*\*" is not a subtree/ });
+  });
+
   const firestoreUsage: [string, OptionValues, RegExp][] = [
     ['--operation without --firestore-path', { operation: 'read' }, /^--operation needs --firestore-path$/],
     ['--firestore-database without --firestore-path', { 'firestore-database': 'x' }, /^--firestore-database needs --firestore-path$/],

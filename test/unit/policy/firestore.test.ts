@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { isMeshgateError } from '../../../src/errors/index.ts';
-import { firestorePathKind, firestoreRequestProblem } from '../../../src/policy/firestore-path.ts';
+import { firestorePathKind, firestoreRequestProblem } from '../../../src/policy/firestore-request.ts';
 import { loadPolicyDocuments } from '../../../src/policy/loader.ts';
 import { subjectFromPrincipal } from '../../../src/policy/subject.ts';
 import type { CompiledPolicy, Decision, FirestoreOperation, FirestorePathKind, FirestoreRequest } from '../../../src/policy/types.ts';

@@ -8,11 +8,14 @@ import { decodeRequest, type RequestShapes, type StructuredQueryMsg, type Transa
 import { checkCollectionId, joinPath, parseDatabaseName, parseDocumentsName, type DatabaseName } from './names.ts';
 
 export type Operation = 'read' | 'write' | 'admin';
-export type PathKind = 'document' | 'collection' | 'collection-group';
+export type PathKind = 'document' | 'collection' | 'collection-group' | 'subtree';
 
 export interface Access {
   readonly database: DatabaseName;
-  /** Inside the database: `orders/o1`, `orders`, or for a collection group `**\/items`. */
+  /**
+   * Inside the database: `orders/o1`, `orders`, for a collection group `orders/o1/**\/items`,
+   * for a subtree (every collection at any depth) `orders/o1/**`; `**` alone is the database.
+   */
   readonly path: string;
   readonly kind: PathKind;
   readonly operation: Operation;
@@ -91,11 +94,22 @@ function parentOf(name: string, what: string): { database: DatabaseName; path: s
   return { database: parsed, path: parsed.path };
 }
 
+/**
+ * Everything beneath a parent, any collection at any depth. Asked for by a selector without a
+ * collection id and by ListDocuments without one. Without allDescendants Firestore answers
+ * such a request with one level only (the emulator does; Google's reference does not say),
+ * so judging the whole subtree is never narrower than what can come back.
+ */
+function subtreeAccess(parent: { database: DatabaseName; path: string }, operation: Operation): Access {
+  return { database: parent.database, path: joinPath(parent.path, '**'), kind: 'subtree', operation };
+}
+
 function queryAccesses(parentName: string, query: StructuredQueryMsg | null, operation: Operation, what: string): Access[] {
   const parent = parentOf(parentName, what);
   const from = query?.from ?? [];
   if (from.length === 0) throw mgError('MG_PACKET_MALFORMED', `${what}: a query must name the collection it reads (from)`);
   return from.map((selector) => {
+    if (selector.collection_id === '') return subtreeAccess(parent, operation);
     const id = checkCollectionId(selector.collection_id, 'collection id');
     return selector.all_descendants
       ? { database: parent.database, path: joinPath(parent.path, `**/${id}`), kind: 'collection-group', operation }
@@ -123,10 +137,11 @@ export function describeRequest(method: MethodSpec, payload: Buffer): RequestFac
     case 'ListDocumentsRequest': {
       const r = decodeRequest('ListDocumentsRequest', payload);
       const parent = parentOf(r.parent, 'parent');
-      // Without a collection id Firestore lists every collection under the parent, which no
-      // path names; the SDKs always send one.
-      if (r.collection_id === '') throw mgError('MG_PACKET_MALFORMED', 'ListDocuments without collection_id lists every collection at once; meshgate authorizes one collection at a time: name it');
-      const access: Access = { database: parent.database, path: joinPath(parent.path, checkCollectionId(r.collection_id, 'collection_id')), kind: 'collection', operation: 'read' };
+      // Without a collection id Firestore lists the documents of every collection under the parent.
+      const access: Access =
+        r.collection_id === ''
+          ? subtreeAccess(parent, 'read')
+          : { database: parent.database, path: joinPath(parent.path, checkCollectionId(r.collection_id, 'collection_id')), kind: 'collection', operation: 'read' };
       return { ...NO_FACTS, accesses: [access], database: parent.database, transaction: hex(r.transaction) };
     }
     case 'CreateDocumentRequest': {
