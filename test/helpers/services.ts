@@ -3,8 +3,9 @@
  * absent skips, saying which server and how to get it, instead of failing test by test:
  * `describe('…', { skip: await serviceMissing('mariadb') }, …)`.
  *
- * CI must not pass by skipping: `.ci/run` sets MESHGATE_TEST_REQUIRE=mariadb,postgres, and
- * then a missing server is a failure, with the same message.
+ * CI must not pass by skipping: `.ci/run` sets MESHGATE_TEST_REQUIRE=mariadb,postgres,clients,
+ * and then a missing server (or, for `clients`, a missing client program: external-clients.ts)
+ * is a failure, with the same message.
  */
 import mysql from 'mysql2/promise';
 import pg from 'pg';
@@ -48,6 +49,11 @@ const probes: Record<Service, () => Promise<void>> = {
 };
 
 const required = new Set((process.env.MESHGATE_TEST_REQUIRE ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+/** Whether MESHGATE_TEST_REQUIRE names `what`: then its absence fails the suite instead of skipping it. */
+export function isRequired(what: string): boolean {
+  return required.has(what);
+}
 const seen = new Map<Service, Promise<string | false>>();
 
 /** false when every named server answers; otherwise the skip reason naming what is missing. */
@@ -63,7 +69,7 @@ export async function serviceMissing(...services: Service[]): Promise<string | f
     }
     const missing = await verdict;
     if (missing === false) continue;
-    if (required.has(service)) throw new Error(`MESHGATE_TEST_REQUIRE names ${service}, but this suite ${missing}`);
+    if (isRequired(service)) throw new Error(`MESHGATE_TEST_REQUIRE names ${service}, but this suite ${missing}`);
     return missing;
   }
   return false;

@@ -5,7 +5,8 @@
  * `rejectNext(n)` accepts the next n connections and closes them at once, like a server
  * that is restarting. `cutAfter(marker)` lets the next client message containing `marker`
  * through, swallows the server's answer and then stops: the server did the work, the client
- * never heard back (a crash or network cut at the worst moment).
+ * never heard back (a crash or network cut at the worst moment). `openings` keeps what each
+ * client said first (its login, for a MySQL client), to see what reached the server.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
@@ -16,6 +17,8 @@ export interface TcpProxy {
   /** Connections closed on arrival because of rejectNext. */
   readonly rejected: number;
   readonly listening: boolean;
+  /** The first bytes (up to OPENING_BYTES) each forwarded connection's client sent, in accept order. */
+  readonly openings: readonly Buffer[];
   /** Listens again on the same port. */
   start(): Promise<void>;
   /** Stops listening and destroys every open forwarded connection. */
@@ -27,11 +30,15 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
+/** Enough for a MySQL login with its connection attributes; the rest is not kept. */
+export const OPENING_BYTES = 64 * 1024;
+
 export async function startTcpProxy(target: { readonly host: string; readonly port: number }, host = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let accepted = 0;
   let rejected = 0;
   let toReject = 0;
+  const openings: { bytes: Buffer[]; length: number }[] = [];
   let server: Server | null = null;
   let port = 0;
   let cut: { readonly marker: Buffer; readonly done: () => void; armed: boolean } | null = null;
@@ -53,7 +60,14 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
     track(upstream);
     client.setNoDelay(true);
     let cutting = false;
+    const opening = { bytes: [] as Buffer[], length: 0 };
+    openings.push(opening);
     client.on('data', (chunk: Buffer) => {
+      if (opening.length < OPENING_BYTES) {
+        const kept = chunk.subarray(0, OPENING_BYTES - opening.length);
+        opening.bytes.push(Buffer.from(kept));
+        opening.length += kept.length;
+      }
       if (cut !== null && cut.armed && chunk.includes(cut.marker)) {
         cutting = true;
         cut.armed = false;
@@ -112,6 +126,9 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
     },
     get listening() {
       return server !== null;
+    },
+    get openings() {
+      return openings.map((opening) => Buffer.concat(opening.bytes));
     },
     async start() {
       if (server === null) await listen();
