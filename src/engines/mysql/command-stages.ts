@@ -4,7 +4,7 @@
  *   onCommand ──▶ refuse what no session may send (COM_CHANGE_USER, replication, …)
  *             ──▶ refuse statements imitating meshgate's tag
  *             ──▶ policy again where the command changes scope (COM_INIT_DB, USE, KILL)
- *             ──▶ throttle ──▶ trace id, sqlcommenter tag ──▶ Route back to the relay
+ *             ──▶ throttle ──▶ trace id, DEFINER, sqlcommenter tag ──▶ Route back to the relay
  *   onResponse ─▶ what the answer changed (prepared statements, database, profiling) ──▶ audit
  *   onEnd ─────▶ audit the session's end, exactly once
  *
@@ -15,15 +15,29 @@ import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
 import type { Admission, AdmissionRequest } from '../../throttle/index.ts';
 import type { ClientCommand } from './codec/commands.ts';
-import { Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
-import type { Frame } from './codec/framer.ts';
+import { Capability, Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
+import { HEADER_BYTES, type Frame } from './codec/framer.ts';
 import type { ResponseOutcome } from './codec/response-tracker.ts';
 import type { ResponseShape } from './codec/commands.ts';
 import type { MysqlEngineContext } from './context.ts';
 import { translateKill, type SessionDirectory } from './directory.ts';
 import type { LoginRequest } from './login-stages.ts';
 import { answerableByQueryCache } from './query-cache.ts';
-import { extractTraceparent, imitatesTag, redactSecrets, sessionEffects, spliceTag, sqlcommenterComment, statementVerb, type SessionEffects } from './sql/index.ts';
+import {
+  definerEdits,
+  extractTraceparent,
+  imitatesTag,
+  redactSecrets,
+  serverFlavor,
+  sessionEffects,
+  spliceEdits,
+  spliceTag,
+  sqlcommenterComment,
+  statementVerb,
+  type DefinerOptions,
+  type ServerFlavor,
+  type SessionEffects,
+} from './sql/index.ts';
 
 export interface SessionGrant {
   readonly request: LoginRequest;
@@ -79,6 +93,10 @@ interface InFlight {
   readonly startedNs: bigint;
 }
 
+/** COM_SET_OPTION's two options. https://mariadb.com/kb/en/com_set_option/ */
+const MULTI_STATEMENTS_ON = 0;
+const MULTI_STATEMENTS_OFF = 1;
+
 /** Commands too routine to audit one by one (they carry no SQL and change no data). */
 const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.STMT_FETCH, Command.SET_OPTION, Command.STATISTICS]);
 
@@ -97,6 +115,10 @@ export class CommandStages implements SessionCommands {
   private readonly commentHead: string;
   /** The same for every statement of the session: built once, not on the hot path. */
   private readonly statementAdmission: AdmissionRequest;
+  /** Whether MariaDB runs every statement of a COM_QUERY (login capability, then COM_SET_OPTION). */
+  private multiStatements: boolean;
+  /** Which executable comments the upstream runs. */
+  private readonly server: ServerFlavor | undefined;
 
   constructor(
     private readonly ctx: MysqlEngineContext,
@@ -109,6 +131,8 @@ export class CommandStages implements SessionCommands {
     // The comment is pure ASCII (sqlcommenter percent-encodes the rest).
     this.commentHead = sqlcommenterComment({ meshgate_identity: grant.identity.spiffeId, meshgate_role: grant.role }).slice(0, -2);
     this.statementAdmission = Object.freeze({ engine: 'mysql', kind: 'statement', serviceClass: grant.serviceClass, principal: grant.identity.spiffeId });
+    this.multiStatements = (grant.request.response.capabilities & Capability.MULTI_STATEMENTS) !== 0;
+    this.server = serverFlavor(ctx.profile.serverVersion);
   }
 
   /** The client has its OK: record the allowed connection and make its id known to KILL. */
@@ -186,6 +210,11 @@ export class CommandStages implements SessionCommands {
       text = command.statementId === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(command.statementId!) ?? null);
     } else if (command.code === Command.STMT_CLOSE) {
       this.prepared.delete(command.statementId!);
+    } else if (command.code === Command.SET_OPTION && frame.payload.length >= 3) {
+      // MariaDB accepts both options whatever the state, so the change is known before its OK.
+      const option = frame.payload.readUInt16LE(1);
+      if (option === MULTI_STATEMENTS_ON) this.multiStatements = true;
+      else if (option === MULTI_STATEMENTS_OFF) this.multiStatements = false;
     }
     const verb = text === null || command.code === Command.INIT_DB ? null : statementVerb(text);
     const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
@@ -195,12 +224,15 @@ export class CommandStages implements SessionCommands {
       admission.release();
       const carried = text === null ? null : extractTraceparent(text);
       traceId = carried?.traceId ?? newTraceId();
-      if (command.code === Command.QUERY || command.code === Command.STMT_PREPARE) {
+      if ((command.code === Command.QUERY || command.code === Command.STMT_PREPARE) && text !== null) {
         if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
-        if (this.ctx.tagStatements && text !== null && !this.profiling) {
+        // The audit keeps what the client sent; MariaDB gets the statement with its objects owned by the role.
+        const owned = ownedByRole(frame, text, { multiStatements: command.code === Command.QUERY && this.multiStatements, server: this.server });
+        if (owned !== null) bytes = owned.raw;
+        if (this.ctx.tagStatements && !this.profiling) {
           // A client's own traceparent is in its text already; a new one would defeat the query cache.
           const tagTrace = carried !== null || answerableByQueryCache(this.ctx.queryCacheMode(), verb, text) ? null : traceId;
-          bytes = spliceTag(frame, this.commentHead, tagTrace) ?? bytes;
+          bytes = spliceTag(owned ?? frame, this.commentHead, tagTrace) ?? bytes;
         }
       }
     }
@@ -296,4 +328,17 @@ export class CommandStages implements SessionCommands {
       error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
     });
   }
+}
+
+/**
+ * The statement with `DEFINER=CURRENT_ROLE` where it creates a view, routine, trigger or
+ * event (sql/definer.ts says why), or null when it stays as the client sent it.
+ */
+function ownedByRole(frame: Frame, sql: string, options: DefinerOptions): Frame | null {
+  const edits = definerEdits(sql, options);
+  if (edits.length === 0) return null;
+  // The edits' offsets are byte offsets too: every character before them is ASCII.
+  const raw = spliceEdits(frame, edits);
+  if (raw === null) return null;
+  return { seq: frame.seq, lastSeq: frame.seq, payload: raw.subarray(HEADER_BYTES), raw };
 }

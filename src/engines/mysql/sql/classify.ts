@@ -14,11 +14,24 @@ export interface ServerFlavor {
   readonly mariadb: boolean;
 }
 
+/**
+ * The flavor a greeting's version string names: `5.5.5-10.11.6-MariaDB-…` (MariaDB's prefix
+ * for old clients) or `10.11.6-MariaDB` is MariaDB 101106; `8.0.36` is MySQL 80036.
+ * undefined when the string says no version.
+ */
+export function serverFlavor(serverVersion: string): ServerFlavor | undefined {
+  const mariadb = /mariadb/i.test(serverVersion);
+  const text = mariadb ? serverVersion.replace(/^5\.5\.5-/, '') : serverVersion;
+  const match = /^(\d{1,2})\.(\d{1,2})\.(\d{1,2})(?!\d)/.exec(text);
+  if (match === null) return undefined;
+  return { version: Number(match[1]) * 10000 + Number(match[2]) * 100 + Number(match[3]), mariadb };
+}
+
 const SCAN_LIMIT = 256;
 const MAX_VERB = 64;
 /**
  * Without a ServerFlavor the upstream is taken to be MariaDB 10.4 or later (older releases
- * are long out of support): it runs every five-digit version and six-digit ones up to this.
+ * are long out of support): it runs five-digit versions below 50700 and six-digit ones up to this.
  */
 const ASSUMED_MIN_MARIADB = 100400;
 
@@ -67,7 +80,9 @@ export function statementVerb(sql: string, server?: ServerFlavor): string | null
         continue;
       }
       const close = head.indexOf('*/', i + opener);
-      if (close === -1) return null;
+      // MariaDB lets a skipped versioned comment hold one comment of its own, so the first
+      // '*/' may not be its end.
+      if (close === -1 || head.lastIndexOf('/*', close) > i) return null;
       i = close + 2;
       continue;
     }
@@ -80,12 +95,16 @@ export function statementVerb(sql: string, server?: ServerFlavor): string | null
   return null;
 }
 
+/** MySQL 5.7 syntax MariaDB may not know: MariaDB skips `/*!50700` … `/*!99999`, but not `/*M!`. */
+const MYSQL_57_FIRST = 50700;
+const MYSQL_57_LAST = 99999;
+
 /**
  * Whether the server executes an executable comment whose version digits (if any) start at
  * `at`, following sql_lex.cc: five digits, optionally a sixth, else no version at all.
  * null when that depends on a server version we were not told.
  */
-function executableRuns(
+export function executableRuns(
   sql: string,
   at: number,
   mariadbOnly: boolean,
@@ -95,10 +114,11 @@ function executableRuns(
   while (digits < 6 && isDigit(sql.charCodeAt(at + digits))) digits++;
   if (digits < 5) digits = 0;
   const version = digits === 0 ? null : Number(sql.slice(at, at + digits));
-  if (server !== undefined) {
-    if (mariadbOnly && !server.mariadb) return { runs: false, versionDigits: digits };
-    return { runs: version === null || version <= server.version, versionDigits: digits };
+  if (server !== undefined && !server.mariadb) {
+    return { runs: !mariadbOnly && (version === null || version <= server.version), versionDigits: digits };
   }
+  if (version !== null && !mariadbOnly && version >= MYSQL_57_FIRST && version <= MYSQL_57_LAST) return { runs: false, versionDigits: digits };
+  if (server !== undefined) return { runs: version === null || version <= server.version, versionDigits: digits };
   if (version === null || version <= ASSUMED_MIN_MARIADB) return { runs: true, versionDigits: digits };
   return { runs: null, versionDigits: digits };
 }

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { statementVerb, type ServerFlavor } from '../../../../src/engines/mysql/sql/classify.ts';
+import { serverFlavor, statementVerb, type ServerFlavor } from '../../../../src/engines/mysql/sql/classify.ts';
 
 const MARIADB_11: ServerFlavor = { version: 110402, mariadb: true };
 const MYSQL_8: ServerFlavor = { version: 80036, mariadb: false };
@@ -43,6 +43,15 @@ describe('statementVerb', () => {
     ['/*M!100000 DROP TABLE t */ SELECT 1', 'DROP'],
     ['/*M!100400 DROP TABLE t */ SELECT 1', 'DROP'],
     ['/*M!100401 DROP TABLE t */ SELECT 1', null],
+    // MariaDB skips MySQL 5.7+ versions (50700-99999) unless the comment is MariaDB's own.
+    ['/*!50700 DROP TABLE t */ SELECT 1', 'SELECT'],
+    ['/*!99999 DROP TABLE t */ SELECT 1', 'SELECT', MARIADB_11],
+    ['/*!50699 DROP TABLE t */ SELECT 1', 'DROP'],
+    ['/*M!50701 DROP TABLE t */ SELECT 1', 'DROP'],
+    ['/*!50701 DROP TABLE t */ SELECT 1', 'DROP', MYSQL_8],
+    // A skipped versioned comment may hold one comment of its own: the first '*/' is not its end.
+    ['/*!50700 /* x */ DROP TABLE t */ SELECT 1', null],
+    ['/*!999999 /* x */ DROP TABLE t */ SELECT 1', null, MARIADB_11],
     // Cannot tell: null.
     ['', null],
     ['   ', null],
@@ -90,5 +99,16 @@ describe('statementVerb', () => {
     const started = performance.now();
     for (let i = 0; i < 1000; i++) statementVerb(huge);
     assert.ok(performance.now() - started < 200);
+  });
+});
+
+describe('serverFlavor', () => {
+  it('reads the version from a greeting', () => {
+    assert.deepEqual(serverFlavor('5.5.5-10.11.19-MariaDB-0+deb12u1'), { version: 101119, mariadb: true });
+    assert.deepEqual(serverFlavor('11.4.2-MariaDB'), { version: 110402, mariadb: true });
+    assert.deepEqual(serverFlavor('8.0.36'), { version: 80036, mariadb: false });
+    assert.deepEqual(serverFlavor('5.7.44-log'), { version: 50744, mariadb: false });
+    assert.equal(serverFlavor('MariaDB'), undefined);
+    assert.equal(serverFlavor('10.11.123'), undefined);
   });
 });

@@ -1,0 +1,98 @@
+/**
+ * The command stages give what a statement creates to the session's role: the bytes MariaDB
+ * gets, per command and per multi-statement state, while the audit keeps the client's text.
+ * The stages run on stand-ins for the engine context and the session's grant.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CommandStages, type Route, type SessionGrant } from '../../../src/engines/mysql/command-stages.ts';
+import { decodeCommand } from '../../../src/engines/mysql/codec/commands.ts';
+import { Capability, Command } from '../../../src/engines/mysql/codec/constants.ts';
+import { encodeMessage, PacketFramer } from '../../../src/engines/mysql/codec/framer.ts';
+import type { MysqlEngineContext } from '../../../src/engines/mysql/context.ts';
+import { SessionDirectory } from '../../../src/engines/mysql/directory.ts';
+
+interface Options {
+  readonly multiStatements?: boolean;
+  readonly tagStatements?: boolean;
+}
+
+function session(options: Options = {}) {
+  const audited: Array<{ command: string; statement: string | null }> = [];
+  const ctx = {
+    profile: { serverVersion: '5.5.5-10.11.19-MariaDB', capabilities: 0xffffffff, mariadbCapabilities: 0, charset: 45 },
+    throttle: { admit: () => ({ admitted: true, release() {} }) },
+    tagStatements: options.tagStatements ?? false,
+    queryCacheMode: () => 'off',
+  } as unknown as MysqlEngineContext;
+  const grant = {
+    request: { sessionId: 's1', connectionId: 1, response: { capabilities: options.multiStatements ? Capability.MULTI_STATEMENTS : 0, database: 'shop' } },
+    identity: { spiffeId: 'spiffe://test.local/ns/shop/sa/orders' },
+    role: 'shop_writer',
+    rule: null,
+    serviceClass: 'default',
+    allowLocalInfile: false,
+    upstreamConnectionId: 7,
+    audit: { statement: (facts: { command: string; statement: string | null }) => audited.push({ command: facts.command, statement: facts.statement }), end() {} },
+    admission: { admitted: true, release() {} },
+  } as unknown as SessionGrant;
+  const stages = new CommandStages(ctx, new SessionDirectory(), grant);
+  /** What goes upstream for a command: the statement's bytes after the command byte. */
+  const send = (code: number, body: Buffer | string): Buffer => {
+    const [frame] = new PacketFramer(1 << 20).push(encodeMessage(Buffer.concat([Buffer.of(code), Buffer.from(body)]), 0));
+    const route: Route = stages.onCommand(frame!, decodeCommand(frame!.payload));
+    assert.equal(route.kind, 'forward');
+    const bytes = (route as Extract<Route, { kind: 'forward' }>).bytes;
+    stages.onResponse({ rowsReturned: 0, rowsAffected: 0, error: null, statementId: code === Command.STMT_PREPARE ? 1 : null, status: 0, schema: undefined });
+    const [sent] = new PacketFramer(1 << 20).push(bytes);
+    assert.equal(sent!.payload[0], code);
+    return sent!.payload.subarray(1);
+  };
+  const setOption = (option: number) => send(Command.SET_OPTION, Buffer.of(option, 0));
+  return { send, setOption, audited };
+}
+
+describe('command stages: DEFINER of what a statement creates', () => {
+  it('sends COM_QUERY with the role as definer and audits what the client sent', () => {
+    const s = session();
+    assert.equal(s.send(Command.QUERY, 'CREATE VIEW v AS SELECT 1').toString(), 'CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT 1');
+    assert.equal(s.send(Command.QUERY, 'SELECT 1').toString(), 'SELECT 1');
+    assert.deepEqual(s.audited, [
+      { command: 'query', statement: 'CREATE VIEW v AS SELECT 1' },
+      { command: 'query', statement: 'SELECT 1' },
+    ]);
+  });
+
+  it('keeps every byte it does not change, in a statement that is not UTF-8', () => {
+    const latin1 = Buffer.concat([Buffer.from("CREATE VIEW v AS SELECT '"), Buffer.of(0xe9), Buffer.from("'")]);
+    const expected = Buffer.concat([Buffer.from("CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT '"), Buffer.of(0xe9), Buffer.from("'")]);
+    assert.deepEqual(session().send(Command.QUERY, latin1), expected);
+  });
+
+  it('edits later statements only while MariaDB runs them: the login capability, then COM_SET_OPTION', () => {
+    const text = 'SELECT 1; CREATE VIEW v AS SELECT 1';
+    const multi = 'SELECT 1; CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT 1';
+    assert.equal(session({ multiStatements: true }).send(Command.QUERY, text).toString(), multi);
+    const s = session();
+    assert.equal(s.send(Command.QUERY, text).toString(), text);
+    s.setOption(0); // MYSQL_OPTION_MULTI_STATEMENTS_ON
+    assert.equal(s.send(Command.QUERY, text).toString(), multi);
+    s.setOption(1); // MYSQL_OPTION_MULTI_STATEMENTS_OFF
+    assert.equal(s.send(Command.QUERY, text).toString(), text);
+    s.setOption(7); // not an option MariaDB knows: it refuses, nothing changes
+    assert.equal(s.send(Command.QUERY, text).toString(), text);
+  });
+
+  it('edits the one statement of COM_STMT_PREPARE, whatever the multi-statement state', () => {
+    const s = session({ multiStatements: true });
+    assert.equal(s.send(Command.STMT_PREPARE, 'CREATE VIEW v AS SELECT 1').toString(), 'CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT 1');
+    assert.equal(s.send(Command.STMT_PREPARE, 'SELECT 1; CREATE VIEW v AS SELECT 1').toString(), 'SELECT 1; CREATE VIEW v AS SELECT 1');
+    assert.deepEqual(s.audited.map((e) => e.statement), ['CREATE VIEW v AS SELECT 1', 'SELECT 1; CREATE VIEW v AS SELECT 1']);
+  });
+
+  it('tags the statement as it goes upstream, definer and all', () => {
+    const sent = session({ tagStatements: true }).send(Command.QUERY, 'CREATE DEFINER=CURRENT_USER VIEW v AS SELECT 1').toString();
+    assert.ok(sent.endsWith("*/ CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT 1"), sent);
+    assert.match(sent, /^\/\*meshgate_identity='spiffe%3A%2F%2Ftest\.local%2Fns%2Fshop%2Fsa%2Forders',meshgate_role='shop_writer',traceparent='00-/);
+  });
+});
