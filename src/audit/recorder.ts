@@ -61,7 +61,7 @@ export interface SessionStart {
 }
 
 export interface StatementFacts {
-  /** The protocol command: query, prepare, execute, init_db, … */
+  /** The protocol command: query, prepare, execute, fetch, init_db, … */
   readonly command: string;
   /** First SQL keyword, upper-case, when the command carries SQL. */
   readonly verb: string | null;

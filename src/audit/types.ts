@@ -48,7 +48,7 @@ export interface StatementEvent extends EventBase {
   readonly identity: AuditIdentity;
   /** W3C trace id (32 hex) from a sqlcommenter traceparent, or a fresh one. */
   readonly traceId: string;
-  /** The protocol command: query, prepare, execute, init_db, ping, reset_connection, ... */
+  /** The protocol command: query, prepare, execute, fetch (rows read through a cursor, under its execute's trace id), init_db, reset_connection, ... */
   readonly command: string;
   /** First SQL keyword, upper-case (SELECT, INSERT, ...), or null for non-SQL commands. */
   readonly verb: string | null;

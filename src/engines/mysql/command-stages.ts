@@ -6,6 +6,7 @@
  *             ──▶ policy again where the command changes scope (COM_INIT_DB, USE, KILL)
  *             ──▶ throttle ──▶ trace id, DEFINER, sqlcommenter tag ──▶ Route back to the relay
  *   onResponse ─▶ what the answer changed (prepared statements, database, profiling) ──▶ audit
+ *                 (a COM_STMT_FETCH under the trace id of the execute that opened its cursor)
  *   onEnd ─────▶ audit the session's end, exactly once
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
@@ -97,8 +98,11 @@ interface InFlight {
 const MULTI_STATEMENTS_ON = 0;
 const MULTI_STATEMENTS_OFF = 1;
 
-/** Commands too routine to audit one by one (they carry no SQL and change no data). */
-const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.STMT_FETCH, Command.SET_OPTION, Command.STATISTICS]);
+/**
+ * Commands too routine to audit one by one (they carry no SQL, read and change no data).
+ * COM_STMT_FETCH is not among them: the rows a cursor returns are read by fetches.
+ */
+const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.SET_OPTION, Command.STATISTICS]);
 
 export class CommandStages implements SessionCommands {
   readonly allowLocalInfile: boolean;
@@ -107,6 +111,11 @@ export class CommandStages implements SessionCommands {
   private readonly inFlight: InFlight[] = [];
   private readonly prepared = new Map<number, string | null>();
   private lastPrepared: string | null = null;
+  /**
+   * Statement id (as the client names it) → trace id of its latest COM_STMT_EXECUTE: the
+   * fetches that read its cursor are audited under that trace.
+   */
+  private readonly executions = new Map<number, string>();
   private database: string | null;
   /** The session profiles its statements: SHOW PROFILES must list them untagged. */
   private profiling = false;
@@ -206,10 +215,18 @@ export class CommandStages implements SessionCommands {
     let text = command.text;
     let traceId = '';
     let bytes = frame.raw;
-    if (command.code === Command.STMT_EXECUTE || command.code === Command.STMT_BULK_EXECUTE) {
-      text = command.statementId === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(command.statementId!) ?? null);
+    const id = command.statementId;
+    if (command.code === Command.STMT_EXECUTE || command.code === Command.STMT_BULK_EXECUTE || command.code === Command.STMT_FETCH) {
+      text = id === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(id!) ?? null);
     } else if (command.code === Command.STMT_CLOSE) {
-      this.prepared.delete(command.statementId!);
+      this.prepared.delete(id!);
+      this.executions.delete(id!);
+    } else if (command.code === Command.STMT_PREPARE) {
+      // The last-prepared id names the statement about to be prepared from now on.
+      this.executions.delete(LAST_PREPARED_STATEMENT_ID);
+    } else if (command.code === Command.RESET_CONNECTION) {
+      // Filled and read as commands go upstream, so cleared in that order too.
+      this.executions.clear();
     } else if (command.code === Command.SET_OPTION && frame.payload.length >= 3) {
       // MariaDB accepts both options whatever the state, so the change is known before its OK.
       const option = frame.payload.readUInt16LE(1);
@@ -218,12 +235,16 @@ export class CommandStages implements SessionCommands {
     }
     const verb = text === null || command.code === Command.INIT_DB ? null : statementVerb(text);
     const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
-    if (audited) {
+    if (command.code === Command.STMT_FETCH) {
+      // Part of the execute that opened the cursor, admitted then: audited under its trace.
+      traceId = this.executions.get(id!) ?? newTraceId();
+    } else if (audited) {
       const admission = this.ctx.throttle.admit(this.statementAdmission);
       if (!admission.admitted) return this.refuse(admission.error, command.name, text);
       admission.release();
       const carried = text === null ? null : extractTraceparent(text);
       traceId = carried?.traceId ?? newTraceId();
+      if (command.code === Command.STMT_EXECUTE) this.executions.set(id!, traceId);
       if ((command.code === Command.QUERY || command.code === Command.STMT_PREPARE) && text !== null) {
         if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
         // The audit keeps what the client sent; MariaDB gets the statement with its objects owned by the role.

@@ -132,7 +132,8 @@ export class Relay implements ResponseHandler {
       this.toUpstream(frame.raw);
       return;
     }
-    const route = this.handler.onCommand(frame, decodeCommand(frame.payload));
+    const command = decodeCommand(frame.payload);
+    const route = this.handler.onCommand(frame, command);
     if (route.kind === 'quit') {
       const kept = this.reuseUpstream();
       // Otherwise let MariaDB see a clean COM_QUIT instead of an aborted connection.
@@ -148,7 +149,7 @@ export class Relay implements ResponseHandler {
       return;
     }
     this.toUpstream(route.bytes);
-    if (route.response !== 'none') this.tracker.expect(route.response);
+    if (route.response !== 'none') this.tracker.expect(route.response, command.kind === 'relay' ? command.name : 'a command');
   }
 
   private toUpstream(bytes: Buffer): void {
@@ -164,8 +165,9 @@ export class Relay implements ResponseHandler {
     try {
       this.tracker.scan(chunk);
     } catch (error) {
-      this.options.log.error('upstream response could not be followed; closing session', { sessionId: this.options.sessionId, error: String(error) });
-      this.end('upstream protocol error');
+      const failure = asMeshgateError(error);
+      this.options.log.error('upstream response could not be followed; closing session', { sessionId: this.options.sessionId, identity: this.options.identity, error: String(error) });
+      this.end(`upstream protocol error (${failure.code})`);
     }
   }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { mgError, type MeshgateError } from '../../../src/errors/index.ts';
-import { silentLogger } from '../../../src/log.ts';
+import { silentLogger, type Logger } from '../../../src/log.ts';
 import type { CommandHandler, Route } from '../../../src/engines/mysql/command-stages.ts';
 import { Command } from '../../../src/engines/mysql/codec/constants.ts';
 import type { ClientCommand } from '../../../src/engines/mysql/codec/commands.ts';
@@ -19,6 +19,7 @@ import type { ResponseOutcome } from '../../../src/engines/mysql/codec/response-
 import { Relay } from '../../../src/engines/mysql/relay.ts';
 import type { UpstreamConnection } from '../../../src/engines/mysql/upstream.ts';
 import { duplexPair, type MemorySocket } from '../../helpers/duplex-pair.ts';
+import { captureLog } from '../../helpers/log.ts';
 
 const query = (sql: string, seq = 0) => encodeMessage(Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql)]), seq);
 const quit = () => encodeMessage(Buffer.from([Command.QUIT]), 0);
@@ -64,7 +65,7 @@ class RecordingHandler implements CommandHandler {
   }
 }
 
-function open(handler: RecordingHandler, options: { maxClientMessageBytes?: number; reusable?: boolean } = {}) {
+function open(handler: RecordingHandler, options: { maxClientMessageBytes?: number; reusable?: boolean; log?: Logger } = {}) {
   const [client, clientSide] = duplexPair();
   const [mariadb, upstreamSide] = duplexPair();
   const connection: UpstreamConnection = { socket: upstreamSide as unknown as Socket, greeting: {} as UpstreamConnection['greeting'], connectionId: 7, status: 2, leftover: null };
@@ -74,7 +75,7 @@ function open(handler: RecordingHandler, options: { maxClientMessageBytes?: numb
     identity: 'spiffe://test/ns/a/sa/b',
     deprecateEof: true,
     maxClientMessageBytes: options.maxClientMessageBytes ?? 1 << 20,
-    log: silentLogger,
+    log: options.log ?? silentLogger,
     onEnd: () => result.ended++,
     ...(options.reusable === true ? { onUpstreamReusable: (c: UpstreamConnection) => (result.reused = c) } : {}),
   });
@@ -171,6 +172,18 @@ describe('relay (in memory)', () => {
     await until(() => result.ended === 1, 'the end');
     assert.equal(result.reused, null);
     assert.deepEqual(handler.ends, ['client closed the connection']);
+  });
+
+  it('an answer that cannot be followed ends the session once, naming the command and the packet', async () => {
+    const handler = new RecordingHandler((_text, frame) => ({ kind: 'forward', bytes: frame.raw, response: 'prepare' }));
+    const capture = captureLog();
+    const { client, mariadb, result } = open(handler, { log: capture.log });
+    client.write(encodeMessage(Buffer.concat([Buffer.from([Command.STMT_PREPARE]), Buffer.from('SELECT 1')]), 0));
+    await until(() => packets(mariadb).length === 1, 'the prepare upstream');
+    mariadb.write(ok(0));
+    await until(() => result.ended === 1, 'the end');
+    assert.deepEqual(handler.ends, ['upstream protocol error (MG_UPSTREAM_PROTOCOL)']);
+    assert.match(capture.text(), /MG_UPSTREAM_PROTOCOL.*an OK packet of 7 byte\(s\) in the answer to prepare where meshgate expected COM_STMT_PREPARE_OK/);
   });
 
   it('MariaDB closing the connection ends the session once, saying so', async () => {

@@ -15,14 +15,15 @@ export type ResponseShape =
   | 'result'
   /**
    * a COM_STMT_EXECUTE that asked for a cursor: metadata only when the server opened one
-   * (CURSOR_EXISTS), otherwise (CALL) whole result sets as for 'result'
+   * (CURSOR_EXISTS), metadata ended by an ERR when opening it failed, otherwise (CALL,
+   * INSERT) whole binary result sets or OK as for 'result'
    */
   | 'cursor'
   /** COM_STMT_PREPARE_OK followed by parameter and column definitions */
   | 'prepare'
   /** column definitions ended by EOF (COM_FIELD_LIST) */
   | 'fields'
-  /** rows ended by EOF (COM_STMT_FETCH) */
+  /** binary rows ended by EOF, or an error (COM_STMT_FETCH) */
   | 'rows';
 
 interface CommandSpec {

@@ -1,18 +1,20 @@
 /**
  * Follows the server's side of the command phase without buffering it: meshgate relays
  * upstream bytes to the client as they arrive and only looks at the first bytes of each
- * packet, to learn where each response ends and what it said (rows, affected rows,
- * errors, prepared statement ids, LOCAL INFILE requests).
+ * packet (packet-heads.ts), to learn where each response ends and what it said (rows,
+ * affected rows, errors, prepared statement ids, LOCAL INFILE requests).
+ *
+ * Every packet is checked against what may come next; a packet that may not is refused
+ * with MG_UPSTREAM_PROTOCOL naming the command and what arrived, never taken for something
+ * else: one misread packet would put every later answer under the wrong command.
  * https://mariadb.com/kb/en/result-set-packets/  https://mariadb.com/kb/en/com_stmt_prepare/
+ * https://mariadb.com/kb/en/com_stmt_execute/  https://mariadb.com/kb/en/com_stmt_fetch/
  */
+import { mgError, type MeshgateError } from '../../../errors/index.ts';
 import { Header, MAX_PACKET_PAYLOAD, ServerStatus } from './constants.ts';
 import type { ResponseShape } from './commands.ts';
 import { decodeErr, decodeOk, sessionSchemaChange, type ErrPacket } from './generic.ts';
-import { HEADER_BYTES } from './framer.ts';
-import { PayloadReader } from './wire.ts';
-
-/** Enough of a packet to read any OK/EOF/ERR/PREPARE_OK header and a useful error message. */
-const HEAD_BYTES = 512;
+import { PacketHeadScanner } from './packet-heads.ts';
 
 export interface ResponseOutcome {
   readonly rowsReturned: number;
@@ -33,17 +35,22 @@ export interface ResponseHandler {
   onResponse(outcome: ResponseOutcome): void;
   /** The server asks the client for a local file (LOAD DATA LOCAL INFILE). */
   onLocalInfileRequest(filename: string): void;
-  /** A packet arrived while no response was expected (e.g. the server killing the connection). */
+  /** An error arrived while no response was expected (the server killing the connection). */
   onUnsolicited(head: Buffer): void;
 }
 
 type Phase = 'first' | 'columns' | 'columnsEof' | 'rows' | 'prepareParams' | 'prepareParamsEof' | 'prepareColumns' | 'prepareColumnsEof' | 'fields';
 
 interface Pending {
-  shape: ResponseShape;
+  readonly shape: ResponseShape;
+  /** The command's name, for errors. */
+  readonly command: string;
+  /** Rows in the binary protocol, each starting 0x00 (an execute with a cursor, a fetch). */
+  readonly binary: boolean;
   phase: Phase;
-  /** Definitions still to come in the current metadata block. */
+  /** Definitions still to come in the current metadata block, of `total`. */
   left: number;
+  total: number;
   preparedColumns: number;
   rowsReturned: number;
   rowsAffected: number;
@@ -53,18 +60,17 @@ interface Pending {
   schema: string | undefined;
 }
 
+/** What a packet looked like, for an error message: its kind and size, never its content. */
+function describe(first: number, length: number): string {
+  const kind = first === Header.OK ? 'an OK packet' : first === Header.EOF ? 'an EOF packet' : first === Header.ERR ? 'an ERR packet' : first < 0 ? 'an empty packet' : `a packet starting 0x${first.toString(16).padStart(2, '0')}`;
+  return `${kind} of ${length} byte(s)`;
+}
+
 export class ResponseTracker {
   private readonly queue: Pending[] = [];
-  private header = Buffer.alloc(HEADER_BYTES);
-  private headerFill = 0;
+  private readonly scanner = new PacketHeadScanner((head, length) => this.onPacketHead(head, length));
+  /** The length of the packet whose head is being looked at. */
   private packetLength = 0;
-  private packetLeft = 0;
-  /** Head bytes gathered for a packet split across chunks. */
-  private headParts: Buffer[] = [];
-  private headFill = 0;
-  private headWanted = 0;
-  /** The current physical packet continues a logical one: its bytes are payload, not a header. */
-  private continuation = false;
 
   constructor(
     private readonly deprecateEof: boolean,
@@ -77,15 +83,19 @@ export class ResponseTracker {
 
   /** Nothing expected and no packet half-read: the connection is between commands. */
   get idle(): boolean {
-    return this.queue.length === 0 && this.headerFill === 0 && !this.continuation;
+    return this.queue.length === 0 && !this.scanner.midPacket;
   }
 
-  expect(shape: ResponseShape): void {
+  /** `command`: the command's name, for the error that names it should its answer go astray. */
+  expect(shape: ResponseShape, command: string): void {
     if (shape === 'none') return;
     this.queue.push({
       shape,
+      command,
+      binary: shape === 'cursor' || shape === 'rows',
       phase: shape === 'rows' ? 'rows' : shape === 'fields' ? 'fields' : 'first',
       left: 0,
+      total: 0,
       preparedColumns: 0,
       rowsReturned: 0,
       rowsAffected: 0,
@@ -96,95 +106,37 @@ export class ResponseTracker {
     });
   }
 
+  /** Throws MG_UPSTREAM_PROTOCOL when the server sends what no answer may hold at that point. */
   scan(chunk: Buffer): void {
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.headerFill < HEADER_BYTES) {
-        const take = Math.min(HEADER_BYTES - this.headerFill, chunk.length - offset);
-        if (this.headerFill === 0 && take === HEADER_BYTES) {
-          this.packetLength = chunk[offset]! | (chunk[offset + 1]! << 8) | (chunk[offset + 2]! << 16);
-        } else {
-          chunk.copy(this.header, this.headerFill, offset, offset + take);
-          if (this.headerFill + take < HEADER_BYTES) {
-            this.headerFill += take;
-            return;
-          }
-          this.packetLength = this.header[0]! | (this.header[1]! << 8) | (this.header[2]! << 16);
-        }
-        offset += take;
-        this.headerFill = HEADER_BYTES;
-        this.packetLeft = this.packetLength;
-        this.headWanted = this.continuation ? 0 : Math.min(this.packetLength, HEAD_BYTES);
-        this.headFill = 0;
-        if (this.headWanted === 0 && !this.continuation) this.onPacketHead(Buffer.alloc(0));
-      }
-      if (this.headFill < this.headWanted) {
-        const take = Math.min(this.headWanted - this.headFill, chunk.length - offset);
-        if (this.headFill === 0 && take === this.headWanted) {
-          this.headFill = take;
-          this.onPacketHead(chunk.subarray(offset, offset + take));
-        } else {
-          this.headParts.push(Buffer.from(chunk.subarray(offset, offset + take)));
-          this.headFill += take;
-          if (this.headFill === this.headWanted) {
-            const head = Buffer.concat(this.headParts, this.headFill);
-            this.headParts = [];
-            this.onPacketHead(head);
-          }
-        }
-        offset += take;
-        this.packetLeft -= take;
-      }
-      const skip = Math.min(this.packetLeft, chunk.length - offset);
-      offset += skip;
-      this.packetLeft -= skip;
-      if (this.packetLeft === 0 && this.headFill === this.headWanted) {
-        this.continuation = this.packetLength === MAX_PACKET_PAYLOAD;
-        this.headerFill = 0;
-      }
-    }
+    this.scanner.scan(chunk);
   }
 
-  private onPacketHead(head: Buffer): void {
+  private onPacketHead(head: Buffer, packetLength: number): void {
+    this.packetLength = packetLength;
+    const first = head.length > 0 ? head[0]! : -1;
     const pending = this.queue[0];
     if (pending === undefined) {
+      if (first !== Header.ERR) throw this.unexpected(null, 'nothing (no command is waiting for an answer)', first);
       this.handler.onUnsolicited(head);
       return;
     }
-    const first = head.length > 0 ? head[0]! : -1;
     switch (pending.phase) {
       case 'first':
         return this.onFirst(pending, head, first);
       case 'columns':
-        if (--pending.left === 0) this.afterColumns(pending);
-        return;
+      case 'prepareParams':
+      case 'prepareColumns':
+        return this.onDefinition(pending, head, first);
       case 'columnsEof':
-        // With a cursor open the rows wait for COM_STMT_FETCH; a statement the server runs
-        // without one (CALL) sends them now, like any result set.
-        if (pending.shape === 'cursor' && eofStatus(head) & ServerStatus.CURSOR_EXISTS) {
-          pending.status = eofStatus(head);
-          return this.complete();
-        }
-        pending.phase = 'rows';
-        return;
+      case 'prepareParamsEof':
+      case 'prepareColumnsEof':
+        return this.onMetadataEnd(pending, head, first);
       case 'rows':
         if (first === Header.ERR) return this.fail(pending, head);
         if (first === Header.EOF && this.isTerminator()) return this.finishResultSet(pending, head);
+        if (pending.binary && first !== Header.OK) throw this.unexpected(pending, 'a binary row (0x00) or the end of the rows', first);
         pending.rowsReturned++;
         return;
-      case 'prepareParams':
-        if (--pending.left === 0) this.afterPrepareParams(pending);
-        return;
-      case 'prepareParamsEof':
-        return this.startPrepareColumns(pending);
-      case 'prepareColumns':
-        if (--pending.left === 0) {
-          if (this.deprecateEof) this.complete();
-          else pending.phase = 'prepareColumnsEof';
-        }
-        return;
-      case 'prepareColumnsEof':
-        return this.complete();
       case 'fields':
         if (first === Header.ERR) return this.fail(pending, head);
         // A column definition starts with its catalog, never 0xFE: this is the end.
@@ -203,14 +155,11 @@ export class ResponseTracker {
       return this.complete();
     }
     if (pending.shape === 'prepare') {
-      const r = new PayloadReader(head, 'COM_STMT_PREPARE response');
-      r.skip(1);
-      pending.statementId = r.u32();
-      pending.preparedColumns = r.u16();
-      pending.left = r.u16();
-      if (pending.left > 0) pending.phase = 'prepareParams';
-      else this.startPrepareColumns(pending);
-      return;
+      // COM_STMT_PREPARE_OK: 0x00, statement id (4), columns (2), parameters (2), …
+      if (first !== Header.OK || head.length < 9) throw this.unexpected(pending, 'COM_STMT_PREPARE_OK or an error', first);
+      pending.statementId = head.readUInt32LE(1);
+      pending.preparedColumns = head.readUInt16LE(5);
+      return this.startDefinitions(pending, 'prepareParams', head.readUInt16LE(7));
     }
     if (first === Header.OK) {
       const ok = safeOk(head);
@@ -220,33 +169,67 @@ export class ResponseTracker {
       if (!(pending.status & ServerStatus.MORE_RESULTS_EXISTS)) this.complete();
       return;
     }
-    if (first === Header.LOCAL_INFILE) {
+    // LOAD DATA LOCAL cannot be prepared: only a text query may ask for a file.
+    if (first === Header.LOCAL_INFILE && pending.shape === 'result') {
       this.handler.onLocalInfileRequest(head.toString('utf8', 1));
       return;
     }
-    const columns = new PayloadReader(head, 'column count').lenenc();
-    pending.left = columns;
-    if (columns === 0) this.afterColumns(pending);
-    else pending.phase = 'columns';
+    const columns = columnCount(head);
+    if (columns === null) throw this.unexpected(pending, 'OK, an error or a result set', first);
+    this.startDefinitions(pending, 'columns', columns);
+  }
+
+  private startDefinitions(pending: Pending, phase: 'columns' | 'prepareParams' | 'prepareColumns', count: number): void {
+    pending.left = pending.total = count;
+    if (count > 0) pending.phase = phase;
+    else if (phase === 'prepareParams') this.startDefinitions(pending, 'prepareColumns', pending.preparedColumns);
+    else this.complete();
+  }
+
+  private onDefinition(pending: Pending, head: Buffer, first: number): void {
+    // Neither can start a definition (0xFF and a short 0xFE are no length-encoded catalog).
+    if (first === Header.ERR) return this.fail(pending, head);
+    if (first === Header.EOF && this.packetLength < 9) throw this.unexpected(pending, `definition ${pending.total - pending.left + 1} of ${pending.total}`, first);
+    if (--pending.left > 0) return;
+    if (!this.deprecateEof) {
+      pending.phase = pending.phase === 'columns' ? 'columnsEof' : pending.phase === 'prepareParams' ? 'prepareParamsEof' : 'prepareColumnsEof';
+      return;
+    }
+    this.afterMetadata(pending, 0);
   }
 
   /**
-   * Under DEPRECATE_EOF an open cursor still ends the metadata with a terminator (an OK in
-   * EOF form, flagged CURSOR_EXISTS); the rows phase takes it as an empty result set's end.
+   * The EOF after a block of definitions (without DEPRECATE_EOF). An execute asking for a
+   * cursor may get an ERR in its place: MariaDB sends the metadata before it materialises
+   * the cursor, and ends it with an error when that fails (sql_cursor.cc,
+   * Materialized_cursor::open: "Commit or rollback metadata in the client-server protocol").
    */
-  private afterColumns(pending: Pending): void {
-    pending.phase = this.deprecateEof ? 'rows' : 'columnsEof';
+  private onMetadataEnd(pending: Pending, head: Buffer, first: number): void {
+    if (first === Header.ERR) return this.fail(pending, head);
+    if (first !== Header.EOF || !this.isTerminator()) throw this.unexpected(pending, 'the EOF ending the column definitions, or an error', first);
+    this.afterMetadata(pending, eofStatus(head));
   }
 
-  private afterPrepareParams(pending: Pending): void {
-    if (this.deprecateEof) this.startPrepareColumns(pending);
-    else pending.phase = 'prepareParamsEof';
-  }
-
-  private startPrepareColumns(pending: Pending): void {
-    pending.left = pending.preparedColumns;
-    if (pending.left > 0) pending.phase = 'prepareColumns';
-    else this.complete();
+  /** `status`: of the EOF that ended the metadata (0 under DEPRECATE_EOF, where none does). */
+  private afterMetadata(pending: Pending, status: number): void {
+    switch (pending.phase) {
+      case 'prepareParams':
+      case 'prepareParamsEof':
+        return this.startDefinitions(pending, 'prepareColumns', pending.preparedColumns);
+      case 'prepareColumns':
+      case 'prepareColumnsEof':
+        return this.complete();
+      default:
+        // With a cursor open the rows wait for COM_STMT_FETCH; a statement the server runs
+        // without one (CALL) sends them now, like any result set. Under DEPRECATE_EOF an
+        // opened cursor's metadata still ends with a terminator (an OK in EOF form, flagged
+        // CURSOR_EXISTS), which the rows phase takes as an empty result set's end.
+        if (pending.shape === 'cursor' && status & ServerStatus.CURSOR_EXISTS) {
+          pending.status = status;
+          return this.complete();
+        }
+        pending.phase = 'rows';
+    }
   }
 
   /** A 0xFE packet ends the rows: a short EOF, or with DEPRECATE_EOF an OK in EOF's clothing. */
@@ -276,6 +259,25 @@ export class ResponseTracker {
       schema: done.schema,
     });
   }
+
+  private unexpected(pending: Pending | null, expected: string, first: number): MeshgateError {
+    const during = pending === null ? 'between commands' : `in the answer to ${pending.command}`;
+    return mgError(
+      'MG_UPSTREAM_PROTOCOL',
+      `MariaDB sent ${describe(first, this.packetLength)} ${during} where meshgate expected ${expected}; the session was closed rather than let later answers reach the wrong commands. Reconnect; if it happens again, report it with the statement that caused it`,
+    );
+  }
+}
+
+/** The column count that starts a result set; null when the packet cannot be one. */
+function columnCount(head: Buffer): number | null {
+  const first = head.length > 0 ? head[0]! : -1;
+  let count: number;
+  if (first > 0 && first < 0xfb) count = first;
+  else if (first === 0xfc && head.length >= 3) count = head.readUInt16LE(1);
+  else if (first === 0xfd && head.length >= 4) count = head.readUIntLE(1, 3);
+  else return null;
+  return count > 0 ? count : null;
 }
 
 function safeOk(head: Buffer): ReturnType<typeof decodeOk> | null {
