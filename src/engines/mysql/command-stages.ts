@@ -1,7 +1,8 @@
 /**
  * The stages every command of an open MySQL session runs through, reported by the relay:
  *
- *   onCommand ──▶ refuse what no session may send (COM_CHANGE_USER, replication, …)
+ *   onCommand ──▶ refuse what no session may send (replication, shutdown, …); COM_CHANGE_USER
+ *                 goes as the reset it amounts to
  *             ──▶ refuse statements imitating meshgate's tag
  *             ──▶ policy again where the command changes scope (COM_INIT_DB, USE, KILL)
  *             ──▶ throttle ──▶ trace id, DEFINER, sqlcommenter tag ──▶ Route back to the relay
@@ -21,9 +22,10 @@ import { HEADER_BYTES, type Frame } from './codec/framer.ts';
 import type { ResponseOutcome } from './codec/response-tracker.ts';
 import type { ResponseShape } from './codec/commands.ts';
 import type { MysqlEngineContext } from './context.ts';
+import { changeUserAsReset } from './change-user.ts';
 import { translateKill, type SessionDirectory } from './directory.ts';
 import type { LoginRequest } from './login-stages.ts';
-import { answerableByQueryCache } from './query-cache.ts';
+import { answerableByQueryCache } from './server-settings.ts';
 import {
   definerEdits,
   extractTraceparent,
@@ -182,11 +184,20 @@ export class CommandStages implements SessionCommands {
   onCommand(frame: Frame, command: ClientCommand): Route {
     if (command.kind === 'quit') return { kind: 'quit' };
     if (command.kind === 'forbidden') {
-      const why =
-        command.code === Command.CHANGE_USER
-          ? 'COM_CHANGE_USER is refused: a meshgate session keeps the identity it was opened with; open a new connection with the other certificate'
-          : `${command.name} is not allowed through meshgate; connect to MariaDB directly for administration and replication`;
+      const why = `${command.name} is not allowed through meshgate; connect to MariaDB directly for administration and replication`;
       return this.refuse(mgError('MG_COMMAND_FORBIDDEN', why), command.name, null);
+    }
+    if (command.code === Command.CHANGE_USER) {
+      const { request, identity } = this.grant;
+      const reset = changeUserAsReset(frame, {
+        identity,
+        capabilities: request.response.capabilities,
+        loginCharset: request.response.charset,
+        database: this.database,
+        charsetOf: (collation) => this.ctx.charsetOf(collation),
+      });
+      if ('refusal' in reset) return this.refuse(reset.refusal, command.name, null);
+      return this.forward(reset.frame, { ...command, code: Command.RESET_CONNECTION }, null);
     }
     if (command.code === Command.INIT_DB) {
       const refusal = this.checkDatabase(command.text ?? '');

@@ -5,7 +5,7 @@ import type { Logger } from '../../log.ts';
 import type { PolicySource } from '../../policy/index.ts';
 import type { Throttle } from '../../throttle/index.ts';
 import type { ServerProfile } from './profile.ts';
-import type { QueryCacheMode } from './query-cache.ts';
+import type { QueryCacheMode } from './server-settings.ts';
 import type { UpstreamTarget } from './upstream.ts';
 import type { SessionLogin, UpstreamUse } from './upstream-source.ts';
 
@@ -40,4 +40,6 @@ export interface MysqlEngineContext {
   readonly tagStatements: boolean;
   /** MariaDB's query cache as last read: statements it could answer go without a trace id in their tag. */
   queryCacheMode(): QueryCacheMode;
+  /** The character set a collation id belongs to, as MariaDB says; null if unknown. */
+  charsetOf(collation: number): string | null;
 }

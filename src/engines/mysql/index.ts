@@ -15,7 +15,7 @@ import type { MysqlEngineContext, RoleAccount } from './context.ts';
 import { MysqlListener } from './listener.ts';
 import { UpstreamPool } from './pool.ts';
 import { probeServerProfile } from './profile.ts';
-import { watchQueryCache, type AccountForRead } from './query-cache.ts';
+import { watchServerSettings, type AccountForRead } from './server-settings.ts';
 import { mariadbUpstreamCheck } from './upstream-check.ts';
 import { leasedAccounts, staticAccounts, UpstreamSource } from './upstream-source.ts';
 import type { UpstreamTarget } from './upstream.ts';
@@ -63,7 +63,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
   const target: UpstreamTarget = { host: upstream.host, port: upstream.port, connectTimeoutMs: upstream.connectTimeoutMs };
   const profile = await probeServerProfile(target);
   const credentials = deps.credentials.mariadb === null ? null : await deps.credentials.mariadb.open();
-  const queryCache = await watchQueryCache(target, settingsReader(upstream, staticRoles, deps.env), deps.log);
+  const settings = await watchServerSettings(target, settingsReader(upstream, staticRoles, deps.env), deps.log);
 
   const pool = new UpstreamPool({
     maxIdlePerKey: upstream.pool.maxIdlePerKey,
@@ -86,7 +86,8 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     log: deps.log,
     maxClientMessageBytes: listen.maxClientMessageBytes,
     tagStatements: config.tagStatements,
-    queryCacheMode: () => queryCache.mode,
+    queryCacheMode: () => settings.queryCacheMode,
+    charsetOf: (collation) => settings.charsetOf(collation),
   };
   const listener = new MysqlListener(ctx);
   let address: AddressInfo;
@@ -95,7 +96,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
   } catch (error) {
     unsubscribe();
     pool.close();
-    queryCache.stop();
+    settings.stop();
     const code = (error as NodeJS.ErrnoException).code;
     throw mgError('MG_CONFIG_INVALID', `cannot listen for MySQL clients on ${listen.host}:${listen.port} (${code}); choose another listener.port`, error);
   }
@@ -118,7 +119,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
       await listener.close();
       unsubscribe();
       pool.close();
-      queryCache.stop();
+      settings.stop();
     },
   };
 }

@@ -309,23 +309,33 @@ describe('mariadb connector through meshgate', { skip: missing }, () => {
     }
   });
 
-  it('refuses conn.changeUser with MG_COMMAND_FORBIDDEN', async () => {
+  it('conn.changeUser resets the session but keeps its identity, and cannot change database or character set', async () => {
+    type ChangeUser = Parameters<Connection['changeUser']>[0];
     const conn = await connect('analytics');
     try {
-      await assert.rejects(conn.changeUser({ user: 'root', password: '' }), (e: SqlError) => {
-        assert.match(e.message, /\[MG_COMMAND_FORBIDDEN\]/);
+      await conn.query('SET @left_behind = 1');
+      await conn.changeUser({ user: 'root', password: '' });
+      const rows = (await conn.query('SELECT CURRENT_ROLE() AS r, @left_behind AS v, DATABASE() AS db')) as Row[];
+      assert.deepEqual([rows[0]!.r, rows[0]!.v, rows[0]!.db], [h.roles.ro, null, h.database]);
+      // A failed COM_CHANGE_USER ends the connection, in the connector as in MariaDB.
+      await assert.rejects(conn.changeUser({ user: 'root', password: '', database: 'information_schema' }), (e: SqlError) => {
+        assert.match(e.message, /\[MG_COMMAND_FORBIDDEN\].*COM_INIT_DB/);
         assert.equal(e.errno, 1227);
         return true;
       });
     } finally {
       await conn.destroy();
     }
-    const again = await connect('analytics');
+    // The connector logs in with utf8mb4_unicode_ci and asks the server's default collation in
+    // COM_CHANGE_USER: the same character set passes; another one is refused.
+    const other = await connect('analytics');
     try {
-      const rows = (await again.query('SELECT CURRENT_ROLE() AS r')) as Row[];
-      assert.equal(rows[0]!.r, h.roles.ro);
+      await other.changeUser({ user: 'root', password: '' });
+      const rows = (await other.query("SELECT CURRENT_ROLE() AS r, CHARSET('x') AS cs")) as Row[];
+      assert.deepEqual([rows[0]!.r, rows[0]!.cs], [h.roles.ro, 'utf8mb4']);
+      await assert.rejects(other.changeUser({ user: 'root', password: '', charset: 'latin1' } as ChangeUser), /\[MG_COMMAND_FORBIDDEN\].*SET NAMES/);
     } finally {
-      await again.end();
+      await other.destroy();
     }
   });
 

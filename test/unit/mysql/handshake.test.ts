@@ -129,7 +129,9 @@ describe('commands', () => {
     const query = decodeCommand(Buffer.from('\x03SELECT 1', 'latin1'));
     assert.equal(query.kind, 'relay');
     assert.equal(query.kind === 'relay' && query.text, 'SELECT 1');
-    assert.deepEqual(decodeCommand(Buffer.from([0x11, 0x61, 0])), { kind: 'forbidden', code: 0x11, name: 'COM_CHANGE_USER' });
+    // Relayed as the reset it amounts to (change-user.ts), never as a change of account.
+    assert.deepEqual(decodeCommand(Buffer.from([0x11, 0x61, 0])), { kind: 'relay', code: 0x11, name: 'change_user', response: 'single', text: null, statementId: null });
+    assert.deepEqual(decodeCommand(Buffer.from([0x08])), { kind: 'forbidden', code: 0x08, name: 'COM_SHUTDOWN' });
     assert.equal(decodeCommand(Buffer.from([0x12])).kind, 'forbidden');
     assert.deepEqual(decodeCommand(Buffer.from([0x01])), { kind: 'quit' });
     const execute = decodeCommand(Buffer.from([0x17, 1, 0, 0, 0, 1, 1, 0, 0, 0]));

@@ -32,9 +32,10 @@ interface CommandSpec {
 }
 
 /**
- * The commands meshgate relays. Anything absent — COM_CHANGE_USER (would switch identity),
- * replication (binlog dump, register slave: a stream meshgate cannot follow or audit),
- * shutdown, and long-obsolete commands — is refused before it reaches MariaDB. Commands
+ * The commands meshgate relays. Anything absent — replication (binlog dump, register slave:
+ * a stream meshgate cannot follow or audit), shutdown, and long-obsolete commands — is
+ * refused before it reaches MariaDB. COM_CHANGE_USER is relayed as the session reset it
+ * amounts to (the command stages say how): it cannot change who the session is. Commands
  * whose right to run MariaDB's grants already decide for the session's role (COM_REFRESH
  * needs RELOAD, as FLUSH does) pass: refusing them widens nothing and only breaks tools.
  */
@@ -56,10 +57,10 @@ const RELAYED: ReadonlyMap<number, CommandSpec> = new Map([
   [Command.FIELD_LIST, { name: 'field_list', response: 'fields' }],
   [Command.DEBUG, { name: 'debug', response: 'single' }],
   [Command.REFRESH, { name: 'refresh', response: 'single' }],
+  [Command.CHANGE_USER, { name: 'change_user', response: 'single' }],
 ]);
 
 const FORBIDDEN_NAMES: ReadonlyMap<number, string> = new Map([
-  [Command.CHANGE_USER, 'COM_CHANGE_USER'],
   [Command.BINLOG_DUMP, 'COM_BINLOG_DUMP'],
   [Command.BINLOG_DUMP_GTID, 'COM_BINLOG_DUMP_GTID'],
   [Command.REGISTER_SLAVE, 'COM_REGISTER_SLAVE'],

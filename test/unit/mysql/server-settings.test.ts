@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { answerableByQueryCache } from '../../../src/engines/mysql/query-cache.ts';
+import { answerableByQueryCache } from '../../../src/engines/mysql/server-settings.ts';
 import { statementVerb } from '../../../src/engines/mysql/sql/index.ts';
 
 const answerable = (mode: 'off' | 'on' | 'demand', sql: string) => answerableByQueryCache(mode, statementVerb(sql), sql);

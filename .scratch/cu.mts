@@ -1,0 +1,14 @@
+import { connectUpstream } from '/work/main/src/engines/mysql/upstream.ts';
+import { encodeMessage, PacketFramer } from '/work/main/src/engines/mysql/codec/framer.ts';
+import { nativePasswordScramble } from '/work/main/src/engines/mysql/codec/handshake.ts';
+import { PayloadWriter } from '/work/main/src/engines/mysql/codec/wire.ts';
+import mysql from 'mysql2/promise';
+const root = await mysql.createConnection({ host: '127.0.0.1', user: 'root' });
+await root.query("CREATE USER IF NOT EXISTS 'cuprobe'@'%' IDENTIFIED BY 'pw1'");
+const caps = 0x00000200 | 0x00008000 | 0x00080000 | 0x00100000 | 0x00000008 | 0x00002000 | 0x01000000 | 0x00800000;
+const c = await connectUpstream({ host: '127.0.0.1', port: 3306, connectTimeoutMs: 3000 }, { user: 'cuprobe', password: 'pw1', database: null, capabilities: caps, mariadbCapabilities: 0, charset: 45, maxPacketSize: 1 << 24, attributes: new Map([['a', 'b']]) });
+const scr = nativePasswordScramble('pw1', c.greeting.nonce);
+const w = new PayloadWriter().u8(0x11).bytes('cuprobe').u8(0).u8(scr.length).push(scr).bytes('information_schema').u8(0).u16(45).bytes('mysql_native_password').u8(0).lenencBytes(new PayloadWriter().lenencBytes('x').lenencBytes('y').toBuffer());
+c.socket.write(encodeMessage(w.toBuffer(), 0));
+const f = new PacketFramer(1 << 20);
+c.socket.on('data', (d) => { for (const fr of f.push(d)) console.log('reply', fr.seq, fr.payload[0], fr.payload.toString('latin1').slice(0, 80)); c.socket.destroy(); root.query("DROP USER 'cuprobe'@'%'").then(() => root.end()); });

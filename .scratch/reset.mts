@@ -1,0 +1,11 @@
+import * as mariadb from 'mariadb';
+const c = await mariadb.createConnection({ host: '127.0.0.1', user: 'root' });
+const r = await mariadb.createConnection({ host: '127.0.0.1', user: 'root' });
+await c.query('SET SESSION long_query_time = 3, @u = 5');
+console.log('before', await c.query('SELECT @@long_query_time AS l, @u AS u, @@global.long_query_time AS g'));
+const orig = (await r.query('SELECT @@global.long_query_time AS g'))[0].g;
+await r.query('SET GLOBAL long_query_time = 7');
+await c.reset();
+console.log('after reset', await c.query('SELECT @@long_query_time AS l, @u AS u'));
+await r.query('SET GLOBAL long_query_time = ?', [orig]);
+await c.end(); await r.end();
