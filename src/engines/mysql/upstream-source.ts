@@ -49,7 +49,7 @@ export class UpstreamSource {
   async open(identity: Identity, role: string, login: SessionLogin): Promise<UpstreamUse> {
     let account = await this.accounts.accountFor(identity, role, login.database);
     let full: UpstreamLogin = { ...login, user: account.user, password: account.password };
-    let connection = this.pool?.take(full) ?? null;
+    let connection = (await this.pool?.take(full)) ?? null;
     if (connection === null) {
       try {
         try {
@@ -79,7 +79,7 @@ export class UpstreamSource {
         if (finished) return;
         finished = true;
         this.accounts.release(account.leaseId);
-        if (reusable !== null && this.pool !== null) this.pool.give(full, reusable, account.leaseId, role);
+        if (reusable !== null && this.pool !== null) this.pool.give(full, reusable, account.leaseId);
         else if (reusable !== null) reusable.socket.destroy();
       },
     };
