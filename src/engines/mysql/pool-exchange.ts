@@ -6,8 +6,9 @@
  * the one a login makes: it ends the transaction, drops temporary tables, prepared statements,
  * user variables and locks, copies every session variable from the globals as they are *now*,
  * applies the account's default role, selects the database, and replaces the connection
- * attributes. COM_RESET_CONNECTION does less: it keeps the database and attributes, loses the
- * role, and restores the login's character set but not its collation.
+ * attributes. COM_RESET_CONNECTION does less: it keeps the database, the attributes and the
+ * active role (a session's SET ROLE NONE survives it), and restores the login's character set
+ * but not its collation.
  *
  * A login also does a few things COM_CHANGE_USER does not, so renewing makes up for them:
  * - CLIENT_IGNORE_SPACE adds IGNORE_SPACE to sql_mode, CLIENT_INTERACTIVE sets wait_timeout to
