@@ -21,7 +21,7 @@
  *   ratios                      (c)/(e), (c)/(f), (c)/(a), (c)/(b); full_*: the same for the full-handshake runs
  *
  * The system MariaDB has no TLS and is not reconfigured: (e0), (e) and (f) run against a private
- * mariadbd (bench/private-mariadb.ts) with its own datadir, port and the listener certificate
+ * mariadbd (test/helpers/private-mariadb.ts) with its own datadir, port and the listener certificate
  * meshgate presents, deleted at the end. If it cannot start, a JSON line says why and the other
  * scenarios still run. TLS scenarios report the negotiated protocol and how many connects
  * resumed a TLS session (mysql2 caches sessions per ssl object; servers may or may not resume).
@@ -47,7 +47,7 @@ import type { MysqlEngineContext } from '../src/engines/mysql/context.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { jsonLogger } from '../src/log.ts';
 import { startMeshgate } from '../src/server.ts';
-import { startPrivateMariadb, type PrivateMariadb } from './private-mariadb.ts';
+import { startPrivateMariadb, type PrivateMariadb } from '../test/helpers/private-mariadb.ts';
 
 const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 500);
@@ -104,9 +104,9 @@ async function child(configFile: string): Promise<void> {
     return use;
   };
   const take = running.pool.take.bind(running.pool);
-  running.pool.take = (login) => {
+  running.pool.take = async (login) => {
     const started = performance.now();
-    const connection = take(login);
+    const connection = await take(login);
     takes.push(performance.now() - started);
     return connection;
   };

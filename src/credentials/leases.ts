@@ -74,6 +74,8 @@ interface CachedSession {
   readonly credential: SessionCredential;
   /** Sessions currently logged in through it; renewal runs while this is above zero. */
   holders: number;
+  /** Calls of sessionCredential that got it, the one that created it included. */
+  handedOut: number;
   expiresAt: number;
 }
 
@@ -83,7 +85,7 @@ export class LeaseManager {
   private readonly cache = new Map<string, CachedSession>();
   /** The same entries by lease id: sessions and the pool ask per connection. */
   private readonly byLease = new Map<string, CachedSession>();
-  private readonly creating = new Map<string, Promise<SessionCredential>>();
+  private readonly creating = new Map<string, { readonly promise: Promise<SessionCredential>; callers: number }>();
   /** Lease ids this process is creating or revoking right now; any other such record of ours is debris. */
   private readonly inFlight = new Set<string>();
 
@@ -104,22 +106,48 @@ export class LeaseManager {
     if (cached !== undefined) {
       const lease = cached.credential.lease;
       const nearMax = lease.maxExpiresAt - now < this.options.timings.sessionTtlMs / 2;
-      if (cached.expiresAt > now + 1000 && !nearMax) return cached.credential;
+      if (cached.expiresAt > now + 1000 && !nearMax) {
+        cached.handedOut++;
+        return cached.credential;
+      }
       this.uncache(key, cached);
       void this.retire(cached, nearMax ? 'rotated before its max TTL' : 'expired');
     }
     const pending = this.creating.get(key);
-    if (pending !== undefined) return pending;
-    const created = this.createLease('session', identity, role, database, this.options.timings.sessionTtlMs, this.options.timings.sessionMaxTtlMs)
-      .then((credential) => {
-        const entry: CachedSession = { credential, holders: 0, expiresAt: credential.lease.expiresAt };
-        this.cache.set(key, entry);
-        this.byLease.set(credential.lease.id, entry);
-        return credential;
-      })
-      .finally(() => this.creating.delete(key));
-    this.creating.set(key, created);
-    return created;
+    if (pending !== undefined) {
+      pending.callers++;
+      return pending.promise;
+    }
+    const creation = {
+      promise: this.createLease('session', identity, role, database, this.options.timings.sessionTtlMs, this.options.timings.sessionMaxTtlMs)
+        .then((credential) => {
+          const entry: CachedSession = { credential, holders: 0, handedOut: creation.callers, expiresAt: credential.lease.expiresAt };
+          this.cache.set(key, entry);
+          this.byLease.set(credential.lease.id, entry);
+          return credential;
+        })
+        .finally(() => this.creating.delete(key)),
+      callers: 1,
+    };
+    this.creating.set(key, creation);
+    return creation.promise;
+  }
+
+  /**
+   * The login a session lease was just created for failed, and nobody else was given the
+   * lease: its account goes now, so a failed login leaves no account behind (a lease shared
+   * with another session stays, for that session). Answers whether it was dropped.
+   */
+  async abandon(leaseId: string, reason: string): Promise<boolean> {
+    const entry = this.entryOf(leaseId);
+    if (entry === undefined || entry.handedOut !== 1 || entry.holders !== 0) return false;
+    // At once, before anything is awaited: the next session of the identity creates a new lease.
+    this.forget(leaseId);
+    const revoked = await this.revokeOne(entry.credential.lease, reason, { killSessions: false }).catch((error: unknown) => {
+      this.options.log.warn('cannot drop the account of a failed login now; the reaper will', { lease: leaseId, error: asMeshgateError(error).message });
+      return null;
+    });
+    return revoked !== null;
   }
 
   /** A session started using the lease (counts toward renewal). */

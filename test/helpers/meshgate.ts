@@ -16,6 +16,7 @@ import { openEmbeddedStore } from '../../src/store/embedded.ts';
 import type { StateStore } from '../../src/store/types.ts';
 import { baseConfig, inTempDir, runMeshgate, writeHarnessFiles, TRUST_DOMAIN, type BaseHarness, type Undo } from './bare-harness.ts';
 
+export { holdGlobal, withMaxAllowedPacket, type HoldOptions } from './server-globals.ts';
 export { startBareHarness, TRUST_DOMAIN, type BareHarnessOptions, type BaseHarness, type ClientFiles, type HarnessFiles } from './bare-harness.ts';
 
 export const MARIADB = MARIADB_TARGET;
@@ -227,60 +228,5 @@ async function assembleHarness(options: HarnessOptions, dir: string, undo: Undo,
       if (options.credentials === 'dynamic') await leaseUsernames().catch(() => undefined);
       await undoAll();
     },
-  };
-}
-
-/**
- * Raises MariaDB's global max_allowed_packet for tests that move >16 MiB messages and
- * returns the function that lets go of it. New sessions pick the global value up.
- *
- * Other runs share the server and may hold it raised at the same moment, so a plain
- * save-and-restore would let one run lower it under another's feet (or leave it raised
- * for good). Holders register in a table under a named lock; the last one out puts the
- * value from before the first one back and removes the table. A holder whose connection
- * is gone (a killed run) no longer counts.
- */
-const PACKET_DB = 'meshgate_test_packet_holders';
-const PACKET_LOCK = 'meshgate_test_max_allowed_packet';
-
-export async function withMaxAllowedPacket(bytes: number): Promise<() => Promise<void>> {
-  const admin = await connectAdmin(MARIADB);
-  const [[{ id }]] = (await admin.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
-  const locked = async <T>(work: () => Promise<T>): Promise<T> => {
-    await admin.query(`SELECT GET_LOCK('${PACKET_LOCK}', 30)`);
-    try {
-      return await work();
-    } finally {
-      await admin.query(`SELECT RELEASE_LOCK('${PACKET_LOCK}')`);
-    }
-  };
-  let original = 0;
-  try {
-    await locked(async () => {
-      await admin.query(`CREATE DATABASE IF NOT EXISTS ${PACKET_DB}`);
-      await admin.query(`CREATE TABLE IF NOT EXISTS ${PACKET_DB}.holders (connection BIGINT PRIMARY KEY, original BIGINT NOT NULL)`);
-      await admin.query(`DELETE FROM ${PACKET_DB}.holders WHERE connection NOT IN (SELECT ID FROM information_schema.PROCESSLIST)`);
-      const [held] = (await admin.query(`SELECT original FROM ${PACKET_DB}.holders LIMIT 1`)) as unknown as [{ original: number }[]];
-      const [[{ current }]] = (await admin.query('SELECT @@GLOBAL.max_allowed_packet AS current')) as unknown as [[{ current: number }]];
-      original = Number(held[0]?.original ?? current);
-      await admin.query(`INSERT INTO ${PACKET_DB}.holders VALUES (?, ?)`, [id, original]);
-      if (Number(current) < bytes) await admin.query('SET GLOBAL max_allowed_packet = ?', [bytes]);
-    });
-  } catch (error) {
-    await admin.end();
-    throw error;
-  }
-  return async () => {
-    try {
-      await locked(async () => {
-        await admin.query(`DELETE FROM ${PACKET_DB}.holders WHERE connection = ? OR connection NOT IN (SELECT ID FROM information_schema.PROCESSLIST)`, [id]);
-        const [rest] = (await admin.query(`SELECT COUNT(*) AS n FROM ${PACKET_DB}.holders`)) as unknown as [{ n: number }[]];
-        if (Number(rest[0]!.n) > 0) return;
-        await admin.query('SET GLOBAL max_allowed_packet = ?', [original]);
-        await admin.query(`DROP DATABASE IF EXISTS ${PACKET_DB}`);
-      });
-    } finally {
-      await admin.end();
-    }
   };
 }

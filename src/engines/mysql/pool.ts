@@ -1,16 +1,21 @@
 /**
- * Idle upstream connections, kept per (account, capabilities, charset, database) so a new
- * session skips MariaDB's login. A connection comes back only from a session that ended
- * at a command boundary; it is reset (COM_RESET_CONNECTION: transactions rolled back,
- * variables, temporary tables and prepared statements gone) and put back on its database
- * before anyone else gets it, so nothing of one client's session reaches the next.
+ * Idle upstream connections, kept per (account, capabilities, max packet, database) so a new
+ * session skips most of MariaDB's login. A connection comes back only from a session that
+ * ended at a command boundary. It is parked at once (COM_CHANGE_USER: the session's
+ * transaction, variables, temporary tables, prepared statements and locks go; no database;
+ * the pool's connection attributes), and renewed for the next session when it is taken
+ * (COM_CHANGE_USER again, with that session's database, character set and attributes), so the
+ * next session gets what a login would give it *now*, with the globals of now. Where a login
+ * would still give something else (init_connect set, max_allowed_packet changed since the
+ * connection opened), the connection is closed and the session logs in afresh. See
+ * pool-exchange.ts for what is said to MariaDB and why.
+ *
  * No connection outlives its lease: the pool asks before handing one out, and drops every
  * connection of a lease that ends.
  */
-import type { Socket } from 'node:net';
-import { Command, Header } from './codec/constants.ts';
-import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
-import { decodeOk } from './codec/generic.ts';
+import { Command } from './codec/constants.ts';
+import { encodeMessage } from './codec/framer.ts';
+import { park, renew, type Renewal } from './pool-exchange.ts';
 import type { UpstreamConnection, UpstreamLogin } from './upstream.ts';
 
 export interface PoolOptions {
@@ -18,15 +23,20 @@ export interface PoolOptions {
   readonly maxIdlePerKey: number;
   /** An idle connection unused this long is closed. */
   readonly idleTimeoutMs: number;
-  /** How long a reset may take before the connection is given up. */
-  readonly resetTimeoutMs?: number;
+  /** How long parking or renewing may take before the connection is given up. */
+  readonly exchangeTimeoutMs?: number;
   /** Whether connections of this lease may still be used (null: a static account). */
   isLeaseUsable(leaseId: string | null): boolean;
 }
 
 interface Idle {
   readonly connection: UpstreamConnection;
+  readonly user: string;
   readonly leaseId: string | null;
+  /** Epoch milliseconds it was parked. */
+  readonly since: number;
+  /** The packet limit the connection logged in with (MariaDB fixes it at connect). */
+  readonly packetLimit: number;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -34,13 +44,24 @@ interface Idle {
 export function quit(connection: UpstreamConnection): void {
   const socket = connection.socket;
   if (socket.destroyed) return;
+  // Nothing listens any more; a reset from the other side must not become an uncaught error.
+  socket.on('error', () => undefined);
   if (socket.writable) socket.end(encodeMessage(Buffer.from([Command.QUIT]), 0));
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
+/**
+ * What renewing cannot change: the capabilities and max packet size of the handshake, and the
+ * database (a connection that logged in to it shows the account may use it, so the renewal
+ * does not fail: a failed COM_CHANGE_USER costs a second, MariaDB's brute-force brake). The
+ * character set and connection attributes are renewed, so they are not part of it.
+ */
 export function poolKey(login: UpstreamLogin): string {
-  return [login.user, login.capabilities, login.mariadbCapabilities, login.charset, login.maxPacketSize, login.database ?? ''].join('\0');
+  return [login.user, login.capabilities, login.mariadbCapabilities, login.maxPacketSize, login.database ?? ''].join('\0');
 }
+
+/** Packet limits learnt at parking, per connection, for connections handed to sessions. */
+const packetLimits = new WeakMap<UpstreamConnection['socket'], number>();
 
 export class UpstreamPool {
   private readonly idle = new Map<string, Idle[]>();
@@ -50,43 +71,62 @@ export class UpstreamPool {
 
   constructor(private readonly options: PoolOptions) {}
 
-  /** An idle connection for this login, or null (the caller logs in). */
-  take(login: UpstreamLogin): UpstreamConnection | null {
-    const list = this.idle.get(poolKey(login));
+  private get exchangeTimeoutMs(): number {
+    return this.options.exchangeTimeoutMs ?? 3000;
+  }
+
+  /**
+   * An idle connection renewed for this login, or null (the caller logs in). At most one
+   * renewal is tried: what makes one fail (the database or the account gone, the globals a
+   * login would differ in) holds for every connection of the key, and a refused
+   * COM_CHANGE_USER costs a second each, so then they all go and the session logs in.
+   */
+  async take(login: UpstreamLogin): Promise<UpstreamConnection | null> {
+    const key = poolKey(login);
+    const list = this.idle.get(key);
     while (list !== undefined && list.length > 0) {
       const entry = list.pop()!;
       clearTimeout(entry.timer);
       const socket = entry.connection.socket;
-      if (socket.destroyed || !this.options.isLeaseUsable(entry.leaseId)) {
-        quit(entry.connection);
-        this.stats.discarded++;
-        continue;
-      }
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');
+      if (socket.destroyed || !this.options.isLeaseUsable(entry.leaseId)) {
+        this.discard(entry.connection);
+        continue;
+      }
+      let renewal: Renewal | null = null;
+      try {
+        renewal = await renew(entry.connection, login, entry.packetLimit, this.exchangeTimeoutMs);
+      } catch {
+        // Below: given up like one a login would differ from.
+      }
+      // The lease may also have ended while the connection was being renewed.
+      if (renewal === null || !renewal.equalsLogin || !this.options.isLeaseUsable(entry.leaseId)) {
+        this.discard(entry.connection);
+        this.discardKey(key);
+        return null;
+      }
+      packetLimits.set(socket, entry.packetLimit);
       this.stats.reused++;
-      return entry.connection;
+      return { ...entry.connection, status: renewal.status, leftover: null };
     }
     return null;
   }
 
   /**
-   * Takes back a connection whose session ended cleanly between commands; resets it and
-   * keeps it if the reset succeeds and there is room, closes it otherwise.
+   * Takes back a connection whose session ended cleanly between commands; parks it and keeps
+   * it if parking succeeds and there is room, closes it otherwise.
    */
-  give(login: UpstreamLogin, connection: UpstreamConnection, leaseId: string | null, role: string): void {
+  give(login: UpstreamLogin, connection: UpstreamConnection, leaseId: string | null): void {
     const socket = connection.socket;
     const full = (this.idle.get(poolKey(login))?.length ?? 0) >= this.options.maxIdlePerKey;
     if (this.closed || full || socket.destroyed || !this.options.isLeaseUsable(leaseId)) {
       quit(connection);
       return;
     }
-    resetConnection(socket, { database: login.database, role }, this.options.resetTimeoutMs ?? 2000).then(
-      (status) => this.keep(login, { ...connection, status, leftover: null }, leaseId),
-      () => {
-        this.stats.discarded++;
-        quit(connection);
-      },
+    park(connection, login, packetLimits.get(socket) ?? null, this.exchangeTimeoutMs).then(
+      (packetLimit) => this.keep(login, { ...connection, status: 0, leftover: null }, leaseId, packetLimit),
+      () => this.discard(connection),
     );
   }
 
@@ -104,16 +144,22 @@ export class UpstreamPool {
     }
   }
 
+  /** The idle connections as MariaDB's processlist names them (ID, USER), for operators. */
+  idleConnections(): { readonly connectionId: number; readonly user: string; readonly leaseId: string | null; readonly since: number }[] {
+    const out = [];
+    for (const list of this.idle.values()) {
+      for (const { connection, user, leaseId, since } of list) out.push({ connectionId: connection.connectionId, user, leaseId, since });
+    }
+    return out;
+  }
+
   get idleCount(): number {
     let n = 0;
     for (const list of this.idle.values()) n += list.length;
     return n;
   }
 
-  /**
-   * Closes every idle connection and keeps pooling. A pooled connection keeps the session
-   * values MariaDB gave it at login (max_allowed_packet, ...); after changing globals, drain.
-   */
+  /** Closes every idle connection and keeps pooling. */
   drain(): void {
     for (const list of this.idle.values()) {
       for (const entry of list) {
@@ -130,7 +176,20 @@ export class UpstreamPool {
   }
 
 
-  private keep(login: UpstreamLogin, connection: UpstreamConnection, leaseId: string | null): void {
+  private discardKey(key: string): void {
+    for (const entry of this.idle.get(key) ?? []) {
+      clearTimeout(entry.timer);
+      this.discard(entry.connection);
+    }
+    this.idle.delete(key);
+  }
+
+  private discard(connection: UpstreamConnection): void {
+    this.stats.discarded++;
+    quit(connection);
+  }
+
+  private keep(login: UpstreamLogin, connection: UpstreamConnection, leaseId: string | null, packetLimit: number): void {
     const socket = connection.socket;
     const key = poolKey(login);
     const list = this.idle.get(key) ?? [];
@@ -153,111 +212,8 @@ export class UpstreamPool {
     socket.once('error', () => forget(false));
     const timer = setTimeout(() => forget(true), this.options.idleTimeoutMs);
     timer.unref();
-    list.push({ connection, leaseId, timer });
+    list.push({ connection, user: login.user, leaseId, since: Date.now(), packetLimit, timer });
     this.idle.set(key, list);
     this.stats.returned++;
-  }
-}
-
-/**
- * COM_RESET_CONNECTION, then the role and database a fresh login has. MariaDB's reset
- * drops the active role without re-applying the account's default role, and keeps
- * whatever database the last session switched to. A login without a database cannot
- * "unselect" one, so there the connection is checked and given up if a session chose one.
- * Resolves with the server status of the final OK.
- */
-export async function resetConnection(socket: Socket, state: { readonly database: string | null; readonly role: string }, timeoutMs: number): Promise<number> {
-  const { database, role } = state;
-  if (!/^[A-Za-z0-9_$]{1,64}$/.test(role)) throw new Error('role is not a plain identifier');
-  const conversation = new Conversation(socket, timeoutMs);
-  try {
-    let reply = await conversation.ask(Buffer.from([Command.RESET_CONNECTION]), 1);
-    expectOk(reply[0]!);
-    reply = await conversation.ask(Buffer.from(`\x03SET ROLE \`${role}\``, 'latin1'), 1);
-    expectOk(reply[0]!);
-    if (database !== null) {
-      reply = await conversation.ask(Buffer.concat([Buffer.from([Command.INIT_DB]), Buffer.from(database, 'utf8')]), 1);
-      expectOk(reply[0]!);
-    } else {
-      const selected = await conversation.selectDatabase();
-      if (selected !== null) throw new Error('a session selected a database');
-    }
-    return decodeOk(reply[reply.length - 1]!.payload).status;
-  } finally {
-    conversation.end();
-  }
-}
-
-function expectOk(frame: Frame): void {
-  if (frame.payload[0] !== Header.OK) throw new Error(`reset answered 0x${frame.payload[0]?.toString(16)}`);
-}
-
-/** A few request/response exchanges on an idle connection, off the sessions' hot path. */
-class Conversation {
-  private readonly framer = new PacketFramer(64 * 1024);
-  private frames: Frame[] = [];
-  private wake: (() => void) | null = null;
-  private failure: Error | null = null;
-  private readonly timer: NodeJS.Timeout;
-  private readonly onData = (chunk: Buffer) => {
-    try {
-      this.frames.push(...this.framer.push(chunk));
-    } catch (error) {
-      this.failure = error as Error;
-    }
-    this.wake?.();
-  };
-  private readonly onEnd = () => {
-    this.failure ??= new Error('connection closed during reset');
-    this.wake?.();
-  };
-
-  constructor(private readonly socket: Socket, timeoutMs: number) {
-    socket.on('data', this.onData);
-    socket.on('close', this.onEnd);
-    socket.on('error', this.onEnd);
-    socket.resume();
-    this.timer = setTimeout(() => {
-      this.failure ??= new Error('reset timed out');
-      this.wake?.();
-    }, timeoutMs);
-  }
-
-  async ask(payload: Buffer, frames: number): Promise<Frame[]> {
-    this.socket.write(encodeMessage(payload, 0));
-    return this.collect(frames);
-  }
-
-  /** `SELECT DATABASE()`: one column, one row; with or without the EOF after the column. */
-  async selectDatabase(): Promise<string | null> {
-    this.socket.write(encodeMessage(Buffer.from('\x03SELECT DATABASE()', 'latin1'), 0));
-    const [count] = await this.collect(1);
-    if (count!.payload[0] !== 1) throw new Error('unexpected answer to SELECT DATABASE()');
-    await this.collect(1); // column definition
-    let [next] = await this.collect(1);
-    if (next!.payload[0] === Header.EOF && next!.payload.length < 9) [next] = await this.collect(1);
-    const row = next!.payload;
-    const [end] = await this.collect(1);
-    if (end!.payload[0] !== Header.EOF) throw new Error('unexpected end of SELECT DATABASE()');
-    if (row[0] === 0xfb) return null;
-    return row.subarray(1, 1 + (row[0] ?? 0)).toString('utf8');
-  }
-
-  end(): void {
-    clearTimeout(this.timer);
-    this.socket.off('data', this.onData);
-    this.socket.off('close', this.onEnd);
-    this.socket.off('error', this.onEnd);
-    this.socket.pause();
-  }
-
-  private async collect(count: number): Promise<Frame[]> {
-    while (this.frames.length < count) {
-      if (this.failure !== null) throw this.failure;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = null;
-    }
-    if (this.frames[0]?.payload[0] === Header.ERR) throw new Error('MariaDB refused the reset');
-    return this.frames.splice(0, count);
   }
 }

@@ -22,6 +22,11 @@ export interface AccountSource {
   release(leaseId: string | null): void;
   /** MariaDB refused the account: it was revoked elsewhere; do not hand it out again. */
   invalidate(leaseId: string | null): void;
+  /**
+   * The login failed: an account created for this very login, and given to no one else, goes
+   * now. Waited for, so the client hears of the failure once nothing of it is left.
+   */
+  abandon(leaseId: string | null, reason: string): Promise<void>;
 }
 
 export type SessionLogin = Omit<UpstreamLogin, 'user' | 'password'>;
@@ -44,18 +49,24 @@ export class UpstreamSource {
   async open(identity: Identity, role: string, login: SessionLogin): Promise<UpstreamUse> {
     let account = await this.accounts.accountFor(identity, role, login.database);
     let full: UpstreamLogin = { ...login, user: account.user, password: account.password };
-    let connection = this.pool?.take(full) ?? null;
+    let connection = (await this.pool?.take(full)) ?? null;
     if (connection === null) {
       try {
-        connection = await connectUpstream(this.target, full);
+        try {
+          connection = await connectUpstream(this.target, full);
+        } catch (error) {
+          // A lease revoked by another replica or a `creds revoke` refuses its login before
+          // this replica's sweep notices: take a new lease once.
+          if (account.leaseId === null || (error as { code?: string }).code !== 'MG_UPSTREAM_AUTH_FAILED') throw error;
+          this.accounts.invalidate(account.leaseId);
+          account = await this.accounts.accountFor(identity, role, login.database);
+          full = { ...login, user: account.user, password: account.password };
+          connection = await connectUpstream(this.target, full);
+        }
       } catch (error) {
-        // A lease revoked by another replica or a `creds revoke` refuses its login before
-        // this replica's sweep notices: take a new lease once.
-        if (account.leaseId === null || (error as { code?: string }).code !== 'MG_UPSTREAM_AUTH_FAILED') throw error;
-        this.accounts.invalidate(account.leaseId);
-        account = await this.accounts.accountFor(identity, role, login.database);
-        full = { ...login, user: account.user, password: account.password };
-        connection = await connectUpstream(this.target, full);
+        // Only a lease made for this login goes (the path that created one pays for it).
+        await this.accounts.abandon(account.leaseId, `its first login failed: ${(error as { code?: string }).code ?? 'error'}`);
+        throw error;
       }
       if (this.pool !== null) this.pool.stats.opened++;
     }
@@ -68,7 +79,7 @@ export class UpstreamSource {
         if (finished) return;
         finished = true;
         this.accounts.release(account.leaseId);
-        if (reusable !== null && this.pool !== null) this.pool.give(full, reusable, account.leaseId, role);
+        if (reusable !== null && this.pool !== null) this.pool.give(full, reusable, account.leaseId);
         else if (reusable !== null) reusable.socket.destroy();
       },
     };
@@ -91,6 +102,7 @@ export function staticAccounts(accounts: ReadonlyMap<string, { readonly user: st
     hold() {},
     release() {},
     invalidate() {},
+    async abandon() {},
   };
 }
 
@@ -104,5 +116,8 @@ export function leasedAccounts(leases: LeaseManager): AccountSource {
     hold: (leaseId) => leaseId !== null && leases.hold(leaseId),
     release: (leaseId) => leaseId !== null && leases.release(leaseId),
     invalidate: (leaseId) => leaseId !== null && leases.invalidate(leaseId),
+    async abandon(leaseId, reason) {
+      if (leaseId !== null) await leases.abandon(leaseId, reason);
+    },
   };
 }

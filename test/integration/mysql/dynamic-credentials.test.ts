@@ -7,10 +7,28 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { DEFAULT_POLICY, existingAccounts, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
 import { serviceMissing } from '../../helpers/services.ts';
 
 const missing = await serviceMissing('mariadb');
+
+/** Identities no other test of this file logs in as, so each starts with no lease. */
+const NEWCOMERS = {
+  newcomer: `spiffe://${TRUST_DOMAIN}/ns/shop/sa/newcomer`,
+  latecomer: `spiffe://${TRUST_DOMAIN}/ns/shop/sa/latecomer`,
+};
+const NEWCOMER_POLICY = `${DEFAULT_POLICY}
+---
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: newcomers }
+spec:
+  action: ALLOW
+  rules:
+    - id: newcomers
+      from: [{ source: { principals: ["${TRUST_DOMAIN}/ns/shop/sa/newcomer", "${TRUST_DOMAIN}/ns/shop/sa/latecomer"] } }]
+      to: [{ mariadb: { databases: ["{db}", "*"], role: "{ro}" } }]
+`;
 
 describe('dynamic credentials and pooling', { skip: missing }, () => {
   let h: Harness;
@@ -29,7 +47,8 @@ describe('dynamic credentials and pooling', { skip: missing }, () => {
   before(async () => {
     h = await startHarness({
       name: 'dyncreds',
-      workloads: STANDARD_WORKLOADS,
+      workloads: { ...STANDARD_WORKLOADS, ...NEWCOMERS },
+      policy: NEWCOMER_POLICY,
       credentials: 'dynamic',
       setupSql: ['CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(50))', "INSERT INTO {db}.items VALUES (1, 'one')"],
     });
@@ -93,16 +112,18 @@ describe('dynamic credentials and pooling', { skip: missing }, () => {
     }
   });
 
-  it('a client that asked for no database gets a connection with none selected', async () => {
+  it('a client that asked for no database gets a connection with none selected, even one a session had chosen a database on', async () => {
     const first = await connect('analytics', null);
+    const { id } = await whoAmI(first);
     await first.query(`USE ${h.database}`);
-    const discardedBefore = h.meshgate.pool.stats.discarded;
+    const returnedBefore = h.meshgate.pool.stats.returned;
     await first.end();
-    for (let i = 0; i < 100 && h.meshgate.pool.stats.discarded === discardedBefore; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(h.meshgate.pool.stats.discarded, discardedBefore + 1, 'a connection that chose a database cannot serve a login without one');
+    await returned(returnedBefore);
     const second = await connect('analytics', null);
     try {
-      assert.equal((await whoAmI(second)).db, null);
+      const me = await whoAmI(second);
+      assert.equal(me.id, id, 'the same upstream connection');
+      assert.equal(me.db, null);
     } finally {
       await second.end();
     }
@@ -159,6 +180,44 @@ describe('dynamic credentials and pooling', { skip: missing }, () => {
     assert.ok(after.length <= before.length + 1, `one lease at most for the identity, however many logins failed: ${after.join(', ')}`);
     const leases = await h.meshgate.credentials!.leases.list({ states: ['active'], principal: STANDARD_WORKLOADS.analytics });
     assert.ok(leases.length <= 1, `active leases for analytics: ${leases.length}`);
+  });
+
+  it('the first login of an identity that fails (unknown database) leaves no account, nor do the next; a good login then works', async () => {
+    const principal = NEWCOMERS.newcomer;
+    const leasesOf = () => h.meshgate.credentials!.leases.list({ states: ['creating', 'active', 'revoking', 'revoked'], principal });
+    assert.deepEqual(await leasesOf(), [], 'a fresh identity');
+    const missing = `${h.database}_nope`;
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(connect('newcomer', missing), (e: Error & { errno?: number }) => e.errno === 1044 || e.errno === 1049);
+      const leases = await leasesOf();
+      assert.ok(leases.length > 0, 'the login did make a lease (and an account) to try');
+      assert.deepEqual(await existingAccounts(leases.map((l) => l.username)), [], `no account left after failed login ${i + 1}`);
+      assert.deepEqual(leases.map((l) => l.state), leases.map(() => 'revoked'));
+    }
+    const good = await connect('newcomer');
+    try {
+      assert.match((await whoAmI(good)).u, /^mg-shop\.newcomer-/);
+    } finally {
+      await good.end();
+    }
+  });
+
+  it('a failed login does not drop an account another session of the identity uses', async () => {
+    const open = await connect('latecomer');
+    try {
+      const { u } = await whoAmI(open);
+      await assert.rejects(connect('latecomer', `${h.database}_nope`), (e: Error & { errno?: number }) => e.errno === 1044 || e.errno === 1049);
+      assert.deepEqual(await existingAccounts([u.replace(/@%$/, '')]), [u.replace(/@%$/, '')]);
+      const again = await connect('latecomer');
+      try {
+        assert.equal((await whoAmI(again)).u, u, 'the next session still gets that lease');
+      } finally {
+        await again.end();
+      }
+      assert.equal((await whoAmI(open)).u, u);
+    } finally {
+      await open.end();
+    }
   });
 
   it('an identity policy denies gets no MariaDB account', async () => {

@@ -7,6 +7,7 @@ import {
   decodeHandshakeResponse,
   decodeResponsePrefix,
   encodeGreeting,
+  encodeChangeUser,
   encodeHandshakeResponse,
   nativePasswordScramble,
   type HandshakeResponse,
@@ -94,6 +95,46 @@ describe('handshake response', () => {
         expectMalformed(() => decodeCommand(buf));
       }),
     );
+  });
+});
+
+describe('COM_CHANGE_USER', () => {
+  it('lays out user, auth response, database, collation, plugin and attributes as MariaDB reads them', () => {
+    const packet = encodeChangeUser({
+      capabilities: CLIENT_CAPS,
+      username: 'mg-a',
+      authResponse: Buffer.from([1, 2, 3]),
+      database: 'shop',
+      charset: 224,
+      authPlugin: 'mysql_native_password',
+      attributes: new Map([['program_name', 'meshgate-pool']]),
+    });
+    const expected = Buffer.concat([
+      Buffer.from([0x11]),
+      Buffer.from('mg-a\0'),
+      Buffer.from([3, 1, 2, 3]),
+      Buffer.from('shop\0'),
+      Buffer.from([224, 0]),
+      Buffer.from('mysql_native_password\0'),
+      Buffer.from([27, 12]),
+      Buffer.from('program_name'),
+      Buffer.from([13]),
+      Buffer.from('meshgate-pool'),
+    ]);
+    assert.deepEqual(packet, expected);
+  });
+
+  it('sends no database as an empty string, and leaves out what the connection did not negotiate', () => {
+    const packet = encodeChangeUser({
+      capabilities: Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION,
+      username: 'u',
+      authResponse: Buffer.alloc(0),
+      database: null,
+      charset: 33,
+      authPlugin: 'mysql_native_password',
+      attributes: new Map([['k', 'v']]),
+    });
+    assert.deepEqual(packet, Buffer.from([0x11, 0x75, 0, 0, 0, 33, 0]));
   });
 });
 

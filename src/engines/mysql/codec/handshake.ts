@@ -1,12 +1,14 @@
 /**
  * Connection phase messages: the server greeting (HandshakeV10), the client's SSLRequest
- * and HandshakeResponse41, and the auth switch request.
+ * and HandshakeResponse41, the auth switch request, and COM_CHANGE_USER (which re-runs
+ * authentication on an open connection; meshgate sends it only on its own pooled ones).
  * https://mariadb.com/kb/en/connection/
+ * https://mariadb.com/kb/en/com_change_user/
  * https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase_packets_protocol_handshake_response.html
  */
 import { createHash } from 'node:crypto';
 import { mgError } from '../../../errors/index.ts';
-import { Capability } from './constants.ts';
+import { Capability, Command } from './constants.ts';
 import { PayloadReader, PayloadWriter } from './wire.ts';
 
 export interface Greeting {
@@ -156,6 +158,33 @@ export function encodeHandshakeResponse(h: HandshakeResponse): Buffer {
   if (caps & Capability.CONNECT_ATTRS) {
     const block = new PayloadWriter();
     for (const [key, value] of h.attributes) block.lenencBytes(key).lenencBytes(value);
+    w.lenencBytes(block.toBuffer());
+  }
+  return w.toBuffer();
+}
+
+export interface ChangeUser {
+  /** The capabilities the connection negotiated at login: they decide the packet's layout. */
+  readonly capabilities: number;
+  readonly username: string;
+  readonly authResponse: Buffer;
+  /** '' or null: no database selected afterwards. */
+  readonly database: string | null;
+  readonly charset: number;
+  readonly authPlugin: string;
+  readonly attributes: ReadonlyMap<string, string>;
+}
+
+export function encodeChangeUser(c: ChangeUser): Buffer {
+  const caps = c.capabilities;
+  const w = new PayloadWriter().u8(Command.CHANGE_USER).nulString(c.username);
+  if (caps & Capability.SECURE_CONNECTION) w.u8(c.authResponse.length).bytes(c.authResponse);
+  else w.nulString(c.authResponse);
+  w.nulString(c.database ?? '').u16(c.charset);
+  if (caps & Capability.PLUGIN_AUTH) w.nulString(c.authPlugin);
+  if (caps & Capability.CONNECT_ATTRS) {
+    const block = new PayloadWriter();
+    for (const [key, value] of c.attributes) block.lenencBytes(key).lenencBytes(value);
     w.lenencBytes(block.toBuffer());
   }
   return w.toBuffer();

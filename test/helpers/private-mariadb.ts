@@ -1,15 +1,16 @@
 /**
- * A private, throwaway MariaDB server for benchmarks that need something the system server
- * does not offer (TLS): its own datadir under a temporary directory, its own socket and a
+ * A private, throwaway MariaDB server for benchmarks and tests that need something the system
+ * server does not offer (TLS, performance_schema), or a setting no shared server should get:
+ * its own datadir under a temporary directory, its own socket and a
  * free port on 127.0.0.1, started with --no-defaults so nothing from /etc/mysql applies
  * except the few settings copied below to keep logins comparable with the system server.
  *
  * stop() shuts it down (SIGTERM, then SIGKILL after a grace period) and deletes its directory;
  * a process exit or SIGINT/SIGTERM while it runs does the same, as far as a synchronous exit
- * hook can.
+ * hook can. Starting one takes a few seconds (mariadb-install-db, then the server).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,8 +24,17 @@ const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 20_000;
 
 export interface PrivateMariadbOptions {
-  /** PEM files for the server side of TLS; `ca` also verifies client certificates. */
-  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
+  /** PEM files for the server side of TLS; `ca` also verifies client certificates. Absent: no TLS. */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+  /** Start with performance_schema on (MariaDB's default is off). */
+  readonly performanceSchema?: boolean;
+}
+
+/** Why a private server cannot be started here (its programs are missing), or null. */
+export function privateMariadbMissing(): string | null {
+  if (!existsSync(MARIADBD)) return `needs ${MARIADBD} (apt-get install mariadb-server)`;
+  if (!['/usr/bin', '/usr/local/bin', '/usr/sbin'].some((dir) => existsSync(`${dir}/${INSTALL_DB}`))) return `needs ${INSTALL_DB} (apt-get install mariadb-server)`;
+  return null;
 }
 
 export interface PrivateMariadb {
@@ -128,9 +138,8 @@ export async function startPrivateMariadb(options: PrivateMariadbOptions): Promi
         `--tmpdir=${dir}`,
         `--port=${port}`,
         '--bind-address=127.0.0.1',
-        `--ssl-cert=${options.tls.cert}`,
-        `--ssl-key=${options.tls.key}`,
-        `--ssl-ca=${options.tls.ca}`,
+        ...(options.tls === undefined ? [] : [`--ssl-cert=${options.tls.cert}`, `--ssl-key=${options.tls.key}`, `--ssl-ca=${options.tls.ca}`]),
+        ...(options.performanceSchema === true ? ['--performance-schema=ON'] : []),
         ...LIKE_SYSTEM_SERVER,
         ...SMALL,
       ],
@@ -172,7 +181,7 @@ export async function startPrivateMariadb(options: PrivateMariadbOptions): Promi
       }
     };
     const [ssl] = await admin<Array<{ Value: string }>>("SHOW GLOBAL VARIABLES LIKE 'have_ssl'");
-    if (ssl?.Value !== 'YES') throw new Error(`mariadbd started without TLS (have_ssl = ${ssl?.Value ?? 'unknown'}): ${tail(stderr)}`);
+    if (options.tls !== undefined && ssl?.Value !== 'YES') throw new Error(`mariadbd started without TLS (have_ssl = ${ssl?.Value ?? 'unknown'}): ${tail(stderr)}`);
     return {
       host: '127.0.0.1',
       port,
