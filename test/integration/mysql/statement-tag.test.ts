@@ -10,6 +10,7 @@ import mysql from 'mysql2/promise';
 import { connectAdmin } from '../../../src/demo/provision.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 import { MARIADB, startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { holdGlobal } from '../../helpers/server-globals.ts';
 import { serviceMissing } from '../../helpers/services.ts';
 
 const missing = await serviceMissing('mariadb');
@@ -131,5 +132,39 @@ describe('the statement tag through meshgate', { skip: missing }, () => {
     const refused = (await h.readAudit()).filter((e) => e['type'] === 'statement' && (e['error'] as { code?: string } | null)?.code === 'MG_TAG_IMITATED');
     assert.equal(refused.length, 4);
     assert.ok(refused.every((e) => e['decision'] === 'deny'));
+  });
+});
+
+describe('the statement tag and MariaDB’s query cache', { skip: missing }, () => {
+  let h: Harness;
+  let root: mysql.Connection;
+  let letGo: (() => Promise<void>) | undefined;
+
+  before(async () => {
+    // Held before meshgate starts, which reads the cache's settings then.
+    letGo = await holdGlobal('query_cache_type', 'ON');
+    h = await startHarness({ name: 'stmtqc', workloads: STANDARD_WORKLOADS, setupSql: ['CREATE TABLE {db}.items (id INT PRIMARY KEY, qty INT)', 'INSERT INTO {db}.items VALUES (1, 5)'] });
+    root = await connectAdmin(MARIADB);
+  });
+  after(async () => cleanup(() => root?.end(), () => h?.stop(), () => letGo?.()));
+
+  it('lets a repeated SELECT hit the cache as it would direct, its trace ids in the audit', async () => {
+    const hits = async () => Number(((await root.query("SHOW GLOBAL STATUS LIKE 'Qcache_hits'")) as unknown as [{ Value: string }[]])[0][0]!.Value);
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('orders') });
+    const statement = `SELECT qty FROM items WHERE id = 1 AND '${h.database}' <> ''`;
+    try {
+      const before = await hits();
+      for (let i = 0; i < 5; i++) {
+        const [rows] = (await conn.query(statement)) as unknown as [{ qty: number }[]];
+        assert.equal(rows[0]!.qty, 5);
+      }
+      // The first run fills the cache; the other four are answered from it (other runs may add more hits, never fewer).
+      assert.ok((await hits()) - before >= 4, 'the repeated SELECT was answered from the query cache');
+    } finally {
+      await conn.end();
+    }
+    const events = (await h.readAudit()).filter((e) => e['type'] === 'statement' && e['statement'] === statement);
+    assert.equal(events.length, 5);
+    assert.equal(new Set(events.map((e) => e['traceId'])).size, 5, 'each run has its own trace id in the audit');
   });
 });
