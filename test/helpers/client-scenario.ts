@@ -15,6 +15,8 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { decodeChangeUser } from '../../src/engines/mysql/codec/change-user.ts';
+import { Command } from '../../src/engines/mysql/codec/constants.ts';
 import { decodeHandshakeResponse } from '../../src/engines/mysql/codec/handshake.ts';
 import { PacketFramer } from '../../src/engines/mysql/codec/framer.ts';
 import { connectAdmin } from '../../src/demo/provision.ts';
@@ -110,14 +112,19 @@ const COMMON_SECTIONS = ['session', 'text', 'utf8', 'prepared', 'transaction', '
 const LARGE_BYTES = 20 * 1024 * 1024;
 const MAX_ALLOWED_PACKET = 64 * 1024 * 1024;
 
-/** The connection attributes of each MySQL login the proxy saw (a client's first message). */
+/**
+ * The connection attributes of each MySQL login the proxy saw: a client's first message, and
+ * the COM_CHANGE_USER by which meshgate's pool renews a connection for its next session.
+ */
 export function loginsSeen(proxy: TcpProxy): ReadonlyMap<string, string>[] {
   const logins: ReadonlyMap<string, string>[] = [];
-  for (const opening of proxy.openings) {
+  proxy.openings.forEach((opening, i) => {
     const [first] = new PacketFramer(1 << 20).push(opening, 1);
-    if (first === undefined) continue;
-    logins.push(decodeHandshakeResponse(first.payload).attributes);
-  }
+    if (first === undefined) return;
+    const login = decodeHandshakeResponse(first.payload);
+    logins.push(login.attributes);
+    for (const change of proxy.kept[i] ?? []) logins.push(decodeChangeUser(change.payload, login.capabilities).attributes);
+  });
   return logins;
 }
 
@@ -157,7 +164,8 @@ export async function describeClientScenario(client: ScenarioClient): Promise<vo
     before(async () => {
       work = await clientDir(client.name);
       releasePacketLimit = await withMaxAllowedPacket(MAX_ALLOWED_PACKET);
-      viaProxy = await startTcpProxy(MARIADB);
+      // The pool renews a connection for its next session with COM_CHANGE_USER, which carries that session's attributes.
+      viaProxy = await startTcpProxy(MARIADB, { keepMysqlMessage: (frame) => frame.seq === 0 && frame.payload[0] === Command.CHANGE_USER });
       directProxy = await startTcpProxy(MARIADB);
       h = await startHarness({
         name: client.name,

@@ -6,9 +6,11 @@
  * that is restarting. `cutAfter(marker)` lets the next client message containing `marker`
  * through, swallows the server's answer and then stops: the server did the work, the client
  * never heard back (a crash or network cut at the worst moment). `openings` keeps what each
- * client said first (its login, for a MySQL client), to see what reached the server.
+ * client said first (its login, for a MySQL client), to see what reached the server; with
+ * `keepMysqlMessage`, `kept` holds every later MySQL message the predicate picks, too.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { PacketFramer, type Frame } from '../../src/engines/mysql/codec/framer.ts';
 
 export interface TcpProxy {
   readonly port: number;
@@ -19,6 +21,8 @@ export interface TcpProxy {
   readonly listening: boolean;
   /** The first bytes (up to OPENING_BYTES) each forwarded connection's client sent, in accept order. */
   readonly openings: readonly Buffer[];
+  /** Per forwarded connection, in accept order: the client's MySQL messages `keepMysqlMessage` picked. */
+  readonly kept: readonly (readonly Frame[])[];
   /** Listens again on the same port. */
   start(): Promise<void>;
   /** Stops listening and destroys every open forwarded connection. */
@@ -33,7 +37,15 @@ export interface TcpProxy {
 /** Enough for a MySQL login with its connection attributes; the rest is not kept. */
 export const OPENING_BYTES = 64 * 1024;
 
-export async function startTcpProxy(target: { readonly host: string; readonly port: number }, host = '127.0.0.1'): Promise<TcpProxy> {
+export interface TcpProxyOptions {
+  readonly host?: string;
+  /** Frames what clients send as MySQL packets and keeps the messages this picks (a test's own filter). */
+  readonly keepMysqlMessage?: (frame: Frame) => boolean;
+}
+
+export async function startTcpProxy(target: { readonly host: string; readonly port: number }, options: TcpProxyOptions = {}): Promise<TcpProxy> {
+  const host = options.host ?? '127.0.0.1';
+  const kept: Frame[][] = [];
   const sockets = new Set<Socket>();
   let accepted = 0;
   let rejected = 0;
@@ -62,7 +74,12 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
     let cutting = false;
     const opening = { bytes: [] as Buffer[], length: 0 };
     openings.push(opening);
+    const keep = options.keepMysqlMessage;
+    const framer = keep === undefined ? null : new PacketFramer(1 << 30);
+    const keptHere: Frame[] = [];
+    kept.push(keptHere);
     client.on('data', (chunk: Buffer) => {
+      if (framer !== null) for (const frame of framer.push(chunk)) if (keep!(frame)) keptHere.push(frame);
       if (opening.length < OPENING_BYTES) {
         const kept = chunk.subarray(0, OPENING_BYTES - opening.length);
         opening.bytes.push(Buffer.from(kept));
@@ -129,6 +146,9 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
     },
     get openings() {
       return openings.map((opening) => Buffer.concat(opening.bytes));
+    },
+    get kept() {
+      return kept;
     },
     async start() {
       if (server === null) await listen();

@@ -26,19 +26,22 @@ const facts = (authMethod: Identity['authMethod'], database: string | null = 'sh
 
 describe('decodeChangeUser', () => {
   it('reads the database and the collation, never the credential', () => {
-    assert.deepEqual(decodeChangeUser(packet('shop', 45), SECURE), { database: 'shop', charset: 45 });
-    assert.deepEqual(decodeChangeUser(packet('', null), SECURE), { database: null, charset: null });
+    assert.deepEqual(decodeChangeUser(packet('shop', 45), SECURE), { database: 'shop', charset: 45, attributes: new Map() });
+    assert.deepEqual(decodeChangeUser(packet('', null), SECURE), { database: null, charset: null, attributes: new Map() });
+    const attributes = new PayloadWriter().lenencBytes('program_name').lenencBytes('app').toBuffer();
+    const withAttributes = Buffer.concat([packet('shop', 45), new PayloadWriter().lenencBytes(attributes).toBuffer()]);
+    assert.deepEqual(decodeChangeUser(withAttributes, SECURE | Capability.CONNECT_ATTRS).attributes, new Map([['program_name', 'app']]));
     const unterminated = Buffer.concat([Buffer.from([Command.CHANGE_USER]), Buffer.from('u\0'), Buffer.from([0]), Buffer.from('db')]);
-    assert.deepEqual(decodeChangeUser(unterminated, SECURE), { database: 'db', charset: null });
+    assert.deepEqual(decodeChangeUser(unterminated, SECURE), { database: 'db', charset: null, attributes: new Map() });
     const oldStyle = Buffer.concat([Buffer.from([Command.CHANGE_USER]), Buffer.from('u\0secret\0shop\0')]);
-    assert.deepEqual(decodeChangeUser(oldStyle, 0), { database: 'shop', charset: null });
+    assert.deepEqual(decodeChangeUser(oldStyle, 0), { database: 'shop', charset: null, attributes: new Map() });
   });
 
   it('throws only MG_PACKET_MALFORMED on any bytes a client sends', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 80 }), fc.boolean(), (bytes, secure) => {
         try {
-          decodeChangeUser(Buffer.concat([Buffer.from([Command.CHANGE_USER]), Buffer.from(bytes)]), secure ? SECURE : 0);
+          decodeChangeUser(Buffer.concat([Buffer.from([Command.CHANGE_USER]), Buffer.from(bytes)]), secure ? SECURE | Capability.CONNECT_ATTRS : 0);
         } catch (error) {
           assert.equal((error as { code?: string }).code, 'MG_PACKET_MALFORMED');
         }
