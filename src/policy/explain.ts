@@ -12,6 +12,7 @@ import {
   firstTarget,
   describeGrant,
   describeMatch,
+  mariadbDatabaseMatches,
   type CompiledFirestoreTarget,
   type CompiledRule,
   type CompiledSource,
@@ -64,10 +65,12 @@ function targetMismatch(target: CompiledTarget, request: PolicyRequest): string 
     return request.engine === 'firestore' ? firestoreMismatch(target, request) : 'a firestore target does not apply to a MariaDB connection';
   }
   if (request.engine !== 'mysql') return 'a mariadb target does not apply to a Firestore request';
-  if (target.databases === null) return 'matches';
-  const list = describeGlobSet(target.databases);
-  if (request.database === null) return `no database was named, and databases ${list} has no "*"`;
-  return `database ${request.database} is not in databases ${list}`;
+  const databases = target.databases === null ? null : describeGlobSet(target.databases);
+  if (databases !== null && !mariadbDatabaseMatches(target, request)) {
+    if (request.database === null) return `no database was named, and databases ${databases} has no "*"`;
+    return `database ${request.database} is not in databases ${databases}`;
+  }
+  return request.direct === true && !target.direct ? 'the target does not allow direct credentials (no direct: true)' : 'matches';
 }
 
 function several<T>(items: readonly T[], label: string, why: (item: T) => string): string {
@@ -127,6 +130,13 @@ export function defaultDenyReason(subject: Subject, request: PolicyRequest): str
   let what: string;
   if (request.engine === 'firestore') {
     what = `for Firestore ${request.operation} on ${describeFirestorePath(request.path, request.pathKind)} in database ${request.database}`;
+  } else if (request.direct === true) {
+    // Sessions may well be allowed: say what direct credentials need beyond them.
+    const database = request.database === null ? 'that name no database' : `to database ${request.database}`;
+    return (
+      `no ALLOW rule with direct: true matches ${subject.spiffeId} for direct credentials ${database}: ` +
+      'a rule must allow direct access (to.mariadb.direct: true) before meshgate hands out an account it cannot see the statements of'
+    );
   } else {
     what =
       request.database === null

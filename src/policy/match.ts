@@ -15,7 +15,7 @@ import {
   type PolicySourceSpec,
   type TargetSpec,
 } from './schema.ts';
-import { DEFAULT_SERVICE_CLASS, type Decision, type FirestoreRequest, type PolicyRequest, type Subject } from './types.ts';
+import { DEFAULT_SERVICE_CLASS, type Decision, type FirestoreRequest, type MysqlRequest, type PolicyRequest, type Subject } from './types.ts';
 
 export type Action = 'ALLOW' | 'DENY';
 
@@ -39,6 +39,11 @@ export interface CompiledMariadbTarget {
   readonly databases: GlobSet | null;
   readonly role: string | null;
   readonly allowLocalInfile: boolean;
+  /**
+   * Whether requests for direct credentials match: an ALLOW target only with `direct: true`,
+   * a DENY target always (a deny refuses direct credentials as it refuses sessions).
+   */
+  readonly direct: boolean;
   readonly description: string;
 }
 
@@ -115,13 +120,14 @@ function compileSource(spec: PolicySourceSpec): CompiledSource {
   };
 }
 
-function compileMariadbTarget(spec: MariadbTargetSpec): CompiledMariadbTarget {
+function compileMariadbTarget(spec: MariadbTargetSpec, action: Action): CompiledMariadbTarget {
   const databases = globOrNull(spec.databases);
   return {
     engine: 'mysql',
     databases,
     role: spec.role ?? null,
     allowLocalInfile: spec.allowLocalInfile ?? false,
+    direct: action === 'DENY' || spec.direct === true,
     description: databases === null ? '' : `databases ${describeGlobSet(databases)}`,
   };
 }
@@ -149,7 +155,7 @@ function compileFirestoreTarget(spec: FirestoreTargetSpec, action: Action): Comp
 
 function compileTarget(spec: TargetSpec, action: Action): CompiledTarget {
   // The schema guarantees exactly one of the two.
-  return spec.firestore !== undefined ? compileFirestoreTarget(spec.firestore, action) : compileMariadbTarget(spec.mariadb ?? {});
+  return spec.firestore !== undefined ? compileFirestoreTarget(spec.firestore, action) : compileMariadbTarget(spec.mariadb ?? {}, action);
 }
 
 /** What a matched (source, target) pair covers, e.g. `DENY for namespaces staging`. */
@@ -220,6 +226,11 @@ export function firestoreTargetMatches(target: CompiledFirestoreTarget, request:
 export function targetMatches(target: CompiledTarget, request: PolicyRequest): boolean {
   if (target.engine === 'firestore') return request.engine === 'firestore' && firestoreTargetMatches(target, request);
   if (request.engine !== 'mysql') return false;
+  if (request.direct === true && !target.direct) return false;
+  return mariadbDatabaseMatches(target, request);
+}
+
+export function mariadbDatabaseMatches(target: CompiledMariadbTarget, request: MysqlRequest): boolean {
   const set = target.databases;
   if (set === null) return true;
   // A client that names no database may then `USE` any; only `*` grants that.

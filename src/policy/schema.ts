@@ -63,6 +63,11 @@ const mariadbShape = {
   databases: patternList.optional(),
   role: z.string().regex(ROLE, 'must be a MariaDB role name: 1-64 of A-Z a-z 0-9 _ $').optional(),
   allowLocalInfile: z.boolean().optional(),
+  /**
+   * Also grants direct credentials (`creds issue`, `POST /v1/creds`): a MariaDB account the
+   * caller uses without meshgate, so meshgate sees none of its statements. Default false.
+   */
+  direct: z.boolean().optional(),
 };
 
 /** Firestore operation classes; mirrors FirestoreOperation. */
@@ -185,6 +190,9 @@ export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
         if (!allow && mariadb.role !== undefined) problems.push({ path: [...target, 'role'], message: grantsNothing });
         if (!allow && mariadb.allowLocalInfile !== undefined) {
           problems.push({ path: [...target, 'allowLocalInfile'], message: grantsNothing });
+        }
+        if (!allow && mariadb.direct !== undefined) {
+          problems.push({ path: [...target, 'direct'], message: 'not allowed on DENY rules: a DENY rule refuses sessions and direct credentials alike' });
         }
       }
       if (firestore !== undefined) {

@@ -20,6 +20,11 @@ export interface MysqlRequest {
   readonly engine: 'mysql';
   /** The database named at connect or by `USE`; null when none was named. */
   readonly database: string | null;
+  /**
+   * Credentials for a direct connection (`creds issue`, `POST /v1/creds`) rather than a
+   * session through meshgate: only ALLOW targets with `direct: true` match it; DENY rules do.
+   */
+  readonly direct?: boolean;
 }
 
 /**

@@ -81,12 +81,14 @@ function parseRequest(values: OptionValues): PolicyRequest {
   const operation = optionalString(values, 'operation');
   const firestoreDatabase = optionalString(values, 'firestore-database');
   const database = optionalString(values, 'database');
+  const direct = values['direct'] === true;
   if (path === undefined) {
     if (operation !== undefined || firestoreDatabase !== undefined) {
       throw new UsageError(`--${operation !== undefined ? 'operation' : 'firestore-database'} needs --firestore-path`);
     }
-    return { engine: 'mysql', database: database ?? null };
+    return direct ? { engine: 'mysql', database: database ?? null, direct } : { engine: 'mysql', database: database ?? null };
   }
+  if (direct) throw new UsageError('--direct asks about MariaDB credentials; it does not go with --firestore-path');
   if (database !== undefined) throw new UsageError('--database names a MariaDB database; with --firestore-path use --firestore-database');
   if (operation === undefined) throw new UsageError('--operation is required with --firestore-path: read, write or admin');
   if (!(FIRESTORE_OPERATIONS as readonly string[]).includes(operation)) {
@@ -118,6 +120,7 @@ function printExplanation(io: CliIO, explanation: Explanation, request: PolicyRe
     io.out(`account:  ${explanation.googleServiceAccount ?? '-'}`);
   } else {
     io.out(`role:     ${explanation.role ?? '-'}`);
+    if (request.direct === true) io.out(`direct:   ${explanation.allow ? 'direct credentials allowed' : 'no direct credentials'}`);
     if (explanation.allow) io.out(`infile:   ${explanation.allowLocalInfile ? 'LOAD DATA LOCAL INFILE allowed' : 'no LOCAL INFILE'}`);
   }
   io.out(`reason:   ${explanation.reason}`);

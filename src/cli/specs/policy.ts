@@ -27,13 +27,15 @@ export const POLICY_EXPLAIN: CommandSpec = {
   path: ['policy', 'explain'],
   summary: 'show what a policy directory decides for one caller and database or Firestore path',
   usage:
-    '--dir DIR --principal ID [--database NAME | --firestore-path PATH --operation OP [--firestore-database ID]] ' +
+    '--dir DIR --principal ID [--database NAME [--direct] | --firestore-path PATH --operation OP [--firestore-database ID]] ' +
     '[--auth-method METHOD] [--claim NAME=VALUE ...]',
   help: [
     '  --dir DIR               directory of AccessPolicy documents',
     '  --principal ID          caller: spiffe://<td>/ns/<ns>/sa/<sa> or Istio form <td>/ns/<ns>/sa/<sa>',
     '                          (any SPIFFE ID, e.g. ci.example/github/acme/shop/env/production)',
     '  --database NAME         MariaDB database the client names at connect; omit for none',
+    '  --direct                ask about direct credentials (`creds issue`) instead of a',
+    '                          session: only ALLOW rules with direct: true grant them',
     '  --firestore-path PATH   instead of a MariaDB connection, one Firestore path inside the',
     '                          database: a document orders/o1 (even segments), a collection',
     '                          orders or orders/o1/items (odd), a collection group',
@@ -60,6 +62,7 @@ export const POLICY_EXPLAIN: CommandSpec = {
     dir: { type: 'string' },
     principal: { type: 'string' },
     database: { type: 'string' },
+    direct: { type: 'boolean' },
     'auth-method': { type: 'string' },
     claim: { type: 'string', multiple: true },
     'firestore-path': { type: 'string' },
