@@ -112,6 +112,13 @@ const sections = z.strictObject({
         /** Leases handed out by `creds issue` for a direct connection (CI). */
         issuedTtl: duration('15m'),
         issuedMaxTtl: duration('1h'),
+        /**
+         * Per identity: live direct credentials at once, and how many it may be issued a minute
+         * (a burst of that many, then one every 60/n s). Past either, `creds issue` is refused
+         * with MG_DIRECT_CREDS_LIMIT (HTTP 429, Retry-After).
+         */
+        issuedMaxLive: z.number().int().min(1).max(1000).default(5),
+        issuedPerMinute: z.number().int().min(1).max(10_000).default(5),
         /** Rotate the admin password this often (needs admin.password from a file); absent: only by `creds rotate-root`. */
         rotateAdminEvery: z.string().regex(DURATION, DURATION_TEXT).optional(),
         /** How often leases are renewed and expired ones reaped. */

@@ -3,7 +3,7 @@
  * reaped), the proxy's own rotated admin credential, and tokens for the Google upstream
  * (Firestore).
  */
-export { openCredentialRuntime, openStateStore, type CredentialRuntime } from './runtime.ts';
+export { openCredentialRuntime, openStateStore, type CredentialReports, type CredentialRuntime } from './runtime.ts';
 export type { IssuedCredential, LeaseLog, LeaseManager, RevokeSelector } from './leases.ts';
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 export { PENDING_SUFFIX } from './admin-secret.ts';

@@ -13,6 +13,7 @@ import { asMeshgateError, mgError } from '../errors/index.ts';
 import type { Identity } from '../identity/index.ts';
 import type { LeaseFilter, LeasePurpose, LeaseRecord, StateStore } from '../store/index.ts';
 import { accountNameFor, randomLeaseSuffix, randomPassword } from './account-names.ts';
+import { IssuedCap } from './issued-cap.ts';
 import { roleUnknown } from './mariadb-errors.ts';
 import type { MariadbAccounts } from './types.ts';
 
@@ -37,12 +38,16 @@ export interface LeaseManagerOptions {
   /** This replica's id, written on every record it touches. */
   readonly owner: string;
   readonly timings: LeaseTimings;
+  /** Live issued (direct) leases one identity may hold at once; absent: no cap. */
+  readonly issuedMaxLive?: number;
   /** Host part of created accounts. */
   readonly userHost?: string;
   readonly log: LeaseLog;
   readonly now?: () => number;
   /** Called when a session lease stops being usable, so pooled connections on it close. */
   readonly onLeaseEnded?: (lease: LeaseRecord) => void;
+  /** Called when the sweep drops a lease at its expiry (or finishes one a crash left), for the audit. */
+  readonly onReaped?: (lease: LeaseRecord, reason: string) => void;
 }
 
 /** What a session logs in with. The password exists only here, in this process. */
@@ -89,8 +94,11 @@ export class LeaseManager {
   /** Lease ids this process is creating or revoking right now; any other such record of ours is debris. */
   private readonly inFlight = new Set<string>();
 
+  private readonly cap: IssuedCap | null;
+
   constructor(private readonly options: LeaseManagerOptions) {
     this.now = options.now ?? Date.now;
+    this.cap = options.issuedMaxLive === undefined ? null : new IssuedCap(options.store, options.issuedMaxLive, this.now);
   }
 
   /**
@@ -303,7 +311,8 @@ export class LeaseManager {
       owner: this.options.owner,
     };
     // Before the account exists: a crash from here on leaves a record the reaper finds.
-    await this.options.store.createLease(record);
+    if (purpose === 'issued' && this.cap !== null) await this.cap.insert(record);
+    else await this.options.store.createLease(record);
     this.inFlight.add(record.id);
     try {
       return await this.createAccountFor(record, purpose, role);
@@ -371,7 +380,7 @@ export class LeaseManager {
     const store = this.options.store;
     let reaped = 0;
     for (const lease of await store.listLeases({ states: ['active'], expiresBefore: now })) {
-      if ((await this.revokeOne(lease, 'expired', { killSessions: true }).catch((e: unknown) => this.reapFailed(lease, e))) !== null) reaped++;
+      if (this.reaped(await this.revokeOne(lease, 'expired', { killSessions: true }).catch((e: unknown) => this.reapFailed(lease, e)), 'expired')) reaped++;
     }
     for (const lease of await store.listLeases({ states: ['creating', 'revoking'] })) {
       // Ours and not in progress here: debris now. Anyone else's: only once its claim is stale.
@@ -379,9 +388,14 @@ export class LeaseManager {
       if (!ours && lease.updatedAt >= now - STALE_CLAIM_MS) continue;
       const reason = lease.state === 'creating' ? 'creation was interrupted' : 'revocation was interrupted';
       const leftover = ours ? { updatedBefore: lease.updatedAt + 1 } : { updatedBefore: now - STALE_CLAIM_MS };
-      if ((await this.revokeOne(lease, reason, { killSessions: true, leftover }).catch((e: unknown) => this.reapFailed(lease, e))) !== null) reaped++;
+      if (this.reaped(await this.revokeOne(lease, reason, { killSessions: true, leftover }).catch((e: unknown) => this.reapFailed(lease, e)), reason)) reaped++;
     }
     return reaped;
+  }
+
+  private reaped(lease: LeaseRecord | null, reason: string): boolean {
+    if (lease !== null) this.options.onReaped?.(lease, reason);
+    return lease !== null;
   }
 
   private reapFailed(lease: LeaseRecord, error: unknown): null {

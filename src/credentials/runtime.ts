@@ -6,9 +6,9 @@
 import { hostname } from 'node:os';
 import { readSecret } from '../config/load.ts';
 import type { MeshgateConfig, UpstreamConfig } from '../config/schema.ts';
-import { asMeshgateError, mgError } from '../errors/index.ts';
+import { asMeshgateError, mgError, type MeshgateError } from '../errors/index.ts';
 import { parseDuration } from '../identity/index.ts';
-import { openEmbeddedStore, openPostgresStore, type StateStore } from '../store/index.ts';
+import { openEmbeddedStore, openPostgresStore, type LeaseRecord, type StateStore } from '../store/index.ts';
 import { readAdminPassword, rotateAdminPassword } from './admin-secret.ts';
 import { LeaseManager, type LeaseLog } from './leases.ts';
 import { openMariadbAccounts, type AdminMariadbAccounts } from './mariadb-accounts.ts';
@@ -28,7 +28,16 @@ export interface CredentialRuntimeOptions {
   /** Run the renew/reap sweep (and scheduled admin rotation) in the background. */
   readonly background?: boolean;
   readonly onLeaseEnded?: (leaseId: string) => void;
+  /** What meshgate does to credentials on its own (the sweep, a scheduled rotation), for the audit. */
+  readonly report?: CredentialReports;
   readonly now?: () => number;
+}
+
+export interface CredentialReports {
+  /** The sweep dropped a lease: expired, or left half-done by a crash. */
+  reaped?(lease: LeaseRecord, reason: string): void;
+  /** A scheduled rotation (rotateAdminEvery) of meshgate's admin password ended; null: it worked. */
+  rotated?(error: MeshgateError | null): void;
 }
 
 export async function openStateStore(config: MeshgateConfig, env: NodeJS.ProcessEnv = process.env): Promise<StateStore> {
@@ -78,7 +87,9 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
       issuedTtlMs: seconds(settings.issuedTtl),
       issuedMaxTtlMs: seconds(settings.issuedMaxTtl),
     },
+    issuedMaxLive: settings.issuedMaxLive,
     log: options.log,
+    ...(options.report?.reaped === undefined ? {} : { onReaped: (lease: LeaseRecord, reason: string) => options.report!.reaped!(lease, reason) }),
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.onLeaseEnded === undefined ? {} : { onLeaseEnded: (lease) => options.onLeaseEnded!(lease.id) }),
   });
@@ -107,7 +118,13 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
     if (settings.rotateAdminEvery !== undefined) {
       timers.push(
         setInterval(() => {
-          rotateAdmin().catch((error: unknown) => options.log.error('scheduled admin rotation failed; the old credential stays in use', { error: asMeshgateError(error).message }));
+          rotateAdmin().then(
+            () => options.report?.rotated?.(null),
+            (error: unknown) => {
+              options.log.error('scheduled admin rotation failed; the old credential stays in use', { error: asMeshgateError(error).message });
+              options.report?.rotated?.(asMeshgateError(error));
+            },
+          );
         }, seconds(settings.rotateAdminEvery)),
       );
     }

@@ -9,7 +9,7 @@
  */
 import type { MeshgateConfig } from '../config/schema.ts';
 import type { LeaseLog } from './leases.ts';
-import { openCredentialRuntime, type CredentialRuntime } from './runtime.ts';
+import { openCredentialRuntime, type CredentialReports, type CredentialRuntime } from './runtime.ts';
 
 export interface MariadbCredentials {
   /** The runtime, opened on the first call (and orphaned leases of an earlier run revoked). */
@@ -25,6 +25,7 @@ export interface MariadbCredentials {
 export interface SharedCredentialOptions {
   readonly log: LeaseLog;
   readonly env: NodeJS.ProcessEnv;
+  readonly report?: CredentialReports;
 }
 
 /** Null when the config has no dynamic credentials (static `upstream.roles`, or no MariaDB at all). */
@@ -39,6 +40,7 @@ export function sharedMariadbCredentials(config: MeshgateConfig, options: Shared
       log: options.log,
       env: options.env,
       background: true,
+      ...(options.report === undefined ? {} : { report: options.report }),
       onLeaseEnded: (leaseId) => {
         for (const listener of listeners) listener(leaseId);
       },

@@ -29,3 +29,5 @@ const ADMITTED: Admission = Object.freeze({ admitted: true as const, release() {
 export const admitEverything: Throttle = Object.freeze({
   admit: () => ADMITTED,
 });
+
+export { LimitExceededError, tokenBuckets, type RateLimiter, type RateVerdict } from './rate.ts';
