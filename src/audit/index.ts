@@ -2,13 +2,14 @@
  * Audit: the recorder engines report facts to (the only place events are built), the event
  * model, the hash-chained JSONL sink, verify, and W3C trace context.
  */
-export { AuditRecorder, SessionRecorder, type PeerAddress, type RpcFacts } from './recorder.ts';
+export { AuditRecorder, SessionRecorder, type CredentialFacts, type PeerAddress, type RpcFacts } from './recorder.ts';
 export type {
   AuditError,
   AuditEvent,
   AuditIdentity,
   AuditSink,
   ConnectionEvent,
+  CredentialEvent,
   SessionEndEvent,
   StatementEvent,
 } from './types.ts';

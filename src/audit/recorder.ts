@@ -6,6 +6,7 @@
  *   connection(facts)                         MySQL: the login decided (allowed or refused)
  *   openSession(start) ─▶ statement(facts)*  ─▶ end(facts)     exactly one end, however it ends
  *   rpc(facts)                                one gRPC call, decided and answered
+ *   credential(facts)                         a credential issued, revoked or rotated (or refused)
  *
  * Every event also goes out on a named diagnostics_channel (`meshgate:<engine>:<type>`,
  * e.g. `meshgate:mysql:statement`, `meshgate:firestore:rpc`), so metrics and tracing can
@@ -15,10 +16,13 @@ import diagnostics from 'node:diagnostics_channel';
 import type { MeshgateError } from '../errors/index.ts';
 import type { Identity, TlsPeerFacts, XfccNote } from '../identity/index.ts';
 import { auditTime } from './clock.ts';
+import { credentialEvent, type CredentialFacts } from './credential.ts';
 import { auditIdentity } from './identity.ts';
 import type { AuditError, AuditEvent, AuditIdentity, AuditSink, StatementEvent } from './types.ts';
 
 type Engine = AuditEvent['engine'];
+
+export type { CredentialFacts } from './credential.ts';
 
 export interface PeerAddress {
   readonly address: string;
@@ -181,6 +185,11 @@ export class AuditRecorder {
       durationUs: Number((process.hrtime.bigint() - f.startedAt) / 1000n),
       error,
     });
+  }
+
+  /** An issue, revoke or rotation of a credential, refused or done (credential.ts builds it). */
+  credential(f: CredentialFacts): void {
+    this.emit(credentialEvent(f));
   }
 
   /** @internal the one way out: the sink, then the channel. */

@@ -38,6 +38,8 @@ export function summarize(event: Record<string, unknown>): string {
       const method = clean(event['method']).replace(/^google\.firestore\.v1\.Firestore\//, '');
       return `${head} ${str('decision')} ${method} ${paths} status=${str('status')} rule=${str('rule')} docs=${str('documents')} trace=${clean(event['traceId'], 9)}${xfcc}${describeError(event['error'])}`.trimEnd();
     }
+    case 'credential':
+      return `${head} ${str('action')} ${str('outcome')} ${str('credential')} lease=${str('leaseId')} account=${str('account')} principal=${str('principal')} role=${str('role')} rule=${str('rule')}${describeError(event['error'])} ${str('reason')}`;
     case 'session_end':
       return `${head} statements=${str('statements')} ${str('durationMs')}ms ${str('reason')}`;
     default:

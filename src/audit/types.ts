@@ -101,10 +101,41 @@ export interface RpcEvent extends EventBase {
   readonly error: AuditError | null;
 }
 
-export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent;
+/**
+ * One event per issue, revoke or rotation of a credential meshgate makes, refusals included:
+ * direct credentials handed to a caller, leases an admin revokes or the sweep drops, and
+ * meshgate's own admin password. Names the account, never a password.
+ */
+export interface CredentialEvent extends EventBase {
+  readonly type: 'credential';
+  readonly action: 'issue' | 'revoke' | 'rotate';
+  /** refused: meshgate said no (policy, limit, not an admin); failed: it tried and could not. */
+  readonly outcome: 'completed' | 'refused' | 'failed';
+  /** direct: handed to a caller; session: meshgate's own for sessions; admin: meshgate's admin account; null: unknown (a refused revoke). */
+  readonly credential: 'direct' | 'session' | 'admin' | null;
+  readonly peer: { readonly address: string; readonly port: number } | null;
+  /** Who asked; null for meshgate itself (the sweep, a scheduled rotation) or a caller it could not identify. */
+  readonly identity: AuditIdentity | null;
+  readonly decision: 'allow' | 'deny';
+  /** The policy rule that allowed an issue; `admin.principals` for an admin's revoke or rotation. */
+  readonly rule: string | null;
+  readonly reason: string;
+  /** Whose credential: the identity a lease is (or would be) issued to. */
+  readonly principal: string | null;
+  readonly leaseId: string | null;
+  /** The MariaDB user name. */
+  readonly account: string | null;
+  readonly role: string | null;
+  readonly database: string | null;
+  readonly ttlSeconds: number | null;
+  readonly expiresAt: string | null;
+  readonly error: AuditError | null;
+}
+
+export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | CredentialEvent;
 
 /** Every event `type` meshgate writes, for tools that filter by it (`meshgate audit tail --type`). */
-export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc'] as const satisfies readonly AuditEvent['type'][];
+export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'credential'] as const satisfies readonly AuditEvent['type'][];
 // A new event type that is not added above fails to compile here, so the list cannot fall behind.
 const listsEveryType: Exclude<AuditEvent['type'], (typeof AUDIT_EVENT_TYPES)[number]> extends never ? true : never = true;
 void listsEveryType;

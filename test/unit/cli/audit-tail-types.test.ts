@@ -21,6 +21,7 @@ const SAMPLES: { [T in AuditEvent['type']]: Partial<Extract<AuditEvent, { type: 
   statement: { ...base, engine: 'mysql', type: 'statement', decision: 'allow', verb: 'SELECT', statement: 'SELECT 1' },
   session_end: { ...base, engine: 'mysql', type: 'session_end', statements: 1, durationMs: 5, reason: 'client quit' },
   rpc: { ...base, engine: 'firestore', type: 'rpc', decision: 'allow', method: 'google.firestore.v1.Firestore/GetDocument', paths: ['orders/o1'], status: 0 },
+  credential: { ...base, engine: 'mysql', type: 'credential', action: 'issue', outcome: 'completed', credential: 'direct', leaseId: 'lease_1', account: 'mg-shop.orders-abc', rule: 'orders/direct' },
 };
 
 describe('meshgate audit tail --type', () => {
