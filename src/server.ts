@@ -7,6 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import { startAdminApi, type AdminApi } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
+import { credentialReports } from './admin/trail.ts';
 import { AuditRecorder, openJsonlAuditSink, type AuditSink } from './audit/index.ts';
 import type { MeshgateConfig } from './config/schema.ts';
 import { googleUpstreamAuth, sharedMariadbCredentials, type CredentialRuntime, type MariadbCredentials } from './credentials/index.ts';
@@ -24,7 +25,7 @@ import {
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
 import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
-import { admitEverything } from './throttle/index.ts';
+import { admitEverything, tokenBuckets } from './throttle/index.ts';
 import { upstreamWait } from './upstream-checks.ts';
 
 type Handles = RunningHandles<typeof ENGINES>;
@@ -95,7 +96,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   });
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
-  const mariadb = sharedMariadbCredentials(config, { log, env });
+  const recorder = new AuditRecorder(audit);
+  const mariadb = sharedMariadbCredentials(config, { log, env, report: credentialReports(recorder, config.upstream?.credentials?.admin.user ?? null) });
   // After the engines that use its leases; it drops this replica's session accounts.
   if (mariadb !== null) teardown.add(() => mariadb.close());
   const deps: EngineDeps = {
@@ -104,7 +106,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     policy,
     throttle: admitEverything,
     credentials: { mariadb, google: googleUpstreamAuth() },
-    audit: new AuditRecorder(audit),
+    audit: recorder,
     tls,
     clock,
     upstreams,
@@ -115,7 +117,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   teardown.add(() => engines.close());
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, log });
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -194,13 +196,15 @@ interface AdminDeps {
   readonly mariadb: MariadbCredentials | null;
   readonly policy: PolicySource;
   readonly verifyToken: ((token: string) => ReturnType<TokenVerifier['verify']>) | undefined;
+  readonly audit: AuditRecorder;
   readonly log: Logger;
 }
 
 /** The admin API (credentials for CI, lease administration) serves dynamic credentials only. */
 async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<AdminApi | null> {
   if (config.admin === undefined) return null;
-  if (deps.mariadb === null || config.upstream === undefined) {
+  const settings = config.upstream?.credentials;
+  if (deps.mariadb === null || config.upstream === undefined || settings === undefined) {
     deps.log.warn('admin is configured but upstream.credentials is not; the admin API serves dynamic credentials only and stays off');
     return null;
   }
@@ -218,6 +222,8 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
     upstream: { host: config.upstream.host, port: config.upstream.port },
     rotateAdmin: () => credentials.rotateAdmin(),
     adminAccount: adminAccountOf(config),
+    issueRate: tokenBuckets({ perMinute: settings.issuedPerMinute }),
+    audit: deps.audit,
     log: deps.log,
   });
 }

@@ -8,7 +8,9 @@
  *   GET  /healthz                  → 200 { ok: true }
  *   POST /v1/creds                 { token?, database, ttl? } → 201 { host, port, username, password, database, leaseId, expiresAt, ... }
  *                                  The token may come as `Authorization: Bearer` instead; without
- *                                  one, a verified client certificate is the identity. Policy decides.
+ *                                  one, a verified client certificate is the identity. Policy decides:
+ *                                  only a rule with `direct: true` grants these. Per identity, a cap
+ *                                  on live ones and an issue rate: 429 MG_DIRECT_CREDS_LIMIT, Retry-After.
  *   GET  /v1/leases[?all=1]        → 200 { leases: [...] }               admin principals only
  *   POST /v1/leases/revoke         { leaseId | principal | role, reason? } → 200 { revoked: [...] }
  *   POST /v1/admin/rotate-root     → 200 { rotated: true, user, file }
@@ -16,7 +18,8 @@
  * Admin routes need a client certificate (an X.509-SVID that chains to the trust bundles, in
  * a trusted trust domain) whose SPIFFE ID is in `admins`: none → 401, another → 403
  * MG_ADMIN_UNAUTHORIZED. Tokens and passwords are never logged; a password is in exactly one
- * place, the body of the 201 that hands it out.
+ * place, the body of the 201 that hands it out. Every issue, revoke and rotation, refused or
+ * done, is a credential audit event (trail.ts).
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -25,7 +28,9 @@ import { listenTlsPerConnection, sendError, sendJson, type Listening } from '../
 import { tlsFactsOf, verifyTlsPeer, watchTlsMaterial, type Identity, type TlsMaterial } from '../identity/index.ts';
 import type { CompiledPolicy } from '../policy/index.ts';
 import { readJsonObject, statusOf, stringField } from './http.ts';
-import { ALL_STATES, authorizeAndIssue, describeSelector, LIVE_STATES, leaseView, principalSelector, ttlMsOf, type AdminAccount, type LeaseOperations, type UpstreamAddress } from './issue.ts';
+import { LimitExceededError, type RateLimiter } from '../throttle/index.ts';
+import { ALL_STATES, authorizeAndIssue, describeSelector, LIVE_STATES, leaseView, principalSelector, ttlMsOf, type AdminAccount, type IssueTrail, type LeaseOperations, type UpstreamAddress } from './issue.ts';
+import { ADMIN_RULE, CredentialTrail, type CredentialAudit } from './trail.ts';
 
 export { MAX_ADMIN_BODY_BYTES } from './http.ts';
 
@@ -69,6 +74,10 @@ export interface AdminApiOptions {
   readonly rotateAdmin?: () => Promise<void>;
   /** Named in the rotate-root answer: whose password changed and which file holds it now (never the password). */
   readonly adminAccount?: AdminAccount;
+  /** Direct-credential issues per identity (upstream.credentials.issuedPerMinute); absent: no rate. */
+  readonly issueRate?: RateLimiter;
+  /** Where credential events go (the audit recorder); absent: none are recorded. */
+  readonly audit?: CredentialAudit;
   readonly log?: AdminLog;
   readonly now?: () => Date;
 }
@@ -76,6 +85,7 @@ export interface AdminApiOptions {
 export type AdminApi = Listening;
 
 type Route = (req: IncomingMessage, res: ServerResponse, remote: string | undefined) => Promise<void>;
+type AuditedRoute = (req: IncomingMessage, res: ServerResponse, remote: string | undefined, trail: CredentialTrail) => Promise<void>;
 
 const CREDS_SHAPE = '{ "database": "<name>", "ttl": "15m" } with the token in "token" or Authorization: Bearer';
 const REVOKE_SHAPE = '{ "leaseId": "lease_..." } or { "principal": "spiffe://...", "role": "..." }, with an optional "reason"';
@@ -110,13 +120,29 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     return verifyTlsPeer(tlsFactsOf(req.socket as TLSSocket), { trustDomains: options.trustDomains, now: now() });
   }
 
-  function admin(req: IncomingMessage): Identity {
+  function admin(req: IncomingMessage, trail?: CredentialTrail): Identity {
     const identity = peerIdentity(req);
+    if (trail !== undefined) trail.identity = identity;
     if (!options.admins.includes(identity.spiffeId)) {
       const configured = options.admins.length === 0 ? 'none are configured: add it to admin.principals' : 'add it to admin.principals to allow it';
       throw mgError('MG_ADMIN_UNAUTHORIZED', `${identity.spiffeId} is not an admin principal of this meshgate (${configured})`);
     }
+    trail?.allow(ADMIN_RULE);
     return identity;
+  }
+
+  /** An operation on credentials: whatever ends it, the trail ends in audit events. */
+  function audited(action: CredentialTrail['action'], run: AuditedRoute): Route {
+    return async (req, res, remote) => {
+      const port = req.socket?.remotePort;
+      const trail = new CredentialTrail(options.audit, action, remote === undefined || port === undefined ? null : { address: remote, port });
+      try {
+        await run(req, res, remote, trail);
+      } catch (error) {
+        trail.failed(asMeshgateError(error));
+        throw error;
+      }
+    };
   }
 
   async function caller(req: IncomingMessage, bodyToken: string | undefined): Promise<Identity> {
@@ -138,11 +164,14 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     throw mgError('MG_TOKEN_INVALID', 'no credential: send the token in "token" or as Authorization: Bearer <token>, or present a client certificate');
   }
 
-  const issueCreds: Route = async (req, res, remote) => {
+  const issueCreds: AuditedRoute = async (req, res, remote, trail) => {
     const body = await readJsonObject(req, CREDS_SHAPE);
     const identity = await caller(req, stringField(body, 'token', CREDS_SHAPE));
+    trail.identity = identity;
+    trail.asked = { principal: identity.spiffeId };
     const database = stringField(body, 'database', CREDS_SHAPE);
     if (database === undefined) throw mgError('MG_USAGE', `"database" is required; send ${CREDS_SHAPE}`);
+    trail.asked = { ...trail.asked, database };
     const ttl = body['ttl'];
     let ttlMs: number | undefined;
     if (typeof ttl === 'number') {
@@ -152,15 +181,23 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       if (typeof ttl !== 'string') throw mgError('MG_USAGE', '"ttl" must be a duration such as "15m", or a whole number of seconds');
       ttlMs = ttlMsOf(ttl, '"ttl"');
     }
+    trail.asked = { ...trail.asked, ttlMs: ttlMs ?? null };
+    const steps: IssueTrail = {};
     let issued;
     try {
-      issued = await authorizeAndIssue({ identity, database, ttlMs, policy: policy(), leases: options.leases, upstream: options.upstream });
+      issued = await authorizeAndIssue({ identity, database, ttlMs, policy: policy(), leases: options.leases, upstream: options.upstream, rate: options.issueRate, now: () => now().getTime(), trail: steps });
     } catch (error) {
       const refused = asMeshgateError(error);
       if (refused.code === 'MG_POLICY_DENIED') log?.info('credential refused by policy', { principal: identity.spiffeId, database, error: refused.message, remote });
       throw error;
+    } finally {
+      const decision = steps.decision;
+      if (decision?.allow === true) trail.allow(decision.ruleId);
+      else trail.rule = decision?.ruleId ?? null;
+      if (decision?.role != null) trail.asked = { ...trail.asked, role: decision.role };
     }
     log?.info('issued a credential', { lease: issued.leaseId, principal: issued.principal, role: issued.role, database, expiresAt: issued.expiresAt, remote });
+    trail.done(steps.lease === undefined ? [] : [steps.lease], steps.decision?.reason ?? 'issued');
     sendJson(res, 201, issued);
   };
 
@@ -172,8 +209,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     sendJson(res, 200, { leases: leases.map(leaseView) });
   };
 
-  const revoke: Route = async (req, res, remote) => {
-    const by = admin(req);
+  const revoke: AuditedRoute = async (req, res, remote, trail) => {
+    const by = admin(req, trail);
     const body = await readJsonObject(req, REVOKE_SHAPE);
     const leaseId = stringField(body, 'leaseId', REVOKE_SHAPE);
     const principal = stringField(body, 'principal', REVOKE_SHAPE);
@@ -185,18 +222,22 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       ...(principal === undefined ? {} : { principal: principalSelector(principal) }),
       ...(role === undefined ? {} : { role }),
     };
+    trail.asked = { leaseId: leaseId ?? null, principal: selector.principal ?? null, role: role ?? null };
     const reason = stringField(body, 'reason', REVOKE_SHAPE) ?? `revoked by ${by.spiffeId} through the admin API`;
     const revoked = await options.leases.revoke(selector, reason);
     log?.info('revoked leases', { by: by.spiffeId, selector: describeSelector(selector), leases: revoked.map((l) => l.id), remote });
+    trail.done(revoked, revoked.length === 0 ? `nothing to revoke: no active lease matches ${describeSelector(selector)}` : reason);
     sendJson(res, 200, { revoked: revoked.map(leaseView) });
   };
 
-  const rotateRoot: Route = async (req, res, remote) => {
-    const by = admin(req);
+  const rotateRoot: AuditedRoute = async (req, res, remote, trail) => {
+    trail.asked = { account: options.adminAccount?.user ?? null };
+    const by = admin(req, trail);
     await readJsonObject(req, '{}');
     if (options.rotateAdmin === undefined) throw mgError('MG_CONFIG_INVALID', 'the admin API was started without admin-credential rotation');
     await options.rotateAdmin();
     log?.info('rotated the admin credential', { by: by.spiffeId, remote });
+    trail.done([], `rotated by ${by.spiffeId} through the admin API`);
     sendJson(res, 200, { rotated: true, ...(options.adminAccount ?? {}) });
   };
 
@@ -204,10 +245,10 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
 
   const routes: Readonly<Record<string, { method: string; run: Route }>> = {
     [ADMIN_ROUTES.health]: { method: 'GET', run: health },
-    [ADMIN_ROUTES.creds]: { method: 'POST', run: issueCreds },
+    [ADMIN_ROUTES.creds]: { method: 'POST', run: audited('issue', issueCreds) },
     [ADMIN_ROUTES.leases]: { method: 'GET', run: listLeases },
-    [ADMIN_ROUTES.revoke]: { method: 'POST', run: revoke },
-    [ADMIN_ROUTES.rotateRoot]: { method: 'POST', run: rotateRoot },
+    [ADMIN_ROUTES.revoke]: { method: 'POST', run: audited('revoke', revoke) },
+    [ADMIN_ROUTES.rotateRoot]: { method: 'POST', run: audited('rotate', rotateRoot) },
   };
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -229,7 +270,9 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       if (status >= 500) log?.warn('admin API request failed', error.code === 'MG_INTERNAL' ? { ...fields, cause: String(error.cause ?? thrown) } : fields);
       else log?.info('admin API request refused', fields);
       // A refused upload is not drained: the connection goes after the answer.
-      sendError(res, status, { code: error.code, message: publicMessage(error, status) }, error.code === 'MG_PACKET_TOO_LARGE' ? { connection: 'close' } : {});
+      const headers: Record<string, string> =
+        error.code === 'MG_PACKET_TOO_LARGE' ? { connection: 'close' } : error instanceof LimitExceededError ? { 'retry-after': String(error.retryAfterSeconds) } : {};
+      sendError(res, status, { code: error.code, message: publicMessage(error, status) }, headers);
     });
   }
 

@@ -7,7 +7,8 @@
 import type { MeshgateConfig } from '../config/schema.ts';
 import { mgError } from '../errors/index.ts';
 import { parseDuration, type Identity } from '../identity/index.ts';
-import type { CompiledPolicy } from '../policy/index.ts';
+import type { CompiledPolicy, Decision } from '../policy/index.ts';
+import { LimitExceededError, type RateLimiter } from '../throttle/index.ts';
 import type { IssuedCredential, LeaseManager, RevokeSelector } from '../credentials/index.ts';
 import type { LeaseRecord } from '../store/index.ts';
 
@@ -83,19 +84,44 @@ export interface IssueRequest {
   readonly policy: CompiledPolicy;
   readonly leases: Pick<LeaseOperations, 'issue'>;
   readonly upstream: UpstreamAddress;
+  /** Issues per identity (upstream.credentials.issuedPerMinute); absent: no rate. */
+  readonly rate?: RateLimiter | undefined;
+  readonly now?: () => number;
+  /** Filled in as the request gets on, so a refusal's audit event names the rule that decided. */
+  readonly trail?: IssueTrail;
+}
+
+export interface IssueTrail {
+  decision?: Decision;
+  lease?: LeaseRecord;
 }
 
 /**
- * Policy first: a denied caller never causes a MariaDB account (or a store record). Throws
- * MG_POLICY_DENIED naming the deciding rule.
+ * Policy first, for direct credentials (only a rule with direct: true grants them), then the
+ * identity's issue rate: a refused caller never causes a MariaDB account (or a store record).
+ * Throws MG_POLICY_DENIED naming the deciding rule, or MG_DIRECT_CREDS_LIMIT; the lease
+ * manager adds the cap on live direct leases.
  */
 export async function authorizeAndIssue(request: IssueRequest): Promise<IssuedView> {
   const { identity, database } = request;
-  const decision = request.policy.evaluate(identity, { engine: 'mysql', database });
+  const decision = request.policy.evaluate(identity, { engine: 'mysql', database, direct: true });
+  if (request.trail !== undefined) request.trail.decision = decision;
   if (!decision.allow || decision.role === null) {
-    throw mgError('MG_POLICY_DENIED', `${decision.reason}; \`meshgate policy explain\` shows how each rule decides`);
+    throw mgError('MG_POLICY_DENIED', `${decision.reason}${sessionsOnly(request, decision)}; \`meshgate policy explain --direct\` shows how each rule decides`);
+  }
+  const verdict = request.rate?.take(identity.spiffeId, (request.now ?? Date.now)());
+  if (verdict !== undefined && !verdict.allowed) {
+    const perMinute = request.rate!.perMinute;
+    const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+    throw new LimitExceededError(
+      'MG_DIRECT_CREDS_LIMIT',
+      `${identity.spiffeId} asked for direct credentials more often than upstream.credentials.issuedPerMinute (${perMinute} per minute per identity) allows; ` +
+        `retry in ${seconds} s, or raise upstream.credentials.issuedPerMinute`,
+      seconds,
+    );
   }
   const issued: IssuedCredential = await request.leases.issue(identity, decision.role, database, request.ttlMs);
+  if (request.trail !== undefined) request.trail.lease = issued.lease;
   return {
     host: request.upstream.host,
     port: request.upstream.port,
@@ -108,6 +134,14 @@ export async function authorizeAndIssue(request: IssueRequest): Promise<IssuedVi
     role: decision.role,
     ruleId: decision.ruleId,
   };
+}
+
+/** When no rule grants direct credentials, whether one grants sessions: the likeliest fix is there. */
+function sessionsOnly(request: IssueRequest, direct: Decision): string {
+  if (direct.ruleId !== null) return '';
+  const session = request.policy.evaluate(request.identity, { engine: 'mysql', database: request.database });
+  if (!session.allow || session.ruleId === null) return '';
+  return `; rule ${session.ruleId} allows this identity sessions through meshgate only (add direct: true to its mariadb target if it should get direct credentials too)`;
 }
 
 /** `spiffe://td/ns/a/sa/b`, or the Istio principal form `td/ns/a/sa/b`, as leases record it. */

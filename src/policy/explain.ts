@@ -134,8 +134,8 @@ export function defaultDenyReason(subject: Subject, request: PolicyRequest): str
     // Sessions may well be allowed: say what direct credentials need beyond them.
     const database = request.database === null ? 'that name no database' : `to database ${request.database}`;
     return (
-      `no ALLOW rule with direct: true matches ${subject.spiffeId} for direct credentials ${database}: ` +
-      'a rule must allow direct access (to.mariadb.direct: true) before meshgate hands out an account it cannot see the statements of'
+      `no ALLOW rule matches ${subject.spiffeId} for direct credentials ${database}: ` +
+      'a rule must allow direct access (to.mariadb.direct: true) before meshgate hands out an account whose statements it cannot see'
     );
   } else {
     what =

@@ -15,7 +15,7 @@ import { runCli } from '../../../src/cli/main.ts';
 import { captureIO } from '../../helpers/cli.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../../helpers/jwks-server.ts';
-import { existingAccounts, MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness, type HarnessConfigInput } from '../../helpers/meshgate.ts';
+import { DEFAULT_POLICY, existingAccounts, MARIADB, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness, type HarnessConfigInput } from '../../helpers/meshgate.ts';
 import { serviceMissing } from '../../helpers/services.ts';
 
 const missing = await serviceMissing('mariadb');
@@ -105,6 +105,8 @@ describe('meshgate creds and the admin API', { skip: missing }, () => {
       name: NAME,
       workloads: STANDARD_WORKLOADS,
       credentials: 'dynamic',
+      // The standard rules, granting direct credentials as well (test/integration/creds/direct.test.ts has rules that do not).
+      policy: DEFAULT_POLICY.replaceAll('role: "{rw}" }', 'role: "{rw}", direct: true }').replaceAll('role: "{ro}" }', 'role: "{ro}", direct: true }'),
       setupSql: ['CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(50))', "INSERT INTO {db}.items VALUES (1, 'one')"],
       config: (c) => {
         c.tokens = {

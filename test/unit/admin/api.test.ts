@@ -13,6 +13,7 @@ import type { RevokeSelector } from '../../../src/credentials/leases.ts';
 import { mgError } from '../../../src/errors/index.ts';
 import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts';
 import type { Identity } from '../../../src/identity/types.ts';
+import type { CredentialFacts } from '../../../src/audit/index.ts';
 import { loadPolicyDocuments } from '../../../src/policy/index.ts';
 import type { LeaseRecord } from '../../../src/store/types.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
@@ -52,7 +53,7 @@ spec:
   rules:
     - id: shop
       from: [{ source: { namespaces: ["shop"] } }]
-      to: [{ mariadb: { databases: ["shop"], role: "shop_rw" } }]
+      to: [{ mariadb: { databases: ["shop"], role: "shop_rw", direct: true } }]
 ---
 apiVersion: meshgate.dev/v1alpha1
 kind: AccessPolicy
@@ -77,6 +78,9 @@ describe('admin API', () => {
   let rotations: number;
   let failNextIssue: Error | null;
   const logged: string[] = [];
+  let events: CredentialFacts[];
+  /** The identity the fake rate limiter refuses, when set. */
+  let rateLimited: string | null;
 
   function record(id: string, principal: string, state: LeaseRecord['state']): LeaseRecord {
     return {
@@ -143,6 +147,8 @@ describe('admin API', () => {
         rotations++;
       },
       adminAccount: { user: 'meshgate_admin', file: '/etc/meshgate/admin-password' },
+      issueRate: { perMinute: 2, take: (key) => (key === rateLimited ? { allowed: false, retryAfterMs: 12_500 } : { allowed: true }) },
+      audit: { credential: (facts) => events.push(facts) },
       log: {
         info: (message, fields) => logged.push(JSON.stringify({ message, ...fields })),
         warn: (message, fields) => logged.push(JSON.stringify({ message, ...fields })),
@@ -161,6 +167,8 @@ describe('admin API', () => {
     revokeCalls = [];
     rotations = 0;
     failNextIssue = null;
+    events = [];
+    rateLimited = null;
   });
 
   interface Answer {
@@ -323,6 +331,45 @@ describe('admin API', () => {
     assert.equal(answer.status, 200);
     assert.deepEqual(answer.body, { rotated: true, user: 'meshgate_admin', file: '/etc/meshgate/admin-password' });
     assert.equal(rotations, 1);
+  });
+
+  it('a caller over its issue rate gets 429 MG_DIRECT_CREDS_LIMIT with Retry-After, and nothing is issued', async () => {
+    rateLimited = ORDERS;
+    const answer = await call('POST', '/v1/creds', { body: { database: 'shop', token: TOKEN_ORDERS } });
+    assert.equal(answer.status, 429);
+    assert.equal(answer.headers['retry-after'], '13');
+    assert.equal(answer.body.error.code, 'MG_DIRECT_CREDS_LIMIT');
+    assert.equal(
+      answer.body.error.message,
+      `${ORDERS} asked for direct credentials more often than upstream.credentials.issuedPerMinute (2 per minute per identity) allows; retry in 13 s, or raise upstream.credentials.issuedPerMinute`,
+    );
+    assert.deepEqual(issueCalls, []);
+    assert.deepEqual(events.map((e) => [e.action, e.decision, e.rule, e.role, e.error?.code]), [['issue', 'allow', 'allow/shop', 'shop_rw', 'MG_DIRECT_CREDS_LIMIT']]);
+  });
+
+  it('every credential request is one audit report, whoever asks and however it ends', async () => {
+    await call('POST', '/v1/creds', { body: { database: 'shop' } });
+    await call('POST', '/v1/creds', { body: { database: 'shop', ttl: '10m' }, headers: { authorization: `Bearer ${TOKEN_ORDERS}` } });
+    failNextIssue = mgError('MG_UPSTREAM_UNAVAILABLE', 'MariaDB is down');
+    await call('POST', '/v1/creds', { body: { database: 'shop' }, as: 'orders' });
+    await call('POST', '/v1/leases/revoke', { body: { leaseId: 'lease_old' }, as: 'admin' });
+    await call('POST', '/v1/admin/rotate-root', { as: 'forged' });
+    await call('GET', '/v1/leases', { as: 'admin' });
+    assert.deepEqual(
+      events.map((e) => [e.action, e.identity?.spiffeId ?? null, e.identity?.authMethod ?? null, e.decision, e.rule, e.lease?.id ?? e.leaseId ?? null, e.error?.code ?? null]),
+      [
+        ['issue', null, null, 'deny', null, null, 'MG_TOKEN_INVALID'],
+        ['issue', ORDERS, 'jwt', 'allow', 'allow/shop', 'lease_1', null],
+        ['issue', ORDERS, 'mtls', 'allow', 'allow/shop', null, 'MG_UPSTREAM_UNAVAILABLE'],
+        ['revoke', ADMIN, 'mtls', 'allow', 'admin.principals', 'lease_old', null],
+        ['rotate', null, null, 'deny', null, null, 'MG_CLIENT_CERT_UNTRUSTED'],
+      ],
+    );
+    assert.equal(events[1]!.ttlMs, 600_000);
+    assert.match(events[3]!.reason, /^nothing to revoke: no active lease matches lease lease_old$/);
+    assert.equal(events[4]!.account, 'meshgate_admin');
+    assert.ok(events.every((e) => e.peer?.address === '127.0.0.1' && typeof e.peer.port === 'number'));
+    assert.doesNotMatch(JSON.stringify(events), new RegExp(`${PASSWORD}|${TOKEN_ORDERS}`));
   });
 
   it('404 for unknown routes, 405 with Allow for the wrong method', async () => {
