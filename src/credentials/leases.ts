@@ -310,11 +310,13 @@ export class LeaseManager {
       revokeReason: null,
       owner: this.options.owner,
     };
-    // Before the account exists: a crash from here on leaves a record the reaper finds.
-    if (purpose === 'issued' && this.cap !== null) await this.cap.insert(record);
-    else await this.options.store.createLease(record);
+    // In flight before the record exists: the cap's recount awaits between the two, and the
+    // sweep must not take the record for a crash's debris meanwhile.
     this.inFlight.add(record.id);
     try {
+      // Before the account exists: a crash from here on leaves a record the reaper finds.
+      if (purpose === 'issued' && this.cap !== null) await this.cap.insert(record);
+      else await this.options.store.createLease(record);
       return await this.createAccountFor(record, purpose, role);
     } finally {
       this.inFlight.delete(record.id);

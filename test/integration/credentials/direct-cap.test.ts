@@ -104,6 +104,47 @@ describe('the live direct-credential cap across replicas', { skip: missing }, ()
     for (const lease of all.filter((l) => l.state === 'revoked')) assert.match(lease.revokeReason ?? '', /refused: over the live direct-credential limit/);
   });
 
+  it('a sweep that runs while the cap recounts leaves the new lease alone', async () => {
+    const store = stores[0]!;
+    let justCreated = false;
+    let swept = 0;
+    // The sweep runs exactly between the insert of the record and the recount after it.
+    const racing: StateStore = new Proxy(store, {
+      get(target, property) {
+        if (property === 'createLease') {
+          return async (record: Parameters<StateStore['createLease']>[0]) => {
+            await target.createLease(record);
+            justCreated = true;
+          };
+        }
+        if (property === 'listLeases') {
+          return async (filter?: Parameters<StateStore['listLeases']>[0]) => {
+            if (justCreated && filter?.purpose === 'issued') {
+              justCreated = false;
+              await manager.maintain();
+              swept++;
+            }
+            return target.listLeases(filter);
+          };
+        }
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const manager = new LeaseManager({
+      store: racing,
+      accounts,
+      owner: 'replica-c',
+      timings: { sessionTtlMs: 10 * MINUTE, sessionMaxTtlMs: 60 * MINUTE, issuedTtlMs: 5 * MINUTE, issuedMaxTtlMs: 15 * MINUTE },
+      issuedMaxLive: CAP,
+      log: silentLogger,
+    });
+    const issued = await manager.issue(identity('swept'), role, null);
+    assert.equal(swept, 1);
+    assert.equal((await store.getLease(issued.lease.id))?.state, 'active');
+    assert.deepEqual(await existingAccounts([issued.username]), [issued.username]);
+  });
+
   it('a revoked lease frees its slot; another identity has its own cap; session leases do not count', async () => {
     const ci = identity('deploy');
     const [oldest] = await stores[0]!.listLeases({ principal: ci.spiffeId, states: ['active'] });
