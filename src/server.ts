@@ -90,11 +90,17 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log);
   if (tls !== null) teardown.add(() => tls.close());
   const audit = await openJsonlAuditSink(config.audit.file, {
+    durability: config.audit.durability,
     highWaterEvents: config.audit.highWaterEvents,
-    onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
+    maxWaitMs: config.audit.maxWaitMs,
+    onUnavailable: (error) => log.error('audit unavailable: new operations are refused with MG_AUDIT_UNAVAILABLE until it records again', { file: config.audit.file, error: error.message }),
+    onAvailable: (outage) => log.info('audit records again; new operations are accepted', { file: config.audit.file, ...outage }),
+    onError: (error) => log.error('audit event problem', { file: config.audit.file, error: error.message }),
+    onTornTail: (torn) => log.warn('the audit file ended in a partial line (a crash during a write); it was set aside and a recovered event records it', { file: config.audit.file, ...torn }),
   });
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
+  const recorder = new AuditRecorder(audit);
   const mariadb = sharedMariadbCredentials(config, { log, env });
   // After the engines that use its leases; it drops this replica's session accounts.
   if (mariadb !== null) teardown.add(() => mariadb.close());
@@ -104,7 +110,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     policy,
     throttle: admitEverything,
     credentials: { mariadb, google: googleUpstreamAuth() },
-    audit: new AuditRecorder(audit),
+    audit: recorder,
     tls,
     clock,
     upstreams,
@@ -115,7 +121,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   teardown.add(() => engines.close());
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, log });
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, log, audit: recorder });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -124,6 +130,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     ...Object.assign({}, ...engines.all.map((engine) => engine.logFields)),
     policyRules: policy.current().ruleCount,
     audit: config.audit.file,
+    auditDurability: config.audit.durability,
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
   return {
@@ -195,6 +202,7 @@ interface AdminDeps {
   readonly policy: PolicySource;
   readonly verifyToken: ((token: string) => ReturnType<TokenVerifier['verify']>) | undefined;
   readonly log: Logger;
+  readonly audit: AuditRecorder;
 }
 
 /** The admin API (credentials for CI, lease administration) serves dynamic credentials only. */
@@ -219,5 +227,6 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
     rotateAdmin: () => credentials.rotateAdmin(),
     adminAccount: adminAccountOf(config),
     log: deps.log,
+    audit: deps.audit,
   });
 }

@@ -71,6 +71,11 @@ export interface AdminApiOptions {
   readonly adminAccount?: AdminAccount;
   readonly log?: AdminLog;
   readonly now?: () => Date;
+  /**
+   * The audit's availability: while it cannot record, every operation that changes
+   * something (each POST) is refused with 503 MG_AUDIT_UNAVAILABLE before it starts.
+   */
+  readonly audit?: { refusal(): MeshgateError | null };
 }
 
 export type AdminApi = Listening;
@@ -222,7 +227,9 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       sendError(res, 405, { code: 'MG_USAGE', message: `use ${route.method} ${path}` }, { allow: route.method });
       return;
     }
-    route.run(req, res, remote).catch((thrown: unknown) => {
+    const unavailable = route.method === 'POST' ? (options.audit?.refusal() ?? null) : null;
+    const run = unavailable === null ? route.run(req, res, remote) : Promise.reject(unavailable);
+    run.catch((thrown: unknown) => {
       const error = asMeshgateError(thrown);
       const status = statusOf(error);
       const fields = { route: path, code: error.code, error: error.message, remote };

@@ -19,7 +19,7 @@ import { open } from 'node:fs/promises';
 import { mgError, type MeshgateError } from '../errors/index.ts';
 import { eventBody, readChainTail, sealLine } from './chain.ts';
 import { auditTime } from './clock.ts';
-import { setTornTailAside } from './torn-tail.ts';
+import { setTornTailAside, type TornTail } from './torn-tail.ts';
 import type { AuditDurability, AuditEvent, AuditSink, RecoveredEvent } from './types.ts';
 
 /** The slice of fs.promises.FileHandle the sink uses; tests substitute slow or failing ones. */
@@ -50,11 +50,13 @@ export interface JsonlAuditSinkOptions {
   onUnavailable?: (err: MeshgateError) => void;
   /** Once per outage, when events flow again. */
   onAvailable?: (outage: NonNullable<RecoveredEvent['outage']>) => void;
+  /** At open, when a partial last line was set aside (a `recovered` event records it too). */
+  onTornTail?: (torn: TornTail) => void;
   /** After each fdatasync, with the chain head it made durable. Exceptions go to onError. */
   onDurable?: (head: DurableHead) => void;
   /** Opens the file for appending. Default: fs.promises.open(path, 'a', 0o600). */
   openFile?: (path: string) => Promise<AuditFileHandle>;
-  /** Backoff between retries of a failed write. Default 50 ms doubling to 5 s. */
+  /** Backoff between retries of a failed write or sync. Default 50 ms doubling to 1 s: recovery is prompt once space returns. */
   retryDelayMs?: { readonly initial: number; readonly max: number };
   /** Most events serialized into one write, so a long backlog is not one giant string. */
   maxBatchEvents?: number;
@@ -119,6 +121,7 @@ export async function openJsonlAuditSink(path: string, options: JsonlAuditSinkOp
   if (torn !== null) {
     const detail = `the file ended in a partial line (${torn.bytes} bytes${torn.type === null ? '' : `, a ${torn.type} event`}) left by a crash; it was set aside, not lost`;
     sink.record({ type: 'recovered', time: auditTime(), engine: null, sessionId: null, cause: 'torn_tail', detail, torn: { bytes: torn.bytes, sha256: torn.sha256, setAside: torn.setAside, nextSeq: resume.seq + 1 } });
+    options.onTornTail?.(torn);
   }
   return sink;
 }
@@ -174,7 +177,7 @@ class Sink implements JsonlAuditSink {
     this.#lowWater = Math.max(1, Math.ceil(highWater / 2));
     this.#options = options;
     this.#retryInitial = options.retryDelayMs?.initial ?? 50;
-    this.#retryMax = options.retryDelayMs?.max ?? 5_000;
+    this.#retryMax = options.retryDelayMs?.max ?? 1_000;
     this.#retryDelay = this.#retryInitial;
     this.#maxBatch = options.maxBatchEvents ?? 4096;
     this.#batchDelay = options.batchDelayMs ?? 5;
@@ -397,8 +400,9 @@ class Sink implements JsonlAuditSink {
   }
 
   #succeeded(): void {
+    // A sync that works says nothing of appends: the outage ends when the held batch is in.
+    if (this.#failure === null || this.#batch !== null) return;
     this.#retryDelay = this.#retryInitial;
-    if (this.#failure === null) return;
     this.#failure = null;
     this.#endOutage();
   }
