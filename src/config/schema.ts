@@ -34,7 +34,7 @@ export const LISTENER_TEXT = 'where MySQL clients connect: { port: 3307, tls: { 
 export const UPSTREAM_TEXT = 'the MariaDB server behind meshgate and the accounts meshgate uses there (upstream.credentials or upstream.roles)';
 
 /** docs/audit-durability.md gives the measurements behind it. */
-export const DEFAULT_AUDIT_DURABILITY = 'strict';
+export const DEFAULT_AUDIT_DURABILITY = 'buffered';
 
 const sections = z.strictObject({
   /**
