@@ -33,6 +33,7 @@
  *   MESHGATE_BENCH_PROFILE   a directory: V8 CPU profile of the meshgate process (--cpu-prof)
  *   MESHGATE_BENCH_NODE_FLAGS  extra node flags for the meshgate process (e.g. --prof)
  *   MESHGATE_BENCH_CLIENT_PROFILE  a directory: V8 CPU profiles of the load processes
+ *   MESHGATE_BENCH_AUDIT_DURABILITY  strict or buffered (default: the config's default)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -236,7 +237,7 @@ async function main(): Promise<void> {
         upstream: { roles: { unused: { user: 'root', password: { file: 'unused.pw' } } } },
         firestore: { host: '127.0.0.1', port: firestorePort, project: PROJECT, upstream: { emulator: `${emulator.host}:${emulator.port}` } },
         policy: { dir: 'policy' },
-        audit: { file: auditFile },
+        audit: { file: auditFile, ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }) },
       }),
     );
     const nodeFlags = (process.env.MESHGATE_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');

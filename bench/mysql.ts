@@ -3,7 +3,8 @@
  * and through meshgate (mTLS + policy + audit), in one run on the same machine, at 1, 8
  * and 32 connections, text and prepared. One JSON line per scenario on stdout.
  *
- * Options (env): MESHGATE_BENCH_SECONDS (default 3 per measurement), MESHGATE_BENCH_CONNECTS (default 300).
+ * Options (env): MESHGATE_BENCH_SECONDS (default 3 per measurement), MESHGATE_BENCH_CONNECTS (default 300),
+ * MESHGATE_BENCH_AUDIT_DURABILITY (strict or buffered; default: the config's default).
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -66,7 +67,11 @@ try {
       trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
       upstream: { host: MARIADB.host, port: MARIADB.port, roles: { [ROLE]: { user: account.user, password: { file: 'reader.pw' } } } },
       policy: { dir: 'policy' },
-      audit: { file: 'audit.jsonl', tagStatements: process.env.MESHGATE_BENCH_TAG !== '0' },
+      audit: {
+        file: 'audit.jsonl',
+        tagStatements: process.env.MESHGATE_BENCH_TAG !== '0',
+        ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }),
+      },
     }),
   );
   const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);

@@ -91,8 +91,13 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log);
   if (tls !== null) teardown.add(() => tls.close());
   const audit = await openJsonlAuditSink(config.audit.file, {
+    durability: config.audit.durability,
     highWaterEvents: config.audit.highWaterEvents,
-    onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
+    maxWaitMs: config.audit.maxWaitMs,
+    onUnavailable: (error) => log.error('audit unavailable: new operations are refused with MG_AUDIT_UNAVAILABLE until it records again', { file: config.audit.file, error: error.message }),
+    onAvailable: (outage) => log.info('audit records again; new operations are accepted', { file: config.audit.file, ...outage }),
+    onError: (error) => log.error('audit event problem', { file: config.audit.file, error: error.message }),
+    onTornTail: (torn) => log.warn('the audit file ended in a partial line (a crash during a write); it was set aside and a recovered event records it', { file: config.audit.file, ...torn }),
   });
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
@@ -126,6 +131,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     ...Object.assign({}, ...engines.all.map((engine) => engine.logFields)),
     policyRules: policy.current().ruleCount,
     audit: config.audit.file,
+    auditDurability: config.audit.durability,
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
   return {

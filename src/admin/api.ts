@@ -76,8 +76,12 @@ export interface AdminApiOptions {
   readonly adminAccount?: AdminAccount;
   /** Direct-credential issues per identity (upstream.credentials.issuedPerMinute); absent: no rate. */
   readonly issueRate?: RateLimiter;
-  /** Where credential events go (the audit recorder); absent: none are recorded. */
-  readonly audit?: CredentialAudit;
+  /**
+   * The audit recorder: where credential events go (absent: none are recorded), and its
+   * availability: while it cannot record, every operation that changes something (each POST)
+   * is refused with 503 MG_AUDIT_UNAVAILABLE before it starts.
+   */
+  readonly audit?: CredentialAudit & { refusal?(): MeshgateError | null };
   readonly log?: AdminLog;
   readonly now?: () => Date;
 }
@@ -263,7 +267,9 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       sendError(res, 405, { code: 'MG_USAGE', message: `use ${route.method} ${path}` }, { allow: route.method });
       return;
     }
-    route.run(req, res, remote).catch((thrown: unknown) => {
+    const unavailable = route.method === 'POST' ? (options.audit?.refusal?.() ?? null) : null;
+    const run = unavailable === null ? route.run(req, res, remote) : Promise.reject(unavailable);
+    run.catch((thrown: unknown) => {
       const error = asMeshgateError(thrown);
       const status = statusOf(error);
       const fields = { route: path, code: error.code, error: error.message, remote };

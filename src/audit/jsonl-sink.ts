@@ -1,13 +1,26 @@
 /**
  * The hash-chained JSONL audit sink. `record()` sits on the relay path of every statement,
- * so it only pushes onto an array; serializing, hashing and the single append per batch
- * happen later on the event loop, with at most one write in flight (a second concurrent
- * append could interleave with the first and break line order, and the chain with it).
+ * so it only pushes onto an array; serializing, hashing and the appends happen in one write
+ * loop, one batch at a time (a second concurrent append could interleave with the first and
+ * break line order, and the chain with it).
+ *
+ * Durability (docs/audit-durability.md):
+ *   strict    every batch is written and fdatasync'd before the next (group commit: what
+ *             arrives during one sync is the next batch); whenDurable() callers, the data
+ *             path, wait for their batch.
+ *   buffered  batches gather for batchDelayMs and are written; fdatasync runs at most every
+ *             syncIntervalMs. A queue past highWaterEvents holds sessions back; held longer
+ *             than maxWaitMs, new operations are refused.
+ * A failing write or sync (ENOSPC, EIO) makes the sink refuse new operations at once (said
+ * once through onUnavailable), keeps every queued event, retries with backoff, and when a
+ * write succeeds again chains a `recovered` event for the outage and calls onAvailable.
  */
 import { open } from 'node:fs/promises';
-import { mgError } from '../errors/index.ts';
+import { mgError, type MeshgateError } from '../errors/index.ts';
 import { eventBody, readChainTail, sealLine } from './chain.ts';
-import type { AuditEvent, AuditSink } from './types.ts';
+import { auditTime } from './clock.ts';
+import { setTornTailAside, type TornTail } from './torn-tail.ts';
+import type { AuditDurability, AuditEvent, AuditSink, RecoveredEvent } from './types.ts';
 
 /** The slice of fs.promises.FileHandle the sink uses; tests substitute slow or failing ones. */
 export interface AuditFileHandle {
@@ -16,20 +29,40 @@ export interface AuditFileHandle {
   close(): Promise<void>;
 }
 
+/** The chain head the file holds, synced: a seam for checkpoints and anchors. */
+export interface DurableHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
 export interface JsonlAuditSinkOptions {
+  /** Default 'buffered' here; the config's default is in config/schema.ts. */
+  durability?: AuditDurability;
   /** Queued-but-unwritten events at which `backlogged` turns true. Default 10000. */
   highWaterEvents?: number;
-  /** Write failures, events recorded after close, listener exceptions. Default: process warning. */
+  /** How long a backlog may hold sessions before new operations are refused. Default 5000 ms. */
+  maxWaitMs?: number;
+  /** buffered: the longest written events stay unsynced. Default 1000 ms. */
+  syncIntervalMs?: number;
+  /** Events recorded after close, unserializable events, listener exceptions. Default: process warning. */
   onError?: (err: Error) => void;
+  /** Once per outage, when it begins: the sink refuses new operations with `err` until onAvailable. */
+  onUnavailable?: (err: MeshgateError) => void;
+  /** Once per outage, when events flow again. */
+  onAvailable?: (outage: NonNullable<RecoveredEvent['outage']>) => void;
+  /** At open, when a partial last line was set aside (a `recovered` event records it too). */
+  onTornTail?: (torn: TornTail) => void;
+  /** After each fdatasync, with the chain head it made durable. Exceptions go to onError. */
+  onDurable?: (head: DurableHead) => void;
   /** Opens the file for appending. Default: fs.promises.open(path, 'a', 0o600). */
   openFile?: (path: string) => Promise<AuditFileHandle>;
-  /** Backoff between retries of a failed write. Default 50 ms doubling to 5 s. */
+  /** Backoff between retries of a failed write or sync. Default 50 ms doubling to 1 s: recovery is prompt once space returns. */
   retryDelayMs?: { readonly initial: number; readonly max: number };
   /** Most events serialized into one write, so a long backlog is not one giant string. */
   maxBatchEvents?: number;
   /**
-   * How long events may gather before a write starts (default 5 ms). Each write is a
-   * thread-pool round trip; under load, gathering turns thousands of them a second into a
+   * buffered: how long events may gather before a write starts (default 5 ms). Each write is
+   * a thread-pool round trip; under load, gathering turns thousands of them a second into a
    * few hundred, which is CPU the relay gets back. 0 writes on the next event-loop turn.
    */
   batchDelayMs?: number;
@@ -37,6 +70,9 @@ export interface JsonlAuditSinkOptions {
 
 export interface JsonlAuditSink extends AuditSink {
   readonly path: string;
+  readonly durability: AuditDurability;
+  readonly refusal: MeshgateError | null;
+  whenDurable(callback: (error: MeshgateError | null) => void): void;
   /** Recorded events not yet on disk (including a batch being written). */
   readonly pending: number;
   /** seq of the last line written to the file. */
@@ -48,11 +84,22 @@ interface Batch {
   /** Advances past partial writes, so a retry never duplicates bytes already appended. */
   offset: number;
   readonly count: number;
+  readonly head: DurableHead;
 }
 
-interface FlushWaiter {
+interface Waiter {
+  /** Recorded-event count that must be synced. */
   readonly target: number;
-  readonly resolve: () => void;
+  /** Data-path waiters give up at an outage; flush and close wait it out. */
+  readonly failFast: boolean;
+  readonly callback: (error: MeshgateError | null) => void;
+}
+
+interface Outage {
+  readonly since: number;
+  /** The errno code of the failed write or sync, or 'backlog'. */
+  readonly reason: string;
+  unrecorded: number;
 }
 
 /** Audit files hold statement text: readable by the proxy's user only. */
@@ -61,6 +108,7 @@ const FILE_MODE = 0o600;
 export async function openJsonlAuditSink(path: string, options: JsonlAuditSinkOptions = {}): Promise<JsonlAuditSink> {
   const highWater = options.highWaterEvents ?? 10_000;
   if (!Number.isSafeInteger(highWater) || highWater < 1) throw new TypeError('highWaterEvents must be a positive integer');
+  const torn = await setTornTailAside(path);
   const resume = await readChainTail(path);
   const openFile = options.openFile ?? ((p: string) => open(p, 'a', FILE_MODE));
   let handle: AuditFileHandle;
@@ -69,58 +117,81 @@ export async function openJsonlAuditSink(path: string, options: JsonlAuditSinkOp
   } catch (error) {
     throw mgError('MG_AUDIT_UNAVAILABLE', `cannot open the audit file ${path} for appending (${errorCode(error)})`, error);
   }
-  return new Sink(path, handle, resume.seq, resume.hash, highWater, options);
+  const sink = new Sink(path, handle, resume, highWater, options);
+  if (torn !== null) {
+    const detail = `the file ended in a partial line (${torn.bytes} bytes${torn.type === null ? '' : `, a ${torn.type} event`}) left by a crash; it was set aside, not lost`;
+    sink.record({ type: 'recovered', time: auditTime(), engine: null, sessionId: null, cause: 'torn_tail', detail, torn: { bytes: torn.bytes, sha256: torn.sha256, setAside: torn.setAside, nextSeq: resume.seq + 1 } });
+    options.onTornTail?.(torn);
+  }
+  return sink;
 }
 
 class Sink implements JsonlAuditSink {
   readonly path: string;
+  readonly durability: AuditDurability;
   readonly #handle: AuditFileHandle;
   readonly #highWater: number;
   readonly #lowWater: number;
-  readonly #onError: (err: Error) => void;
+  readonly #options: JsonlAuditSinkOptions;
   readonly #retryInitial: number;
   readonly #retryMax: number;
   readonly #maxBatch: number;
   readonly #batchDelay: number;
+  readonly #maxWait: number;
+  readonly #syncInterval: number;
 
   #queue: AuditEvent[] = [];
   #batch: Batch | null = null;
   #recorded = 0;
   #written = 0;
+  #synced = 0;
   /** seq and hash of the last serialized line (written or in #batch). */
   #seq: number;
   #prev: string;
-  #writtenSeq: number;
+  #writtenHead: DurableHead;
   #scheduled = false;
-  #writing = false;
-  #retryTimer: NodeJS.Timeout | null = null;
+  #running = false;
+  #syncDue = false;
+  #syncTimer: NodeJS.Timeout | null = null;
   #retryDelay: number;
   #backlogged = false;
+  #backlogTimer: NodeJS.Timeout | null = null;
+  #backlogRefusal: MeshgateError | null = null;
+  #failure: MeshgateError | null = null;
+  #outage: Outage | null = null;
   #drainListeners: Array<() => void> = [];
-  #flushWaiters: FlushWaiter[] = [];
+  #waiters: Waiter[] = [];
   #closed = false;
   #handleClosed = false;
   #closing: Promise<void> | null = null;
 
-  constructor(path: string, handle: AuditFileHandle, seq: number, prev: string, highWater: number, options: JsonlAuditSinkOptions) {
+  constructor(path: string, handle: AuditFileHandle, resume: DurableHead, highWater: number, options: JsonlAuditSinkOptions) {
     this.path = path;
+    this.durability = options.durability ?? 'buffered';
     this.#handle = handle;
-    this.#seq = seq;
-    this.#writtenSeq = seq;
-    this.#prev = prev;
+    this.#seq = resume.seq;
+    this.#prev = resume.hash;
+    this.#writtenHead = resume;
     this.#highWater = highWater;
     // "Below half", and never 0: with highWaterEvents 1 the sink drains at an empty queue.
     this.#lowWater = Math.max(1, Math.ceil(highWater / 2));
-    this.#onError = options.onError ?? ((err) => process.emitWarning(err));
+    this.#options = options;
     this.#retryInitial = options.retryDelayMs?.initial ?? 50;
-    this.#retryMax = options.retryDelayMs?.max ?? 5_000;
+    this.#retryMax = options.retryDelayMs?.max ?? 1_000;
     this.#retryDelay = this.#retryInitial;
     this.#maxBatch = options.maxBatchEvents ?? 4096;
     this.#batchDelay = options.batchDelayMs ?? 5;
+    this.#maxWait = options.maxWaitMs ?? 5_000;
+    this.#syncInterval = options.syncIntervalMs ?? 1_000;
   }
 
+  /** Sessions wait while this is true; never during an outage, when they are refused instead. */
   get backlogged(): boolean {
-    return this.#backlogged;
+    return this.#backlogged && this.refusal === null;
+  }
+
+  get refusal(): MeshgateError | null {
+    return this.#failure ?? this.#backlogRefusal;
   }
 
   get pending(): number {
@@ -128,7 +199,7 @@ class Sink implements JsonlAuditSink {
   }
 
   get lastSeq(): number {
-    return this.#writtenSeq;
+    return this.#writtenHead.seq;
   }
 
   record(event: AuditEvent): void {
@@ -137,38 +208,36 @@ class Sink implements JsonlAuditSink {
       this.#report(mgError('MG_AUDIT_UNAVAILABLE', what));
       return;
     }
+    // Refusals caused by the outage itself would each need the missing disk: once the queue
+    // is full they are counted, and the count goes into the outage's `recovered` event.
+    if (this.#outage !== null && this.#recorded - this.#written >= this.#highWater && refusedForAudit(event)) {
+      this.#outage.unrecorded++;
+      return;
+    }
     this.#queue.push(event);
     this.#recorded++;
-    if (!this.#backlogged && this.#recorded - this.#written >= this.#highWater) this.#backlogged = true;
-    if (!this.#scheduled && !this.#writing && this.#retryTimer === null) this.#schedule();
-  }
-
-  #schedule(): void {
-    this.#scheduled = true;
-    // A backlog is written as fast as the disk takes it; otherwise events gather briefly.
-    if (this.#batchDelay === 0 || this.#backlogged) setImmediate(this.#pump);
-    else setTimeout(this.#pump, this.#batchDelay);
+    if (!this.#backlogged && this.#recorded - this.#written >= this.#highWater) this.#startBacklog();
+    this.#kick();
   }
 
   onDrain(listener: () => void): void {
     // A session that checked `backlogged` a moment before the drain must not wait forever.
-    if (!this.#backlogged) queueMicrotask(() => this.#call(listener));
+    if (!this.backlogged) queueMicrotask(() => this.#call(listener));
     else this.#drainListeners.push(listener);
   }
 
-  async flush(): Promise<void> {
-    if (this.#handleClosed) return;
-    const target = this.#recorded;
-    if (this.#written < target) {
-      await new Promise<void>((resolve) => this.#flushWaiters.push({ target, resolve }));
+  whenDurable(callback: (error: MeshgateError | null) => void): void {
+    const refusal = this.#failure;
+    if (refusal !== null) {
+      queueMicrotask(() => callback(refusal));
+      return;
     }
-    try {
-      await this.#handle.datasync();
-    } catch (error) {
-      const err = mgError('MG_AUDIT_UNAVAILABLE', `syncing the audit file ${this.path} to disk failed (${errorCode(error)})`, error);
-      this.#report(err);
-      throw err;
-    }
+    this.#wait({ target: this.#recorded, failFast: true, callback });
+  }
+
+  flush(): Promise<void> {
+    if (this.#handleClosed) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#wait({ target: this.#recorded, failFast: false, callback: () => resolve() }));
   }
 
   close(): Promise<void> {
@@ -178,21 +247,104 @@ class Sink implements JsonlAuditSink {
         await this.flush();
       } finally {
         this.#handleClosed = true;
+        if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
+        if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
         await this.#handle.close();
       }
     })();
     return this.#closing;
   }
 
-  readonly #pump = (): void => {
-    this.#scheduled = false;
-    if (this.#writing) return;
-    if (this.#batch === null) {
-      if (this.#queue.length === 0) return;
-      this.#batch = this.#serialize(this.#takeBatch());
+  #wait(waiter: Waiter): void {
+    if (waiter.target <= this.#synced) {
+      queueMicrotask(() => waiter.callback(null));
+      return;
     }
-    this.#writing = true;
-    this.#writeBatch(this.#batch).then(this.#onWritten, this.#onWriteFailed);
+    this.#waiters.push(waiter);
+    this.#syncDue = true;
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#running || this.#scheduled || this.#failure !== null) return;
+    this.#scheduled = true;
+    // strict: group commit needs no window, what arrives during a sync is the next batch.
+    if (this.durability === 'strict' || this.#batchDelay === 0 || this.#backlogged || this.#syncDue) setImmediate(this.#start);
+    else setTimeout(this.#start, this.#batchDelay);
+  }
+
+  readonly #start = (): void => {
+    this.#scheduled = false;
+    void this.#run();
+  };
+
+  /** The write loop: one step at a time, each failed step retried until it succeeds. */
+  async #run(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      for (;;) {
+        const step = this.#nextStep();
+        if (step === null) break;
+        try {
+          await step();
+          this.#succeeded();
+        } catch (error) {
+          this.#failed(error);
+          const delay = this.#retryDelay;
+          this.#retryDelay = Math.min(this.#retryMax, this.#retryDelay * 2);
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          continue;
+        }
+        // buffered: what arrived during the write gathers for its own window first.
+        if (step === this.#write && this.durability === 'buffered' && this.#batchDelay > 0 && !this.#backlogged && !this.#syncDue) break;
+      }
+    } finally {
+      this.#running = false;
+    }
+    if (this.#queue.length > 0) this.#kick();
+  }
+
+  #nextStep(): (() => Promise<void>) | null {
+    const strict = this.durability === 'strict';
+    if (this.#synced < this.#written && (strict || this.#syncDue)) return this.#sync;
+    if (this.#batch === null && this.#queue.length > 0) this.#batch = this.#serialize(this.#takeBatch());
+    if (this.#batch !== null) return this.#write;
+    this.#syncDue = false;
+    return null;
+  }
+
+  readonly #write = async (): Promise<void> => {
+    const batch = this.#batch!;
+    while (batch.offset < batch.bytes.length) {
+      const { bytesWritten } = await this.#handle.write(batch.bytes, batch.offset, batch.bytes.length - batch.offset);
+      if (!(bytesWritten > 0)) throw new Error('the file accepted no bytes');
+      batch.offset += bytesWritten;
+    }
+    this.#batch = null;
+    this.#written += batch.count;
+    this.#writtenHead = batch.head;
+    if (this.#backlogged && this.#recorded - this.#written < this.#lowWater) this.#endBacklog();
+    if (this.durability === 'buffered' && this.#syncTimer === null) {
+      this.#syncTimer = setTimeout(() => {
+        this.#syncTimer = null;
+        this.#syncDue = true;
+        this.#kick();
+      }, this.#syncInterval);
+      this.#syncTimer.unref();
+    }
+  };
+
+  readonly #sync = async (): Promise<void> => {
+    const written = this.#written;
+    const head = this.#writtenHead;
+    await this.#handle.datasync();
+    this.#synced = written;
+    this.#syncDue = this.#waiters.some((w) => w.target > this.#synced);
+    const ready = this.#waiters.filter((w) => w.target <= written);
+    this.#waiters = this.#waiters.filter((w) => w.target > written);
+    for (const waiter of ready) waiter.callback(null);
+    if (this.#options.onDurable !== undefined) this.#call(() => this.#options.onDurable!(head));
   };
 
   #takeBatch(): AuditEvent[] {
@@ -225,53 +377,84 @@ class Sink implements JsonlAuditSink {
     }
     this.#seq = seq;
     this.#prev = prev;
-    return { bytes: Buffer.from(parts.join(''), 'utf8'), offset: 0, count: events.length };
+    return { bytes: Buffer.from(parts.join(''), 'utf8'), offset: 0, count: events.length, head: { seq, hash: prev } };
   }
 
-  async #writeBatch(batch: Batch): Promise<void> {
-    while (batch.offset < batch.bytes.length) {
-      const { bytesWritten } = await this.#handle.write(batch.bytes, batch.offset, batch.bytes.length - batch.offset);
-      if (!(bytesWritten > 0)) throw new Error('the file accepted no bytes');
-      batch.offset += bytesWritten;
-    }
-  }
+  // ── outages: a failing disk, a backlog held too long ──────────────────────────────────
 
-  readonly #onWritten = (): void => {
-    const batch = this.#batch;
-    this.#batch = null;
-    this.#writing = false;
-    this.#retryDelay = this.#retryInitial;
-    if (batch !== null) {
-      this.#written += batch.count;
-      this.#writtenSeq += batch.count;
-    }
-    if (this.#backlogged && this.#recorded - this.#written < this.#lowWater) {
-      this.#backlogged = false;
-      const listeners = this.#drainListeners;
-      this.#drainListeners = [];
-      for (const listener of listeners) this.#call(listener);
-    }
-    if (this.#flushWaiters.length > 0) {
-      const ready = this.#flushWaiters.filter((w) => w.target <= this.#written);
-      this.#flushWaiters = this.#flushWaiters.filter((w) => w.target > this.#written);
-      for (const waiter of ready) waiter.resolve();
-    }
-    // Events recorded during the write form the next batch.
-    if (this.#queue.length > 0 && !this.#scheduled) this.#schedule();
-  };
-
-  readonly #onWriteFailed = (error: unknown): void => {
-    this.#writing = false;
-    const delay = this.#retryDelay;
-    this.#retryDelay = Math.min(this.#retryMax, this.#retryDelay * 2);
-    this.#report(
-      mgError('MG_AUDIT_UNAVAILABLE', `appending to the audit file ${this.path} failed (${errorCode(error)}); ${this.pending} events held, retrying in ${delay} ms`, error),
+  #failed(error: unknown): void {
+    if (this.#failure !== null) return;
+    const what = this.#batch !== null ? 'appending to' : 'syncing';
+    this.#failure = mgError(
+      'MG_AUDIT_UNAVAILABLE',
+      `meshgate cannot record audit events: ${what} the audit file ${this.path} failed (${errorCode(error)}); new operations are refused until it can, and it retries by itself`,
+      error,
     );
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
-      this.#pump();
-    }, delay);
-  };
+    this.#beginOutage(errorCode(error));
+    const failing = this.#waiters.filter((w) => w.failFast);
+    this.#waiters = this.#waiters.filter((w) => !w.failFast);
+    for (const waiter of failing) waiter.callback(this.#failure);
+    if (this.#options.onUnavailable !== undefined) this.#call(() => this.#options.onUnavailable!(this.#failure!));
+    else this.#report(this.#failure);
+    this.#releaseHeld();
+  }
+
+  #succeeded(): void {
+    // A sync that works says nothing of appends: the outage ends when the held batch is in.
+    if (this.#failure === null || this.#batch !== null) return;
+    this.#retryDelay = this.#retryInitial;
+    this.#failure = null;
+    this.#endOutage();
+  }
+
+  #startBacklog(): void {
+    this.#backlogged = true;
+    this.#backlogTimer ??= setTimeout(() => {
+      this.#backlogTimer = null;
+      if (!this.#backlogged || this.#backlogRefusal !== null) return;
+      this.#backlogRefusal = mgError(
+        'MG_AUDIT_UNAVAILABLE',
+        `the audit file ${this.path} has taken no more events for ${this.#maxWait} ms (${this.#recorded - this.#written} queued, limit ${this.#highWater}); new operations are refused until it catches up`,
+      );
+      this.#beginOutage('backlog');
+      if (this.#options.onUnavailable !== undefined) this.#call(() => this.#options.onUnavailable!(this.#backlogRefusal!));
+      this.#releaseHeld();
+    }, this.#maxWait);
+    this.#backlogTimer.unref();
+  }
+
+  #endBacklog(): void {
+    this.#backlogged = false;
+    if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
+    this.#backlogTimer = null;
+    if (this.#backlogRefusal !== null) {
+      this.#backlogRefusal = null;
+      this.#endOutage();
+    }
+    this.#releaseHeld();
+  }
+
+  #beginOutage(reason: string): void {
+    this.#outage ??= { since: Date.now(), reason, unrecorded: 0 };
+  }
+
+  /** Ends the outage when neither cause remains: a `recovered` event says how long, and what went unrecorded. */
+  #endOutage(): void {
+    const outage = this.#outage;
+    if (outage === null || this.refusal !== null) return;
+    this.#outage = null;
+    const info = { since: new Date(outage.since).toISOString(), until: auditTime(), error: outage.reason, unrecorded: outage.unrecorded };
+    const detail = `audit could not record events from ${info.since} to ${info.until} (${outage.reason}); operations were refused meanwhile${outage.unrecorded > 0 ? `, ${outage.unrecorded} refusals not written one by one` : ''}`;
+    this.record({ type: 'recovered', time: info.until, engine: null, sessionId: null, cause: 'unavailable', detail, outage: info });
+    if (this.#options.onAvailable !== undefined) this.#call(() => this.#options.onAvailable!(info));
+  }
+
+  /** Held sessions go on: to their next event once drained, or to a clear refusal during an outage. */
+  #releaseHeld(): void {
+    const listeners = this.#drainListeners;
+    this.#drainListeners = [];
+    for (const listener of listeners) this.#call(listener);
+  }
 
   #call(listener: () => void): void {
     try {
@@ -283,11 +466,16 @@ class Sink implements JsonlAuditSink {
 
   #report(err: Error): void {
     try {
-      this.#onError(err);
+      (this.#options.onError ?? ((e: Error) => process.emitWarning(e)))(err);
     } catch {
       // The reporter failing must not turn record() into a throwing call.
     }
   }
+}
+
+/** An event for an operation refused because audit is unavailable (it never went upstream). */
+function refusedForAudit(event: AuditEvent): boolean {
+  return 'decision' in event && event.decision === 'deny' && event.error?.code === 'MG_AUDIT_UNAVAILABLE';
 }
 
 function errorCode(error: unknown): string {

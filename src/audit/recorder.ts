@@ -18,9 +18,11 @@ import type { Identity, TlsPeerFacts, XfccNote } from '../identity/index.ts';
 import { auditTime } from './clock.ts';
 import { credentialEvent, type CredentialFacts } from './credential.ts';
 import { auditIdentity } from './identity.ts';
-import type { AuditError, AuditEvent, AuditIdentity, AuditSink, StatementEvent } from './types.ts';
+import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, RecoveredEvent, StatementEvent } from './types.ts';
 
-type Engine = AuditEvent['engine'];
+type Engine = NonNullable<AuditEvent['engine']>;
+/** What engines report; `recovered` events are the sink's own. */
+type EngineEvent = Exclude<AuditEvent, RecoveredEvent>;
 
 export type { CredentialFacts } from './credential.ts';
 
@@ -111,7 +113,7 @@ export interface RpcFacts {
 }
 
 const channels = new Map<string, diagnostics.Channel>();
-function channelOf(engine: Engine, type: AuditEvent['type']): diagnostics.Channel {
+function channelOf(engine: Engine, type: EngineEvent['type']): diagnostics.Channel {
   const name = `meshgate:${engine}:${type}`;
   let channel = channels.get(name);
   if (channel === undefined) channels.set(name, (channel = diagnostics.channel(name)));
@@ -137,6 +139,44 @@ export class AuditRecorder {
 
   onDrain(listener: () => void): void {
     this.sink.onDrain(listener);
+  }
+
+  /** strict: engines write an intent and wait for it before forwarding (docs/audit-durability.md). */
+  get strict(): boolean {
+    return this.sink.durability === 'strict';
+  }
+
+  get durability(): AuditDurability {
+    return this.sink.durability ?? 'buffered';
+  }
+
+  /**
+   * The MG_AUDIT_UNAVAILABLE error every engine answers a new operation with while the audit
+   * cannot take events (disk full or failing, or a backlog held past audit.maxWaitMs); null
+   * when operations may go on.
+   */
+  refusal(): MeshgateError | null {
+    return this.sink.refusal ?? null;
+  }
+
+  /**
+   * Calls back (null) once everything recorded so far is durable: in strict mode after the
+   * group commit that holds it, otherwise at once, synchronously. With the refusal instead,
+   * when the audit cannot write: the operation waiting must then not go ahead.
+   */
+  afterDurable(callback: (error: MeshgateError | null) => void): void {
+    if (!this.strict || this.sink.whenDurable === undefined) callback(null);
+    else this.sink.whenDurable(callback);
+  }
+
+  /** afterDurable as a promise that rejects with the refusal (the admin API's form). */
+  durable(): Promise<void> {
+    return new Promise((resolve, reject) => this.afterDurable((error) => (error === null ? resolve() : reject(error))));
+  }
+
+  /** strict mode: what a Firestore message is about to touch, before it is forwarded. */
+  rpcIntent(f: { readonly engine: Engine; readonly sessionId: string; readonly identity: Identity; readonly method: string; readonly traceId: string; readonly paths: readonly string[] }): void {
+    this.emit({ type: 'intent', time: auditTime(), sessionId: f.sessionId, engine: f.engine, identity: auditIdentity(f.identity), traceId: f.traceId, command: f.method, statement: null, paths: f.paths });
   }
 
   connection(f: ConnectionFacts): void {
@@ -193,7 +233,7 @@ export class AuditRecorder {
   }
 
   /** @internal the one way out: the sink, then the channel. */
-  emit(event: AuditEvent): void {
+  emit(event: EngineEvent): void {
     this.sink.record(event);
     const channel = channelOf(event.engine, event.type);
     if (channel.hasSubscribers) channel.publish(event);
@@ -236,6 +276,21 @@ export class SessionRecorder {
       error: errorOf(f.error),
     };
     this.recorder.emit(event);
+  }
+
+  /** strict mode: the statement about to go upstream (its own event follows with the outcome). */
+  intent(f: { readonly command: string; readonly statement: string | null; readonly traceId: string }): void {
+    this.recorder.emit({
+      type: 'intent',
+      time: auditTime(),
+      sessionId: this.start.sessionId,
+      engine: this.start.engine,
+      identity: this.identity,
+      traceId: f.traceId,
+      command: f.command,
+      statement: f.statement,
+      paths: [],
+    });
   }
 
   /** Records the session's end; later calls do nothing (a session ends one way only). */

@@ -3,6 +3,7 @@
  * one StatementEvent per client command that reached policy, one SessionEndEvent when it
  * closes. Events carry no secrets: no passwords, no keys, no auth plugin data.
  */
+import type { MeshgateError } from '../errors/index.ts';
 
 export interface AuditIdentity {
   readonly spiffeId: string;
@@ -132,10 +133,49 @@ export interface CredentialEvent extends EventBase {
   readonly error: AuditError | null;
 }
 
-export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | CredentialEvent;
+/**
+ * `audit.durability: strict` only: what is about to go upstream, durably on disk before it
+ * goes. The operation's own event (statement, rpc) still follows with its outcome, under the
+ * same traceId; an intent with no such event after it is an operation whose outcome the
+ * crash took with it.
+ */
+export interface IntentEvent extends EventBase {
+  readonly type: 'intent';
+  readonly identity: AuditIdentity;
+  readonly traceId: string;
+  /** MySQL: the protocol command (query, execute, …); Firestore: the gRPC method. */
+  readonly command: string;
+  /** MySQL: the statement text, secrets redacted; null for Firestore and non-SQL commands. */
+  readonly statement: string | null;
+  /** Firestore: the resource paths this message touches; empty for MySQL. */
+  readonly paths: readonly string[];
+}
+
+/**
+ * Written by the sink itself, in the chain: what a crash or an audit outage cost. `torn_tail`:
+ * the file ended in a partial line at start; those bytes were set aside (`setAside`), not
+ * dropped. `unavailable`: the audit could not take events for a while; operations were
+ * refused meanwhile, and `unrecorded` counts refusals not written one by one (each would
+ * have needed the disk that was missing).
+ */
+export interface RecoveredEvent {
+  readonly type: 'recovered';
+  readonly time: string;
+  readonly engine: null;
+  readonly sessionId: null;
+  readonly cause: 'torn_tail' | 'unavailable';
+  readonly detail: string;
+  readonly torn?: { readonly bytes: number; readonly sha256: string; readonly setAside: string; readonly nextSeq: number };
+  readonly outage?: { readonly since: string; readonly until: string; readonly error: string; readonly unrecorded: number };
+}
+
+export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | CredentialEvent | IntentEvent | RecoveredEvent;
+
+/** strict: an operation goes upstream only once its intent is fdatasync'd; buffered: a bounded queue. */
+export type AuditDurability = 'strict' | 'buffered';
 
 /** Every event `type` meshgate writes, for tools that filter by it (`meshgate audit tail --type`). */
-export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'credential'] as const satisfies readonly AuditEvent['type'][];
+export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered'] as const satisfies readonly AuditEvent['type'][];
 // A new event type that is not added above fails to compile here, so the list cannot fall behind.
 const listsEveryType: Exclude<AuditEvent['type'], (typeof AUDIT_EVENT_TYPES)[number]> extends never ? true : never = true;
 void listsEveryType;
@@ -143,6 +183,8 @@ void listsEveryType;
 /**
  * Where events go. `record` never blocks and never throws; when the sink falls behind,
  * `backlogged` turns true and sessions stop reading from their clients until 'drain'.
+ * The optional members are the durability contract (docs/audit-durability.md); a sink
+ * without them is buffered and always available.
  */
 export interface AuditSink {
   record(event: AuditEvent): void;
@@ -155,4 +197,12 @@ export interface AuditSink {
   /** Flushes everything recorded so far. */
   flush(): Promise<void>;
   close(): Promise<void>;
+  readonly durability?: AuditDurability;
+  /** MG_AUDIT_UNAVAILABLE while new operations must be refused (disk failing, backlog past its wait); else null. */
+  readonly refusal?: MeshgateError | null;
+  /**
+   * Calls back once every event recorded so far is fdatasync'd, with null; with the refusal
+   * instead, at once, when the sink cannot write (the events stay queued and are written later).
+   */
+  whenDurable?(callback: (error: MeshgateError | null) => void): void;
 }

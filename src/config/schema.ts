@@ -33,6 +33,9 @@ export const CERT_TEXT = 'the PEM certificate meshgate presents to clients, e.g.
 export const LISTENER_TEXT = 'where MySQL clients connect: { port: 3307, tls: { cert: tls/server.crt, key: tls/server.key } }';
 export const UPSTREAM_TEXT = 'the MariaDB server behind meshgate and the accounts meshgate uses there (upstream.credentials or upstream.roles)';
 
+/** docs/audit-durability.md gives the measurements behind it. */
+export const DEFAULT_AUDIT_DURABILITY = 'buffered';
+
 const sections = z.strictObject({
   /**
    * The MySQL engine: clients connect here. With `upstream`, it turns the engine on; a
@@ -234,8 +237,11 @@ const sections = z.strictObject({
       file: z.string().min(1).default('audit.jsonl'),
       tagStatements: z.boolean().default(true),
       highWaterEvents: z.number().int().min(10).default(10_000),
+      // docs/audit-durability.md: what each mode guarantees, and why this default.
+      durability: z.enum(['strict', 'buffered']).default(DEFAULT_AUDIT_DURABILITY),
+      maxWaitMs: z.number().int().min(10).max(600_000).default(5_000),
     })
-    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000 }),
+    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000 }),
 });
 
 export const configSchema = sections.check(

@@ -21,6 +21,9 @@ export interface RefusalFacts {
 const WHAT = { mysql: 'MySQL login', firestore: 'Firestore call' } as const;
 
 export function logRefusal(log: Logger, error: MeshgateError, facts: RefusalFacts): void {
+  // The audit sink says once when an outage begins and once when it ends; a line per
+  // refused operation would flood the log exactly when the disk is full.
+  if (error.code === 'MG_AUDIT_UNAVAILABLE') return;
   // Unavailable, config and internal errors are meshgate's or its upstream's, not the caller's.
   const ours = error.kind === 'unavailable' || error.kind === 'config' || error.kind === 'internal';
   log.warn(ours ? `a ${WHAT[facts.engine]} failed: [${error.code}] ${error.message}` : `refused a ${WHAT[facts.engine]}: [${error.code}] ${error.message}`, {

@@ -13,13 +13,16 @@ export const serveCommand: CliCommand = {
     const config = loadConfigFile(requireString(values, 'config'));
     const log = jsonLogger((line) => io.err(line));
     const running = await startMeshgate(config, log, io.env, { waitForUpstreamMs });
-    // The MySQL port first (registry order): scripts that wait for this line read the first address.
-    io.out(`meshgate: listening on ${running.endpoints.map((e) => `${e.host}:${e.port} (${e.engine})`).join(', ')}`);
-    await new Promise<void>((resolve) => {
+    // Before the line that says it is up: a supervisor that signals as soon as it reads the
+    // line must find the handler in place, not the default action (exit without flushing audit).
+    const stopped = new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    // The MySQL port first (registry order): scripts that wait for this line read the first address.
+    io.out(`meshgate: listening on ${running.endpoints.map((e) => `${e.host}:${e.port} (${e.engine})`).join(', ')}`);
+    await stopped;
     log.info('shutting down');
     await running.close();
     return 0;

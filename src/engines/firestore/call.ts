@@ -43,6 +43,8 @@ export class FirestoreCall {
   /** Response headers already sent by meshgate (a Listen refusal before Firestore answered). */
   private respondedFirst = false;
   private readonly traceId: string;
+  /** Messages whose audit intent is not on disk yet (strict audit). */
+  private awaitingDurable = 0;
 
   constructor(
     private readonly call: GrpcCall,
@@ -60,16 +62,7 @@ export class FirestoreCall {
     stream.on('data', (chunk: Buffer) => this.fromClient(chunk));
     stream.on('end', () => {
       this.clientEnded = true;
-      if (this.upstream !== null && this.queued.length === 0) this.upstream.end();
-      else if (this.upstream === null && this.opening === null && this.queued.length > 0 && !this.finished) this.openUpstream();
-      else if (this.upstream === null && this.opening === null && !this.finished) {
-        if (this.respondedFirst) {
-          // Every target was refused and the caller is done: end as Firestore would.
-          this.trailers = { 'grpc-status': String(GrpcStatus.OK) };
-          stream.end();
-          this.finish(GrpcStatus.OK, null, null);
-        } else this.refuse(mgError('MG_PACKET_MALFORMED', `${this.spec.name} needs a request message; the call ended without one`));
-      }
+      this.onClientEnd();
     });
     stream.on('close', () => {
       if (!this.finished) {
@@ -77,6 +70,23 @@ export class FirestoreCall {
         this.finish(GrpcStatus.CANCELLED, 'the caller cancelled the call', null);
       }
     });
+  }
+
+  private onClientEnd(): void {
+    const stream = this.call.stream;
+    // Messages still waiting for their audit intent go first; the last of them ends the call.
+    if (this.awaitingDurable > 0) return;
+    if (this.upstream !== null && this.queued.length === 0) {
+      if (!this.upstream.writableEnded) this.upstream.end();
+    } else if (this.upstream === null && this.opening === null && this.queued.length > 0 && !this.finished) this.openUpstream();
+    else if (this.upstream === null && this.opening === null && !this.finished) {
+      if (this.respondedFirst) {
+        // Every target was refused and the caller is done: end as Firestore would.
+        this.trailers = { 'grpc-status': String(GrpcStatus.OK) };
+        stream.end();
+        this.finish(GrpcStatus.OK, null, null);
+      } else this.refuse(mgError('MG_PACKET_MALFORMED', `${this.spec.name} needs a request message; the call ended without one`));
+    }
   }
 
   private fromClient(chunk: Buffer): void {
@@ -114,8 +124,36 @@ export class FirestoreCall {
         this.refuse(refusal);
         return;
       }
-      this.forward(message.raw);
+      // Nothing goes upstream that the audit cannot record (docs/audit-durability.md).
+      const unavailable = this.ctx.audit.refusal();
+      if (unavailable !== null) {
+        this.refuse(unavailable);
+        return;
+      }
+      if (this.ctx.audit.strict) this.forwardWhenDurable(message.raw, this.paths.slice(pathsBefore));
+      else this.forward(message.raw);
     }
+    // buffered audit behind: read no more from this caller until it catches up.
+    if (this.ctx.audit.backlogged) {
+      this.call.stream.pause();
+      this.ctx.audit.onDrain(() => this.call.stream.resume());
+    }
+  }
+
+  /** strict audit: the message's intent on disk first, then upstream; in order, as they came. */
+  private forwardWhenDurable(raw: Buffer, paths: readonly string[]): void {
+    this.ctx.audit.rpcIntent({ engine: 'firestore', sessionId: this.sessionId, identity: this.call.identity, method: this.call.method, traceId: this.traceId, paths });
+    this.awaitingDurable++;
+    this.ctx.audit.afterDurable((error) => {
+      this.awaitingDurable--;
+      if (this.finished) return;
+      if (error !== null) {
+        this.refuse(error);
+        return;
+      }
+      this.forward(raw);
+      if (this.awaitingDurable === 0 && this.clientEnded) this.onClientEnd();
+    });
   }
 
   /** Every path of the message through policy; null when all are allowed. */

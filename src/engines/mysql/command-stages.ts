@@ -57,7 +57,8 @@ export interface SessionGrant {
 
 /** What the relay does with a client command. */
 export type Route =
-  | { readonly kind: 'forward'; readonly bytes: Buffer; readonly response: ResponseShape }
+  /** `durable`: strict audit; go upstream only once handler.afterDurable says the intent is on disk. */
+  | { readonly kind: 'forward'; readonly bytes: Buffer; readonly response: ResponseShape; readonly durable?: true }
   /** meshgate answers with this error itself; nothing goes upstream. */
   | { readonly kind: 'answer'; readonly error: MeshgateError }
   | { readonly kind: 'quit' };
@@ -73,6 +74,10 @@ export interface CommandHandler {
   /** True while audit is behind: the relay stops reading from the client until onDrain. */
   readonly backlogged: boolean;
   onDrain(listener: () => void): void;
+  /** Calls back once the audit has on disk what was recorded so far (strict), or the refusal. */
+  afterDurable?(callback: (error: MeshgateError | null) => void): void;
+  /** The last command routed 'forward' will not go upstream after all (its intent could not be written). */
+  unforward?(error: MeshgateError): void;
 }
 
 /** What the session needs from an accepted login's stages: the relay's handler, plus its bracket. */
@@ -181,6 +186,15 @@ export class CommandStages implements SessionCommands {
     this.ctx.audit.onDrain(listener);
   }
 
+  afterDurable(callback: (error: MeshgateError | null) => void): void {
+    this.ctx.audit.afterDurable(callback);
+  }
+
+  unforward(error: MeshgateError): void {
+    const done = this.inFlight.pop();
+    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error);
+  }
+
   onCommand(frame: Frame, command: ClientCommand): Route {
     if (command.kind === 'quit') return { kind: 'quit' };
     if (command.kind === 'forbidden') {
@@ -223,6 +237,10 @@ export class CommandStages implements SessionCommands {
   }
 
   private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>, effects: SessionEffects | null): Route {
+    const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
+    // Nothing goes upstream that the audit cannot record (docs/audit-durability.md).
+    const unavailable = audited ? this.ctx.audit.refusal() : null;
+    if (unavailable !== null) return this.refuse(unavailable, command.name, command.text);
     let text = command.text;
     let traceId = '';
     let bytes = frame.raw;
@@ -245,7 +263,6 @@ export class CommandStages implements SessionCommands {
       else if (option === MULTI_STATEMENTS_OFF) this.multiStatements = false;
     }
     const verb = text === null || command.code === Command.INIT_DB ? null : statementVerb(text);
-    const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
     if (command.code === Command.STMT_FETCH) {
       // Part of the execute that opened the cursor, admitted then: audited under its trace.
       traceId = this.executions.get(id!) ?? newTraceId();
@@ -270,6 +287,10 @@ export class CommandStages implements SessionCommands {
     }
     if (command.response !== 'none') {
       this.inFlight.push({ command: command.name, code: command.code, text, verb, effects, traceId, startedNs: process.hrtime.bigint() });
+    }
+    if (audited && this.ctx.audit.strict) {
+      this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
+      return { kind: 'forward', bytes, response: command.response, durable: true };
     }
     return { kind: 'forward', bytes, response: command.response };
   }

@@ -81,6 +81,10 @@ export class LoginStages implements LoginHandler {
     const decision = this.ctx.policy.current().evaluate(identity, { engine: 'mysql', database: response.database });
     if (!decision.allow || decision.role === null) return this.refused(request, mgError('MG_POLICY_DENIED', decision.reason), identity, decision.ruleId);
 
+    // No lease, no upstream login, no session that the audit cannot record.
+    const unavailable = this.ctx.audit.refusal();
+    if (unavailable !== null) return this.refused(request, unavailable, identity, decision.ruleId);
+
     const admission = this.ctx.throttle.admit({ engine: 'mysql', kind: 'session', serviceClass: decision.serviceClass, principal: identity.spiffeId });
     if (!admission.admitted) return this.refused(request, admission.error, identity, decision.ruleId);
 

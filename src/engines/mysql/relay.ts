@@ -9,10 +9,10 @@
  * handler's audit is behind, or while a local answer waits for the upstream answers queued
  * before it.
  */
-import { asMeshgateError, type MeshgateError } from '../../errors/index.ts';
+import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Logger } from '../../log.ts';
 import type { CommandHandler } from './command-stages.ts';
-import { decodeCommand } from './codec/commands.ts';
+import { decodeCommand, type ResponseShape } from './codec/commands.ts';
 import { encodeErr } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import { ResponseTracker, type ResponseHandler, type ResponseOutcome } from './codec/response-tracker.ts';
@@ -37,7 +37,7 @@ export interface RelayOptions {
   readonly onUpstreamReusable?: (connection: UpstreamConnection) => void;
 }
 
-type PauseReason = 'upstream' | 'audit' | 'held';
+type PauseReason = 'upstream' | 'audit' | 'held' | 'durable';
 
 export class Relay implements ResponseHandler {
   private readonly upstream: RelaySocket;
@@ -51,6 +51,8 @@ export class Relay implements ResponseHandler {
   private bytesFromClient = 0;
   private bytesFromUpstream = 0;
   private ended = false;
+  /** A command routed 'forward' whose audit intent is not on disk yet (strict audit). */
+  private awaitingDurable = false;
 
   private readonly upstreamHandlers = {
     data: (chunk: Buffer) => this.fromUpstream(chunk),
@@ -148,8 +150,35 @@ export class Relay implements ResponseHandler {
       this.answerLocally(frame.seq, route.error);
       return;
     }
+    const name = command.kind === 'relay' ? command.name : 'a command';
+    if (route.durable === true && this.handler.afterDurable !== undefined) {
+      this.forwardWhenDurable(frame.seq, route, name);
+      return;
+    }
     this.toUpstream(route.bytes);
-    if (route.response !== 'none') this.tracker.expect(route.response, command.kind === 'relay' ? command.name : 'a command');
+    if (route.response !== 'none') this.tracker.expect(route.response, name);
+  }
+
+  /**
+   * strict audit: the command goes upstream once its intent is on disk; reading from the
+   * client waits meanwhile, so commands keep their order. The audit failing instead makes
+   * it an answer of meshgate's own, and nothing goes upstream.
+   */
+  private forwardWhenDurable(seq: number, route: { readonly bytes: Buffer; readonly response: ResponseShape }, name: string): void {
+    this.pause('durable');
+    this.awaitingDurable = true;
+    this.handler.afterDurable!((error) => {
+      if (this.ended || !this.awaitingDurable) return;
+      this.awaitingDurable = false;
+      if (error !== null) {
+        this.handler.unforward?.(error);
+        this.answerLocally(seq, error);
+      } else {
+        this.toUpstream(route.bytes);
+        if (route.response !== 'none') this.tracker.expect(route.response, name);
+      }
+      this.resume('durable');
+    });
   }
 
   private toUpstream(bytes: Buffer): void {
@@ -255,6 +284,10 @@ export class Relay implements ResponseHandler {
   private end(reason: string, upstream: 'destroy' | 'close-soon' | 'kept' = 'destroy'): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.awaitingDurable) {
+      this.awaitingDurable = false;
+      this.handler.unforward?.(mgError('MG_AUDIT_UNAVAILABLE', `the session ended (${reason}) before the audit had this statement on disk; it was not sent upstream`));
+    }
     if (upstream === 'destroy') this.upstream.destroy();
     else if (upstream === 'close-soon') setTimeout(() => this.upstream.destroy(), 1000).unref();
     if (!this.client.writableEnded) this.client.end();

@@ -286,12 +286,30 @@ export class MysqlSession {
       upstream.socket.destroy();
       return;
     }
+    // The connection is on the record before the client has its OK; with strict audit, on
+    // disk (docs/audit-durability.md).
+    commands.begin();
+    const afterDurable = commands.afterDurable?.bind(commands) ?? ((callback: (error: MeshgateError | null) => void) => callback(null));
+    afterDurable((error) => {
+      if (error === null && this.state === 'authorizing') {
+        this.relayCommands(outcome, response, seq);
+        return;
+      }
+      commands.onEnd({ reason: error === null ? 'client left before its OK' : `audit unavailable before the OK (${error.code})`, bytesFromClient: 0, bytesFromUpstream: 0 });
+      use.finish(null);
+      upstream.socket.destroy();
+      if (error !== null) this.sendRefusal(error, seq + 1);
+    });
+  }
+
+  private relayCommands(outcome: LoginOutcome & { accepted: true }, response: HandshakeResponse, seq: number): void {
+    const { upstream: use, commands } = outcome;
+    const upstream = use.connection;
     let reusable: UpstreamConnection | null = null;
     this.state = 'relaying';
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.client.off('data', this.onData);
     this.client.write(encodeMessage(encodeOk({ status: upstream.status }), seq + 1));
-    commands.begin();
     const relay = (this.relay = new Relay(this.client, upstream, commands, {
       sessionId: this.sessionId,
       identity: commands.identity,

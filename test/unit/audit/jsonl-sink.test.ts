@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { open, readFile, stat, writeFile, appendFile } from 'node:fs/promises';
@@ -117,20 +118,42 @@ describe('openJsonlAuditSink', () => {
     assert.deepEqual((await readLines(path)).map((l) => l['seq']), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
-  it('refuses to extend a file with a torn or edited last line', async () => {
-    const path = tmp.file('torn.jsonl');
+  it('refuses to extend a file whose last complete line was edited', async () => {
+    const path = tmp.file('edited.jsonl');
     const sink = await openJsonlAuditSink(path);
     sink.record(statementEvent(1));
     await sink.close();
     const good = await readFile(path, 'utf8');
-    await appendFile(path, '{"type":"statement","seq":2');
-    await assert.rejects(openJsonlAuditSink(path), (e: unknown) => isMeshgateError(e) && e.code === 'MG_AUDIT_UNAVAILABLE' && /incomplete line/.test(e.message));
     await writeFile(path, good.replace('SELECT 1', 'SELECT 2'));
-    await assert.rejects(openJsonlAuditSink(path), /line edited/);
+    await assert.rejects(openJsonlAuditSink(path), (e: unknown) => isMeshgateError(e) && e.code === 'MG_AUDIT_UNAVAILABLE' && /line edited/.test(e.message));
     await writeFile(path, '');
     const fresh = await openJsonlAuditSink(path);
     assert.equal(fresh.lastSeq, 0);
     await fresh.close();
+  });
+
+  it('sets a torn last line aside, chains a recovered event naming it, and goes on', async () => {
+    const path = tmp.file('torn.jsonl');
+    const sink = await openJsonlAuditSink(path);
+    sink.record(statementEvent(1));
+    await sink.close();
+    const torn = '{"type":"statement","seq":2';
+    await appendFile(path, torn);
+    const reopened = await openJsonlAuditSink(path);
+    reopened.record(statementEvent(3));
+    await reopened.close();
+    const lines = await readLines(path);
+    assert.deepEqual(lines.map((l) => l['type']), ['statement', 'recovered', 'statement']);
+    const recovered = lines[1] as Record<string, unknown> & { torn: { bytes: number; sha256: string; setAside: string; nextSeq: number } };
+    assert.equal(recovered['cause'], 'torn_tail');
+    assert.equal(recovered.torn.bytes, torn.length);
+    assert.equal(recovered.torn.nextSeq, 2);
+    assert.equal(recovered.torn.sha256, createHash('sha256').update(torn).digest('hex'));
+    assert.equal(await readFile(recovered.torn.setAside, 'utf8'), torn, 'the partial line is kept, byte for byte');
+    assert.match(String(recovered['detail']), /statement event/);
+    const result = await verifyAuditFile(path);
+    assert.equal(result.ok, true, String(result.problem));
+    assert.equal(result.events, 3);
   });
 
   it('gathers events for batchDelayMs into one write', async () => {
@@ -185,14 +208,18 @@ describe('openJsonlAuditSink', () => {
     assert.equal((await verifyAuditFile(path)).events, 4);
   });
 
-  it('keeps events through failing writes, retries, and stays backlogged meanwhile', async () => {
+  it('keeps events through failing writes, retries, and refuses new operations meanwhile', async () => {
     const path = tmp.file('failing.jsonl');
     const errors: Error[] = [];
+    const outages: Error[] = [];
+    const recoveries: unknown[] = [];
     let failures = 3;
     const sink = await openJsonlAuditSink(path, {
       highWaterEvents: 2,
       retryDelayMs: { initial: 2, max: 8 },
       onError: (e) => errors.push(e),
+      onUnavailable: (e) => outages.push(e),
+      onAvailable: (outage) => recoveries.push(outage),
       openFile: async (p) => {
         const real = await open(p, 'a');
         return {
@@ -211,17 +238,22 @@ describe('openJsonlAuditSink', () => {
     });
     for (let i = 0; i < 5; i++) sink.record(statementEvent(i));
     assert.equal(sink.backlogged, true);
-    await until(() => errors.length >= 1);
-    assert.equal(sink.backlogged, true);
+    await until(() => outages.length >= 1);
+    assert.equal(sink.backlogged, false, 'sessions are not held during an outage: they are refused');
+    assert.ok(isMeshgateError(sink.refusal) && sink.refusal.code === 'MG_AUDIT_UNAVAILABLE' && /ENOSPC/.test(sink.refusal.message));
     assert.equal(sink.pending, 5);
-    assert.ok(errors.every((e) => isMeshgateError(e) && e.code === 'MG_AUDIT_UNAVAILABLE' && /ENOSPC/.test(e.message)));
     await sink.flush();
-    assert.equal(errors.length, 3);
+    assert.equal(outages.length, 1, 'said once per outage, not once per retry');
+    assert.equal(recoveries.length, 1);
+    assert.deepEqual(errors, []);
+    assert.equal(sink.refusal, null);
     assert.equal(sink.backlogged, false);
     await sink.close();
     const result = await verifyAuditFile(path);
     assert.equal(result.ok, true);
-    assert.equal(result.events, 5);
+    const lines = await readLines(path);
+    assert.deepEqual(lines.map((l) => l['type']), ['statement', 'statement', 'statement', 'statement', 'statement', 'recovered'], 'every event kept, then the outage on the record');
+    assert.equal((lines[5] as { outage: { error: string } }).outage.error, 'ENOSPC');
   });
 
   it('flush resolves once everything recorded before it is written, then syncs', async () => {

@@ -22,6 +22,8 @@ const SAMPLES: { [T in AuditEvent['type']]: Partial<Extract<AuditEvent, { type: 
   session_end: { ...base, engine: 'mysql', type: 'session_end', statements: 1, durationMs: 5, reason: 'client quit' },
   rpc: { ...base, engine: 'firestore', type: 'rpc', decision: 'allow', method: 'google.firestore.v1.Firestore/GetDocument', paths: ['orders/o1'], status: 0 },
   credential: { ...base, engine: 'mysql', type: 'credential', action: 'issue', outcome: 'completed', credential: 'direct', leaseId: 'lease_1', account: 'mg-shop.orders-abc', rule: 'orders/direct' },
+  intent: { ...base, engine: 'mysql', type: 'intent', command: 'query', statement: 'INSERT INTO t VALUES (1)', paths: [] },
+  recovered: { time: base.time, engine: null, sessionId: null, type: 'recovered', cause: 'torn_tail', detail: 'the file ended in a partial line' },
 };
 
 describe('meshgate audit tail --type', () => {

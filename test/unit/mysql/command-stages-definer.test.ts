@@ -24,6 +24,7 @@ function session(options: Options = {}) {
     throttle: { admit: () => ({ admitted: true, release() {} }) },
     tagStatements: options.tagStatements ?? false,
     queryCacheMode: () => 'off',
+    audit: { refusal: () => null, strict: false },
   } as unknown as MysqlEngineContext;
   const grant = {
     request: { sessionId: 's1', connectionId: 1, response: { capabilities: options.multiStatements ? Capability.MULTI_STATEMENTS : 0, database: 'shop' } },
