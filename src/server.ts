@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { startAdminApi, type AdminApi } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
 import { AuditRecorder, openJsonlAuditSink, type AuditSink } from './audit/index.ts';
+import { openSealFor } from './audit-seal.ts';
 import type { MeshgateConfig } from './config/schema.ts';
 import { googleUpstreamAuth, sharedMariadbCredentials, type CredentialRuntime, type MariadbCredentials } from './credentials/index.ts';
 import { ENGINES, startEngines, type Clock, type Endpoint, type EngineDeps, type RunningHandles } from './engines/index.ts';
@@ -89,7 +90,11 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
   const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log);
   if (tls !== null) teardown.add(() => tls.close());
+  // Checkpoints, anchor and rotation (audit.signingKey, anchor, rotate); closed after the sink, with a last checkpoint.
+  const seal = await openSealFor(config, log, env);
+  if (seal !== null) teardown.add(() => seal.close());
   const audit = await openJsonlAuditSink(config.audit.file, {
+    ...(seal === null ? {} : { afterBatch: seal.afterBatch }),
     highWaterEvents: config.audit.highWaterEvents,
     onError: (error) => log.error('audit sink cannot write; sessions are held back until it can', { file: config.audit.file, error: error.message }),
   });

@@ -33,6 +33,26 @@ export interface JsonlAuditSinkOptions {
    * few hundred, which is CPU the relay gets back. 0 writes on the next event-loop turn.
    */
   batchDelayMs?: number;
+  /**
+   * Told the chain head and the bytes appended after each batch is in the file: signed
+   * checkpoints, the anchor and rotation hang here (src/audit/seal.ts). null lets writing go
+   * straight on; a promise holds the next write until it settles, and a file it gives is
+   * where the chain continues (the sink closes the old one).
+   */
+  afterBatch?: (head: ChainHead, bytes: number) => Promise<AuditFileSwitch | null> | null;
+}
+
+/** The last line written: its seq and chain hash. */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** A file to continue in, its chain already begun (its first line, the file header, is `seq` with hash `hash`). */
+export interface AuditFileSwitch {
+  readonly handle: AuditFileHandle;
+  readonly seq: number;
+  readonly hash: string;
 }
 
 export interface JsonlAuditSink extends AuditSink {
@@ -74,7 +94,7 @@ export async function openJsonlAuditSink(path: string, options: JsonlAuditSinkOp
 
 class Sink implements JsonlAuditSink {
   readonly path: string;
-  readonly #handle: AuditFileHandle;
+  #handle: AuditFileHandle;
   readonly #highWater: number;
   readonly #lowWater: number;
   readonly #onError: (err: Error) => void;
@@ -82,6 +102,7 @@ class Sink implements JsonlAuditSink {
   readonly #retryMax: number;
   readonly #maxBatch: number;
   readonly #batchDelay: number;
+  readonly #afterBatch: JsonlAuditSinkOptions['afterBatch'];
 
   #queue: AuditEvent[] = [];
   #batch: Batch | null = null;
@@ -117,6 +138,7 @@ class Sink implements JsonlAuditSink {
     this.#retryDelay = this.#retryInitial;
     this.#maxBatch = options.maxBatchEvents ?? 4096;
     this.#batchDelay = options.batchDelayMs ?? 5;
+    this.#afterBatch = options.afterBatch;
   }
 
   get backlogged(): boolean {
@@ -238,12 +260,43 @@ class Sink implements JsonlAuditSink {
 
   readonly #onWritten = (): void => {
     const batch = this.#batch;
+    const after = batch === null || this.#afterBatch === undefined ? null : this.#callAfterBatch(batch);
+    if (after === null) this.#finishWrite();
+    else after.then(this.#finishWrite);
+  };
+
+  /** Runs the afterBatch hook; #writing stays true meanwhile, so nothing else is written. */
+  #callAfterBatch(batch: Batch): Promise<void> | null {
+    let next: Promise<AuditFileSwitch | null> | null;
+    try {
+      next = this.#afterBatch!({ seq: this.#seq, hash: this.#prev }, batch.bytes.length);
+    } catch (error) {
+      this.#report(error instanceof Error ? error : new Error(String(error)));
+      return null;
+    }
+    if (next === null) return null;
+    return next.then(
+      (to) => {
+        if (to === null) return;
+        const old = this.#handle;
+        this.#handle = to.handle;
+        this.#seq = to.seq;
+        this.#prev = to.hash;
+        old.close().catch((error: unknown) => this.#report(mgError('MG_AUDIT_UNAVAILABLE', `closing the rotated audit file failed (${errorCode(error)})`, error)));
+      },
+      (error: unknown) => this.#report(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
+  readonly #finishWrite = (): void => {
+    const batch = this.#batch;
     this.#batch = null;
     this.#writing = false;
     this.#retryDelay = this.#retryInitial;
     if (batch !== null) {
       this.#written += batch.count;
-      this.#writtenSeq += batch.count;
+      // The batch's last line, or the new file's header when afterBatch moved to one.
+      this.#writtenSeq = this.#seq;
     }
     if (this.#backlogged && this.#recorded - this.#written < this.#lowWater) {
       this.#backlogged = false;

@@ -69,7 +69,8 @@ describe('a sealed audit log written by meshgate serving MariaDB', { skip: missi
     } finally {
       await conn.end();
     }
-    await h!.stop();
+    // Only meshgate stops (a last checkpoint and anchor); the harness keeps its files until after().
+    await h!.meshgate.close();
     const logDir = dirname(h!.auditFile);
     const files = (await readdir(logDir)).filter((f) => /^audit\.(\d{6}\.)?jsonl$/.test(f));
     assert.ok(files.length >= 3, `rotated: ${files.join(', ')}`);

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { readdir, rename, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openJsonlAuditSink } from '../../../src/audit/jsonl-sink.ts';
 import { openAuditSeal } from '../../../src/audit/seal.ts';
@@ -50,7 +50,7 @@ describe('audit rotation', () => {
         assert.equal(head['prev'], previous.hash);
         assert.equal(head['seq'], previous.seq + 1);
       }
-      const last = lines.at(-1)!;
+      const last: Record<string, unknown> = lines.at(-1)!;
       previous = { seq: last['seq'] as number, hash: last['hash'] as string };
     }
     const result = await verifyAuditLog(log.active, { publicKeys: [await loadPublicKey(key.publicKeyPath)] });
@@ -102,6 +102,7 @@ describe('audit rotation', () => {
 
   it('the sink continues the chain in the file the hook hands over', async () => {
     const r = root();
+    await mkdir(r);
     const active = join(r, 'audit.jsonl');
     const seal = await openAuditSeal({ file: active, rotate: { maxBytes: 4096 } });
     const heads: number[] = [];

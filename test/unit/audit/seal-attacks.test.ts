@@ -188,6 +188,16 @@ describe('verifyAuditLog against attacks on real files', () => {
     });
   }
 
+  it('the oldest files removed by retention, declared with fromFile: whole, and said in a note', async () => {
+    const l = await attack();
+    await rm(file(l, 'audit.000001.jsonl'));
+    const result = await verifyAuditLog(l.active, { ...options, fromFile: 2 });
+    assert.deepEqual(result.findings, []);
+    assert.ok(result.notes.some((note) => /files before audit\.000002\.jsonl were not expected/.test(note)), result.notes.join('\n'));
+    await rm(file(l, 'audit.000002.jsonl'));
+    assert.deepEqual((await verifyAuditLog(l.active, { ...options, fromFile: 2 })).findings.map((f) => [f.kind, f.file]), [['missing', 'audit.000002.jsonl']]);
+  });
+
   it('a checkpoint whose head was changed: its signature fails', async () => {
     const l = await attack();
     const cpFile = file(l, 'audit.checkpoints.jsonl');

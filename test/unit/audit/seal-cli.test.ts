@@ -29,6 +29,7 @@ describe('meshgate audit keygen and verify over a sealed log', () => {
   let keyId: string;
   let log: SealedLog;
   let config: string;
+  let lastSeq: number;
 
   before(async () => {
     tmp = await tempDir();
@@ -41,9 +42,12 @@ describe('meshgate audit keygen and verify over a sealed log', () => {
     const root = tmp.file('run');
     log = await writeSealedLog(root, {
       key: { privateKeyPath: keyPath, publicKeyPath: `${keyPath}.pub`, keyId },
-      events: 120,
-      seal: { rotate: { maxBytes: 32 * 1024 }, checkpointEvery: { events: 20, intervalMs: 3_600_000 } },
+      events: 200,
+      seal: { rotate: { maxBytes: 96 * 1024 }, checkpointEvery: { events: 20, intervalMs: 3_600_000 } },
     });
+    const last = (await readLines(log.active)).map((l) => JSON.parse(l) as { seq: number });
+    assert.ok(last.length >= 60, `the active file has room for a 50-line cut (${last.length} lines)`);
+    lastSeq = last.at(-1)!.seq;
     // A config as meshgate serve reads it, naming the same log, key and state store.
     await mkdir(join(root, 'policy'));
     await writeFile(join(root, 'bundle.pem'), '');
@@ -55,7 +59,7 @@ describe('meshgate audit keygen and verify over a sealed log', () => {
         "firestore: { tls: plaintext, project: p, upstream: { emulator: '127.0.0.1:8080' } }",
         'policy: { dir: policy }',
         'state: { embedded: { dir: state }, replicaId: replica-a }',
-        `audit: { file: logs/audit.jsonl, signingKey: ${keyPath}, anchorId: '${log.anchorId}', rotate: { maxBytes: 32768 } }`,
+        `audit: { file: logs/audit.jsonl, signingKey: ${keyPath}, anchorId: '${log.anchorId}', rotate: { maxBytes: 98304 } }`,
       ].join('\n'),
     );
   });
@@ -73,16 +77,16 @@ describe('meshgate audit keygen and verify over a sealed log', () => {
   it('verify --public-key: every file, every checkpoint, exit 0', async () => {
     const { code, out } = await run(['audit', 'verify', log.active, '--public-key', `${keyPath}.pub`]);
     assert.equal(code, 0, out.join('\n'));
-    assert.equal(out[0], 'ok: 120 events, chain intact');
+    assert.equal(out[0], 'ok: 200 events, chain intact');
     assert.match(out[1] ?? '', /^last hash: [0-9a-f]{64}$/);
     assert.ok(out.some((l) => /^files: \d+ \(audit\.000001\.jsonl … audit\.jsonl\)$/.test(l)), out.join('\n'));
-    assert.ok(out.some((l) => new RegExp(`^checkpoints: \\d+, signatures valid \\(key ${keyId}\\); the last at seq 120 \\(shutdown\\)$`).test(l)), out.join('\n'));
+    assert.ok(out.some((l) => new RegExp(`^checkpoints: \\d+, signatures valid \\(key ${keyId}\\); the last at seq ${lastSeq} \\(shutdown\\)$`).test(l)), out.join('\n'));
   });
 
   it('verify --config --anchor: the anchor comes from the state store the config names', async () => {
     const { code, out } = await run(['audit', 'verify', '--config', config, '--anchor']);
     assert.equal(code, 0, out.join('\n'));
-    assert.ok(out.some((l) => /^anchor: seq 120 .* matches$/.test(l)), out.join('\n'));
+    assert.ok(out.some((l) => new RegExp(`^anchor: seq ${lastSeq} .* matches$`).test(l)), out.join('\n'));
   });
 
   it('verify: the last 50 lines cut is exit 4, naming the file and line', async () => {

@@ -2,7 +2,6 @@ import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { isMeshgateError } from '../../../src/errors/index.ts';
 import { generateSigningKey, loadPublicKey, loadSigningKey } from '../../../src/audit/signing-key.ts';
