@@ -118,6 +118,22 @@ describe('verifyAuditLog against attacks on real files', () => {
     assert.ok(result.findings.some((f) => f.kind === 'rebuilt' && /anchor/.test(f.message)));
   });
 
+  it('a rebuilt chain with the checkpoints after the edit deleted too: the anchor shows it', async () => {
+    const l = await attack();
+    const lines = await readLines(l.active);
+    const seq = (JSON.parse(lines[9]!) as { seq: number }).seq;
+    lines[9] = lines[9]!.replace(/"statement":"SELECT \d+/, '"statement":"SELECT 1');
+    rechain(lines, 9);
+    await writeLines(l.active, lines);
+    const cpFile = file(l, 'audit.checkpoints.jsonl');
+    await writeLines(cpFile, (await readLines(cpFile)).filter((c) => (JSON.parse(c) as { seq: number }).seq < seq));
+    assert.equal((await verifyAuditLog(l.active, { publicKeys: options.publicKeys })).ok, true, 'files alone cannot show it');
+    const finding = first(await verifyAuditLog(l.active, options));
+    assert.equal(finding.kind, 'rebuilt');
+    assert.deepEqual([finding.file, finding.line], ['audit.jsonl', lines.length]);
+    assert.match(finding.message, /the anchor/);
+  });
+
   it('the last 50 lines cut: the shutdown checkpoint names what is missing', async () => {
     const l = await attack();
     const lines = await readLines(l.active);
