@@ -38,6 +38,12 @@ export interface LogLayout {
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** The active file of the log a rotated file or a checkpoints file belongs to; other paths as they are. */
+export function activePathOf(path: string): string {
+  const match = /^(.+)\.(?:\d{6,}|checkpoints)(\.[^.]+)$/.exec(basename(path));
+  return match === null ? path : join(dirname(path), `${match[1]}${match[2]}`);
+}
+
 export function logLayout(activePath: string): LogLayout {
   const dir = dirname(activePath);
   const activeName = basename(activePath);

@@ -10,7 +10,7 @@ import type { AuditAnchor } from '../store/index.ts';
 import { GENESIS_HASH, openLine, type ChainedLine } from './chain.ts';
 import { openCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { linesForward } from './lines.ts';
-import { fileStartOf, listLogFiles, logLayout, sizeOf, type LogLayout } from './log-files.ts';
+import { activePathOf, fileStartOf, listLogFiles, logLayout, sizeOf, type LogLayout } from './log-files.ts';
 import type { AuditVerifier } from './signing-key.ts';
 import { readCheckpoints, type TrustedCheckpoint } from './verify-checkpoints.ts';
 
@@ -63,7 +63,8 @@ function looseLine(bytes: Buffer): ChainedLine | null {
 }
 
 export async function verifyAuditLog(path: string, options: VerifyLogOptions = {}): Promise<AuditLogVerification> {
-  const layout = logLayout(path);
+  // Any file of the log names it: its rotated files and checkpoints lead to the active one.
+  const layout = logLayout(activePathOf(path));
   const files = await listLogFiles(layout);
   if (files.length === 0) throw Object.assign(new Error(`no audit file ${path}`), { code: 'ENOENT' });
   const findings: LogFinding[] = [];
@@ -220,10 +221,13 @@ async function scanFiles(layout: LogLayout, files: Awaited<ReturnType<typeof lis
         number = start.file ?? number;
         stream ??= start.stream;
         if (number > expectedNumber) {
-          for (let k = expectedNumber; k < number; k++) {
-            unavailable.add(k);
-            findings.push({ kind: 'missing', file: layout.rotatedName(k), line: null, message: `missing file ${layout.rotatedName(k)} (file ${k} of the log)${k === number - 1 ? `: ${f.name} continues from it` : ''}` });
-          }
+          for (let k = expectedNumber; k < number; k++) unavailable.add(k);
+          // One finding per gap, however many files it spans.
+          const gap =
+            number - expectedNumber === 1
+              ? `file ${layout.rotatedName(expectedNumber)} (file ${expectedNumber} of the log): ${f.name} continues from it`
+              : `files ${layout.rotatedName(expectedNumber)} … ${layout.rotatedName(number - 1)} (files ${expectedNumber} to ${number - 1} of the log): ${f.name} continues from the last of them`;
+          findings.push({ kind: 'missing', file: layout.rotatedName(expectedNumber), line: null, message: `missing ${gap}` });
           expectedSeq = prevHash = null;
         } else if (prevFile !== null && prevFile.swapped) {
           expectedSeq = prevHash = null;

@@ -56,6 +56,11 @@ describe('audit rotation', () => {
     const result = await verifyAuditLog(log.active, { publicKeys: [await loadPublicKey(key.publicKeyPath)] });
     assert.deepEqual(result.findings, []);
     assert.equal(result.events, 200);
+    // Any file of the log names the whole log.
+    for (const name of [names[1]!, 'audit.checkpoints.jsonl']) {
+      const again = await verifyAuditLog(join(log.logDir, name), {});
+      assert.deepEqual([again.findings, again.events, again.files], [[], 200, names]);
+    }
     // The active file alone is not a log from seq 1, but each file's own lines still check.
     assert.equal((await verifyAuditFile(log.active)).ok, false);
   });
