@@ -49,6 +49,7 @@ export interface AuditLogVerification {
 }
 
 const short = (hash: string) => `${hash.slice(0, 12)}…`;
+const missingLines = (n: number) => (n === 1 ? '1 line is missing' : `${n} lines are missing`);
 
 /** seq, prev and hash of a line that failed its checks, to keep following the chain past it. */
 function looseLine(bytes: Buffer): ChainedLine | null {
@@ -92,7 +93,7 @@ export async function verifyAuditLog(path: string, options: VerifyLogOptions = {
       kind: 'truncated',
       file: last.file,
       line: last.line,
-      message: `truncated after line ${last.line} of ${last.file}: checkpoint ${c.n} (${c.reason}, signed ${c.time}) names seq ${c.seq}, the log ends at seq ${scan.lastSeq}: ${c.seq - scan.lastSeq} lines are missing`,
+      message: `truncated after line ${last.line} of ${last.file}: checkpoint ${c.n} (${c.reason}, signed ${c.time}) names seq ${c.seq}, the log ends at seq ${scan.lastSeq}: ${missingLines(c.seq - scan.lastSeq)}`,
     });
   }
   const reported = new Set(findings.map((f) => f.file));
@@ -236,7 +237,7 @@ async function scanFiles(layout: LogLayout, files: Awaited<ReturnType<typeof lis
             kind: 'truncated',
             file: prevFile.name,
             line: prevFile.lastLine,
-            message: `${prevFile.name} was cut after line ${prevFile.lastLine}: it ends at seq ${expectedSeq - 1}, ${f.name} continues from seq ${line.seq - 1}; ${line.seq - expectedSeq} lines are missing`,
+            message: `${prevFile.name} was cut after line ${prevFile.lastLine}: it ends at seq ${expectedSeq - 1}, ${f.name} continues from seq ${line.seq - 1}; ${missingLines(line.seq - expectedSeq)}`,
           });
           expectedSeq = prevHash = null;
         } else if (prevFile !== null && (line.seq !== expectedSeq || line.prev !== prevHash)) {
@@ -301,7 +302,7 @@ function anchorFindings(anchor: AuditAnchor, scan: Scan, publicKeys: readonly Au
     // The file holding the anchored line is missing or swapped, and already said so.
   } else if (anchor.seq > scan.lastSeq && scan.lastAt !== null) {
     const { file, line } = scan.lastAt;
-    out.push({ kind: 'truncated', file, line, message: `truncated after line ${line} of ${file}: ${named} names seq ${anchor.seq}, the log ends at seq ${scan.lastSeq}: ${anchor.seq - scan.lastSeq} lines are missing` });
+    out.push({ kind: 'truncated', file, line, message: `truncated after line ${line} of ${file}: ${named} names seq ${anchor.seq}, the log ends at seq ${scan.lastSeq}: ${missingLines(anchor.seq - scan.lastSeq)}` });
   } else if (scan.anchorLine === null) {
     out.push({ kind: 'truncated', file: null, line: null, message: `${named} names seq ${anchor.seq} in file ${anchor.file}, which no file holds` });
   } else if (scan.anchorLine.hash !== anchor.head) {
