@@ -9,6 +9,7 @@ import { startAdminApi, type AdminApi } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
 import { credentialReports } from './admin/trail.ts';
 import { AuditRecorder, openJsonlAuditSink, type AuditSink } from './audit/index.ts';
+import { openSealFor } from './audit-seal.ts';
 import type { MeshgateConfig } from './config/schema.ts';
 import { googleUpstreamAuth, sharedMariadbCredentials, type CredentialRuntime, type MariadbCredentials } from './credentials/index.ts';
 import { ENGINES, startEngines, type Clock, type Endpoint, type EngineDeps, type RunningHandles } from './engines/index.ts';
@@ -90,8 +91,12 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
   const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log);
   if (tls !== null) teardown.add(() => tls.close());
+  // Checkpoints, anchor and rotation (audit.signingKey, anchor, rotate); closed after the sink, with a last checkpoint.
+  const seal = await openSealFor(config, log, env);
+  if (seal !== null) teardown.add(() => seal.close());
   const audit = await openJsonlAuditSink(config.audit.file, {
     durability: config.audit.durability,
+    ...(seal === null ? {} : { afterBatch: seal.afterBatch }),
     highWaterEvents: config.audit.highWaterEvents,
     maxWaitMs: config.audit.maxWaitMs,
     onUnavailable: (error) => log.error('audit unavailable: new operations are refused with MG_AUDIT_UNAVAILABLE until it records again', { file: config.audit.file, error: error.message }),

@@ -15,9 +15,13 @@ export type {
 } from './types.ts';
 export { AUDIT_EVENT_TYPES } from './types.ts';
 export { openJsonlAuditSink } from './jsonl-sink.ts';
-export type { AuditFileHandle, JsonlAuditSink, JsonlAuditSinkOptions } from './jsonl-sink.ts';
+export type { AuditFileHandle, AuditFileSwitch, ChainHead, JsonlAuditSink, JsonlAuditSinkOptions } from './jsonl-sink.ts';
 export { verifyAuditFile } from './verify.ts';
 export type { AuditVerification } from './verify.ts';
+export { verifyAuditLog } from './verify-log.ts';
+export type { AuditLogVerification, FindingKind, LogFinding, VerifyLogOptions } from './verify-log.ts';
+export { DEFAULT_CHECKPOINT_EVERY, openAuditSeal, type AuditSeal, type AuditSealOptions } from './seal.ts';
+export { generateSigningKey, loadPublicKey, loadSigningKey, publicKeyPathOf, type AuditSigner, type AuditVerifier } from './signing-key.ts';
 export { linesBackward } from './lines.ts';
 export { identitiesOf, summarize } from './summary.ts';
 export { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from './trace-context.ts';

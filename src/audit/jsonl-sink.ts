@@ -35,6 +35,16 @@ export interface DurableHead {
   readonly hash: string;
 }
 
+/** The last line written: its seq and chain hash. */
+export type ChainHead = DurableHead;
+
+/** A file to continue in, its chain already begun (its first line, the file header, is `seq` with hash `hash`). */
+export interface AuditFileSwitch {
+  readonly handle: AuditFileHandle;
+  readonly seq: number;
+  readonly hash: string;
+}
+
 export interface JsonlAuditSinkOptions {
   /** Default 'buffered' here; the config's default is in config/schema.ts. */
   durability?: AuditDurability;
@@ -54,6 +64,13 @@ export interface JsonlAuditSinkOptions {
   onTornTail?: (torn: TornTail) => void;
   /** After each fdatasync, with the chain head it made durable. Exceptions go to onError. */
   onDurable?: (head: DurableHead) => void;
+  /**
+   * Told the chain head and the bytes appended after each batch is in the file: signed
+   * checkpoints, the anchor and rotation hang here (src/audit/seal.ts). null lets writing go
+   * straight on; a promise holds the next write until it settles, and a file it gives is
+   * where the chain continues (the sink closes the old one).
+   */
+  afterBatch?: (head: ChainHead, bytes: number) => Promise<AuditFileSwitch | null> | null;
   /** Opens the file for appending. Default: fs.promises.open(path, 'a', 0o600). */
   openFile?: (path: string) => Promise<AuditFileHandle>;
   /** Backoff between retries of a failed write or sync. Default 50 ms doubling to 1 s: recovery is prompt once space returns. */
@@ -129,7 +146,7 @@ export async function openJsonlAuditSink(path: string, options: JsonlAuditSinkOp
 class Sink implements JsonlAuditSink {
   readonly path: string;
   readonly durability: AuditDurability;
-  readonly #handle: AuditFileHandle;
+  #handle: AuditFileHandle;
   readonly #highWater: number;
   readonly #lowWater: number;
   readonly #options: JsonlAuditSinkOptions;
@@ -324,6 +341,7 @@ class Sink implements JsonlAuditSink {
     this.#batch = null;
     this.#written += batch.count;
     this.#writtenHead = batch.head;
+    await this.#afterBatch(batch);
     if (this.#backlogged && this.#recorded - this.#written < this.#lowWater) this.#endBacklog();
     if (this.durability === 'buffered' && this.#syncTimer === null) {
       this.#syncTimer = setTimeout(() => {
@@ -334,6 +352,27 @@ class Sink implements JsonlAuditSink {
       this.#syncTimer.unref();
     }
   };
+
+  /** The seal (checkpoints, anchor, rotation) sees each batch once it is in the file. */
+  async #afterBatch(batch: Batch): Promise<void> {
+    const hook = this.#options.afterBatch;
+    if (hook === undefined) return;
+    let to: AuditFileSwitch | null;
+    try {
+      to = await (hook(batch.head, batch.bytes.length) ?? null);
+    } catch (error) {
+      this.#report(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (to === null) return;
+    // The seal synced and sealed the old file before it handed over the new one.
+    const old = this.#handle;
+    this.#handle = to.handle;
+    this.#seq = to.seq;
+    this.#prev = to.hash;
+    this.#writtenHead = { seq: to.seq, hash: to.hash };
+    old.close().catch((error: unknown) => this.#report(mgError('MG_AUDIT_UNAVAILABLE', `closing the rotated audit file failed (${errorCode(error)})`, error)));
+  }
 
   readonly #sync = async (): Promise<void> => {
     const written = this.#written;

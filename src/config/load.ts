@@ -53,6 +53,7 @@ function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateCon
   config.trust.bundles = config.trust.bundles.map(abs);
   config.policy.dir = abs(config.policy.dir);
   config.audit.file = abs(config.audit.file);
+  if (config.audit.signingKey !== undefined) config.audit.signingKey = abs(config.audit.signingKey);
   if (config.signer !== undefined) config.signer.caDir = abs(config.signer.caDir);
   for (const issuer of config.tokens?.issuers ?? []) {
     if ('file' in issuer.jwks) issuer.jwks.file = abs(issuer.jwks.file);
@@ -108,6 +109,7 @@ function missingFiles(config: MeshgateConfig, abs: (p: string) => string): Confi
       (b, i): [PropertyKey[], string, string] => [['trust', 'bundles', i], b, "use meshgate's CA bundle (`meshgate ca init`) or Istio's root-cert.pem"],
     ),
     [['policy', 'dir'], config.policy.dir, 'create it with your policy files (see deploy/examples/policy)'],
+    ...(config.audit.signingKey === undefined ? [] : [[['audit', 'signingKey'], config.audit.signingKey, 'create it with `meshgate audit keygen --out PATH`'] satisfies Check]),
   ];
   return checks
     .filter(([, file]) => !existsSync(abs(file)))

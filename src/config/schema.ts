@@ -240,6 +240,16 @@ const sections = z.strictObject({
       // docs/audit-durability.md: what each mode guarantees, and why this default.
       durability: z.enum(['strict', 'buffered']).default(DEFAULT_AUDIT_DURABILITY),
       maxWaitMs: z.number().int().min(10).max(600_000).default(5_000),
+      /** The Ed25519 key (`meshgate audit keygen`) signing checkpoints; kept apart from the audit directory, mode 0600. */
+      signingKey: z.string().min(1).describe('the private key from `meshgate audit keygen`, outside the audit directory, e.g. /etc/meshgate/audit-signing.key').optional(),
+      /** A checkpoint (signed, and anchored) every `events` events or `interval`, whichever comes first. Default 1000, 10s. */
+      checkpoint: z.strictObject({ events: z.number().int().min(1).optional(), interval: z.string().regex(DURATION, DURATION_TEXT).optional() }).optional(),
+      /** The latest chain head in the state store (embedded, or PostgreSQL for replicas). Default: on when signingKey is set. */
+      anchor: z.boolean().optional(),
+      /** This log's name among the anchors; default `<state.replicaId or host name>:<audit file path>`. */
+      anchorId: z.string().min(1).max(200).optional(),
+      /** Rotation into audit.000001.jsonl, … when the file reaches maxBytes or maxAge (checked at each write). */
+      rotate: z.strictObject({ maxBytes: z.number().int().min(4096).optional(), maxAge: z.string().regex(DURATION, DURATION_TEXT).optional() }).optional(),
     })
     .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000 }),
 });

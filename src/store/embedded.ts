@@ -104,7 +104,7 @@ function serialize(leases: readonly LeaseRecord[]): string {
   return `{"version":${FILE_VERSION},"leases":[\n${lines.join(',\n')}\n]}\n`;
 }
 
-async function writeAtomic(dir: string, path: string, content: string): Promise<void> {
+export async function writeAtomic(dir: string, path: string, content: string): Promise<void> {
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const handle = await open(temp, 'wx', 0o600);

@@ -64,7 +64,7 @@ interface LeaseRow {
 }
 
 /** Where the store is, for messages; built from the parsed connection string, never from its text. */
-interface Target {
+export interface Target {
   readonly host: string;
   readonly port: number;
   readonly database: string;
@@ -105,7 +105,7 @@ function fromRow(row: LeaseRow): LeaseRecord {
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE', 'ENOENT']);
 
 /** Turns whatever pg or the network threw into MG_STORE_UNAVAILABLE that says what to check. */
-function storeError(t: Target, error: unknown): MeshgateError {
+export function storeError(t: Target, error: unknown): MeshgateError {
   if (isMeshgateError(error)) return error;
   // No message pg produces carries the password, but a server or proxy might echo it back.
   const redact = (text: string): string => (t.password === '' ? text : text.split(t.password).join('***'));

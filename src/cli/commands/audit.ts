@@ -1,12 +1,30 @@
 /**
- * `meshgate audit verify FILE` and `meshgate audit tail FILE`: read-only tools over the
- * hash-chained JSONL audit file. Exit codes: 0 intact, 4 tampered (scripts and cron jobs
- * alert on it), 2 usage, 1 the file could not be read.
+ * `meshgate audit verify`, `tail` and `keygen`. verify reads the whole log (rotated files,
+ * signed checkpoints, and with --config --anchor the anchor in the state store) and prints
+ * each finding on one line with its file and line. Exit codes: 0 intact, 4 tampered (scripts
+ * and cron jobs alert on it), 2 usage, 1 a file could not be read.
  */
-import { AUDIT_EVENT_TYPES, identitiesOf, linesBackward, summarize, verifyAuditFile } from '../../audit/index.ts';
+import { existsSync } from 'node:fs';
+import { anchorIdOf, openAnchorStoreFor } from '../../audit-seal.ts';
+import {
+  AUDIT_EVENT_TYPES,
+  generateSigningKey,
+  identitiesOf,
+  linesBackward,
+  loadPublicKey,
+  publicKeyPathOf,
+  summarize,
+  verifyAuditLog,
+  type AuditLogVerification,
+  type AuditVerifier,
+  type LogFinding,
+} from '../../audit/index.ts';
+import { loadConfigFile } from '../../config/load.ts';
+import type { MeshgateConfig } from '../../config/schema.ts';
 import { mgError } from '../../errors/index.ts';
-import { UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
-import { AUDIT_TAIL, AUDIT_VERIFY, EXIT_TAMPERED } from '../specs/audit.ts';
+import type { AuditAnchor } from '../../store/index.ts';
+import { optionalString, requireString, UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
+import { AUDIT_KEYGEN, AUDIT_TAIL, AUDIT_VERIFY, EXIT_TAMPERED } from '../specs/audit.ts';
 
 function onePath(positionals: string[]): string {
   const [path, ...extra] = positionals;
@@ -21,23 +39,89 @@ function unreadable(path: string, error: unknown): Error {
   return mgError('MG_AUDIT_UNAVAILABLE', `cannot read the audit file ${path} (${code ?? 'unknown error'})`, error);
 }
 
+/** More than this many findings is one attack seen many times; the first ones say where. */
+const MAX_FINDINGS = 20;
+
+async function publicKeysOf(values: OptionValues, config: MeshgateConfig | null): Promise<AuditVerifier[] | undefined> {
+  const given = (values['public-key'] as string[] | undefined) ?? [];
+  if (given.length > 0) return Promise.all(given.map((path) => loadPublicKey(path)));
+  const signingKey = config?.audit.signingKey;
+  if (signingKey !== undefined && existsSync(publicKeyPathOf(signingKey))) return [await loadPublicKey(publicKeyPathOf(signingKey))];
+  return undefined;
+}
+
+async function anchorOf(values: OptionValues, config: MeshgateConfig | null, io: CliIO): Promise<{ anchor: AuditAnchor; location: string } | undefined> {
+  if (values['anchor'] !== true) {
+    if (values['anchor-id'] !== undefined) throw new UsageError('--anchor-id goes with --anchor');
+    return undefined;
+  }
+  if (config === null) throw new UsageError('--anchor reads the state store named by --config; pass --config meshgate.yaml');
+  const store = await openAnchorStoreFor(config, io.env);
+  try {
+    const id = optionalString(values, 'anchor-id') ?? anchorIdOf(config);
+    const anchor = await store.getAnchor(id);
+    if (anchor === null) {
+      const ids = (await store.listAnchors()).map((a) => a.id);
+      throw new UsageError(`no anchor '${id}' in ${store.location}; anchors there: ${ids.length === 0 ? 'none' : ids.join(', ')}. Pass the right one with --anchor-id`);
+    }
+    return { anchor, location: store.location };
+  } finally {
+    await store.close();
+  }
+}
+
+function where(finding: LogFinding, bare: boolean): string {
+  if (finding.file !== null && finding.line !== null) return bare ? ` at line ${finding.line}` : ` at ${finding.file} line ${finding.line}`;
+  if (finding.file !== null) return ` in ${finding.file}`;
+  return '';
+}
+
+function report(result: AuditLogVerification, anchored: { anchor: AuditAnchor; location: string } | undefined, bare: boolean, io: CliIO): number {
+  if (!result.ok) {
+    for (const finding of result.findings.slice(0, MAX_FINDINGS)) {
+      // Edits and breaks say what they are in their message; the others are named up front.
+      const kind = finding.kind === 'edited' || finding.kind === 'broken' ? '' : ` (${finding.kind})`;
+      io.out(`TAMPERED${kind}${where(finding, bare)}: ${finding.message}`);
+    }
+    if (result.findings.length > MAX_FINDINGS) io.out(`… and ${result.findings.length - MAX_FINDINGS} more findings`);
+    return EXIT_TAMPERED;
+  }
+  io.out(`ok: ${result.events} events, chain intact`);
+  io.out(`last hash: ${result.lastHash}`);
+  if (result.files.length > 1) io.out(`files: ${result.files.length} (${result.files[0]} … ${result.files.at(-1)})`);
+  const { count, signaturesChecked, keys, last } = result.checkpoints;
+  if (count > 0) {
+    const signatures = signaturesChecked ? `signatures valid (key ${keys.join(', ')})` : 'signatures not checked';
+    io.out(`checkpoints: ${count}, ${signatures}${last === null ? '' : `; the last at seq ${last.seq} (${last.reason})`}`);
+  }
+  if (anchored !== undefined) io.out(`anchor: seq ${anchored.anchor.seq} of log ${anchored.anchor.stream.slice(0, 12)}… in ${anchored.location}: matches`);
+  for (const note of result.notes) io.out(`note: ${note}`);
+  return 0;
+}
+
 const verify: CliCommand = {
   ...AUDIT_VERIFY,
-  async run(_values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
-    const path = onePath(positionals);
+  async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
+    const configPath = optionalString(values, 'config');
+    const config = configPath === undefined ? null : loadConfigFile(configPath);
+    const [given, ...extra] = positionals;
+    if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+    const path = given ?? config?.audit.file;
+    if (path === undefined || path === '') throw new UsageError('the audit FILE is required (or --config, to take its audit.file)');
+    const fromText = optionalString(values, 'from-file');
+    const fromFile = fromText === undefined ? 1 : Number(fromText);
+    if (!Number.isSafeInteger(fromFile) || fromFile < 1) throw new UsageError('--from-file must be a file number, 1 or more');
+    const publicKeys = await publicKeysOf(values, config);
+    const anchored = await anchorOf(values, config, io);
     let result;
     try {
-      result = await verifyAuditFile(path);
+      result = await verifyAuditLog(path, { fromFile, ...(publicKeys === undefined ? {} : { publicKeys }), ...(anchored === undefined ? {} : { anchor: anchored.anchor }) });
     } catch (error) {
       throw unreadable(path, error);
     }
-    if (result.ok) {
-      io.out(`ok: ${result.events} events, chain intact`);
-      io.out(`last hash: ${result.lastHash}`);
-      return 0;
-    }
-    io.out(`TAMPERED at line ${result.firstBadLine ?? '?'}: ${result.problem ?? 'unknown problem'}`);
-    return EXIT_TAMPERED;
+    // A lone file with no checkpoints reads as before: `TAMPERED at line N`.
+    const bare = result.files.length === 1 && result.checkpoints.count === 0;
+    return report(result, anchored, bare, io);
   },
 };
 
@@ -80,4 +164,15 @@ const tail: CliCommand = {
   },
 };
 
-export const auditCommands: readonly CliCommand[] = [verify, tail];
+const keygen: CliCommand = {
+  ...AUDIT_KEYGEN,
+  async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const made = await generateSigningKey(requireString(values, 'out'));
+    io.out(`wrote ${made.privateKeyPath} (private, mode 0600) and ${made.publicKeyPath}: key id ${made.keyId}`);
+    io.out(`set audit.signingKey: ${made.privateKeyPath} (outside the audit directory); verify with --public-key ${made.publicKeyPath}`);
+    return 0;
+  },
+};
+
+export const auditCommands: readonly CliCommand[] = [verify, tail, keygen];
