@@ -6,6 +6,7 @@
  *   connection(facts)                         MySQL: the login decided (allowed or refused)
  *   openSession(start) ─▶ statement(facts)*  ─▶ end(facts)     exactly one end, however it ends
  *   rpc(facts)                                one gRPC call, decided and answered
+ *   alert(facts)                              something to look at now (a compromised lease)
  *
  * Every event also goes out on a named diagnostics_channel (`meshgate:<engine>:<type>`,
  * e.g. `meshgate:mysql:statement`, `meshgate:firestore:rpc`), so metrics and tracing can
@@ -106,6 +107,16 @@ export interface RpcFacts {
   readonly startedAt: bigint;
 }
 
+export interface AlertFacts {
+  readonly engine: Engine;
+  readonly sessionId: string;
+  readonly alert: 'lease_compromised';
+  readonly identity: Identity | null;
+  readonly lease: { readonly id: string; readonly role: string; readonly account: string };
+  readonly reason: string;
+  readonly action: string;
+}
+
 const channels = new Map<string, diagnostics.Channel>();
 function channelOf(engine: Engine, type: AuditEvent['type']): diagnostics.Channel {
   const name = `meshgate:${engine}:${type}`;
@@ -180,6 +191,21 @@ export class AuditRecorder {
       documents: f.documents,
       durationUs: Number((process.hrtime.bigint() - f.startedAt) / 1000n),
       error,
+    });
+  }
+
+  /** Something a security team must look at now (types.ts, AlertEvent). */
+  alert(f: AlertFacts): void {
+    this.emit({
+      type: 'alert',
+      time: auditTime(),
+      sessionId: f.sessionId,
+      engine: f.engine,
+      alert: f.alert,
+      identity: f.identity === null ? null : auditIdentity(f.identity),
+      lease: { id: f.lease.id, role: f.lease.role, account: f.lease.account },
+      reason: f.reason,
+      action: f.action,
     });
   }
 

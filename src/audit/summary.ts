@@ -40,6 +40,10 @@ export function summarize(event: Record<string, unknown>): string {
     }
     case 'session_end':
       return `${head} statements=${str('statements')} ${str('durationMs')}ms ${str('reason')}`;
+    case 'alert': {
+      const lease = (event['lease'] ?? {}) as Record<string, unknown>;
+      return `${head} ${str('alert')} lease=${clean(lease['id'])} account=${clean(lease['account'])} ${str('reason')}; ${str('action')}`;
+    }
     default:
       return head;
   }

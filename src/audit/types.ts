@@ -101,10 +101,28 @@ export interface RpcEvent extends EventBase {
   readonly error: AuditError | null;
 }
 
-export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent;
+/**
+ * Something a security team must look at now. `lease_compromised`: MariaDB refused a session
+ * lease's password because its account was changed behind meshgate's back (a `SET PASSWORD`,
+ * a changed TLS requirement); meshgate revoked it at once. `sessionId` is the session whose
+ * login found it; `identity` is whom the lease was for.
+ */
+export interface AlertEvent extends EventBase {
+  readonly type: 'alert';
+  readonly alert: 'lease_compromised';
+  readonly identity: AuditIdentity | null;
+  /** `account` is 'user@host' as MariaDB names it. */
+  readonly lease: { readonly id: string; readonly role: string; readonly account: string };
+  /** What was found, e.g. "its password was changed outside meshgate". */
+  readonly reason: string;
+  /** What meshgate did, e.g. "account dropped, 2 connections killed". */
+  readonly action: string;
+}
+
+export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | AlertEvent;
 
 /** Every event `type` meshgate writes, for tools that filter by it (`meshgate audit tail --type`). */
-export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc'] as const satisfies readonly AuditEvent['type'][];
+export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'alert'] as const satisfies readonly AuditEvent['type'][];
 // A new event type that is not added above fails to compile here, so the list cannot fall behind.
 const listsEveryType: Exclude<AuditEvent['type'], (typeof AUDIT_EVENT_TYPES)[number]> extends never ? true : never = true;
 void listsEveryType;

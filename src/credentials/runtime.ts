@@ -9,6 +9,7 @@ import type { MeshgateConfig, UpstreamConfig } from '../config/schema.ts';
 import { asMeshgateError, mgError } from '../errors/index.ts';
 import { parseDuration } from '../identity/index.ts';
 import { openEmbeddedStore, openPostgresStore, type StateStore } from '../store/index.ts';
+import { openMariadbClientTls, type MariadbClientTls } from '../transport/mariadb-client-tls.ts';
 import { readAdminPassword, rotateAdminPassword } from './admin-secret.ts';
 import { LeaseManager, type LeaseLog } from './leases.ts';
 import { openMariadbAccounts, type AdminMariadbAccounts } from './mariadb-accounts.ts';
@@ -29,6 +30,8 @@ export interface CredentialRuntimeOptions {
   readonly background?: boolean;
   readonly onLeaseEnded?: (leaseId: string) => void;
   readonly now?: () => number;
+  /** upstream.tls, already loaded (serve shares one with the MySQL engine); absent: loaded here when configured. */
+  readonly tls?: MariadbClientTls | null;
 }
 
 export async function openStateStore(config: MeshgateConfig, env: NodeJS.ProcessEnv = process.env): Promise<StateStore> {
@@ -52,20 +55,33 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
   }
   const env = options.env ?? process.env;
   const adminRef = settings.admin.password;
-  const accounts = openMariadbAccounts({
-    host: upstream.host,
-    port: upstream.port,
-    user: settings.admin.user,
-    password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(upstream, settings.admin.user, candidate)),
-    connectTimeoutMs: upstream.connectTimeoutMs,
-    userHost: settings.userHost,
-    // `creds rotate-root` run as its own process writes the file; this process follows.
-    rereadPassword: async () => readSecret(adminRef, 'upstream.credentials.admin.password', env),
-  });
-  const store = await openStateStore(config, env).catch(async (error: unknown) => {
-    await accounts.close();
+  const ownTls = options.tls === undefined && upstream.tls !== undefined ? await openMariadbClientTls(upstream.tls, options.log) : null;
+  const tls = options.tls ?? ownTls;
+  let accounts: AdminMariadbAccounts;
+  let store: StateStore;
+  try {
+    accounts = openMariadbAccounts({
+      host: upstream.host,
+      port: upstream.port,
+      user: settings.admin.user,
+      password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(upstream, settings.admin.user, candidate, tls)),
+      connectTimeoutMs: upstream.connectTimeoutMs,
+      userHost: settings.userHost,
+      // `creds rotate-root` run as its own process writes the file; this process follows.
+      rereadPassword: async () => readSecret(adminRef, 'upstream.credentials.admin.password', env),
+      tls,
+    });
+  } catch (error) {
+    ownTls?.close();
     throw error;
-  });
+  }
+  try {
+    store = await openStateStore(config, env);
+  } catch (error) {
+    await accounts.close();
+    ownTls?.close();
+    throw error;
+  }
   const seconds = (text: string) => parseDuration(text) * 1000;
   const leases = new LeaseManager({
     store,
@@ -81,6 +97,7 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
     log: options.log,
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.onLeaseEnded === undefined ? {} : { onLeaseEnded: (lease) => options.onLeaseEnded!(lease.id) }),
+    ...(tls === null ? {} : { requirement: () => requirementOf(tls) }),
   });
   const rotateAdmin = async () => {
     if (!('file' in adminRef)) {
@@ -123,12 +140,26 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
       if (closeOptions.dropSessionLeases === true) await leases.close().catch(() => undefined);
       await accounts.close();
       await store.close();
+      ownTls?.close();
     },
   };
 }
 
+/** Session accounts require meshgate's certificate; without a subject MariaDB can require, none is made weaker instead. */
+function requirementOf(tls: MariadbClientTls) {
+  const requirement = tls.requirement();
+  if (requirement === null) {
+    throw mgError(
+      'MG_TLS_MATERIAL_INVALID',
+      `upstream.tls.cert (${tls.files.cert}) has no subject MariaDB can require of lease accounts, so none is created: ` +
+        'issue one with a plain subject, e.g. `meshgate ca issue-server --dns meshgate-upstream --name upstream`',
+    );
+  }
+  return requirement;
+}
+
 /** Used only to pick between the file and a rotation left half-done by a crash. */
-async function canLogIn(upstream: UpstreamConfig, user: string, password: string): Promise<boolean> {
+async function canLogIn(upstream: UpstreamConfig, user: string, password: string, tls: MariadbClientTls | null): Promise<boolean> {
   const probe = openMariadbAccounts({
     host: upstream.host,
     port: upstream.port,
@@ -136,6 +167,7 @@ async function canLogIn(upstream: UpstreamConfig, user: string, password: string
     password,
     connectTimeoutMs: upstream.connectTimeoutMs,
     retry: { attempts: 1, baseDelayMs: 10, maxDelayMs: 10 },
+    tls,
   });
   try {
     await probe.roleExists('meshgate_probe');

@@ -21,6 +21,15 @@ const SAMPLES: { [T in AuditEvent['type']]: Partial<Extract<AuditEvent, { type: 
   statement: { ...base, engine: 'mysql', type: 'statement', decision: 'allow', verb: 'SELECT', statement: 'SELECT 1' },
   session_end: { ...base, engine: 'mysql', type: 'session_end', statements: 1, durationMs: 5, reason: 'client quit' },
   rpc: { ...base, engine: 'firestore', type: 'rpc', decision: 'allow', method: 'google.firestore.v1.Firestore/GetDocument', paths: ['orders/o1'], status: 0 },
+  alert: {
+    ...base,
+    engine: 'mysql',
+    type: 'alert',
+    alert: 'lease_compromised',
+    lease: { id: 'lease_abc', role: 'shop_rw', account: 'mg-shop.orders-x@%' },
+    reason: 'its password was changed outside meshgate',
+    action: 'account dropped, 1 connection killed',
+  },
 };
 
 describe('meshgate audit tail --type', () => {
@@ -50,6 +59,12 @@ describe('meshgate audit tail --type', () => {
     const io = captureIO();
     assert.equal(await runCli(['audit', 'tail', file, '--type', 'rpc'], io), 0);
     assert.match(io.stdout[0]!, / allow GetDocument orders\/o1 status=0 /);
+  });
+
+  it('--type alert prints the lease, its account, what was found and what was done', async () => {
+    const io = captureIO();
+    assert.equal(await runCli(['audit', 'tail', file, '--type', 'alert'], io), 0);
+    assert.match(io.stdout[0]!, / lease_compromised lease=lease_abc account=mg-shop\.orders-x@% its password was changed outside meshgate; account dropped, 1 connection killed$/);
   });
 
   it('an unknown type is a usage error naming every type', async () => {
