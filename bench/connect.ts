@@ -96,10 +96,10 @@ async function child(configFile: string): Promise<void> {
   const open = ctx.openUpstream;
   let acquire: AcquireSample[] = [];
   let takes: number[] = [];
-  ctx.openUpstream = async (identity, role, login) => {
+  ctx.openUpstream = async (identity, role, login, sessionId) => {
     const reused = running.pool.stats.reused;
     const started = performance.now();
-    const use = await open(identity, role, login);
+    const use = await open(identity, role, login, sessionId);
     acquire.push({ ms: performance.now() - started, pooled: running.pool.stats.reused > reused });
     return use;
   };

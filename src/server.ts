@@ -27,6 +27,7 @@ import {
 import type { Logger } from './log.ts';
 import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { admitEverything, tokenBuckets } from './throttle/index.ts';
+import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait } from './upstream-checks.ts';
 
 type Handles = RunningHandles<typeof ENGINES>;
@@ -107,7 +108,10 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
   const recorder = new AuditRecorder(audit);
-  const mariadb = sharedMariadbCredentials(config, { log, env, report: credentialReports(recorder, config.upstream?.credentials?.admin.user ?? null) });
+  // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
+  const mariadbTls = config.upstream?.tls === undefined ? null : await openMariadbClientTls(config.upstream.tls, log);
+  if (mariadbTls !== null) teardown.add(() => mariadbTls.close());
+  const mariadb = sharedMariadbCredentials(config, { log, env, tls: mariadbTls, report: credentialReports(recorder, config.upstream?.credentials?.admin.user ?? null) });
   // After the engines that use its leases; it drops this replica's session accounts.
   if (mariadb !== null) teardown.add(() => mariadb.close());
   const deps: EngineDeps = {
@@ -115,7 +119,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     identity,
     policy,
     throttle: admitEverything,
-    credentials: { mariadb, google: googleUpstreamAuth() },
+    credentials: { mariadb, mariadbTls, google: googleUpstreamAuth() },
     audit: recorder,
     tls,
     clock,

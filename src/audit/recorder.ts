@@ -7,6 +7,7 @@
  *   openSession(start) ─▶ statement(facts)*  ─▶ end(facts)     exactly one end, however it ends
  *   rpc(facts)                                one gRPC call, decided and answered
  *   credential(facts)                         a credential issued, revoked or rotated (or refused)
+ *   alert(facts)                              something to look at now (a compromised lease)
  *
  * Every event also goes out on a named diagnostics_channel (`meshgate:<engine>:<type>`,
  * e.g. `meshgate:mysql:statement`, `meshgate:firestore:rpc`), so metrics and tracing can
@@ -110,6 +111,16 @@ export interface RpcFacts {
   readonly documents: number;
   /** process.hrtime.bigint() when the call arrived. */
   readonly startedAt: bigint;
+}
+
+export interface AlertFacts {
+  readonly engine: Engine;
+  readonly sessionId: string;
+  readonly alert: 'lease_compromised';
+  readonly identity: Identity | null;
+  readonly lease: { readonly id: string; readonly role: string; readonly account: string };
+  readonly reason: string;
+  readonly action: string;
 }
 
 const channels = new Map<string, diagnostics.Channel>();
@@ -230,6 +241,21 @@ export class AuditRecorder {
   /** An issue, revoke or rotation of a credential, refused or done (credential.ts builds it). */
   credential(f: CredentialFacts): void {
     this.emit(credentialEvent(f));
+  }
+
+  /** Something a security team must look at now (types.ts, AlertEvent). */
+  alert(f: AlertFacts): void {
+    this.emit({
+      type: 'alert',
+      time: auditTime(),
+      sessionId: f.sessionId,
+      engine: f.engine,
+      alert: f.alert,
+      identity: f.identity === null ? null : auditIdentity(f.identity),
+      lease: { id: f.lease.id, role: f.lease.role, account: f.lease.account },
+      reason: f.reason,
+      action: f.action,
+    });
   }
 
   /** @internal the one way out: the sink, then the channel. */

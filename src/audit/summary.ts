@@ -42,6 +42,10 @@ export function summarize(event: Record<string, unknown>): string {
       return `${head} ${str('action')} ${str('outcome')} ${str('credential')} lease=${str('leaseId')} account=${str('account')} principal=${str('principal')} role=${str('role')} rule=${str('rule')}${describeError(event['error'])} ${str('reason')}`;
     case 'session_end':
       return `${head} statements=${str('statements')} ${str('durationMs')}ms ${str('reason')}`;
+    case 'alert': {
+      const lease = (event['lease'] ?? {}) as Record<string, unknown>;
+      return `${head} ${str('alert')} lease=${clean(lease['id'])} account=${clean(lease['account'])} ${str('reason')}; ${str('action')}`;
+    }
     default:
       return head;
   }

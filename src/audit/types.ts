@@ -169,13 +169,31 @@ export interface RecoveredEvent {
   readonly outage?: { readonly since: string; readonly until: string; readonly error: string; readonly unrecorded: number };
 }
 
-export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | CredentialEvent | IntentEvent | RecoveredEvent;
+/**
+ * Something a security team must look at now. `lease_compromised`: MariaDB refused a session
+ * lease's password because its account was changed behind meshgate's back (a `SET PASSWORD`,
+ * a changed TLS requirement); meshgate revoked it at once. `sessionId` is the session whose
+ * login found it; `identity` is whom the lease was for.
+ */
+export interface AlertEvent extends EventBase {
+  readonly type: 'alert';
+  readonly alert: 'lease_compromised';
+  readonly identity: AuditIdentity | null;
+  /** `account` is 'user@host' as MariaDB names it. */
+  readonly lease: { readonly id: string; readonly role: string; readonly account: string };
+  /** What was found, e.g. "its password was changed outside meshgate". */
+  readonly reason: string;
+  /** What meshgate did, e.g. "account dropped, 2 connections killed". */
+  readonly action: string;
+}
+
+export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | CredentialEvent | IntentEvent | RecoveredEvent | AlertEvent;
 
 /** strict: an operation goes upstream only once its intent is fdatasync'd; buffered: a bounded queue. */
 export type AuditDurability = 'strict' | 'buffered';
 
 /** Every event `type` meshgate writes, for tools that filter by it (`meshgate audit tail --type`). */
-export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered'] as const satisfies readonly AuditEvent['type'][];
+export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered', 'alert'] as const satisfies readonly AuditEvent['type'][];
 // A new event type that is not added above fails to compile here, so the list cannot fall behind.
 const listsEveryType: Exclude<AuditEvent['type'], (typeof AUDIT_EVENT_TYPES)[number]> extends never ? true : never = true;
 void listsEveryType;

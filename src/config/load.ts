@@ -5,6 +5,7 @@ import { mgError } from '../errors/index.ts';
 import { describeIssues, type ConfigProblem } from './describe.ts';
 import { configError, placeProblems } from './report.ts';
 import { configSchema, type MeshgateConfig, type SecretRef } from './schema.ts';
+import { upstreamTlsProblems } from './upstream-tls.ts';
 import { noPositions, parseYamlWithPositions, type Locate } from './yaml-positions.ts';
 
 export function loadConfigFile(path: string): MeshgateConfig {
@@ -42,7 +43,7 @@ function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateCon
   const problems = crossFieldProblems(config);
   const base = dirname(resolve(sourcePath));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  problems.push(...missingFiles(config, abs));
+  problems.push(...missingFiles(config, abs), ...upstreamTlsProblems(config, abs));
   if (problems.length > 0) throw configError(sourcePath, placeProblems(problems, locate));
   // One place for meshgate's certificate from here on, whichever the file used (the schema
   // allows one): every listener reads config.tls.
@@ -62,6 +63,8 @@ function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateCon
   for (const account of Object.values(config.upstream?.roles ?? {})) {
     if ('file' in account.password) account.password = { file: abs(account.password.file) };
   }
+  const upstreamTls = config.upstream?.tls;
+  if (upstreamTls !== undefined) Object.assign(upstreamTls, { ca: abs(upstreamTls.ca), cert: abs(upstreamTls.cert), key: abs(upstreamTls.key) });
   const credentials = config.upstream?.credentials;
   if (credentials !== undefined && 'file' in credentials.admin.password) credentials.admin.password = { file: abs(credentials.admin.password.file) };
   if (config.state.postgres === undefined) config.state.embedded = { dir: abs(config.state.embedded?.dir ?? 'state') };

@@ -92,6 +92,21 @@ const sections = z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(1).max(65535).default(3306),
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /**
+     * TLS to MariaDB with meshgate's own client certificate. With dynamic credentials, lease
+     * accounts are created `REQUIRE SUBJECT … AND ISSUER …` naming it, so a lease password is
+     * useless without meshgate's key. `verify-full`: MariaDB's certificate chains to `ca` and
+     * names `host`; `verify-ca`: the chain only.
+     */
+    tls: z
+      .strictObject({
+        ca: z.string().min(1).describe("the PEM CA that signs MariaDB's ssl_cert, e.g. tls/mariadb-ca.pem"),
+        cert: z.string().min(1).describe("meshgate's PEM client certificate toward MariaDB, e.g. tls/upstream.crt (`meshgate ca issue-server --dns meshgate-upstream --name upstream`)"),
+        key: z.string().min(1).describe('the PEM private key of upstream.tls.cert, e.g. tls/upstream.key'),
+        verify: z.enum(['verify-full', 'verify-ca']).default('verify-full'),
+      })
+      .describe("TLS to MariaDB with meshgate's client certificate: { ca: tls/mariadb-ca.pem, cert: tls/upstream.crt, key: tls/upstream.key }")
+      .optional(),
     /** Static accounts, one per role, shared by every identity (the first engine's way). */
     roles: z
       .record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a MariaDB role name: 1 to 64 letters, digits, _ and $'), roleAccount)

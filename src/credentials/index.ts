@@ -5,6 +5,7 @@
  */
 export { openCredentialRuntime, openStateStore, type CredentialReports, type CredentialRuntime } from './runtime.ts';
 export type { IssuedCredential, LeaseLog, LeaseManager, RevokeSelector } from './leases.ts';
+export type { RefusalVerdict } from './lease-refusal.ts';
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 export { PENDING_SUFFIX } from './admin-secret.ts';
 export { emulatorAuth, googleUpstreamAuth, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';

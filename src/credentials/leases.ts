@@ -14,8 +14,9 @@ import type { Identity } from '../identity/index.ts';
 import type { LeaseFilter, LeasePurpose, LeaseRecord, StateStore } from '../store/index.ts';
 import { accountNameFor, randomLeaseSuffix, randomPassword } from './account-names.ts';
 import { IssuedCap } from './issued-cap.ts';
+import { answerRefusal, sameRequirement, type RefusalVerdict } from './lease-refusal.ts';
 import { roleUnknown } from './mariadb-errors.ts';
-import type { MariadbAccounts } from './types.ts';
+import type { AccountRequirement, MariadbAccounts } from './types.ts';
 
 export interface LeaseLog {
   info(message: string, fields?: Record<string, unknown>): void;
@@ -48,6 +49,12 @@ export interface LeaseManagerOptions {
   readonly onLeaseEnded?: (lease: LeaseRecord) => void;
   /** Called when the sweep drops a lease at its expiry (or finishes one a crash left), for the audit. */
   readonly onReaped?: (lease: LeaseRecord, reason: string) => void;
+  /**
+   * The client certificate session accounts must log in with (upstream.tls), read at each
+   * creation; absent or null: none. Throws when meshgate has a certificate but none MariaDB
+   * can require, so no account is made weaker than configured.
+   */
+  readonly requirement?: () => AccountRequirement | null;
 }
 
 /** What a session logs in with. The password exists only here, in this process. */
@@ -55,6 +62,8 @@ export interface SessionCredential {
   readonly lease: LeaseRecord;
   readonly username: string;
   readonly password: string;
+  /** The certificate the account requires (REQUIRE SUBJECT … AND ISSUER …); null: none. */
+  readonly requirement: AccountRequirement | null;
 }
 
 export interface IssuedCredential {
@@ -114,12 +123,14 @@ export class LeaseManager {
     if (cached !== undefined) {
       const lease = cached.credential.lease;
       const nearMax = lease.maxExpiresAt - now < this.options.timings.sessionTtlMs / 2;
-      if (cached.expiresAt > now + 1000 && !nearMax) {
+      // meshgate's certificate changed subject: the account requires the old one.
+      const renamed = !sameRequirement(cached.credential.requirement, this.requirementNow());
+      if (cached.expiresAt > now + 1000 && !nearMax && !renamed) {
         cached.handedOut++;
         return cached.credential;
       }
       this.uncache(key, cached);
-      void this.retire(cached, nearMax ? 'rotated before its max TTL' : 'expired');
+      void this.retire(cached, renamed ? "meshgate's upstream certificate changed" : nearMax ? 'rotated before its max TTL' : 'expired');
     }
     const pending = this.creating.get(key);
     if (pending !== undefined) {
@@ -251,9 +262,24 @@ export class LeaseManager {
     return { renewed, reaped };
   }
 
-  /** Stops handing out a lease's credential (MariaDB refused it: revoked elsewhere). */
-  invalidate(leaseId: string): void {
+  /**
+   * MariaDB refused a session lease's password. Stops handing it out, then finds out why
+   * (lease-refusal.ts): a lease whose account was changed behind meshgate's back is revoked at
+   * once, its account dropped and every connection of it killed; the caller raises the alert.
+   */
+  async refused(leaseId: string): Promise<RefusalVerdict> {
+    const entry = this.entryOf(leaseId);
+    if (entry === undefined) return { kind: 'ended' };
     this.forget(leaseId);
+    const { lease } = entry.credential;
+    return answerRefusal(entry.credential, {
+      store: this.options.store,
+      accounts: this.options.accounts,
+      log: this.options.log,
+      now: this.now(),
+      current: this.requirementNow(),
+      revoke: (reason, killSessions) => this.revokeOne(lease, reason, { killSessions }),
+    });
   }
 
   /**
@@ -325,8 +351,10 @@ export class LeaseManager {
 
   private async createAccountFor(record: LeaseRecord, purpose: LeasePurpose, role: string): Promise<SessionCredential> {
     const password = randomPassword();
+    // Issued leases are for direct connections, which hold no meshgate certificate.
+    const requirement = purpose === 'session' ? this.requirementNow() : null;
     try {
-      await this.options.accounts.createAccount({ username: record.username, userHost: record.userHost }, password, role);
+      await this.options.accounts.createAccount({ username: record.username, userHost: record.userHost }, password, role, requirement);
     } catch (error) {
       // Refusals come before CREATE USER or are undone by createAccount; a lost connection
       // may leave the account behind, so the record says `revoked` only once it is gone.
@@ -352,7 +380,7 @@ export class LeaseManager {
       throw mgError('MG_LEASE_REVOKED', 'the lease was revoked while it was being created; try again');
     }
     this.options.log.info('lease created', { lease: active.id, purpose, principal: active.principal, role, username: active.username, expiresAt: new Date(active.expiresAt).toISOString() });
-    return { lease: active, username: active.username, password };
+    return { lease: active, username: active.username, password, requirement };
   }
 
   /**
@@ -411,6 +439,10 @@ export class LeaseManager {
     } catch (error) {
       this.options.log.warn('cannot drop a rotated lease now; the reaper will', { lease: entry.credential.lease.id, error: asMeshgateError(error).message });
     }
+  }
+
+  private requirementNow(): AccountRequirement | null {
+    return this.options.requirement?.() ?? null;
   }
 
   private entryOf(leaseId: string): CachedSession | undefined {

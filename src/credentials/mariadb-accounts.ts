@@ -21,9 +21,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { isMeshgateError, mgError } from '../errors/index.ts';
+import type { MariadbClientTls } from '../transport/mariadb-client-tls.ts';
 import { MANAGED_USER_PREFIX } from './account-names.ts';
 import { backoff, describe, ER, errnoOf, isConnectionError, LOGIN_DENIED, PRIVILEGE_DENIED, roleUnknown, scrub, type RetryOptions, type SqlError } from './mariadb-errors.ts';
-import type { ManagedAccount, MariadbAccounts } from './types.ts';
+import type { AccountRequirement, AccountState, ManagedAccount, MariadbAccounts } from './types.ts';
 
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 
@@ -47,6 +48,8 @@ export interface MariadbAccountsOptions {
    * process (`meshgate creds rotate-root`) may have rotated it. Null when it is unreadable.
    */
   readonly rereadPassword?: () => Promise<string | null>;
+  /** TLS with meshgate's client certificate (upstream.tls), for the admin login and the new accounts' own. */
+  readonly tls?: MariadbClientTls | null;
 }
 
 const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 100, maxDelayMs: 2000 };
@@ -88,6 +91,7 @@ class AdminAccounts implements AdminMariadbAccounts {
   /** Learned once: the admin may not SET DEFAULT ROLE ... FOR others (the normal, safe setup). */
   private defaultRoleBySelf = false;
   private closed = false;
+  private readonly unsubscribeTls: () => void;
 
   constructor(options: MariadbAccountsOptions) {
     this.options = options;
@@ -96,9 +100,11 @@ class AdminAccounts implements AdminMariadbAccounts {
     this.password = options.password;
     this.adminSecrets = [options.password];
     this.slot = this.newSlot();
+    // A renewed certificate: new admin connections present it; running operations finish on theirs.
+    this.unsubscribeTls = options.tls?.subscribe(() => this.usePassword(this.password)) ?? (() => undefined);
   }
 
-  async createAccount(account: ManagedAccount, password: string, role: string): Promise<void> {
+  async createAccount(account: ManagedAccount, password: string, role: string, requirement?: AccountRequirement | null): Promise<void> {
     const quotedRole = quoteRole(role);
     if (!(await this.roleExists(role))) throw roleUnknown(role);
     const user = [account.username, account.userHost];
@@ -106,7 +112,8 @@ class AdminAccounts implements AdminMariadbAccounts {
       // User names are unique per lease, so an account already there on a retry is our own
       // CREATE USER whose reply was lost; IF NOT EXISTS could instead adopt a foreign account.
       if (attempt > 1) await conn.query('DROP USER IF EXISTS ?@?', user);
-      await conn.query('CREATE USER ?@? IDENTIFIED BY ?', [...user, password]);
+      if (requirement === undefined || requirement === null) await conn.query('CREATE USER ?@? IDENTIFIED BY ?', [...user, password]);
+      else await conn.query('CREATE USER ?@? IDENTIFIED BY ? REQUIRE SUBJECT ? AND ISSUER ?', [...user, password, requirement.subject, requirement.issuer]);
       try {
         await conn.query(`GRANT ${quotedRole} TO ?@?`, user);
         await this.setDefaultRole(conn, account, password, quotedRole);
@@ -132,6 +139,25 @@ class AdminAccounts implements AdminMariadbAccounts {
       if (options?.killSessions) await killSessionsOf(conn, account.username);
     });
     return existed ? 'dropped' : 'absent';
+  }
+
+  async inspectAccount(account: ManagedAccount): Promise<AccountState | null> {
+    return this.withAdmin('inspect a lease account', [], async (conn) => {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        `SELECT plugin, authentication_string, ssl_type, x509_subject, x509_issuer FROM mysql.user WHERE User = ? AND Host = ? AND ${IS_ACCOUNT}`,
+        [account.username, account.userHost]);
+      const row = rows[0];
+      if (row === undefined) return null;
+      const [processes] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ?', [account.username]);
+      const text = (value: unknown) => (value === null || value === undefined ? '' : String(value));
+      const [subject, issuer] = [text(row['x509_subject']), text(row['x509_issuer'])];
+      return {
+        plugin: text(row['plugin']),
+        authenticationString: text(row['authentication_string']),
+        requirement: text(row['ssl_type']) === 'SPECIFIED' && (subject !== '' || issuer !== '') ? { subject, issuer } : null,
+        connections: Number(processes[0]?.['n'] ?? 0),
+      };
+    });
   }
 
   async roleExists(role: string): Promise<boolean> {
@@ -190,6 +216,7 @@ class AdminAccounts implements AdminMariadbAccounts {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unsubscribeTls();
     this.retire(this.slot);
     await Promise.all([...this.draining]);
   }
@@ -209,6 +236,7 @@ class AdminAccounts implements AdminMariadbAccounts {
       own = await mysql.createConnection({
         host: this.options.host, port: this.options.port, user: account.username, password,
         connectTimeout: this.options.connectTimeoutMs ?? 5000,
+        ...this.options.tls?.mysql2(this.options.host, this.options.port),
       });
     } catch (error) {
       if (!LOGIN_DENIED.has(errnoOf(error) ?? 0)) throw error;
@@ -283,6 +311,7 @@ class AdminAccounts implements AdminMariadbAccounts {
     const pool = mysql.createPool({
       host, port, user, password: this.password, connectTimeout: connectTimeoutMs ?? 5000,
       connectionLimit: 2, maxIdle: 2, idleTimeout: 60_000, enableKeepAlive: true, multipleStatements: false,
+      ...this.options.tls?.mysql2(this.options.host, this.options.port),
     });
     return { pool, active: 0, retired: false };
   }

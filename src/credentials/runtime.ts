@@ -9,6 +9,7 @@ import type { MeshgateConfig, UpstreamConfig } from '../config/schema.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../errors/index.ts';
 import { parseDuration } from '../identity/index.ts';
 import { openEmbeddedStore, openPostgresStore, type LeaseRecord, type StateStore } from '../store/index.ts';
+import { openMariadbClientTls, type MariadbClientTls } from '../transport/mariadb-client-tls.ts';
 import { readAdminPassword, rotateAdminPassword } from './admin-secret.ts';
 import { LeaseManager, type LeaseLog } from './leases.ts';
 import { openMariadbAccounts, type AdminMariadbAccounts } from './mariadb-accounts.ts';
@@ -31,6 +32,8 @@ export interface CredentialRuntimeOptions {
   /** What meshgate does to credentials on its own (the sweep, a scheduled rotation), for the audit. */
   readonly report?: CredentialReports;
   readonly now?: () => number;
+  /** upstream.tls, already loaded (serve shares one with the MySQL engine); absent: loaded here when configured. */
+  readonly tls?: MariadbClientTls | null;
 }
 
 export interface CredentialReports {
@@ -61,20 +64,33 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
   }
   const env = options.env ?? process.env;
   const adminRef = settings.admin.password;
-  const accounts = openMariadbAccounts({
-    host: upstream.host,
-    port: upstream.port,
-    user: settings.admin.user,
-    password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(upstream, settings.admin.user, candidate)),
-    connectTimeoutMs: upstream.connectTimeoutMs,
-    userHost: settings.userHost,
-    // `creds rotate-root` run as its own process writes the file; this process follows.
-    rereadPassword: async () => readSecret(adminRef, 'upstream.credentials.admin.password', env),
-  });
-  const store = await openStateStore(config, env).catch(async (error: unknown) => {
-    await accounts.close();
+  const ownTls = options.tls === undefined && upstream.tls !== undefined ? await openMariadbClientTls(upstream.tls, options.log) : null;
+  const tls = options.tls ?? ownTls;
+  let accounts: AdminMariadbAccounts;
+  let store: StateStore;
+  try {
+    accounts = openMariadbAccounts({
+      host: upstream.host,
+      port: upstream.port,
+      user: settings.admin.user,
+      password: await readAdminPassword(adminRef, env, (candidate) => canLogIn(upstream, settings.admin.user, candidate, tls)),
+      connectTimeoutMs: upstream.connectTimeoutMs,
+      userHost: settings.userHost,
+      // `creds rotate-root` run as its own process writes the file; this process follows.
+      rereadPassword: async () => readSecret(adminRef, 'upstream.credentials.admin.password', env),
+      tls,
+    });
+  } catch (error) {
+    ownTls?.close();
     throw error;
-  });
+  }
+  try {
+    store = await openStateStore(config, env);
+  } catch (error) {
+    await accounts.close();
+    ownTls?.close();
+    throw error;
+  }
   const seconds = (text: string) => parseDuration(text) * 1000;
   const leases = new LeaseManager({
     store,
@@ -92,6 +108,7 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
     ...(options.report?.reaped === undefined ? {} : { onReaped: (lease: LeaseRecord, reason: string) => options.report!.reaped!(lease, reason) }),
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.onLeaseEnded === undefined ? {} : { onLeaseEnded: (lease) => options.onLeaseEnded!(lease.id) }),
+    ...(tls === null ? {} : { requirement: () => requirementOf(tls) }),
   });
   const rotateAdmin = async () => {
     if (!('file' in adminRef)) {
@@ -140,12 +157,26 @@ export async function openCredentialRuntime(config: MeshgateConfig, options: Cre
       if (closeOptions.dropSessionLeases === true) await leases.close().catch(() => undefined);
       await accounts.close();
       await store.close();
+      ownTls?.close();
     },
   };
 }
 
+/** Session accounts require meshgate's certificate; without a subject MariaDB can require, none is made weaker instead. */
+function requirementOf(tls: MariadbClientTls) {
+  const requirement = tls.requirement();
+  if (requirement === null) {
+    throw mgError(
+      'MG_TLS_MATERIAL_INVALID',
+      `upstream.tls.cert (${tls.files.cert}) has no subject MariaDB can require of lease accounts, so none is created: ` +
+        'issue one with a plain subject, e.g. `meshgate ca issue-server --dns meshgate-upstream --name upstream`',
+    );
+  }
+  return requirement;
+}
+
 /** Used only to pick between the file and a rotation left half-done by a crash. */
-async function canLogIn(upstream: UpstreamConfig, user: string, password: string): Promise<boolean> {
+async function canLogIn(upstream: UpstreamConfig, user: string, password: string, tls: MariadbClientTls | null): Promise<boolean> {
   const probe = openMariadbAccounts({
     host: upstream.host,
     port: upstream.port,
@@ -153,6 +184,7 @@ async function canLogIn(upstream: UpstreamConfig, user: string, password: string
     password,
     connectTimeoutMs: upstream.connectTimeoutMs,
     retry: { attempts: 1, baseDelayMs: 10, maxDelayMs: 10 },
+    tls,
   });
   try {
     await probe.roleExists('meshgate_probe');

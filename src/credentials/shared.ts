@@ -8,6 +8,7 @@
  * connections that ride on it.
  */
 import type { MeshgateConfig } from '../config/schema.ts';
+import type { MariadbClientTls } from '../transport/mariadb-client-tls.ts';
 import type { LeaseLog } from './leases.ts';
 import { openCredentialRuntime, type CredentialReports, type CredentialRuntime } from './runtime.ts';
 
@@ -26,6 +27,8 @@ export interface SharedCredentialOptions {
   readonly log: LeaseLog;
   readonly env: NodeJS.ProcessEnv;
   readonly report?: CredentialReports;
+  /** upstream.tls as the MySQL engine uses it, so leases require the certificate sessions present. */
+  readonly tls: MariadbClientTls | null;
 }
 
 /** Null when the config has no dynamic credentials (static `upstream.roles`, or no MariaDB at all). */
@@ -39,6 +42,7 @@ export function sharedMariadbCredentials(config: MeshgateConfig, options: Shared
     const opened = await openCredentialRuntime(config, {
       log: options.log,
       env: options.env,
+      tls: options.tls,
       background: true,
       ...(options.report === undefined ? {} : { report: options.report }),
       onLeaseEnded: (leaseId) => {

@@ -83,6 +83,7 @@ function adminLoginError(target: AdminTarget, error: unknown): Error {
     case 'no-answer':
     case 'busy':
       return mgError('MG_UPSTREAM_UNAVAILABLE', `${where} did not take ${login} (${failure.detail}): check that it is running and reachable from here, then run the demo again`, error);
+    case 'tls':
     case 'other':
       return mgError('MG_UPSTREAM_UNAVAILABLE', `${where} failed ${login} (${failure.detail}); its error log may say more`, error);
   }

@@ -12,6 +12,7 @@ import type { IdentityResolver, TlsMaterial } from '../identity/index.ts';
 import type { Logger } from '../log.ts';
 import type { PolicySource } from '../policy/index.ts';
 import type { Throttle } from '../throttle/index.ts';
+import type { MariadbClientTls } from '../transport/mariadb-client-tls.ts';
 import type { UpstreamWait } from '../upstream-checks.ts';
 
 // Methods, not function-valued properties: an Engine<MysqlConfig> then fits where an
@@ -54,6 +55,8 @@ export interface EngineDeps {
 export interface EngineCredentials {
   /** MariaDB accounts per identity (upstream.credentials); null with static accounts or no MariaDB. */
   readonly mariadb: MariadbCredentials | null;
+  /** meshgate's client certificate toward MariaDB (upstream.tls), shared with the lease manager; null without. */
+  readonly mariadbTls: MariadbClientTls | null;
   /**
    * Short-lived Google tokens for the service account the allowing rule names
    * (firestore.upstream.google); minted on first use, so holding it costs nothing.

@@ -27,6 +27,7 @@ export type { Identity, SpiffeId, TlsPeerFacts, PeerVerificationOptions } from '
 export { createIdentityResolver, type IdentityResolver, type IdentityResolverOptions, type Peer, type XfccNote } from './resolve.ts';
 export { tlsFactsOf } from './tls-verdict.ts';
 export { watchTlsMaterial, type TlsMaterial } from './tls-material.ts';
+export { onelineName } from './x509-names.ts';
 export { pruneCa, rotateCa, type RootSummary } from './rotation.ts';
 export { createTokenVerifier, tokenVerifierConfigSchema, type TokenVerifier } from './jwt/index.ts';
 export { DEFAULT_JOIN_TOKEN_TTL_SECONDS, isJoinTokenShaped, JoinTokenStore, startSigningEndpoint, type SigningEndpoint } from './signer/index.ts';

@@ -31,8 +31,8 @@ export interface MysqlEngineContext {
   readonly identity: IdentityResolver;
   readonly policy: PolicySource;
   readonly throttle: Throttle;
-  /** An upstream connection for this identity in this role: pooled, or a fresh login. */
-  openUpstream(identity: Identity, role: string, login: SessionLogin): Promise<UpstreamUse>;
+  /** An upstream connection for this identity in this role: pooled, or a fresh login. `sessionId` names the session in alerts. */
+  openUpstream(identity: Identity, role: string, login: SessionLogin, sessionId: string): Promise<UpstreamUse>;
   readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly maxClientMessageBytes: number;

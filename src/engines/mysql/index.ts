@@ -59,8 +59,10 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     staticRoles.set(role, { user: account.user, password: readSecret(account.password, `upstream.roles.${role}.password`, deps.env) });
   }
   // Each account that does not log in gets its own log line with the fix.
-  await deps.upstreams.check([mariadbUpstreamCheck(upstream, deps.env)]);
-  const target: UpstreamTarget = { host: upstream.host, port: upstream.port, connectTimeoutMs: upstream.connectTimeoutMs };
+  const upstreamTls = deps.credentials.mariadbTls;
+  if ((upstream.tls === undefined) !== (upstreamTls === null)) throw new TypeError('deps.credentials.mariadbTls must be given exactly when upstream.tls is configured');
+  await deps.upstreams.check([mariadbUpstreamCheck(upstream, deps.env, upstreamTls)]);
+  const target: UpstreamTarget = { host: upstream.host, port: upstream.port, connectTimeoutMs: upstream.connectTimeoutMs, tls: upstreamTls };
   const profile = await probeServerProfile(target);
   const credentials = deps.credentials.mariadb === null ? null : await deps.credentials.mariadb.open();
   const settings = await watchServerSettings(target, settingsReader(upstream, staticRoles, deps.env), deps.log);
@@ -71,7 +73,27 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     isLeaseUsable: (leaseId) => leaseId === null || (credentials?.leases.isUsable(leaseId) ?? false),
   });
   const unsubscribe = deps.credentials.mariadb?.onLeaseEnded((leaseId) => pool.evictLease(leaseId)) ?? (() => undefined);
-  const source = new UpstreamSource(target, credentials === null ? staticAccounts(staticRoles) : leasedAccounts(credentials.leases), pool);
+  const source = new UpstreamSource(target, credentials === null ? staticAccounts(staticRoles) : leasedAccounts(credentials.leases), pool, ({ sessionId, identity, verdict }) => {
+    const { lease } = verdict;
+    deps.log.error('lease compromised: MariaDB refused its password, the account was changed outside meshgate; revoked', {
+      sessionId,
+      identity: identity.spiffeId,
+      lease: lease.id,
+      role: lease.role,
+      username: lease.username,
+      reason: verdict.reason,
+      action: verdict.action,
+    });
+    deps.audit.alert({
+      engine: 'mysql',
+      sessionId,
+      alert: 'lease_compromised',
+      identity,
+      lease: { id: lease.id, role: lease.role, account: `${lease.username}@${lease.userHost}` },
+      reason: verdict.reason,
+      action: verdict.action,
+    });
+  });
   const ctx: MysqlEngineContext = {
     profile,
     upstream: target,
@@ -81,7 +103,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     identity: deps.identity,
     policy: deps.policy,
     throttle: deps.throttle,
-    openUpstream: (caller, role, login) => source.open(caller, role, login),
+    openUpstream: (caller, role, login, sessionId) => source.open(caller, role, login, sessionId),
     audit: deps.audit,
     log: deps.log,
     maxClientMessageBytes: listen.maxClientMessageBytes,

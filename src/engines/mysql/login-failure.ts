@@ -21,6 +21,8 @@ export type LoginFailureKind =
   | 'host-not-allowed'
   /** 1698: the account logs in only through the unix socket (Debian's root). */
   | 'socket-auth-only'
+  /** TLS with MariaDB failed (upstream.tls): a certificate that does not verify, or a server without TLS. */
+  | 'tls'
   | 'other';
 
 export interface LoginFailure {
@@ -55,6 +57,9 @@ const BY_CODE: Readonly<Record<string, LoginFailureKind>> = {
   PROTOCOL_SEQUENCE_TIMEOUT: 'no-answer',
 };
 
+/** node's certificate verification codes, node's and OpenSSL's TLS errors, mysql2's for a server without TLS. */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|HANDSHAKE_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|CERT_)/;
+
 // A name that does not resolve yet is what a container sees before its database's service exists.
 const TRANSIENT = new Set<LoginFailureKind>(['nothing-listening', 'unknown-host', 'no-answer', 'busy']);
 
@@ -76,6 +81,9 @@ export function classifyLoginFailure(error: unknown): LoginFailure {
   if (errno !== null) {
     const kind = BY_ERRNO[errno] ?? 'other';
     return { kind, upstreamError: errno, detail: `${errno} ${text}`.trim(), transient: TRANSIENT.has(kind) };
+  }
+  if (code !== null && TLS_CODE.test(code)) {
+    return { kind: 'tls', upstreamError: code, detail: own?.message ?? `${code}: ${text}`, transient: false };
   }
   if (code !== null && BY_CODE[code] !== undefined) {
     const kind = BY_CODE[code]!;

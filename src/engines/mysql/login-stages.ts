@@ -102,7 +102,7 @@ export class LoginStages implements LoginHandler {
         charset: response.charset,
         maxPacketSize: response.maxPacketSize,
         attributes,
-      });
+      }, request.sessionId);
     } catch (error) {
       admission.release();
       return this.refused(request, asMeshgateError(error), identity, decision.ruleId);

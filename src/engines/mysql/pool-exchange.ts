@@ -26,6 +26,7 @@ import { Capability, Command, Header } from './codec/constants.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import { decodeErr, decodeOk } from './codec/generic.ts';
 import { decodeAuthSwitchRequest, encodeChangeUser, nativePasswordScramble } from './codec/handshake.ts';
+import { mariadbFailure } from './login-failure.ts';
 import type { UpstreamConnection, UpstreamLogin } from './upstream.ts';
 
 /** What a parked connection shows in performance_schema.session_connect_attrs. */
@@ -133,10 +134,11 @@ function expectOk(frame: Frame, what: string): void {
   if (frame.payload[0] !== Header.OK) throw new Error(`${what}: answered 0x${frame.payload[0]?.toString(16)}`);
 }
 
+/** MariaDB's error, with its number where the pool reads it (1045: the account's password is refused). */
 function expectNotErr(frame: Frame, what: string): void {
   if (frame.payload[0] === Header.ERR) {
     const err = decodeErr(frame.payload);
-    throw new Error(`${what}: MariaDB answered ${err.code} (${err.message})`);
+    throw mariadbFailure(err.code, `${what}: MariaDB answered ${err.code} (${err.message})`);
   }
 }
 

@@ -13,6 +13,7 @@
  * No connection outlives its lease: the pool asks before handing one out, and drops every
  * connection of a lease that ends.
  */
+import { mgError } from '../../errors/index.ts';
 import { Command } from './codec/constants.ts';
 import { encodeMessage } from './codec/framer.ts';
 import { park, renew, type Renewal } from './pool-exchange.ts';
@@ -80,6 +81,8 @@ export class UpstreamPool {
    * renewal is tried: what makes one fail (the database or the account gone, the globals a
    * login would differ in) holds for every connection of the key, and a refused
    * COM_CHANGE_USER costs a second each, so then they all go and the session logs in.
+   * A renewal MariaDB refuses for the account's password (1045) throws MG_UPSTREAM_AUTH_FAILED,
+   * as a refused login does: the caller looks into the account before logging in with it.
    */
   async take(login: UpstreamLogin): Promise<UpstreamConnection | null> {
     const key = poolKey(login);
@@ -95,15 +98,20 @@ export class UpstreamPool {
         continue;
       }
       let renewal: Renewal | null = null;
+      let refused: Error | null = null;
       try {
         renewal = await renew(entry.connection, login, entry.packetLimit, this.exchangeTimeoutMs);
-      } catch {
-        // Below: given up like one a login would differ from.
+      } catch (error) {
+        // Otherwise given up below, like one a login would differ from.
+        if ((error as { errno?: number }).errno === 1045) refused = error as Error;
       }
       // The lease may also have ended while the connection was being renewed.
       if (renewal === null || !renewal.equalsLogin || !this.options.isLeaseUsable(entry.leaseId)) {
         this.discard(entry.connection);
         this.discardKey(key);
+        if (refused !== null) {
+          throw mgError('MG_UPSTREAM_AUTH_FAILED', `MariaDB refused the renewal of a pooled connection as '${login.user}' (${refused.message})`, refused);
+        }
         return null;
       }
       packetLimits.set(socket, entry.packetLimit);

@@ -41,7 +41,14 @@ export async function watchServerSettings(target: UpstreamTarget, account: Accou
     const credentials = account();
     if (credentials === null) return;
     try {
-      const conn = await mysql.createConnection({ host: target.host, port: target.port, user: credentials.user, password: credentials.password, connectTimeout: target.connectTimeoutMs });
+      const conn = await mysql.createConnection({
+        host: target.host,
+        port: target.port,
+        user: credentials.user,
+        password: credentials.password,
+        connectTimeout: target.connectTimeoutMs,
+        ...target.tls?.mysql2(target.host, target.port),
+      });
       try {
         await what(conn);
       } finally {

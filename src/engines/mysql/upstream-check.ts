@@ -9,6 +9,7 @@ import mysql from 'mysql2/promise';
 import { readSecret } from '../../config/load.ts';
 import type { SecretRef, UpstreamConfig } from '../../config/schema.ts';
 import { PENDING_SUFFIX } from '../../credentials/index.ts';
+import type { MariadbClientTls } from '../../transport/mariadb-client-tls.ts';
 import type { UpstreamCheck, UpstreamProblem } from '../../upstream-checks.ts';
 import { Capability, Command } from './codec/constants.ts';
 import { encodeMessage } from './codec/framer.ts';
@@ -27,8 +28,9 @@ interface Account {
 
 const CHECK_CAPABILITIES = Capability.CLIENT_MYSQL | Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.TRANSACTIONS;
 
-export function mariadbUpstreamCheck(upstream: UpstreamConfig, env: NodeJS.ProcessEnv): UpstreamCheck {
-  const target: UpstreamTarget = { host: upstream.host, port: upstream.port, connectTimeoutMs: upstream.connectTimeoutMs };
+/** `tls`: upstream.tls loaded; every login of the check goes over it, as meshgate's own will. */
+export function mariadbUpstreamCheck(upstream: UpstreamConfig, env: NodeJS.ProcessEnv, tls: MariadbClientTls | null): UpstreamCheck {
+  const target: UpstreamTarget = { host: upstream.host, port: upstream.port, connectTimeoutMs: upstream.connectTimeoutMs, tls };
   return {
     async run() {
       // Read on every attempt: `creds rotate-root` may rewrite the file while meshgate waits.
@@ -93,7 +95,14 @@ async function adminLogin(target: UpstreamTarget, user: string, ref: SecretRef, 
 }
 
 async function mysql2Login(target: UpstreamTarget, user: string, password: string): Promise<void> {
-  const conn = await mysql.createConnection({ host: target.host, port: target.port, user, password, connectTimeout: target.connectTimeoutMs });
+  const conn = await mysql.createConnection({
+    host: target.host,
+    port: target.port,
+    user,
+    password,
+    connectTimeout: target.connectTimeoutMs,
+    ...target.tls?.mysql2(target.host, target.port),
+  });
   await conn.end().catch(() => conn.destroy());
 }
 
@@ -140,6 +149,11 @@ function problemOf(failure: LoginFailure, target: UpstreamTarget, account: Accou
       return auth(
         `${where} lets ${account.label} log in only through its unix socket (${failure.detail})`,
         `meshgate logs in over TCP with a password: give the account one (ALTER USER '${account.user}'@'…' IDENTIFIED VIA mysql_native_password USING PASSWORD('…')) or use another account`,
+      );
+    case 'tls':
+      return unavailable(
+        `TLS with ${where} failed for ${account.label} (${failure.detail})`,
+        "MariaDB needs ssl_cert, ssl_key and ssl_ca (have_ssl = YES); upstream.tls.ca must sign MariaDB's ssl_cert (with verify-full, for the name in upstream.host), and MariaDB's ssl_ca must trust upstream.tls.cert",
       );
     case 'nothing-listening':
       return unavailable(`nothing listens on ${target.host}:${target.port} (${failure.detail})`, 'start MariaDB, or point upstream.host and upstream.port at it');

@@ -5,7 +5,8 @@
  */
 import { mgError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
-import type { LeaseManager } from '../../credentials/index.ts';
+import type { LeaseManager, RefusalVerdict } from '../../credentials/index.ts';
+import { classifyLoginFailure } from './login-failure.ts';
 import type { UpstreamPool } from './pool.ts';
 import { connectUpstream, type UpstreamConnection, type UpstreamLogin, type UpstreamTarget } from './upstream.ts';
 
@@ -20,8 +21,11 @@ export interface AccountSource {
   accountFor(identity: Identity, role: string, database: string | null): Promise<UpstreamAccount>;
   hold(leaseId: string | null): void;
   release(leaseId: string | null): void;
-  /** MariaDB refused the account: it was revoked elsewhere; do not hand it out again. */
-  invalidate(leaseId: string | null): void;
+  /**
+   * MariaDB refused the account's password: stop handing it out and find out why. A lease
+   * changed behind meshgate's back comes back `compromised`, already revoked.
+   */
+  refused(leaseId: string): Promise<RefusalVerdict>;
   /**
    * The login failed: an account created for this very login, and given to no one else, goes
    * now. Waited for, so the client hears of the failure once nothing of it is left.
@@ -39,36 +43,43 @@ export interface UpstreamUse {
   finish(reusable: UpstreamConnection | null): void;
 }
 
+/** A lease found compromised at a session's login, already revoked: the engine records the alert. */
+export interface CompromisedLease {
+  readonly sessionId: string;
+  readonly identity: Identity;
+  readonly verdict: Extract<RefusalVerdict, { kind: 'compromised' }>;
+}
+
 export class UpstreamSource {
   constructor(
     private readonly target: UpstreamTarget,
     private readonly accounts: AccountSource,
     private readonly pool: UpstreamPool | null,
+    private readonly onCompromised: (found: CompromisedLease) => void = () => undefined,
   ) {}
 
-  async open(identity: Identity, role: string, login: SessionLogin): Promise<UpstreamUse> {
+  async open(identity: Identity, role: string, login: SessionLogin, sessionId: string): Promise<UpstreamUse> {
     let account = await this.accounts.accountFor(identity, role, login.database);
     let full: UpstreamLogin = { ...login, user: account.user, password: account.password };
-    let connection = (await this.pool?.take(full)) ?? null;
-    if (connection === null) {
+    let connection: UpstreamConnection;
+    try {
       try {
-        try {
-          connection = await connectUpstream(this.target, full);
-        } catch (error) {
-          // A lease revoked by another replica or a `creds revoke` refuses its login before
-          // this replica's sweep notices: take a new lease once.
-          if (account.leaseId === null || (error as { code?: string }).code !== 'MG_UPSTREAM_AUTH_FAILED') throw error;
-          this.accounts.invalidate(account.leaseId);
-          account = await this.accounts.accountFor(identity, role, login.database);
-          full = { ...login, user: account.user, password: account.password };
-          connection = await connectUpstream(this.target, full);
-        }
+        connection = await this.connect(full, account.leaseId);
       } catch (error) {
-        // Only a lease made for this login goes (the path that created one pays for it).
-        await this.accounts.abandon(account.leaseId, `its first login failed: ${(error as { code?: string }).code ?? 'error'}`);
-        throw error;
+        // A refused lease password: the lease ended elsewhere (another replica's revoke, an
+        // expiry this replica's sweep has not seen), or someone changed the account behind
+        // meshgate's back. Either way it is not used again; the session takes a new lease, once.
+        if (account.leaseId === null || !passwordRefused(error)) throw error;
+        const verdict = await this.accounts.refused(account.leaseId);
+        if (verdict.kind === 'compromised') this.onCompromised({ sessionId, identity, verdict });
+        account = await this.accounts.accountFor(identity, role, login.database);
+        full = { ...login, user: account.user, password: account.password };
+        connection = await this.connect(full, account.leaseId);
       }
-      if (this.pool !== null) this.pool.stats.opened++;
+    } catch (error) {
+      // Only a lease made for this login goes (the path that created one pays for it).
+      await this.accounts.abandon(account.leaseId, `its first login failed: ${(error as { code?: string }).code ?? 'error'}`);
+      throw error;
     }
     this.accounts.hold(account.leaseId);
     let finished = false;
@@ -84,6 +95,26 @@ export class UpstreamSource {
       },
     };
   }
+
+  /** An idle connection renewed for this login, or a fresh login. */
+  private async connect(login: UpstreamLogin, leaseId: string | null): Promise<UpstreamConnection> {
+    let pooled: UpstreamConnection | null = null;
+    try {
+      pooled = (await this.pool?.take(login)) ?? null;
+    } catch (error) {
+      // A static account's refusal is the operator's to fix: the login below says how.
+      if (leaseId !== null) throw error;
+    }
+    if (pooled !== null) return pooled;
+    const connection = await connectUpstream(this.target, login);
+    if (this.pool !== null) this.pool.stats.opened++;
+    return connection;
+  }
+}
+
+/** MariaDB said 1045 to meshgate's login or renewal: the password, or the certificate the account requires. */
+function passwordRefused(error: unknown): boolean {
+  return (error as { code?: string }).code === 'MG_UPSTREAM_AUTH_FAILED' && classifyLoginFailure(error).kind === 'password-refused';
 }
 
 /** The first engine's way: one configured account per role, shared by every identity. */
@@ -101,7 +132,7 @@ export function staticAccounts(accounts: ReadonlyMap<string, { readonly user: st
     },
     hold() {},
     release() {},
-    invalidate() {},
+    refused: async () => ({ kind: 'ended' }),
     async abandon() {},
   };
 }
@@ -115,7 +146,7 @@ export function leasedAccounts(leases: LeaseManager): AccountSource {
     },
     hold: (leaseId) => leaseId !== null && leases.hold(leaseId),
     release: (leaseId) => leaseId !== null && leases.release(leaseId),
-    invalidate: (leaseId) => leaseId !== null && leases.invalidate(leaseId),
+    refused: (leaseId) => leases.refused(leaseId),
     async abandon(leaseId, reason) {
       if (leaseId !== null) await leases.abandon(leaseId, reason);
     },

@@ -1,10 +1,15 @@
 /**
  * Logging in to MariaDB as a role's account. Runs the client side of the connection phase
  * with the capabilities the downstream client negotiated, so the command phase that
- * follows can be relayed byte for byte in both directions.
+ * follows can be relayed byte for byte in both directions. With `upstream.tls`, the login
+ * goes the way a MySQL client's does: after the greeting an SSLRequest, then the TLS
+ * handshake presenting meshgate's certificate, then the handshake response inside TLS; the
+ * connection is then a TLSSocket, which the relay and the pool use like any socket.
  */
 import * as net from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { mgError } from '../../errors/index.ts';
+import { upstreamTlsError, type MariadbClientTls } from '../../transport/mariadb-client-tls.ts';
 import { Capability, Header } from './codec/constants.ts';
 import { decodeErr, decodeOk, type ErrPacket } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
@@ -12,6 +17,7 @@ import {
   decodeAuthSwitchRequest,
   decodeGreeting,
   encodeHandshakeResponse,
+  encodeSslRequest,
   nativePasswordScramble,
   type Greeting,
 } from './codec/handshake.ts';
@@ -22,6 +28,8 @@ export interface UpstreamTarget {
   readonly host: string;
   readonly port: number;
   readonly connectTimeoutMs: number;
+  /** TLS with meshgate's client certificate (upstream.tls); absent or null: plain TCP. */
+  readonly tls?: MariadbClientTls | null;
 }
 
 export interface UpstreamLogin {
@@ -36,6 +44,7 @@ export interface UpstreamLogin {
 }
 
 export interface UpstreamConnection {
+  /** A TLSSocket with upstream.tls (it is a net.Socket too). */
   readonly socket: net.Socket;
   readonly greeting: Greeting;
   readonly connectionId: number;
@@ -58,8 +67,11 @@ const FRAMING_CAPABILITIES = Capability.DEPRECATE_EOF | Capability.PROTOCOL_41 |
 const MAX_HANDSHAKE_BYTES = 64 * 1024;
 
 export async function connectUpstream(target: UpstreamTarget, login: UpstreamLogin): Promise<UpstreamConnection> {
-  const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
-  const frames = frameReader(socket, target);
+  // One budget for the whole login, TLS handshake included.
+  const deadline = Date.now() + target.connectTimeoutMs;
+  const raw = net.connect({ host: target.host, port: target.port, noDelay: true });
+  let socket: net.Socket = raw;
+  let frames = frameReader(raw, target, deadline, false);
   try {
     await frames.connected;
     const greetingFrame = await frames.next();
@@ -72,10 +84,29 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
         `the upstream server at ${target.host}:${target.port} lacks capabilities 0x${missing.toString(16)} that the client negotiated; meshgate needs MariaDB 10.2 or later`,
       );
     }
-    const capabilities = (login.capabilities & greeting.capabilities & ~Capability.SSL) >>> 0;
+    let capabilities = (login.capabilities & greeting.capabilities & ~Capability.SSL) >>> 0;
+    const mariadbCapabilities = login.mariadbCapabilities & greeting.mariadbCapabilities;
+    let seq = greetingFrame.seq + 1;
+    const tls = target.tls ?? null;
+    if (tls !== null) {
+      if (!(greeting.capabilities & Capability.SSL)) {
+        throw mgError(
+          'MG_UPSTREAM_UNAVAILABLE',
+          `MariaDB at ${target.host}:${target.port} does not offer TLS, which upstream.tls asks for: give MariaDB ssl_cert, ssl_key and ssl_ca (SHOW VARIABLES LIKE 'have_ssl' must say YES), or remove upstream.tls`,
+          socketFailure('HANDSHAKE_NO_SSL_SUPPORT', 'the server does not offer TLS'),
+        );
+      }
+      capabilities = (capabilities | Capability.SSL) >>> 0;
+      raw.write(encodeMessage(encodeSslRequest({ capabilities, mariadbCapabilities, maxPacketSize: login.maxPacketSize, charset: login.charset }), seq++));
+      if (frames.release() !== null) throw mgError('MG_UPSTREAM_PROTOCOL', `MariaDB at ${target.host}:${target.port} sent more than its greeting before TLS`);
+      // From here the TLS socket owns the connection and reports its errors.
+      raw.on('error', () => undefined);
+      socket = await startTls(raw, tls, target, deadline);
+      frames = frameReader(socket, target, deadline, true, tls);
+    }
     const response = encodeHandshakeResponse({
       capabilities,
-      mariadbCapabilities: login.mariadbCapabilities & greeting.mariadbCapabilities,
+      mariadbCapabilities,
       maxPacketSize: login.maxPacketSize,
       charset: login.charset,
       username: login.user,
@@ -84,7 +115,7 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
       authPlugin: 'mysql_native_password',
       attributes: login.attributes,
     });
-    socket.write(encodeMessage(response, greetingFrame.seq + 1));
+    socket.write(encodeMessage(response, seq));
     let reply = await frames.next();
     if (reply.payload[0] === Header.EOF) {
       const request = decodeAuthSwitchRequest(reply.payload);
@@ -117,8 +148,33 @@ export async function connectUpstream(target: UpstreamTarget, login: UpstreamLog
   } catch (error) {
     frames.release();
     socket.destroy();
+    raw.destroy();
     throw error;
   }
+}
+
+/** The TLS handshake over the connected socket, within what is left of the login's time. */
+function startTls(raw: net.Socket, tls: MariadbClientTls, target: UpstreamTarget, deadline: number): Promise<TLSSocket> {
+  const where = `MariaDB at ${target.host}:${target.port}`;
+  return new Promise((resolve, reject) => {
+    const secure = tlsConnect(tls.connectOptions(raw, target.host));
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      secure.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(
+      () => fail(mgError('MG_UPSTREAM_UNAVAILABLE', `${where} did not finish the TLS handshake within ${target.connectTimeoutMs} ms`, socketFailure('ETIMEDOUT', 'no TLS handshake in time'))),
+      Math.max(0, deadline - Date.now()),
+    );
+    const onError = (error: Error) => fail(upstreamTlsError(tls, where, target.host, error));
+    secure.once('error', onError);
+    secure.once('secureConnect', () => {
+      clearTimeout(timer);
+      secure.off('error', onError);
+      resolve(secure);
+    });
+  });
 }
 
 /** MariaDB answers the connection with an ERR instead of a greeting (host not allowed, too many connections). */
@@ -134,7 +190,7 @@ interface FrameReader {
 }
 
 /** A small pull-style reader for the few handshake packets; the command phase streams. */
-function frameReader(socket: net.Socket, target: UpstreamTarget): FrameReader {
+function frameReader(socket: net.Socket, target: UpstreamTarget, deadline: number, alreadyConnected: boolean, tls?: MariadbClientTls): FrameReader {
   const framer = new PacketFramer(MAX_HANDSHAKE_BYTES);
   const ready: Frame[] = [];
   let failure: Error | null = null;
@@ -155,7 +211,7 @@ function frameReader(socket: net.Socket, target: UpstreamTarget): FrameReader {
           socketFailure('ETIMEDOUT', 'no answer in time'),
         ),
       ),
-    target.connectTimeoutMs,
+    Math.max(0, deadline - Date.now()),
   );
   const onData = (chunk: Buffer) => {
     raw.push(chunk);
@@ -171,17 +227,22 @@ function frameReader(socket: net.Socket, target: UpstreamTarget): FrameReader {
       w.resolve(ready.shift()!);
     }
   };
-  const onError = (error: Error) =>
-    fail(mgError('MG_UPSTREAM_UNAVAILABLE', `cannot reach MariaDB at ${target.host}:${target.port} (${(error as NodeJS.ErrnoException).code ?? error.message}); check upstream.host/port and that MariaDB is running`, error));
+  const onError = (error: Error & { code?: string }) =>
+    // A server that refuses meshgate's certificate says so with a TLS alert after the handshake.
+    tls !== undefined && error.code?.startsWith('ERR_SSL') === true
+      ? fail(upstreamTlsError(tls, `MariaDB at ${target.host}:${target.port}`, target.host, error))
+      : fail(mgError('MG_UPSTREAM_UNAVAILABLE', `cannot reach MariaDB at ${target.host}:${target.port} (${(error as NodeJS.ErrnoException).code ?? error.message}); check upstream.host/port and that MariaDB is running`, error));
   const onClose = () =>
     fail(mgError('MG_UPSTREAM_UNAVAILABLE', `MariaDB at ${target.host}:${target.port} closed the connection during login`, socketFailure('ECONNRESET', 'closed during login')));
   socket.on('data', onData);
   socket.on('error', onError);
   socket.on('close', onClose);
-  const connected = new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', () => reject(failure));
-  });
+  const connected = alreadyConnected
+    ? Promise.resolve()
+    : new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', () => reject(failure));
+      });
   connected.catch(() => {});
 
   return {

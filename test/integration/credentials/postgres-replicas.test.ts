@@ -68,9 +68,9 @@ function counting(real: MariadbAccounts): MariadbAccounts & { readonly calls: { 
   const calls = { create: 0, drop: 0, dropped: 0 };
   return {
     calls,
-    createAccount: (account, password, role) => {
+    createAccount: (account, password, role, requirement) => {
       calls.create++;
-      return real.createAccount(account, password, role);
+      return real.createAccount(account, password, role, requirement);
     },
     dropAccount: async (account, options) => {
       calls.drop++;
@@ -78,6 +78,7 @@ function counting(real: MariadbAccounts): MariadbAccounts & { readonly calls: { 
       if (result === 'dropped') calls.dropped++;
       return result;
     },
+    inspectAccount: (account) => real.inspectAccount(account),
     roleExists: (role) => real.roleExists(role),
     listManagedAccounts: () => real.listManagedAccounts(),
     changeAdminPassword: (password) => real.changeAdminPassword(password),

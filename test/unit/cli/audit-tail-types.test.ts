@@ -24,6 +24,15 @@ const SAMPLES: { [T in AuditEvent['type']]: Partial<Extract<AuditEvent, { type: 
   credential: { ...base, engine: 'mysql', type: 'credential', action: 'issue', outcome: 'completed', credential: 'direct', leaseId: 'lease_1', account: 'mg-shop.orders-abc', rule: 'orders/direct' },
   intent: { ...base, engine: 'mysql', type: 'intent', command: 'query', statement: 'INSERT INTO t VALUES (1)', paths: [] },
   recovered: { time: base.time, engine: null, sessionId: null, type: 'recovered', cause: 'torn_tail', detail: 'the file ended in a partial line' },
+  alert: {
+    ...base,
+    engine: 'mysql',
+    type: 'alert',
+    alert: 'lease_compromised',
+    lease: { id: 'lease_abc', role: 'shop_rw', account: 'mg-shop.orders-x@%' },
+    reason: 'its password was changed outside meshgate',
+    action: 'account dropped, 1 connection killed',
+  },
 };
 
 describe('meshgate audit tail --type', () => {
@@ -53,6 +62,12 @@ describe('meshgate audit tail --type', () => {
     const io = captureIO();
     assert.equal(await runCli(['audit', 'tail', file, '--type', 'rpc'], io), 0);
     assert.match(io.stdout[0]!, / allow GetDocument orders\/o1 status=0 /);
+  });
+
+  it('--type alert prints the lease, its account, what was found and what was done', async () => {
+    const io = captureIO();
+    assert.equal(await runCli(['audit', 'tail', file, '--type', 'alert'], io), 0);
+    assert.match(io.stdout[0]!, / lease_compromised lease=lease_abc account=mg-shop\.orders-x@% its password was changed outside meshgate; account dropped, 1 connection killed$/);
   });
 
   it('an unknown type is a usage error naming every type', async () => {

@@ -9,6 +9,7 @@ import {
   encodeGreeting,
   encodeChangeUser,
   encodeHandshakeResponse,
+  encodeSslRequest,
   nativePasswordScramble,
   type HandshakeResponse,
 } from '../../../src/engines/mysql/codec/handshake.ts';
@@ -68,6 +69,14 @@ describe('handshake response', () => {
     const prefix = decodeResponsePrefix(encodeHandshakeResponse(response).subarray(0, 32));
     assert.equal(prefix.capabilities, response.capabilities);
     assert.equal(prefix.charset, 224);
+  });
+
+  it('writes the SSLRequest meshgate sends upstream: the 32-byte prefix of its response, SSL set', () => {
+    const request = encodeSslRequest({ capabilities: response.capabilities | Capability.SSL, mariadbCapabilities: 4, maxPacketSize: response.maxPacketSize, charset: 224 });
+    assert.equal(request.length, 32);
+    const full = encodeHandshakeResponse({ ...response, capabilities: (response.capabilities | Capability.SSL) >>> 0 });
+    assert.deepEqual(request, full.subarray(0, 32));
+    assert.deepEqual(decodeResponsePrefix(request), { capabilities: (response.capabilities | Capability.SSL) >>> 0, mariadbCapabilities: 4, maxPacketSize: response.maxPacketSize, charset: 224 });
   });
 
   it('ignores the extended-capability bytes from a MySQL-flavoured client', () => {

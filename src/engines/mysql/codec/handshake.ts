@@ -141,6 +141,17 @@ export function decodeHandshakeResponse(payload: Buffer): HandshakeResponse {
   return { ...prefix, username, authResponse: Buffer.from(authResponse), database, authPlugin, attributes };
 }
 
+/** The SSLRequest a client sends before its TLS handshake: the first 32 bytes of its response, SSL among the capabilities. */
+export function encodeSslRequest(p: ResponsePrefix): Buffer {
+  return new PayloadWriter()
+    .u32(p.capabilities)
+    .u32(p.maxPacketSize)
+    .u8(p.charset)
+    .zeros(19)
+    .u32(p.capabilities & Capability.CLIENT_MYSQL ? 0 : p.mariadbCapabilities)
+    .toBuffer();
+}
+
 export function encodeHandshakeResponse(h: HandshakeResponse): Buffer {
   const caps = h.capabilities;
   const w = new PayloadWriter()
