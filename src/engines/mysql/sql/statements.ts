@@ -49,22 +49,25 @@ export function splitStatements(sql: string, backslashEscapes: boolean): string[
   return out;
 }
 
-/** Index just past the quote that starts at `i`, or -1 when it never closes. */
+/**
+ * Index just past the quote that starts at `i`, or -1 when it never closes. Jumps from quote
+ * to quote (and backslash to backslash) natively: a string may be megabytes long.
+ */
 export function quoteEnd(sql: string, i: number, backslashEscapes: boolean): number {
-  const q = sql.charCodeAt(i);
+  const q = sql[i]!;
   let j = i + 1;
-  while (j < sql.length) {
-    const d = sql.charCodeAt(j);
-    if (d === 0x5c /* \ */ && backslashEscapes) {
-      j += 2;
-    } else if (d === q) {
-      if (sql.charCodeAt(j + 1) !== q) return j + 1;
-      j += 2;
-    } else {
-      j++;
+  let backslash = backslashEscapes ? sql.indexOf('\\', j) : -1;
+  for (;;) {
+    const close = sql.indexOf(q, j);
+    if (close === -1) return -1;
+    if (backslash !== -1 && backslash < close) {
+      j = backslash + 2;
+      backslash = sql.indexOf('\\', j);
+      continue;
     }
+    if (sql[close + 1] !== q) return close + 1;
+    j = close + 2;
   }
-  return -1;
 }
 
 /**
