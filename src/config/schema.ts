@@ -227,8 +227,15 @@ const sections = z.strictObject({
       file: z.string().min(1).default('audit.jsonl'),
       tagStatements: z.boolean().default(true),
       highWaterEvents: z.number().int().min(10).default(10_000),
+      // How much of a statement's text its event keeps; the length, SHA-256 and verbs cover all of it.
+      statementBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(16 * 1024 * 1024)
+        .default(64 * 1024),
     })
-    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000 }),
+    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, statementBytes: 64 * 1024 }),
 });
 
 export const configSchema = sections.check(
