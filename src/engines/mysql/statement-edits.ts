@@ -34,7 +34,7 @@ export function upstreamBytes(frame: Frame, text: StatementText, options: Upstre
   const { multiStatements, server, tag } = options;
   // Past the codec's prefix, read the whole text only where a later statement may start there.
   const whole = text.isWhole || (multiStatements && text.bytes.indexOf(0x3b, 0) !== -1);
-  const plan = statementPlan(whole ? text.whole() : text.decoded, { multiStatements, server });
+  const plan = statementPlan(whole ? text.whole() : text.decoded, { multiStatements, server, wholeText: whole });
   const owned: readonly ByteEdit[] = plan.edits;
   const tags: ByteEdit[] = tag === null ? [] : plan.starts.map((start) => ({ at: start.at, remove: 0, insert: tagComment(tag.commentHead, tag.traceOf(start.verb)) }));
   let edited: Frame = frame;

@@ -8,10 +8,19 @@ const CHUNK = 1 << 16;
 /** Chunks overlap by this much, so a match across a boundary is still found whole. */
 const OVERLAP = 128;
 
-/** Whether `pattern` (at most OVERLAP characters long, not global) matches `bytes` from `from` on. */
+/**
+ * Whether `pattern` (not global) matches `bytes` from `from` on. A match must fit in OVERLAP
+ * characters, but for runs of whitespace: a chunk never ends inside one.
+ */
 export function matchesInChunks(bytes: Buffer, from: number, pattern: RegExp): boolean {
   for (let at = from; at < bytes.length; at += CHUNK) {
-    if (pattern.test(bytes.toString('latin1', Math.max(from, at - OVERLAP), Math.min(bytes.length, at + CHUNK)))) return true;
+    let end = Math.min(bytes.length, at + CHUNK);
+    while (end < bytes.length && isSpace(bytes[end - 1]!)) end++;
+    if (pattern.test(bytes.toString('latin1', Math.max(from, at - OVERLAP), Math.min(bytes.length, end + 1)))) return true;
   }
   return false;
+}
+
+function isSpace(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
 }

@@ -41,6 +41,8 @@ export interface DefinerOptions {
   readonly multiStatements?: boolean;
   /** The upstream, for versioned comments (`/*!100500 …*\/`); MariaDB 10.4+ when not given. */
   readonly server?: ServerFlavor;
+  /** The text is the whole statement, not a decoded prefix of it: its last word is whole too. */
+  readonly wholeText?: boolean;
 }
 
 export const ROLE_DEFINER = 'DEFINER=CURRENT_ROLE';
@@ -80,7 +82,7 @@ export function definerEdits(sql: string, options: DefinerOptions = {}): readonl
 export interface StatementStart {
   /** Just past the whitespace after the ';' before it (MariaDB strips that whitespace). */
   readonly at: number;
-  /** Its first word, upper case; null when it starts otherwise (a comment, a parenthesis). */
+  /** Its first word (past any comments), upper case; null when it starts otherwise (a parenthesis, say). */
   readonly verb: string | null;
 }
 
@@ -121,7 +123,7 @@ export function applyTextEdits(sql: string, edits: readonly TextEdit[]): string 
 }
 
 function readEdits(sql: string, backslashEscapes: boolean, options: DefinerOptions): StatementPlan & { backslashInQuote: boolean } {
-  const r = new TokenReader(sql, backslashEscapes, options.server);
+  const r = new TokenReader(sql, backslashEscapes, options.server, { whole: options.wholeText === true });
   const edits: TextEdit[] = [];
   const starts: StatementStart[] = [];
   let first = r.next();

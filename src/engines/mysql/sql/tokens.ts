@@ -51,6 +51,8 @@ export interface Token {
 /** How a reader reads; the default is the strict reader. */
 export interface ReadingOptions {
   readonly lenient?: boolean;
+  /** The text is the whole statement, not a prefix: a word may reach its end (lenient readers assume so). */
+  readonly whole?: boolean;
   /**
    * Whether '\\' escapes inside "…" (lenient readers only; default: as in '…'). Under
    * ANSI_QUOTES "…" is an identifier, where '\\' never escapes, while '…' still follows
@@ -74,6 +76,7 @@ export class TokenReader {
   lastEnd = 0;
 
   private readonly lenient: boolean;
+  private readonly whole: boolean;
   private readonly doubleQuoteEscapes: boolean;
 
   constructor(
@@ -83,6 +86,7 @@ export class TokenReader {
     options: ReadingOptions = {},
   ) {
     this.lenient = options.lenient === true;
+    this.whole = this.lenient || options.whole === true;
     this.doubleQuoteEscapes = options.doubleQuoteEscapes ?? backslashEscapes;
   }
 
@@ -161,7 +165,7 @@ export class TokenReader {
         let j = i + 1;
         if (this.lenient) while (j < n && (isWordChar(sql.charCodeAt(j)) || sql.charCodeAt(j) >= 0x80)) j++;
         else while (j < n && isWordChar(sql.charCodeAt(j))) j++;
-        if (j === n && !this.lenient) return null;
+        if (j === n && !this.whole) return null;
         this.i = j;
         return { kind: 'word', start: i, end: j, executable: this.inExecutable };
       }
