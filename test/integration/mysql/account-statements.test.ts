@@ -138,6 +138,21 @@ describe('account statements through meshgate', { skip: missing }, () => {
     assert.ok(refused.every((e) => e['decision'] === 'deny'));
   });
 
+  it("reads a latin1 session's text as MariaDB does there: 0xA0 is whitespace", async () => {
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('orders'), multipleStatements: true, charset: 'latin1_swedish_ci' });
+    try {
+      const [[{ me }]] = (await conn.query('SELECT CURRENT_USER() AS me')) as unknown as [[{ me: string }]];
+      const lease = me.slice(0, me.lastIndexOf('@'));
+      const authBefore = await authOf(lease);
+      const [[{ n }]] = (await conn.query('SELECT\u00a01 AS n')) as unknown as [[{ n: number }]];
+      assert.equal(n, 1, 'MariaDB reads 0xA0 as whitespace in latin1');
+      await assert.rejects(conn.query("SELECT 1;\u00a0SET\u00a0PASSWORD\u00a0=\u00a0PASSWORD('hijacked')"), /MG_ACCOUNT_CHANGE_REFUSED/);
+      assert.deepEqual(await authOf(lease), authBefore);
+    } finally {
+      await conn.end();
+    }
+  });
+
   it('passes ordinary statements that mention users, roles, passwords and grants', async () => {
     const conn = await connect();
     try {

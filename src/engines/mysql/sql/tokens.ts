@@ -17,7 +17,10 @@
  *
  * A lenient reader (`{ lenient: true }`) is for callers that must see every word MariaDB
  * could run rather than know an offset for certain: it reads on where the strict one stops.
- * Characters outside ASCII are parts of words and strings, a word, quote or comment may
+ * Characters outside ASCII are parts of strings, and outside quotes they separate words
+ * (latin1 and other single-byte charsets have whitespace there, 0xA0: a keyword next to one
+ * is a keyword to MariaDB; reading every such character as a separator can only find more
+ * keywords, never fewer). A word, quote or comment may
  * reach the end of the text (which is then the whole statement), and comments follow
  * sql_lex.cc: a plain comment inside an executable one is skipped to its first `*\/`, a
  * versioned comment that does not run may hold one comment of its own, a line comment runs
@@ -134,7 +137,13 @@ export class TokenReader {
       if (this.i >= n) return this.inExecutable && !this.lenient ? null : { kind: 'end', start: n, end: n, executable: false };
       const i = this.i;
       const c = sql.charCodeAt(i);
-      if ((c === 0 || c >= 0x80) && !this.lenient) return null;
+      if (c === 0 || c >= 0x80) {
+        if (!this.lenient) return null;
+        if (c >= 0x80) {
+          this.i++;
+          continue;
+        }
+      }
       if (isSqlSpace(c)) {
         this.i++;
         continue;
@@ -161,10 +170,9 @@ export class TokenReader {
         this.i = end;
         return { kind: c === BACKTICK ? 'quoted' : 'string', start: i, end, executable: this.inExecutable };
       }
-      if (isWordChar(c) || (c >= 0x80 && this.lenient)) {
+      if (isWordChar(c)) {
         let j = i + 1;
-        if (this.lenient) while (j < n && (isWordChar(sql.charCodeAt(j)) || sql.charCodeAt(j) >= 0x80)) j++;
-        else while (j < n && isWordChar(sql.charCodeAt(j))) j++;
+        while (j < n && isWordChar(sql.charCodeAt(j))) j++;
         if (j === n && !this.whole) return null;
         this.i = j;
         return { kind: 'word', start: i, end: j, executable: this.inExecutable };

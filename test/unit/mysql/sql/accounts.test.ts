@@ -29,6 +29,8 @@ describe('accountChange: statements that change an account', () => {
     // Everywhere MariaDB could run them.
     ["SELECT 1; SET PASSWORD = PASSWORD('x')", 'SET PASSWORD'],
     ["SELECT 'é'; SET PASSWORD = PASSWORD('x')", 'SET PASSWORD'],
+    // In latin1, 0xA0 is whitespace to MariaDB's lexer.
+    ["SELECT 1;\u00a0SET\u00a0PASSWORD\u00a0=\u00a0PASSWORD('x')", 'SET PASSWORD'],
     ["/*!SET PASSWORD = PASSWORD('x')*/", 'SET PASSWORD'],
     ['/*M!100100 GRANT ALL ON *.* TO bob */', 'GRANT'],
     ['SELECT 1 /*! ; DROP USER bob */', 'DROP USER'],

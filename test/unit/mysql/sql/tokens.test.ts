@@ -21,7 +21,8 @@ function tokens(sql: string, escapes = true, options: ReadingOptions = { lenient
 describe('TokenReader, lenient', () => {
   it('reads on where the strict reader stops', () => {
     assert.deepEqual(tokens("SELECT 'é', naïve FROM t", true, {}), ['SELECT', 'null']);
-    assert.deepEqual(tokens("SELECT 'é', naïve FROM t"), ['SELECT', "'é'", ',', 'naïve', 'FROM', 't']);
+    // Outside quotes, what is not ASCII separates words: latin1's 0xA0 is whitespace to MariaDB.
+    assert.deepEqual(tokens("SELECT 'é', naïve FROM\u00a0t"), ['SELECT', "'é'", ',', 'na', 've', 'FROM', 't']);
     assert.deepEqual(tokens('SELECT 1; DELETE FROM t', true, {}), ['SELECT', '1', ';', 'DELETE', 'FROM', 'null']);
     assert.deepEqual(tokens('SELECT 1; DELETE FROM t'), ['SELECT', '1', ';', 'DELETE', 'FROM', 't']);
     assert.deepEqual(tokens("SELECT 'open"), ['SELECT', "'open"]);
