@@ -22,9 +22,10 @@
  *   reader does not see (a handler's, say) only ever makes it stricter;
  * - string and hex literals, which `PREPARE … FROM` and `EXECUTE IMMEDIATE` run, or which
  *   could be assigned to a variable first: each literal (adjacent ones joined, as MariaDB
- *   joins them) is read again as SQL, recursively, in each reading of its escapes. A literal
- *   counts only when it reads as a statement (some statement in it starts with a word that
- *   can lead to an account change): prose that mentions "grant" passes.
+ *   joins them) is read again as SQL, recursively, in each reading of its escapes. What those
+ *   run is one statement, so a literal counts only when it starts as one that can lead to an
+ *   account change (its first word, or a label) and has its shape (ShapeCheck): prose that
+ *   mentions "grant" passes, and so do binary data and long text, unread.
  * SQL built at run time from expressions (CONCAT, variables filled from tables) cannot be
  * seen in the text; other layers make a changed password useless and detected.
  */
@@ -69,7 +70,7 @@ const WORK_FLOOR = 1 << 16;
 const UPDATE_LIKE = new Set(['UPDATE', 'INSERT', 'REPLACE', 'LOAD']);
 /** Words after which a new statement starts (compound statements, trigger bodies). */
 const OPENERS = new Set(['BEGIN', 'THEN', 'ELSE', 'DO', 'LOOP', 'REPEAT']);
-/** A literal is read as SQL when a statement in it starts with one of these (or a label). */
+/** A literal is read as SQL when it starts with one of these (or a label). */
 const SQL_HEADS = new Set([
   'GRANT', 'REVOKE', 'SET', 'CREATE', 'ALTER', 'DROP', 'RENAME', 'BINLOG', 'PREPARE', 'EXECUTE', 'BEGIN', 'IF', 'CASE',
   'LOOP', 'WHILE', 'REPEAT', 'FOR', 'DECLARE',
@@ -96,8 +97,35 @@ export function accountChange(sql: string, server?: ServerFlavor): AccountChange
  */
 export function accountChangeInBytes(statement: Buffer, decoded: string, decodedBytes: number, whole: () => string, server?: ServerFlavor): AccountChange | null {
   if (statement.length <= decodedBytes) return accountChange(decoded, server);
-  if (!MAY_CHANGE_ACCOUNT.test(decoded) && !matchesInChunks(statement, Math.max(0, decodedBytes - 128), MAY_CHANGE_ACCOUNT)) return null;
+  if (!MAY_CHANGE_ACCOUNT.test(decoded) && !mayChangeAccountPast(statement, Math.max(0, decodedBytes - 128))) return null;
   return accountChange(whole(), server);
+}
+
+/** The pieces of MAY_CHANGE_ACCOUNT for the bytes of a long statement, each searched the fastest way. */
+const KEYWORDS = /(?<![a-z_$])(?:grant|revoke|password|user|role|binlog|authorization)(?![a-z0-9_$])/i;
+const ADJACENT_LITERALS = /['"]\s*(?:['"]|\/\*|--|#)/;
+const BINARY_LITERAL = /^(?:0x[0-9a-f]{20}|x'[0-9a-f]{20}|0b[01]{80}|b'[01]{80})/i;
+/** The quoted part of X'…' / B'…' (checked for its letter when found: a pattern starting at x is slow on text of x's). */
+const QUOTED_DIGITS = /'[0-9a-f]{20}/gi;
+
+/** MAY_CHANGE_ACCOUNT over `bytes` from `from` on: some ten milliseconds per 16 MiB. */
+function mayChangeAccountPast(bytes: Buffer, from: number): boolean {
+  if (bytes.indexOf(0x5c /* backslash */, from) !== -1) return true;
+  for (const prefix of ['0x', '0X', '0b', '0B']) {
+    for (let at = bytes.indexOf(prefix, from, 'latin1'); at !== -1; at = bytes.indexOf(prefix, at + 1, 'latin1')) {
+      if (BINARY_LITERAL.test(bytes.toString('latin1', at, at + 82))) return true;
+    }
+  }
+  return matchesInChunks(bytes, from, [KEYWORDS, ADJACENT_LITERALS, quotedBinaryLiteral]);
+}
+
+function quotedBinaryLiteral(chunk: string): boolean {
+  QUOTED_DIGITS.lastIndex = 0;
+  for (let m = QUOTED_DIGITS.exec(chunk); m !== null; m = QUOTED_DIGITS.exec(chunk)) {
+    if (m.index > 0 && BINARY_LITERAL.test(chunk.slice(m.index - 1, m.index + 81))) return true;
+    QUOTED_DIGITS.lastIndex = m.index + 1;
+  }
+  return false;
 }
 
 const UNREADABLE = (inLiteral: boolean): AccountChange => ({ statement: 'UNREADABLE', inLiteral });
@@ -110,13 +138,13 @@ function check(sql: string, server: ServerFlavor | undefined, depth: number, bud
   if (budget.left < 0) return UNREADABLE(inLiteral);
   for (const s of scans) {
     if (s.unsure) return UNREADABLE(inLiteral);
-    const found = inLiteral ? (s.readsAsSql ? s.shaped : null) : s.found;
+    const found = inLiteral ? s.shaped : s.found;
     if (found !== null) return { statement: found, inLiteral };
   }
   const seen = new Set<string>();
   for (const s of scans) {
     for (const literal of s.literals) {
-      if (seen.has(literal) || !MAY_CHANGE_ACCOUNT.test(literal)) continue;
+      if (seen.has(literal)) continue;
       seen.add(literal);
       if (depth + 1 >= MAX_DEPTH) return UNREADABLE(true);
       const inner = check(literal, server, depth + 1, budget);
@@ -131,9 +159,7 @@ interface Scan {
   readonly found: string | null;
   /** The first one found that also has the shape of one (in a literal, prose must not count). */
   readonly shaped: string | null;
-  /** Some statement starts with a word of SQL_HEADS, or a label. */
-  readonly readsAsSql: boolean;
-  /** Every literal's value in this reading (adjacent literals joined). */
+  /** The value of every literal (adjacent ones joined) in this reading that may be an account statement. */
   readonly literals: readonly string[];
   /** A '\' inside quotes: the other readings may differ. */
   readonly backslash: boolean;
@@ -145,10 +171,13 @@ interface Scan {
 function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): Scan {
   const r = new TokenReader(sql, reading.backslashEscapes, server, { lenient: true, doubleQuoteEscapes: reading.doubleQuoteEscapes });
   const literals: string[] = [];
+  // Only the few literals that may be an account statement are kept: a dump holds millions.
+  const keep = (literal: string) => {
+    if (MAY_CHANGE_ACCOUNT.test(literal) && startsAsStatement(literal, server)) literals.push(literal);
+  };
   let pending: string | null = null;
   let found: string | null = null;
   const shape = new ShapeCheck();
-  let readsAsSql = false;
   // The statement being read: its first two words, and whether a SET clause of it is open.
   let atStart = true;
   let head: string | null = null;
@@ -168,9 +197,9 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
   for (;;) {
     const t = r.next();
     if (t === null || t.kind === 'end') {
-      if (pending !== null) literals.push(pending);
+      if (pending !== null) keep(pending);
       shape.feed(r, t, null);
-      return { found, shaped: shape.shaped, readsAsSql, literals, backslash: r.backslashInQuote, unsure: t === null };
+      return { found, shaped: shape.shaped, literals, backslash: r.backslashInQuote, unsure: t === null };
     }
     const literal = t.kind === 'string' ? quotedValue(sql, t, reading) : t.kind === 'word' ? wordLiteral(sql, t, r) : null;
     if (literal !== null) {
@@ -182,10 +211,11 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
       continue;
     }
     if (pending !== null) {
-      literals.push(pending);
+      keep(pending);
       pending = null;
     }
-    const word = t.kind === 'word' && !qualified && t.end - t.start <= 16 ? sql.slice(t.start, t.end).toUpperCase() : null;
+    // '?' for a word no rule names (one letter, more than 16, or not starting with one): no copy made.
+    const word = t.kind !== 'word' || qualified ? null : t.end - t.start < 2 || t.end - t.start > 16 || !isLetter(sql.charCodeAt(t.start)) ? '?' : sql.slice(t.start, t.end).toUpperCase();
     shape.feed(r, t, word);
     qualified = r.isPunct(t, '.') || r.isPunct(t, '@');
     if (word === null) {
@@ -196,9 +226,6 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
         depth++;
       } else if (r.isPunct(t, ')')) {
         depth = Math.max(0, depth - 1);
-      } else if (r.isPunct(t, ':') && previous !== null && previous === head && second === null && !r.isPunct(r.peek(), '=')) {
-        // A label: `name: BEGIN`, `name: LOOP`.
-        readsAsSql = true;
       }
       if (t.kind !== 'punct') atStart = false;
       beforePrevious = previous;
@@ -208,7 +235,6 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
     if (atStart) {
       atStart = false;
       head = word;
-      if (SQL_HEADS.has(word)) readsAsSql = true;
     } else if (second === null) {
       second = word;
     }
@@ -219,7 +245,6 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
     }
     if (word === 'SET' && depth === 0 && previous !== 'CHARACTER' && !UPDATE_LIKE.has(head ?? '')) setClause = true;
     if (depth === 0 && (OPENERS.has(word) || (word === 'ROW' && previous === 'EACH') || (word === 'FOR' && head === 'SET' && second === 'STATEMENT'))) {
-      if (word === 'BEGIN' || word === 'LOOP' || word === 'REPEAT') readsAsSql = true;
       startStatement();
     }
     beforePrevious = previous;
@@ -336,7 +361,36 @@ function quotedValue(sql: string, t: Token, reading: Reading): string {
   const escapes = quote === '"' ? reading.doubleQuoteEscapes : reading.backslashEscapes;
   const doubled = quote + quote;
   if (!escapes || !body.includes('\\')) return body.includes(doubled) ? body.replaceAll(doubled, quote) : body;
-  return body.replace(quote === '"' ? /\\([\s\S])|""/g : /\\([\s\S])|''/g, (_all, escaped: string | undefined) => (escaped === undefined ? quote : (ESCAPES[escaped] ?? escaped)));
+  // By hand: a callback per escape would cost a million calls for a megabyte of them.
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c !== '\\' && !(c === quote && body[i + 1] === quote)) continue;
+    const next = body[i + 1] ?? '';
+    out += body.slice(from, i) + (c === quote ? quote : (ESCAPES[next] ?? next));
+    from = ++i + 1;
+  }
+  return out + body.slice(from);
+}
+
+/** The literal's text starts as a statement that could change an account: a word of SQL_HEADS, or a label. */
+function startsAsStatement(literal: string, server: ServerFlavor | undefined): boolean {
+  // Most start with a plain word: read it without a reader.
+  const plain = PLAIN_START.exec(literal);
+  if (plain !== null) return SQL_HEADS.has(plain[1]!.toUpperCase()) || (plain[2] === ':' && literal[plain[0].length] !== '=');
+  const r = new TokenReader(literal, true, server, { lenient: true });
+  const first = r.next();
+  if (first === null) return true;
+  if (r.wordAmong(first, SQL_HEADS) !== null) return true;
+  return (first.kind === 'word' || first.kind === 'quoted') && r.isPunct(r.next(), ':') && !r.isPunct(r.peek(), '=');
+}
+
+/** A first word with nothing but whitespace before it (the text goes on with no comment or quote right after it). */
+const PLAIN_START = /^[ \t\n\r]*([a-z_$][a-z0-9_$]{0,31})(?![a-z0-9_$'"`#/\-\u0080-\uffff])[ \t\n\r]*(:?)/i;
+
+function isLetter(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 }
 
 /** What MariaDB makes of `\x` in a literal; any other `\x` is `x`. */

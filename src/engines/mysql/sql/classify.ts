@@ -106,7 +106,8 @@ export function statementVerb(sql: string, server?: ServerFlavor): string | null
  */
 export function statementVerbs(sql: string, server?: ServerFlavor): (string | null)[] {
   if (typeof sql !== 'string') return [];
-  const verbs = verbsOf(splitStatements(sql, true), server);
+  // Most texts hold one statement: nothing to split.
+  const verbs = verbsOf(sql.includes(';') ? splitStatements(sql, true) : [sql], server);
   if (!sql.includes('\\')) return verbs;
   const counted = new Map<string | null, number>();
   for (const verb of verbs) counted.set(verb, (counted.get(verb) ?? 0) + 1);

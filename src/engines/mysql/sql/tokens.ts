@@ -28,7 +28,7 @@
  * for a versioned comment whose running depends on a server version not given.
  */
 import { executableRuns, type ServerFlavor } from './classify.ts';
-import { executableOpener, isDashComment, isSqlSpace } from './lex.ts';
+import { executableOpener, indexBetween, isDashComment, isSqlSpace } from './lex.ts';
 
 export type TokenKind =
   /** An unquoted word: keyword, identifier or number ([A-Za-z0-9_$]). */
@@ -57,8 +57,8 @@ export interface ReadingOptions {
   /** The text is the whole statement, not a prefix: a word may reach its end (lenient readers assume so). */
   readonly whole?: boolean;
   /**
-   * Whether '\\' escapes inside "…" (lenient readers only; default: as in '…'). Under
-   * ANSI_QUOTES "…" is an identifier, where '\\' never escapes, while '…' still follows
+   * Whether '\' escapes inside "…" (lenient readers only; default: as in '…'). Under
+   * ANSI_QUOTES "…" is an identifier, where '\' never escapes, while '…' still follows
    * NO_BACKSLASH_ESCAPES: a third way to read the same text.
    */
   readonly doubleQuoteEscapes?: boolean;
@@ -278,18 +278,13 @@ export class TokenReader {
     const q = quote === 0x27 ? "'" : quote === 0x22 ? '"' : '`';
     const escapes = quote !== BACKTICK && (quote === 0x22 ? this.doubleQuoteEscapes : this.backslashEscapes);
     let j = i + 1;
-    let backslash = quote === BACKTICK ? -1 : sql.indexOf('\\', j);
     for (;;) {
       const close = sql.indexOf(q, j);
-      if (backslash !== -1 && (close === -1 || backslash < close)) {
+      const backslash = quote === BACKTICK ? -1 : indexBetween(sql, '\\', j, close === -1 ? sql.length : close);
+      if (backslash !== -1) {
         this.backslashInQuote = true;
-        if (escapes) {
-          j = backslash + 2;
-          backslash = sql.indexOf('\\', j);
-          continue;
-        }
-        // Where '\' escapes nothing, that one was seen is all there is to know.
-        backslash = -1;
+        // From the first backslash on, character by character: still linear, however many follow.
+        if (escapes) return escapedQuoteEnd(sql, backslash, quote);
       }
       if (close === -1) return sql.length;
       if (sql.charCodeAt(close + 1) === quote) {
@@ -299,6 +294,23 @@ export class TokenReader {
       return close + 1;
     }
   }
+}
+
+/** Index just past the quote `quote` closing a quoted text from `j` on, where '\' escapes; its end when none does. */
+function escapedQuoteEnd(sql: string, j: number, quote: number): number {
+  const n = sql.length;
+  while (j < n) {
+    const d = sql.charCodeAt(j);
+    if (d === BACKSLASH) {
+      j += 2;
+    } else if (d === quote) {
+      if (sql.charCodeAt(j + 1) !== quote) return j + 1;
+      j += 2;
+    } else {
+      j++;
+    }
+  }
+  return n;
 }
 
 /**
