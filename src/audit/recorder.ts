@@ -72,8 +72,14 @@ export interface StatementFacts {
   readonly command: string;
   /** First SQL keyword, upper-case, when the command carries SQL. */
   readonly verb: string | null;
-  /** The statement as the client sent it, secrets already redacted (the engine knows its syntax). */
+  /** The verb of every statement in the text, in order (null where one cannot be told). */
+  readonly verbs?: readonly (string | null)[];
+  /** The statement as the client sent it, secrets already redacted (the engine knows its syntax); a prefix when `truncated`. */
   readonly statement: string | null;
+  readonly truncated?: boolean;
+  /** The whole statement's length in bytes, and its SHA-256 (hex). */
+  readonly statementBytes?: number | null;
+  readonly statementSha256?: string | null;
   readonly traceId: string;
   readonly database: string | null;
   readonly decision: 'allow' | 'deny';
@@ -290,7 +296,11 @@ export class SessionRecorder {
       traceId: f.traceId,
       command: f.command,
       verb: f.verb,
+      verbs: f.verbs ?? (f.verb === null ? [] : [f.verb]),
       statement: f.statement,
+      truncated: f.truncated ?? false,
+      statementBytes: f.statementBytes ?? null,
+      statementSha256: f.statementSha256 ?? null,
       database: f.database,
       decision: f.decision,
       rule: f.decision === 'allow' ? this.start.rule : null,

@@ -25,7 +25,10 @@ export function summarize(event: Record<string, unknown>): string {
       const text = clean(event['statement'], MAX_STATEMENT_CHARS);
       const micros = event['durationUs'];
       const ms = typeof micros === 'number' ? `${(micros / 1000).toFixed(1)}ms` : '-';
-      return `${head} ${str('decision')} ${str('verb')} trace=${clean(event['traceId'], 9)} ${ms} rows=${str('rowsReturned')}/${str('rowsAffected')}${error} ${text === '-' ? '' : JSON.stringify(text)}`.trimEnd();
+      // Every statement of a multi-statement text, so a DELETE after a SELECT shows.
+      const verbs = Array.isArray(event['verbs']) && event['verbs'].length > 1 ? clean((event['verbs'] as unknown[]).map((v) => (typeof v === 'string' ? v : '?')).join('+'), 60) : str('verb');
+      const cut = event['truncated'] === true ? ` truncated(${str('statementBytes')}B)` : '';
+      return `${head} ${str('decision')} ${verbs} trace=${clean(event['traceId'], 9)} ${ms} rows=${str('rowsReturned')}/${str('rowsAffected')}${cut}${error} ${text === '-' ? '' : JSON.stringify(text)}`.trimEnd();
     }
     case 'connection': {
       const peer = event['peer'] as { address?: unknown; port?: unknown } | null | undefined;

@@ -53,8 +53,20 @@ export interface StatementEvent extends EventBase {
   readonly command: string;
   /** First SQL keyword, upper-case (SELECT, INSERT, ...), or null for non-SQL commands. */
   readonly verb: string | null;
-  /** The statement text as the client sent it (without meshgate's own tag). */
+  /**
+   * The verb of every statement in the text (several with multi-statements), in order; null
+   * where one cannot be told. Empty for non-SQL commands. This and the three fields below are
+   * absent from events written before meshgate recorded them.
+   */
+  readonly verbs?: readonly (string | null)[];
+  /** The statement text as the client sent it (without meshgate's own tag), its first audit.statementBytes bytes, credentials redacted. */
   readonly statement: string | null;
+  /** `statement` is a prefix: the client's text was longer. */
+  readonly truncated?: boolean;
+  /** The whole statement's length in bytes (SQL commands only). */
+  readonly statementBytes?: number | null;
+  /** SHA-256 (hex) of the whole statement's bytes; null for non-SQL commands and texts that may carry a credential. */
+  readonly statementSha256?: string | null;
   readonly database: string | null;
   readonly decision: 'allow' | 'deny';
   readonly rule: string | null;

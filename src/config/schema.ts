@@ -265,8 +265,15 @@ const sections = z.strictObject({
       anchorId: z.string().min(1).max(200).optional(),
       /** Rotation into audit.000001.jsonl, … when the file reaches maxBytes or maxAge (checked at each write). */
       rotate: z.strictObject({ maxBytes: z.number().int().min(4096).optional(), maxAge: z.string().regex(DURATION, DURATION_TEXT).optional() }).optional(),
+      // How much of a statement's text its event keeps; the length, SHA-256 and verbs cover all of it.
+      statementBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(16 * 1024 * 1024)
+        .default(64 * 1024),
     })
-    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000 }),
+    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024 }),
 });
 
 export const configSchema = sections.check(

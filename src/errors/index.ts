@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   MG_POLICY_DENIED: { kind: 'access_denied', summary: 'policy denies this identity the requested access' },
   MG_COMMAND_FORBIDDEN: { kind: 'access_denied', summary: 'the protocol command is not allowed through meshgate' },
   MG_TAG_IMITATED: { kind: 'access_denied', summary: "the statement carries the keys of meshgate's statement tag (meshgate_identity, meshgate_role), by which MariaDB's processlist and logs name the caller" },
+  MG_ACCOUNT_CHANGE_REFUSED: { kind: 'access_denied', summary: 'the statement would change a MariaDB account or its privileges (SET PASSWORD, ALTER/CREATE/DROP/RENAME USER, GRANT, REVOKE, roles), which are managed by meshgate and its operator, never through meshgate' },
   MG_LOCAL_INFILE_DENIED: { kind: 'access_denied', summary: 'LOAD DATA LOCAL INFILE is not allowed for this identity' },
   MG_PACKET_MALFORMED: { kind: 'bad_request', summary: 'the client sent bytes that are not a valid protocol message' },
   MG_PACKET_TOO_LARGE: { kind: 'limit_exceeded', summary: 'the client sent a message larger than the configured limit' },

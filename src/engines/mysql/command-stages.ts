@@ -3,7 +3,7 @@
  *
  *   onCommand ──▶ refuse what no session may send (replication, shutdown, …); COM_CHANGE_USER
  *                 goes as the reset it amounts to
- *             ──▶ refuse statements imitating meshgate's tag
+ *             ──▶ refuse statements imitating meshgate's tag, and any that would change an account
  *             ──▶ policy again where the command changes scope (COM_INIT_DB, USE, KILL)
  *             ──▶ throttle ──▶ trace id, DEFINER, sqlcommenter tag ──▶ Route back to the relay
  *   onResponse ─▶ what the answer changed (prepared statements, database, profiling) ──▶ audit
@@ -16,9 +16,9 @@ import { newTraceId, type SessionRecorder } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
 import type { Admission, AdmissionRequest } from '../../throttle/index.ts';
-import type { ClientCommand } from './codec/commands.ts';
+import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
 import { Capability, Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
-import { HEADER_BYTES, type Frame } from './codec/framer.ts';
+import type { Frame } from './codec/framer.ts';
 import type { ResponseOutcome } from './codec/response-tracker.ts';
 import type { ResponseShape } from './codec/commands.ts';
 import type { MysqlEngineContext } from './context.ts';
@@ -27,20 +27,20 @@ import { translateKill, type SessionDirectory } from './directory.ts';
 import type { LoginRequest } from './login-stages.ts';
 import { answerableByQueryCache } from './server-settings.ts';
 import {
-  definerEdits,
+  accountChangeInBytes,
   extractTraceparent,
   imitatesTag,
   redactSecrets,
   serverFlavor,
   sessionEffects,
-  spliceEdits,
-  spliceTag,
   sqlcommenterComment,
   statementVerb,
-  type DefinerOptions,
+  type AccountChange,
   type ServerFlavor,
   type SessionEffects,
 } from './sql/index.ts';
+import { upstreamBytes } from './statement-edits.ts';
+import { statementRecord, StatementText, type StatementRecord } from './statement-text.ts';
 
 export interface SessionGrant {
   readonly request: LoginRequest;
@@ -90,11 +90,19 @@ export interface SessionCommands extends CommandHandler {
   abandon(): void;
 }
 
+/** A prepared statement's text, and the record its executions are audited with. */
+interface Prepared {
+  readonly text: string;
+  readonly record: () => StatementRecord;
+}
+
 interface InFlight {
   readonly command: string;
   readonly code: number;
   readonly text: string | null;
   readonly verb: string | null;
+  /** What the audit says of the SQL text; made when first asked for a statement past the codec's prefix. */
+  readonly record: (() => StatementRecord) | null;
   /** What the statement does to the session state followed here, applied once it succeeds. */
   readonly effects: SessionEffects | null;
   readonly traceId: string;
@@ -109,6 +117,9 @@ const MULTI_STATEMENTS_OFF = 1;
  * Commands too routine to audit one by one (they carry no SQL, read and change no data).
  * COM_STMT_FETCH is not among them: the rows a cursor returns are read by fetches.
  */
+/** audit.statementBytes when the context does not say. */
+const DEFAULT_STATEMENT_BYTES = 64 * 1024;
+
 const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.SET_OPTION, Command.STATISTICS]);
 
 export class CommandStages implements SessionCommands {
@@ -116,8 +127,8 @@ export class CommandStages implements SessionCommands {
   /** The session's SPIFFE ID, for log lines. */
   readonly identity: string;
   private readonly inFlight: InFlight[] = [];
-  private readonly prepared = new Map<number, string | null>();
-  private lastPrepared: string | null = null;
+  private readonly prepared = new Map<number, Prepared | null>();
+  private lastPrepared: Prepared | null = null;
   /**
    * Statement id (as the client names it) → trace id of its latest COM_STMT_EXECUTE: the
    * fetches that read its cursor are audited under that trace.
@@ -192,7 +203,7 @@ export class CommandStages implements SessionCommands {
 
   unforward(error: MeshgateError): void {
     const done = this.inFlight.pop();
-    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error);
+    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null);
   }
 
   onCommand(frame: Frame, command: ClientCommand): Route {
@@ -211,48 +222,56 @@ export class CommandStages implements SessionCommands {
         charsetOf: (collation) => this.ctx.charsetOf(collation),
       });
       if ('refusal' in reset) return this.refuse(reset.refusal, command.name, null);
-      return this.forward(reset.frame, { ...command, code: Command.RESET_CONNECTION }, null);
+      return this.forward(reset.frame, { ...command, code: Command.RESET_CONNECTION }, null, null);
     }
     if (command.code === Command.INIT_DB) {
       const refusal = this.checkDatabase(command.text ?? '');
       if (refusal !== null) return this.refuse(refusal, command.name, command.text);
     }
     let effects: SessionEffects | null = null;
+    let sql: StatementText | null = null;
     if ((command.code === Command.QUERY || command.code === Command.STMT_PREPARE) && command.text !== null) {
+      const statement = (sql = new StatementText(frame.payload, command.text));
       if (imitatesTag(frame.payload, command.text)) {
         const why =
           "the statement contains 'meshgate_identity' or 'meshgate_role', the keys by which MariaDB's processlist and logs name the caller; " +
           'remove that text (from comments and strings alike) and send the statement again';
-        return this.refuse(mgError('MG_TAG_IMITATED', why), command.name, command.text);
+        return this.refuse(mgError('MG_TAG_IMITATED', why), command.name, command.text, sql);
       }
+      const change = accountChangeInBytes(statement.bytes, command.text, MAX_DECODED_TEXT_BYTES, () => statement.whole(), this.server);
+      if (change !== null) return this.refuse(accountRefusal(change), command.name, command.text, sql);
       if (command.code === Command.QUERY) {
         effects = sessionEffects(command.text);
         const refusal = effects === null ? null : this.checkUses(effects);
-        if (refusal !== null) return this.refuse(refusal, command.name, command.text);
+        if (refusal !== null) return this.refuse(refusal, command.name, command.text, sql);
       }
     }
     const route = translateKill(frame, command, this.directory, this.grant.identity.spiffeId);
-    if ('refusal' in route) return this.refuse(route.refusal, command.name, command.text);
-    return this.forward(route.frame, command, effects);
+    if ('refusal' in route) return this.refuse(route.refusal, command.name, command.text, sql);
+    return this.forward(route.frame, command, effects, sql);
   }
 
-  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>, effects: SessionEffects | null): Route {
+  private forward(frame: Frame, command: Extract<ClientCommand, { kind: 'relay' }>, effects: SessionEffects | null, sql: StatementText | null): Route {
     const audited = command.response !== 'none' && !QUIET_COMMANDS.has(command.code);
     // Nothing goes upstream that the audit cannot record (docs/audit-durability.md).
     const unavailable = audited ? this.ctx.audit.refusal() : null;
-    if (unavailable !== null) return this.refuse(unavailable, command.name, command.text);
+    if (unavailable !== null) return this.refuse(unavailable, command.name, command.text, sql);
     let text = command.text;
+    let record = sql === null ? null : this.recordOf(sql);
     let traceId = '';
     let bytes = frame.raw;
     const id = command.statementId;
     if (command.code === Command.STMT_EXECUTE || command.code === Command.STMT_BULK_EXECUTE || command.code === Command.STMT_FETCH) {
-      text = id === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(id!) ?? null);
+      const prepared = id === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(id!) ?? null);
+      text = prepared?.text ?? null;
+      record = prepared?.record ?? null;
     } else if (command.code === Command.STMT_CLOSE) {
       this.prepared.delete(id!);
       this.executions.delete(id!);
     } else if (command.code === Command.STMT_PREPARE) {
       // The last-prepared id names the statement about to be prepared from now on.
       this.executions.delete(LAST_PREPARED_STATEMENT_ID);
+      this.lastPrepared = text === null || record === null ? null : { text, record };
     } else if (command.code === Command.RESET_CONNECTION) {
       // Filled and read as commands go upstream, so cleared in that order too.
       this.executions.clear();
@@ -273,20 +292,21 @@ export class CommandStages implements SessionCommands {
       const carried = text === null ? null : extractTraceparent(text);
       traceId = carried?.traceId ?? newTraceId();
       if (command.code === Command.STMT_EXECUTE) this.executions.set(id!, traceId);
-      if ((command.code === Command.QUERY || command.code === Command.STMT_PREPARE) && text !== null) {
-        if (command.code === Command.STMT_PREPARE) this.lastPrepared = text;
-        // The audit keeps what the client sent; MariaDB gets the statement with its objects owned by the role.
-        const owned = ownedByRole(frame, text, { multiStatements: command.code === Command.QUERY && this.multiStatements, server: this.server });
-        if (owned !== null) bytes = owned.raw;
-        if (this.ctx.tagStatements && !this.profiling) {
-          // A client's own traceparent is in its text already; a new one would defeat the query cache.
-          const tagTrace = carried !== null || answerableByQueryCache(this.ctx.queryCacheMode(), verb, text) ? null : traceId;
-          bytes = spliceTag(owned ?? frame, this.commentHead, tagTrace) ?? bytes;
-        }
+      if (sql !== null && text !== null) {
+        // The audit keeps what the client sent; MariaDB gets the statement with its objects owned by the role, tagged.
+        const tagged = this.ctx.tagStatements && !this.profiling;
+        const mode = this.ctx.queryCacheMode();
+        // A client's own traceparent is in its text already; a new one would defeat the query cache.
+        const traceOf = (verbOf: string | null) => (carried !== null || answerableByQueryCache(mode, verbOf, text!) ? null : traceId);
+        bytes = upstreamBytes(frame, sql, {
+          multiStatements: command.code === Command.QUERY && this.multiStatements,
+          server: this.server,
+          tag: tagged ? { commentHead: this.commentHead, trace: traceOf(verb), traceOf } : null,
+        });
       }
     }
     if (command.response !== 'none') {
-      this.inFlight.push({ command: command.name, code: command.code, text, verb, effects, traceId, startedNs: process.hrtime.bigint() });
+      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, traceId, startedNs: process.hrtime.bigint() });
     }
     if (audited && this.ctx.audit.strict) {
       this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
@@ -323,7 +343,9 @@ export class CommandStages implements SessionCommands {
     const done = this.inFlight.shift();
     if (done === undefined) return;
     if (done.code === Command.STMT_PREPARE && outcome.statementId !== null && outcome.error === null) {
-      this.prepared.set(outcome.statementId, done.text);
+      // Made now, so a prepared statement does not keep a long payload alive.
+      const record = done.record?.() ?? null;
+      this.prepared.set(outcome.statementId, done.text === null || record === null ? null : { text: done.text, record: () => record });
     }
     this.followSession(done, outcome);
     // The server dropped every prepared statement. Cleared here, in order with the answers
@@ -331,7 +353,7 @@ export class CommandStages implements SessionCommands {
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.prepared.clear();
     if (!QUIET_COMMANDS.has(done.code)) {
       const durationUs = Number((process.hrtime.bigint() - done.startedNs) / 1000n);
-      this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationUs, null);
+      this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationUs, null, done.record?.() ?? null);
     }
   }
 
@@ -350,7 +372,7 @@ export class CommandStages implements SessionCommands {
   }
 
   onProtocolError(error: MeshgateError): void {
-    this.record('protocol', null, null, newTraceId(), 'deny', null, 0, error);
+    this.record('protocol', null, null, newTraceId(), 'deny', null, 0, error, null);
   }
 
   onEnd(facts: { readonly reason: string; readonly bytesFromClient: number; readonly bytesFromUpstream: number }): void {
@@ -361,17 +383,43 @@ export class CommandStages implements SessionCommands {
     this.directory.remove(this.grant.request.connectionId);
   }
 
-  private refuse(error: MeshgateError, command: string, text: string | null): Route {
-    this.record(command, text, text === null || command === 'init_db' ? null : statementVerb(text), newTraceId(), 'deny', null, 0, error);
+  private refuse(error: MeshgateError, command: string, text: string | null, sql: StatementText | null = null): Route {
+    const verb = text === null || command === 'init_db' ? null : statementVerb(text);
+    this.record(command, text, verb, newTraceId(), 'deny', null, 0, error, sql === null ? null : this.recordOf(sql)());
     return { kind: 'answer', error };
   }
 
-  private record(command: string, text: string | null, verb: string | null, traceId: string, decision: 'allow' | 'deny', outcome: ResponseOutcome | null, durationUs: number, refusal: MeshgateError | null): void {
+  /** The audit's record of a statement: made now when short, when first asked for (after the answer) when long. */
+  private recordOf(sql: StatementText): () => StatementRecord {
+    const prefixBytes = this.ctx.auditStatementBytes ?? DEFAULT_STATEMENT_BYTES;
+    if (sql.isWhole) {
+      const record = statementRecord(sql, prefixBytes, this.server);
+      return () => record;
+    }
+    let record: StatementRecord | null = null;
+    return () => (record ??= statementRecord(sql, prefixBytes, this.server));
+  }
+
+  private record(
+    command: string,
+    text: string | null,
+    verb: string | null,
+    traceId: string,
+    decision: 'allow' | 'deny',
+    outcome: ResponseOutcome | null,
+    durationUs: number,
+    refusal: MeshgateError | null,
+    sql: StatementRecord | null,
+  ): void {
     const upstreamError = outcome?.error ?? null;
     this.grant.audit.statement({
       command,
-      verb,
-      statement: text === null ? null : redactSecrets(text),
+      verb: sql !== null && sql.verbs.length > 0 ? sql.verbs[0]! : verb,
+      verbs: sql?.verbs ?? [],
+      statement: sql?.text ?? (text === null ? null : redactSecrets(text)),
+      truncated: sql?.truncated ?? false,
+      statementBytes: sql?.bytes ?? null,
+      statementSha256: sql?.sha256 ?? null,
       traceId,
       database: this.database,
       decision,
@@ -383,15 +431,12 @@ export class CommandStages implements SessionCommands {
   }
 }
 
-/**
- * The statement with `DEFINER=CURRENT_ROLE` where it creates a view, routine, trigger or
- * event (sql/definer.ts says why), or null when it stays as the client sent it.
- */
-function ownedByRole(frame: Frame, sql: string, options: DefinerOptions): Frame | null {
-  const edits = definerEdits(sql, options);
-  if (edits.length === 0) return null;
-  // The edits' offsets are byte offsets too: every character before them is ASCII.
-  const raw = spliceEdits(frame, edits);
-  if (raw === null) return null;
-  return { seq: frame.seq, lastSeq: frame.seq, payload: raw.subarray(HEADER_BYTES), raw };
+/** MG_ACCOUNT_CHANGE_REFUSED, saying what was found and what to do instead. */
+function accountRefusal(change: AccountChange): MeshgateError {
+  const found =
+    change.statement === 'UNREADABLE'
+      ? 'meshgate cannot tell whether this text changes a MariaDB account (its literals nest too deep to read)'
+      : `this text would run ${change.statement}${change.inLiteral ? ' (spelled in a string or hex literal, which PREPARE or EXECUTE IMMEDIATE runs)' : ''}, which changes a MariaDB account or its privileges`;
+  const data = change.inLiteral ? '; text that is data belongs in a prepared statement parameter' : '';
+  return mgError('MG_ACCOUNT_CHANGE_REFUSED', `${found}; accounts and privileges are managed by meshgate and its operator, not through meshgate: ask the operator for the access you need${data}`);
 }

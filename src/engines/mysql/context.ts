@@ -38,6 +38,8 @@ export interface MysqlEngineContext {
   readonly maxClientMessageBytes: number;
   /** Put a sqlcommenter comment naming the caller in front of statements sent upstream. */
   readonly tagStatements: boolean;
+  /** audit.statementBytes: how much of a statement's text its audit event keeps (64 KiB when not given). */
+  readonly auditStatementBytes?: number;
   /** MariaDB's query cache as last read: statements it could answer go without a trace id in their tag. */
   queryCacheMode(): QueryCacheMode;
   /** The character set a collation id belongs to, as MariaDB says; null if unknown. */

@@ -25,6 +25,8 @@ export interface MysqlConfig {
   readonly upstream: UpstreamConfig;
   /** audit.tagStatements: name the caller in a comment on each statement sent upstream. */
   readonly tagStatements: boolean;
+  /** audit.statementBytes: how much of each statement's text its audit event keeps. */
+  readonly statementBytes: number;
 }
 
 export interface RunningMysql extends RunningEngine {
@@ -41,7 +43,7 @@ export const mysqlEngine = {
   configOf(config: MeshgateConfig): MysqlConfig | undefined {
     // The schema lets neither come without the other.
     if (config.listener === undefined || config.upstream === undefined) return undefined;
-    return { listener: config.listener, upstream: config.upstream, tagStatements: config.audit.tagStatements };
+    return { listener: config.listener, upstream: config.upstream, tagStatements: config.audit.tagStatements, statementBytes: config.audit.statementBytes };
   },
   start: startMysql,
 } as const satisfies Engine<MysqlConfig, RunningMysql>;
@@ -108,6 +110,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     log: deps.log,
     maxClientMessageBytes: listen.maxClientMessageBytes,
     tagStatements: config.tagStatements,
+    auditStatementBytes: config.statementBytes,
     queryCacheMode: () => settings.queryCacheMode,
     charsetOf: (collation) => settings.charsetOf(collation),
   };

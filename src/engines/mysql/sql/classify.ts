@@ -6,6 +6,7 @@
  * "cannot tell" and policy must treat it as the most restrictive case.
  */
 import { executableOpener, isDashComment, isSqlSpace } from './lex.ts';
+import { skipBlank, splitStatements } from './statements.ts';
 
 /** Which server runs the statement, when known; it decides whether a versioned comment runs. */
 export interface ServerFlavor {
@@ -93,6 +94,55 @@ export function statementVerb(sql: string, server?: ServerFlavor): string | null
     return head.slice(i, j).toUpperCase();
   }
   return null;
+}
+
+/**
+ * The verb of every statement a text holds (CLIENT_MULTI_STATEMENTS), in order; null for one
+ * whose verb cannot be told. Pieces that are only whitespace and comments are no statements.
+ * Leading plain comments are skipped however long they are. Where '\' in quotes makes
+ * NO_BACKSLASH_ESCAPES split the text otherwise, the verbs of that reading that the default
+ * one lacks follow: the list may say more than ran, never less. A stored program's body is
+ * split at its ';' too, so its statements are listed (this reader does not parse bodies).
+ */
+export function statementVerbs(sql: string, server?: ServerFlavor): (string | null)[] {
+  if (typeof sql !== 'string') return [];
+  // Most texts hold one statement: nothing to split.
+  const verbs = verbsOf(sql.includes(';') ? splitStatements(sql, true) : [sql], server);
+  if (!sql.includes('\\')) return verbs;
+  const counted = new Map<string | null, number>();
+  for (const verb of verbs) counted.set(verb, (counted.get(verb) ?? 0) + 1);
+  for (const verb of verbsOf(splitStatements(sql, false), server)) {
+    const left = counted.get(verb) ?? 0;
+    if (left > 0) counted.set(verb, left - 1);
+    else verbs.push(verb);
+  }
+  return verbs;
+}
+
+/**
+ * statementVerbs of a text known only up to `prefix`, when no ';' follows the prefix: the
+ * statements that start in it are then all there are, and the last one's verb is known once
+ * the prefix holds enough of it. null when it does not, or when a '\' could make quotes end
+ * elsewhere: read the whole text then.
+ */
+export function statementVerbsOfPrefix(prefix: string, server?: ServerFlavor): (string | null)[] | null {
+  if (typeof prefix !== 'string' || prefix.includes('\\')) return null;
+  const statements = splitStatements(prefix, true);
+  const last = statements.at(-1)!;
+  const start = skipBlank(last, 0);
+  if (start < 0 || last.length - start <= SCAN_LIMIT) return null;
+  return verbsOf(statements, server);
+}
+
+function verbsOf(statements: readonly string[], server: ServerFlavor | undefined): (string | null)[] {
+  const verbs: (string | null)[] = [];
+  for (const statement of statements) {
+    const start = skipBlank(statement, 0);
+    if (start === statement.length) continue;
+    // -1: an executable comment (statementVerb reads into it) or one that never closes.
+    verbs.push(statementVerb(start < 0 ? statement : statement.slice(start), server));
+  }
+  return verbs;
 }
 
 /** MySQL 5.7 syntax MariaDB may not know: MariaDB skips `/*!50700` … `/*!99999`, but not `/*M!`. */

@@ -26,6 +26,7 @@
  * alone.
  */
 import type { ServerFlavor } from './classify.ts';
+import { isSqlSpace } from './lex.ts';
 import { TokenReader, type Token } from './tokens.ts';
 
 /** Replace `remove` characters at `at` with `insert` (pure ASCII). */
@@ -40,6 +41,8 @@ export interface DefinerOptions {
   readonly multiStatements?: boolean;
   /** The upstream, for versioned comments (`/*!100500 …*\/`); MariaDB 10.4+ when not given. */
   readonly server?: ServerFlavor;
+  /** The text is the whole statement, not a decoded prefix of it: its last word is whole too. */
+  readonly wholeText?: boolean;
 }
 
 export const ROLE_DEFINER = 'DEFINER=CURRENT_ROLE';
@@ -54,7 +57,7 @@ const SIMPLE = new Set([
   'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'DO', 'CALL', 'PREPARE', 'EXECUTE', 'DEALLOCATE', 'WITH', 'VALUES',
   'TABLE', 'HANDLER', 'LOAD', 'KILL',
 ]);
-const LEADING = new Set([...SIMPLE, 'CREATE', 'ALTER', 'SET']);
+const LEADING = new Set([...SIMPLE, 'CREATE', 'ALTER', 'SET', 'BEGIN']);
 /** Objects with a definer; the last four have a body that may hold ';'. */
 const STORED = new Set(['VIEW', 'TRIGGER', 'EVENT', 'PROCEDURE', 'FUNCTION', 'AGGREGATE', 'PACKAGE']);
 const CREATE_PLAIN = ['TABLE', 'TEMPORARY', 'DATABASE', 'SCHEMA', 'INDEX', 'UNIQUE', 'FULLTEXT', 'SPATIAL', 'USER', 'ROLE', 'SEQUENCE', 'SERVER'];
@@ -72,12 +75,40 @@ const MAY_DEFINE = /create|alter/i;
  * text order; none when there is nothing to change or it cannot be done with certainty.
  */
 export function definerEdits(sql: string, options: DefinerOptions = {}): readonly TextEdit[] {
-  if (typeof sql !== 'string' || !MAY_DEFINE.test(sql)) return NONE;
+  return statementPlan(sql, options).edits;
+}
+
+/** A statement after the first of a multi-statement text: where MariaDB's text for it begins. */
+export interface StatementStart {
+  /** Just past the whitespace after the ';' before it (MariaDB strips that whitespace). */
+  readonly at: number;
+  /** Its first word (past any comments), upper case; null when it starts otherwise (a parenthesis, say). */
+  readonly verb: string | null;
+}
+
+export interface StatementPlan {
+  readonly edits: readonly TextEdit[];
+  /**
+   * With CLIENT_MULTI_STATEMENTS, where each statement after the first begins, as far as the
+   * text is read with certainty (the same reading as the edits): every character before is
+   * ASCII, and no statement before has a body that may hold ';'.
+   */
+  readonly starts: readonly StatementStart[];
+}
+
+const NO_PLAN: StatementPlan = Object.freeze({ edits: NONE, starts: Object.freeze([]) });
+
+/** definerEdits, and the statement starts read on the way. */
+export function statementPlan(sql: string, options: DefinerOptions = {}): StatementPlan {
+  if (typeof sql !== 'string') return NO_PLAN;
+  const define = MAY_DEFINE.test(sql);
+  if (!define && !(options.multiStatements === true && sql.includes(';'))) return NO_PLAN;
   const escaped = readEdits(sql, true, options);
-  if (!escaped.backslashInQuote) return escaped.edits;
+  if (!escaped.backslashInQuote) return escaped;
   // Where quotes end depends on NO_BACKSLASH_ESCAPES: both readings must agree.
   const plain = readEdits(sql, false, options);
-  return sameEdits(escaped.edits, plain.edits) ? escaped.edits : NONE;
+  const starts = sameStarts(escaped.starts, plain.starts) ? escaped.starts : commonStarts(escaped.starts, plain.starts);
+  return { edits: sameEdits(escaped.edits, plain.edits) ? escaped.edits : NONE, starts };
 }
 
 /** `sql` with `edits` (from definerEdits, in text order) applied. */
@@ -91,15 +122,22 @@ export function applyTextEdits(sql: string, edits: readonly TextEdit[]): string 
   return out + sql.slice(from);
 }
 
-function readEdits(sql: string, backslashEscapes: boolean, options: DefinerOptions): { edits: readonly TextEdit[]; backslashInQuote: boolean } {
-  const r = new TokenReader(sql, backslashEscapes, options.server);
+function readEdits(sql: string, backslashEscapes: boolean, options: DefinerOptions): StatementPlan & { backslashInQuote: boolean } {
+  const r = new TokenReader(sql, backslashEscapes, options.server, { whole: options.wholeText === true });
   const edits: TextEdit[] = [];
+  const starts: StatementStart[] = [];
   let first = r.next();
   while (first !== null && first.kind !== 'end') {
     if (!statement(r, first, edits) || options.multiStatements !== true) break;
+    // statement() stopped just past the ';'.
+    let at = r.lastEnd;
     first = r.next();
+    // An empty statement (';;') is MariaDB's to judge, untouched.
+    if (first === null || first.kind === 'end' || r.isPunct(first, ';')) break;
+    while (at < first.start && isSqlSpace(sql.charCodeAt(at))) at++;
+    starts.push({ at, verb: first.kind === 'word' ? sql.slice(first.start, first.end).toUpperCase() : null });
   }
-  return { edits: edits.length === 0 ? NONE : edits, backslashInQuote: r.backslashInQuote };
+  return { edits: edits.length === 0 ? NONE : edits, starts, backslashInQuote: r.backslashInQuote };
 }
 
 /**
@@ -116,6 +154,9 @@ function statement(r: TokenReader, first: Token, edits: TextEdit[]): boolean {
         return create(r, t, edits);
       case 'ALTER':
         return alter(r, t, edits);
+      case 'BEGIN':
+        // BEGIN [WORK] starts a transaction; BEGIN [NOT ATOMIC] … END is a compound statement.
+        return (r.isPunct(r.peek(), ';') || r.isWord(r.peek(), 'WORK')) && skipToEnd(r);
       case 'SET': {
         if (!r.isWord(r.peek(), 'STATEMENT')) return skipToEnd(r);
         r.next();
@@ -278,6 +319,17 @@ function afterFor(r: TokenReader): Token | null {
     else if (r.isPunct(t, ')') && --depth < 0) return null;
     else if (depth === 0 && r.isWord(t, 'FOR')) return r.next();
   }
+}
+
+function sameStarts(a: readonly StatementStart[], b: readonly StatementStart[]): boolean {
+  return a.length === b.length && a.every((start, k) => start.at === b[k]!.at);
+}
+
+/** The starts both readings agree on, up to the first where they part. */
+function commonStarts(a: readonly StatementStart[], b: readonly StatementStart[]): readonly StatementStart[] {
+  let k = 0;
+  while (k < a.length && k < b.length && a[k]!.at === b[k]!.at) k++;
+  return a.slice(0, k);
 }
 
 function sameEdits(a: readonly TextEdit[], b: readonly TextEdit[]): boolean {

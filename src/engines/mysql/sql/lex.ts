@@ -45,6 +45,16 @@ export function isDashComment(sql: string, i: number): boolean {
   return c <= 0x20 || c === 0x7f;
 }
 
+/**
+ * Index of `char` in `sql` within [from, to), or -1. Bounded, unlike indexOf, which would look
+ * on to the end of the text: asked once per quote, that would make reading quadratic.
+ */
+export function indexBetween(sql: string, char: string, from: number, to: number): number {
+  if (to <= from) return -1;
+  const at = sql.slice(from, to).indexOf(char);
+  return at === -1 ? -1 : from + at;
+}
+
 /** Length of the executable-comment opener at i ('/*!' or '/*M!'), or 0. */
 export function executableOpener(sql: string, i: number): number {
   if (sql.charCodeAt(i) !== SLASH || sql.charCodeAt(i + 1) !== STAR) return 0;

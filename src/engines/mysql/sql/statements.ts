@@ -3,7 +3,7 @@
  * small token readers the statement parsers here share. Splitting follows quotes and
  * comments as lex.ts does.
  */
-import { executableOpener, isDashComment, isSqlSpace } from './lex.ts';
+import { executableOpener, indexBetween, isDashComment, isSqlSpace } from './lex.ts';
 
 /**
  * The text of each top-level statement, without its ';', as MariaDB would cut it when '\'
@@ -49,13 +49,27 @@ export function splitStatements(sql: string, backslashEscapes: boolean): string[
   return out;
 }
 
-/** Index just past the quote that starts at `i`, or -1 when it never closes. */
+/**
+ * Index just past the quote that starts at `i`, or -1 when it never closes. Jumps from quote
+ * to quote (and backslash to backslash) natively: a string may be megabytes long.
+ */
 export function quoteEnd(sql: string, i: number, backslashEscapes: boolean): number {
-  const q = sql.charCodeAt(i);
+  const q = sql[i]!;
   let j = i + 1;
+  for (;;) {
+    const close = sql.indexOf(q, j);
+    if (close === -1) return -1;
+    if (backslashEscapes && indexBetween(sql, '\\', j, close) !== -1) return quoteEndByChar(sql, j, q.charCodeAt(0));
+    if (sql[close + 1] !== q) return close + 1;
+    j = close + 2;
+  }
+}
+
+/** quoteEnd from `j` on where '\' escapes, character by character: linear however many '\' there are. */
+function quoteEndByChar(sql: string, j: number, q: number): number {
   while (j < sql.length) {
     const d = sql.charCodeAt(j);
-    if (d === 0x5c /* \ */ && backslashEscapes) {
+    if (d === 0x5c /* \ */) {
       j += 2;
     } else if (d === q) {
       if (sql.charCodeAt(j + 1) !== q) return j + 1;

@@ -23,7 +23,7 @@ import { HEADER_BYTES, type Frame } from '../codec/framer.ts';
  */
 export function spliceTag(frame: Frame, commentHead: string, newTrace: string | null): Buffer | null {
   const payload = frame.payload;
-  const comment = commentHead + (newTrace === null ? '*/ ' : `,traceparent='00-${newTrace}-${newSpanId()}-01'*/ `);
+  const comment = tagComment(commentHead, newTrace);
   const length = payload.length + comment.length;
   if (length >= MAX_PACKET_PAYLOAD) return null;
   let cut = 1;
@@ -35,6 +35,11 @@ export function spliceTag(frame: Frame, commentHead: string, newTrace: string | 
   out.write(comment, HEADER_BYTES + cut, 'latin1');
   payload.copy(out, HEADER_BYTES + cut + comment.length, cut);
   return out;
+}
+
+/** The tag: `commentHead`, a traceparent naming `trace` (with a span of its own) when given, and a space. */
+export function tagComment(commentHead: string, trace: string | null): string {
+  return commentHead + (trace === null ? '*/ ' : `,traceparent='00-${trace}-${newSpanId()}-01'*/ `);
 }
 
 /** my_isspace in every charset a client can use (all are ASCII-compatible): space, \t … \r. */

@@ -14,9 +14,21 @@
  * Whether '\' escapes inside quotes depends on sql_mode, which a proxy cannot see: the
  * reader follows the reading it is given and reports that a backslash was seen, so the
  * caller can read again the other way and compare.
+ *
+ * A lenient reader (`{ lenient: true }`) is for callers that must see every word MariaDB
+ * could run rather than know an offset for certain: it reads on where the strict one stops.
+ * Characters outside ASCII are parts of strings, and outside quotes they separate words
+ * (latin1 and other single-byte charsets have whitespace there, 0xA0: a keyword next to one
+ * is a keyword to MariaDB; reading every such character as a separator can only find more
+ * keywords, never fewer). A word, quote or comment may
+ * reach the end of the text (which is then the whole statement), and comments follow
+ * sql_lex.cc: a plain comment inside an executable one is skipped to its first `*\/`, a
+ * versioned comment that does not run may hold one comment of its own, a line comment runs
+ * to the end of its line wherever it is, and `/*m!` is a plain comment. It gives null only
+ * for a versioned comment whose running depends on a server version not given.
  */
 import { executableRuns, type ServerFlavor } from './classify.ts';
-import { executableOpener, isDashComment, isSqlSpace } from './lex.ts';
+import { executableOpener, indexBetween, isDashComment, isSqlSpace } from './lex.ts';
 
 export type TokenKind =
   /** An unquoted word: keyword, identifier or number ([A-Za-z0-9_$]). */
@@ -39,6 +51,19 @@ export interface Token {
   readonly executable: boolean;
 }
 
+/** How a reader reads; the default is the strict reader. */
+export interface ReadingOptions {
+  readonly lenient?: boolean;
+  /** The text is the whole statement, not a prefix: a word may reach its end (lenient readers assume so). */
+  readonly whole?: boolean;
+  /**
+   * Whether '\' escapes inside "…" (lenient readers only; default: as in '…'). Under
+   * ANSI_QUOTES "…" is an identifier, where '\' never escapes, while '…' still follows
+   * NO_BACKSLASH_ESCAPES: a third way to read the same text.
+   */
+  readonly doubleQuoteEscapes?: boolean;
+}
+
 const SLASH = 0x2f;
 const STAR = 0x2a;
 const BACKSLASH = 0x5c;
@@ -50,12 +75,23 @@ export class TokenReader {
   private peeked: Token | null | undefined = undefined;
   /** A '\' appeared inside a '…' or "…" literal read so far. */
   backslashInQuote = false;
+  /** Where the last token `next()` gave ends. */
+  lastEnd = 0;
+
+  private readonly lenient: boolean;
+  private readonly whole: boolean;
+  private readonly doubleQuoteEscapes: boolean;
 
   constructor(
     readonly sql: string,
     private readonly backslashEscapes: boolean,
     private readonly server?: ServerFlavor,
-  ) {}
+    options: ReadingOptions = {},
+  ) {
+    this.lenient = options.lenient === true;
+    this.whole = this.lenient || options.whole === true;
+    this.doubleQuoteEscapes = options.doubleQuoteEscapes ?? backslashEscapes;
+  }
 
   /** The next token without consuming it. */
   peek(): Token | null {
@@ -66,7 +102,10 @@ export class TokenReader {
   next(): Token | null {
     const token = this.peek();
     // null is final: once unsure, the reader stays unsure.
-    if (token !== null) this.peeked = undefined;
+    if (token !== null) {
+      this.peeked = undefined;
+      this.lastEnd = token.end;
+    }
     return token;
   }
 
@@ -95,19 +134,24 @@ export class TokenReader {
     const sql = this.sql;
     const n = sql.length;
     for (;;) {
-      if (this.i >= n) return this.inExecutable ? null : { kind: 'end', start: n, end: n, executable: false };
+      if (this.i >= n) return this.inExecutable && !this.lenient ? null : { kind: 'end', start: n, end: n, executable: false };
       const i = this.i;
       const c = sql.charCodeAt(i);
-      if (c === 0 || c >= 0x80) return null;
+      if (c === 0 || c >= 0x80) {
+        if (!this.lenient) return null;
+        if (c >= 0x80) {
+          this.i++;
+          continue;
+        }
+      }
       if (isSqlSpace(c)) {
         this.i++;
         continue;
       }
       if (c === 0x23 /* # */ || isDashComment(sql, i)) {
-        if (this.inExecutable) return null;
         const nl = sql.indexOf('\n', i);
         const end = nl === -1 ? n : nl + 1;
-        if (!ascii(sql, i, end)) return null;
+        if (!this.lenient && (this.inExecutable || !ascii(sql, i, end))) return null;
         this.i = end;
         continue;
       }
@@ -129,7 +173,7 @@ export class TokenReader {
       if (isWordChar(c)) {
         let j = i + 1;
         while (j < n && isWordChar(sql.charCodeAt(j))) j++;
-        if (j === n) return null;
+        if (j === n && !this.whole) return null;
         this.i = j;
         return { kind: 'word', start: i, end: j, executable: this.inExecutable };
       }
@@ -140,6 +184,7 @@ export class TokenReader {
 
   /** Past the comment opening at i; false when unsure. */
   private skipComment(i: number): boolean {
+    if (this.lenient) return this.skipCommentLeniently(i);
     const sql = this.sql;
     if (this.inExecutable) return false;
     const opener = executableOpener(sql, i);
@@ -165,8 +210,35 @@ export class TokenReader {
     return true;
   }
 
+  /**
+   * As sql_lex.cc (MY_LEX_LONG_COMMENT): inside an executable comment or not, a plain comment
+   * ends at its first `*\/` and leaves the reader where it was; an executable one that runs
+   * makes what follows code up to the next `*\/`; one that does not is skipped with one level
+   * of comments inside. A comment that never closes ends the text.
+   */
+  private skipCommentLeniently(i: number): boolean {
+    const sql = this.sql;
+    const opener = executableOpener(sql, i);
+    let end: number;
+    if (opener === 0) {
+      end = commentEnd(sql, i + 2, false);
+    } else {
+      const { runs, versionDigits } = executableRuns(sql, i + opener, opener === 4, this.server);
+      if (runs === null) return false;
+      if (runs) {
+        this.inExecutable = true;
+        this.i = i + opener + versionDigits;
+        return true;
+      }
+      end = commentEnd(sql, i + opener, true);
+    }
+    this.i = end === -1 ? sql.length : end;
+    return true;
+  }
+
   /** Index just past the quote closing the one at i, or -1. */
   private quoteEnd(i: number, quote: number): number {
+    if (this.lenient) return this.quoteEndLeniently(i, quote);
     const sql = this.sql;
     const n = sql.length;
     let j = i + 1;
@@ -194,6 +266,68 @@ export class TokenReader {
       j++;
     }
     return -1;
+  }
+
+  /**
+   * As quoteEnd, for any character, jumping from quote to quote (and backslash to backslash)
+   * natively: a lenient reader may meet strings of megabytes. An unterminated quote runs to
+   * the end of the text.
+   */
+  private quoteEndLeniently(i: number, quote: number): number {
+    const sql = this.sql;
+    const q = quote === 0x27 ? "'" : quote === 0x22 ? '"' : '`';
+    const escapes = quote !== BACKTICK && (quote === 0x22 ? this.doubleQuoteEscapes : this.backslashEscapes);
+    let j = i + 1;
+    for (;;) {
+      const close = sql.indexOf(q, j);
+      const backslash = quote === BACKTICK ? -1 : indexBetween(sql, '\\', j, close === -1 ? sql.length : close);
+      if (backslash !== -1) {
+        this.backslashInQuote = true;
+        // From the first backslash on, character by character: still linear, however many follow.
+        if (escapes) return escapedQuoteEnd(sql, backslash, quote);
+      }
+      if (close === -1) return sql.length;
+      if (sql.charCodeAt(close + 1) === quote) {
+        j = close + 2;
+        continue;
+      }
+      return close + 1;
+    }
+  }
+}
+
+/** Index just past the quote `quote` closing a quoted text from `j` on, where '\' escapes; its end when none does. */
+function escapedQuoteEnd(sql: string, j: number, quote: number): number {
+  const n = sql.length;
+  while (j < n) {
+    const d = sql.charCodeAt(j);
+    if (d === BACKSLASH) {
+      j += 2;
+    } else if (d === quote) {
+      if (sql.charCodeAt(j + 1) !== quote) return j + 1;
+      j += 2;
+    } else {
+      j++;
+    }
+  }
+  return n;
+}
+
+/**
+ * Index just past the `*\/` ending the comment whose content starts at `from`, or -1 when it
+ * never closes; `nested`: a `/*` inside opens one comment of its own (sql_lex.cc
+ * consume_comment with one recursion).
+ */
+function commentEnd(sql: string, from: number, nested: boolean): number {
+  let j = from;
+  for (;;) {
+    const close = sql.indexOf('*/', j);
+    if (!nested) return close === -1 ? -1 : close + 2;
+    const open = sql.indexOf('/*', j);
+    if (open === -1 || (close !== -1 && close < open)) return close === -1 ? -1 : close + 2;
+    const inner = commentEnd(sql, open + 2, false);
+    if (inner === -1) return -1;
+    j = inner;
   }
 }
 

@@ -16,6 +16,12 @@ describe('redactSecrets', () => {
     it(`redacts: ${sql.slice(0, 40)}`, () => assert.equal(redactSecrets(sql), expected));
   }
 
+  it('redacts a literal cut short by the end of a recorded prefix', () => {
+    assert.equal(redactSecrets("ALTER USER u IDENTIFIED BY 'hunt"), `ALTER USER u IDENTIFIED BY ${REDACTED}`);
+    assert.equal(redactSecrets("SET PASSWORD = PASSWORD(\"it's"), `SET PASSWORD = PASSWORD(${REDACTED}`);
+    assert.equal(redactSecrets("ALTER USER u IDENTIFIED BY 'x\\"), `ALTER USER u IDENTIFIED BY ${REDACTED}`);
+  });
+
   it('leaves ordinary statements untouched (and unallocated)', () => {
     const sql = "SELECT * FROM orders WHERE item = 'apple'";
     assert.equal(redactSecrets(sql), sql);
