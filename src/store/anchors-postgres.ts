@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { mgError } from '../errors/index.ts';
-import { storeError, type Target } from './postgres.ts';
+import { postgresTarget, storeError, type Target } from './postgres.ts';
 import type { AuditAnchor, AuditAnchorInput, AuditAnchorStore } from './anchors.ts';
 
 export interface PostgresAnchorStoreOptions {
@@ -120,21 +120,7 @@ export async function openPostgresAnchorStore(options: PostgresAnchorStoreOption
     throw mgError('MG_CONFIG_INVALID', `the PostgreSQL schema name "${schema}" is not allowed; use lower-case letters, digits and underscores (at most 63, not starting with a digit)`);
   }
   const statementTimeoutMs = options.statementTimeoutMs ?? 5_000;
-  let parsed: pg.Client;
-  try {
-    parsed = new pg.Client({ connectionString: options.connectionString });
-  } catch {
-    throw mgError('MG_CONFIG_INVALID', 'the PostgreSQL connection string cannot be parsed; use the form postgres://user:password@host:port/database');
-  }
-  const target: Target = {
-    host: parsed.host,
-    port: parsed.port,
-    database: parsed.database ?? parsed.user ?? '(default)',
-    user: parsed.user ?? '(default)',
-    password: typeof parsed.password === 'string' ? parsed.password : '',
-    schema,
-    statementTimeoutMs,
-  };
+  const target = postgresTarget(options.connectionString, schema, statementTimeoutMs);
   // Anchors are written a few times a minute: two connections are plenty.
   const pool = new pg.Pool({
     connectionString: options.connectionString,

@@ -308,22 +308,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   }
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-  let parsed: pg.Client;
-  try {
-    parsed = new pg.Client({ connectionString: options.connectionString });
-  } catch {
-    // The parser's error can quote the string, password included: it is deliberately not kept.
-    throw mgError('MG_CONFIG_INVALID', 'the PostgreSQL connection string cannot be parsed; use the form postgres://user:password@host:port/database');
-  }
-  const target: Target = {
-    host: parsed.host,
-    port: parsed.port,
-    database: parsed.database ?? parsed.user ?? '(default)',
-    user: parsed.user ?? '(default)',
-    password: typeof parsed.password === 'string' ? parsed.password : '',
-    schema,
-    statementTimeoutMs,
-  };
+  const target = postgresTarget(options.connectionString, schema, statementTimeoutMs);
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     connectionTimeoutMillis: connectTimeoutMs,
@@ -343,4 +328,24 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     throw storeError(target, error);
   }
   return new PostgresStore(pool, target, options.owner ?? `${hostname()}/${process.pid}`, options.now ?? Date.now);
+}
+
+/** Where a connection string points, for error messages; refuses one pg cannot parse. */
+export function postgresTarget(connectionString: string, schema: string, statementTimeoutMs: number): Target {
+  let parsed: pg.Client;
+  try {
+    parsed = new pg.Client({ connectionString });
+  } catch {
+    // The parser's error can quote the string, password included: it is deliberately not kept.
+    throw mgError('MG_CONFIG_INVALID', 'the PostgreSQL connection string cannot be parsed; use the form postgres://user:password@host:port/database');
+  }
+  return {
+    host: parsed.host,
+    port: parsed.port,
+    database: parsed.database ?? parsed.user ?? '(default)',
+    user: parsed.user ?? '(default)',
+    password: typeof parsed.password === 'string' ? parsed.password : '',
+    schema,
+    statementTimeoutMs,
+  };
 }
