@@ -103,10 +103,12 @@ export function accountChangeInBytes(statement: Buffer, decoded: string, decoded
 
 /** The pieces of MAY_CHANGE_ACCOUNT for the bytes of a long statement, each searched the fastest way. */
 const KEYWORDS = /(?<![a-z_$])(?:grant|revoke|password|user|role|binlog|authorization)(?![a-z0-9_$])/i;
-const ADJACENT_LITERALS = /['"]\s*(?:['"]|\/\*|--|#)/;
 const BINARY_LITERAL = /^(?:0x[0-9a-f]{20}|x'[0-9a-f]{20}|0b[01]{80}|b'[01]{80})/i;
-/** The quoted part of X'…' / B'…' (checked for its letter when found: a pattern starting at x is slow on text of x's). */
-const QUOTED_DIGITS = /'[0-9a-f]{20}/gi;
+/**
+ * At a quote: adjacent literals, or what may be the quoted part of X'…' / B'…' (its letter is
+ * checked when found: a pattern starting at x is slow on a text of x's).
+ */
+const AT_QUOTE = /['"](?:\s*(?:['"]|\/\*|--|#)|[0-9a-f]{20})/gi;
 
 /** MAY_CHANGE_ACCOUNT over `bytes` from `from` on: some ten milliseconds per 16 MiB. */
 function mayChangeAccountPast(bytes: Buffer, from: number): boolean {
@@ -116,14 +118,18 @@ function mayChangeAccountPast(bytes: Buffer, from: number): boolean {
       if (BINARY_LITERAL.test(bytes.toString('latin1', at, at + 82))) return true;
     }
   }
-  return matchesInChunks(bytes, from, [KEYWORDS, ADJACENT_LITERALS, quotedBinaryLiteral]);
+  return matchesInChunks(bytes, from, [KEYWORDS, atQuote]);
 }
 
-function quotedBinaryLiteral(chunk: string): boolean {
-  QUOTED_DIGITS.lastIndex = 0;
-  for (let m = QUOTED_DIGITS.exec(chunk); m !== null; m = QUOTED_DIGITS.exec(chunk)) {
+function atQuote(chunk: string): boolean {
+  if (!chunk.includes("'") && !chunk.includes('"')) return false;
+  AT_QUOTE.lastIndex = 0;
+  for (let m = AT_QUOTE.exec(chunk); m !== null; m = AT_QUOTE.exec(chunk)) {
+    const after = m[0].charCodeAt(1);
+    // Not hex digits: two literals side by side.
+    if (!((after >= 0x30 && after <= 0x39) || ((after | 0x20) >= 0x61 && (after | 0x20) <= 0x66))) return true;
     if (m.index > 0 && BINARY_LITERAL.test(chunk.slice(m.index - 1, m.index + 81))) return true;
-    QUOTED_DIGITS.lastIndex = m.index + 1;
+    AT_QUOTE.lastIndex = m.index + 1;
   }
   return false;
 }

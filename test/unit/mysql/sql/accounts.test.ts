@@ -141,6 +141,15 @@ describe('accountChangeInBytes: statements past the decoded prefix', () => {
     assert.deepEqual(check(straddling), { statement: 'GRANT', inLiteral: false });
     assert.equal(check(`SELECT 1 ${comment}; SELECT 2`), null);
   });
+
+  it('finds, past the prefix, what only a literal spells: hex, adjacent literals, escapes', () => {
+    const comment = `/*${'x'.repeat(70 * 1024)}*/`;
+    assert.deepEqual(check(`SELECT 1 ${comment}, X'${hex('GRANT ALL ON *.* TO me')}'`), { statement: 'GRANT', inLiteral: true });
+    assert.deepEqual(check(`SELECT 1 ${comment}; PREPARE s FROM 0x${hex('DROP USER me')}`), { statement: 'DROP USER', inLiteral: true });
+    assert.deepEqual(check(`SELECT 1 ${comment}; EXECUTE IMMEDIATE 'GR' /* */ 'ANT ALL ON *.* TO me'`), { statement: 'GRANT', inLiteral: true });
+    assert.deepEqual(check(`SELECT 1 ${comment}; EXECUTE IMMEDIATE 'G\\RANT ALL ON *.* TO me'`), { statement: 'GRANT', inLiteral: true });
+    assert.equal(check(`SELECT LENGTH('${'x'.repeat(80 * 1024)}') AS n`), null);
+  });
 });
 
 /** Keywords in any case, as a client may write them. */
