@@ -194,7 +194,7 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
   let previous: string | null = null;
   let beforePrevious: string | null = null;
   // After '.' or '@' a word names something (t.user, @password): it is no keyword.
-  let qualified = false;
+  let qualifiedAt = -1;
   const startStatement = () => {
     atStart = true;
     head = second = null;
@@ -212,7 +212,7 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
       shape.feed(r, t, null);
       // Adjacent literals are one: 'GR' 'ANT' is 'GRANT'.
       pending = (pending ?? '') + literal;
-      atStart = qualified = false;
+      atStart = false;
       previous = beforePrevious = null;
       continue;
     }
@@ -221,9 +221,11 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
       pending = null;
     }
     // '?' for a word no rule names (one letter, more than 16, or not starting with one): no copy made.
+    // Right after '.' or '@' (nothing between, as sql_lex.cc reads it) a word names something.
+    const qualified = t.start === qualifiedAt;
     const word = t.kind !== 'word' || qualified ? null : t.end - t.start < 2 || t.end - t.start > 16 || !isLetter(sql.charCodeAt(t.start)) ? '?' : sql.slice(t.start, t.end).toUpperCase();
     shape.feed(r, t, word);
-    qualified = r.isPunct(t, '.') || r.isPunct(t, '@');
+    qualifiedAt = r.isPunct(t, '.') || r.isPunct(t, '@') ? t.end : -1;
     if (word === null) {
       if (r.isPunct(t, ';')) {
         startStatement();

@@ -45,6 +45,9 @@ describe('accountChange: statements that change an account', () => {
     ['CASE WHEN 1 THEN CREATE USER bob; END CASE', 'CREATE USER'],
     ["lbl: LOOP SET @a = 1, PASSWORD = PASSWORD('x'); END LOOP", 'SET PASSWORD'],
     ["UPDATE t SET a = 1; SET PASSWORD = PASSWORD('x')", 'SET PASSWORD'],
+    // A word right after '.' or '@' names something; one after whitespace is a keyword again.
+    ['SELECT 1.; GRANT ALL ON *.* TO bob', 'GRANT'],
+    ['SELECT a. GRANT ALL ON *.* TO bob', 'GRANT'],
     ["CREATE TRIGGER t BEFORE UPDATE ON x FOR EACH ROW SET PASSWORD = 'x'", 'SET PASSWORD'],
     // The quotes under NO_BACKSLASH_ESCAPES and under ANSI_QUOTES.
     ["SELECT '\\'; GRANT ALL ON *.* TO bob; -- '", 'GRANT'],
