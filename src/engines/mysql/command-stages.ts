@@ -35,12 +35,12 @@ import {
   sessionEffects,
   sqlcommenterComment,
   statementVerb,
-  type AccountChange,
   type ServerFlavor,
   type SessionEffects,
 } from './sql/index.ts';
 import { upstreamBytes } from './statement-edits.ts';
-import { statementRecord, StatementText, type StatementRecord } from './statement-text.ts';
+import { accountRefusal } from './statement-refusals.ts';
+import { recordLater, StatementText, type StatementRecord } from './statement-text.ts';
 
 export interface SessionGrant {
   readonly request: LoginRequest;
@@ -117,9 +117,6 @@ const MULTI_STATEMENTS_OFF = 1;
  * Commands too routine to audit one by one (they carry no SQL, read and change no data).
  * COM_STMT_FETCH is not among them: the rows a cursor returns are read by fetches.
  */
-/** audit.statementBytes when the context does not say. */
-const DEFAULT_STATEMENT_BYTES = 64 * 1024;
-
 const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.SET_OPTION, Command.STATISTICS]);
 
 export class CommandStages implements SessionCommands {
@@ -257,7 +254,7 @@ export class CommandStages implements SessionCommands {
     const unavailable = audited ? this.ctx.audit.refusal() : null;
     if (unavailable !== null) return this.refuse(unavailable, command.name, command.text, sql);
     let text = command.text;
-    let record = sql === null ? null : this.recordOf(sql);
+    let record = sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server);
     let traceId = '';
     let bytes = frame.raw;
     const id = command.statementId;
@@ -385,19 +382,8 @@ export class CommandStages implements SessionCommands {
 
   private refuse(error: MeshgateError, command: string, text: string | null, sql: StatementText | null = null): Route {
     const verb = text === null || command === 'init_db' ? null : statementVerb(text);
-    this.record(command, text, verb, newTraceId(), 'deny', null, 0, error, sql === null ? null : this.recordOf(sql)());
+    this.record(command, text, verb, newTraceId(), 'deny', null, 0, error, sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server)());
     return { kind: 'answer', error };
-  }
-
-  /** The audit's record of a statement: made now when short, when first asked for (after the answer) when long. */
-  private recordOf(sql: StatementText): () => StatementRecord {
-    const prefixBytes = this.ctx.auditStatementBytes ?? DEFAULT_STATEMENT_BYTES;
-    if (sql.isWhole) {
-      const record = statementRecord(sql, prefixBytes, this.server);
-      return () => record;
-    }
-    let record: StatementRecord | null = null;
-    return () => (record ??= statementRecord(sql, prefixBytes, this.server));
   }
 
   private record(
@@ -429,14 +415,4 @@ export class CommandStages implements SessionCommands {
       error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
     });
   }
-}
-
-/** MG_ACCOUNT_CHANGE_REFUSED, saying what was found and what to do instead. */
-function accountRefusal(change: AccountChange): MeshgateError {
-  const found =
-    change.statement === 'UNREADABLE'
-      ? 'meshgate cannot tell whether this text changes a MariaDB account (its literals nest too deep to read)'
-      : `this text would run ${change.statement}${change.inLiteral ? ' (spelled in a string or hex literal, which PREPARE or EXECUTE IMMEDIATE runs)' : ''}, which changes a MariaDB account or its privileges`;
-  const data = change.inLiteral ? '; text that is data belongs in a prepared statement parameter' : '';
-  return mgError('MG_ACCOUNT_CHANGE_REFUSED', `${found}; accounts and privileges are managed by meshgate and its operator, not through meshgate: ask the operator for the access you need${data}`);
 }

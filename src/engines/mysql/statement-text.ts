@@ -73,6 +73,22 @@ export function statementRecord(text: StatementText, prefixBytes: number, server
   return { text: redactSecrets(prefix), truncated, bytes: bytes.length, sha256: secret ? null : hash('sha256', bytes, 'hex'), verbs: verbsOf(text, server) };
 }
 
+/** audit.statementBytes when the context does not say. */
+const DEFAULT_STATEMENT_BYTES = 64 * 1024;
+
+/**
+ * The record of `text`, made now when the codec decoded all of it, and when first asked for
+ * (after the answer, off the command's path) when it is longer.
+ */
+export function recordLater(text: StatementText, prefixBytes = DEFAULT_STATEMENT_BYTES, server?: ServerFlavor): () => StatementRecord {
+  if (text.isWhole) {
+    const record = statementRecord(text, prefixBytes, server);
+    return () => record;
+  }
+  let record: StatementRecord | null = null;
+  return () => (record ??= statementRecord(text, prefixBytes, server));
+}
+
 /** How far past the codec's prefix to decode for the last statement's verb. */
 const VERB_WINDOW = 1024;
 

@@ -29,8 +29,10 @@
  * SQL built at run time from expressions (CONCAT, variables filled from tables) cannot be
  * seen in the text; other layers make a changed password useless and detected.
  */
+import { ShapeCheck } from './account-shape.ts';
 import { matchesInChunks } from './chunked.ts';
 import type { ServerFlavor } from './classify.ts';
+import { quotedValue, wordLiteral } from './literals.ts';
 import { TokenReader, type Token } from './tokens.ts';
 
 export interface AccountChange {
@@ -207,7 +209,8 @@ function scan(sql: string, reading: Reading, server: ServerFlavor | undefined): 
       shape.feed(r, t, null);
       return { found, shaped: shape.shaped, literals, backslash: r.backslashInQuote, unsure: t === null };
     }
-    const literal = t.kind === 'string' ? quotedValue(sql, t, reading) : t.kind === 'word' ? wordLiteral(sql, t, r) : null;
+    const escapes = sql[t.start] === '"' ? reading.doubleQuoteEscapes : reading.backslashEscapes;
+    const literal = t.kind === 'string' ? quotedValue(sql, t, escapes) : t.kind === 'word' ? wordLiteral(sql, t, r) : null;
     if (literal !== null) {
       shape.feed(r, t, null);
       // Adjacent literals are one: 'GR' 'ANT' is 'GRANT'.
@@ -295,93 +298,6 @@ function accountStatement(
   }
 }
 
-/**
- * Whether an account statement has the shape of one: GRANT … TO, REVOKE … FROM, SET PASSWORD
- * = | FOR, SET DEFAULT ROLE / SET SESSION AUTHORIZATION <name>, and CREATE/ALTER/DROP/RENAME
- * USER|ROLE [IF [NOT] EXISTS] <name> followed by the end, '@', ',', '(' or a user
- * specification's keyword. Only literals need it: in prose "then grant them access" or "create user
- * accounts for …" must pass. Prose shaped exactly like a statement ("grant admin to bob")
- * is refused.
- */
-class ShapeCheck {
-  shaped: string | null = null;
-  private candidate: string | null = null;
-  private awaiting: 'TO' | 'FROM' | 'name' | 'after-name' | null = null;
-
-  start(statement: string, r: TokenReader): void {
-    if (this.shaped !== null) return;
-    const next = r.peek();
-    switch (statement) {
-      case 'GRANT':
-      case 'REVOKE':
-        if (this.awaiting === null) this.await(statement, statement === 'GRANT' ? 'TO' : 'FROM');
-        return;
-      case 'SET PASSWORD':
-        if (r.isPunct(next, '=') || r.isPunct(next, ':') || r.isWord(next, 'FOR')) this.shaped = statement;
-        return;
-      case 'SET DEFAULT ROLE':
-      case 'SET SESSION AUTHORIZATION':
-        if (isName(next)) this.shaped = statement;
-        return;
-      case 'BINLOG':
-        this.shaped = statement;
-        return;
-      default:
-        if (this.awaiting === null) this.await(statement, 'name');
-    }
-  }
-
-  /** The next token (null word when it is none, null token at the end of the text). */
-  feed(r: TokenReader, t: Token | null, word: string | null): void {
-    if (this.awaiting === null || this.shaped !== null) return;
-    const end = t === null || t.kind === 'end' || r.isPunct(t, ';');
-    if (this.awaiting === 'TO' || this.awaiting === 'FROM') {
-      if (word === this.awaiting) this.shaped = this.candidate;
-      else if (end) this.awaiting = null;
-    } else if (this.awaiting === 'name') {
-      if (word === 'IF' || word === 'NOT' || word === 'EXISTS') return;
-      this.awaiting = isName(t) ? 'after-name' : null;
-    } else {
-      // '(' after CURRENT_USER.
-      if (end || r.isPunct(t, '@') || r.isPunct(t, ',') || r.isPunct(t, '(') || (word !== null && AFTER_NAME.has(word))) this.shaped = this.candidate;
-      this.awaiting = null;
-    }
-  }
-
-  private await(statement: string, what: NonNullable<ShapeCheck['awaiting']>): void {
-    this.candidate = statement;
-    this.awaiting = what;
-  }
-}
-
-/** What may follow an account's name in CREATE/ALTER/DROP/RENAME USER and CREATE/DROP ROLE. */
-const AFTER_NAME = new Set(['IDENTIFIED', 'TO', 'REQUIRE', 'WITH', 'ACCOUNT', 'PASSWORD', 'DEFAULT', 'RESOURCE']);
-
-function isName(t: Token | null): boolean {
-  return t !== null && (t.kind === 'word' || t.kind === 'quoted' || t.kind === 'string');
-}
-
-/** The value of a '…' or "…" literal as this reading unescapes it. */
-function quotedValue(sql: string, t: Token, reading: Reading): string {
-  const quote = sql[t.start]!;
-  const closed = t.end - t.start >= 2 && sql[t.end - 1] === quote;
-  const body = sql.slice(t.start + 1, closed ? t.end - 1 : t.end);
-  const escapes = quote === '"' ? reading.doubleQuoteEscapes : reading.backslashEscapes;
-  const doubled = quote + quote;
-  if (!escapes || !body.includes('\\')) return body.includes(doubled) ? body.replaceAll(doubled, quote) : body;
-  // By hand: a callback per escape would cost a million calls for a megabyte of them.
-  let out = '';
-  let from = 0;
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i]!;
-    if (c !== '\\' && !(c === quote && body[i + 1] === quote)) continue;
-    const next = body[i + 1] ?? '';
-    out += body.slice(from, i) + (c === quote ? quote : (ESCAPES[next] ?? next));
-    from = ++i + 1;
-  }
-  return out + body.slice(from);
-}
-
 /** The literal's text starts as a statement that could change an account: a word of SQL_HEADS, or a label. */
 function startsAsStatement(literal: string, server: ServerFlavor | undefined): boolean {
   // Most start with a plain word: read it without a reader.
@@ -401,40 +317,3 @@ function isLetter(c: number): boolean {
   return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 }
 
-/** What MariaDB makes of `\x` in a literal; any other `\x` is `x`. */
-const ESCAPES: Readonly<Record<string, string>> = { '0': '\0', b: '\b', n: '\n', r: '\r', t: '\t', Z: '\x1a', '%': '\\%', _: '\\_' };
-
-/**
- * The bytes (as latin1 text) of a hex or bit literal at `t` — `0x…`, `0b…`, or `X'…'` / `B'…'`
- * (whose quoted part it then consumes) — or null when `t` is none.
- */
-function wordLiteral(sql: string, t: Token, r: TokenReader): string | null {
-  const length = t.end - t.start;
-  const c = sql.charCodeAt(t.start) | 0x20;
-  if (length === 1 && (c === 0x78 /* x */ || c === 0x62 /* b */)) {
-    const next = r.peek();
-    if (next === null || next.kind !== 'string' || next.start !== t.end || sql[next.start] !== "'") return null;
-    r.next();
-    const digits = sql.slice(next.start + 1, next.end - 1);
-    return c === 0x78 ? hexText(digits) : bitText(digits);
-  }
-  if (length > 2 && sql.charCodeAt(t.start) === 0x30 /* 0 */) {
-    const kind = sql.charCodeAt(t.start + 1);
-    if (kind === 0x78 /* x */) return hexText(sql.slice(t.start + 2, t.end));
-    if (kind === 0x62 /* b */) return bitText(sql.slice(t.start + 2, t.end));
-  }
-  return null;
-}
-
-function hexText(digits: string): string | null {
-  if (!/^[0-9a-f]*$/i.test(digits)) return null;
-  return Buffer.from(digits.length % 2 === 0 ? digits : `0${digits}`, 'hex').toString('latin1');
-}
-
-function bitText(digits: string): string | null {
-  if (!/^[01]*$/.test(digits)) return null;
-  const padded = digits.padStart(Math.ceil(digits.length / 8) * 8, '0');
-  let out = '';
-  for (let i = 0; i < padded.length; i += 8) out += String.fromCharCode(parseInt(padded.slice(i, i + 8), 2));
-  return out;
-}
