@@ -284,7 +284,7 @@ export class CommandStages implements SessionCommands {
       traceId = this.executions.get(id!) ?? newTraceId();
     } else if (audited) {
       const admission = this.ctx.throttle.admit(this.statementAdmission);
-      if (!admission.admitted) return this.refuse(admission.error, command.name, text);
+      if (!admission.admitted) return this.refuse(admission.error, command.name, text, sql);
       admission.release();
       const carried = text === null ? null : extractTraceparent(text);
       traceId = carried?.traceId ?? newTraceId();
