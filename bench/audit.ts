@@ -43,6 +43,7 @@ function statement(n: number): StatementEvent {
     rule: 'bench',
     upstreamRole: 'bench_reader',
     upstreamConnectionId: 42,
+    outcome: 'completed',
     rowsReturned: 1,
     rowsAffected: 0,
     durationUs: 180,

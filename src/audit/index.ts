@@ -2,7 +2,7 @@
  * Audit: the recorder engines report facts to (the only place events are built), the event
  * model, the hash-chained JSONL sink, verify, and W3C trace context.
  */
-export { AuditRecorder, SessionRecorder, type AlertFacts, type CredentialFacts, type PeerAddress, type RpcFacts } from './recorder.ts';
+export { AuditRecorder, SessionRecorder, type AlertFacts, type ConnectionFacts, type CredentialFacts, type PeerAddress, type RpcFacts } from './recorder.ts';
 export type {
   AlertEvent,
   AuditError,
@@ -11,6 +11,7 @@ export type {
   AuditSink,
   ConnectionEvent,
   CredentialEvent,
+  Outcome,
   SessionEndEvent,
   StatementEvent,
 } from './types.ts';

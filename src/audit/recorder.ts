@@ -19,7 +19,7 @@ import type { Identity, TlsPeerFacts, XfccNote } from '../identity/index.ts';
 import { auditTime } from './clock.ts';
 import { credentialEvent, type CredentialFacts } from './credential.ts';
 import { auditIdentity } from './identity.ts';
-import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, RecoveredEvent, StatementEvent } from './types.ts';
+import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, Outcome, RecoveredEvent, StatementEvent } from './types.ts';
 
 type Engine = NonNullable<AuditEvent['engine']>;
 /** What engines report; `recovered` events are the sink's own. */
@@ -86,7 +86,8 @@ export interface StatementFacts {
   readonly rowsReturned: number;
   readonly rowsAffected: number;
   readonly durationUs: number;
-  /** meshgate's own refusal, or the upstream's error. */
+  readonly outcome: Outcome;
+  /** meshgate's own refusal, the upstream's error, or why the outcome is unknown. */
   readonly error: MeshgateError | UpstreamError | null;
 }
 
@@ -117,6 +118,7 @@ export interface RpcFacts {
   readonly documents: number;
   /** process.hrtime.bigint() when the call arrived. */
   readonly startedAt: bigint;
+  readonly outcome: Outcome;
 }
 
 export interface AlertFacts {
@@ -240,6 +242,7 @@ export class AuditRecorder {
       status: f.status,
       documents: f.documents,
       durationUs: Number((process.hrtime.bigint() - f.startedAt) / 1000n),
+      outcome: f.outcome,
       error,
     });
   }
@@ -309,6 +312,7 @@ export class SessionRecorder {
       rowsReturned: f.rowsReturned,
       rowsAffected: f.rowsAffected,
       durationUs: f.durationUs,
+      outcome: f.outcome,
       error: errorOf(f.error),
     };
     this.recorder.emit(event);

@@ -14,6 +14,14 @@ export interface AuditIdentity {
   readonly authMethod: string;
 }
 
+/**
+ * What became of an operation meshgate let through: `completed` (the upstream answered with
+ * success), `failed` (it answered with an error, or meshgate refused it and nothing was sent),
+ * `unknown` (sent upstream, and its answer was never seen: it may or may not have taken effect;
+ * the event's error says why).
+ */
+export type Outcome = 'completed' | 'failed' | 'unknown';
+
 export interface AuditError {
   /** MG_* code for meshgate's own refusals, or the upstream's numeric error code. */
   readonly code: string | number;
@@ -42,6 +50,11 @@ export interface ConnectionEvent extends EventBase {
   readonly upstreamRole: string | null;
   readonly upstreamConnectionId: number | null;
   readonly error: AuditError | null;
+  /**
+   * A summary of refusals not written one by one (a flood from one peer): `count` more like
+   * this one, from this peer address with this code, between `since` and `time`.
+   */
+  readonly repeats?: { readonly count: number; readonly since: string };
 }
 
 export interface StatementEvent extends EventBase {
@@ -75,6 +88,7 @@ export interface StatementEvent extends EventBase {
   readonly rowsReturned: number;
   readonly rowsAffected: number;
   readonly durationUs: number;
+  readonly outcome: Outcome;
   readonly error: AuditError | null;
 }
 
@@ -111,6 +125,7 @@ export interface RpcEvent extends EventBase {
   readonly status: number;
   readonly documents: number;
   readonly durationUs: number;
+  readonly outcome: Outcome;
   readonly error: AuditError | null;
 }
 

@@ -63,6 +63,13 @@ const sections = z.strictObject({
       .min(1024)
       .max(1024 * 1024 * 1024)
       .default(64 * 1024 * 1024),
+    /**
+     * `handshake`: from accept to a finished login (TLS included); a client that is slower is
+     * closed and the refusal audited. `drain`: how long a session whose client left (or that
+     * meshgate is shutting down) waits for MariaDB's answers to statements already sent, so
+     * their audit events say what MariaDB did; past it they are recorded as `unknown`.
+     */
+    timeouts: z.strictObject({ handshake: duration('10s'), drain: duration('10s') }).default({ handshake: '10s', drain: '10s' }),
   }).describe(LISTENER_TEXT).optional(),
   /**
    * meshgate's server certificate, presented on every port that speaks TLS: MySQL, Firestore
@@ -204,6 +211,16 @@ const sections = z.strictObject({
           description: 'where Firestore calls go: { google: {} } for Google, { emulator: 127.0.0.1:8080 } or { launchEmulator: {} } in development',
         }),
       maxMessageBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(16 * 1024 * 1024),
+      /**
+       * `handshake`: from accept to the client's HTTP/2 preface (TLS included). `request`: from a
+       * call's headers to its whole request (unary and server-streaming calls) or its first
+       * message (Write, Listen). `idle`: a connection without calls this long is closed (GOAWAY).
+       * `drain`: how long a call that writes waits for Firestore's answer after its caller left
+       * (or at shutdown); past it the call is recorded as `unknown`.
+       */
+      timeouts: z
+        .strictObject({ handshake: duration('10s'), request: duration('10s'), idle: duration('5m'), drain: duration('10s') })
+        .default({ handshake: '10s', request: '10s', idle: '5m', drain: '10s' }),
     })
     .optional(),
   /** The admin HTTP API: `creds issue` for CI, lease listing and revocation. Absent: off. */

@@ -67,6 +67,12 @@ export interface RawSession {
   readFetch(): Promise<Answer>;
   /** The one packet answering COM_STMT_RESET, COM_PING, … */
   readSingle(): Promise<Answer>;
+  /** The next packet's payload as it came (a LOCAL INFILE request, say). */
+  readPacket(): Promise<Buffer>;
+  /** Writes bytes as they are: packets the test framed itself (a file's content, with its sequence ids). */
+  write(bytes: Buffer): void;
+  /** Drops the connection at once, as a client that crashes or is killed. */
+  destroy(): void;
   close(): Promise<void>;
 }
 
@@ -77,11 +83,13 @@ export interface RawSessionOptions {
   readonly deprecateEof: boolean;
   /** How long to wait for any one packet before failing the test; default 5 s. */
   readonly packetTimeoutMs?: number;
+  /** Capabilities to claim beyond the usual ones (CLIENT_LOCAL_FILES, say). */
+  readonly extraCapabilities?: number;
 }
 
 /** Logs in to meshgate over TLS with the workload's certificate. */
 export async function openRawSession(options: RawSessionOptions): Promise<RawSession> {
-  const caps = (CAPS | (options.deprecateEof ? Capability.DEPRECATE_EOF : 0)) >>> 0;
+  const caps = (CAPS | (options.deprecateEof ? Capability.DEPRECATE_EOF : 0) | (options.extraCapabilities ?? 0)) >>> 0;
   const login = encodeHandshakeResponse({ capabilities: caps, mariadbCapabilities: 0, maxPacketSize: 1 << 24, charset: 45, username: 'raw', authResponse: Buffer.alloc(0), database: options.database, authPlugin: 'mysql_native_password', attributes: new Map() });
   const raw = netConnect({ host: '127.0.0.1', port: options.port });
   await once(raw, 'data');
@@ -203,6 +211,13 @@ export async function openRawSession(options: RawSessionOptions): Promise<RawSes
       const p = await next();
       if (p[0] === 0xff) return error(p);
       return { kind: 'ok', affectedRows: 0, status: p[0] === 0x00 ? okStatus(p) : 0 };
+    },
+    readPacket: next,
+    write(bytes) {
+      secure.write(bytes);
+    },
+    destroy() {
+      secure.destroy();
     },
     async close() {
       if (closed !== null) return;

@@ -91,7 +91,7 @@ describe('upstreamWait', () => {
 });
 
 describe('Firestore upstream check for Google', () => {
-  const config: FirestoreConfig = { host: '127.0.0.1', port: 0, tls: 'mtls', trustedHops: [], project: 'p', maxMessageBytes: 1024, upstream: { google: { endpoint: 'https://firestore.googleapis.com' } } };
+  const config: FirestoreConfig = { host: '127.0.0.1', port: 0, tls: 'mtls', trustedHops: [], project: 'p', maxMessageBytes: 1024, timeouts: { handshake: '10s', request: '10s', idle: '5m', drain: '10s' }, upstream: { google: { endpoint: 'https://firestore.googleapis.com' } } };
 
   it("names meshgate's own credentials and the fix when no token can be had", async () => {
     const check = firestoreUpstreamCheck(config, { googleToken: async () => Promise.reject(new Error('Could not load the default credentials')) });

@@ -8,7 +8,8 @@
  *             ──▶ throttle ──▶ trace id, DEFINER, sqlcommenter tag ──▶ Route back to the relay
  *   onResponse ─▶ what the answer changed (prepared statements, database, profiling) ──▶ audit
  *                 (a COM_STMT_FETCH under the trace id of the execute that opened its cursor)
- *   onEnd ─────▶ audit the session's end, exactly once
+ *   onEnd ─────▶ commands still in flight are audited as `unknown`, with why; then the
+ *                 session's end, exactly once
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
  */
@@ -63,6 +64,16 @@ export type Route =
   | { readonly kind: 'answer'; readonly error: MeshgateError }
   | { readonly kind: 'quit' };
 
+/** How a session ended, as the relay saw it. */
+export interface SessionEnd {
+  /** The first cause: the client closed, MariaDB closed, meshgate shut down, … */
+  readonly reason: string;
+  /** Why commands still in flight got no answer; each one's event says so. */
+  readonly unanswered: string;
+  readonly bytesFromClient: number;
+  readonly bytesFromUpstream: number;
+}
+
 /** What the relay needs from the stages; the relay's unit tests hand it their own. */
 export interface CommandHandler {
   readonly allowLocalInfile: boolean;
@@ -70,7 +81,7 @@ export interface CommandHandler {
   onResponse(outcome: ResponseOutcome): void;
   /** The client broke the protocol; the relay closes the session after this. */
   onProtocolError(error: MeshgateError): void;
-  onEnd(facts: { readonly reason: string; readonly bytesFromClient: number; readonly bytesFromUpstream: number }): void;
+  onEnd(facts: SessionEnd): void;
   /** True while audit is behind: the relay stops reading from the client until onDrain. */
   readonly backlogged: boolean;
   onDrain(listener: () => void): void;
@@ -348,10 +359,7 @@ export class CommandStages implements SessionCommands {
     // The server dropped every prepared statement. Cleared here, in order with the answers
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.prepared.clear();
-    if (!QUIET_COMMANDS.has(done.code)) {
-      const durationUs = Number((process.hrtime.bigint() - done.startedNs) / 1000n);
-      this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationUs, null, done.record?.() ?? null);
-    }
+    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null);
   }
 
   /**
@@ -372,10 +380,20 @@ export class CommandStages implements SessionCommands {
     this.record('protocol', null, null, newTraceId(), 'deny', null, 0, error, null);
   }
 
-  onEnd(facts: { readonly reason: string; readonly bytesFromClient: number; readonly bytesFromUpstream: number }): void {
+  onEnd(facts: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
-    this.grant.audit.end(facts);
+    // Sent upstream, answer never seen: recorded, and said to be unknown rather than left out.
+    for (const due of this.inFlight.splice(0)) {
+      if (QUIET_COMMANDS.has(due.code)) continue;
+      const unknown = mgError(
+        'MG_OUTCOME_UNKNOWN',
+        `${facts.unanswered}: the statement may or may not have taken effect; ` +
+          `look for its trace id ${due.traceId || '(none)'} and upstream connection ${this.grant.upstreamConnectionId} in MariaDB's logs`,
+      );
+      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null);
+    }
+    this.grant.audit.end({ reason: facts.reason, bytesFromClient: facts.bytesFromClient, bytesFromUpstream: facts.bytesFromUpstream });
     this.grant.admission.release();
     this.directory.remove(this.grant.request.connectionId);
   }
@@ -392,12 +410,14 @@ export class CommandStages implements SessionCommands {
     verb: string | null,
     traceId: string,
     decision: 'allow' | 'deny',
-    outcome: ResponseOutcome | null,
+    /** MariaDB's answer; null for meshgate's own refusals; 'unknown' when the answer was never seen. */
+    outcome: ResponseOutcome | 'unknown' | null,
     durationUs: number,
     refusal: MeshgateError | null,
     sql: StatementRecord | null,
   ): void {
-    const upstreamError = outcome?.error ?? null;
+    const answer = outcome === 'unknown' ? null : outcome;
+    const upstreamError = answer?.error ?? null;
     this.grant.audit.statement({
       command,
       verb: sql !== null && sql.verbs.length > 0 ? sql.verbs[0]! : verb,
@@ -409,10 +429,15 @@ export class CommandStages implements SessionCommands {
       traceId,
       database: this.database,
       decision,
-      rowsReturned: outcome?.rowsReturned ?? 0,
-      rowsAffected: outcome?.rowsAffected ?? 0,
+      rowsReturned: answer?.rowsReturned ?? 0,
+      rowsAffected: answer?.rowsAffected ?? 0,
       durationUs,
+      outcome: outcome === 'unknown' ? 'unknown' : refusal !== null || upstreamError !== null ? 'failed' : 'completed',
       error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
     });
   }
+}
+
+function durationOf(command: InFlight): number {
+  return Number((process.hrtime.bigint() - command.startedNs) / 1000n);
 }

@@ -36,6 +36,9 @@ export interface MysqlEngineContext {
   readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly maxClientMessageBytes: number;
+  /** listener.timeouts: accept to finished login; an ending session's wait for MariaDB's answers. */
+  readonly handshakeTimeoutMs: number;
+  readonly drainTimeoutMs: number;
   /** Put a sqlcommenter comment naming the caller in front of statements sent upstream. */
   readonly tagStatements: boolean;
   /** audit.statementBytes: how much of a statement's text its audit event keeps (64 KiB when not given). */

@@ -109,6 +109,8 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     audit: deps.audit,
     log: deps.log,
     maxClientMessageBytes: listen.maxClientMessageBytes,
+    handshakeTimeoutMs: parseDuration(listen.timeouts.handshake) * 1000,
+    drainTimeoutMs: parseDuration(listen.timeouts.drain) * 1000,
     tagStatements: config.tagStatements,
     auditStatementBytes: config.statementBytes,
     queryCacheMode: () => settings.queryCacheMode,

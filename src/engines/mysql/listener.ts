@@ -15,6 +15,8 @@ export class MysqlListener {
   private readonly server: Server;
   private readonly sessions = new Set<MysqlSession>();
   private readonly stages: LoginStages;
+  /** Resolves close() once the last session has recorded its end. */
+  private whenEmpty: (() => void) | null = null;
 
   constructor(private readonly ctx: MysqlEngineContext) {
     // One directory per listener: KILL names a connection id this listener handed out.
@@ -36,15 +38,25 @@ export class MysqlListener {
     });
   }
 
-  /** Stops accepting and ends every open session. */
+  /**
+   * Stops accepting and ends every open session: each finishes the answers MariaDB still owes
+   * it (within listener.timeouts.drain) and records its end before this resolves.
+   */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const session of this.sessions) session.close();
-    await closed;
+    const ended = new Promise<void>((resolve) => {
+      this.whenEmpty = resolve;
+      if (this.sessions.size === 0) resolve();
+    });
+    for (const session of [...this.sessions]) session.close('meshgate shut down');
+    await Promise.all([ended, closed]);
   }
 
   private accept(socket: Socket): void {
-    const session = new MysqlSession(socket, this.ctx, this.stages, randomBytes(8).toString('hex'), () => this.sessions.delete(session));
+    const session = new MysqlSession(socket, this.ctx, this.stages, randomBytes(8).toString('hex'), () => {
+      this.sessions.delete(session);
+      if (this.sessions.size === 0) this.whenEmpty?.();
+    });
     this.sessions.add(session);
     session.start();
   }

@@ -8,6 +8,12 @@
  * Flow control lives here: stop reading from the client while upstream is full, while the
  * handler's audit is behind, or while a local answer waits for the upstream answers queued
  * before it.
+ *
+ * A session ends only once every command it sent upstream has an answer or is given up on:
+ * when the client leaves, what it already sent still goes upstream and MariaDB's answers are
+ * read to their end (a direct MariaDB runs them too); at shutdown, the answers due still
+ * reach the client. Either wait is bounded (listener.timeouts.drain); commands whose answer
+ * was not seen by then are reported to the handler as unanswered, with why.
  */
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Logger } from '../../log.ts';
@@ -17,6 +23,7 @@ import { encodeErr } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
 import { ResponseTracker, type ResponseHandler, type ResponseOutcome } from './codec/response-tracker.ts';
 import { toErrPacket } from './errors.ts';
+import { quit } from './pool.ts';
 import type { UpstreamConnection } from './upstream.ts';
 
 /** What the relay needs of a socket; a net.Socket, a TLSSocket, or a test's in-memory pair. */
@@ -29,6 +36,8 @@ export interface RelayOptions {
   readonly deprecateEof: boolean;
   readonly maxClientMessageBytes: number;
   readonly log: Logger;
+  /** How long answers already due are awaited once the client left or meshgate stops. */
+  readonly drainTimeoutMs: number;
   onEnd(): void;
   /**
    * Called instead of closing the upstream connection when the client left between
@@ -38,6 +47,8 @@ export interface RelayOptions {
 }
 
 type PauseReason = 'upstream' | 'audit' | 'held' | 'durable';
+/** What happens to the upstream connection at the end: handed back, closed with COM_QUIT, or cut. */
+type UpstreamEnd = 'destroy' | 'close-soon' | 'quit' | 'kept';
 
 export class Relay implements ResponseHandler {
   private readonly upstream: RelaySocket;
@@ -53,6 +64,13 @@ export class Relay implements ResponseHandler {
   private ended = false;
   /** A command routed 'forward' whose audit intent is not on disk yet (strict audit). */
   private awaitingDurable = false;
+  /** Why the session is ending, once something began to end it: the first cause is its end reason. */
+  private ending: string | null = null;
+  /** The client is gone: what it already sent still runs, the answers go nowhere. */
+  private clientLeft = false;
+  /** Nothing new goes upstream (shutdown, COM_QUIT behind answers due); answers due still reach the client. */
+  private noNewCommands = false;
+  private drainTimer: NodeJS.Timeout | null = null;
 
   private readonly upstreamHandlers = {
     data: (chunk: Buffer) => this.fromUpstream(chunk),
@@ -79,8 +97,8 @@ export class Relay implements ResponseHandler {
     for (const [event, handler] of Object.entries(this.upstreamHandlers)) this.upstream.on(event, handler);
     this.upstream.resume();
     this.client.on('drain', () => this.upstream.resume());
-    this.client.on('close', () => this.end('client closed the connection', this.reuseUpstream()));
-    this.client.on('error', () => this.end('client connection failed'));
+    this.client.on('close', () => this.clientGone('client closed the connection'));
+    this.client.on('error', () => this.clientGone('client connection failed'));
     const leftover = this.upstreamConnection.leftover;
     if (leftover !== null) this.fromUpstream(leftover);
     this.process(early, 0);
@@ -88,9 +106,38 @@ export class Relay implements ResponseHandler {
     if (this.pausedFor.size === 0) this.client.resume();
   }
 
-  /** Ends the session from outside (shutdown), recording its end first. */
+  /**
+   * Ends the session from outside (shutdown): nothing more goes upstream, the answers due
+   * still reach the client (within the drain bound), then the session ends with `reason`.
+   */
   stop(reason: string): void {
-    this.end(reason);
+    if (this.ended || this.ending !== null) return;
+    // Received but not yet sent upstream: never run, so nothing to record.
+    this.backlog = [];
+    if (!this.answersDue()) {
+      this.end(reason, reason, 'quit');
+      return;
+    }
+    this.noNewCommands = true;
+    this.drain(reason);
+  }
+
+  /** The client is gone (its socket closed or failed). */
+  clientGone(reason: string): void {
+    if (this.ended || this.clientLeft) return;
+    if (this.ending === null && !this.answersDue() && this.backlog.length === 0) {
+      this.end(reason, reason, this.reuseUpstream());
+      return;
+    }
+    this.clientLeft = true;
+    // Answers now go nowhere: MariaDB must not wait on a reader that is gone.
+    this.upstream.resume();
+    if (this.heldError !== null) {
+      this.heldError = null;
+      this.pausedFor.delete('held');
+    }
+    if (this.ending === null) this.drain(reason);
+    this.continueBacklog();
   }
 
   // ── client → upstream ────────────────────────────────────────────────────────────────
@@ -134,15 +181,22 @@ export class Relay implements ResponseHandler {
       this.toUpstream(frame.raw);
       return;
     }
+    // Shutting down: the file a command asked for still goes up, new commands do not.
+    if (this.noNewCommands) return;
     const command = decodeCommand(frame.payload);
     const route = this.handler.onCommand(frame, command);
     if (route.kind === 'quit') {
       const kept = this.reuseUpstream();
       // Otherwise let MariaDB see a clean COM_QUIT instead of an aborted connection.
-      if (kept === 'kept') this.end('client quit', kept);
-      else {
+      if (kept === 'kept') this.end('client quit', 'client quit', kept);
+      else if (this.answersDue()) {
+        // MariaDB answers what came before the COM_QUIT, then closes; the client still reads them.
         this.upstream.end(frame.raw);
-        this.end('client quit', 'close-soon');
+        this.noNewCommands = true;
+        this.drain('client quit');
+      } else {
+        this.upstream.end(frame.raw);
+        this.end('client quit', 'client quit', 'close-soon');
       }
       return;
     }
@@ -190,13 +244,14 @@ export class Relay implements ResponseHandler {
   private fromUpstream(chunk: Buffer): void {
     this.bytesFromUpstream += chunk.length;
     // Written before it is scanned: a held local answer must follow these bytes.
-    if (!this.client.write(chunk)) this.upstream.pause();
+    if (!this.clientLeft && !this.client.write(chunk)) this.upstream.pause();
     try {
       this.tracker.scan(chunk);
     } catch (error) {
       const failure = asMeshgateError(error);
       this.options.log.error('upstream response could not be followed; closing session', { sessionId: this.options.sessionId, identity: this.options.identity, error: String(error) });
-      this.end(`upstream protocol error (${failure.code})`);
+      const why = `upstream protocol error (${failure.code})`;
+      this.end(this.ending ?? why, `${why}: meshgate could not follow MariaDB's answer`);
     }
   }
 
@@ -208,13 +263,15 @@ export class Relay implements ResponseHandler {
       this.heldError = null;
       queueMicrotask(() => this.resume('held'));
     }
+    // The last answer due may just have come: then a leaving or stopping session ends.
+    queueMicrotask(() => this.settle());
   }
 
   onLocalInfileRequest(filename: string): void {
     if (!this.handler.allowLocalInfile) {
       // Upstream was told the client cannot send files; asking anyway is a server bug or attack.
       this.options.log.error('upstream requested a local file although LOCAL INFILE is off', { sessionId: this.options.sessionId, filename });
-      this.end('upstream requested a local file');
+      this.end(this.ending ?? 'upstream requested a local file', 'MariaDB asked for a local file that meshgate does not let clients send, so meshgate closed the connection');
       return;
     }
     this.sendingLocalFile = true;
@@ -227,7 +284,8 @@ export class Relay implements ResponseHandler {
   /** MariaDB ended the session first (KILL, restart, wait_timeout, network): the operator hears of it. */
   private upstreamLost(reason: string): void {
     if (!this.ended) this.options.log.warn(`MySQL session ended: ${reason}`, { sessionId: this.options.sessionId, identity: this.options.identity, upstreamConnectionId: this.upstreamConnection.connectionId });
-    this.end(reason);
+    // The first cause ends the session; a client that left first is why it was ending.
+    this.end(this.ending ?? reason, `${reason} before MariaDB's answer came`);
   }
 
   // ── meshgate's own answers, flow control ─────────────────────────────────────────────
@@ -257,16 +315,57 @@ export class Relay implements ResponseHandler {
 
   private resume(reason: PauseReason): void {
     if (!this.pausedFor.delete(reason) || this.pausedFor.size > 0 || this.ended) return;
-    const backlog = this.backlog;
-    this.backlog = [];
-    this.process(backlog, 0);
-    if (this.pausedFor.size === 0) this.client.resume();
+    this.continueBacklog();
+    if (this.pausedFor.size === 0 && !this.clientLeft) this.client.resume();
+  }
+
+  private continueBacklog(): void {
+    if (this.pausedFor.size === 0 && this.backlog.length > 0) {
+      const backlog = this.backlog;
+      this.backlog = [];
+      this.process(backlog, 0);
+    }
+    this.settle();
   }
 
   private fail(error: MeshgateError, seq: number): void {
     this.handler.onProtocolError(error);
     this.client.end(encodeMessage(encodeErr(toErrPacket(error)), seq));
-    this.end(error.message);
+    this.end(this.ending ?? error.message, `the client broke the protocol (${error.code}) and meshgate closed the connection`);
+  }
+
+  // ── the end of a session with answers due ────────────────────────────────────────────
+
+  /**
+   * Commands sent upstream whose answer has not ended yet, a file transfer under way, or a
+   * command waiting for its audit intent to reach the disk: it was accepted, so it still goes.
+   */
+  private answersDue(): boolean {
+    return this.tracker.pendingResponses > 0 || !this.tracker.idle || this.sendingLocalFile || this.awaitingDurable;
+  }
+
+  /** Waits (bounded) for the answers due, as `why` ends the session; what has not come by then is unanswered. */
+  private drain(why: string): void {
+    this.ending = why;
+    const seconds = this.options.drainTimeoutMs / 1000;
+    // Not unref'd: a shutdown waits for it, and nothing else may keep the process alive.
+    this.drainTimer = setTimeout(
+      () => this.end(why, `${why}, and MariaDB had not answered within ${seconds} s (listener.timeouts.drain), so meshgate closed the upstream connection`),
+      this.options.drainTimeoutMs,
+    );
+  }
+
+  /** Ends an ending session once nothing is due any more. */
+  private settle(): void {
+    const why = this.ending;
+    if (this.ended || why === null) return;
+    if (this.clientLeft && this.sendingLocalFile && this.backlog.length === 0 && this.pausedFor.size === 0) {
+      // The rest of the file will never come; MariaDB gives the load up when the connection closes.
+      this.end(why, `${why} before sending the whole file MariaDB asked for (LOAD DATA LOCAL INFILE), so meshgate closed the upstream connection mid-file`);
+      return;
+    }
+    if (this.answersDue() || this.backlog.length > 0) return;
+    this.end(why, why, 'quit');
   }
 
   /**
@@ -281,18 +380,24 @@ export class Relay implements ResponseHandler {
     return 'kept';
   }
 
-  private end(reason: string, upstream: 'destroy' | 'close-soon' | 'kept' = 'destroy'): void {
+  /**
+   * `reason`: why the session ended (the first cause); `unanswered`: why commands still due,
+   * if any, got no answer — each is recorded with it.
+   */
+  private end(reason: string, unanswered: string = reason, upstream: UpstreamEnd = 'destroy'): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
     if (this.awaitingDurable) {
       this.awaitingDurable = false;
       this.handler.unforward?.(mgError('MG_AUDIT_UNAVAILABLE', `the session ended (${reason}) before the audit had this statement on disk; it was not sent upstream`));
     }
     if (upstream === 'destroy') this.upstream.destroy();
     else if (upstream === 'close-soon') setTimeout(() => this.upstream.destroy(), 1000).unref();
+    else if (upstream === 'quit') quit(this.upstreamConnection);
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();
-    this.handler.onEnd({ reason, bytesFromClient: this.bytesFromClient, bytesFromUpstream: this.bytesFromUpstream });
+    this.handler.onEnd({ reason, unanswered, bytesFromClient: this.bytesFromClient, bytesFromUpstream: this.bytesFromUpstream });
     this.options.onEnd();
   }
 }

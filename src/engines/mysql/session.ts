@@ -12,6 +12,7 @@ import type { PeerAddress } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import { tlsFactsOf, type TlsPeerFacts } from '../../identity/index.ts';
 import type { Logger } from '../../log.ts';
+import { tlsRefusal } from '../../transport/tls-refusal.ts';
 import { Capability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES, ServerStatus } from './codec/constants.ts';
 import { encodeErr, encodeOk } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';
@@ -48,6 +49,10 @@ export interface SessionSettings {
   secureContext(): SecureContext;
   readonly maxClientMessageBytes: number;
   readonly log: Logger;
+  /** From accept to the end of login (TLS included); then the session is relaying or gone. */
+  readonly handshakeTimeoutMs: number;
+  /** How long a session that is ending waits for MariaDB's answers to what it already sent. */
+  readonly drainTimeoutMs: number;
 }
 
 type State = 'greeted' | 'tls' | 'secured' | 'switching' | 'authorizing' | 'relaying' | 'closed';
@@ -56,8 +61,7 @@ type State = 'greeted' | 'tls' | 'secured' | 'switching' | 'authorizing' | 'rela
 /** Handshake messages are small; anything bigger before login is an attack or a mistake. */
 const MAX_HANDSHAKE_MESSAGE_BYTES = 64 * 1024;
 
-/** From accept to the end of login (TLS included); then the session is relaying or gone. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a silent client on the Istio-mode port is given before it is told to use TLS. */
 const SILENT_CLIENT_MS = 2_000;
 
 export class MysqlSession {
@@ -86,11 +90,11 @@ export class MysqlSession {
   }
 
   start(): void {
-    this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), this.ctx.handshakeTimeoutMs);
     this.handshakeTimer.unref();
     this.raw.setNoDelay?.(true);
-    this.raw.on('error', () => this.close());
-    this.raw.on('close', () => this.close());
+    this.raw.on('error', () => this.clientGone('client connection failed'));
+    this.raw.on('close', () => this.clientGone('client closed the connection'));
     if (this.ctx.tlsMode === 'first-byte') {
       // Istio mode: the client's sidecar opens TLS before any MySQL byte; the greeting and
       // everything after it travel inside that TLS. A TLS client speaks first, at once.
@@ -134,19 +138,37 @@ export class MysqlSession {
     this.finish();
   }
 
-  /** A client that never finishes logging in must not hold a session open. */
+  /** A client that never finishes logging in must not hold a session open; the refusal is audited. */
   private handshakeTimedOut(): void {
     if (this.state === 'relaying' || this.state === 'closed' || this.state === 'authorizing') return;
-    this.ctx.log.warn('client did not finish the handshake in time; closing', { sessionId: this.sessionId, seconds: HANDSHAKE_TIMEOUT_MS / 1000 });
-    this.close();
+    const seconds = this.ctx.handshakeTimeoutMs / 1000;
+    const during = this.state === 'tls' ? 'the TLS handshake' : 'logging in';
+    const error = mgError('MG_CLIENT_TIMEOUT', `the client did not finish ${during} within ${seconds} s (listener.timeouts.handshake); meshgate closed the connection`);
+    this.handler.onRefused({ sessionId: this.sessionId, peer: this.peer(), tls: this.tlsFacts, response: null, error });
+    this.destroy();
   }
 
-  /** Ends the session from outside (shutdown) or when its sockets fail. */
-  close(): void {
+  /**
+   * Ends the session from outside (shutdown). A relaying session finishes the answers MariaDB
+   * still owes (bounded), records its end, and then reports closed; others close now.
+   */
+  close(reason = 'meshgate shut down'): void {
     if (this.state === 'closed') return;
-    // The relay records the session's end now, while the audit sink is still open: on
-    // shutdown the sink closes right after the sessions, before sockets report 'close'.
-    this.relay?.stop('meshgate shut down');
+    if (this.relay !== null) {
+      this.relay.stop(reason);
+      return;
+    }
+    this.destroy();
+  }
+
+  /** The client's socket closed or failed: a relaying session still settles what it sent. */
+  private clientGone(reason: string): void {
+    if (this.relay !== null) this.relay.clientGone(reason);
+    else this.destroy();
+  }
+
+  private destroy(): void {
+    if (this.state === 'closed') return;
     this.client.destroy();
     this.raw.destroy();
     this.finish();
@@ -235,7 +257,12 @@ export class MysqlSession {
     });
     this.client = tlsSocket;
     this.framer = new PacketFramer(MAX_HANDSHAKE_MESSAGE_BYTES);
-    tlsSocket.on('error', () => this.close());
+    tlsSocket.on('error', (error: NodeJS.ErrnoException) => {
+      // A failed handshake (TLS 1.0, garbage, an alert) is a refusal, audited; later errors are the client going away.
+      const refusal = this.state === 'tls' ? tlsRefusal(error) : null;
+      if (refusal !== null) this.handler.onRefused({ sessionId: this.sessionId, peer: this.peer(), tls: null, response: null, error: refusal });
+      this.clientGone('client connection failed');
+    });
     tlsSocket.once('secure', () => {
       if (this.state !== 'tls') return;
       this.state = 'secured';
@@ -295,7 +322,8 @@ export class MysqlSession {
         this.relayCommands(outcome, response, seq);
         return;
       }
-      commands.onEnd({ reason: error === null ? 'client left before its OK' : `audit unavailable before the OK (${error.code})`, bytesFromClient: 0, bytesFromUpstream: 0 });
+      const reason = error === null ? 'client left before its OK' : `audit unavailable before the OK (${error.code})`;
+      commands.onEnd({ reason, unanswered: reason, bytesFromClient: 0, bytesFromUpstream: 0 });
       use.finish(null);
       upstream.socket.destroy();
       if (error !== null) this.sendRefusal(error, seq + 1);
@@ -316,6 +344,7 @@ export class MysqlSession {
       deprecateEof: (response.capabilities & Capability.DEPRECATE_EOF) !== 0,
       maxClientMessageBytes: this.ctx.maxClientMessageBytes,
       log: this.ctx.log,
+      drainTimeoutMs: this.ctx.drainTimeoutMs,
       onUpstreamReusable: (connection) => (reusable = connection),
       onEnd: () => {
         use.finish(reusable);

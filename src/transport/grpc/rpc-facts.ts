@@ -1,5 +1,5 @@
 /** What the front door and a gRPC engine learned about a call, as facts for the audit recorder. */
-import { newTraceId, parseTraceparent, type RpcFacts } from '../../audit/index.ts';
+import { newTraceId, parseTraceparent, type Outcome, type RpcFacts } from '../../audit/index.ts';
 import type { IncomingHttpHeaders } from 'node:http2';
 import { grpcStatusOf, GrpcStatus } from './status.ts';
 
@@ -14,9 +14,11 @@ export function traceIdOf(headers: IncomingHttpHeaders): string {
  * A call's facts as the front door and the engine know them: the recorder's, except that
  * the status may be left out — it follows from meshgate's refusal, or is the upstream's.
  */
-export type RpcOutcome = Omit<RpcFacts, 'status'> & {
+export type RpcOutcome = Omit<RpcFacts, 'status' | 'outcome'> & {
   /** The upstream's status when it answered; ignored when `error` is set. */
   readonly status?: number;
+  /** Default: from the status (OK is `completed`, anything else `failed`); `unknown` only when said. */
+  readonly outcome?: Outcome;
 };
 
 /**
@@ -24,5 +26,6 @@ export type RpcOutcome = Omit<RpcFacts, 'status'> & {
  * meshgate's own refusal rendered as gRPC renders it, else the upstream's.
  */
 export function rpcFacts(o: RpcOutcome): RpcFacts {
-  return { ...o, status: o.error !== null ? grpcStatusOf(o.error) : (o.status ?? GrpcStatus.OK) };
+  const status = o.error !== null ? grpcStatusOf(o.error) : (o.status ?? GrpcStatus.OK);
+  return { ...o, status, outcome: o.outcome ?? (status === GrpcStatus.OK ? 'completed' : 'failed') };
 }

@@ -32,6 +32,7 @@ export function statementEvent(n: number, overrides: Partial<StatementEvent> = {
     rowsReturned: 1,
     rowsAffected: 0,
     durationUs: 1234,
+    outcome: 'completed',
     error: null,
     ...overrides,
   };

@@ -20,14 +20,14 @@ const identity: Identity = {
   authMethod: 'mtls',
   certificate: { serialNumber: '01', notBefore: '', notAfter: '', fingerprint256: 'ab' },
 };
-const statement = { command: 'query', verb: 'SELECT', statement: 'SELECT 1', traceId: 'a'.repeat(32), database: 'shop', decision: 'allow' as const, rowsReturned: 1, rowsAffected: 0, durationUs: 40, error: null };
+const statement = { command: 'query', verb: 'SELECT', statement: 'SELECT 1', traceId: 'a'.repeat(32), database: 'shop', decision: 'allow' as const, rowsReturned: 1, rowsAffected: 0, durationUs: 40, outcome: 'completed' as const, error: null };
 
 describe('audit recorder', () => {
   it('builds statement events from facts, with the session identity, role and rule', () => {
     const sink = memoryAuditSink();
     const session = new AuditRecorder(sink).openSession({ engine: 'mysql', sessionId: 's1', identity, role: 'shop_rw', rule: 'p/r', upstreamConnectionId: 12, startedAt: Date.now() });
     session.statement(statement);
-    session.statement({ ...statement, decision: 'deny', error: mgError('MG_COMMAND_FORBIDDEN', 'no') });
+    session.statement({ ...statement, decision: 'deny', outcome: 'failed', error: mgError('MG_COMMAND_FORBIDDEN', 'no') });
     const [allowed, denied] = sink.events as StatementEvent[];
     assert.equal(allowed!.identity.spiffeId, identity.spiffeId);
     assert.deepEqual([allowed!.upstreamRole, allowed!.rule, allowed!.upstreamConnectionId], ['shop_rw', 'p/r', 12]);
@@ -51,9 +51,9 @@ describe('audit recorder', () => {
     const sink = memoryAuditSink();
     const recorder = new AuditRecorder(sink);
     const base = { engine: 'firestore' as const, sessionId: 'c', peer: { address: '10.0.0.1', port: 1 }, identity, xfcc: null, method: 'google.firestore.v1.Firestore/GetDocument', operation: 'read', paths: ['orders/1'], rule: 'p/r', reason: 'ok', traceId: 'b'.repeat(32), documents: 1, startedAt: process.hrtime.bigint() };
-    recorder.rpc({ ...base, decision: 'deny', status: 7, error: mgError('MG_POLICY_DENIED', 'denied') });
-    recorder.rpc({ ...base, decision: 'allow', status: 5, error: null, upstreamMessage: 'not found' });
-    recorder.rpc({ ...base, decision: 'allow', status: 0, error: null });
+    recorder.rpc({ ...base, decision: 'deny', status: 7, outcome: 'failed', error: mgError('MG_POLICY_DENIED', 'denied') });
+    recorder.rpc({ ...base, decision: 'allow', status: 5, outcome: 'failed', error: null, upstreamMessage: 'not found' });
+    recorder.rpc({ ...base, decision: 'allow', status: 0, outcome: 'completed', error: null });
     assert.deepEqual(
       sink.events.map((e) => e.type === 'rpc' && e.error),
       [{ code: 'MG_POLICY_DENIED', message: 'denied' }, { code: 5, message: 'not found' }, null],

@@ -21,7 +21,7 @@ const identity: Identity = {
   authMethod: 'mtls',
   certificate: { serialNumber: '01', notBefore: '', notAfter: '', fingerprint256: 'ab' },
 };
-const base = { command: 'query', verb: 'SELECT', statement: 'SELECT 1', traceId: 'a'.repeat(32), database: 'shop', decision: 'allow' as const, rowsReturned: 1, rowsAffected: 0, durationUs: 40, error: null };
+const base = { command: 'query', verb: 'SELECT', statement: 'SELECT 1', traceId: 'a'.repeat(32), database: 'shop', decision: 'allow' as const, rowsReturned: 1, rowsAffected: 0, durationUs: 40, outcome: 'completed' as const, error: null };
 
 describe('statement facts in events', () => {
   it('carries every verb, the marker, the length and the hash; older engines\' facts get defaults', () => {

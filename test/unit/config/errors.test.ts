@@ -71,12 +71,12 @@ describe('config errors', () => {
     [
       'a misspelt key, with the allowed keys and the likely one (and no separate "tls is required")',
       VALID.replace('  tls:\n', '  tsl:\n'),
-      'listener.tsl: unknown key; allowed here: host, port, tls, maxClientMessageBytes; did you mean tls? (line 3, column 3)',
+      'listener.tsl: unknown key; allowed here: host, port, tls, maxClientMessageBytes, timeouts; did you mean tls? (line 3, column 3)',
     ],
     [
       'a key one level too high',
       VALID.replace('  port: 3307\n', '  port: 3307\n  cert: x\n'),
-      'listener.cert: unknown key; allowed here: host, port, tls, maxClientMessageBytes; did you mean to put it under tls? (line 3, column 3)',
+      'listener.cert: unknown key; allowed here: host, port, tls, maxClientMessageBytes, timeouts; did you mean to put it under tls? (line 3, column 3)',
     ],
     [
       'an enum value, with its allowed values',

@@ -37,6 +37,9 @@ class RecordingHandler implements CommandHandler {
   readonly responses: ResponseOutcome[] = [];
   readonly protocolErrors: MeshgateError[] = [];
   readonly ends: string[] = [];
+  /** Why commands still due at each end got no answer. */
+  readonly unanswered: string[] = [];
+  allowLocalInfileAnyway = false;
   backlogged = false;
   private drains: (() => void)[] = [];
   constructor(private readonly route: (text: string | null, frame: Frame) => Route = (_text, frame) => ({ kind: 'forward', bytes: frame.raw, response: 'result' })) {}
@@ -53,8 +56,9 @@ class RecordingHandler implements CommandHandler {
   onProtocolError(error: MeshgateError): void {
     this.protocolErrors.push(error);
   }
-  onEnd(facts: { reason: string }): void {
+  onEnd(facts: { reason: string; unanswered: string }): void {
     this.ends.push(facts.reason);
+    this.unanswered.push(facts.unanswered);
   }
   onDrain(listener: () => void): void {
     this.drains.push(listener);
@@ -65,7 +69,7 @@ class RecordingHandler implements CommandHandler {
   }
 }
 
-function open(handler: RecordingHandler, options: { maxClientMessageBytes?: number; reusable?: boolean; log?: Logger } = {}) {
+function open(handler: RecordingHandler, options: { maxClientMessageBytes?: number; reusable?: boolean; log?: Logger; drainTimeoutMs?: number } = {}) {
   const [client, clientSide] = duplexPair();
   const [mariadb, upstreamSide] = duplexPair();
   const connection: UpstreamConnection = { socket: upstreamSide as unknown as Socket, greeting: {} as UpstreamConnection['greeting'], connectionId: 7, status: 2, leftover: null };
@@ -76,6 +80,7 @@ function open(handler: RecordingHandler, options: { maxClientMessageBytes?: numb
     deprecateEof: true,
     maxClientMessageBytes: options.maxClientMessageBytes ?? 1 << 20,
     log: options.log ?? silentLogger,
+    drainTimeoutMs: options.drainTimeoutMs ?? 5000,
     onEnd: () => result.ended++,
     ...(options.reusable === true ? { onUpstreamReusable: (c: UpstreamConnection) => (result.reused = c) } : {}),
   });
@@ -169,6 +174,9 @@ describe('relay (in memory)', () => {
     client.write(query('SELECT SLEEP(1)'));
     await until(() => packets(mariadb).length === 1, 'the statement');
     client.destroy();
+    // The session waits for the answer due (so its audit event says what MariaDB did).
+    await until(() => client.destroyed, 'the client gone');
+    mariadb.write(ok(0));
     await until(() => result.ended === 1, 'the end');
     assert.equal(result.reused, null);
     assert.deepEqual(handler.ends, ['client closed the connection']);
@@ -192,5 +200,114 @@ describe('relay (in memory)', () => {
     mariadb.end();
     await until(() => result.ended === 1, 'the end');
     assert.deepEqual(handler.ends, ['upstream closed the connection']);
+  });
+
+  describe('a session that ends with answers due (issue 12: one event per forwarded statement)', () => {
+    const infileRequest = (seq = 1) => encodeMessage(Buffer.concat([Buffer.from([0xfb]), Buffer.from('/etc/passwd')]), seq);
+
+    it('the client leaves mid-statement: MariaDB’s answer is still read and reported, then the session ends', async () => {
+      const handler = new RecordingHandler();
+      const { client, mariadb, result } = open(handler);
+      client.write(query('INSERT 1'));
+      await until(() => packets(mariadb).length === 1, 'the statement upstream');
+      client.destroy();
+      for (let i = 0; i < 20; i++) await tick();
+      assert.equal(result.ended, 0, 'not ended while MariaDB owes an answer');
+      mariadb.write(ok(1));
+      await until(() => result.ended === 1, 'the end');
+      assert.deepEqual(handler.responses.map((r) => r.rowsAffected), [1]);
+      assert.deepEqual(handler.ends, ['client closed the connection']);
+    });
+
+    it('the client leaves and MariaDB does not answer within the drain bound: ended, the command unanswered, saying why', async () => {
+      const handler = new RecordingHandler();
+      const { client, mariadb, result } = open(handler, { drainTimeoutMs: 50 });
+      client.write(query('SELECT SLEEP(60)'));
+      await until(() => packets(mariadb).length === 1, 'the statement upstream');
+      client.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      assert.equal(result.ended, 1);
+      assert.equal(handler.responses.length, 0);
+      assert.deepEqual(handler.ends, ['client closed the connection']);
+      assert.match(handler.unanswered[0]!, /client closed the connection, and MariaDB had not answered within 0\.05 s/);
+      assert.ok(mariadb.destroyed || mariadb.readableEnded, 'the upstream connection is let go');
+    });
+
+    it('MariaDB closes after the client left: the end keeps the first cause, the unanswered say MariaDB closed', async () => {
+      const handler = new RecordingHandler();
+      const { client, mariadb, result } = open(handler);
+      client.write(query('SELECT SLEEP(60)'));
+      await until(() => packets(mariadb).length === 1, 'the statement upstream');
+      client.destroy();
+      await until(() => client.destroyed, 'the client gone');
+      mariadb.end();
+      await until(() => result.ended === 1, 'the end');
+      assert.deepEqual(handler.ends, ['client closed the connection']);
+      assert.match(handler.unanswered[0]!, /upstream closed the connection before MariaDB's answer came/);
+    });
+
+    it('audit behind, a statement waiting in the backlog, the client leaves: it still goes upstream once audit catches up, and is answered', async () => {
+      const handler = new RecordingHandler();
+      const { client, mariadb, result } = open(handler);
+      handler.backlogged = true;
+      // One read holding both: the second waits in the relay's backlog while audit is behind.
+      client.write(Buffer.concat([query('INSERT 1'), query('INSERT 2')]));
+      await until(() => handler.commands.length === 1, 'the first command');
+      client.destroy();
+      for (let i = 0; i < 20; i++) await tick();
+      assert.deepEqual(handler.commands, ['INSERT 1'], 'the second waits for audit');
+      handler.drain();
+      await until(() => packets(mariadb).length === 2, 'both upstream after the drain');
+      mariadb.write(Buffer.concat([ok(1), ok(1)]));
+      await until(() => result.ended === 1, 'the end');
+      assert.equal(handler.responses.length, 2);
+      assert.deepEqual(handler.ends, ['client closed the connection']);
+    });
+
+    it('MariaDB asks for a local file the session may not send: the session ends, the statement unanswered, naming the file request', async () => {
+      const handler = new RecordingHandler();
+      const { client, mariadb, result } = open(handler);
+      client.write(query('SELECT 1'));
+      await until(() => packets(mariadb).length === 1, 'the statement upstream');
+      mariadb.write(infileRequest());
+      await until(() => result.ended === 1, 'the end');
+      assert.deepEqual(handler.ends, ['upstream requested a local file']);
+      assert.match(handler.unanswered[0]!, /local file/);
+    });
+
+    it('shutdown with an answer due: the answer still reaches the client, nothing new goes upstream, then the end', async () => {
+      const handler = new RecordingHandler();
+      const { client, mariadb, relay, result } = open(handler);
+      client.write(query('INSERT 1'));
+      await until(() => packets(mariadb).length === 1, 'the statement upstream');
+      relay.stop('meshgate shut down');
+      client.write(query('INSERT 2'));
+      for (let i = 0; i < 20; i++) await tick();
+      assert.equal(result.ended, 0);
+      mariadb.write(ok(1));
+      await until(() => result.ended === 1, 'the end');
+      await until(() => packets(client).length === 1, 'the OK at the client');
+      assert.equal(packets(client)[0]?.payload[0], 0x00, 'the client got its OK');
+      await until(() => packets(mariadb).length === 2, 'the quit upstream');
+      const upstream = packets(mariadb).map((p) => p.payload);
+      assert.equal(upstream[0]!.subarray(1).toString(), 'INSERT 1');
+      assert.deepEqual([...upstream[1]!], [Command.QUIT], 'then a clean COM_QUIT: the command sent after the stop never went upstream');
+      assert.deepEqual(handler.commands, ['INSERT 1']);
+      assert.deepEqual(handler.ends, ['meshgate shut down']);
+    });
+
+    it('COM_QUIT behind a statement still due: the answer is read and reaches the client, then the session ends as a quit', async () => {
+      const handler = new RecordingHandler();
+      const { client, mariadb, result } = open(handler, { reusable: true });
+      client.write(Buffer.concat([query('INSERT 1'), quit()]));
+      await until(() => packets(mariadb).length === 2, 'the statement and the quit upstream');
+      mariadb.write(ok(1));
+      await until(() => result.ended === 1, 'the end');
+      assert.equal(handler.responses.length, 1);
+      await until(() => packets(client).length === 1, 'the OK at the client');
+      assert.equal(packets(client)[0]?.payload[0], 0x00);
+      assert.equal(result.reused, null);
+      assert.deepEqual(handler.ends, ['client quit']);
+    });
   });
 });

@@ -27,6 +27,8 @@ const settings = (over: Partial<SessionSettings> = {}): SessionSettings => ({
   secureContext: () => createSecureContext({}),
   maxClientMessageBytes: 1 << 20,
   log: silentLogger,
+  handshakeTimeoutMs: 10_000,
+  drainTimeoutMs: 1000,
   ...over,
 });
 const handshake = (database: string | null, capabilities = CLIENT_CAPS) =>
