@@ -111,6 +111,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
   const mariadbTls = config.upstream?.tls === undefined ? null : await openMariadbClientTls(config.upstream.tls, log);
   if (mariadbTls !== null) teardown.add(() => mariadbTls.close());
+  // Refusals counted rather than written one by one are summed up after the engines stop.
+  teardown.add(() => recorder.flushRefusals());
   const mariadb = sharedMariadbCredentials(config, { log, env, tls: mariadbTls, report: credentialReports(recorder, config.upstream?.credentials?.admin.user ?? null) });
   // After the engines that use its leases; it drops this replica's session accounts.
   if (mariadb !== null) teardown.add(() => mariadb.close());

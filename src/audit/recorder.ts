@@ -4,6 +4,8 @@
  * lifecycle hooks:
  *
  *   connection(facts)                         MySQL: the login decided (allowed or refused)
+ *   refusal(facts)                            a caller refused before anyone knew who it was
+ *                                             (TLS, time-outs, garbage): counted past a limit
  *   openSession(start) ─▶ statement(facts)*  ─▶ end(facts)     exactly one end, however it ends
  *   rpc(facts)                                one gRPC call, decided and answered
  *   credential(facts)                         a credential issued, revoked or rotated (or refused)
@@ -19,7 +21,8 @@ import type { Identity, TlsPeerFacts, XfccNote } from '../identity/index.ts';
 import { auditTime } from './clock.ts';
 import { credentialEvent, type CredentialFacts } from './credential.ts';
 import { auditIdentity } from './identity.ts';
-import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, Outcome, RecoveredEvent, StatementEvent } from './types.ts';
+import { DEFAULT_REFUSAL_LIMITS, RefusalLimiter, type RefusalLimits } from './refusals.ts';
+import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, ConnectionEvent, Outcome, RecoveredEvent, StatementEvent } from './types.ts';
 
 type Engine = NonNullable<AuditEvent['engine']>;
 /** What engines report; `recovered` events are the sink's own. */
@@ -148,8 +151,41 @@ function errorOf(error: MeshgateError | UpstreamError | null): AuditError | null
   return { code: error.code, message: error.message };
 }
 
+function connectionEvent(f: ConnectionFacts): ConnectionEvent {
+  return {
+    type: 'connection',
+    time: auditTime(),
+    sessionId: f.sessionId,
+    engine: f.engine,
+    peer: { address: f.peer.address, port: f.peer.port },
+    tls: f.tls === null ? null : { protocol: f.tls.protocol, cipher: f.tls.cipher, clientCertSerial: f.tls.peerCertificate?.serialNumber ?? null },
+    identity: f.identity === null ? null : auditIdentity(f.identity),
+    clientUser: f.clientUser,
+    database: f.database,
+    decision: f.decision,
+    rule: f.rule,
+    reason: f.reason,
+    upstreamRole: f.role,
+    upstreamConnectionId: f.upstreamConnectionId,
+    error: f.error === null ? null : { code: f.error.code, message: f.error.message },
+  };
+}
+
+export interface RecorderOptions {
+  /** How refusals of unidentified callers are bounded (refusals.ts). */
+  readonly refusals?: RefusalLimits;
+  readonly now?: () => number;
+}
+
 export class AuditRecorder {
-  constructor(private readonly sink: AuditSink) {}
+  private readonly refusals: RefusalLimiter;
+
+  constructor(
+    private readonly sink: AuditSink,
+    options: RecorderOptions = {},
+  ) {
+    this.refusals = new RefusalLimiter((event) => this.emit(event), options.refusals ?? DEFAULT_REFUSAL_LIMITS, options.now);
+  }
 
   /** True while the sink is behind: sessions stop reading from clients until onDrain. */
   get backlogged(): boolean {
@@ -199,23 +235,21 @@ export class AuditRecorder {
   }
 
   connection(f: ConnectionFacts): void {
-    this.emit({
-      type: 'connection',
-      time: auditTime(),
-      sessionId: f.sessionId,
-      engine: f.engine,
-      peer: { address: f.peer.address, port: f.peer.port },
-      tls: f.tls === null ? null : { protocol: f.tls.protocol, cipher: f.tls.cipher, clientCertSerial: f.tls.peerCertificate?.serialNumber ?? null },
-      identity: f.identity === null ? null : auditIdentity(f.identity),
-      clientUser: f.clientUser,
-      database: f.database,
-      decision: f.decision,
-      rule: f.rule,
-      reason: f.reason,
-      upstreamRole: f.role,
-      upstreamConnectionId: f.upstreamConnectionId,
-      error: f.error === null ? null : { code: f.error.code, message: f.error.message },
-    });
+    this.emit(connectionEvent(f));
+  }
+
+  /**
+   * A refusal of a caller with no identity yet: written, or counted into a summary when one
+   * address sends more than the limits allow (refusals.ts). True when written now, so the
+   * caller logs only what it audits one by one.
+   */
+  refusedCaller(f: ConnectionFacts): boolean {
+    return this.refusals.admit(connectionEvent(f));
+  }
+
+  /** Writes the summaries of refusals counted so far (at shutdown, before the sink closes). */
+  flushRefusals(): void {
+    this.refusals.flush();
   }
 
   openSession(start: SessionStart): SessionRecorder {

@@ -6,20 +6,25 @@
  *
  * A message touching anything denied refuses the whole call with PERMISSION_DENIED naming
  * the path and the rule; in a stream (Write, Listen) nothing after it is forwarded, and the
- * upstream stream is cancelled. One audit event per call, when it ends.
+ * upstream stream is cancelled. One audit event per call, when it ends, with its outcome.
+ *
+ * Bounded waits: the caller has firestore.timeouts.request to send its request (the whole of
+ * it, or a stream's first message). A caller that goes away from a call that writes does not
+ * cancel it: Firestore may have applied it already, so meshgate reads the answer to its end
+ * (firestore.timeouts.drain at most) and the event says what Firestore did; past the bound
+ * the call is cancelled upstream and recorded `unknown`. A read is cancelled at once.
  */
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { Outcome } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { DEFAULT_SERVICE_CLASS, type FirestoreRequest } from '../../policy/index.ts';
-import type { Admission } from '../../throttle/index.ts';
-import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, rpcFacts, traceIdOf, type GrpcCall } from '../../transport/grpc/index.ts';
-import { logRefusal } from '../refusal-log.ts';
+import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceIdOf, type GrpcCall } from '../../transport/grpc/index.ts';
+import { CallPolicy } from './call-policy.ts';
+import { CallRecord } from './call-record.ts';
 import { describeRequest, type MethodSpec, type RequestFacts } from './codec/access.ts';
 import { encodeTargetRefusal } from './codec/messages.ts';
 import { countResponse } from './codec/responses.ts';
 import { forwardedHeaders, messageOf, responseHeaders, statusOf, trailerHeaders } from './headers.ts';
 import type { FirestoreEngineContext } from './context.ts';
-
 
 export class FirestoreCall {
   private readonly reader: GrpcMessageReader;
@@ -29,47 +34,127 @@ export class FirestoreCall {
   private readonly queued: Buffer[] = [];
   private clientEnded = false;
   private finished = false;
-  private readonly paths: string[] = [];
-  private operation: string | null = null;
-  private rule: string | null = null;
+  /** What policy said about the call so far: paths, operations, rule, admission. */
+  private readonly policy: CallPolicy;
+  private readonly record: CallRecord;
   private documents = 0;
-  private writes = 0;
   private trailers: IncomingHttpHeaders | null = null;
-  private serviceAccount: string | null = null;
-  /** The call's place in its service class (the throttle stage), given back when it ends. */
-  private admission: (Admission & { admitted: true }) | null = null;
-  private beginsReadOnly = false;
   private refusedTargets = 0;
   /** Response headers already sent by meshgate (a Listen refusal before Firestore answered). */
   private respondedFirst = false;
   private readonly traceId: string;
   /** Messages whose audit intent is not on disk yet (strict audit). */
   private awaitingDurable = 0;
+  /** The caller is gone: nothing more reaches it; a call that writes still runs to its answer. */
+  private callerLeft = false;
+  private requestTimer: NodeJS.Timeout | null = null;
+  private drainTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly call: GrpcCall,
     private readonly spec: MethodSpec,
     private readonly ctx: FirestoreEngineContext,
-    private readonly sessionId: string,
+    sessionId: string,
+    /** Told once, when the call has recorded its event. */
+    private readonly onFinished: () => void = () => {},
   ) {
     this.reader = new GrpcMessageReader(ctx.maxMessageBytes);
     this.responses = new GrpcMessageReader(ctx.maxResponseMessageBytes);
     this.traceId = traceIdOf(call.headers);
+    this.policy = new CallPolicy(ctx, call.identity);
+    this.record = new CallRecord(ctx, call, sessionId, this.traceId, this.policy);
   }
 
   start(): void {
     const stream = this.call.stream;
+    // Counted from the request's arrival, identity resolution included.
+    const elapsedMs = Number((process.hrtime.bigint() - this.call.startedAt) / 1_000_000n);
+    this.requestTimer = setTimeout(() => this.requestTimedOut(), Math.max(0, this.ctx.requestTimeoutMs - elapsedMs));
     stream.on('data', (chunk: Buffer) => this.fromClient(chunk));
     stream.on('end', () => {
       this.clientEnded = true;
+      this.requestComplete();
       this.onClientEnd();
     });
-    stream.on('close', () => {
-      if (!this.finished) {
-        this.upstream?.close(constants.NGHTTP2_CANCEL);
-        this.finish(GrpcStatus.CANCELLED, 'the caller cancelled the call', null);
-      }
-    });
+    stream.on('close', () => this.callerGone('the caller cancelled the call'));
+  }
+
+  /** Shutdown, first step: a Listen never ends by itself, so it is ended now; other calls get the drain bound. */
+  shutdown(reason: string): void {
+    if (this.spec.name === 'Listen') this.abort(reason);
+  }
+
+  /** Shutdown, past the drain bound: cancelled upstream and at the caller, recorded with its outcome. */
+  abort(reason: string): void {
+    if (this.finished) return;
+    const stream = this.call.stream;
+    if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+    this.callerLeft = true;
+    this.giveUp(reason);
+  }
+
+  private requestComplete(): void {
+    if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+    this.requestTimer = null;
+  }
+
+  /** A caller that opened a call and never finished sending its request must not hold it open. */
+  private requestTimedOut(): void {
+    if (this.finished || this.requestTimer === null) return;
+    const seconds = this.ctx.requestTimeoutMs / 1000;
+    const what = this.spec.streaming === 'bidi' ? 'its first message' : 'its whole request';
+    const error = mgError('MG_CLIENT_TIMEOUT', `${this.spec.name} did not send ${what} within ${seconds} s (firestore.timeouts.request); meshgate ended the call`);
+    this.upstream?.close(constants.NGHTTP2_CANCEL);
+    // Answered now, not when the caller ends its request (it has shown it will not), and its
+    // half of the stream reset once the status is out.
+    const stream = this.call.stream;
+    const withHeaders = this.spec.streaming !== 'unary';
+    refuseCall(stream, error, { withHeaders });
+    const reset = () =>
+      setImmediate(() => {
+        if (!stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+      });
+    // With headers first, the status goes in trailers, sent when Node asks for them.
+    if (withHeaders && !stream.destroyed) stream.once('wantTrailers', reset);
+    else reset();
+    this.finish(null, null, error);
+  }
+
+  /** Whether the call may change data, so that its answer matters after its caller left. */
+  private mayWrite(): boolean {
+    return this.policy.writes > 0 || this.spec.name === 'Commit' || this.spec.name === 'Rollback';
+  }
+
+  private callerGone(why: string): void {
+    if (this.finished || this.callerLeft) return;
+    this.callerLeft = true;
+    this.requestComplete();
+    const upstream = this.upstream;
+    if (upstream === null || !this.mayWrite()) {
+      this.upstream?.close(constants.NGHTTP2_CANCEL);
+      this.finish(GrpcStatus.CANCELLED, why, null);
+      return;
+    }
+    // Firestore may have applied it already: its answer, read to the end, says.
+    if (!upstream.writableEnded) upstream.end();
+    upstream.resume();
+    const seconds = this.ctx.drainTimeoutMs / 1000;
+    this.drainTimer = setTimeout(
+      () => this.giveUp(`${why}, and Firestore had not answered within ${seconds} s (firestore.timeouts.drain), so meshgate cancelled the call upstream`),
+      this.ctx.drainTimeoutMs,
+    );
+  }
+
+  /** The answer will not be seen: a call that writes is `unknown`, a read has simply failed. */
+  private giveUp(why: string): void {
+    if (this.finished) return;
+    this.upstream?.close(constants.NGHTTP2_CANCEL);
+    if (this.upstream === null || !this.mayWrite()) {
+      this.finish(GrpcStatus.CANCELLED, why, null);
+      return;
+    }
+    const unknown = mgError('MG_OUTCOME_UNKNOWN', `${why}: its writes may or may not have been applied; look for trace id ${this.traceId} in Firestore's request logs`);
+    this.finish(GrpcStatus.CANCELLED, null, unknown, 'unknown');
   }
 
   private onClientEnd(): void {
@@ -110,14 +195,15 @@ export class FirestoreCall {
         this.refuse(decodeError(error, this.spec));
         return;
       }
-      const pathsBefore = this.paths.length;
-      const refusal = this.authorize(facts);
+      const pathsBefore = this.policy.paths.length;
+      const refusal = this.policy.authorize(facts);
       if (refusal !== null && facts.listenTargetId !== undefined && refusal.code === 'MG_POLICY_DENIED') {
         // Firestore refuses a listen target by removing it with a cause, and the stream
         // goes on; the SDK reports it to that listener. A stream ended instead is retried.
         this.answerListen(encodeTargetRefusal(facts.listenTargetId, GrpcStatus.PERMISSION_DENIED, `[${refusal.code}] ${refusal.message}`));
         // A listen stream can live for hours: the refusal is audited now, on its own.
-        this.recordListenRefusal(this.paths.splice(pathsBefore), refusal);
+        this.refusedTargets++;
+        this.record.listenRefusal(this.policy.paths.splice(pathsBefore), refusal);
         continue;
       }
       if (refusal !== null) {
@@ -130,7 +216,8 @@ export class FirestoreCall {
         this.refuse(unavailable);
         return;
       }
-      if (this.ctx.audit.strict) this.forwardWhenDurable(message.raw, this.paths.slice(pathsBefore));
+      if (this.spec.streaming === 'bidi') this.requestComplete();
+      if (this.ctx.audit.strict) this.forwardWhenDurable(message.raw, this.policy.paths.slice(pathsBefore));
       else this.forward(message.raw);
     }
     // buffered audit behind: read no more from this caller until it catches up.
@@ -142,11 +229,12 @@ export class FirestoreCall {
 
   /** strict audit: the message's intent on disk first, then upstream; in order, as they came. */
   private forwardWhenDurable(raw: Buffer, paths: readonly string[]): void {
-    this.ctx.audit.rpcIntent({ engine: 'firestore', sessionId: this.sessionId, identity: this.call.identity, method: this.call.method, traceId: this.traceId, paths });
+    this.ctx.audit.rpcIntent({ engine: 'firestore', sessionId: this.record.sessionId, identity: this.call.identity, method: this.call.method, traceId: this.traceId, paths });
     this.awaitingDurable++;
     this.ctx.audit.afterDurable((error) => {
       this.awaitingDurable--;
-      if (this.finished) return;
+      // A caller gone meanwhile: what was already sent runs to its answer, this never goes.
+      if (this.finished || this.callerLeft) return;
       if (error !== null) {
         this.refuse(error);
         return;
@@ -154,48 +242,6 @@ export class FirestoreCall {
       this.forward(raw);
       if (this.awaitingDurable === 0 && this.clientEnded) this.onClientEnd();
     });
-  }
-
-  /** Every path of the message through policy; null when all are allowed. */
-  /** Every path of the message through policy (all recorded); the first refusal, or null. */
-  private authorize(facts: RequestFacts): MeshgateError | null {
-    const projects = new Set([facts.database.project, ...facts.accesses.map((a) => a.database.project)]);
-    projects.delete('');
-    for (const project of projects) {
-      if (project !== this.ctx.project) return mgError('MG_POLICY_DENIED', `meshgate serves Firestore project '${this.ctx.project}', not '${project}'`);
-    }
-    const policy = this.ctx.policy.current();
-    const identity = this.call.identity;
-    let refusal: MeshgateError | null = null;
-    let serviceClass: string | null = null;
-    for (const access of facts.accesses) {
-      const request: FirestoreRequest = { engine: 'firestore', database: access.database.database, path: access.path, pathKind: access.kind, operation: access.operation };
-      const decision = policy.evaluate(identity, request);
-      if (this.paths.length < 1000) this.paths.push(access.kind === 'document' || access.path === '' ? access.path : `${access.path} (${access.kind})`);
-      this.operation = mergeOperation(this.operation, access.operation);
-      if (refusal !== null) continue;
-      this.rule = decision.ruleId;
-      if (!decision.allow) {
-        const where = access.path === '' ? `database ${access.database.database}` : `${access.kind} ${access.path}`;
-        refusal = mgError('MG_POLICY_DENIED', `${access.operation} of ${where} denied: ${decision.reason}`);
-        continue;
-      }
-      this.serviceAccount ??= decision.googleServiceAccount;
-      serviceClass ??= decision.serviceClass;
-    }
-    if (refusal !== null) return refusal;
-    if (facts.transaction !== null && facts.writes > 0 && this.ctx.transactions.isReadOnly(identity.principal, facts.transaction)) {
-      this.rule = null; // no rule refused it: the caller's own read-only promise did
-      return mgError('MG_POLICY_DENIED', 'this transaction was begun read-only; writes in it are refused');
-    }
-    if (this.admission === null) {
-      const admission = this.ctx.throttle.admit({ engine: 'firestore', kind: 'call', serviceClass: serviceClass ?? DEFAULT_SERVICE_CLASS, principal: identity.spiffeId });
-      if (!admission.admitted) return admission.error;
-      this.admission = admission;
-    }
-    this.writes += facts.writes;
-    this.beginsReadOnly ||= facts.beginsTransaction === 'read-only';
-    return null;
   }
 
   private forward(raw: Buffer): void {
@@ -212,13 +258,13 @@ export class FirestoreCall {
   private openUpstream(): void {
     if (this.opening !== null || this.upstream !== null) return;
     const auth = this.ctx.upstream.auth;
-    const cached = auth.cached(this.serviceAccount);
+    const cached = auth.cached(this.policy.serviceAccount);
     if (cached !== null) {
       this.opening = Promise.resolve();
       this.openWith(cached);
       return;
     }
-    this.opening = auth.authorization(this.serviceAccount).then(
+    this.opening = auth.authorization(this.policy.serviceAccount).then(
       (authorization) => this.openWith(authorization),
       (error: unknown) => this.refuse(asMeshgateError(error)),
     );
@@ -257,6 +303,14 @@ export class FirestoreCall {
 
   private onResponse(headers: IncomingHttpHeaders, flags: number): void {
     if (this.finished) return;
+    if (this.callerLeft) {
+      // Nobody to answer; a trailers-only answer is the whole of it.
+      if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
+        this.trailers = headers;
+        this.upstreamEnded();
+      }
+      return;
+    }
     if (this.respondedFirst) {
       if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
         this.trailers = headers;
@@ -290,7 +344,8 @@ export class FirestoreCall {
     // Listen answers go message by message, so meshgate's own refusals fit between them;
     // everything else passes through as it arrives.
     const wholeMessages = this.spec.name === 'Listen';
-    if (!wholeMessages && !this.call.stream.write(chunk)) this.upstream?.pause();
+    const toCaller = !this.callerLeft;
+    if (toCaller && !wholeMessages && !this.call.stream.write(chunk)) this.upstream?.pause();
     let messages;
     try {
       messages = this.responses.push(chunk);
@@ -299,11 +354,11 @@ export class FirestoreCall {
       return;
     }
     for (const message of messages) {
-      if (wholeMessages && !this.call.stream.write(message.raw)) this.upstream?.pause();
+      if (toCaller && wholeMessages && !this.call.stream.write(message.raw)) this.upstream?.pause();
       try {
         const counted = countResponse(this.spec, message.payload);
         this.documents += counted.documents;
-        if (counted.transaction !== null && this.beginsReadOnly) this.ctx.transactions.markReadOnly(this.call.identity.principal, counted.transaction);
+        if (counted.transaction !== null && this.policy.beginsReadOnly) this.ctx.transactions.markReadOnly(this.call.identity.principal, counted.transaction);
       } catch {
         // Counting is for the audit event; the caller still gets the bytes as Firestore sent them.
       }
@@ -313,18 +368,22 @@ export class FirestoreCall {
   private upstreamEnded(): void {
     if (this.finished) return;
     const status = statusOf(this.trailers ?? {});
-    if (this.call.stream.headersSent) this.call.stream.end();
+    if (this.callerLeft) {
+      // Firestore's own answer to a call whose caller left: what it did, recorded.
+    } else if (this.call.stream.headersSent) this.call.stream.end();
     else refuseCall(this.call.stream, mgError('MG_UPSTREAM_PROTOCOL', 'Firestore ended the call without an answer'));
-    if (status === GrpcStatus.OK && this.writes > 0) this.documents += this.writes;
+    if (status === GrpcStatus.OK && this.policy.writes > 0) this.documents += this.policy.writes;
     this.finish(status, messageOf(this.trailers ?? {}), null);
   }
 
   private upstreamFailed(error: Error): void {
     if (this.finished) return;
     const failure = mgError('MG_UPSTREAM_UNAVAILABLE', `Firestore upstream failed: ${error.message}`, error);
-    if (this.call.stream.headersSent) this.call.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    if (this.callerLeft) {
+      // Nothing to tell the caller; the write was sent and its answer is lost.
+    } else if (this.call.stream.headersSent) this.call.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     else refuseCall(this.call.stream, failure);
-    this.finish(GrpcStatus.UNAVAILABLE, failure.message, failure);
+    this.finish(GrpcStatus.UNAVAILABLE, failure.message, failure, this.mayWrite() ? 'unknown' : 'failed');
   }
 
   private refuse(error: MeshgateError): void {
@@ -348,60 +407,19 @@ export class FirestoreCall {
     this.finish(null, null, error);
   }
 
-  private logRefusal(error: MeshgateError): void {
-    logRefusal(this.ctx.log, error, { engine: 'firestore', sessionId: this.sessionId, peer: this.call.peer, identity: this.call.identity, rule: this.rule, method: this.call.method });
-  }
-
-  /** What every audit event of this call says about who called what. */
-  private about() {
-    return { engine: 'firestore', sessionId: this.sessionId, peer: this.call.peer, identity: this.call.identity, xfcc: this.call.xfcc, method: this.call.method } as const;
-  }
-
-  private recordListenRefusal(paths: string[], error: MeshgateError): void {
-    this.refusedTargets++;
-    this.logRefusal(error);
-    this.ctx.audit.rpc(
-      rpcFacts({
-        ...this.about(),
-        operation: 'read',
-        paths,
-        decision: 'deny',
-        rule: this.rule,
-        reason: error.message,
-        traceId: this.traceId,
-        error,
-        documents: 0,
-        startedAt: process.hrtime.bigint(),
-      }),
-    );
-  }
-
-  private finish(status: number | null, upstreamMessage: string | null, error: MeshgateError | null): void {
+  /** `status`: what ended the call (Firestore's, or CANCELLED); `outcome` when it does not follow (call-record.ts). */
+  private finish(status: number | null, upstreamMessage: string | null, error: MeshgateError | null, outcome?: Outcome): void {
     if (this.finished) return;
     this.finished = true;
-    this.admission?.release();
-    if (error !== null) this.logRefusal(error);
+    this.requestComplete();
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+    this.onFinished();
+    this.policy.admission?.release();
+    if (error !== null) this.record.logRefusal(error);
     // A listen stream whose every target was refused has said all there is in those events.
     if (this.refusedTargets > 0 && this.upstream === null && error === null) return;
-    const denied = error !== null && error.code === 'MG_POLICY_DENIED';
-    this.ctx.audit.rpc(
-      rpcFacts({
-        ...this.about(),
-        operation: this.operation,
-        paths: this.paths,
-        decision: denied || (error !== null && this.upstream === null) ? 'deny' : 'allow',
-        rule: this.rule,
-        // Calls that name no path (BeginTransaction, Rollback, an empty Commit) touch no data;
-        // the reads and writes made in a transaction are judged one by one.
-        reason: error?.message ?? (this.rule === null ? 'touches no documents' : `allowed by ${this.rule}`),
-        traceId: this.traceId,
-        error,
-        ...(status === null || error !== null ? {} : { status }),
-        ...(upstreamMessage === null ? {} : { upstreamMessage }),
-        documents: status === GrpcStatus.OK || status === null ? this.documents : 0,
-        startedAt: this.call.startedAt,
-      }),
-    );
+    const forwarded = this.upstream !== null;
+    this.record.end({ status, upstreamMessage, error, forwarded, mayWrite: this.mayWrite(), documents: this.documents, ...(outcome === undefined ? {} : { outcome }) });
   }
 }
 
@@ -409,9 +427,4 @@ function decodeError(error: unknown, spec: MethodSpec): MeshgateError {
   const coded = asMeshgateError(error);
   if (coded.code === 'MG_INTERNAL') return mgError('MG_PACKET_MALFORMED', `the ${spec.name} request is not a valid google.firestore.v1.${spec.request} message`, error);
   return mgError(coded.code, `${spec.name}: ${coded.message}`, error);
-}
-
-function mergeOperation(current: string | null, next: string): string {
-  if (current === null || current === next) return next;
-  return current.split('+').includes(next) ? current : `${current}+${next}`;
 }

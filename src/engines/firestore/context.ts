@@ -17,4 +17,8 @@ export interface FirestoreEngineContext {
   readonly log: Logger;
   readonly maxMessageBytes: number;
   readonly maxResponseMessageBytes: number;
+  /** firestore.timeouts.request: headers to a whole request (a stream's first message). */
+  readonly requestTimeoutMs: number;
+  /** firestore.timeouts.drain: how long a call that writes waits for its answer once its caller left. */
+  readonly drainTimeoutMs: number;
 }

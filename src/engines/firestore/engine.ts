@@ -1,10 +1,11 @@
 /**
  * The Firestore engine behind the gRPC front door: calls with a proven identity become
- * FirestoreCalls; unknown methods and calls the front door refused are answered and audited.
+ * FirestoreCalls; unknown methods, calls and connections the front door refused are answered
+ * and audited. It knows its calls under way, so a shutdown waits for them (bounded).
  */
 import { randomBytes } from 'node:crypto';
 import { mgError } from '../../errors/index.ts';
-import { refuseCall, rpcFacts, traceIdOf, type GrpcCall, type RefusedCall } from '../../transport/grpc/index.ts';
+import { refuseCall, rpcFacts, traceIdOf, type GrpcCall, type RefusedCall, type RefusedConnection } from '../../transport/grpc/index.ts';
 import { FirestoreCall } from './call.ts';
 import { logRefusal } from '../refusal-log.ts';
 import { METHODS } from './codec/access.ts';
@@ -16,7 +17,29 @@ let calls = 0;
 const nextSessionId = () => `${SESSION_PREFIX}${(++calls).toString(16).padStart(8, '0')}`;
 
 export class FirestoreEngine {
+  private readonly live = new Set<FirestoreCall>();
+  private whenIdle: (() => void) | null = null;
+
   constructor(private readonly ctx: FirestoreEngineContext) {}
+
+  /**
+   * At shutdown, once no new call can arrive: Listens end now, the other calls get until
+   * firestore.timeouts.drain to finish, and what is still open then is cancelled; each call's
+   * event is recorded before this resolves.
+   */
+  async settle(reason: string): Promise<void> {
+    for (const call of [...this.live]) call.shutdown(reason);
+    if (this.live.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.whenIdle = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.ctx.drainTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    const seconds = this.ctx.drainTimeoutMs / 1000;
+    for (const call of [...this.live]) call.abort(`${reason}, and Firestore had not answered within ${seconds} s (firestore.timeouts.drain), so meshgate cancelled the call`);
+  }
 
   readonly onCall = (call: GrpcCall): void => {
     const spec = METHODS.get(call.method);
@@ -30,7 +53,33 @@ export class FirestoreEngine {
       );
       return;
     }
-    new FirestoreCall(call, spec, this.ctx, sessionId).start();
+    const running: FirestoreCall = new FirestoreCall(call, spec, this.ctx, sessionId, () => {
+      this.live.delete(running);
+      if (this.live.size === 0) this.whenIdle?.();
+    });
+    this.live.add(running);
+    running.start();
+  };
+
+  /** A connection turned away before any call (TLS, not HTTP/2, too slow): audited, bounded. */
+  readonly onConnectionRefused = (refusal: RefusedConnection): void => {
+    const sessionId = nextSessionId();
+    const written = this.ctx.audit.refusedCaller({
+      engine: 'firestore',
+      sessionId,
+      peer: refusal.peer,
+      tls: null,
+      identity: null,
+      clientUser: null,
+      database: null,
+      decision: 'deny',
+      rule: null,
+      reason: refusal.error.message,
+      role: null,
+      upstreamConnectionId: null,
+      error: refusal.error,
+    });
+    if (written) logRefusal(this.ctx.log, refusal.error, { engine: 'firestore', sessionId, peer: refusal.peer, identity: null });
   };
 
   readonly onRefused = (refusal: RefusedCall): void => {

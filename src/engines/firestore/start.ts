@@ -9,6 +9,7 @@ import { GrpcFrontDoor } from '../../transport/grpc/index.ts';
 import type { Logger } from '../../log.ts';
 import { FirestoreEngine } from './engine.ts';
 import { emulatorAuth, type UpstreamAuth } from '../../credentials/index.ts';
+import { parseDuration } from '../../identity/index.ts';
 import { ReadOnlyTransactions } from './transactions.ts';
 import { FirestoreUpstream } from './upstream.ts';
 import { startFirestoreEmulator, type RunningEmulator } from '../../dev/firestore-emulator.ts';
@@ -82,14 +83,18 @@ async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: Run
     maxMessageBytes: config.maxMessageBytes,
     // Answers are not ours to limit; this only bounds what meshgate buffers to count them.
     maxResponseMessageBytes: 256 * 1024 * 1024,
+    requestTimeoutMs: ms(config.timeouts.request),
+    drainTimeoutMs: ms(config.timeouts.drain),
   });
   const door = new GrpcFrontDoor({
     tls: config.tls === 'mtls' ? deps.tls : null,
     identity: deps.identity,
     trustedHops: config.trustedHops,
     log: deps.log,
+    timeouts: { handshakeMs: ms(config.timeouts.handshake), idleMs: ms(config.timeouts.idle) },
     onCall: engine.onCall,
     onRefused: engine.onRefused,
+    onConnectionRefused: engine.onConnectionRefused,
   });
   const address = await door.listen(config.host, config.port).catch((error: unknown) => {
     upstream.close();
@@ -101,9 +106,15 @@ async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: Run
     upstream: description,
     emulator,
     async close() {
+      // No new connection or call; the calls under way finish (bounded) and are recorded,
+      // then what is left of the connections goes, then the upstream.
+      door.drain();
+      await engine.settle('meshgate shut down');
       await door.close();
       upstream.close();
       await emulator?.stop();
     },
   };
 }
+
+const ms = (duration: string) => parseDuration(duration) * 1000;

@@ -384,8 +384,16 @@ export class CommandStages implements SessionCommands {
     if (this.ended) return;
     this.ended = true;
     // Sent upstream, answer never seen: recorded, and said to be unknown rather than left out.
-    for (const due of this.inFlight.splice(0)) {
-      if (QUIET_COMMANDS.has(due.code)) continue;
+    const unanswered = this.inFlight.splice(0).filter((due) => !QUIET_COMMANDS.has(due.code));
+    if (unanswered.length > 0) {
+      this.ctx.log.warn(`${unanswered.length} MySQL statement(s) ended without an answer; audited with outcome unknown`, {
+        sessionId: this.grant.request.sessionId,
+        identity: this.identity,
+        upstreamConnectionId: this.grant.upstreamConnectionId,
+        why: facts.unanswered,
+      });
+    }
+    for (const due of unanswered) {
       const unknown = mgError(
         'MG_OUTCOME_UNKNOWN',
         `${facts.unanswered}: the statement may or may not have taken effect; ` +

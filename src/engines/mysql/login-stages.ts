@@ -8,7 +8,7 @@
  * knows nothing of sockets or packets. A refusal at any stage comes back as a coded error
  * the session renders as an ERR packet; every refusal is audited and logged here.
  */
-import type { PeerAddress, SessionRecorder } from '../../audit/index.ts';
+import type { ConnectionFacts, PeerAddress, SessionRecorder } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/index.ts';
 import { logRefusal } from '../refusal-log.ts';
@@ -135,7 +135,7 @@ export class LoginStages implements LoginHandler {
     const identity = refusal.identity ?? null;
     const rule = refusal.rule ?? null;
     if (error.kind === 'internal') this.ctx.log.error('session failed', { sessionId: refusal.sessionId, cause: String(error.cause) });
-    this.ctx.audit.connection({
+    const facts: ConnectionFacts = {
       engine: 'mysql',
       sessionId: refusal.sessionId,
       peer: refusal.peer,
@@ -149,8 +149,12 @@ export class LoginStages implements LoginHandler {
       role: null,
       upstreamConnectionId: null,
       error,
-    });
-    logRefusal(this.ctx.log, error, { engine: 'mysql', sessionId: refusal.sessionId, peer: refusal.peer, identity, rule });
+    };
+    // Nobody known yet (TLS, time-outs, garbage, certificates): bounded, so a flood cannot fill the disk.
+    let written = true;
+    if (identity === null) written = this.ctx.audit.refusedCaller(facts);
+    else this.ctx.audit.connection(facts);
+    if (written) logRefusal(this.ctx.log, error, { engine: 'mysql', sessionId: refusal.sessionId, peer: refusal.peer, identity, rule });
   }
 
   private refused(request: LoginRequest, error: MeshgateError, identity: Identity | null, rule: string | null): LoginOutcome {

@@ -8,6 +8,12 @@
  *  - TLS with client certificates (SVIDs), reloaded with the files when they change;
  *  - plaintext h2c, for a port only the local Istio sidecar reaches (it terminated the
  *    caller's mTLS and forwards XFCC). Calls from other hops get no identity from XFCC.
+ *
+ * Every wait is bounded (timeouts): a connection has `handshakeMs` from accept to its HTTP/2
+ * preface (TLS included), and an open connection without calls is closed after `idleMs`
+ * (GOAWAY); a call's own request is the engine's to bound. A connection refused before any
+ * call (TLS too old or failed, not HTTP/2, too slow) is reported to `onConnectionRefused`, for
+ * the engine to audit.
  */
 import {
   constants,
@@ -19,11 +25,12 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import { tlsFactsOf, type Identity, type IdentityResolver, type TlsPeerFacts, type XfccNote } from '../../identity/index.ts';
 import type { Logger } from '../../log.ts';
+import { tlsRefusal } from '../tls-refusal.ts';
 import { refuseCall } from './status.ts';
 
 const XFCC = 'x-forwarded-client-cert';
@@ -57,6 +64,21 @@ export interface RefusedCall {
   readonly startedAt: bigint;
 }
 
+/** A connection turned away before it made a call; already closed. */
+export interface RefusedConnection {
+  readonly peer: GrpcPeer;
+  readonly error: MeshgateError;
+}
+
+export interface FrontDoorTimeouts {
+  /** Accept to the client's HTTP/2 preface, TLS handshake included. */
+  readonly handshakeMs: number;
+  /** A connection with no call open this long is closed (GOAWAY; clients reconnect when they need to). */
+  readonly idleMs: number;
+}
+
+export const DEFAULT_FRONT_DOOR_TIMEOUTS: FrontDoorTimeouts = { handshakeMs: 10_000, idleMs: 300_000 };
+
 export interface FrontDoorTls {
   /** Current certificate, key and trust bundle. */
   contextOptions(): SecureContextOptions;
@@ -74,8 +96,20 @@ export interface GrpcFrontDoorOptions {
   readonly log: Logger;
   /** Streams per connection; bounds what one client can make meshgate hold. */
   readonly maxConcurrentStreams?: number;
+  readonly timeouts?: FrontDoorTimeouts;
   onCall(call: GrpcCall): void;
   onRefused(refusal: RefusedCall): void;
+  onConnectionRefused?(refusal: RefusedConnection): void;
+}
+
+/** A connection that has not sent its HTTP/2 preface yet. */
+interface Arriving {
+  /** The TCP socket (TLS servers: until the handshake is done, then the session holds it). */
+  socket: Socket | null;
+  session: Http2Session | null;
+  readonly timer: NodeJS.Timeout;
+  secured: boolean;
+  refused: boolean;
 }
 
 export class GrpcFrontDoor {
@@ -85,7 +119,16 @@ export class GrpcFrontDoor {
   /** Verified once per connection: every stream on it shares the TLS peer. */
   private readonly tlsFacts = new WeakMap<Http2Session, TlsPeerFacts>();
 
+  private readonly timeouts: FrontDoorTimeouts;
+  /** Connections between accept and their HTTP/2 preface, by `address:port`. */
+  private readonly arriving = new Map<string, Arriving>();
+  private readonly closed: Promise<void>;
+  private resolveClosed: () => void = () => {};
+  private draining = false;
+
   constructor(private readonly options: GrpcFrontDoorOptions) {
+    this.timeouts = options.timeouts ?? DEFAULT_FRONT_DOOR_TIMEOUTS;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 256 };
     if (options.tls === null) {
       this.server = createServer({ settings });
@@ -99,15 +142,52 @@ export class GrpcFrontDoor {
         requestCert: true,
         rejectUnauthorized: false,
         ALPNProtocols: ['h2'],
+        // A backstop only: the handshake deadline below ends a slow connection first, and says so.
+        handshakeTimeout: this.timeouts.handshakeMs + 1000,
       });
       const secure = this.server as Http2SecureServer;
       this.unsubscribe = tls.subscribe(() => secure.setSecureContext(tls.contextOptions()));
+      secure.on('secureConnection', (socket: TLSSocket) => {
+        const arriving = this.arriving.get(keyOf(socket));
+        if (arriving !== undefined) arriving.secured = true;
+      });
+      secure.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+        const refusal = tlsRefusal(error);
+        if (refusal !== null) this.refuseConnection(keyOf(socket), socket, refusal);
+      });
+      secure.on('unknownProtocol', (socket: TLSSocket) => {
+        this.refuseConnection(keyOf(socket), socket, mgError('MG_PACKET_MALFORMED', 'the client did not ask for HTTP/2 in ALPN (h2); this port speaks gRPC over HTTP/2'));
+        socket.destroy();
+      });
+      // TLS: the deadline runs from accept, through the handshake, to the preface.
+      secure.on('connection', (socket: Socket) => {
+        const key = keyOf(socket);
+        const arriving = this.arrived(key);
+        arriving.socket = socket;
+        socket.once('close', () => {
+          if (this.arriving.get(key) === arriving) this.forget(key);
+        });
+      });
     }
     this.server.on('session', (session: Http2Session) => {
+      // Read now: a destroyed session has no socket any more. (h2c: the session comes with the connection.)
+      const peer = { remoteAddress: session.socket.remoteAddress, remotePort: session.socket.remotePort };
+      const key = keyOf(peer);
+      const arriving = this.arriving.get(key) ?? this.arrived(key);
+      arriving.session = session;
+      arriving.secured = true;
       this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
+      session.once('close', () => {
+        this.sessions.delete(session);
+        this.forget(key);
+      });
+      session.once('remoteSettings', () => this.opened(session, key));
       // A session error is one client's problem; the listener goes on.
-      session.on('error', (error) => options.log.warn('HTTP/2 connection failed', { error: error.message }));
+      session.on('error', (error: NodeJS.ErrnoException) => {
+        if (this.arriving.has(key)) {
+          this.refuseConnection(key, peer, mgError('MG_PACKET_MALFORMED', `the client did not open with the HTTP/2 preface (${error.message}); this port speaks gRPC over HTTP/2`));
+        } else options.log.warn('HTTP/2 connection failed', { error: error.message });
+      });
     });
     this.server.on('stream', (stream, headers) => void this.accept(stream, headers));
   }
@@ -122,12 +202,93 @@ export class GrpcFrontDoor {
     });
   }
 
-  /** Stops accepting; open calls are cancelled. */
-  async close(): Promise<void> {
+  /** Stops accepting connections and calls (GOAWAY); calls under way go on. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
     this.unsubscribe();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) this.server.close(() => this.resolveClosed());
+    else this.resolveClosed();
+    for (const session of this.sessions) session.close();
+    for (const arriving of this.arriving.values()) arriving.socket?.destroy();
+  }
+
+  /**
+   * Stops accepting; connections whose calls are done close as they flush (a second at most),
+   * and calls still open are cancelled.
+   */
+  async close(): Promise<void> {
+    this.drain();
+    const flushed = [...this.sessions].map((session) => new Promise<void>((resolve) => session.once('close', () => resolve())));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(flushed), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+    clearTimeout(timer);
     for (const session of this.sessions) session.destroy();
-    await closed;
+    await this.closed;
+  }
+
+  // ── connections: bounded from accept to the preface, then while idle ──────────────────
+
+  /** Starts a connection's handshake deadline, under `address:port`. */
+  private arrived(key: string): Arriving {
+    const timer = setTimeout(() => this.handshakeTimedOut(key), this.timeouts.handshakeMs);
+    timer.unref();
+    const arriving: Arriving = { socket: null, session: null, timer, secured: false, refused: false };
+    this.arriving.set(key, arriving);
+    return arriving;
+  }
+
+  private forget(key: string): void {
+    const arriving = this.arriving.get(key);
+    if (arriving === undefined) return;
+    clearTimeout(arriving.timer);
+    this.arriving.delete(key);
+  }
+
+  private handshakeTimedOut(key: string): void {
+    const arriving = this.arriving.get(key);
+    if (arriving === undefined) return;
+    const seconds = this.timeouts.handshakeMs / 1000;
+    const what = arriving.secured ? 'send the HTTP/2 preface' : 'finish the TLS handshake';
+    const peer = arriving.socket ?? arriving.session?.socket ?? null;
+    if (peer !== null) this.refuseConnection(key, peer, mgError('MG_CLIENT_TIMEOUT', `the client did not ${what} within ${seconds} s (firestore.timeouts.handshake); meshgate closed the connection`));
+    this.forget(key);
+    // Once HTTP/2 holds the connection, only its session can close it.
+    if (arriving.session !== null) arriving.session.destroy();
+    else arriving.socket?.destroy();
+  }
+
+  /** Reports a refusal once per connection. */
+  private refuseConnection(key: string, socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined }, error: MeshgateError): void {
+    const arriving = this.arriving.get(key);
+    if (arriving !== undefined) {
+      if (arriving.refused) return;
+      arriving.refused = true;
+    }
+    this.options.onConnectionRefused?.({ peer: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }, error });
+  }
+
+  /** The client's preface came: the connection is open, and from now on closed when idle. */
+  private opened(session: Http2Session, key: string): void {
+    this.forget(key);
+    let open = 0;
+    let idle: NodeJS.Timeout | null = null;
+    const arm = () => {
+      idle = setTimeout(() => session.close(), this.timeouts.idleMs);
+      idle.unref();
+    };
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      open++;
+      if (idle !== null) clearTimeout(idle);
+      idle = null;
+      stream.once('close', () => {
+        if (--open === 0 && !session.closed) arm();
+      });
+    });
+    session.once('close', () => {
+      if (idle !== null) clearTimeout(idle);
+    });
+    arm();
   }
 
   private async accept(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
@@ -174,6 +335,10 @@ export class GrpcFrontDoor {
     }
     return facts;
   }
+}
+
+function keyOf(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined }): string {
+  return `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
 }
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;

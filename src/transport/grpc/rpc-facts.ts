@@ -15,7 +15,7 @@ export function traceIdOf(headers: IncomingHttpHeaders): string {
  * the status may be left out — it follows from meshgate's refusal, or is the upstream's.
  */
 export type RpcOutcome = Omit<RpcFacts, 'status' | 'outcome'> & {
-  /** The upstream's status when it answered; ignored when `error` is set. */
+  /** The status the caller saw, when it is not the one `error` renders as (the upstream's, or CANCELLED). */
   readonly status?: number;
   /** Default: from the status (OK is `completed`, anything else `failed`); `unknown` only when said. */
   readonly outcome?: Outcome;
@@ -26,6 +26,6 @@ export type RpcOutcome = Omit<RpcFacts, 'status' | 'outcome'> & {
  * meshgate's own refusal rendered as gRPC renders it, else the upstream's.
  */
 export function rpcFacts(o: RpcOutcome): RpcFacts {
-  const status = o.error !== null ? grpcStatusOf(o.error) : (o.status ?? GrpcStatus.OK);
+  const status = o.status ?? (o.error !== null ? grpcStatusOf(o.error) : GrpcStatus.OK);
   return { ...o, status, outcome: o.outcome ?? (status === GrpcStatus.OK ? 'completed' : 'failed') };
 }

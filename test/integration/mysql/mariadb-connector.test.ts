@@ -398,7 +398,8 @@ describe('mariadb connector through meshgate', { skip: missing }, () => {
     let ends: Row[] = [];
     await waitFor('the session to end', async () => {
       const audit = await h.readAudit();
-      const connection = audit.find((e) => e.type === 'connection' && e.upstreamConnectionId === id);
+      // The newest: an upstream connection an earlier session handed back may have served others.
+      const connection = audit.findLast((e) => e.type === 'connection' && e.upstreamConnectionId === id);
       assert.ok(connection, 'a connection event names the upstream connection');
       ends = audit.filter((e) => e.type === 'session_end' && e.sessionId === connection.sessionId);
       return ends.length > 0;
