@@ -181,12 +181,16 @@ export class GrpcFrontDoor {
         this.sessions.delete(session);
         this.forget(key);
       });
-      session.once('remoteSettings', () => this.opened(session, key));
-      // A session error is one client's problem; the listener goes on.
+      let open = false;
+      session.once('remoteSettings', () => {
+        open = true;
+        this.opened(session, key);
+      });
+      // A session error is one client's problem; the listener goes on. (Its socket may have
+      // closed, and the connection been forgotten, before the error is told.)
       session.on('error', (error: NodeJS.ErrnoException) => {
-        if (this.arriving.has(key)) {
-          this.refuseConnection(key, peer, mgError('MG_PACKET_MALFORMED', `the client did not open with the HTTP/2 preface (${error.message}); this port speaks gRPC over HTTP/2`));
-        } else options.log.warn('HTTP/2 connection failed', { error: error.message });
+        if (!open) this.refuseConnection(key, peer, mgError('MG_PACKET_MALFORMED', `the client did not open with the HTTP/2 preface (${error.message}); this port speaks gRPC over HTTP/2`));
+        else options.log.warn('HTTP/2 connection failed', { error: error.message });
       });
     });
     this.server.on('stream', (stream, headers) => void this.accept(stream, headers));
