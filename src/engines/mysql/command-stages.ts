@@ -385,20 +385,14 @@ export class CommandStages implements SessionCommands {
     this.ended = true;
     // Sent upstream, answer never seen: recorded, and said to be unknown rather than left out.
     const unanswered = this.inFlight.splice(0).filter((due) => !QUIET_COMMANDS.has(due.code));
+    const upstreamId = this.grant.upstreamConnectionId;
     if (unanswered.length > 0) {
-      this.ctx.log.warn(`${unanswered.length} MySQL statement(s) ended without an answer; audited with outcome unknown`, {
-        sessionId: this.grant.request.sessionId,
-        identity: this.identity,
-        upstreamConnectionId: this.grant.upstreamConnectionId,
-        why: facts.unanswered,
-      });
+      const fields = { sessionId: this.grant.request.sessionId, identity: this.identity, upstreamConnectionId: upstreamId, why: facts.unanswered };
+      this.ctx.log.warn(`${unanswered.length} MySQL statement(s) ended without an answer; audited with outcome unknown`, fields);
     }
     for (const due of unanswered) {
-      const unknown = mgError(
-        'MG_OUTCOME_UNKNOWN',
-        `${facts.unanswered}: the statement may or may not have taken effect; ` +
-          `look for its trace id ${due.traceId || '(none)'} and upstream connection ${this.grant.upstreamConnectionId} in MariaDB's logs`,
-      );
+      const where = `look for its trace id ${due.traceId || '(none)'} and upstream connection ${upstreamId} in MariaDB's logs`;
+      const unknown = mgError('MG_OUTCOME_UNKNOWN', `${facts.unanswered}: the statement may or may not have taken effect; ${where}`);
       this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null);
     }
     this.grant.audit.end({ reason: facts.reason, bytesFromClient: facts.bytesFromClient, bytesFromUpstream: facts.bytesFromUpstream });

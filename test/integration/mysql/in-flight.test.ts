@@ -235,8 +235,9 @@ describe('statements in flight under audit back-pressure (real MariaDB)', { skip
   let h: Harness;
 
   before(async () => {
-    // The smallest queue the config allows: sessions stop reading from their clients and
-    // resume as the file catches up, many times over in this test.
+    // The smallest queue the config allows, so sessions stop reading from their clients and
+    // resume as the file catches up while the burst runs; the exact order (a statement waiting
+    // in the backlog when its client leaves) is pinned by the relay's unit test.
     h = await harness('inflightbp', '3s', 10);
   });
   after(async () => {
