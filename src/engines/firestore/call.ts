@@ -18,6 +18,7 @@ import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'nod
 import type { Outcome } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceIdOf, type GrpcCall } from '../../transport/grpc/index.ts';
+import { answerNow, answerWhenSent } from './call-answers.ts';
 import { CallPolicy } from './call-policy.ts';
 import { CallRecord } from './call-record.ts';
 import { describeRequest, type MethodSpec, type RequestFacts } from './codec/access.ts';
@@ -105,18 +106,7 @@ export class FirestoreCall {
     const what = this.spec.streaming === 'bidi' ? 'its first message' : 'its whole request';
     const error = mgError('MG_CLIENT_TIMEOUT', `${this.spec.name} did not send ${what} within ${seconds} s (firestore.timeouts.request); meshgate ended the call`);
     this.upstream?.close(constants.NGHTTP2_CANCEL);
-    // Answered now, not when the caller ends its request (it has shown it will not), and its
-    // half of the stream reset once the status is out.
-    const stream = this.call.stream;
-    const withHeaders = this.spec.streaming !== 'unary';
-    refuseCall(stream, error, { withHeaders });
-    const reset = () =>
-      setImmediate(() => {
-        if (!stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
-      });
-    // With headers first, the status goes in trailers, sent when Node asks for them.
-    if (withHeaders && !stream.destroyed) stream.once('wantTrailers', reset);
-    else reset();
+    answerNow(this.call.stream, error, this.spec.streaming !== 'unary');
     this.finish(null, null, error);
   }
 
@@ -389,21 +379,7 @@ export class FirestoreCall {
   private refuse(error: MeshgateError): void {
     if (this.finished) return;
     this.upstream?.close(constants.NGHTTP2_CANCEL);
-    const stream = this.call.stream;
-    // Answering before the caller finished sending makes Node reset the stream, which
-    // gRPC clients read as INTERNAL and retry; a unary caller's END_STREAM is a moment away.
-    const withHeaders = this.spec.streaming !== 'unary';
-    if (this.clientEnded || this.spec.streaming === 'bidi' || stream.destroyed) refuseCall(stream, error, { withHeaders });
-    else {
-      const answer = () => refuseCall(stream, error, { withHeaders });
-      const timer = setTimeout(answer, 1000);
-      timer.unref();
-      stream.once('end', () => {
-        clearTimeout(timer);
-        answer();
-      });
-      stream.resume();
-    }
+    answerWhenSent(this.call.stream, error, this.spec.streaming !== 'unary', this.clientEnded || this.spec.streaming === 'bidi');
     this.finish(null, null, error);
   }
 

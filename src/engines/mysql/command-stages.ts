@@ -13,19 +13,17 @@
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
  */
-import { newTraceId, type SessionRecorder } from '../../audit/index.ts';
+import { newTraceId } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
-import type { Identity } from '../../identity/index.ts';
-import type { Admission, AdmissionRequest } from '../../throttle/index.ts';
+import type { AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
 import { Capability, Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
 import type { Frame } from './codec/framer.ts';
 import type { ResponseOutcome } from './codec/response-tracker.ts';
-import type { ResponseShape } from './codec/commands.ts';
 import type { MysqlEngineContext } from './context.ts';
+import type { Route, SessionCommands, SessionEnd, SessionGrant } from './command-handler.ts';
 import { changeUserAsReset } from './change-user.ts';
 import { translateKill, type SessionDirectory } from './directory.ts';
-import type { LoginRequest } from './login-stages.ts';
 import { answerableByQueryCache } from './server-settings.ts';
 import {
   accountChangeInBytes,
@@ -43,63 +41,7 @@ import { upstreamBytes } from './statement-edits.ts';
 import { accountRefusal } from './statement-refusals.ts';
 import { recordLater, StatementText, type StatementRecord } from './statement-text.ts';
 
-export interface SessionGrant {
-  readonly request: LoginRequest;
-  readonly identity: Identity;
-  readonly role: string;
-  readonly rule: string | null;
-  readonly serviceClass: string;
-  readonly allowLocalInfile: boolean;
-  readonly upstreamConnectionId: number;
-  readonly audit: SessionRecorder;
-  /** The session's place in its service class, given back when it ends. */
-  readonly admission: Admission & { admitted: true };
-}
-
-/** What the relay does with a client command. */
-export type Route =
-  /** `durable`: strict audit; go upstream only once handler.afterDurable says the intent is on disk. */
-  | { readonly kind: 'forward'; readonly bytes: Buffer; readonly response: ResponseShape; readonly durable?: true }
-  /** meshgate answers with this error itself; nothing goes upstream. */
-  | { readonly kind: 'answer'; readonly error: MeshgateError }
-  | { readonly kind: 'quit' };
-
-/** How a session ended, as the relay saw it. */
-export interface SessionEnd {
-  /** The first cause: the client closed, MariaDB closed, meshgate shut down, … */
-  readonly reason: string;
-  /** Why commands still in flight got no answer; each one's event says so. */
-  readonly unanswered: string;
-  readonly bytesFromClient: number;
-  readonly bytesFromUpstream: number;
-}
-
-/** What the relay needs from the stages; the relay's unit tests hand it their own. */
-export interface CommandHandler {
-  readonly allowLocalInfile: boolean;
-  onCommand(frame: Frame, command: ClientCommand): Route;
-  onResponse(outcome: ResponseOutcome): void;
-  /** The client broke the protocol; the relay closes the session after this. */
-  onProtocolError(error: MeshgateError): void;
-  onEnd(facts: SessionEnd): void;
-  /** True while audit is behind: the relay stops reading from the client until onDrain. */
-  readonly backlogged: boolean;
-  onDrain(listener: () => void): void;
-  /** Calls back once the audit has on disk what was recorded so far (strict), or the refusal. */
-  afterDurable?(callback: (error: MeshgateError | null) => void): void;
-  /** The last command routed 'forward' will not go upstream after all (its intent could not be written). */
-  unforward?(error: MeshgateError): void;
-}
-
-/** What the session needs from an accepted login's stages: the relay's handler, plus its bracket. */
-export interface SessionCommands extends CommandHandler {
-  /** The session's SPIFFE ID, for log lines. */
-  readonly identity: string;
-  /** The client has its OK: the connection is recorded as allowed. */
-  begin(): void;
-  /** The client left before its OK: nothing was used, nothing is recorded. */
-  abandon(): void;
-}
+export type { CommandHandler, Route, SessionCommands, SessionEnd, SessionGrant } from './command-handler.ts';
 
 /** A prepared statement's text, and the record its executions are audited with. */
 interface Prepared {

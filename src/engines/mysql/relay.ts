@@ -17,7 +17,7 @@
  */
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Logger } from '../../log.ts';
-import type { CommandHandler } from './command-stages.ts';
+import type { CommandHandler } from './command-handler.ts';
 import { decodeCommand, type ResponseShape } from './codec/commands.ts';
 import { encodeErr } from './codec/generic.ts';
 import { encodeMessage, PacketFramer, type Frame } from './codec/framer.ts';

@@ -1,0 +1,71 @@
+/**
+ * The contract between a session's relay (bytes) and its command stages (meaning): what the
+ * relay reports, and what it is told to do with each command. The relay's unit tests hand it
+ * their own handler; login-stages.ts hands it CommandStages.
+ */
+import type { SessionRecorder } from '../../audit/index.ts';
+import type { MeshgateError } from '../../errors/index.ts';
+import type { Identity } from '../../identity/index.ts';
+import type { Admission } from '../../throttle/index.ts';
+import type { ClientCommand, ResponseShape } from './codec/commands.ts';
+import type { Frame } from './codec/framer.ts';
+import type { ResponseOutcome } from './codec/response-tracker.ts';
+import type { LoginRequest } from './login-stages.ts';
+
+export interface SessionGrant {
+  readonly request: LoginRequest;
+  readonly identity: Identity;
+  readonly role: string;
+  readonly rule: string | null;
+  readonly serviceClass: string;
+  readonly allowLocalInfile: boolean;
+  readonly upstreamConnectionId: number;
+  readonly audit: SessionRecorder;
+  /** The session's place in its service class, given back when it ends. */
+  readonly admission: Admission & { admitted: true };
+}
+
+/** What the relay does with a client command. */
+export type Route =
+  /** `durable`: strict audit; go upstream only once handler.afterDurable says the intent is on disk. */
+  | { readonly kind: 'forward'; readonly bytes: Buffer; readonly response: ResponseShape; readonly durable?: true }
+  /** meshgate answers with this error itself; nothing goes upstream. */
+  | { readonly kind: 'answer'; readonly error: MeshgateError }
+  | { readonly kind: 'quit' };
+
+/** How a session ended, as the relay saw it. */
+export interface SessionEnd {
+  /** The first cause: the client closed, MariaDB closed, meshgate shut down, … */
+  readonly reason: string;
+  /** Why commands still in flight got no answer; each one's event says so. */
+  readonly unanswered: string;
+  readonly bytesFromClient: number;
+  readonly bytesFromUpstream: number;
+}
+
+/** What the relay needs from the stages; the relay's unit tests hand it their own. */
+export interface CommandHandler {
+  readonly allowLocalInfile: boolean;
+  onCommand(frame: Frame, command: ClientCommand): Route;
+  onResponse(outcome: ResponseOutcome): void;
+  /** The client broke the protocol; the relay closes the session after this. */
+  onProtocolError(error: MeshgateError): void;
+  onEnd(facts: SessionEnd): void;
+  /** True while audit is behind: the relay stops reading from the client until onDrain. */
+  readonly backlogged: boolean;
+  onDrain(listener: () => void): void;
+  /** Calls back once the audit has on disk what was recorded so far (strict), or the refusal. */
+  afterDurable?(callback: (error: MeshgateError | null) => void): void;
+  /** The last command routed 'forward' will not go upstream after all (its intent could not be written). */
+  unforward?(error: MeshgateError): void;
+}
+
+/** What the session needs from an accepted login's stages: the relay's handler, plus its bracket. */
+export interface SessionCommands extends CommandHandler {
+  /** The session's SPIFFE ID, for log lines. */
+  readonly identity: string;
+  /** The client has its OK: the connection is recorded as allowed. */
+  begin(): void;
+  /** The client left before its OK: nothing was used, nothing is recorded. */
+  abandon(): void;
+}
