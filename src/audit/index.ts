@@ -12,6 +12,8 @@ export type {
   ConnectionEvent,
   CredentialEvent,
   Outcome,
+  AuditParameter,
+  PreparedStatementFacts,
   SessionEndEvent,
   StatementEvent,
 } from './types.ts';

@@ -22,7 +22,7 @@ import { auditTime } from './clock.ts';
 import { credentialEvent, type CredentialFacts } from './credential.ts';
 import { auditIdentity } from './identity.ts';
 import { DEFAULT_REFUSAL_LIMITS, RefusalLimiter, type RefusalLimits } from './refusals.ts';
-import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, ConnectionEvent, Outcome, RecoveredEvent, StatementEvent } from './types.ts';
+import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, ConnectionEvent, Outcome, PreparedStatementFacts, RecoveredEvent, StatementEvent } from './types.ts';
 
 type Engine = NonNullable<AuditEvent['engine']>;
 /** What engines report; `recovered` events are the sink's own. */
@@ -92,6 +92,7 @@ export interface StatementFacts {
   readonly outcome: Outcome;
   /** meshgate's own refusal, the upstream's error, or why the outcome is unknown. */
   readonly error: MeshgateError | UpstreamError | null;
+  readonly prepared?: PreparedStatementFacts | null;
 }
 
 export interface SessionEndFacts {
@@ -348,6 +349,7 @@ export class SessionRecorder {
       durationUs: f.durationUs,
       outcome: f.outcome,
       error: errorOf(f.error),
+      ...(f.prepared == null ? {} : { prepared: f.prepared }),
     };
     this.recorder.emit(event);
   }

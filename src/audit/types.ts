@@ -90,6 +90,41 @@ export interface StatementEvent extends EventBase {
   readonly durationUs: number;
   readonly outcome: Outcome;
   readonly error: AuditError | null;
+  /** Prepared-statement commands only (prepare, execute, fetch): the statement id and what the command carried. */
+  readonly prepared?: PreparedStatementFacts;
+}
+
+/**
+ * What a prepared-statement command carried, beyond the statement's text (which every
+ * event of the statement repeats).
+ */
+export interface PreparedStatementFacts {
+  /** The id the client named (-1: the last one prepared) or MariaDB gave; null for a prepare never answered. */
+  readonly statementId: number | null;
+  /** prepare: how many parameters the statement takes. */
+  readonly parameterCount?: number;
+  /** execute: each parameter as the deciding rule's `auditParameters` says; absent with `none`. */
+  readonly parameters?: readonly AuditParameter[];
+  /** execute: why its parameters could not be read (MariaDB judged the execute itself). */
+  readonly parametersUnread?: string;
+  /** execute: what COM_STMT_SEND_LONG_DATA sent for it beforehand. */
+  readonly longData?: { readonly chunks: number; readonly bytes: number };
+  /** fetch: which fetch of its execute's cursor this is, from 1. */
+  readonly fetch?: number;
+}
+
+/** One parameter of an execute. */
+export interface AuditParameter {
+  /** MariaDB's name of its field type (LONGLONG, VAR_STRING, …), ` UNSIGNED` where flagged. */
+  readonly type: string;
+  /** `values` only: numbers as JSON numbers where exact, everything else as text (binary as 0x…). */
+  readonly value?: string | number | null;
+  /** `value` is the first audit.parameterBytes bytes of a longer one. */
+  readonly truncated?: true;
+  /** The length of a string or binary value, in bytes. */
+  readonly bytes?: number;
+  /** Sent beforehand with COM_STMT_SEND_LONG_DATA: not in the execute, so not in the event. */
+  readonly longData?: true;
 }
 
 export interface SessionEndEvent extends EventBase {

@@ -289,8 +289,10 @@ const sections = z.strictObject({
         .min(0)
         .max(16 * 1024 * 1024)
         .default(64 * 1024),
+      // How much of a prepared statement parameter's value its execute's event keeps, where a rule says auditParameters: values.
+      parameterBytes: z.number().int().min(0).max(64 * 1024).default(256),
     })
-    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024 }),
+    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024, parameterBytes: 256 }),
 });
 
 export const configSchema = sections.check(

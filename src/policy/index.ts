@@ -22,6 +22,7 @@ export type {
   FirestoreRequest,
   LoadedPolicy,
   MysqlRequest,
+  ParameterAudit,
   PolicyFileSummary,
   PolicyRequest,
   Subject,

@@ -15,7 +15,7 @@ import {
   type PolicySourceSpec,
   type TargetSpec,
 } from './schema.ts';
-import { DEFAULT_SERVICE_CLASS, type Decision, type FirestoreRequest, type MysqlRequest, type PolicyRequest, type Subject } from './types.ts';
+import { DEFAULT_PARAMETER_AUDIT, DEFAULT_SERVICE_CLASS, type Decision, type FirestoreRequest, type MysqlRequest, type ParameterAudit, type PolicyRequest, type Subject } from './types.ts';
 
 export type Action = 'ALLOW' | 'DENY';
 
@@ -39,6 +39,7 @@ export interface CompiledMariadbTarget {
   readonly databases: GlobSet | null;
   readonly role: string | null;
   readonly allowLocalInfile: boolean;
+  readonly auditParameters: ParameterAudit;
   /**
    * Whether requests for direct credentials match: an ALLOW target only with `direct: true`,
    * a DENY target always (a deny refuses direct credentials as it refuses sessions).
@@ -127,6 +128,7 @@ function compileMariadbTarget(spec: MariadbTargetSpec, action: Action): Compiled
     databases,
     role: spec.role ?? null,
     allowLocalInfile: spec.allowLocalInfile ?? false,
+    auditParameters: spec.auditParameters ?? DEFAULT_PARAMETER_AUDIT,
     direct: action === 'DENY' || spec.direct === true,
     description: databases === null ? '' : `databases ${describeGlobSet(databases)}`,
   };
@@ -177,7 +179,7 @@ export function describeGrant(target: CompiledTarget | null): string {
 function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null): Decision {
   if (action === 'DENY') {
     const reason = `denied by rule ${id} (${describeMatch(action, source, target)})`;
-    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, googleServiceAccount: null, serviceClass: DEFAULT_SERVICE_CLASS });
+    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: DEFAULT_SERVICE_CLASS });
   }
   // The schema guarantees every ALLOW target exists; a mariadb one names a role.
   const mariadb = target?.engine === 'mysql' ? target : null;
@@ -187,6 +189,7 @@ function buildDecision(id: string, action: Action, source: CompiledSource | null
     reason: `allowed by rule ${id} ${describeGrant(target)}`,
     role: mariadb?.role ?? null,
     allowLocalInfile: mariadb?.allowLocalInfile ?? false,
+    auditParameters: mariadb?.auditParameters ?? 'none',
     googleServiceAccount: target?.engine === 'firestore' ? target.serviceAccount : null,
     serviceClass: DEFAULT_SERVICE_CLASS,
   });

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { pathPatternProblem } from './firestore-path.ts';
 import { globProblem } from './glob.ts';
+import { PARAMETER_AUDIT_MODES } from './types.ts';
 
 export const API_VERSION = 'meshgate.dev/v1alpha1';
 export const KIND = 'AccessPolicy';
@@ -68,6 +69,11 @@ const mariadbShape = {
    * caller uses without meshgate, so meshgate sees none of its statements. Default false.
    */
   direct: z.boolean().optional(),
+  /**
+   * What the audit keeps of prepared statement parameters at each execute: `none`, `types`
+   * (default: each parameter's type and length) or `values` (the values, long ones cut).
+   */
+  auditParameters: z.enum(PARAMETER_AUDIT_MODES).optional(),
 };
 
 /** Firestore operation classes; mirrors FirestoreOperation. */
@@ -190,6 +196,9 @@ export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
         if (!allow && mariadb.role !== undefined) problems.push({ path: [...target, 'role'], message: grantsNothing });
         if (!allow && mariadb.allowLocalInfile !== undefined) {
           problems.push({ path: [...target, 'allowLocalInfile'], message: grantsNothing });
+        }
+        if (!allow && mariadb.auditParameters !== undefined) {
+          problems.push({ path: [...target, 'auditParameters'], message: grantsNothing });
         }
         if (!allow && mariadb.direct !== undefined) {
           problems.push({ path: [...target, 'direct'], message: 'not allowed on DENY rules: a DENY rule refuses sessions and direct credentials alike' });

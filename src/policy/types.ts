@@ -70,6 +70,11 @@ export interface Decision {
   /** Whether LOAD DATA LOCAL INFILE may pass (MariaDB allow only; false by default). */
   readonly allowLocalInfile: boolean;
   /**
+   * What the audit keeps of a prepared statement's parameters at each execute (MariaDB allow
+   * only): `types` by default, `values` when the rule says so, `none` for denials.
+   */
+  readonly auditParameters: ParameterAudit;
+  /**
    * The Google service account meshgate impersonates upstream for this caller (Firestore
    * allow only, when the target names one); null otherwise.
    */
@@ -80,6 +85,12 @@ export interface Decision {
    */
   readonly serviceClass: string;
 }
+
+/** How much of each prepared statement parameter the audit keeps. */
+export type ParameterAudit = 'none' | 'types' | 'values';
+export const PARAMETER_AUDIT_MODES = ['none', 'types', 'values'] as const;
+/** What an ALLOW rule that says nothing keeps: the shape of the call, no data. */
+export const DEFAULT_PARAMETER_AUDIT: ParameterAudit = 'types';
 
 /** The class of every caller no rule puts elsewhere. */
 export const DEFAULT_SERVICE_CLASS = 'default';

@@ -122,6 +122,7 @@ function printExplanation(io: CliIO, explanation: Explanation, request: PolicyRe
     io.out(`role:     ${explanation.role ?? '-'}`);
     if (request.direct === true) io.out(`direct:   ${explanation.allow ? 'direct credentials allowed' : 'no direct credentials'}`);
     if (explanation.allow) io.out(`infile:   ${explanation.allowLocalInfile ? 'LOAD DATA LOCAL INFILE allowed' : 'no LOCAL INFILE'}`);
+    if (explanation.allow) io.out(`params:   prepared statement parameters audited as ${explanation.auditParameters}`);
   }
   io.out(`reason:   ${explanation.reason}`);
   io.out('');

@@ -6,6 +6,7 @@
 import type { SessionRecorder } from '../../audit/index.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
+import type { ParameterAudit } from '../../policy/index.ts';
 import type { Admission } from '../../throttle/index.ts';
 import type { ClientCommand, ResponseShape } from './codec/commands.ts';
 import type { Frame } from './codec/framer.ts';
@@ -19,6 +20,8 @@ export interface SessionGrant {
   readonly rule: string | null;
   readonly serviceClass: string;
   readonly allowLocalInfile: boolean;
+  /** What the audit keeps of prepared statement parameters (the deciding rule's auditParameters). */
+  readonly auditParameters: ParameterAudit;
   readonly upstreamConnectionId: number;
   readonly audit: SessionRecorder;
   /** The session's place in its service class, given back when it ends. */

@@ -17,7 +17,7 @@ import { newTraceId } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
-import { Capability, Command, LAST_PREPARED_STATEMENT_ID } from './codec/constants.ts';
+import { Capability, Command } from './codec/constants.ts';
 import type { Frame } from './codec/framer.ts';
 import type { ResponseOutcome } from './codec/response-tracker.ts';
 import type { MysqlEngineContext } from './context.ts';
@@ -39,15 +39,10 @@ import {
 } from './sql/index.ts';
 import { upstreamBytes } from './statement-edits.ts';
 import { accountRefusal } from './statement-refusals.ts';
+import { auditId, PreparedStatements, type PreparedFacts } from './prepared.ts';
 import { recordLater, StatementText, type StatementRecord } from './statement-text.ts';
 
 export type { CommandHandler, Route, SessionCommands, SessionEnd, SessionGrant } from './command-handler.ts';
-
-/** A prepared statement's text, and the record its executions are audited with. */
-interface Prepared {
-  readonly text: string;
-  readonly record: () => StatementRecord;
-}
 
 interface InFlight {
   readonly command: string;
@@ -58,9 +53,13 @@ interface InFlight {
   readonly record: (() => StatementRecord) | null;
   /** What the statement does to the session state followed here, applied once it succeeds. */
   readonly effects: SessionEffects | null;
+  /** A prepared command's facts (statement id, parameters, fetch number), made when it is recorded. */
+  readonly prepared: PreparedOutcome | null;
   readonly traceId: string;
   readonly startedNs: bigint;
 }
+
+type PreparedOutcome = (answer: ResponseOutcome | null) => PreparedFacts;
 
 /** COM_SET_OPTION's two options. https://mariadb.com/kb/en/com_set_option/ */
 const MULTI_STATEMENTS_ON = 0;
@@ -70,6 +69,9 @@ const MULTI_STATEMENTS_OFF = 1;
  * Commands too routine to audit one by one (they carry no SQL, read and change no data).
  * COM_STMT_FETCH is not among them: the rows a cursor returns are read by fetches.
  */
+/** COM_STMT_SEND_LONG_DATA: command, statement id (4), parameter (2), then the data. */
+const LONG_DATA_HEADER_BYTES = 7;
+
 const QUIET_COMMANDS = new Set<number>([Command.PING, Command.STMT_CLOSE, Command.STMT_SEND_LONG_DATA, Command.STMT_RESET, Command.SET_OPTION, Command.STATISTICS]);
 
 export class CommandStages implements SessionCommands {
@@ -77,13 +79,7 @@ export class CommandStages implements SessionCommands {
   /** The session's SPIFFE ID, for log lines. */
   readonly identity: string;
   private readonly inFlight: InFlight[] = [];
-  private readonly prepared = new Map<number, Prepared | null>();
-  private lastPrepared: Prepared | null = null;
-  /**
-   * Statement id (as the client names it) → trace id of its latest COM_STMT_EXECUTE: the
-   * fetches that read its cursor are audited under that trace.
-   */
-  private readonly executions = new Map<number, string>();
+  private readonly statements: PreparedStatements;
   private database: string | null;
   /** The session profiles its statements: SHOW PROFILES must list them untagged. */
   private profiling = false;
@@ -110,6 +106,7 @@ export class CommandStages implements SessionCommands {
     this.statementAdmission = Object.freeze({ engine: 'mysql', kind: 'statement', serviceClass: grant.serviceClass, principal: grant.identity.spiffeId });
     this.multiStatements = (grant.request.response.capabilities & Capability.MULTI_STATEMENTS) !== 0;
     this.server = serverFlavor(ctx.profile.serverVersion);
+    this.statements = new PreparedStatements({ mode: grant.auditParameters, maxValueBytes: ctx.auditParameterBytes });
   }
 
   /** The client has its OK: record the allowed connection and make its id known to KILL. */
@@ -153,7 +150,7 @@ export class CommandStages implements SessionCommands {
 
   unforward(error: MeshgateError): void {
     const done = this.inFlight.pop();
-    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null);
+    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null, done.prepared?.(null) ?? null);
   }
 
   onCommand(frame: Frame, command: ClientCommand): Route {
@@ -211,20 +208,23 @@ export class CommandStages implements SessionCommands {
     let traceId = '';
     let bytes = frame.raw;
     const id = command.statementId;
+    let prepared: PreparedOutcome | null = null;
     if (command.code === Command.STMT_EXECUTE || command.code === Command.STMT_BULK_EXECUTE || command.code === Command.STMT_FETCH) {
-      const prepared = id === LAST_PREPARED_STATEMENT_ID ? this.lastPrepared : (this.prepared.get(id!) ?? null);
-      text = prepared?.text ?? null;
-      record = prepared?.record ?? null;
+      const statement = this.statements.get(id!);
+      text = statement?.text ?? null;
+      record = statement?.record ?? null;
     } else if (command.code === Command.STMT_CLOSE) {
-      this.prepared.delete(id!);
-      this.executions.delete(id!);
+      this.statements.close(id!);
+    } else if (command.code === Command.STMT_SEND_LONG_DATA && frame.payload.length >= LONG_DATA_HEADER_BYTES) {
+      this.statements.longData(id!, frame.payload.readUInt16LE(5), frame.payload.length - LONG_DATA_HEADER_BYTES);
+    } else if (command.code === Command.STMT_RESET) {
+      this.statements.reset(id!);
     } else if (command.code === Command.STMT_PREPARE) {
-      // The last-prepared id names the statement about to be prepared from now on.
-      this.executions.delete(LAST_PREPARED_STATEMENT_ID);
-      this.lastPrepared = text === null || record === null ? null : { text, record };
+      const answered = this.statements.preparing(text === null || record === null ? null : { text, record });
+      prepared = (answer) => answered(answer === null || answer.error !== null ? null : { statementId: answer.statementId, parameters: answer.preparedParameters });
     } else if (command.code === Command.RESET_CONNECTION) {
       // Filled and read as commands go upstream, so cleared in that order too.
-      this.executions.clear();
+      this.statements.resetting();
     } else if (command.code === Command.SET_OPTION && frame.payload.length >= 3) {
       // MariaDB accepts both options whatever the state, so the change is known before its OK.
       const option = frame.payload.readUInt16LE(1);
@@ -234,14 +234,23 @@ export class CommandStages implements SessionCommands {
     const verb = text === null || command.code === Command.INIT_DB ? null : statementVerb(text);
     if (command.code === Command.STMT_FETCH) {
       // Part of the execute that opened the cursor, admitted then: audited under its trace.
-      traceId = this.executions.get(id!) ?? newTraceId();
+      const cursor = this.statements.fetching(id!);
+      traceId = cursor?.traceId ?? newTraceId();
+      const facts: PreparedFacts = cursor?.facts ?? { statementId: auditId(id!) };
+      prepared = () => facts;
     } else if (audited) {
       const admission = this.ctx.throttle.admit(this.statementAdmission);
       if (!admission.admitted) return this.refuse(admission.error, command.name, text, sql);
       admission.release();
       const carried = text === null ? null : extractTraceparent(text);
       traceId = carried?.traceId ?? newTraceId();
-      if (command.code === Command.STMT_EXECUTE) this.executions.set(id!, traceId);
+      if (command.code === Command.STMT_EXECUTE) {
+        const facts = this.statements.executing(id!, frame.payload, traceId);
+        prepared = () => facts();
+      } else if (command.code === Command.STMT_BULK_EXECUTE) {
+        const facts: PreparedFacts = { statementId: auditId(id!) };
+        prepared = () => facts;
+      }
       if (sql !== null && text !== null) {
         // The audit keeps what the client sent; MariaDB gets the statement with its objects owned by the role, tagged.
         const tagged = this.ctx.tagStatements && !this.profiling;
@@ -256,7 +265,7 @@ export class CommandStages implements SessionCommands {
       }
     }
     if (command.response !== 'none') {
-      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, traceId, startedNs: process.hrtime.bigint() });
+      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, startedNs: process.hrtime.bigint() });
     }
     if (audited && this.ctx.audit.strict) {
       this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
@@ -292,16 +301,12 @@ export class CommandStages implements SessionCommands {
   onResponse(outcome: ResponseOutcome): void {
     const done = this.inFlight.shift();
     if (done === undefined) return;
-    if (done.code === Command.STMT_PREPARE && outcome.statementId !== null && outcome.error === null) {
-      // Made now, so a prepared statement does not keep a long payload alive.
-      const record = done.record?.() ?? null;
-      this.prepared.set(outcome.statementId, done.text === null || record === null ? null : { text: done.text, record: () => record });
-    }
     this.followSession(done, outcome);
     // The server dropped every prepared statement. Cleared here, in order with the answers
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
-    if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.prepared.clear();
-    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null);
+    if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.statements.cleared();
+    const prepared = done.prepared?.(outcome) ?? null;
+    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, prepared);
   }
 
   /**
@@ -335,7 +340,7 @@ export class CommandStages implements SessionCommands {
     for (const due of unanswered) {
       const where = `look for its trace id ${due.traceId || '(none)'} and upstream connection ${upstreamId} in MariaDB's logs`;
       const unknown = mgError('MG_OUTCOME_UNKNOWN', `${facts.unanswered}: the statement may or may not have taken effect; ${where}`);
-      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null);
+      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null, due.prepared?.(null) ?? null);
     }
     this.grant.audit.end({ reason: facts.reason, bytesFromClient: facts.bytesFromClient, bytesFromUpstream: facts.bytesFromUpstream });
     this.grant.admission.release();
@@ -359,6 +364,7 @@ export class CommandStages implements SessionCommands {
     durationUs: number,
     refusal: MeshgateError | null,
     sql: StatementRecord | null,
+    prepared: PreparedFacts | null = null,
   ): void {
     const answer = outcome === 'unknown' ? null : outcome;
     const upstreamError = answer?.error ?? null;
@@ -378,6 +384,7 @@ export class CommandStages implements SessionCommands {
       durationUs,
       outcome: outcome === 'unknown' ? 'unknown' : refusal !== null || upstreamError !== null ? 'failed' : 'completed',
       error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
+      prepared,
     });
   }
 }

@@ -43,6 +43,8 @@ export interface MysqlEngineContext {
   readonly tagStatements: boolean;
   /** audit.statementBytes: how much of a statement's text its audit event keeps (64 KiB when not given). */
   readonly auditStatementBytes?: number;
+  /** audit.parameterBytes: how much of a parameter's value an execute's event keeps. */
+  readonly auditParameterBytes: number;
   /** MariaDB's query cache as last read: statements it could answer go without a trace id in their tag. */
   queryCacheMode(): QueryCacheMode;
   /** The character set a collation id belongs to, as MariaDB says; null if unknown. */

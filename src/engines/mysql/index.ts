@@ -27,6 +27,8 @@ export interface MysqlConfig {
   readonly tagStatements: boolean;
   /** audit.statementBytes: how much of each statement's text its audit event keeps. */
   readonly statementBytes: number;
+  /** audit.parameterBytes: how much of a prepared statement parameter's value is kept. */
+  readonly parameterBytes: number;
 }
 
 export interface RunningMysql extends RunningEngine {
@@ -43,7 +45,7 @@ export const mysqlEngine = {
   configOf(config: MeshgateConfig): MysqlConfig | undefined {
     // The schema lets neither come without the other.
     if (config.listener === undefined || config.upstream === undefined) return undefined;
-    return { listener: config.listener, upstream: config.upstream, tagStatements: config.audit.tagStatements, statementBytes: config.audit.statementBytes };
+    return { listener: config.listener, upstream: config.upstream, tagStatements: config.audit.tagStatements, statementBytes: config.audit.statementBytes, parameterBytes: config.audit.parameterBytes };
   },
   start: startMysql,
 } as const satisfies Engine<MysqlConfig, RunningMysql>;
@@ -113,6 +115,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     drainTimeoutMs: parseDuration(listen.timeouts.drain) * 1000,
     tagStatements: config.tagStatements,
     auditStatementBytes: config.statementBytes,
+    auditParameterBytes: config.parameterBytes,
     queryCacheMode: () => settings.queryCacheMode,
     charsetOf: (collation) => settings.charsetOf(collation),
   };

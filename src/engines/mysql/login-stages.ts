@@ -123,6 +123,7 @@ export class LoginStages implements LoginHandler {
       rule: decision.ruleId,
       serviceClass: decision.serviceClass,
       allowLocalInfile: decision.allowLocalInfile,
+      auditParameters: decision.auditParameters,
       upstreamConnectionId: upstream.connection.connectionId,
       audit,
       admission,

@@ -65,6 +65,11 @@ describe('PHP mysqli cursors through meshgate', { skip }, () => {
     for (const execute of executes) {
       const own = fetches.filter((f) => f.traceId === execute.traceId);
       assert.equal(own.reduce((n, e) => n + e.rowsReturned, 0), 4, "each read's fetches carry its execute's trace id");
+      assert.deepEqual(
+        own.map((f) => (f['prepared'] as { fetch?: number } | undefined)?.fetch),
+        own.map((_, i) => i + 1),
+        'each fetch is counted: the first, second, … of its cursor',
+      );
     }
     const failing = (await h.readAudit()).find((e) => e.type === 'statement' && e['command'] === 'execute' && String(e['statement']).includes('mysqli cursor error')) as Event | undefined;
     assert.equal(failing?.error?.code, 1242, 'the failing execute is audited with its error');

@@ -44,7 +44,7 @@ function session(options: Options = {}) {
     const route: Route = stages.onCommand(frame!, decodeCommand(frame!.payload));
     assert.equal(route.kind, 'forward');
     const bytes = (route as Extract<Route, { kind: 'forward' }>).bytes;
-    stages.onResponse({ rowsReturned: 0, rowsAffected: 0, error: null, statementId: code === Command.STMT_PREPARE ? 1 : null, status: 0, schema: undefined });
+    stages.onResponse({ rowsReturned: 0, rowsAffected: 0, error: null, statementId: code === Command.STMT_PREPARE ? 1 : null, preparedParameters: code === Command.STMT_PREPARE ? 0 : null, status: 0, schema: undefined });
     const [sent] = new PacketFramer(1 << 20).push(bytes);
     assert.equal(sent!.payload[0], code);
     return sent!.payload.subarray(1);

@@ -46,7 +46,7 @@ function session(options: { multiStatements?: boolean; statementBytes?: number }
   const send = (code: number, body: Buffer | string, statementId: number | null = null): string => {
     const r = route(code, body);
     assert.equal(r.kind, 'forward');
-    stages.onResponse({ rowsReturned: 0, rowsAffected: 0, error: null, statementId, status: 0, schema: undefined });
+    stages.onResponse({ rowsReturned: 0, rowsAffected: 0, error: null, statementId, preparedParameters: statementId === null ? null : 0, status: 0, schema: undefined });
     const [sent] = new PacketFramer(1 << 25).push((r as Extract<Route, { kind: 'forward' }>).bytes);
     return sent!.payload.subarray(1).toString('latin1');
   };

@@ -130,6 +130,7 @@ describe('policy commands', () => {
       'rule:     orders-read-write/shop-rw',
       'role:     shop_writer',
       'infile:   LOAD DATA LOCAL INFILE allowed',
+      'params:   prepared statement parameters audited as types',
       'reason:   allowed by rule orders-read-write/shop-rw as role shop_writer',
       '',
       'RULE                       ACTION  MATCHED  WHY',

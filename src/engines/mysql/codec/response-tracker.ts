@@ -22,6 +22,8 @@ export interface ResponseOutcome {
   readonly error: ErrPacket | null;
   /** Statement id from COM_STMT_PREPARE_OK. */
   readonly statementId: number | null;
+  /** How many parameters the statement takes, from COM_STMT_PREPARE_OK. */
+  readonly preparedParameters: number | null;
   readonly status: number;
   /**
    * The current database, when the server's session tracking announced a change (USE, or
@@ -52,6 +54,7 @@ interface Pending {
   left: number;
   total: number;
   preparedColumns: number;
+  preparedParameters: number | null;
   rowsReturned: number;
   rowsAffected: number;
   error: ErrPacket | null;
@@ -97,6 +100,7 @@ export class ResponseTracker {
       left: 0,
       total: 0,
       preparedColumns: 0,
+      preparedParameters: null,
       rowsReturned: 0,
       rowsAffected: 0,
       error: null,
@@ -159,7 +163,8 @@ export class ResponseTracker {
       if (first !== Header.OK || head.length < 9) throw this.unexpected(pending, 'COM_STMT_PREPARE_OK or an error', first);
       pending.statementId = head.readUInt32LE(1);
       pending.preparedColumns = head.readUInt16LE(5);
-      return this.startDefinitions(pending, 'prepareParams', head.readUInt16LE(7));
+      pending.preparedParameters = head.readUInt16LE(7);
+      return this.startDefinitions(pending, 'prepareParams', pending.preparedParameters);
     }
     if (first === Header.OK) {
       const ok = safeOk(head);
@@ -255,6 +260,7 @@ export class ResponseTracker {
       rowsAffected: done.rowsAffected,
       error: done.error,
       statementId: done.statementId,
+      preparedParameters: done.preparedParameters,
       status: done.status,
       schema: done.schema,
     });
