@@ -19,82 +19,12 @@ import { open } from 'node:fs/promises';
 import { mgError, type MeshgateError } from '../errors/index.ts';
 import { eventBody, readChainTail, sealLine } from './chain.ts';
 import { auditTime } from './clock.ts';
-import { setTornTailAside, type TornTail } from './torn-tail.ts';
-import type { AuditDurability, AuditEvent, AuditSink, RecoveredEvent } from './types.ts';
+import { errorCode, SinkAvailability } from './jsonl-outage.ts';
+import type { AuditFileHandle, AuditFileSwitch, DurableHead, JsonlAuditSink, JsonlAuditSinkOptions } from './jsonl-sink-types.ts';
+import { setTornTailAside } from './torn-tail.ts';
+import type { AuditDurability, AuditEvent } from './types.ts';
 
-/** The slice of fs.promises.FileHandle the sink uses; tests substitute slow or failing ones. */
-export interface AuditFileHandle {
-  write(buffer: Uint8Array, offset: number, length: number): Promise<{ bytesWritten: number }>;
-  datasync(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** The chain head the file holds, synced: a seam for checkpoints and anchors. */
-export interface DurableHead {
-  readonly seq: number;
-  readonly hash: string;
-}
-
-/** The last line written: its seq and chain hash. */
-export type ChainHead = DurableHead;
-
-/** A file to continue in, its chain already begun (its first line, the file header, is `seq` with hash `hash`). */
-export interface AuditFileSwitch {
-  readonly handle: AuditFileHandle;
-  readonly seq: number;
-  readonly hash: string;
-}
-
-export interface JsonlAuditSinkOptions {
-  /** Default 'buffered' here; the config's default is in config/schema.ts. */
-  durability?: AuditDurability;
-  /** Queued-but-unwritten events at which `backlogged` turns true. Default 10000. */
-  highWaterEvents?: number;
-  /** How long a backlog may hold sessions before new operations are refused. Default 5000 ms. */
-  maxWaitMs?: number;
-  /** buffered: the longest written events stay unsynced. Default 1000 ms. */
-  syncIntervalMs?: number;
-  /** Events recorded after close, unserializable events, listener exceptions. Default: process warning. */
-  onError?: (err: Error) => void;
-  /** Once per outage, when it begins: the sink refuses new operations with `err` until onAvailable. */
-  onUnavailable?: (err: MeshgateError) => void;
-  /** Once per outage, when events flow again. */
-  onAvailable?: (outage: NonNullable<RecoveredEvent['outage']>) => void;
-  /** At open, when a partial last line was set aside (a `recovered` event records it too). */
-  onTornTail?: (torn: TornTail) => void;
-  /** After each fdatasync, with the chain head it made durable. Exceptions go to onError. */
-  onDurable?: (head: DurableHead) => void;
-  /**
-   * Told the chain head and the bytes appended after each batch is in the file: signed
-   * checkpoints, the anchor and rotation hang here (src/audit/seal.ts). null lets writing go
-   * straight on; a promise holds the next write until it settles, and a file it gives is
-   * where the chain continues (the sink closes the old one).
-   */
-  afterBatch?: (head: ChainHead, bytes: number) => Promise<AuditFileSwitch | null> | null;
-  /** Opens the file for appending. Default: fs.promises.open(path, 'a', 0o600). */
-  openFile?: (path: string) => Promise<AuditFileHandle>;
-  /** Backoff between retries of a failed write or sync. Default 50 ms doubling to 1 s: recovery is prompt once space returns. */
-  retryDelayMs?: { readonly initial: number; readonly max: number };
-  /** Most events serialized into one write, so a long backlog is not one giant string. */
-  maxBatchEvents?: number;
-  /**
-   * buffered: how long events may gather before a write starts (default 5 ms). Each write is
-   * a thread-pool round trip; under load, gathering turns thousands of them a second into a
-   * few hundred, which is CPU the relay gets back. 0 writes on the next event-loop turn.
-   */
-  batchDelayMs?: number;
-}
-
-export interface JsonlAuditSink extends AuditSink {
-  readonly path: string;
-  readonly durability: AuditDurability;
-  readonly refusal: MeshgateError | null;
-  whenDurable(callback: (error: MeshgateError | null) => void): void;
-  /** Recorded events not yet on disk (including a batch being written). */
-  readonly pending: number;
-  /** seq of the last line written to the file. */
-  readonly lastSeq: number;
-}
+export type { AuditFileHandle, AuditFileSwitch, ChainHead, DurableHead, JsonlAuditSink, JsonlAuditSinkOptions } from './jsonl-sink-types.ts';
 
 interface Batch {
   readonly bytes: Buffer;
@@ -110,13 +40,6 @@ interface Waiter {
   /** Data-path waiters give up at an outage; flush and close wait it out. */
   readonly failFast: boolean;
   readonly callback: (error: MeshgateError | null) => void;
-}
-
-interface Outage {
-  readonly since: number;
-  /** The errno code of the failed write or sync, or 'backlog'. */
-  readonly reason: string;
-  unrecorded: number;
 }
 
 /** Audit files hold statement text: readable by the proxy's user only. */
@@ -147,15 +70,12 @@ class Sink implements JsonlAuditSink {
   readonly path: string;
   readonly durability: AuditDurability;
   #handle: AuditFileHandle;
-  readonly #highWater: number;
-  readonly #lowWater: number;
   readonly #options: JsonlAuditSinkOptions;
-  readonly #retryInitial: number;
-  readonly #retryMax: number;
   readonly #maxBatch: number;
   readonly #batchDelay: number;
-  readonly #maxWait: number;
   readonly #syncInterval: number;
+  /** Outages (a failing disk, a backlog held too long) and the backlog that holds sessions. */
+  readonly #availability: SinkAvailability;
 
   #queue: AuditEvent[] = [];
   #batch: Batch | null = null;
@@ -170,12 +90,6 @@ class Sink implements JsonlAuditSink {
   #running = false;
   #syncDue = false;
   #syncTimer: NodeJS.Timeout | null = null;
-  #retryDelay: number;
-  #backlogged = false;
-  #backlogTimer: NodeJS.Timeout | null = null;
-  #backlogRefusal: MeshgateError | null = null;
-  #failure: MeshgateError | null = null;
-  #outage: Outage | null = null;
   #drainListeners: Array<() => void> = [];
   #waiters: Waiter[] = [];
   #closed = false;
@@ -189,26 +103,36 @@ class Sink implements JsonlAuditSink {
     this.#seq = resume.seq;
     this.#prev = resume.hash;
     this.#writtenHead = resume;
-    this.#highWater = highWater;
-    // "Below half", and never 0: with highWaterEvents 1 the sink drains at an empty queue.
-    this.#lowWater = Math.max(1, Math.ceil(highWater / 2));
     this.#options = options;
-    this.#retryInitial = options.retryDelayMs?.initial ?? 50;
-    this.#retryMax = options.retryDelayMs?.max ?? 1_000;
-    this.#retryDelay = this.#retryInitial;
     this.#maxBatch = options.maxBatchEvents ?? 4096;
     this.#batchDelay = options.batchDelayMs ?? 5;
-    this.#maxWait = options.maxWaitMs ?? 5_000;
     this.#syncInterval = options.syncIntervalMs ?? 1_000;
+    this.#availability = new SinkAvailability(
+      {
+        path,
+        queued: () => this.#recorded - this.#written,
+        record: (event) => this.record(event),
+        failWaiters: (error) => {
+          const failing = this.#waiters.filter((w) => w.failFast);
+          this.#waiters = this.#waiters.filter((w) => !w.failFast);
+          for (const waiter of failing) waiter.callback(error);
+        },
+        releaseHeld: () => this.#releaseHeld(),
+        call: (listener) => this.#call(listener),
+        report: (err) => this.#report(err),
+      },
+      highWater,
+      options,
+    );
   }
 
   /** Sessions wait while this is true; never during an outage, when they are refused instead. */
   get backlogged(): boolean {
-    return this.#backlogged && this.refusal === null;
+    return this.#availability.backlogged;
   }
 
   get refusal(): MeshgateError | null {
-    return this.#failure ?? this.#backlogRefusal;
+    return this.#availability.refusal;
   }
 
   get pending(): number {
@@ -225,15 +149,10 @@ class Sink implements JsonlAuditSink {
       this.#report(mgError('MG_AUDIT_UNAVAILABLE', what));
       return;
     }
-    // Refusals caused by the outage itself would each need the missing disk: once the queue
-    // is full they are counted, and the count goes into the outage's `recovered` event.
-    if (this.#outage !== null && this.#recorded - this.#written >= this.#highWater && refusedForAudit(event)) {
-      this.#outage.unrecorded++;
-      return;
-    }
+    if (this.#availability.absorbed(event)) return;
     this.#queue.push(event);
     this.#recorded++;
-    if (!this.#backlogged && this.#recorded - this.#written >= this.#highWater) this.#startBacklog();
+    this.#availability.afterQueued();
     this.#kick();
   }
 
@@ -244,7 +163,7 @@ class Sink implements JsonlAuditSink {
   }
 
   whenDurable(callback: (error: MeshgateError | null) => void): void {
-    const refusal = this.#failure;
+    const refusal = this.#availability.failure;
     if (refusal !== null) {
       queueMicrotask(() => callback(refusal));
       return;
@@ -265,7 +184,7 @@ class Sink implements JsonlAuditSink {
       } finally {
         this.#handleClosed = true;
         if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
-        if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
+        this.#availability.close();
         await this.#handle.close();
       }
     })();
@@ -283,10 +202,10 @@ class Sink implements JsonlAuditSink {
   }
 
   #kick(): void {
-    if (this.#running || this.#scheduled || this.#failure !== null) return;
+    if (this.#running || this.#scheduled || this.#availability.failure !== null) return;
     this.#scheduled = true;
     // strict: group commit needs no window, what arrives during a sync is the next batch.
-    if (this.durability === 'strict' || this.#batchDelay === 0 || this.#backlogged || this.#syncDue) setImmediate(this.#start);
+    if (this.durability === 'strict' || this.#batchDelay === 0 || this.#availability.inBacklog || this.#syncDue) setImmediate(this.#start);
     else setTimeout(this.#start, this.#batchDelay);
   }
 
@@ -305,16 +224,15 @@ class Sink implements JsonlAuditSink {
         if (step === null) break;
         try {
           await step();
-          this.#succeeded();
+          this.#availability.succeeded(this.#batch !== null);
         } catch (error) {
-          this.#failed(error);
-          const delay = this.#retryDelay;
-          this.#retryDelay = Math.min(this.#retryMax, this.#retryDelay * 2);
+          this.#availability.failed(error, this.#batch !== null);
+          const delay = this.#availability.nextRetryDelay();
           await new Promise((resolve) => setTimeout(resolve, delay));
           continue;
         }
         // buffered: what arrived during the write gathers for its own window first.
-        if (step === this.#write && this.durability === 'buffered' && this.#batchDelay > 0 && !this.#backlogged && !this.#syncDue) break;
+        if (step === this.#write && this.durability === 'buffered' && this.#batchDelay > 0 && !this.#availability.inBacklog && !this.#syncDue) break;
       }
     } finally {
       this.#running = false;
@@ -342,7 +260,7 @@ class Sink implements JsonlAuditSink {
     this.#written += batch.count;
     this.#writtenHead = batch.head;
     await this.#afterBatch(batch);
-    if (this.#backlogged && this.#recorded - this.#written < this.#lowWater) this.#endBacklog();
+    this.#availability.afterWritten();
     if (this.durability === 'buffered' && this.#syncTimer === null) {
       this.#syncTimer = setTimeout(() => {
         this.#syncTimer = null;
@@ -419,75 +337,6 @@ class Sink implements JsonlAuditSink {
     return { bytes: Buffer.from(parts.join(''), 'utf8'), offset: 0, count: events.length, head: { seq, hash: prev } };
   }
 
-  // ── outages: a failing disk, a backlog held too long ──────────────────────────────────
-
-  #failed(error: unknown): void {
-    if (this.#failure !== null) return;
-    const what = this.#batch !== null ? 'appending to' : 'syncing';
-    this.#failure = mgError(
-      'MG_AUDIT_UNAVAILABLE',
-      `meshgate cannot record audit events: ${what} the audit file ${this.path} failed (${errorCode(error)}); new operations are refused until it can, and it retries by itself`,
-      error,
-    );
-    this.#beginOutage(errorCode(error));
-    const failing = this.#waiters.filter((w) => w.failFast);
-    this.#waiters = this.#waiters.filter((w) => !w.failFast);
-    for (const waiter of failing) waiter.callback(this.#failure);
-    if (this.#options.onUnavailable !== undefined) this.#call(() => this.#options.onUnavailable!(this.#failure!));
-    else this.#report(this.#failure);
-    this.#releaseHeld();
-  }
-
-  #succeeded(): void {
-    // A sync that works says nothing of appends: the outage ends when the held batch is in.
-    if (this.#failure === null || this.#batch !== null) return;
-    this.#retryDelay = this.#retryInitial;
-    this.#failure = null;
-    this.#endOutage();
-  }
-
-  #startBacklog(): void {
-    this.#backlogged = true;
-    this.#backlogTimer ??= setTimeout(() => {
-      this.#backlogTimer = null;
-      if (!this.#backlogged || this.#backlogRefusal !== null) return;
-      this.#backlogRefusal = mgError(
-        'MG_AUDIT_UNAVAILABLE',
-        `the audit file ${this.path} has taken no more events for ${this.#maxWait} ms (${this.#recorded - this.#written} queued, limit ${this.#highWater}); new operations are refused until it catches up`,
-      );
-      this.#beginOutage('backlog');
-      if (this.#options.onUnavailable !== undefined) this.#call(() => this.#options.onUnavailable!(this.#backlogRefusal!));
-      this.#releaseHeld();
-    }, this.#maxWait);
-    this.#backlogTimer.unref();
-  }
-
-  #endBacklog(): void {
-    this.#backlogged = false;
-    if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
-    this.#backlogTimer = null;
-    if (this.#backlogRefusal !== null) {
-      this.#backlogRefusal = null;
-      this.#endOutage();
-    }
-    this.#releaseHeld();
-  }
-
-  #beginOutage(reason: string): void {
-    this.#outage ??= { since: Date.now(), reason, unrecorded: 0 };
-  }
-
-  /** Ends the outage when neither cause remains: a `recovered` event says how long, and what went unrecorded. */
-  #endOutage(): void {
-    const outage = this.#outage;
-    if (outage === null || this.refusal !== null) return;
-    this.#outage = null;
-    const info = { since: new Date(outage.since).toISOString(), until: auditTime(), error: outage.reason, unrecorded: outage.unrecorded };
-    const detail = `audit could not record events from ${info.since} to ${info.until} (${outage.reason}); operations were refused meanwhile${outage.unrecorded > 0 ? `, ${outage.unrecorded} refusals not written one by one` : ''}`;
-    this.record({ type: 'recovered', time: info.until, engine: null, sessionId: null, cause: 'unavailable', detail, outage: info });
-    if (this.#options.onAvailable !== undefined) this.#call(() => this.#options.onAvailable!(info));
-  }
-
   /** Held sessions go on: to their next event once drained, or to a clear refusal during an outage. */
   #releaseHeld(): void {
     const listeners = this.#drainListeners;
@@ -510,16 +359,6 @@ class Sink implements JsonlAuditSink {
       // The reporter failing must not turn record() into a throwing call.
     }
   }
-}
-
-/** An event for an operation refused because audit is unavailable (it never went upstream). */
-function refusedForAudit(event: AuditEvent): boolean {
-  return 'decision' in event && event.decision === 'deny' && event.error?.code === 'MG_AUDIT_UNAVAILABLE';
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
 }
 
 /** The event's type for error text, even from a malformed event (this runs off any try). */

@@ -5,8 +5,7 @@
  * previous file's last hash. Signed checkpoints go to `audit.checkpoints.jsonl`. The log's
  * identity (its stream) is the hash of its very first line; every header repeats it.
  */
-import { open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { GENESIS_HASH, openLine, type ChainedLine } from './chain.ts';
 import { linesBackward, linesForward } from './lines.ts';
@@ -159,33 +158,4 @@ export async function sizeOf(path: string): Promise<number | null> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
-}
-
-/** Makes a rename or a new file survive a power loss. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Creates `path` holding `content`, whole or not at all (a temp file renamed into place). */
-export async function writeNewFile(path: string, content: string): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(content);
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await syncDir(dirname(path));
 }

@@ -13,11 +13,12 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mgError } from '../errors/index.ts';
+import { syncDir, writeAtomic } from '../fs-atomic.ts';
 import type { AuditAnchorInput, AuditAnchorStore } from '../store/index.ts';
 import { eventBody, sealLine } from './chain.ts';
 import { CHECKPOINT_GENESIS, signCheckpoint, type CheckpointReason, type SupersededLog } from './checkpoint.ts';
 import type { AuditFileSwitch, ChainHead } from './jsonl-sink.ts';
-import { FILE_HEADER_TYPE, firstLine, logLayout, sizeOf, syncDir, writeNewFile, type FileHeader, type LogLayout } from './log-files.ts';
+import { FILE_HEADER_TYPE, firstLine, logLayout, sizeOf, type FileHeader, type LogLayout } from './log-files.ts';
 import { inspectLog, type LogState } from './seal-start.ts';
 import type { AuditSigner } from './signing-key.ts';
 
@@ -271,7 +272,7 @@ class Seal implements AuditSeal {
     const header: FileHeader = { type: FILE_HEADER_TYPE, time: new Date(startedAt).toISOString(), stream: await this.#ensureStream(), file, previous };
     const seq = previousHead.seq + 1;
     const sealed = sealLine(previousHead.hash, eventBody(header, seq, previousHead.hash));
-    await writeNewFile(this.#layout.active, sealed.line);
+    await writeAtomic(this.#layout.active, sealed.line);
     this.#file = file;
     this.#fileBytes = Buffer.byteLength(sealed.line);
     this.#fileStartedAt = startedAt;

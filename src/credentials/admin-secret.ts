@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { readSecret } from '../config/load.ts';
 import type { SecretRef } from '../config/schema.ts';
 import { mgError } from '../errors/index.ts';
+import { syncDir } from '../fs-atomic.ts';
 import { randomPassword } from './account-names.ts';
 import type { MariadbAccounts } from './types.ts';
 
@@ -61,15 +62,6 @@ async function writeDurably(path: string, text: string): Promise<void> {
   const handle = await open(path, 'w', 0o600);
   try {
     await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
     await handle.sync();
   } finally {
     await handle.close();

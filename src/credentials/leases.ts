@@ -11,76 +11,17 @@
 import { randomBytes } from 'node:crypto';
 import { asMeshgateError, mgError } from '../errors/index.ts';
 import type { Identity } from '../identity/index.ts';
-import type { LeaseFilter, LeasePurpose, LeaseRecord, StateStore } from '../store/index.ts';
+import type { LeaseFilter, LeasePurpose, LeaseRecord } from '../store/index.ts';
 import { accountNameFor, randomLeaseSuffix, randomPassword } from './account-names.ts';
 import { IssuedCap } from './issued-cap.ts';
 import { answerRefusal, sameRequirement, type RefusalVerdict } from './lease-refusal.ts';
+import { reapLeases } from './lease-sweep.ts';
+import type { IssuedCredential, LeaseManagerOptions, RevokeSelector, SessionCredential } from './lease-types.ts';
 import { roleUnknown } from './mariadb-errors.ts';
-import type { AccountRequirement, MariadbAccounts } from './types.ts';
+import type { AccountRequirement } from './types.ts';
 
-export interface LeaseLog {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
+export type { IssuedCredential, LeaseLog, LeaseManagerOptions, LeaseTimings, RevokeSelector, SessionCredential } from './lease-types.ts';
 
-export interface LeaseTimings {
-  /** Session leases: renewed by this much while in use, never past maxTtlMs from creation. */
-  readonly sessionTtlMs: number;
-  readonly sessionMaxTtlMs: number;
-  /** Issued (CI) leases: the default and the ceiling a caller may ask for. */
-  readonly issuedTtlMs: number;
-  readonly issuedMaxTtlMs: number;
-}
-
-export interface LeaseManagerOptions {
-  readonly store: StateStore;
-  readonly accounts: MariadbAccounts;
-  /** This replica's id, written on every record it touches. */
-  readonly owner: string;
-  readonly timings: LeaseTimings;
-  /** Live issued (direct) leases one identity may hold at once; absent: no cap. */
-  readonly issuedMaxLive?: number;
-  /** Host part of created accounts. */
-  readonly userHost?: string;
-  readonly log: LeaseLog;
-  readonly now?: () => number;
-  /** Called when a session lease stops being usable, so pooled connections on it close. */
-  readonly onLeaseEnded?: (lease: LeaseRecord) => void;
-  /** Called when the sweep drops a lease at its expiry (or finishes one a crash left), for the audit. */
-  readonly onReaped?: (lease: LeaseRecord, reason: string) => void;
-  /**
-   * The client certificate session accounts must log in with (upstream.tls), read at each
-   * creation; absent or null: none. Throws when meshgate has a certificate but none MariaDB
-   * can require, so no account is made weaker than configured.
-   */
-  readonly requirement?: () => AccountRequirement | null;
-}
-
-/** What a session logs in with. The password exists only here, in this process. */
-export interface SessionCredential {
-  readonly lease: LeaseRecord;
-  readonly username: string;
-  readonly password: string;
-  /** The certificate the account requires (REQUIRE SUBJECT … AND ISSUER …); null: none. */
-  readonly requirement: AccountRequirement | null;
-}
-
-export interface IssuedCredential {
-  readonly lease: LeaseRecord;
-  readonly username: string;
-  readonly password: string;
-  readonly expiresAt: number;
-}
-
-export interface RevokeSelector {
-  readonly leaseId?: string;
-  readonly principal?: string;
-  readonly role?: string;
-}
-
-/** Claims older than this belong to a replica that died mid-operation. */
-const STALE_CLAIM_MS = 60_000;
 /** Revoked leases stay listed (`creds list --all`) this long, then are pruned. */
 const REVOKED_HISTORY_MS = 7 * 86_400_000;
 
@@ -406,31 +347,15 @@ export class LeaseManager {
     return revoked;
   }
 
-  private async reap(now: number): Promise<number> {
-    const store = this.options.store;
-    let reaped = 0;
-    for (const lease of await store.listLeases({ states: ['active'], expiresBefore: now })) {
-      if (this.reaped(await this.revokeOne(lease, 'expired', { killSessions: true }).catch((e: unknown) => this.reapFailed(lease, e)), 'expired')) reaped++;
-    }
-    for (const lease of await store.listLeases({ states: ['creating', 'revoking'] })) {
-      // Ours and not in progress here: debris now. Anyone else's: only once its claim is stale.
-      const ours = lease.owner === this.options.owner && !this.inFlight.has(lease.id);
-      if (!ours && lease.updatedAt >= now - STALE_CLAIM_MS) continue;
-      const reason = lease.state === 'creating' ? 'creation was interrupted' : 'revocation was interrupted';
-      const leftover = ours ? { updatedBefore: lease.updatedAt + 1 } : { updatedBefore: now - STALE_CLAIM_MS };
-      if (this.reaped(await this.revokeOne(lease, reason, { killSessions: true, leftover }).catch((e: unknown) => this.reapFailed(lease, e)), reason)) reaped++;
-    }
-    return reaped;
-  }
-
-  private reaped(lease: LeaseRecord | null, reason: string): boolean {
-    if (lease !== null) this.options.onReaped?.(lease, reason);
-    return lease !== null;
-  }
-
-  private reapFailed(lease: LeaseRecord, error: unknown): null {
-    this.options.log.warn('cannot finish a lease yet; retrying at the next sweep', { lease: lease.id, error: asMeshgateError(error).message });
-    return null;
+  private reap(now: number): Promise<number> {
+    return reapLeases(now, {
+      store: this.options.store,
+      owner: this.options.owner,
+      inFlight: this.inFlight,
+      log: this.options.log,
+      onReaped: this.options.onReaped,
+      revoke: (lease, reason, leftover) => this.revokeOne(lease, reason, { killSessions: true, leftover }),
+    });
   }
 
   private async retire(entry: CachedSession, reason: string): Promise<void> {

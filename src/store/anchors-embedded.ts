@@ -6,7 +6,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { writeAtomic } from './embedded.ts';
+import { writeAtomic } from '../fs-atomic.ts';
 import { acquireLock, errnoCode, reason, releaseLock, unavailable } from './file-lock.ts';
 import { replaces, type AuditAnchor, type AuditAnchorInput, type AuditAnchorStore } from './anchors.ts';
 
@@ -64,7 +64,7 @@ class EmbeddedAnchorStore implements AuditAnchorStore {
         if (index === -1) anchors.push(next);
         else anchors[index] = next;
         const text = `{"version":${FILE_VERSION},"anchors":[\n${anchors.map((a) => JSON.stringify(a)).join(',\n')}\n]}\n`;
-        await writeAtomic(this.dir, this.file, text).catch((error: unknown) => {
+        await writeAtomic(this.file, text).catch((error: unknown) => {
           throw unavailable(`cannot write the audit anchors file ${this.file} (${reason(error)}); check free space and that ${this.dir} is writable by the user meshgate runs as`, error);
         });
         return true;

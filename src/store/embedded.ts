@@ -7,11 +7,11 @@
  * A file that cannot be parsed is an error, never an empty store: starting empty would
  * forget MariaDB accounts that still exist, and nothing would ever drop them.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { mgError, type MeshgateError } from '../errors/index.ts';
+import { writeAtomic } from '../fs-atomic.ts';
 import { acquireLock, errnoCode, reason, releaseLock, unavailable } from './file-lock.ts';
 import type { LeaseFilter, LeasePatch, LeaseRecord, LeaseState, StateStore } from './types.ts';
 
@@ -102,30 +102,6 @@ function serialize(leases: readonly LeaseRecord[]): string {
   // One lease per line: an operator can read and grep the file.
   const lines = leases.map((lease) => JSON.stringify(lease));
   return `{"version":${FILE_VERSION},"leases":[\n${lines.join(',\n')}\n]}\n`;
-}
-
-export async function writeAtomic(dir: string, path: string, content: string): Promise<void> {
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(content);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  // Without this the rename itself may not survive a power loss.
-  const dirHandle = await open(dir, 'r');
-  try {
-    await dirHandle.sync();
-  } finally {
-    await dirHandle.close();
-  }
 }
 
 function matchesFilter(lease: LeaseRecord, filter: LeaseFilter): boolean {
@@ -237,7 +213,7 @@ class EmbeddedStore implements StateStore {
       try {
         const { leases, result } = change(await this.load());
         if (leases !== undefined) {
-          await writeAtomic(this.dir, this.file, serialize(leases)).catch((error: unknown) => {
+          await writeAtomic(this.file, serialize(leases)).catch((error: unknown) => {
             throw unavailable(`cannot write the state file ${this.file} (${reason(error)}); check free space and that ${this.dir} is writable by the user meshgate runs as`, error);
           });
         }

@@ -4,7 +4,8 @@
  * listener certificate and the workloads' SVIDs. meshgate runs with `upstream.tls` and
  * dynamic credentials; its admin account itself requires meshgate's certificate, so every
  * admin connection (upstream check, lease manager, server settings) must come over TLS.
- * stop() removes everything, the private server included.
+ * Unless told otherwise it runs one workload, orders, allowed into the harness's database in
+ * its role. stop() removes everything, the private server included.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -16,17 +17,34 @@ import type { Identity } from '../../src/identity/index.ts';
 import { issueServerCert } from '../../src/identity/ca.ts';
 import type { Logger } from '../../src/log.ts';
 import type { RunningMeshgate } from '../../src/server.ts';
-import { baseConfig, inTempDir, runMeshgate, writeHarnessFiles, type BaseHarness, type HarnessFiles } from './bare-harness.ts';
+import { baseConfig, inTempDir, runMeshgate, TRUST_DOMAIN, writeHarnessFiles, type BaseHarness, type HarnessFiles } from './bare-harness.ts';
 import { startPrivateMariadb, type PrivateMariadb } from './private-mariadb.ts';
 
 /** The subject meshgate's upstream certificate is issued with (`meshgate ca issue-server --dns meshgate-upstream`). */
 export const UPSTREAM_CERT_CN = 'meshgate-upstream';
 
+/** The workload a harness runs with unless told otherwise. */
+const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
+
+/** orders may use the harness's database, in its role. */
+const ORDERS_POLICY = `
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: orders }
+spec:
+  action: ALLOW
+  rules:
+    - id: orders
+      from: [{ source: { principals: ["${ORDERS.slice('spiffe://'.length)}"] } }]
+      to: [{ mariadb: { databases: ["{db}"], role: "{rw}" } }]
+`;
+
 export interface TlsUpstreamOptions {
   readonly name: string;
-  readonly workloads: Readonly<Record<string, string>>;
-  /** Policy YAML; `{db}` and `{rw}` are replaced. */
-  readonly policy: string;
+  /** Workload names and their SPIFFE IDs. Default: orders alone. */
+  readonly workloads?: Readonly<Record<string, string>>;
+  /** Policy YAML; `{db}` and `{rw}` are replaced. Default: orders may use `{db}` as `{rw}`. */
+  readonly policy?: string;
   readonly config?: (config: MeshgateConfigInput & { upstream: NonNullable<MeshgateConfigInput['upstream']> }) => void;
   readonly log?: Logger;
 }
@@ -52,6 +70,8 @@ export interface TlsUpstreamHarness extends BaseHarness {
   readonly meshgate: RunningMeshgate;
   /** mysql2 `ssl` options from PEM files, for direct logins to the private server. */
   sslOf(files: PemFiles | { readonly ca: string }): Promise<{ ca: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: true }>;
+  /** A session through meshgate as `workload`, into the harness's database. */
+  connect(workload: string): Promise<mysql.Connection>;
   /** A direct login to the private MariaDB, as a workload that holds a lease password would try. */
   direct(user: string, password: string, ssl?: PemFiles | { readonly ca: string }): Promise<mysql.Connection>;
   /** Runs one statement as root on the private server (Unix socket). */
@@ -80,7 +100,7 @@ function oneLine(name: string): string {
 
 export function startTlsUpstreamHarness(options: TlsUpstreamOptions): Promise<TlsUpstreamHarness> {
   return inTempDir(options.name, async (dir, undo, undoAll) => {
-    const files = await writeHarnessFiles(dir, options.workloads, 'placeholder: rewritten below');
+    const files = await writeHarnessFiles(dir, options.workloads ?? { orders: ORDERS }, 'placeholder: rewritten below');
     const mariadbCert = await issueServerCert({ caDir: files.caDir, outDir: join(dir, 'mariadb'), ipAddresses: ['127.0.0.1'], name: 'mariadb', ttlSeconds: 3600 });
     const upstream = await issueServerCert({ caDir: files.caDir, outDir: join(dir, 'upstream'), dnsNames: [UPSTREAM_CERT_CN], name: 'upstream', ttlSeconds: 3600 });
     const bundle = join(files.caDir, 'bundle.pem');
@@ -101,7 +121,7 @@ export function startTlsUpstreamHarness(options: TlsUpstreamOptions): Promise<Tl
     await server.admin(`ALTER USER ${ident(adminUser)}@'%' REQUIRE SUBJECT ? AND ISSUER ?`, [requirement.subject, requirement.issuer]);
     const adminFile = join(dir, 'admin.pw');
     await writeFile(adminFile, admin.password, { mode: 0o600 });
-    await writeFile(join(files.policyDir, 'policy.yaml'), options.policy.replaceAll('{db}', database).replaceAll('{rw}', role));
+    await writeFile(join(files.policyDir, 'policy.yaml'), (options.policy ?? ORDERS_POLICY).replaceAll('{db}', database).replaceAll('{rw}', role));
 
     const input: MeshgateConfigInput & { upstream: NonNullable<MeshgateConfigInput['upstream']> } = {
       listener: { host: '127.0.0.1', port: 0, tls: { cert: files.server.cert, key: files.server.key } },
@@ -132,6 +152,7 @@ export function startTlsUpstreamHarness(options: TlsUpstreamOptions): Promise<Tl
       listenerCert,
       requirement,
       sslOf,
+      connect: (workload) => mysql.createConnection({ host: '127.0.0.1', port: base.meshgate.address!.port, user: workload, database: provisioned.database, ssl: base.ssl(workload) }),
       async direct(user, password, ssl) {
         return mysql.createConnection({ host: server.host, port: server.port, user, password, connectTimeout: 5000, ...(ssl === undefined ? {} : { ssl: await sslOf(ssl) }) });
       },

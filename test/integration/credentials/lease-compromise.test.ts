@@ -27,25 +27,13 @@ const missing = privateMariadbMissing();
 const sharedMissing = await serviceMissing('mariadb');
 const ORDERS = STANDARD_WORKLOADS.orders;
 
-const POLICY = `
-apiVersion: meshgate.dev/v1alpha1
-kind: AccessPolicy
-metadata: { name: orders }
-spec:
-  action: ALLOW
-  rules:
-    - id: orders
-      from: [{ source: { principals: ["${ORDERS.slice('spiffe://'.length)}"] } }]
-      to: [{ mariadb: { databases: ["{db}"], role: "{rw}" } }]
-`;
-
 describe('a lease whose password MariaDB refuses is revoked at once and raises an alert', { skip: missing ?? false, timeout: 180_000 }, () => {
   let h: TlsUpstreamHarness | undefined;
   const captured = captureLog();
   const opened: mysql.Connection[] = [];
 
   const client = async () => {
-    const conn = await mysql.createConnection({ host: '127.0.0.1', port: h!.meshgate.address!.port, user: 'orders', database: h!.database, ssl: h!.ssl('orders') });
+    const conn = await h!.connect('orders');
     opened.push(conn);
     return conn;
   };
@@ -78,7 +66,7 @@ describe('a lease whose password MariaDB refuses is revoked at once and raises a
   };
 
   before(async () => {
-    h = await startTlsUpstreamHarness({ name: 'leasecomp', workloads: { orders: ORDERS }, policy: POLICY, log: captured.log });
+    h = await startTlsUpstreamHarness({ name: 'leasecomp', log: captured.log });
   });
   after(async () => {
     await cleanup(...opened.map((conn) => () => conn.destroy()), () => h?.stop());

@@ -27,18 +27,6 @@ const missing = privateMariadbMissing();
 const sharedMissing = await serviceMissing('mariadb');
 const ORDERS = STANDARD_WORKLOADS.orders;
 
-const POLICY = `
-apiVersion: meshgate.dev/v1alpha1
-kind: AccessPolicy
-metadata: { name: orders }
-spec:
-  action: ALLOW
-  rules:
-    - id: orders
-      from: [{ source: { principals: ["${ORDERS.slice('spiffe://'.length)}"] } }]
-      to: [{ mariadb: { databases: ["{db}"], role: "{rw}" } }]
-`;
-
 const login = (user: string, password: string): UpstreamLogin => ({
   user,
   password,
@@ -56,7 +44,7 @@ describe('meshgate connects to MariaDB over TLS with its own certificate (upstre
   const tlsHandles: MariadbClientTls[] = [];
 
   const client = async () => {
-    const conn = await mysql.createConnection({ host: '127.0.0.1', port: h!.meshgate.address!.port, user: 'orders', database: h!.database, ssl: h!.ssl('orders') });
+    const conn = await h!.connect('orders');
     opened.push(conn);
     return conn;
   };
@@ -66,7 +54,7 @@ describe('meshgate connects to MariaDB over TLS with its own certificate (upstre
   };
 
   before(async () => {
-    h = await startTlsUpstreamHarness({ name: 'upstls', workloads: { orders: ORDERS }, policy: POLICY });
+    h = await startTlsUpstreamHarness({ name: 'upstls' });
   });
   after(async () => {
     await cleanup(

@@ -5,49 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CommandStages, type Route, type SessionGrant } from '../../../src/engines/mysql/command-stages.ts';
-import { decodeCommand } from '../../../src/engines/mysql/codec/commands.ts';
-import { Capability, Command } from '../../../src/engines/mysql/codec/constants.ts';
-import { encodeMessage, PacketFramer } from '../../../src/engines/mysql/codec/framer.ts';
-import type { MysqlEngineContext } from '../../../src/engines/mysql/context.ts';
-import { SessionDirectory } from '../../../src/engines/mysql/directory.ts';
+import { Command } from '../../../src/engines/mysql/codec/constants.ts';
+import { stagesSession } from './command-stages-helpers.ts';
 
-interface Options {
-  readonly multiStatements?: boolean;
-  readonly tagStatements?: boolean;
-}
-
-function session(options: Options = {}) {
-  const audited: Array<{ command: string; statement: string | null }> = [];
-  const ctx = {
-    profile: { serverVersion: '5.5.5-10.11.19-MariaDB', capabilities: 0xffffffff, mariadbCapabilities: 0, charset: 45 },
-    throttle: { admit: () => ({ admitted: true, release() {} }) },
-    tagStatements: options.tagStatements ?? false,
-    queryCacheMode: () => 'off',
-    audit: { refusal: () => null, strict: false },
-  } as unknown as MysqlEngineContext;
-  const grant = {
-    request: { sessionId: 's1', connectionId: 1, response: { capabilities: options.multiStatements ? Capability.MULTI_STATEMENTS : 0, database: 'shop' } },
-    identity: { spiffeId: 'spiffe://test.local/ns/shop/sa/orders' },
-    role: 'shop_writer',
-    rule: null,
-    serviceClass: 'default',
-    allowLocalInfile: false,
-    upstreamConnectionId: 7,
-    audit: { statement: (facts: { command: string; statement: string | null }) => audited.push({ command: facts.command, statement: facts.statement }), end() {} },
-    admission: { admitted: true, release() {} },
-  } as unknown as SessionGrant;
-  const stages = new CommandStages(ctx, new SessionDirectory(), grant);
+function session(options: { multiStatements?: boolean; tagStatements?: boolean } = {}) {
+  const { forward, audited } = stagesSession({ ...options, tagStatements: options.tagStatements ?? false });
   /** What goes upstream for a command: the statement's bytes after the command byte. */
   const send = (code: number, body: Buffer | string): Buffer => {
-    const [frame] = new PacketFramer(1 << 20).push(encodeMessage(Buffer.concat([Buffer.of(code), Buffer.from(body)]), 0));
-    const route: Route = stages.onCommand(frame!, decodeCommand(frame!.payload));
-    assert.equal(route.kind, 'forward');
-    const bytes = (route as Extract<Route, { kind: 'forward' }>).bytes;
-    stages.onResponse({ rowsReturned: 0, rowsAffected: 0, error: null, statementId: code === Command.STMT_PREPARE ? 1 : null, preparedParameters: code === Command.STMT_PREPARE ? 0 : null, status: 0, schema: undefined });
-    const [sent] = new PacketFramer(1 << 20).push(bytes);
-    assert.equal(sent!.payload[0], code);
-    return sent!.payload.subarray(1);
+    const payload = forward(code, body, code === Command.STMT_PREPARE ? 1 : null);
+    assert.equal(payload[0], code);
+    return payload.subarray(1);
   };
   const setOption = (option: number) => send(Command.SET_OPTION, Buffer.of(option, 0));
   return { send, setOption, audited };
@@ -58,7 +25,7 @@ describe('command stages: DEFINER of what a statement creates', () => {
     const s = session();
     assert.equal(s.send(Command.QUERY, 'CREATE VIEW v AS SELECT 1').toString(), 'CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT 1');
     assert.equal(s.send(Command.QUERY, 'SELECT 1').toString(), 'SELECT 1');
-    assert.deepEqual(s.audited, [
+    assert.deepEqual(s.audited.map((f) => ({ command: f.command, statement: f.statement })), [
       { command: 'query', statement: 'CREATE VIEW v AS SELECT 1' },
       { command: 'query', statement: 'SELECT 1' },
     ]);

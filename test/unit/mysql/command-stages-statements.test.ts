@@ -6,50 +6,16 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { StatementFacts } from '../../../src/audit/recorder.ts';
-import { CommandStages, type Route, type SessionGrant } from '../../../src/engines/mysql/command-stages.ts';
-import { decodeCommand } from '../../../src/engines/mysql/codec/commands.ts';
-import { Capability, Command } from '../../../src/engines/mysql/codec/constants.ts';
-import { encodeMessage, PacketFramer } from '../../../src/engines/mysql/codec/framer.ts';
-import type { MysqlEngineContext } from '../../../src/engines/mysql/context.ts';
-import { SessionDirectory } from '../../../src/engines/mysql/directory.ts';
+import type { Route } from '../../../src/engines/mysql/command-stages.ts';
+import { Command } from '../../../src/engines/mysql/codec/constants.ts';
+import { stagesSession } from './command-stages-helpers.ts';
 
 const HEAD = "/*meshgate_identity='spiffe%3A%2F%2Ftest.local%2Fns%2Fshop%2Fsa%2Forders',meshgate_role='shop_writer'";
 
 function session(options: { multiStatements?: boolean; statementBytes?: number } = {}) {
-  const audited: StatementFacts[] = [];
-  const ctx = {
-    profile: { serverVersion: '5.5.5-10.11.19-MariaDB', capabilities: 0xffffffff, mariadbCapabilities: 0, charset: 45 },
-    throttle: { admit: () => ({ admitted: true, release() {} }) },
-    tagStatements: true,
-    auditStatementBytes: options.statementBytes,
-    queryCacheMode: () => 'off',
-    audit: { refusal: () => null, strict: false },
-  } as unknown as MysqlEngineContext;
-  const grant = {
-    request: { sessionId: 's1', connectionId: 1, response: { capabilities: options.multiStatements ? Capability.MULTI_STATEMENTS : 0, database: 'shop' } },
-    identity: { spiffeId: 'spiffe://test.local/ns/shop/sa/orders' },
-    role: 'shop_writer',
-    rule: null,
-    serviceClass: 'default',
-    allowLocalInfile: false,
-    upstreamConnectionId: 7,
-    audit: { statement: (facts: StatementFacts) => audited.push(facts), end() {} },
-    admission: { admitted: true, release() {} },
-  } as unknown as SessionGrant;
-  const stages = new CommandStages(ctx, new SessionDirectory(), grant);
-  const route = (code: number, body: Buffer | string): Route => {
-    const [frame] = new PacketFramer(1 << 25).push(encodeMessage(Buffer.concat([Buffer.of(code), Buffer.from(body)]), 0));
-    return stages.onCommand(frame!, decodeCommand(frame!.payload));
-  };
+  const { route, forward, audited } = stagesSession({ ...options, tagStatements: true });
   /** The statement as it goes upstream (after the command byte), its answer given. */
-  const send = (code: number, body: Buffer | string, statementId: number | null = null): string => {
-    const r = route(code, body);
-    assert.equal(r.kind, 'forward');
-    stages.onResponse({ rowsReturned: 0, rowsAffected: 0, error: null, statementId, preparedParameters: statementId === null ? null : 0, status: 0, schema: undefined });
-    const [sent] = new PacketFramer(1 << 25).push((r as Extract<Route, { kind: 'forward' }>).bytes);
-    return sent!.payload.subarray(1).toString('latin1');
-  };
+  const send = (code: number, body: Buffer | string, statementId: number | null = null): string => forward(code, body, statementId).subarray(1).toString('latin1');
   return { route, send, audited };
 }
 
