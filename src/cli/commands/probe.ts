@@ -1,0 +1,29 @@
+/** `meshgate probe`: see ../specs/probe.ts for what it checks and how it exits. */
+import { parseDuration } from '../../identity/index.ts';
+import { formatReport, passed, runProbe } from '../../probe/index.ts';
+import { optionalString, requireString, UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
+import { EXIT_BROKEN, PROBE } from '../specs/probe.ts';
+
+function hostPort(value: string, option: string): { host: string; port: number } {
+  const match = /^(.+):(\d{1,5})$/.exec(value);
+  const port = match === null ? NaN : Number(match[2]);
+  if (match === null || !(port > 0 && port < 65536)) throw new UsageError(`--${option} must be HOST:PORT, e.g. meshgate.db:3306; got '${value}'`);
+  return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+export const probeCommand: CliCommand = {
+  ...PROBE,
+  async run(values: OptionValues, _positionals: string[], io: CliIO): Promise<number> {
+    const timeoutMs = parseDuration(optionalString(values, 'timeout') ?? '10s', '--timeout') * 1000;
+    const audit = optionalString(values, 'audit');
+    const report = await runProbe({
+      mysql: { ...hostPort(requireString(values, 'mysql'), 'mysql'), database: requireString(values, 'database') },
+      tls: { certFile: requireString(values, 'cert'), keyFile: requireString(values, 'key'), caFile: requireString(values, 'ca') },
+      audit: audit === undefined ? null : { file: audit },
+      timeoutMs,
+    });
+    if (values['json'] === true) io.out(JSON.stringify(report));
+    else for (const line of formatReport(report)) io.out(line);
+    return passed(report) ? 0 : EXIT_BROKEN;
+  },
+};

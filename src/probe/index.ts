@@ -1,0 +1,47 @@
+/**
+ * `meshgate probe`: a synthetic request through meshgate and its upstreams under a fresh
+ * trace id, then a check that every record of it — MariaDB's view of the statement (the
+ * tag), the audit event, the span and the metrics — names the same identity and trace id.
+ * Each link is checked where the probe is told where to look; a link it cannot check is
+ * reported as skipped, never as passed.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { newTraceId } from '../audit/index.ts';
+import { mgError } from '../errors/index.ts';
+import { probeAudit, type AuditFileSource } from './audit.ts';
+import { probeMysql, type MysqlProbeTarget } from './mysql.ts';
+import { unchecked, type LinkResult, type ProbeReport } from './report.ts';
+
+export { formatReport, passed, type LinkResult, type ProbeReport } from './report.ts';
+export { PROBE_MARK } from './mysql.ts';
+
+export interface ProbeOptions {
+  readonly mysql: Omit<MysqlProbeTarget, 'tls' | 'timeoutMs'>;
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+  readonly audit: AuditFileSource | null;
+  readonly timeoutMs: number;
+}
+
+/** The SPIFFE ID in the certificate's URI SAN: who the probe is to meshgate. */
+export function spiffeIdOf(certPem: string, file: string): string {
+  const san = new X509Certificate(certPem).subjectAltName ?? '';
+  const uri = san.split(/,\s*/).find((entry) => entry.startsWith('URI:spiffe://'));
+  if (uri === undefined) throw mgError('MG_USAGE', `${file} has no spiffe:// URI SAN: give the probe an X.509-SVID (meshgate ca issue, or the workload's Istio certificate)`);
+  return uri.slice('URI:'.length);
+}
+
+export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
+  const [cert, key, ca] = await Promise.all([options.tls.certFile, options.tls.keyFile, options.tls.caFile].map((f) => readFile(f, 'utf8')));
+  const identity = spiffeIdOf(cert!, options.tls.certFile);
+  const traceId = newTraceId();
+  const deadline = Date.now() + options.timeoutMs;
+  const links: LinkResult[] = [];
+  const mysql = await probeMysql({ ...options.mysql, tls: { cert: cert!, key: key!, ca: ca! }, timeoutMs: options.timeoutMs }, identity, traceId);
+  links.push(...mysql);
+  const ran = mysql[0]?.ok === true;
+  if (options.audit === null) links.push(unchecked('audit', 'no --audit given'));
+  else if (!ran) links.push(unchecked('audit', 'the statement did not run'));
+  else links.push(await probeAudit('audit', options.audit, 'statement', identity, traceId, deadline));
+  return { traceId, identity, links };
+}

@@ -1,0 +1,85 @@
+/**
+ * `meshgate probe` (issue 13, point 6) against a real meshgate in front of the real MariaDB:
+ * every link holds when they agree, and each broken link is named — the tag MariaDB saw
+ * (tagging off), the audit event (a log that does not have it), the statement itself (a
+ * probe identity policy does not allow).
+ */
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { cleanup } from '../helpers/cleanup.ts';
+import { exitOf, spawnCli } from '../helpers/cli.ts';
+import { startHarness, STANDARD_WORKLOADS, type Harness } from '../helpers/meshgate.ts';
+import { serviceMissing } from '../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
+
+interface Report {
+  traceId: string;
+  identity: string;
+  links: { link: string; ok: boolean | null; detail: string }[];
+}
+
+async function probe(h: Harness, workload: string, extra: string[] = []): Promise<{ code: number | null; report: Report; stderr: string }> {
+  const files = h.clients[workload]!;
+  const child = spawnCli(['probe', '--mysql', `127.0.0.1:${h.port}`, '--database', h.database, '--cert', files.cert, '--key', files.key, '--ca', files.ca, '--timeout', '5s', '--json', ...extra]);
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => chunks.push(c));
+  const { code, stderr } = await exitOf(child);
+  return { code, report: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Report, stderr };
+}
+
+const linkOf = (report: Report, name: string) => report.links.find((l) => l.link === name);
+
+describe('meshgate probe', { skip: missing }, () => {
+  let h: Harness;
+  let untagged: Harness;
+  before(async () => {
+    h = await startHarness({ name: 'probe', workloads: STANDARD_WORKLOADS });
+    untagged = await startHarness({ name: 'probe_untag', workloads: STANDARD_WORKLOADS, config: (c) => void (c.audit = { ...c.audit, tagStatements: false }) });
+  });
+  after(async () => cleanup(() => h?.stop(), () => untagged?.stop()));
+
+  it('every link checked holds: MariaDB ran it, saw the tag with identity and trace, the audit has it', async () => {
+    const { code, report, stderr } = await probe(h, 'analytics', ['--audit', h.auditFile]);
+    assert.equal(code, 0, `${stderr}\n${JSON.stringify(report, null, 2)}`);
+    assert.equal(report.identity, STANDARD_WORKLOADS.analytics);
+    assert.match(report.traceId, /^[0-9a-f]{32}$/);
+    for (const name of ['mariadb', 'tag', 'audit']) assert.equal(linkOf(report, name)?.ok, true, name);
+    const event = (await h.readAudit()).find((e) => e['type'] === 'statement' && e['traceId'] === report.traceId);
+    assert.equal((event?.['identity'] as { spiffeId: string }).spiffeId, STANDARD_WORKLOADS.analytics, 'the probe found what is there');
+  });
+
+  it('without --audit the audit link is skipped, not passed', async () => {
+    const { code, report } = await probe(h, 'analytics');
+    assert.equal(code, 0);
+    assert.equal(linkOf(report, 'audit')?.ok, null);
+  });
+
+  it('tagging off: the tag link is broken, and the exit status says so', async () => {
+    const { code, report } = await probe(untagged, 'analytics', ['--audit', untagged.auditFile]);
+    assert.equal(code, 1);
+    assert.equal(linkOf(report, 'mariadb')?.ok, true);
+    assert.equal(linkOf(report, 'tag')?.ok, false);
+    assert.match(linkOf(report, 'tag')!.detail, /does not start with meshgate's tag/);
+    assert.equal(linkOf(report, 'audit')?.ok, true, 'the other links are still checked');
+  });
+
+  it('an audit log without the event: the audit link is broken and names the trace id', async () => {
+    const elsewhere = join(h.dir, 'other-audit.jsonl');
+    await writeFile(elsewhere, '');
+    const { code, report } = await probe(h, 'analytics', ['--audit', elsewhere, '--timeout', '1s']);
+    assert.equal(code, 1);
+    assert.equal(linkOf(report, 'audit')?.ok, false);
+    assert.ok(linkOf(report, 'audit')!.detail.includes(report.traceId));
+  });
+
+  it('an identity policy refuses: the MariaDB link is broken, saying what to check', async () => {
+    const { code, report } = await probe(h, 'staging', ['--audit', h.auditFile]);
+    assert.equal(code, 1);
+    assert.equal(linkOf(report, 'mariadb')?.ok, false);
+    assert.match(linkOf(report, 'mariadb')!.detail, /policy allows/);
+    assert.equal(linkOf(report, 'audit')?.ok, null);
+  });
+});
