@@ -22,8 +22,9 @@ import { formatDuration } from '../../../src/identity/duration.ts';
 import { DEFAULT_JOIN_TOKEN_TTL_SECONDS, MAX_JOIN_TOKEN_TTL_SECONDS } from '../../../src/identity/signer/join-tokens.ts';
 import { FIRESTORE_DEFAULT_DATABASE } from '../../../src/policy/schema.ts';
 import { captureIO } from '../../helpers/cli.ts';
+import { probeCommand } from '../../../src/cli/commands/probe.ts';
 
-const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, ...auditCommands, ...credsCommands];
+const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, ...auditCommands, ...credsCommands, probeCommand];
 
 const specOf = ({ path, summary, usage, help, options, allowPositionals }: CommandSpec) => ({ path, summary, usage, help, options, allowPositionals });
 
