@@ -81,7 +81,7 @@ describe('sqlFingerprint: what folds', () => {
 // ------------------------------------------------------------------------------------------
 // Generated statements: a template with literal slots, rendered twice with other values.
 
-type Part = { readonly text: string } | { readonly slot: 'one' | 'list' } | { readonly slot: 'rows'; readonly width: number };
+type Part = { readonly text: string } | { readonly slot: 'one' } | { readonly slot: 'list' } | { readonly slot: 'rows'; readonly width: number };
 interface Fill {
   readonly literals: readonly string[];
   readonly lengths: readonly number[];
