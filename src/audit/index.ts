@@ -30,3 +30,23 @@ export { linesBackward } from './lines.ts';
 export { identitiesOf, summarize } from './summary.ts';
 export { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from './trace-context.ts';
 export type { TraceParent } from './trace-context.ts';
+export {
+  compileFilter,
+  DECISIONS,
+  DIGEST_COLUMNS,
+  digestCells,
+  digestEvents,
+  ENGINES,
+  EVENT_COLUMNS,
+  eventCells,
+  openJsonlEventSource,
+  OUTCOMES,
+  queryEvents,
+  sqlFingerprint,
+  TableWriter,
+  type AuditEventSource,
+  type DigestRow,
+  type EventFilter,
+  type QueryFilterInput,
+  type SourcedEvent,
+} from './query/index.ts';

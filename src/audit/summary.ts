@@ -61,7 +61,7 @@ function describeError(error: unknown): string {
 }
 
 /** Control characters (ANSI escapes above all) would let a logged statement drive the terminal. */
-function clean(value: unknown, max = 200): string {
+export function clean(value: unknown, max = 200): string {
   if (value === null || value === undefined || value === '') return '-';
   const raw = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
   const flat = raw.replace(/\s+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?');

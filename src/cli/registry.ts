@@ -1,6 +1,6 @@
 import type { CliCommand, CommandSpec } from './command.ts';
 import { AGENT, CA_JOIN_TOKEN } from './specs/agent.ts';
-import { AUDIT_KEYGEN, AUDIT_TAIL, AUDIT_VERIFY } from './specs/audit.ts';
+import { AUDIT_KEYGEN, AUDIT_QUERY, AUDIT_TAIL, AUDIT_VERIFY } from './specs/audit.ts';
 import { CA_INIT, CA_ISSUE, CA_ISSUE_SERVER, CA_ROTATE } from './specs/ca.ts';
 import { CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT } from './specs/creds.ts';
 import { DEMO } from './specs/demo.ts';
@@ -36,6 +36,7 @@ export const COMMANDS: readonly CliCommand[] = [
   ...lazily(async () => (await import('./commands/agent.ts')).agentCommands, [CA_JOIN_TOKEN, AGENT]),
   ...lazily(async () => (await import('./commands/policy.ts')).policyCommands, [POLICY_VALIDATE, POLICY_EXPLAIN]),
   ...lazily(async () => (await import('./commands/audit.ts')).auditCommands, [AUDIT_VERIFY, AUDIT_TAIL, AUDIT_KEYGEN]),
+  ...lazily(async () => [(await import('./commands/audit-query.ts')).queryCommand], [AUDIT_QUERY]),
   ...lazily(async () => (await import('./commands/creds.ts')).credsCommands, [CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT]),
   ...lazily(async () => [(await import('./commands/probe.ts')).probeCommand], [PROBE]),
 ];

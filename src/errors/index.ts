@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   MG_UPSTREAM_REFUSED: { kind: 'access_denied', summary: "the upstream database refused what the client asked for at login (an unknown database, one the role may not use); MySQL clients see MariaDB's own error" },
   MG_UPSTREAM_PROTOCOL: { kind: 'unavailable', summary: 'the upstream database answered in a way meshgate cannot relay' },
   MG_AUDIT_UNAVAILABLE: { kind: 'unavailable', summary: 'the audit sink cannot record events' },
+  MG_AUDIT_NOT_FOUND: { kind: 'bad_request', summary: 'no audit log where a command was told to read one' },
   MG_OUTCOME_UNKNOWN: { kind: 'unavailable', summary: 'an operation was sent upstream but its answer was never seen; it may or may not have taken effect' },
   MG_CSR_INVALID: { kind: 'bad_request', summary: 'a certificate signing request is not a PKCS#10 CSR, its signature does not verify, or its key is not ECDSA P-256' },
   MG_SIGNER_REQUEST_INVALID: { kind: 'bad_request', summary: 'a request to the signing endpoint has the wrong method, path or body' },

@@ -13,6 +13,7 @@ export {
   MAX_PATH_LENGTH as MAX_FIRESTORE_PATH_LENGTH,
   MAX_PATH_SEGMENTS as MAX_FIRESTORE_PATH_SEGMENTS,
 } from './firestore-request.ts';
+export { compilePathPattern, pathMatches, pathPatternProblem, type Coverage, type PathPattern } from './firestore-path.ts';
 export type {
   CompiledPolicy,
   Decision,

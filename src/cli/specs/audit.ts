@@ -1,6 +1,18 @@
 /** What `meshgate audit ...` accepts and says about itself; the commands are in ../commands/audit.ts. */
-import { AUDIT_EVENT_TYPES } from '../../audit/index.ts';
 import type { CommandSpec } from '../command.ts';
+
+/**
+ * The audit's own lists, repeated for the help: importing the audit here would load it, and
+ * the policy and identity code its query reads with, for every `meshgate --help`.
+ * test/unit/cli/specs.test.ts keeps them equal to AUDIT_EVENT_TYPES, DECISIONS, ENGINES and OUTCOMES.
+ */
+export const AUDIT_LISTS = {
+  types: ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered', 'alert'],
+  decisions: ['allow', 'deny'],
+  engines: ['mysql', 'firestore'],
+  outcomes: ['completed', 'failed', 'unknown', 'refused'],
+} as const;
+const AUDIT_EVENT_TYPES = AUDIT_LISTS.types;
 
 /** Exit code of `audit verify` for a broken chain, so scripts and cron jobs can alert on it. */
 export const EXIT_TAMPERED = 4;
@@ -61,6 +73,69 @@ export const AUDIT_TAIL: CommandSpec = {
     lines: { type: 'string', short: 'n', default: '20' },
     type: { type: 'string' },
     identity: { type: 'string' },
+  },
+  allowPositionals: true,
+};
+
+export const AUDIT_QUERY: CommandSpec = {
+  path: ['audit', 'query'],
+  summary: 'find audit events by identity, trace, database, collection, verb, decision, rule and time; or a digest of what each workload runs',
+  usage: '[FILE|DIR] [--identity ID] [--trace ID] [--since 1h] [… filters] [--json] [--limit N] [--digest]',
+  help: [
+    '  FILE|DIR                the audit file meshgate writes (audit.file), any of its rotated files, or the',
+    '                          directory holding it: the whole log is read, rotated files first, in order',
+    '  --config FILE           meshgate.yaml: read the log its audit.file names',
+    '',
+    'filters (all must hold; a filter given several times, or with a comma-separated list, holds for any):',
+    "  --identity ID           who acted: a SPIFFE ID or principal, exact or a glob ('*/ns/shop/*': * any",
+    "                          characters, ? one); a credential event's lease owner counts too",
+    '  --namespace NS          the identity\'s Kubernetes namespace (glob)',
+    '  --trace ID              a W3C trace id (32 hex digits, or its first 8 or more), or a traceparent',
+    '  --database NAME         the MariaDB database of a connection, statement or credential (glob)',
+    '  --collection PATTERN    Firestore calls touching a path like a policy pattern: orders/*, users/*/orders/*,',
+    '                          orders/** (everything beneath); a collection alone (orders) means its documents',
+    '  --verb VERB             a SQL verb (SELECT, DELETE: any statement of a multi-statement text) or a',
+    '                          Firestore method (GetDocument, Commit, RunQuery); any case',
+    `  --decision D            ${AUDIT_LISTS.decisions.join(' or ')}`,
+    '  --rule ID               the policy rule that decided (glob)',
+    `  --engine E              ${AUDIT_LISTS.engines.join(' or ')}`,
+    `  --type TYPE             ${AUDIT_EVENT_TYPES.join(', ')}`,
+    `  --outcome O             ${AUDIT_LISTS.outcomes.join(', ')} (refused: a credential meshgate said no to)`,
+    "  --fingerprint ID        statements and calls of one digest (the ID column of --digest)",
+    '  --since TIME            from TIME on: RFC 3339 (2025-06-01T12:00:00Z, …+02:00), a day (2025-06-01,',
+    '                          UTC), or how long ago (90s, 15m, 2h, 7d)',
+    '  --until TIME            before TIME, in the same forms',
+    '',
+    'output:',
+    '  --json                  one JSON object a line: each event as stored (with its seq, prev and hash),',
+    '                          or each digest',
+    '  --limit N               at most N events (the first N, oldest first), or the N digests of most time',
+    '  --digest                statements grouped by fingerprint (literals, IN lists, VALUES rows, comments,',
+    '                          spacing and case folded), Firestore calls by method and path pattern: count,',
+    '                          failed, total, average and p99 time (within 1 %), rows, who ran them; by total time',
+    '',
+    'The log is read as it is, line by line (it may be larger than memory): `audit verify` says whether it was',
+    'edited. Lines that are not events are passed over and counted on stderr. Exit 0 also when nothing matches.',
+  ].join('\n'),
+  options: {
+    config: { type: 'string' },
+    identity: { type: 'string', multiple: true },
+    namespace: { type: 'string', multiple: true },
+    trace: { type: 'string', multiple: true },
+    database: { type: 'string', multiple: true },
+    collection: { type: 'string', multiple: true },
+    verb: { type: 'string', multiple: true },
+    decision: { type: 'string', multiple: true },
+    rule: { type: 'string', multiple: true },
+    engine: { type: 'string', multiple: true },
+    type: { type: 'string', multiple: true },
+    outcome: { type: 'string', multiple: true },
+    fingerprint: { type: 'string', multiple: true },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    json: { type: 'boolean' },
+    limit: { type: 'string' },
+    digest: { type: 'boolean' },
   },
   allowPositionals: true,
 };

@@ -8,12 +8,15 @@ import { describe, it } from 'node:test';
 import type { CliCommand, CommandSpec } from '../../../src/cli/command.ts';
 import { agentCommands } from '../../../src/cli/commands/agent.ts';
 import { auditCommands } from '../../../src/cli/commands/audit.ts';
+import { queryCommand } from '../../../src/cli/commands/audit-query.ts';
 import { caCommands } from '../../../src/cli/commands/ca.ts';
 import { credsCommands } from '../../../src/cli/commands/creds.ts';
 import { demoCommand } from '../../../src/cli/commands/demo.ts';
 import { policyCommands } from '../../../src/cli/commands/policy.ts';
 import { serveCommand } from '../../../src/cli/commands/serve.ts';
 import { COMMANDS } from '../../../src/cli/registry.ts';
+import { AUDIT_EVENT_TYPES, DECISIONS, ENGINES, OUTCOMES } from '../../../src/audit/index.ts';
+import { AUDIT_LISTS } from '../../../src/cli/specs/audit.ts';
 import { JOIN_TOKEN_TTL_HELP } from '../../../src/cli/specs/agent.ts';
 import { DEMO_DEFAULT_NAME } from '../../../src/cli/specs/demo.ts';
 import { DEFAULT_DEMO_NAME } from '../../../src/demo/files.ts';
@@ -24,7 +27,7 @@ import { FIRESTORE_DEFAULT_DATABASE } from '../../../src/policy/schema.ts';
 import { captureIO } from '../../helpers/cli.ts';
 import { probeCommand } from '../../../src/cli/commands/probe.ts';
 
-const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, ...auditCommands, ...credsCommands, probeCommand];
+const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand];
 
 const specOf = ({ path, summary, usage, help, options, allowPositionals }: CommandSpec) => ({ path, summary, usage, help, options, allowPositionals });
 
@@ -53,6 +56,10 @@ describe('meshgate command specs', () => {
 
   it('the demo help states the demo name the demo defaults to', () => {
     assert.equal(DEMO_DEFAULT_NAME, DEFAULT_DEMO_NAME);
+  });
+
+  it('the audit help lists the event types, decisions, engines and outcomes the audit has', () => {
+    assert.deepEqual(AUDIT_LISTS, { types: AUDIT_EVENT_TYPES, decisions: DECISIONS, engines: ENGINES, outcomes: OUTCOMES });
   });
 
   it('the policy explain help states the Firestore database the schema defaults to', () => {
