@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { newTraceId } from '../audit/index.ts';
 import { mgError } from '../errors/index.ts';
 import { probeAudit, type AuditFileSource } from './audit.ts';
+import { probeFirestore, type FirestoreProbeTarget } from './firestore.ts';
 import { probeMysql, type MysqlProbeTarget } from './mysql.ts';
 import { unchecked, type LinkResult, type ProbeReport } from './report.ts';
 
@@ -17,7 +18,8 @@ export { formatReport, passed, type LinkResult, type ProbeReport } from './repor
 export { PROBE_MARK } from './mysql.ts';
 
 export interface ProbeOptions {
-  readonly mysql: Omit<MysqlProbeTarget, 'tls' | 'timeoutMs'>;
+  readonly mysql: Omit<MysqlProbeTarget, 'tls' | 'timeoutMs'> | null;
+  readonly firestore: Omit<FirestoreProbeTarget, 'tls' | 'timeoutMs'> | null;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
   readonly audit: AuditFileSource | null;
   readonly timeoutMs: number;
@@ -37,11 +39,22 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   const traceId = newTraceId();
   const deadline = Date.now() + options.timeoutMs;
   const links: LinkResult[] = [];
-  const mysql = await probeMysql({ ...options.mysql, tls: { cert: cert!, key: key!, ca: ca! }, timeoutMs: options.timeoutMs }, identity, traceId);
-  links.push(...mysql);
-  const ran = mysql[0]?.ok === true;
-  if (options.audit === null) links.push(unchecked('audit', 'no --audit given'));
-  else if (!ran) links.push(unchecked('audit', 'the statement did not run'));
-  else links.push(await probeAudit('audit', options.audit, 'statement', identity, traceId, deadline));
+  const tls = { cert: cert!, key: key!, ca: ca! };
+  if (options.mysql !== null) {
+    const mysql = await probeMysql({ ...options.mysql, tls, timeoutMs: options.timeoutMs }, identity, traceId);
+    links.push(...mysql);
+    links.push(await auditLink('audit', 'statement', mysql[0]?.ok === true, options, identity, traceId, deadline));
+  }
+  if (options.firestore !== null) {
+    const firestore = await probeFirestore({ ...options.firestore, tls, timeoutMs: options.timeoutMs }, identity, traceId);
+    links.push(firestore);
+    links.push(await auditLink('firestore-audit', 'rpc', firestore.ok === true, options, identity, traceId, deadline));
+  }
   return { traceId, identity, links };
+}
+
+function auditLink(link: 'audit' | 'firestore-audit', type: string, ran: boolean, options: ProbeOptions, identity: string, traceId: string, deadline: number): Promise<LinkResult> {
+  if (options.audit === null) return Promise.resolve(unchecked(link, 'no --audit given'));
+  if (!ran) return Promise.resolve(unchecked(link, 'the request did not go through'));
+  return probeAudit(link, options.audit, type, identity, traceId, deadline);
 }

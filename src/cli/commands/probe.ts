@@ -16,8 +16,17 @@ export const probeCommand: CliCommand = {
   async run(values: OptionValues, _positionals: string[], io: CliIO): Promise<number> {
     const timeoutMs = parseDuration(optionalString(values, 'timeout') ?? '10s', '--timeout') * 1000;
     const audit = optionalString(values, 'audit');
+    const mysql = optionalString(values, 'mysql');
+    const firestore = optionalString(values, 'firestore');
+    if (mysql === undefined && firestore === undefined) throw new UsageError('name what to probe: --mysql HOST:PORT --database NAME, --firestore HOST:PORT --project ID, or both');
+    if (firestore !== undefined) hostPort(firestore, 'firestore');
+    const serverName = optionalString(values, 'server-name');
     const report = await runProbe({
-      mysql: { ...hostPort(requireString(values, 'mysql'), 'mysql'), database: requireString(values, 'database') },
+      mysql: mysql === undefined ? null : { ...hostPort(mysql, 'mysql'), database: requireString(values, 'database') },
+      firestore:
+        firestore === undefined
+          ? null
+          : { address: firestore, project: requireString(values, 'project'), document: optionalString(values, 'document') ?? 'meshgate-probe/probe', ...(serverName === undefined ? {} : { serverName }) },
       tls: { certFile: requireString(values, 'cert'), keyFile: requireString(values, 'key'), caFile: requireString(values, 'ca') },
       audit: audit === undefined ? null : { file: audit },
       timeoutMs,
