@@ -13,7 +13,7 @@
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
  */
-import { newTraceId } from '../../audit/index.ts';
+import { newTraceId, type TraceParent } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
@@ -59,6 +59,8 @@ interface InFlight {
   /** What the statement does to the session state followed here, applied once it succeeds. */
   readonly effects: SessionEffects | null;
   readonly traceId: string;
+  /** The caller's span, when the trace is the caller's. */
+  readonly parent: TraceParent | null;
   readonly startedNs: bigint;
 }
 
@@ -129,6 +131,7 @@ export class CommandStages implements SessionCommands {
       role,
       upstreamConnectionId,
       error: null,
+      ...(this.grant.login === undefined ? {} : { login: this.grant.login }),
     });
     this.directory.add(request.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId });
   }
@@ -153,7 +156,7 @@ export class CommandStages implements SessionCommands {
 
   unforward(error: MeshgateError): void {
     const done = this.inFlight.pop();
-    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null);
+    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null, done.parent);
   }
 
   onCommand(frame: Frame, command: ClientCommand): Route {
@@ -209,6 +212,7 @@ export class CommandStages implements SessionCommands {
     let text = command.text;
     let record = sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server);
     let traceId = '';
+    let parent: TraceParent | null = null;
     let bytes = frame.raw;
     const id = command.statementId;
     if (command.code === Command.STMT_EXECUTE || command.code === Command.STMT_BULK_EXECUTE || command.code === Command.STMT_FETCH) {
@@ -239,15 +243,15 @@ export class CommandStages implements SessionCommands {
       const admission = this.ctx.throttle.admit(this.statementAdmission);
       if (!admission.admitted) return this.refuse(admission.error, command.name, text, sql);
       admission.release();
-      const carried = text === null ? null : extractTraceparent(text);
-      traceId = carried?.traceId ?? newTraceId();
+      parent = text === null ? null : extractTraceparent(text);
+      traceId = parent?.traceId ?? newTraceId();
       if (command.code === Command.STMT_EXECUTE) this.executions.set(id!, traceId);
       if (sql !== null && text !== null) {
         // The audit keeps what the client sent; MariaDB gets the statement with its objects owned by the role, tagged.
         const tagged = this.ctx.tagStatements && !this.profiling;
         const mode = this.ctx.queryCacheMode();
         // A client's own traceparent is in its text already; a new one would defeat the query cache.
-        const traceOf = (verbOf: string | null) => (carried !== null || answerableByQueryCache(mode, verbOf, text!) ? null : traceId);
+        const traceOf = (verbOf: string | null) => (parent !== null || answerableByQueryCache(mode, verbOf, text!) ? null : traceId);
         bytes = upstreamBytes(frame, sql, {
           multiStatements: command.code === Command.QUERY && this.multiStatements,
           server: this.server,
@@ -256,7 +260,7 @@ export class CommandStages implements SessionCommands {
       }
     }
     if (command.response !== 'none') {
-      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, traceId, startedNs: process.hrtime.bigint() });
+      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, traceId, parent, startedNs: process.hrtime.bigint() });
     }
     if (audited && this.ctx.audit.strict) {
       this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
@@ -301,7 +305,7 @@ export class CommandStages implements SessionCommands {
     // The server dropped every prepared statement. Cleared here, in order with the answers
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.prepared.clear();
-    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null);
+    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, done.parent);
   }
 
   /**
@@ -335,7 +339,7 @@ export class CommandStages implements SessionCommands {
     for (const due of unanswered) {
       const where = `look for its trace id ${due.traceId || '(none)'} and upstream connection ${upstreamId} in MariaDB's logs`;
       const unknown = mgError('MG_OUTCOME_UNKNOWN', `${facts.unanswered}: the statement may or may not have taken effect; ${where}`);
-      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null);
+      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null, due.parent);
     }
     this.grant.audit.end({ reason: facts.reason, bytesFromClient: facts.bytesFromClient, bytesFromUpstream: facts.bytesFromUpstream });
     this.grant.admission.release();
@@ -344,7 +348,9 @@ export class CommandStages implements SessionCommands {
 
   private refuse(error: MeshgateError, command: string, text: string | null, sql: StatementText | null = null): Route {
     const verb = text === null || command === 'init_db' ? null : statementVerb(text);
-    this.record(command, text, verb, newTraceId(), 'deny', null, 0, error, sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server)());
+    // A refused statement is still part of its caller's trace.
+    const carried = text === null ? null : extractTraceparent(text);
+    this.record(command, text, verb, carried?.traceId ?? newTraceId(), 'deny', null, 0, error, sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server)(), carried);
     return { kind: 'answer', error };
   }
 
@@ -359,6 +365,7 @@ export class CommandStages implements SessionCommands {
     durationUs: number,
     refusal: MeshgateError | null,
     sql: StatementRecord | null,
+    parent: TraceParent | null = null,
   ): void {
     const answer = outcome === 'unknown' ? null : outcome;
     const upstreamError = answer?.error ?? null;
@@ -371,6 +378,7 @@ export class CommandStages implements SessionCommands {
       statementBytes: sql?.bytes ?? null,
       statementSha256: sql?.sha256 ?? null,
       traceId,
+      parent,
       database: this.database,
       decision,
       rowsReturned: answer?.rowsReturned ?? 0,
