@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/index.ts';
+import { tracingSection } from './tracing-schema.ts';
 
 /*
  * Format messages are noun phrases ("a duration: …") and `.meta()` says what a field is for:
@@ -291,6 +292,8 @@ const sections = z.strictObject({
         .default(64 * 1024),
     })
     .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024 }),
+  /** OpenTelemetry spans over OTLP/HTTP (tracing-schema.ts). Absent: off. */
+  tracing: tracingSection(secretRef, duration).optional(),
 });
 
 export const configSchema = sections.check(
@@ -363,3 +366,4 @@ export type MeshgateConfig = z.output<typeof configSchema>;
 export type ListenerConfig = NonNullable<MeshgateConfig['listener']>;
 export type UpstreamConfig = NonNullable<MeshgateConfig['upstream']>;
 export type SecretRef = z.output<typeof secretRef>;
+export type TracingConfig = NonNullable<MeshgateConfig['tracing']>;
