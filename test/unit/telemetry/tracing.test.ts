@@ -10,20 +10,11 @@ import diagnostics from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
 import { AuditRecorder, type TraceParent } from '../../../src/audit/index.ts';
 import type { TracingConfig } from '../../../src/config/schema.ts';
-import type { Identity } from '../../../src/identity/index.ts';
 import { startTracing, tracesUrl, type Tracing } from '../../../src/telemetry/index.ts';
 import { memoryAuditSink } from '../../helpers/audit.ts';
+import { WORKLOAD as identity } from '../audit/helpers.ts';
 import { startOtlpReceiver, type OtlpReceiver } from '../../helpers/otlp-receiver.ts';
 
-const identity: Identity = {
-  spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders',
-  trustDomain: 'cluster.local',
-  namespace: 'shop',
-  serviceAccount: 'orders',
-  principal: 'cluster.local/ns/shop/sa/orders',
-  authMethod: 'mtls',
-  certificate: { serialNumber: '01', notBefore: '', notAfter: '', fingerprint256: 'ab' },
-};
 
 function config(endpoint: string, sampling: TracingConfig['sampling']): TracingConfig {
   return { otlp: { endpoint, headers: {}, timeout: '5s' }, serviceName: 'meshgate', sampling, queryText: 'sanitized' };
