@@ -58,7 +58,10 @@ export interface LoginTiming {
   readonly upstream?: { readonly from: bigint; readonly to: bigint };
 }
 
-/** What a subscriber finds under REPORTED_FACTS beyond the event (every fact is optional). */
+/**
+ * What a subscriber may read under REPORTED_FACTS beyond the event (every fact optional). It is
+ * the facts object the engine reported, handed on as it is rather than copied.
+ */
 export interface ReportedFacts {
   /** The caller's span, from its traceparent; null when meshgate began the trace. */
   readonly parent?: TraceParent | null;
