@@ -4,9 +4,13 @@
  * and 32 connections, text and prepared. One JSON line per scenario on stdout.
  *
  * Options (env): MESHGATE_BENCH_SECONDS (default 3 per measurement), MESHGATE_BENCH_CONNECTS (default 300),
- * MESHGATE_BENCH_AUDIT_DURABILITY (strict or buffered; default: the config's default).
+ * MESHGATE_BENCH_AUDIT_DURABILITY (strict or buffered; default: the config's default),
+ * MESHGATE_BENCH_TRACING=1 (a span for every statement and login, exported over OTLP/HTTP to a
+ * sink in this process that reads and drops them).
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,7 +37,23 @@ async function startChild(script: string, args: string[], nodeFlags: string[] = 
   throw new Error(`${script} exited before it was ready`);
 }
 
+/** Where spans go with MESHGATE_BENCH_TRACING=1: read and dropped, counted to show they came. */
+async function startSpanSink(): Promise<{ endpoint: string; exports: number; bytes: number; close(): void }> {
+  const sink = { endpoint: '', exports: 0, bytes: 0, close: () => server.close() };
+  const server = createServer((req, res) => {
+    req.on('data', (chunk: Buffer) => (sink.bytes += chunk.length));
+    req.on('end', () => {
+      sink.exports++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  sink.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return sink;
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
+const spanSink = process.env.MESHGATE_BENCH_TRACING === '1' ? await startSpanSink() : null;
 const children: ChildProcess[] = [];
 // Unique per run: tests, the demo or another benchmark may share this MariaDB.
 const RUN = randomBytes(3).toString('hex');
@@ -72,6 +92,7 @@ try {
         tagStatements: process.env.MESHGATE_BENCH_TAG !== '0',
         ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }),
       },
+      ...(spanSink === null ? {} : { tracing: { otlp: { endpoint: spanSink.endpoint }, sampling: { ratio: 1 } } }),
     }),
   );
   const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);
@@ -127,7 +148,9 @@ try {
       meshgate_mtls_p99_us: meshgateConnect.p99Us,
     }),
   );
+  if (spanSink !== null) console.log(JSON.stringify({ scenario: 'tracing_sink', exports: spanSink.exports, bytes: spanSink.bytes }));
 } finally {
+  spanSink?.close();
   for (const child of children) child.kill('SIGTERM');
   await provisioned.drop();
   await rm(dir, { recursive: true, force: true });

@@ -26,6 +26,7 @@ import {
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
 import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
+import { tracingFor } from './telemetry/index.ts';
 import { admitEverything, tokenBuckets } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait } from './upstream-checks.ts';
@@ -108,6 +109,9 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
   const recorder = new AuditRecorder(audit);
+  // Listening before the engines start, closed after they stop: every event becomes a span.
+  const tracing = tracingFor(config, log, env);
+  if (tracing !== null) teardown.add(() => tracing.close());
   // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
   const mariadbTls = config.upstream?.tls === undefined ? null : await openMariadbClientTls(config.upstream.tls, log);
   if (mariadbTls !== null) teardown.add(() => mariadbTls.close());
@@ -137,12 +141,14 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
+  if (tracing !== null && firestore?.emulator != null) tracing.setFirestoreServer({ address: firestore.emulator.host, port: firestore.emulator.port });
   log.info('meshgate listening', {
     engines: engines.all.map((engine) => engine.name),
     ...Object.assign({}, ...engines.all.map((engine) => engine.logFields)),
     policyRules: policy.current().ruleCount,
     audit: config.audit.file,
     auditDurability: config.audit.durability,
+    tracing: config.tracing === undefined ? null : { endpoint: config.tracing.otlp.endpoint, ratio: config.tracing.sampling.ratio },
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
   return {

@@ -2,7 +2,19 @@
  * Audit: the recorder engines report facts to (the only place events are built), the event
  * model, the hash-chained JSONL sink, verify, and W3C trace context.
  */
-export { AuditRecorder, SessionRecorder, type AlertFacts, type ConnectionFacts, type CredentialFacts, type PeerAddress, type RpcFacts } from './recorder.ts';
+export {
+  AuditRecorder,
+  REPORTED_FACTS,
+  SessionRecorder,
+  type AlertFacts,
+  type ConnectionFacts,
+  type CredentialFacts,
+  type LoginTiming,
+  type PeerAddress,
+  type PublishedEvent,
+  type ReportedFacts,
+  type RpcFacts,
+} from './recorder.ts';
 export type {
   AlertEvent,
   AuditError,
@@ -14,6 +26,7 @@ export type {
   Outcome,
   AuditParameter,
   PreparedStatementFacts,
+  RpcEvent,
   SessionEndEvent,
   StatementEvent,
 } from './types.ts';

@@ -14,11 +14,15 @@
  * Every event also goes out on a named diagnostics_channel (`meshgate:<engine>:<type>`,
  * e.g. `meshgate:mysql:statement`, `meshgate:firestore:rpc`), so metrics and tracing can
  * subscribe without touching the data path; publishing costs nothing without subscribers.
+ * A published event carries the facts it was built from under REPORTED_FACTS, for what the
+ * audit does not keep (the caller's span id, a login's stage timings); a symbol key, so never
+ * in the file.
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { MeshgateError } from '../errors/index.ts';
 import type { Identity, TlsPeerFacts, XfccNote } from '../identity/index.ts';
 import { auditTime } from './clock.ts';
+import type { TraceParent } from './trace-context.ts';
 import { credentialEvent, type CredentialFacts } from './credential.ts';
 import { auditIdentity } from './identity.ts';
 import { DEFAULT_REFUSAL_LIMITS, RefusalLimiter, type RefusalLimits } from './refusals.ts';
@@ -42,6 +46,35 @@ export interface UpstreamError {
   readonly sqlState?: string;
 }
 
+/**
+ * A login's steps, as process.hrtime.bigint() marks, as far as it got; for tracing only. The
+ * session accepted the connection at `acceptedAt` (epoch milliseconds).
+ */
+export interface LoginTiming {
+  readonly acceptedAt: number;
+  readonly began: bigint;
+  readonly identified?: bigint;
+  readonly decided?: bigint;
+  readonly upstream?: { readonly from: bigint; readonly to: bigint };
+}
+
+/**
+ * What a subscriber may read under REPORTED_FACTS beyond the event (every fact optional). It is
+ * the facts object the engine reported, handed on as it is rather than copied.
+ */
+export interface ReportedFacts {
+  /** The caller's span, from its traceparent; null when meshgate began the trace. */
+  readonly parent?: TraceParent | null;
+  readonly login?: LoginTiming;
+  /** process.hrtime.bigint() when a gRPC caller's identity was known. */
+  readonly identifiedAt?: bigint;
+}
+
+export const REPORTED_FACTS: unique symbol = Symbol('meshgate.reportedFacts');
+
+/** An event as published on its channel. */
+export type PublishedEvent<E extends AuditEvent = AuditEvent> = E & { readonly [REPORTED_FACTS]?: ReportedFacts };
+
 export interface ConnectionFacts {
   readonly engine: Engine;
   readonly sessionId: string;
@@ -57,6 +90,7 @@ export interface ConnectionFacts {
   readonly role: string | null;
   readonly upstreamConnectionId: number | null;
   readonly error: MeshgateError | null;
+  readonly login?: LoginTiming;
 }
 
 export interface SessionStart {
@@ -84,6 +118,8 @@ export interface StatementFacts {
   readonly statementBytes?: number | null;
   readonly statementSha256?: string | null;
   readonly traceId: string;
+  /** The caller's span when `traceId` is the caller's (its sqlcommenter traceparent). */
+  readonly parent?: TraceParent | null;
   readonly database: string | null;
   readonly decision: 'allow' | 'deny';
   readonly rowsReturned: number;
@@ -114,6 +150,10 @@ export interface RpcFacts {
   readonly rule: string | null;
   readonly reason: string;
   readonly traceId: string;
+  /** The caller's span when `traceId` is the caller's (its traceparent metadata). */
+  readonly parent?: TraceParent | null;
+  /** process.hrtime.bigint() when the caller's identity was known. */
+  readonly identifiedAt?: bigint;
   /** The status the caller received (gRPC: 0 is OK). */
   readonly status: number;
   /** meshgate's own refusal; otherwise a non-zero status is the upstream's, with its message. */
@@ -236,7 +276,7 @@ export class AuditRecorder {
   }
 
   connection(f: ConnectionFacts): void {
-    this.emit(connectionEvent(f));
+    this.emit(connectionEvent(f), f);
   }
 
   /**
@@ -279,7 +319,7 @@ export class AuditRecorder {
       durationUs: Number((process.hrtime.bigint() - f.startedAt) / 1000n),
       outcome: f.outcome,
       error,
-    });
+    }, f);
   }
 
   /** An issue, revoke or rotation of a credential, refused or done (credential.ts builds it). */
@@ -302,11 +342,13 @@ export class AuditRecorder {
     });
   }
 
-  /** @internal the one way out: the sink, then the channel. */
-  emit(event: EngineEvent): void {
+  /** @internal the one way out: the sink, then the channel (with `facts` when someone listens). */
+  emit(event: EngineEvent, facts?: ReportedFacts): void {
     this.sink.record(event);
     const channel = channelOf(event.engine, event.type);
-    if (channel.hasSubscribers) channel.publish(event);
+    if (!channel.hasSubscribers) return;
+    if (facts !== undefined) (event as { [REPORTED_FACTS]?: ReportedFacts })[REPORTED_FACTS] = facts;
+    channel.publish(event);
   }
 }
 
@@ -351,7 +393,7 @@ export class SessionRecorder {
       error: errorOf(f.error),
       ...(f.prepared == null ? {} : { prepared: f.prepared }),
     };
-    this.recorder.emit(event);
+    this.recorder.emit(event, f);
   }
 
   /** strict mode: the statement about to go upstream (its own event follows with the outcome). */

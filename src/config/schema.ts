@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/index.ts';
+import { tracingSection } from './tracing-schema.ts';
 
 /*
  * Format messages are noun phrases ("a duration: …") and `.meta()` says what a field is for:
@@ -293,6 +294,8 @@ const sections = z.strictObject({
       parameterBytes: z.number().int().min(0).max(64 * 1024).default(256),
     })
     .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024, parameterBytes: 256 }),
+  /** OpenTelemetry spans over OTLP/HTTP (tracing-schema.ts). Absent: off. */
+  tracing: tracingSection(secretRef, duration).optional(),
 });
 
 export const configSchema = sections.check(
@@ -365,3 +368,4 @@ export type MeshgateConfig = z.output<typeof configSchema>;
 export type ListenerConfig = NonNullable<MeshgateConfig['listener']>;
 export type UpstreamConfig = NonNullable<MeshgateConfig['upstream']>;
 export type SecretRef = z.output<typeof secretRef>;
+export type TracingConfig = NonNullable<MeshgateConfig['tracing']>;

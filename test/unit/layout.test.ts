@@ -164,6 +164,10 @@ describe('import directions in src/', () => {
     });
   }
 
+  it('the engines and the stages below them never import telemetry/ (it listens to what they publish)', () => {
+    noEdges(violations(anyOf(under('src/engines'), ...LOWER.map(under)), under('src/telemetry')), 'telemetry/ is reached from the data path');
+  });
+
   it('the MySQL codec does not import SQL text knowledge (sql/ builds on codec/, not back)', () => {
     noEdges(violations(under('src/engines/mysql/codec'), under('src/engines/mysql/sql')), 'codec/ imports sql/');
   });

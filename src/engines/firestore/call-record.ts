@@ -4,7 +4,7 @@
  */
 import type { Outcome } from '../../audit/index.ts';
 import type { MeshgateError } from '../../errors/index.ts';
-import { GrpcStatus, rpcFacts, type GrpcCall } from '../../transport/grpc/index.ts';
+import { GrpcStatus, rpcFacts, type CallTrace, type GrpcCall } from '../../transport/grpc/index.ts';
 import { logRefusal } from '../refusal-log.ts';
 import type { CallPolicy } from './call-policy.ts';
 import type { FirestoreEngineContext } from './context.ts';
@@ -28,7 +28,7 @@ export class CallRecord {
     private readonly ctx: FirestoreEngineContext,
     private readonly call: GrpcCall,
     readonly sessionId: string,
-    private readonly traceId: string,
+    private readonly trace: CallTrace,
     private readonly policy: CallPolicy,
   ) {}
 
@@ -46,7 +46,6 @@ export class CallRecord {
         decision: 'deny',
         rule: this.policy.rule,
         reason: error.message,
-        traceId: this.traceId,
         error,
         documents: 0,
         startedAt: process.hrtime.bigint(),
@@ -68,7 +67,6 @@ export class CallRecord {
         // Calls that name no path (BeginTransaction, Rollback, an empty Commit) touch no data;
         // the reads and writes made in a transaction are judged one by one.
         reason: error?.message ?? (this.policy.rule === null ? 'touches no documents' : `allowed by ${this.policy.rule}`),
-        traceId: this.traceId,
         error,
         // The status the caller saw; an unknown outcome's caller saw its own cancellation.
         ...(status === null || (error !== null && outcome !== 'unknown') ? {} : { status }),
@@ -80,9 +78,10 @@ export class CallRecord {
     );
   }
 
-  /** What every audit event of this call says about who called what. */
+  /** What every audit event of this call says about who called what, and in which trace. */
   private about() {
-    return { engine: 'firestore', sessionId: this.sessionId, peer: this.call.peer, identity: this.call.identity, xfcc: this.call.xfcc, method: this.call.method } as const;
+    const { peer, identity, xfcc, method, identifiedAt } = this.call;
+    return { engine: 'firestore', sessionId: this.sessionId, peer, identity, xfcc, method, traceId: this.trace.traceId, parent: this.trace.parent, identifiedAt } as const;
   }
 }
 

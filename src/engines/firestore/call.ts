@@ -17,7 +17,7 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Outcome } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceIdOf, type GrpcCall } from '../../transport/grpc/index.ts';
+import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceOf, type GrpcCall } from '../../transport/grpc/index.ts';
 import { answerNow, answerWhenSent } from './call-answers.ts';
 import { CallPolicy } from './call-policy.ts';
 import { CallRecord } from './call-record.ts';
@@ -61,9 +61,10 @@ export class FirestoreCall {
   ) {
     this.reader = new GrpcMessageReader(ctx.maxMessageBytes);
     this.responses = new GrpcMessageReader(ctx.maxResponseMessageBytes);
-    this.traceId = traceIdOf(call.headers);
+    const trace = traceOf(call.headers);
+    this.traceId = trace.traceId;
     this.policy = new CallPolicy(ctx, call.identity);
-    this.record = new CallRecord(ctx, call, sessionId, this.traceId, this.policy);
+    this.record = new CallRecord(ctx, call, sessionId, trace, this.policy);
   }
 
   start(): void {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mgError } from '../../errors/index.ts';
-import { refuseCall, rpcFacts, traceIdOf, type GrpcCall, type RefusedCall, type RefusedConnection } from '../../transport/grpc/index.ts';
+import { refuseCall, rpcFacts, traceOf, type GrpcCall, type RefusedCall, type RefusedConnection } from '../../transport/grpc/index.ts';
 import { FirestoreCall } from './call.ts';
 import { logRefusal } from '../refusal-log.ts';
 import { METHODS } from './codec/access.ts';
@@ -49,7 +49,7 @@ export class FirestoreEngine {
       refuseCall(call.stream, error);
       logRefusal(this.ctx.log, error, { engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, method: call.method });
       this.ctx.audit.rpc(
-        rpcFacts({ engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'deny', rule: null, reason: error.message, traceId: traceIdOf(call.headers), error, documents: 0, startedAt: call.startedAt }),
+        rpcFacts({ engine: 'firestore', sessionId, peer: call.peer, identity: call.identity, xfcc: call.xfcc, method: call.method, operation: null, paths: [], decision: 'deny', rule: null, reason: error.message, ...traceOf(call.headers), error, documents: 0, startedAt: call.startedAt, identifiedAt: call.identifiedAt }),
       );
       return;
     }
@@ -98,7 +98,7 @@ export class FirestoreEngine {
         decision: 'deny',
         rule: null,
         reason: refusal.error.message,
-        traceId: traceIdOf(refusal.headers),
+        ...traceOf(refusal.headers),
         error: refusal.error,
         documents: 0,
         startedAt: refusal.startedAt,

@@ -3,7 +3,7 @@
  * relay reports, and what it is told to do with each command. The relay's unit tests hand it
  * their own handler; login-stages.ts hands it CommandStages.
  */
-import type { SessionRecorder } from '../../audit/index.ts';
+import type { LoginTiming, SessionRecorder } from '../../audit/index.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
 import type { ParameterAudit } from '../../policy/index.ts';
@@ -26,6 +26,8 @@ export interface SessionGrant {
   readonly audit: SessionRecorder;
   /** The session's place in its service class, given back when it ends. */
   readonly admission: Admission & { admitted: true };
+  /** When each login step ran, for the connection event's subscribers (tracing). */
+  readonly login?: LoginTiming;
 }
 
 /** What the relay does with a client command. */

@@ -13,7 +13,7 @@
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
  */
-import { newTraceId } from '../../audit/index.ts';
+import { newTraceId, type TraceParent } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
@@ -56,6 +56,8 @@ interface InFlight {
   /** A prepared command's facts (statement id, parameters, fetch number), made when it is recorded. */
   readonly prepared: PreparedOutcome | null;
   readonly traceId: string;
+  /** The caller's span, when the trace is the caller's. */
+  readonly parent: TraceParent | null;
   readonly startedNs: bigint;
 }
 
@@ -126,6 +128,7 @@ export class CommandStages implements SessionCommands {
       role,
       upstreamConnectionId,
       error: null,
+      ...(this.grant.login === undefined ? {} : { login: this.grant.login }),
     });
     this.directory.add(request.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId });
   }
@@ -150,7 +153,7 @@ export class CommandStages implements SessionCommands {
 
   unforward(error: MeshgateError): void {
     const done = this.inFlight.pop();
-    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null, done.prepared?.(null) ?? null);
+    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null, done.parent, done.prepared?.(null) ?? null);
   }
 
   onCommand(frame: Frame, command: ClientCommand): Route {
@@ -206,6 +209,7 @@ export class CommandStages implements SessionCommands {
     let text = command.text;
     let record = sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server);
     let traceId = '';
+    let parent: TraceParent | null = null;
     let bytes = frame.raw;
     const id = command.statementId;
     let prepared: PreparedOutcome | null = null;
@@ -242,8 +246,8 @@ export class CommandStages implements SessionCommands {
       const admission = this.ctx.throttle.admit(this.statementAdmission);
       if (!admission.admitted) return this.refuse(admission.error, command.name, text, sql);
       admission.release();
-      const carried = text === null ? null : extractTraceparent(text);
-      traceId = carried?.traceId ?? newTraceId();
+      parent = text === null ? null : extractTraceparent(text);
+      traceId = parent?.traceId ?? newTraceId();
       if (command.code === Command.STMT_EXECUTE) {
         const facts = this.statements.executing(id!, frame.payload, traceId);
         prepared = () => facts();
@@ -256,7 +260,7 @@ export class CommandStages implements SessionCommands {
         const tagged = this.ctx.tagStatements && !this.profiling;
         const mode = this.ctx.queryCacheMode();
         // A client's own traceparent is in its text already; a new one would defeat the query cache.
-        const traceOf = (verbOf: string | null) => (carried !== null || answerableByQueryCache(mode, verbOf, text!) ? null : traceId);
+        const traceOf = (verbOf: string | null) => (parent !== null || answerableByQueryCache(mode, verbOf, text!) ? null : traceId);
         bytes = upstreamBytes(frame, sql, {
           multiStatements: command.code === Command.QUERY && this.multiStatements,
           server: this.server,
@@ -265,7 +269,7 @@ export class CommandStages implements SessionCommands {
       }
     }
     if (command.response !== 'none') {
-      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, startedNs: process.hrtime.bigint() });
+      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, startedNs: process.hrtime.bigint() });
     }
     if (audited && this.ctx.audit.strict) {
       this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
@@ -306,7 +310,7 @@ export class CommandStages implements SessionCommands {
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.statements.cleared();
     const prepared = done.prepared?.(outcome) ?? null;
-    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, prepared);
+    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, done.parent, prepared);
   }
 
   /**
@@ -340,7 +344,7 @@ export class CommandStages implements SessionCommands {
     for (const due of unanswered) {
       const where = `look for its trace id ${due.traceId || '(none)'} and upstream connection ${upstreamId} in MariaDB's logs`;
       const unknown = mgError('MG_OUTCOME_UNKNOWN', `${facts.unanswered}: the statement may or may not have taken effect; ${where}`);
-      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null, due.prepared?.(null) ?? null);
+      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null, due.parent, due.prepared?.(null) ?? null);
     }
     this.grant.audit.end({ reason: facts.reason, bytesFromClient: facts.bytesFromClient, bytesFromUpstream: facts.bytesFromUpstream });
     this.grant.admission.release();
@@ -349,7 +353,9 @@ export class CommandStages implements SessionCommands {
 
   private refuse(error: MeshgateError, command: string, text: string | null, sql: StatementText | null = null): Route {
     const verb = text === null || command === 'init_db' ? null : statementVerb(text);
-    this.record(command, text, verb, newTraceId(), 'deny', null, 0, error, sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server)());
+    // A refused statement is still part of its caller's trace.
+    const carried = text === null ? null : extractTraceparent(text);
+    this.record(command, text, verb, carried?.traceId ?? newTraceId(), 'deny', null, 0, error, sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server)(), carried);
     return { kind: 'answer', error };
   }
 
@@ -364,6 +370,7 @@ export class CommandStages implements SessionCommands {
     durationUs: number,
     refusal: MeshgateError | null,
     sql: StatementRecord | null,
+    parent: TraceParent | null = null,
     prepared: PreparedFacts | null = null,
   ): void {
     const answer = outcome === 'unknown' ? null : outcome;
@@ -377,6 +384,7 @@ export class CommandStages implements SessionCommands {
       statementBytes: sql?.bytes ?? null,
       statementSha256: sql?.sha256 ?? null,
       traceId,
+      parent,
       database: this.database,
       decision,
       rowsReturned: answer?.rowsReturned ?? 0,

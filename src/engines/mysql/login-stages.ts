@@ -8,7 +8,7 @@
  * knows nothing of sockets or packets. A refusal at any stage comes back as a coded error
  * the session renders as an ERR packet; every refusal is audited and logged here.
  */
-import type { ConnectionFacts, PeerAddress, SessionRecorder } from '../../audit/index.ts';
+import type { ConnectionFacts, LoginTiming, PeerAddress, SessionRecorder } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/index.ts';
 import { logRefusal } from '../refusal-log.ts';
@@ -44,6 +44,8 @@ export interface RefusedLogin {
   readonly error: MeshgateError;
   readonly identity?: Identity | null;
   readonly rule?: string | null;
+  /** How far the login got, when it got to the stages (tracing reads it). */
+  readonly login?: LoginTiming;
 }
 
 /** What the session needs from whoever runs the stages; tests hand it their own. */
@@ -54,6 +56,9 @@ export interface LoginHandler {
   /** A login the session itself refused (protocol, TLS, time-out): audit and log it. */
   onRefused(refusal: RefusedLogin): void;
 }
+
+/** Filled in as the login goes; read-only (LoginTiming) to whoever reads it after. */
+type LoginMarks = { -readonly [K in keyof LoginTiming]: LoginTiming[K] };
 
 export class LoginStages implements LoginHandler {
   constructor(
@@ -67,6 +72,7 @@ export class LoginStages implements LoginHandler {
 
   async onLogin(request: LoginRequest): Promise<LoginOutcome> {
     const { response } = request;
+    const login: LoginMarks = { acceptedAt: request.startedAt, began: process.hrtime.bigint() };
     const resolution = await this.ctx.identity.resolve({
       protocol: 'mysql',
       remoteAddress: request.peer.address,
@@ -75,18 +81,20 @@ export class LoginStages implements LoginHandler {
       // Offered even when empty: a token over plain TCP is refused whatever it says.
       token: this.wantsToken(request.tls) ? { value: request.token ?? '', via: 'password' } : undefined,
     });
-    if (resolution.identity === null) return this.refused(request, resolution.error, null, null);
+    login.identified = process.hrtime.bigint();
+    if (resolution.identity === null) return this.refused(request, resolution.error, null, null, login);
     const identity = resolution.identity;
 
     const decision = this.ctx.policy.current().evaluate(identity, { engine: 'mysql', database: response.database });
-    if (!decision.allow || decision.role === null) return this.refused(request, mgError('MG_POLICY_DENIED', decision.reason), identity, decision.ruleId);
+    login.decided = process.hrtime.bigint();
+    if (!decision.allow || decision.role === null) return this.refused(request, mgError('MG_POLICY_DENIED', decision.reason), identity, decision.ruleId, login);
 
     // No lease, no upstream login, no session that the audit cannot record.
     const unavailable = this.ctx.audit.refusal();
-    if (unavailable !== null) return this.refused(request, unavailable, identity, decision.ruleId);
+    if (unavailable !== null) return this.refused(request, unavailable, identity, decision.ruleId, login);
 
     const admission = this.ctx.throttle.admit({ engine: 'mysql', kind: 'session', serviceClass: decision.serviceClass, principal: identity.spiffeId });
-    if (!admission.admitted) return this.refused(request, admission.error, identity, decision.ruleId);
+    if (!admission.admitted) return this.refused(request, admission.error, identity, decision.ruleId, login);
 
     const localFiles = decision.allowLocalInfile ? Capability.LOCAL_FILES : 0;
     const capabilities = (response.capabilities & (RELAYABLE_CAPABILITIES | Capability.CLIENT_MYSQL) & ~Capability.LOCAL_FILES) | localFiles;
@@ -94,6 +102,7 @@ export class LoginStages implements LoginHandler {
     attributes.set('meshgate_identity', identity.spiffeId);
     attributes.set('meshgate_session', request.sessionId);
     let upstream: UpstreamUse;
+    const upstreamFrom = process.hrtime.bigint();
     try {
       upstream = await this.ctx.openUpstream(identity, decision.role, {
         database: response.database,
@@ -105,8 +114,10 @@ export class LoginStages implements LoginHandler {
       }, request.sessionId);
     } catch (error) {
       admission.release();
-      return this.refused(request, asMeshgateError(error), identity, decision.ruleId);
+      login.upstream = { from: upstreamFrom, to: process.hrtime.bigint() };
+      return this.refused(request, asMeshgateError(error), identity, decision.ruleId, login);
     }
+    login.upstream = { from: upstreamFrom, to: process.hrtime.bigint() };
     const audit: SessionRecorder = this.ctx.audit.openSession({
       engine: 'mysql',
       sessionId: request.sessionId,
@@ -127,6 +138,7 @@ export class LoginStages implements LoginHandler {
       upstreamConnectionId: upstream.connection.connectionId,
       audit,
       admission,
+      login,
     });
     return { accepted: true, upstream, commands };
   }
@@ -150,6 +162,7 @@ export class LoginStages implements LoginHandler {
       role: null,
       upstreamConnectionId: null,
       error,
+      ...(refusal.login === undefined ? {} : { login: refusal.login }),
     };
     // Nobody known yet (TLS, time-outs, garbage, certificates): bounded, so a flood cannot fill the disk.
     let written = true;
@@ -158,8 +171,8 @@ export class LoginStages implements LoginHandler {
     if (written) logRefusal(this.ctx.log, error, { engine: 'mysql', sessionId: refusal.sessionId, peer: refusal.peer, identity, rule });
   }
 
-  private refused(request: LoginRequest, error: MeshgateError, identity: Identity | null, rule: string | null): LoginOutcome {
-    this.onRefused({ sessionId: request.sessionId, peer: request.peer, tls: request.tls, response: request.response, error, identity, rule });
+  private refused(request: LoginRequest, error: MeshgateError, identity: Identity | null, rule: string | null, login: LoginTiming): LoginOutcome {
+    this.onRefused({ sessionId: request.sessionId, peer: request.peer, tls: request.tls, response: request.response, error, identity, rule, login });
     return { accepted: false, error };
   }
 }

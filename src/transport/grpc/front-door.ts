@@ -52,6 +52,8 @@ export interface GrpcCall {
   readonly peer: GrpcPeer;
   /** process.hrtime.bigint() when the request arrived. */
   readonly startedAt: bigint;
+  /** process.hrtime.bigint() when the caller's identity was known. */
+  readonly identifiedAt: bigint;
 }
 
 /** A call refused before the engine saw it (no identity, not gRPC); already answered. */
@@ -327,7 +329,7 @@ export class GrpcFrontDoor {
       return;
     }
     if (stream.destroyed) return;
-    this.options.onCall({ stream, headers, method, identity: verdict.identity, xfcc: verdict.xfcc, peer, startedAt });
+    this.options.onCall({ stream, headers, method, identity: verdict.identity, xfcc: verdict.xfcc, peer, startedAt, identifiedAt: process.hrtime.bigint() });
   }
 
   private tlsFactsOf(session: Http2Session): TlsPeerFacts | null {

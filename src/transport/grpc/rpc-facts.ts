@@ -1,13 +1,18 @@
 /** What the front door and a gRPC engine learned about a call, as facts for the audit recorder. */
-import { newTraceId, parseTraceparent, type Outcome, type RpcFacts } from '../../audit/index.ts';
+import { newTraceId, parseTraceparent, type Outcome, type RpcFacts, type TraceParent } from '../../audit/index.ts';
 import type { IncomingHttpHeaders } from 'node:http2';
 import { grpcStatusOf, GrpcStatus } from './status.ts';
 
-/** The caller's W3C trace id from `traceparent` metadata, or a new one. */
-export function traceIdOf(headers: IncomingHttpHeaders): string {
+/** A call's trace: the caller's, from its `traceparent` metadata (`parent` is its span), or a new one. */
+export interface CallTrace {
+  readonly traceId: string;
+  readonly parent: TraceParent | null;
+}
+
+export function traceOf(headers: IncomingHttpHeaders): CallTrace {
   const value = headers['traceparent'];
-  const parsed = typeof value === 'string' ? parseTraceparent(value) : null;
-  return parsed?.traceId ?? newTraceId();
+  const parent = typeof value === 'string' ? parseTraceparent(value) : null;
+  return { traceId: parent?.traceId ?? newTraceId(), parent };
 }
 
 /**

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditIdentity, ConnectionEvent, StatementEvent } from '../../../src/audit/types.ts';
+import type { Identity } from '../../../src/identity/index.ts';
 
 export const IDENTITY: AuditIdentity = {
   spiffeId: 'spiffe://example.org/ns/shop/sa/orders',
@@ -12,6 +13,9 @@ export const IDENTITY: AuditIdentity = {
   serviceAccount: 'orders',
   authMethod: 'mtls',
 };
+
+/** The identity an engine reports facts for (IDENTITY is how events record it). */
+export const WORKLOAD: Identity = { ...IDENTITY, authMethod: 'mtls', certificate: { serialNumber: '01', notBefore: '', notAfter: '', fingerprint256: 'ab' } };
 
 export function statementEvent(n: number, overrides: Partial<StatementEvent> = {}): StatementEvent {
   return {

@@ -22,3 +22,4 @@ export { applyTextEdits, definerEdits, ROLE_DEFINER, statementPlan } from './def
 export type { DefinerOptions, StatementPlan, StatementStart, TextEdit } from './definer.ts';
 export { spliceEdits } from './splice.ts';
 export type { ByteEdit } from './splice.ts';
+export { sanitizeSql } from './sanitize.ts';

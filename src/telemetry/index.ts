@@ -1,0 +1,7 @@
+/**
+ * Telemetry fed by the audit's diagnostics channels: OpenTelemetry traces (tracing.ts). The
+ * engines never import this folder; they report facts, and this listens when configured.
+ */
+export { tracingFor } from './from-config.ts';
+export { startTracing, type Tracing, type TracingOptions } from './tracing.ts';
+export { tracesUrl } from './otlp-export.ts';
