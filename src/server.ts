@@ -26,7 +26,7 @@ import {
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
 import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
-import { tracingFor } from './telemetry/index.ts';
+import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { admitEverything, tokenBuckets } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait } from './upstream-checks.ts';
@@ -137,7 +137,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   teardown.add(() => engines.close());
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log });
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log, tracing });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -221,6 +221,7 @@ interface AdminDeps {
   readonly verifyToken: ((token: string) => ReturnType<TokenVerifier['verify']>) | undefined;
   readonly audit: AuditRecorder;
   readonly log: Logger;
+  readonly tracing: Tracing | null;
 }
 
 /** The admin API (credentials for CI, lease administration) serves dynamic credentials only. */
@@ -248,5 +249,6 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
     issueRate: tokenBuckets({ perMinute: settings.issuedPerMinute }),
     audit: deps.audit,
     log: deps.log,
+    ...(deps.tracing === null ? {} : { recentSpans: (traceId: string) => deps.tracing!.recentSpans(traceId) }),
   });
 }

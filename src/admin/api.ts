@@ -14,6 +14,9 @@
  *   GET  /v1/leases[?all=1]        → 200 { leases: [...] }               admin principals only
  *   POST /v1/leases/revoke         { leaseId | principal | role, reason? } → 200 { revoked: [...] }
  *   POST /v1/admin/rotate-root     → 200 { rotated: true, user, file }
+ *   GET  /v1/traces?traceId=HEX32  → 200 { spans: [...] }  the spans this replica ended lately in that
+ *                                  trace: a caller sees its own (meshgate probe), an admin all; 404
+ *                                  MG_TRACING_OFF without tracing
  *
  * Admin routes need a client certificate (an X.509-SVID that chains to the trust bundles, in
  * a trusted trust domain) whose SPIFFE ID is in `admins`: none → 401, another → 403
@@ -44,6 +47,7 @@ export const ADMIN_ROUTES = {
   leases: '/v1/leases',
   revoke: '/v1/leases/revoke',
   rotateRoot: '/v1/admin/rotate-root',
+  traces: '/v1/traces',
 } as const;
 
 export interface AdminLog {
@@ -70,6 +74,8 @@ export interface AdminApiOptions {
   readonly verifyToken?: (token: string) => Promise<Identity>;
   /** Where issued credentials connect: the upstream MariaDB. */
   readonly upstream: UpstreamAddress;
+  /** The spans this replica ended lately in a trace; absent: tracing is off. */
+  readonly recentSpans?: (traceId: string) => readonly { readonly identity: string | null }[];
   /** Rotates meshgate's MariaDB admin password; without it rotate-root answers 500. */
   readonly rotateAdmin?: () => Promise<void>;
   /** Named in the rotate-root answer: whose password changed and which file holds it now (never the password). */
@@ -247,12 +253,23 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
 
   const health: Route = async (_req, res) => sendJson(res, 200, { ok: true });
 
+  const traces: Route = async (req, res) => {
+    const identity = peerIdentity(req);
+    const traceId = new URL(req.url ?? '/', 'https://admin').searchParams.get('traceId') ?? '';
+    if (!/^[0-9a-f]{32}$/.test(traceId)) throw mgError('MG_USAGE', 'name the trace: GET /v1/traces?traceId=<32 lower-case hex digits>');
+    if (options.recentSpans === undefined) throw mgError('MG_TRACING_OFF', 'this meshgate traces nothing: add a tracing section to its config');
+    const all = options.admins.includes(identity.spiffeId);
+    // Spans name callers and statements: a caller sees its own, an admin everyone's.
+    sendJson(res, 200, { spans: options.recentSpans(traceId).filter((span) => all || span.identity === identity.spiffeId) });
+  };
+
   const routes: Readonly<Record<string, { method: string; run: Route }>> = {
     [ADMIN_ROUTES.health]: { method: 'GET', run: health },
     [ADMIN_ROUTES.creds]: { method: 'POST', run: audited('issue', issueCreds) },
     [ADMIN_ROUTES.leases]: { method: 'GET', run: listLeases },
     [ADMIN_ROUTES.revoke]: { method: 'POST', run: audited('revoke', revoke) },
     [ADMIN_ROUTES.rotateRoot]: { method: 'POST', run: audited('rotate', rotateRoot) },
+    [ADMIN_ROUTES.traces]: { method: 'GET', run: traces },
   };
 
   function handle(req: IncomingMessage, res: ServerResponse): void {

@@ -13,6 +13,7 @@ import { probeAudit, type AuditFileSource } from './audit.ts';
 import { probeFirestore, type FirestoreProbeTarget } from './firestore.ts';
 import { probeMysql, type MysqlProbeTarget } from './mysql.ts';
 import { unchecked, type LinkResult, type ProbeReport } from './report.ts';
+import { probeSpan } from './spans.ts';
 
 export { formatReport, passed, type LinkResult, type ProbeReport } from './report.ts';
 export { PROBE_MARK } from './mysql.ts';
@@ -22,6 +23,8 @@ export interface ProbeOptions {
   readonly firestore: Omit<FirestoreProbeTarget, 'tls' | 'timeoutMs'> | null;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
   readonly audit: AuditFileSource | null;
+  /** meshgate's admin API (https://HOST:PORT), for the spans; null: not checked. */
+  readonly admin: { readonly url: string; readonly serverName?: string } | null;
   readonly timeoutMs: number;
 }
 
@@ -44,11 +47,13 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     const mysql = await probeMysql({ ...options.mysql, tls, timeoutMs: options.timeoutMs }, identity, traceId);
     links.push(...mysql);
     links.push(await auditLink('audit', 'statement', mysql[0]?.ok === true, options, identity, traceId, deadline));
+    links.push(await spanLink('span', 'mariadb', mysql[0]?.ok === true, options, tls, identity, traceId, deadline));
   }
   if (options.firestore !== null) {
     const firestore = await probeFirestore({ ...options.firestore, tls, timeoutMs: options.timeoutMs }, identity, traceId);
     links.push(firestore);
     links.push(await auditLink('firestore-audit', 'rpc', firestore.ok === true, options, identity, traceId, deadline));
+    links.push(await spanLink('firestore-span', 'gcp.firestore', firestore.ok === true, options, tls, identity, traceId, deadline));
   }
   return { traceId, identity, links };
 }
@@ -57,4 +62,19 @@ function auditLink(link: 'audit' | 'firestore-audit', type: string, ran: boolean
   if (options.audit === null) return Promise.resolve(unchecked(link, 'no --audit given'));
   if (!ran) return Promise.resolve(unchecked(link, 'the request did not go through'));
   return probeAudit(link, options.audit, type, identity, traceId, deadline);
+}
+
+function spanLink(
+  link: 'span' | 'firestore-span',
+  system: string,
+  ran: boolean,
+  options: ProbeOptions,
+  tls: { readonly cert: string; readonly key: string; readonly ca: string },
+  identity: string,
+  traceId: string,
+  deadline: number,
+): Promise<LinkResult> {
+  if (options.admin === null) return Promise.resolve(unchecked(link, 'no --admin given'));
+  if (!ran) return Promise.resolve(unchecked(link, 'the request did not go through'));
+  return probeSpan(link, { ...options.admin, tls }, system, identity, traceId, deadline);
 }

@@ -5,3 +5,4 @@
 export { tracingFor } from './from-config.ts';
 export { startTracing, type Tracing, type TracingOptions } from './tracing.ts';
 export { tracesUrl } from './otlp-export.ts';
+export type { SpanSummary } from './recent-spans.ts';

@@ -37,6 +37,7 @@ import {
   type ServerAddress,
   type SpanError,
 } from './span-attributes.ts';
+import { RecentSpans, type SpanSummary } from './recent-spans.ts';
 import { RecordedTraceIds } from './trace-ids.ts';
 
 export interface TracingOptions {
@@ -53,6 +54,8 @@ export interface TracingOptions {
 export interface Tracing {
   /** Where Firestore calls go, once known (an emulator meshgate launched picks its port at start). */
   setFirestoreServer(server: ServerAddress): void;
+  /** The spans this replica ended lately in one trace (recent-spans.ts): what a probe checks. */
+  recentSpans(traceId: string): readonly SpanSummary[];
   /** Stops listening, then exports what is left (at most the export timeout). */
   close(): Promise<void>;
 }
@@ -68,12 +71,13 @@ const wallClock = (at: Now, mark: bigint): number => at.ms - Number(at.hr - mark
 
 export function startTracing(config: TracingConfig, options: TracingOptions): Tracing {
   const ids = new RecordedTraceIds();
+  const recent = new RecentSpans();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: options.version, [ATTR_SERVICE_INSTANCE_ID]: options.instanceId }),
     sampler: samplerOf(config.sampling),
     idGenerator: ids,
     // Spans show up within a second or two; a full queue drops spans rather than wait.
-    spanProcessors: [new BatchSpanProcessor(otlpExporter(config.otlp, options.log, options.env), { scheduledDelayMillis: 1000, maxQueueSize: 4096 })],
+    spanProcessors: [new BatchSpanProcessor(otlpExporter(config.otlp, options.log, options.env), { scheduledDelayMillis: 1000, maxQueueSize: 4096 }), recent],
   });
   const spans = new SpanMaker(provider.getTracer('meshgate', options.version), ids, config.queryText, options);
   const subscriptions: [string, (message: unknown) => void][] = [
@@ -88,6 +92,7 @@ export function startTracing(config: TracingConfig, options: TracingOptions): Tr
   for (const [name, handle] of guarded) diagnostics.subscribe(name, handle);
   return {
     setFirestoreServer: (server) => spans.setFirestoreServer(server),
+    recentSpans: (traceId) => recent.of(traceId),
     async close() {
       for (const [name, handle] of guarded) diagnostics.unsubscribe(name, handle);
       // The last export failing (the exporter said so in the log) must not fail meshgate's shutdown.

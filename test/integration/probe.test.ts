@@ -12,6 +12,7 @@ import { cleanup } from '../helpers/cleanup.ts';
 import { exitOf, spawnCli } from '../helpers/cli.ts';
 import { startHarness, STANDARD_WORKLOADS, type Harness } from '../helpers/meshgate.ts';
 import { serviceMissing } from '../helpers/services.ts';
+import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.ts';
 
 const missing = await serviceMissing('mariadb');
 
@@ -35,26 +36,44 @@ const linkOf = (report: Report, name: string) => report.links.find((l) => l.link
 describe('meshgate probe', { skip: missing }, () => {
   let h: Harness;
   let untagged: Harness;
+  let receiver: OtlpReceiver;
   before(async () => {
-    h = await startHarness({ name: 'probe', workloads: STANDARD_WORKLOADS });
+    receiver = await startOtlpReceiver();
+    h = await startHarness({
+      name: 'probe',
+      workloads: STANDARD_WORKLOADS,
+      credentials: 'dynamic',
+      config: (c) => {
+        c.tracing = { otlp: { endpoint: receiver.endpoint } };
+        c.admin = { host: '127.0.0.1', port: 0, principals: [STANDARD_WORKLOADS.orders] };
+      },
+    });
     untagged = await startHarness({ name: 'probe_untag', workloads: STANDARD_WORKLOADS, config: (c) => void (c.audit = { ...c.audit, tagStatements: false }) });
   });
-  after(async () => cleanup(() => h?.stop(), () => untagged?.stop()));
+  after(async () => cleanup(() => h?.stop(), () => untagged?.stop(), () => receiver?.close()));
+  const admin = () => ['--admin', `https://localhost:${h.meshgate.adminPort}`];
 
-  it('every link checked holds: MariaDB ran it, saw the tag with identity and trace, the audit has it', async () => {
-    const { code, report, stderr } = await probe(h, 'analytics', ['--audit', h.auditFile]);
+  it('every link holds: MariaDB ran it, saw the tag with identity and trace, the audit has it, the span too', async () => {
+    const { code, report, stderr } = await probe(h, 'analytics', ['--audit', h.auditFile, ...admin()]);
     assert.equal(code, 0, `${stderr}\n${JSON.stringify(report, null, 2)}`);
     assert.equal(report.identity, STANDARD_WORKLOADS.analytics);
     assert.match(report.traceId, /^[0-9a-f]{32}$/);
-    for (const name of ['mariadb', 'tag', 'audit']) assert.equal(linkOf(report, name)?.ok, true, name);
+    for (const name of ['mariadb', 'tag', 'audit', 'span']) assert.equal(linkOf(report, name)?.ok, true, name);
     const event = (await h.readAudit()).find((e) => e['type'] === 'statement' && e['traceId'] === report.traceId);
     assert.equal((event?.['identity'] as { spiffeId: string }).spiffeId, STANDARD_WORKLOADS.analytics, 'the probe found what is there');
   });
 
-  it('without --audit the audit link is skipped, not passed', async () => {
+  it('without --audit and --admin those links are skipped, not passed', async () => {
     const { code, report } = await probe(h, 'analytics');
     assert.equal(code, 0);
     assert.equal(linkOf(report, 'audit')?.ok, null);
+    assert.equal(linkOf(report, 'span')?.ok, null);
+  });
+
+  it('an admin API that does not answer: the span link is broken and says so', async () => {
+    const { report } = await probe(untagged, 'analytics', ['--admin', 'https://localhost:1']);
+    assert.equal(linkOf(report, 'span')?.ok, false, 'an admin API that does not answer is a broken link');
+    assert.match(linkOf(report, 'span')!.detail, /cannot ask meshgate's admin API/);
   });
 
   it('tagging off: the tag link is broken, and the exit status says so', async () => {

@@ -16,6 +16,8 @@ export const probeCommand: CliCommand = {
   async run(values: OptionValues, _positionals: string[], io: CliIO): Promise<number> {
     const timeoutMs = parseDuration(optionalString(values, 'timeout') ?? '10s', '--timeout') * 1000;
     const audit = optionalString(values, 'audit');
+    const admin = optionalString(values, 'admin');
+    if (admin !== undefined && !/^https:\/\/[^/]+\/?$/.test(admin)) throw new UsageError(`--admin must be https://HOST:PORT, meshgate's admin API; got '${admin}'`);
     const mysql = optionalString(values, 'mysql');
     const firestore = optionalString(values, 'firestore');
     if (mysql === undefined && firestore === undefined) throw new UsageError('name what to probe: --mysql HOST:PORT --database NAME, --firestore HOST:PORT --project ID, or both');
@@ -29,6 +31,7 @@ export const probeCommand: CliCommand = {
           : { address: firestore, project: requireString(values, 'project'), document: optionalString(values, 'document') ?? 'meshgate-probe/probe', ...(serverName === undefined ? {} : { serverName }) },
       tls: { certFile: requireString(values, 'cert'), keyFile: requireString(values, 'key'), caFile: requireString(values, 'ca') },
       audit: audit === undefined ? null : { file: audit },
+      admin: admin === undefined ? null : { url: admin, ...(serverName === undefined ? {} : { serverName }) },
       timeoutMs,
     });
     if (values['json'] === true) io.out(JSON.stringify(report));

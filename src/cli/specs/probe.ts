@@ -7,7 +7,7 @@ export const EXIT_BROKEN = 1;
 export const PROBE: CommandSpec = {
   path: ['probe'],
   summary: 'send a synthetic statement through meshgate and check that its tag, audit event, span and metrics agree',
-  usage: '(--mysql HOST:PORT --database NAME | --firestore HOST:PORT --project P) --cert PATH --key PATH --ca PATH [--audit FILE] [--timeout 10s] [--json]',
+  usage: '(--mysql HOST:PORT --database NAME | --firestore HOST:PORT --project P) --cert PATH --key PATH --ca PATH [--audit FILE] [--admin URL] [--timeout 10s] [--json]',
   help: [
     'options:',
     "  --mysql HOST:PORT       meshgate's MySQL listener",
@@ -23,6 +23,9 @@ export const PROBE: CommandSpec = {
     "  --ca PATH               the bundle meshgate's certificate chains to",
     "  --audit FILE            meshgate's audit file (readable where the probe runs): its",
     '                          statement event must carry the trace id and the identity',
+    "  --admin URL             meshgate's admin API, e.g. https://meshgate.db:9440: the spans it",
+    '                          ended in the probe\'s trace must include the statement\'s (or call\'s),',
+    "                          naming the probe's identity (a caller sees only its own spans)",
     '  --timeout DURATION      how long to wait for the statement and its records (default 10s)',
     '  --json                  print one JSON object: traceId, identity, links[{link, ok, detail}]',
     '',
@@ -50,6 +53,7 @@ export const PROBE: CommandSpec = {
     key: { type: 'string' },
     ca: { type: 'string' },
     audit: { type: 'string' },
+    admin: { type: 'string' },
     timeout: { type: 'string', default: '10s' },
     json: { type: 'boolean' },
   },

@@ -35,7 +35,7 @@ describe('meshgate probe --firestore (official emulator)', { skip: FIRESTORE_SKI
   it('the call reaches Firestore and its rpc event carries the identity and the trace id', async () => {
     const { code, stderr, report } = await probe('orders', 'orders/meshgate-probe');
     assert.equal(code, 0, `${stderr}\n${JSON.stringify(report, null, 2)}`);
-    assert.deepEqual(report.links.map((l) => [l.link, l.ok]), [['firestore', true], ['firestore-audit', true]]);
+    assert.deepEqual(report.links.map((l) => [l.link, l.ok]), [['firestore', true], ['firestore-audit', true], ['firestore-span', null]]);
     const event = (await fx.harness.readAudit()).find((e) => e['type'] === 'rpc' && e['traceId'] === report.traceId);
     assert.equal((event?.['identity'] as { spiffeId: string } | undefined)?.spiffeId, FIRESTORE_WORKLOADS.orders);
   });
