@@ -292,6 +292,23 @@ const sections = z.strictObject({
         .default(64 * 1024),
       // How much of a prepared statement parameter's value its execute's event keeps, where a rule says auditParameters: values.
       parameterBytes: z.number().int().min(0).max(64 * 1024).default(256),
+      /**
+       * A copy of the log in PostgreSQL, one row per line, for several replicas to be read in
+       * one place (README, "Several replicas"). The JSONL file stays the record; the export follows it.
+       */
+      export: z
+        .strictObject({
+          postgres: z.strictObject({
+            url: secretRef,
+            table: z
+              .string()
+              .regex(/^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/, 'a PostgreSQL table name, optionally schema.table: lower-case letters, digits and _, at most 63 each, not starting with a digit')
+              .default('meshgate_audit_events'),
+            batch: z.number().int().min(1).max(10_000).default(500),
+            interval: duration('1s'),
+          }),
+        })
+        .optional(),
     })
     .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024, parameterBytes: 256 }),
   /** OpenTelemetry spans over OTLP/HTTP (tracing-schema.ts). Absent: off. */

@@ -58,6 +58,7 @@ export const ERROR_CODES = {
   MG_UPSTREAM_PROTOCOL: { kind: 'unavailable', summary: 'the upstream database answered in a way meshgate cannot relay' },
   MG_AUDIT_UNAVAILABLE: { kind: 'unavailable', summary: 'the audit sink cannot record events' },
   MG_AUDIT_NOT_FOUND: { kind: 'bad_request', summary: 'no audit log where a command was told to read one' },
+  MG_AUDIT_EXPORT_STOPPED: { kind: 'unavailable', summary: 'the audit export to PostgreSQL cannot go on from where it stopped without an operator (a file it needs is gone, a line fails its hash, the table holds another log under this replica id)' },
   MG_OUTCOME_UNKNOWN: { kind: 'unavailable', summary: 'an operation was sent upstream but its answer was never seen; it may or may not have taken effect' },
   MG_CSR_INVALID: { kind: 'bad_request', summary: 'a certificate signing request is not a PKCS#10 CSR, its signature does not verify, or its key is not ECDSA P-256' },
   MG_SIGNER_REQUEST_INVALID: { kind: 'bad_request', summary: 'a request to the signing endpoint has the wrong method, path or body' },

@@ -6,7 +6,8 @@
  */
 import pg from 'pg';
 import { mgError } from '../errors/index.ts';
-import { postgresTarget, storeError, type Target } from './postgres.ts';
+import { storeError, type Target } from './postgres.ts';
+import { createTablesOnce, openPgPool } from './postgres-pool.ts';
 import type { AuditAnchor, AuditAnchorInput, AuditAnchorStore } from './anchors.ts';
 
 export interface PostgresAnchorStoreOptions {
@@ -19,8 +20,6 @@ export interface PostgresAnchorStoreOptions {
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-/** The leases' DDL lock class ("mgst"): replicas starting together take turns creating tables. */
-const DDL_LOCK_CLASS = 0x6d677374;
 const COLUMNS = 'id, stream, file, seq, head, time, checkpoint, updated_at';
 
 interface AnchorRow {
@@ -87,14 +86,12 @@ class PostgresAnchorStore implements AuditAnchorStore {
 }
 
 async function ensureTable(pool: pg.Pool, schema: string, table: string): Promise<void> {
-  const found = await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
-  if (found.rows[0]?.present === true) return;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [DDL_LOCK_CLASS, schema]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
+  await createTablesOnce(
+    pool,
+    schema,
+    table,
+    [
+      `CREATE TABLE IF NOT EXISTS ${table} (
       id text PRIMARY KEY,
       stream text NOT NULL,
       file integer NOT NULL,
@@ -103,14 +100,10 @@ async function ensureTable(pool: pg.Pool, schema: string, table: string): Promis
       time text NOT NULL,
       checkpoint text,
       updated_at bigint NOT NULL
-    )`);
-    await client.query('COMMIT');
-    client.release();
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release(error instanceof Error ? error : true);
-    throw error;
-  }
+    )`,
+    ],
+    schema,
+  );
 }
 
 /** Connects, creates the table when absent, and fails with MG_STORE_UNAVAILABLE when it cannot. */
@@ -119,19 +112,15 @@ export async function openPostgresAnchorStore(options: PostgresAnchorStoreOption
   if (!SCHEMA_NAME.test(schema)) {
     throw mgError('MG_CONFIG_INVALID', `the PostgreSQL schema name "${schema}" is not allowed; use lower-case letters, digits and underscores (at most 63, not starting with a digit)`);
   }
-  const statementTimeoutMs = options.statementTimeoutMs ?? 5_000;
-  const target = postgresTarget(options.connectionString, schema, statementTimeoutMs);
   // Anchors are written a few times a minute: two connections are plenty.
-  const pool = new pg.Pool({
+  const { pool, target } = openPgPool({
     connectionString: options.connectionString,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 3_000,
-    statement_timeout: statementTimeoutMs,
-    query_timeout: statementTimeoutMs + 1_000,
-    keepAlive: true,
+    schema,
     max: 2,
-    application_name: 'meshgate-audit',
+    applicationName: 'meshgate-audit',
+    ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+    ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
   });
-  pool.on('error', () => undefined);
   const table = `"${schema}".audit_anchors`;
   try {
     await ensureTable(pool, schema, table);

@@ -9,6 +9,8 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { isMeshgateError, mgError, type MeshgateError } from '../errors/index.ts';
+import { createTablesOnce, openPgPool, type Target } from './postgres-pool.ts';
+export { postgresTarget, type Target } from './postgres-pool.ts';
 import type { LeaseFilter, LeasePatch, LeasePurpose, LeaseRecord, LeaseState, StateStore } from './types.ts';
 
 export interface PostgresStoreOptions {
@@ -24,14 +26,8 @@ export interface PostgresStoreOptions {
 }
 
 const DEFAULT_SCHEMA = 'meshgate';
-const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
-const DEFAULT_STATEMENT_TIMEOUT_MS = 5_000;
-/** Lets the server's own statement_timeout error arrive first; it says more than a read timeout. */
-const READ_TIMEOUT_SLACK_MS = 1_000;
 /** Lower-case only, so the schema name means the same quoted or not. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-/** First half of the advisory lock key ("mgst"); the second is the schema name's hash. */
-const DDL_LOCK_CLASS = 0x6d677374;
 
 const COLUMNS =
   'id, purpose, principal, role, database, username, user_host, state, created_at, expires_at, max_expires_at, updated_at, revoked_at, revoke_reason, owner';
@@ -61,17 +57,6 @@ interface LeaseRow {
   revoked_at: string | null;
   revoke_reason: string | null;
   owner: string;
-}
-
-/** Where the store is, for messages; built from the parsed connection string, never from its text. */
-export interface Target {
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
-  readonly password: string;
-  readonly schema: string;
-  readonly statementTimeoutMs: number;
 }
 
 function where(t: Target): string {
@@ -145,17 +130,12 @@ function quoteIdent(name: string): string {
 
 async function ensureSchema(pool: pg.Pool, schema: string): Promise<void> {
   const table = `${quoteIdent(schema)}.leases`;
-  // A replica whose user may not run DDL still starts once an owner has created the table.
-  const found = await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
-  if (found.rows[0]?.present === true) return;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    // CREATE ... IF NOT EXISTS is not safe against a concurrent identical CREATE (it can fail
-    // on a unique violation in the catalog); replicas starting together take turns here.
-    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [DDL_LOCK_CLASS, schema]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
+  await createTablesOnce(
+    pool,
+    schema,
+    table,
+    [
+      `CREATE TABLE IF NOT EXISTS ${table} (
       id text PRIMARY KEY,
       purpose text NOT NULL CHECK (purpose IN ('session', 'issued')),
       principal text NOT NULL,
@@ -171,18 +151,13 @@ async function ensureSchema(pool: pg.Pool, schema: string): Promise<void> {
       revoked_at bigint,
       revoke_reason text,
       owner text NOT NULL
-    )`);
-    // The reaper's queries: expired leases by state, and stale claims by state.
-    await client.query(`CREATE INDEX IF NOT EXISTS leases_state_expires_at ON ${table} (state, expires_at)`);
-    await client.query(`CREATE INDEX IF NOT EXISTS leases_state_updated_at ON ${table} (state, updated_at)`);
-    await client.query('COMMIT');
-    client.release();
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    // Passing the error makes the pool discard this connection instead of reusing it.
-    client.release(error instanceof Error ? error : true);
-    throw error;
-  }
+    )`,
+      // The reaper's queries: expired leases by state, and stale claims by state.
+      `CREATE INDEX IF NOT EXISTS leases_state_expires_at ON ${table} (state, expires_at)`,
+      `CREATE INDEX IF NOT EXISTS leases_state_updated_at ON ${table} (state, updated_at)`,
+    ],
+    schema,
+  );
 }
 
 class PostgresStore implements StateStore {
@@ -306,21 +281,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   if (!SCHEMA_NAME.test(schema)) {
     throw mgError('MG_CONFIG_INVALID', `the PostgreSQL schema name "${schema}" is not allowed; use lower-case letters, digits and underscores (at most 63, not starting with a digit)`);
   }
-  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-  const target = postgresTarget(options.connectionString, schema, statementTimeoutMs);
-  const pool = new pg.Pool({
+  const { pool, target } = openPgPool({
     connectionString: options.connectionString,
-    connectionTimeoutMillis: connectTimeoutMs,
-    statement_timeout: statementTimeoutMs,
-    query_timeout: statementTimeoutMs + READ_TIMEOUT_SLACK_MS,
-    keepAlive: true,
+    schema,
     max: 5,
-    application_name: 'meshgate',
+    applicationName: 'meshgate',
+    ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+    ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
   });
-  // An idle connection that breaks (server restart) is reported here; the pool already drops
-  // it and the next query reconnects, but an unhandled 'error' event would end the process.
-  pool.on('error', () => undefined);
   try {
     await ensureSchema(pool, schema);
   } catch (error) {
@@ -328,24 +296,4 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     throw storeError(target, error);
   }
   return new PostgresStore(pool, target, options.owner ?? `${hostname()}/${process.pid}`, options.now ?? Date.now);
-}
-
-/** Where a connection string points, for error messages; refuses one pg cannot parse. */
-export function postgresTarget(connectionString: string, schema: string, statementTimeoutMs: number): Target {
-  let parsed: pg.Client;
-  try {
-    parsed = new pg.Client({ connectionString });
-  } catch {
-    // The parser's error can quote the string, password included: it is deliberately not kept.
-    throw mgError('MG_CONFIG_INVALID', 'the PostgreSQL connection string cannot be parsed; use the form postgres://user:password@host:port/database');
-  }
-  return {
-    host: parsed.host,
-    port: parsed.port,
-    database: parsed.database ?? parsed.user ?? '(default)',
-    user: parsed.user ?? '(default)',
-    password: typeof parsed.password === 'string' ? parsed.password : '',
-    schema,
-    statementTimeoutMs,
-  };
 }
