@@ -7,9 +7,11 @@
  */
 import { hostname } from 'node:os';
 import { DEFAULT_CHECKPOINT_EVERY, loadSigningKey, openAuditSeal, type AuditSeal } from './audit/index.ts';
+import { startAuditExport, type AuditExport } from './audit-pg/index.ts';
 import { readSecret } from './config/load.ts';
 import type { MeshgateConfig } from './config/schema.ts';
 import { parseDuration } from './identity/index.ts';
+import type { Logger } from './log.ts';
 import { openEmbeddedAnchorStore, openPostgresAnchorStore, type AuditAnchorStore } from './store/index.ts';
 
 type AuditConfig = MeshgateConfig['audit'];
@@ -61,4 +63,19 @@ export async function openSealFor(config: MeshgateConfig, log: SealReporter, env
     await store?.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** The audit export to PostgreSQL when audit.export.postgres is set; null otherwise. */
+export function startAuditExportFor(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): AuditExport | null {
+  const postgres = config.audit.export?.postgres;
+  if (postgres === undefined) return null;
+  return startAuditExport({
+    connectionString: readSecret(postgres.url, 'audit.export.postgres.url', env),
+    table: postgres.table,
+    replica: config.state.replicaId ?? hostname(),
+    auditFile: config.audit.file,
+    batch: postgres.batch,
+    intervalMs: parseDuration(postgres.interval) * 1000,
+    log,
+  });
 }

@@ -9,7 +9,8 @@ import { startAdminApi, type AdminApi } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
 import { credentialReports } from './admin/trail.ts';
 import { AuditRecorder, openJsonlAuditSink, type AuditSink } from './audit/index.ts';
-import { openSealFor } from './audit-seal.ts';
+import type { AuditExport } from './audit-pg/index.ts';
+import { openSealFor, startAuditExportFor } from './audit-seal.ts';
 import type { MeshgateConfig } from './config/schema.ts';
 import { googleUpstreamAuth, sharedMariadbCredentials, type CredentialRuntime, type MariadbCredentials } from './credentials/index.ts';
 import { ENGINES, startEngines, type Clock, type Endpoint, type EngineDeps, type RunningHandles } from './engines/index.ts';
@@ -41,6 +42,8 @@ export interface RunningMeshgate {
   /** Where each engine listens, in start order. */
   readonly endpoints: readonly (Endpoint & { readonly engine: string })[];
   readonly audit: AuditSink;
+  /** The export to PostgreSQL (audit.export.postgres); null when not configured. */
+  readonly auditExport: AuditExport | null;
   /** Dynamic credentials, when configured (upstream.credentials). */
   readonly credentials: CredentialRuntime | null;
   /** The SVID signing endpoint's port, when `signer` is configured. */
@@ -96,6 +99,9 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Checkpoints, anchor and rotation (audit.signingKey, anchor, rotate); closed after the sink, with a last checkpoint.
   const seal = await openSealFor(config, log, env);
   if (seal !== null) teardown.add(() => seal.close());
+  // The export reads what the sink wrote; closed after the sink, so it sends the last lines too.
+  const auditExport = startAuditExportFor(config, log, env);
+  if (auditExport !== null) teardown.add(() => auditExport.close());
   const audit = await openJsonlAuditSink(config.audit.file, {
     durability: config.audit.durability,
     ...(seal === null ? {} : { afterBatch: seal.afterBatch }),
@@ -155,6 +161,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     engines: engines.byName,
     endpoints: engines.all.flatMap((engine) => engine.endpoints.map((endpoint) => ({ ...endpoint, engine: engine.name }))),
     audit,
+    auditExport,
     credentials: mariadb?.opened() ?? null,
     signerPort: signer?.port ?? null,
     adminPort: adminApi?.port ?? null,

@@ -40,6 +40,8 @@ export type { AuditLogVerification, FindingKind, LogFinding, VerifyLogOptions } 
 export { DEFAULT_CHECKPOINT_EVERY, openAuditSeal, type AuditSeal, type AuditSealOptions } from './seal.ts';
 export { generateSigningKey, loadPublicKey, loadSigningKey, publicKeyPathOf, type AuditSigner, type AuditVerifier } from './signing-key.ts';
 export { linesBackward } from './lines.ts';
+export { GENESIS_HASH, openLine, type ChainedLine } from './chain.ts';
+export { FILE_HEADER_TYPE, fileStartOf, listLogFiles, logLayout, type LogFile, type LogLayout } from './log-files.ts';
 export { identitiesOf, summarize } from './summary.ts';
 export { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from './trace-context.ts';
 export type { TraceParent } from './trace-context.ts';

@@ -1,0 +1,182 @@
+/**
+ * The table the audit export writes and `audit query`/`verify --postgres` read: one row per
+ * line of each replica's log, keyed by (replica, seq), so sending a batch again changes
+ * nothing. Each row keeps the line's exact text (to re-verify the chain byte for byte), the
+ * event as jsonb (for a SIEM's own queries), and the fields `audit query` filters on as
+ * columns. Those columns are derived from the line by `columnsOf` alone, so verify can
+ * recompute them and tell a row whose columns were changed apart from its line.
+ */
+import { FILE_HEADER_TYPE } from '../audit/index.ts';
+import { mgError } from '../errors/index.ts';
+
+export const DEFAULT_AUDIT_TABLE = 'meshgate_audit_events';
+const TABLE_NAME = /^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/;
+
+export interface AuditTable {
+  /** As given: `meshgate_audit_events` or `audit.events`. */
+  readonly name: string;
+  /** Quoted for SQL. */
+  readonly sql: string;
+  readonly schema: string | null;
+}
+
+export function auditTable(name: string = DEFAULT_AUDIT_TABLE): AuditTable {
+  if (!TABLE_NAME.test(name)) {
+    throw mgError('MG_USAGE', `the table name ${JSON.stringify(name)} is not allowed: lower-case letters, digits and _ (at most 63, not starting with a digit), optionally schema.table`);
+  }
+  const parts = name.split('.');
+  return { name, sql: parts.map((p) => `"${p}"`).join('.'), schema: parts.length === 2 ? parts[0]! : null };
+}
+
+export function tableDdl(t: AuditTable): string[] {
+  const index = (suffix: string) => `"${t.name.replace('.', '_').slice(0, 40)}_${suffix}"`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t.sql} (
+      replica text NOT NULL,
+      seq bigint NOT NULL,
+      stream text NOT NULL,
+      file integer NOT NULL,
+      line integer NOT NULL,
+      prev text NOT NULL,
+      hash text NOT NULL,
+      ts timestamptz NOT NULL,
+      type text,
+      engine text,
+      identity text,
+      identities text[] NOT NULL,
+      namespace text,
+      trace_id text,
+      decision text,
+      rule text,
+      database text,
+      verbs text[] NOT NULL,
+      paths text[] NOT NULL,
+      event jsonb NOT NULL,
+      line_text text NOT NULL,
+      exported_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (replica, seq)
+    )`,
+    // audit query reads in time order across replicas, and most often by trace or identity.
+    `CREATE INDEX IF NOT EXISTS ${index('ts')} ON ${t.sql} (ts, replica, seq)`,
+    `CREATE INDEX IF NOT EXISTS ${index('trace')} ON ${t.sql} (trace_id)`,
+    `CREATE INDEX IF NOT EXISTS ${index('identity')} ON ${t.sql} (identity)`,
+  ];
+}
+
+/** What a row holds besides its position (replica, stream, file, line) and the line's own seq, prev and hash. */
+export interface RowColumns {
+  /** ISO time; the epoch when the line has none (meshgate writes none such). */
+  readonly ts: string;
+  readonly type: string | null;
+  readonly engine: string | null;
+  readonly identity: string | null;
+  readonly identities: string[];
+  readonly namespace: string | null;
+  readonly traceId: string | null;
+  readonly decision: string | null;
+  readonly rule: string | null;
+  readonly database: string | null;
+  readonly verbs: string[];
+  readonly paths: string[];
+}
+
+const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+const NO_TIME = '1970-01-01T00:00:00.000Z';
+
+export function columnsOf(record: Readonly<Record<string, unknown>>): RowColumns {
+  const identity = typeof record['identity'] === 'object' && record['identity'] !== null ? (record['identity'] as Record<string, unknown>) : null;
+  const identities = [identity?.['spiffeId'], identity?.['principal']];
+  if (record['type'] === 'credential') identities.push(record['principal']);
+  const time = str(record['time']);
+  const parsed = time === null ? NaN : Date.parse(time);
+  return {
+    ts: Number.isNaN(parsed) ? NO_TIME : new Date(parsed).toISOString(),
+    type: str(record['type']),
+    engine: str(record['engine']),
+    identity: str(identity?.['spiffeId']),
+    identities: identities.filter((v): v is string => typeof v === 'string'),
+    namespace: str(identity?.['namespace']),
+    traceId: str(record['traceId']),
+    decision: str(record['decision']),
+    rule: str(record['rule']),
+    database: str(record['database']),
+    verbs: verbsOf(record).map((v) => v.toLowerCase()),
+    paths: Array.isArray(record['paths']) ? record['paths'].filter((p): p is string => typeof p === 'string') : [],
+  };
+}
+
+/** As `audit query --verb` reads them: every SQL verb of a statement, a Firestore call's method name. */
+function verbsOf(event: Readonly<Record<string, unknown>>): string[] {
+  if (event['type'] === 'rpc' || (event['type'] === 'intent' && event['engine'] === 'firestore')) {
+    const method = event['type'] === 'rpc' ? event['method'] : event['command'];
+    return typeof method === 'string' ? [method.slice(method.lastIndexOf('/') + 1)] : [];
+  }
+  if (event['type'] !== 'statement') return [];
+  const verbs = Array.isArray(event['verbs']) ? event['verbs'] : [event['verb']];
+  return verbs.filter((v): v is string => typeof v === 'string');
+}
+
+/** File headers are lines of the chain, exported and verified, but not events. */
+export const HEADER_TYPE = FILE_HEADER_TYPE;
+
+/**
+ * The text jsonb is given: the line itself, except that jsonb refuses the escape \u0000 (a
+ * NUL in a statement's text), which becomes U+FFFD there. line_text keeps the original.
+ */
+export function jsonbTextOf(lineText: string, record: Readonly<Record<string, unknown>>): string | null {
+  if (!lineText.includes('\\u0000')) return null;
+  return JSON.stringify(record, (_key, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '\ufffd') : value));
+}
+
+/** A row as the export writes it. */
+export interface ExportRow {
+  readonly seq: number;
+  readonly file: number;
+  readonly line: number;
+  readonly prev: string;
+  readonly hash: string;
+  readonly columns: RowColumns;
+  readonly lineText: string;
+  /** Null: the line's text is the jsonb's. */
+  readonly jsonb: string | null;
+}
+
+/** One statement for a whole batch: arrays unnested server-side, so a batch is one round trip. */
+export function insertSql(t: AuditTable): string {
+  return `INSERT INTO ${t.sql} (replica, stream, seq, file, line, prev, hash, ts, type, engine, identity, identities, namespace, trace_id, decision, rule, database, verbs, paths, event, line_text)
+    SELECT $1, $2, u.seq, u.file, u.line, u.prev, u.hash, u.ts::timestamptz, u.type, u.engine, u.identity,
+      ARRAY(SELECT jsonb_array_elements_text(u.identities::jsonb)), u.namespace, u.trace_id, u.decision, u.rule, u.database,
+      ARRAY(SELECT jsonb_array_elements_text(u.verbs::jsonb)), ARRAY(SELECT jsonb_array_elements_text(u.paths::jsonb)),
+      COALESCE(u.jsonb, u.line_text)::jsonb, u.line_text
+    FROM unnest($3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+      $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])
+      AS u(seq, file, line, prev, hash, ts, type, engine, identity, identities, namespace, trace_id, decision, rule, database, verbs, paths, jsonb, line_text)
+    ON CONFLICT (replica, seq) DO NOTHING`;
+}
+
+export function insertValues(replica: string, stream: string, rows: readonly ExportRow[]): unknown[] {
+  const col = <T>(pick: (row: ExportRow) => T): T[] => rows.map(pick);
+  return [
+    replica,
+    stream,
+    col((r) => r.seq),
+    col((r) => r.file),
+    col((r) => r.line),
+    col((r) => r.prev),
+    col((r) => r.hash),
+    col((r) => r.columns.ts),
+    col((r) => r.columns.type),
+    col((r) => r.columns.engine),
+    col((r) => r.columns.identity),
+    col((r) => JSON.stringify(r.columns.identities)),
+    col((r) => r.columns.namespace),
+    col((r) => r.columns.traceId),
+    col((r) => r.columns.decision),
+    col((r) => r.columns.rule),
+    col((r) => r.columns.database),
+    col((r) => JSON.stringify(r.columns.verbs)),
+    col((r) => JSON.stringify(r.columns.paths)),
+    col((r) => r.jsonb),
+    col((r) => r.lineText),
+  ];
+}
