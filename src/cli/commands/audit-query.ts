@@ -1,7 +1,8 @@
 /**
- * `meshgate audit query`: the events of a log that pass the filters, as a table or JSON
- * lines, or their digest. Output streams as the log is read; what the source passed over
- * (lines that are not events, a rotation during the read) is said on stderr afterwards.
+ * `meshgate audit query`: the events of a log (or, with --postgres, of the table the replicas
+ * export into) that pass the filters, as a table or JSON lines, or their digest. Output
+ * streams as the log is read; what the source passed over (lines that are not events, a
+ * rotation during the read) is said on stderr afterwards.
  */
 import {
   compileFilter,
@@ -13,10 +14,13 @@ import {
   openJsonlEventSource,
   queryEvents,
   TableWriter,
+  type AuditEventSource,
   type DigestRow,
+  type EventFilter,
   type QueryFilterInput,
   type SourcedEvent,
 } from '../../audit/index.ts';
+import { openPostgresEventSource, type PostgresEventSource } from '../../audit-pg/index.ts';
 import { loadConfigFile } from '../../config/load.ts';
 import { mgError } from '../../errors/index.ts';
 import { optionalString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
@@ -83,7 +87,7 @@ function printDigest(rows: readonly DigestRow[], json: boolean, io: CliIO): void
 export const queryCommand: CliCommand = {
   ...AUDIT_QUERY,
   async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
-    const path = logPathOf(values, positionals);
+    if (values['postgres'] === undefined && (values['table'] !== undefined || values['replica'] !== undefined)) throw mgError('MG_USAGE', '--table and --replica go with --postgres');
     const limit = limitOf(values);
     const json = values['json'] === true;
     const input = filterInput(values);
@@ -92,15 +96,32 @@ export const queryCommand: CliCommand = {
       throw mgError('MG_USAGE', '--digest groups statement and rpc events: --type may name only those');
     }
     const filter = compileFilter(input, Date.now());
-    const source = await openJsonlEventSource(path);
-    if (digest) {
-      const rows = (await digestEvents(source, filter)).slice(0, limit);
-      printDigest(rows, json, io);
-      if (rows.length === 0) io.err(`no statements or Firestore calls in ${source.name} match`);
-    } else if ((await printEvents(queryEvents(source, filter, limit), json, io)) === 0) {
-      io.err(`no events in ${source.name} match`);
+    const postgres = optionalString(values, 'postgres');
+    const source = postgres === undefined ? await openJsonlEventSource(logPathOf(values, positionals)) : postgresSource(postgres, values, positionals, input, filter.window);
+    try {
+      await run(source, filter, { digest, json, limit }, io);
+    } finally {
+      await (source as Partial<PostgresEventSource>).close?.();
     }
-    for (const note of source.notes()) io.err(`note: ${note}`);
     return 0;
   },
 };
+
+function postgresSource(url: string, values: OptionValues, positionals: string[], filter: QueryFilterInput, window: EventFilter['window']): PostgresEventSource {
+  if (positionals.length > 0 || values['config'] !== undefined) throw mgError('MG_USAGE', '--postgres reads the table, not a file: give either --postgres or the audit FILE|DIR (--config)');
+  const table = optionalString(values, 'table');
+  const replicas = (values['replica'] as string[] | undefined) ?? [];
+  return openPostgresEventSource({ connectionString: url, ...(table === undefined ? {} : { table }), replicas, filter, window });
+}
+
+async function run(source: AuditEventSource, filter: EventFilter, how: { digest: boolean; json: boolean; limit: number }, io: CliIO): Promise<void> {
+  const { digest, json, limit } = how;
+  if (digest) {
+    const rows = (await digestEvents(source, filter)).slice(0, limit);
+    printDigest(rows, json, io);
+    if (rows.length === 0) io.err(`no statements or Firestore calls in ${source.name} match`);
+  } else if ((await printEvents(queryEvents(source, filter, limit), json, io)) === 0) {
+    io.err(`no events in ${source.name} match`);
+  }
+  for (const note of source.notes()) io.err(`note: ${note}`);
+}

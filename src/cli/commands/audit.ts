@@ -19,6 +19,7 @@ import {
   type AuditVerifier,
   type LogFinding,
 } from '../../audit/index.ts';
+import { verifyPostgresAudit, type PgVerification } from '../../audit-pg/index.ts';
 import { loadConfigFile } from '../../config/load.ts';
 import type { MeshgateConfig } from '../../config/schema.ts';
 import { mgError } from '../../errors/index.ts';
@@ -102,6 +103,9 @@ function report(result: AuditLogVerification, anchored: { anchor: AuditAnchor; l
 const verify: CliCommand = {
   ...AUDIT_VERIFY,
   async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
+    const postgres = optionalString(values, 'postgres');
+    if (postgres !== undefined) return verifyPostgres(postgres, values, positionals, io);
+    if (values['table'] !== undefined || values['replica'] !== undefined) throw new UsageError('--table and --replica go with --postgres');
     const configPath = optionalString(values, 'config');
     const config = configPath === undefined ? null : loadConfigFile(configPath);
     const [given, ...extra] = positionals;
@@ -124,6 +128,33 @@ const verify: CliCommand = {
     return report(result, anchored, bare, io);
   },
 };
+
+async function verifyPostgres(url: string, values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
+  const fileOnly = ['public-key', 'config', 'anchor', 'anchor-id', 'from-file'].find((name) => values[name] !== undefined);
+  if (positionals.length > 0 || fileOnly !== undefined) throw new UsageError(`--postgres verifies the table, not a file: ${fileOnly === undefined ? `unexpected argument '${positionals[0]}'` : `--${fileOnly} goes with a FILE`}`);
+  const table = optionalString(values, 'table');
+  const replicas = (values['replica'] as string[] | undefined) ?? [];
+  let result: PgVerification;
+  try {
+    result = await verifyPostgresAudit({ connectionString: url, ...(table === undefined ? {} : { table }), replicas });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOTABLE') throw new UsageError(`${(error as Error).message}: give the table audit.export.postgres.table names (--table)`);
+    throw error;
+  }
+  for (const finding of result.findings.slice(0, MAX_FINDINGS)) {
+    const kind = finding.kind === 'edited' || finding.kind === 'broken' ? '' : ` (${finding.kind})`;
+    io.out(`TAMPERED${kind} at replica ${finding.replica} seq ${finding.seq} (file ${finding.file} line ${finding.line}): ${finding.message}`);
+  }
+  if (result.findings.length > MAX_FINDINGS) io.out(`… and ${result.findings.length - MAX_FINDINGS} more findings`);
+  for (const chain of result.replicas) {
+    io.out(`${chain.ok ? 'ok' : 'TAMPERED'}: replica ${chain.replica}: ${chain.rows} rows, seq ${chain.firstSeq} to ${chain.lastSeq}${chain.ok ? ', chain intact' : ''}; last hash ${chain.lastHash}`);
+  }
+  const missing = replicas.filter((r) => !result.replicas.some((c) => c.replica === r));
+  for (const note of result.notes) io.out(`note: ${note}`);
+  if (result.replicas.length === 0) io.out(`note: ${result.table} holds no rows${replicas.length > 0 ? ` of ${replicas.join(', ')}` : ''}`);
+  if (!result.ok) return EXIT_TAMPERED;
+  return missing.length > 0 && result.replicas.length === 0 ? 1 : 0;
+}
 
 const tail: CliCommand = {
   ...AUDIT_TAIL,

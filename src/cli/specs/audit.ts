@@ -20,7 +20,7 @@ export const EXIT_TAMPERED = 4;
 export const AUDIT_VERIFY: CommandSpec = {
   path: ['audit', 'verify'],
   summary: 'check an audit log: its hash chain across rotated files, its signed checkpoints, its anchor',
-  usage: '[FILE] [--public-key KEY.pub …] [--config meshgate.yaml [--anchor [--anchor-id ID]]] [--from-file N]',
+  usage: '[FILE] [--public-key KEY.pub …] [--config meshgate.yaml [--anchor [--anchor-id ID]]] [--from-file N] | --postgres URL [--table T] [--replica ID …]',
   help: [
     '  FILE                    the audit file meshgate writes (audit.file); its rotated files',
     '                          (audit.000001.jsonl, …) and checkpoints (audit.checkpoints.jsonl) are read too',
@@ -30,6 +30,11 @@ export const AUDIT_VERIFY: CommandSpec = {
     '  --anchor                compare the log with its anchor in the state store the config names',
     '  --anchor-id ID          the anchor to read (default audit.anchorId, or <replica id>:<audit file>)',
     '  --from-file N           the oldest file kept (retention removed those before it); default 1',
+    '  --postgres URL          instead of a file: the table audit.export.postgres fills (postgres://user@host/db;',
+    '                          a password in PGPASSWORD): each replica\'s chain is re-verified from its rows\' line text,',
+    '                          and the columns and jsonb against the line; a changed, deleted or moved row is named',
+    '  --table T               the export\'s table (default meshgate_audit_events)',
+    '  --replica ID            only this replica (repeat for several); default every replica in the table',
     '',
     `Exits 0 when the log is whole, ${EXIT_TAMPERED} when it is not, printing each finding with its file and line:`,
     'an edited line, a chain rebuilt after an edit (its signed checkpoints disagree), lines cut from the end,',
@@ -42,6 +47,9 @@ export const AUDIT_VERIFY: CommandSpec = {
     anchor: { type: 'boolean' },
     'anchor-id': { type: 'string' },
     'from-file': { type: 'string' },
+    postgres: { type: 'string' },
+    table: { type: 'string' },
+    replica: { type: 'string', multiple: true },
   },
   allowPositionals: true,
 };
@@ -80,11 +88,15 @@ export const AUDIT_TAIL: CommandSpec = {
 export const AUDIT_QUERY: CommandSpec = {
   path: ['audit', 'query'],
   summary: 'find audit events by identity, trace, database, collection, verb, decision, rule and time; or a digest of what each workload runs',
-  usage: '[FILE|DIR] [--identity ID] [--trace ID] [--since 1h] [… filters] [--json] [--limit N] [--digest]',
+  usage: '[FILE|DIR | --postgres URL [--table T] [--replica ID]] [--identity ID] [--trace ID] [--since 1h] [… filters] [--json] [--limit N] [--digest]',
   help: [
     '  FILE|DIR                the audit file meshgate writes (audit.file), any of its rotated files, or the',
     '                          directory holding it: the whole log is read, rotated files first, in order',
     '  --config FILE           meshgate.yaml: read the log its audit.file names',
+    '  --postgres URL          read the table audit.export.postgres fills, across replicas, in time order',
+    '                          (postgres://user@host/db; a password in PGPASSWORD); the filters run in SQL',
+    '  --table T               the export\'s table (default meshgate_audit_events)',
+    '  --replica ID            only this replica\'s events (repeat for several)',
     '',
     'filters (all must hold; a filter given several times, or with a comma-separated list, holds for any):',
     "  --identity ID           who acted: a SPIFFE ID or principal, exact or a glob ('*/ns/shop/*': * any",
@@ -119,6 +131,9 @@ export const AUDIT_QUERY: CommandSpec = {
   ].join('\n'),
   options: {
     config: { type: 'string' },
+    postgres: { type: 'string' },
+    table: { type: 'string' },
+    replica: { type: 'string', multiple: true },
     identity: { type: 'string', multiple: true },
     namespace: { type: 'string', multiple: true },
     trace: { type: 'string', multiple: true },
