@@ -99,8 +99,8 @@ async function activeNumber(path: string): Promise<number | null> {
 }
 
 export class LogReader {
-  /** The active file's number by inode: read once per file, not at every tick. */
-  #activeNumbers = new Map<number, number | null>();
+  /** The active file's number, read once per file rather than at every tick; the file is told by inode and birth time (inodes are reused). */
+  #active: { ino: number; born: number; number: number } | null = null;
 
   constructor(
     private readonly layout: LogLayout,
@@ -193,12 +193,10 @@ export class LogReader {
     const active = await tryOpen(this.layout.active);
     let activeIs: number | null = null;
     if (active !== null) {
-      const { ino } = await active.stat();
-      activeIs = this.#activeNumbers.get(ino) ?? null;
-      if (activeIs === null) {
-        activeIs = await numberOf(active);
-        if (activeIs !== null) this.#activeNumbers.set(ino, activeIs);
-      }
+      const { ino, birthtimeMs: born } = await active.stat();
+      const known = this.#active;
+      activeIs = known !== null && known.ino === ino && known.born === born ? known.number : await numberOf(active);
+      if (activeIs !== null) this.#active = { ino, born, number: activeIs };
       if (activeIs === number) return { handle: active, rotated: false, ino, name: this.layout.activeName };
       await active.close();
     }

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -175,10 +175,33 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
     await exp.catchUp();
     await cut;
     assert.equal(exp.status().failing, true);
+    assert.deepEqual(await exported(name, 'replica-away'), await r.lines(), 'PostgreSQL committed the batch whose answer was lost');
     await proxy.start();
     await exp.catchUp();
     assert.deepEqual(await exported(name, 'replica-away'), await r.lines(), 'the batch sent again is stored once');
     await r.close();
+  });
+
+  it('leaves a partial last line (a crash mid-write) alone, and exports the recovered event the next start chains', async () => {
+    const name = table('torn');
+    const r = await replicaLog(tmp!.dir, 'torn');
+    const log = capturingLog();
+    const exp = open({ connectionString: PG_URL, table: name, replica: 'replica-torn', auditFile: r.file, batch: 500, intervalMs: 3_600_000, log });
+    await r.write(5);
+    await r.close();
+    const whole = await r.lines();
+    await appendFile(r.file, '{"type":"statement","time":"2025-01-01T00:00:00.000Z","sessi');
+    await exp.catchUp();
+    assert.deepEqual(await exported(name, 'replica-torn'), whole, 'nothing of the partial line');
+    // meshgate starts again: the sink sets the partial line aside and chains a recovered event.
+    const again = await openJsonlAuditSink(r.file, { batchDelayMs: 0 });
+    again.record(statementEvent(99));
+    await again.close();
+    await exp.catchUp();
+    const rows = await exported(name, 'replica-torn');
+    assert.deepEqual(rows, await r.lines());
+    assert.equal((JSON.parse(rows.at(-2)!) as { type: string; cause: string }).cause, 'torn_tail');
+    assert.equal(exp.status().stopped, null);
   });
 
   it('stops with MG_AUDIT_EXPORT_STOPPED when a rotated file is removed before it was exported', async () => {
