@@ -170,12 +170,15 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
     assert.deepEqual(await exported(name, 'replica-away'), await r.lines());
 
     // The next INSERT reaches PostgreSQL, its answer does not reach the export.
+    const before = (await exported(name, 'replica-away')).length;
     const cut = proxy.cutAfter('INSERT INTO');
     await r.write(30);
     await exp.catchUp();
     await cut;
     assert.equal(exp.status().failing, true);
-    assert.deepEqual(await exported(name, 'replica-away'), await r.lines(), 'PostgreSQL committed the batch whose answer was lost');
+    const during = await exported(name, 'replica-away');
+    assert.ok(during.length > before, 'PostgreSQL committed the batch whose answer was lost');
+    assert.deepEqual(during, (await r.lines()).slice(0, during.length));
     await proxy.start();
     await exp.catchUp();
     assert.deepEqual(await exported(name, 'replica-away'), await r.lines(), 'the batch sent again is stored once');
