@@ -96,32 +96,41 @@ class Source implements PostgresEventSource {
     this.#found.length = 0;
     const where = whereOf(this.options);
     const pageRows = this.options.pageRows ?? 2_000;
-    let after: { ts: string; replica: string; seq: string } | null = null;
     let unreadable = 0;
     await this.#exists();
-    for (;;) {
-      const values = [...where.values];
-      const param = (value: unknown) => `$${values.push(value)}`;
-      // Keyset pages in (ts, replica, seq) order: each page one index range scan, however deep.
-      const keyset = after === null ? '' : ` AND (ts, replica, seq) > (${param(after.ts)}::timestamptz, ${param(after.replica)}, ${param(after.seq)}::bigint)`;
-      const text = `SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts, replica, seq, file, line, line_text FROM ${this.table.sql}
-        WHERE ${where.sql}${keyset} ORDER BY ts, replica, seq LIMIT ${param(pageRows)}`;
-      let rows: { ts: string; replica: string; seq: string; file: number; line: number; line_text: string }[];
-      try {
-        rows = (await this.pool.query(text, values)).rows;
-      } catch (error) {
-        throw storeError(this.target, error);
+    // One query read through a cursor, a page per FETCH: one sort (or one index scan) for the
+    // whole answer, held in PostgreSQL rather than here, however many rows match.
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw storeError(this.target, error);
+    }
+    let done = false;
+    try {
+      await client.query('BEGIN READ ONLY');
+      await client.query(
+        `DECLARE audit_rows NO SCROLL CURSOR FOR SELECT replica, file, line, line_text FROM ${this.table.sql} WHERE ${where.sql} ORDER BY ts, replica, seq`,
+        where.values,
+      );
+      for (;;) {
+        const { rows } = await client.query<{ replica: string; file: number; line: number; line_text: string }>(`FETCH ${pageRows} FROM audit_rows`);
+        const batch: SourcedEvent[] = [];
+        for (const row of rows) {
+          const event = parseObject(row.line_text);
+          if (event === null) unreadable++;
+          else batch.push({ event, where: `${row.replica} file ${row.file}:${row.line}` });
+        }
+        if (batch.length > 0) yield batch;
+        if (rows.length < pageRows) break;
       }
-      const batch: SourcedEvent[] = [];
-      for (const row of rows) {
-        const event = parseObject(row.line_text);
-        if (event === null) unreadable++;
-        else batch.push({ event, where: `${row.replica} file ${row.file}:${row.line}` });
-      }
-      if (batch.length > 0) yield batch;
-      if (rows.length < pageRows) break;
-      const last = rows.at(-1)!;
-      after = { ts: last.ts, replica: last.replica, seq: last.seq };
+      await client.query('COMMIT');
+      done = true;
+    } catch (error) {
+      throw storeError(this.target, error);
+    } finally {
+      // Stopped early (--limit) or failed: the connection goes rather than back with a transaction open.
+      client.release(done ? undefined : true);
     }
     if (unreadable > 0) this.#found.push(`${unreadable} row${unreadable === 1 ? '' : 's'} of ${this.table.name} hold a line that is not a JSON event: passed over; 'meshgate audit verify --postgres' says what happened`);
   }

@@ -145,13 +145,17 @@ export interface ExportRow {
 export function insertSql(t: AuditTable): string {
   return `INSERT INTO ${t.sql} (replica, stream, seq, file, line, prev, hash, ts, type, engine, identity, identities, namespace, trace_id, decision, rule, database, verbs, paths, event, line_text)
     SELECT $1, $2, u.seq, u.file, u.line, u.prev, u.hash, u.ts::timestamptz, u.type, u.engine, u.identity,
-      ARRAY(SELECT jsonb_array_elements_text(u.identities::jsonb)), u.namespace, u.trace_id, u.decision, u.rule, u.database,
-      ARRAY(SELECT jsonb_array_elements_text(u.verbs::jsonb)), ARRAY(SELECT jsonb_array_elements_text(u.paths::jsonb)),
+      u.identities::text[], u.namespace, u.trace_id, u.decision, u.rule, u.database, u.verbs::text[], u.paths::text[],
       COALESCE(u.jsonb, u.line_text)::jsonb, u.line_text
     FROM unnest($3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
       $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])
       AS u(seq, file, line, prev, hash, ts, type, engine, identity, identities, namespace, trace_id, decision, rule, database, verbs, paths, jsonb, line_text)
     ON CONFLICT (replica, seq) DO NOTHING`;
+}
+
+/** A text[] literal (`{"a","b"}`) for a per-row array, which unnest cannot take as an array of arrays of different lengths. */
+export function arrayLiteral(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
 }
 
 export function insertValues(replica: string, stream: string, rows: readonly ExportRow[]): unknown[] {
@@ -168,14 +172,14 @@ export function insertValues(replica: string, stream: string, rows: readonly Exp
     col((r) => r.columns.type),
     col((r) => r.columns.engine),
     col((r) => r.columns.identity),
-    col((r) => JSON.stringify(r.columns.identities)),
+    col((r) => arrayLiteral(r.columns.identities)),
     col((r) => r.columns.namespace),
     col((r) => r.columns.traceId),
     col((r) => r.columns.decision),
     col((r) => r.columns.rule),
     col((r) => r.columns.database),
-    col((r) => JSON.stringify(r.columns.verbs)),
-    col((r) => JSON.stringify(r.columns.paths)),
+    col((r) => arrayLiteral(r.columns.verbs)),
+    col((r) => arrayLiteral(r.columns.paths)),
     col((r) => r.jsonb),
     col((r) => r.lineText),
   ];

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startAuditExport, type AuditExport } from '../../../src/audit-pg/index.ts';
+import { arrayLiteral } from '../../../src/audit-pg/table.ts';
 import { openJsonlAuditSink } from '../../../src/audit/jsonl-sink.ts';
 import { openAuditSeal } from '../../../src/audit/seal.ts';
 import type { Logger } from '../../../src/log.ts';
@@ -205,6 +206,13 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
     assert.deepEqual(rows, await r.lines());
     assert.equal((JSON.parse(rows.at(-2)!) as { type: string; cause: string }).cause, 'torn_tail');
     assert.equal(exp.status().stopped, null);
+  });
+
+  it('sends per-row arrays as text[] literals PostgreSQL reads back as they were', async () => {
+    const values = ['plain', 'a"quote', 'back\\slash', 'comma,brace}{', '', 'NULL', ' spaced '];
+    const [row] = await query<{ v: string[] }>('SELECT $1::text[] AS v', [arrayLiteral(values)]);
+    assert.deepEqual(row!.v, values);
+    assert.deepEqual((await query<{ v: string[] }>('SELECT $1::text[] AS v', [arrayLiteral([])]))[0]!.v, []);
   });
 
   it('stops with MG_AUDIT_EXPORT_STOPPED when a rotated file is removed before it was exported', async () => {
