@@ -86,6 +86,7 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
   const exports: AuditExport[] = [];
   const proxies: TcpProxy[] = [];
   const tables: string[] = [];
+  const roles: string[] = [];
   const open = (o: Parameters<typeof startAuditExport>[0]) => {
     const e = startAuditExport(o);
     exports.push(e);
@@ -102,6 +103,9 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
       ...proxies.map((p) => () => p.close()),
       async () => {
         for (const name of new Set(tables)) await query(`DROP TABLE IF EXISTS ${name}`);
+      },
+      async () => {
+        for (const role of roles) await query(`DROP ROLE IF EXISTS ${role}`);
       },
       () => tmp?.cleanup(),
     );
@@ -206,6 +210,34 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
     assert.deepEqual(rows, await r.lines());
     assert.equal((JSON.parse(rows.at(-2)!) as { type: string; cause: string }).cause, 'torn_tail');
     assert.equal(exp.status().stopped, null);
+  });
+
+  it('exports with SELECT and INSERT alone on a table an owner created, as the README grants', async () => {
+    const name = table('grants');
+    const role = `mgt_auditpg_${RUN}_writer`;
+    roles.push(role);
+    const r = await replicaLog(tmp!.dir, 'grants');
+    await r.write(30);
+    // The owner creates the table (the first export with the owner's URL), then grants.
+    const owner = open({ connectionString: PG_URL, table: name, replica: 'replica-owner-check', auditFile: join(tmp!.dir, 'nothing', 'audit.jsonl'), intervalMs: 3_600_000, log: capturingLog() });
+    await owner.catchUp();
+    await query(`CREATE ROLE ${role} LOGIN`);
+    await query(`GRANT SELECT, INSERT ON ${name} TO ${role}`);
+    const url = new URL(PG_URL);
+    url.username = role;
+    const log = capturingLog();
+    const exp = open({ connectionString: url.toString(), table: name, replica: 'replica-grants', auditFile: r.file, intervalMs: 3_600_000, log });
+    await exp.catchUp();
+    assert.deepEqual(log.lines.filter((l) => l.level !== 'info'), []);
+    assert.deepEqual(await exported(name, 'replica-grants'), await r.lines());
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      await assert.rejects(client.query(`UPDATE ${name} SET line_text = '' WHERE replica = 'replica-grants'`), { code: '42501' });
+    } finally {
+      await client.end();
+    }
+    await r.close();
   });
 
   it('sends per-row arrays as text[] literals PostgreSQL reads back as they were', async () => {
