@@ -78,6 +78,7 @@ class Follower implements AuditExport {
   #running: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  #poolEnded = false;
 
   constructor(options: AuditExportOptions) {
     this.#o = options;
@@ -119,6 +120,7 @@ class Follower implements AuditExport {
       this.#o.log.info('audit export stopped with meshgate', { replica: this.#o.replica, table: this.#table.name, exportedSeq: this.#exportedSeq, behind: this.#failing !== null });
     }
     // A batch still in flight after finalMs ends with the pool; the next start sends it again.
+    this.#poolEnded = true;
     await this.#pool.end().catch(() => undefined);
   }
 
@@ -181,6 +183,8 @@ class Follower implements AuditExport {
   }
 
   #failed(error: unknown): void {
+    // The last catch-up outran close's bound and the pool ended under it: the next start sends the rest.
+    if (this.#poolEnded) return;
     const reason = storeError(this.#target, error).message;
     if (this.#failing === null) {
       this.#failing = { since: Date.now(), attempts: 1 };

@@ -38,6 +38,8 @@ export interface ReadBatch {
 }
 
 const CHUNK = 1 << 20;
+const REPLACED_WHAT_TO_DO =
+  'the audit file was replaced by a new log. Give this replica a new state.replicaId (the old rows stay under the old one), or move the old rows out of the table, then restart meshgate';
 
 function stopped(message: string): MeshgateError {
   return mgError('MG_AUDIT_EXPORT_STOPPED', message);
@@ -114,6 +116,7 @@ export class LogReader {
   async read(cursor: Cursor): Promise<ReadBatch> {
     const found = await this.#openFile(cursor.file);
     if (found === 'gone') return this.#gone(cursor);
+    if (found === 'replaced') throw stopped(this.#replaced(cursor));
     if (found === null) return { rows: [], stream: cursor.stream ?? '', cursor };
     const { handle, rotated, ino, name } = found;
     try {
@@ -135,9 +138,7 @@ export class LogReader {
         if (line === 1) {
           const start = fileStartOf(chained);
           if (start.stream !== null && stream !== null && start.stream !== stream) {
-            throw stopped(
-              `${name} belongs to another log (${start.stream.slice(0, 12)}…) than the one this replica exported (${stream.slice(0, 12)}…): the audit file was replaced by a new log. Give this replica a new state.replicaId (its rows are kept under the old one), or move the old rows out of the table, then restart meshgate`,
-            );
+            throw stopped(`${name} belongs to another log (${start.stream.slice(0, 12)}…) than the one this replica exported (${stream.slice(0, 12)}…): ${REPLACED_WHAT_TO_DO}`);
           }
           stream ??= start.stream;
         }
@@ -176,6 +177,10 @@ export class LogReader {
     }
   }
 
+  #replaced(cursor: Cursor): string {
+    return `the audit log at ${this.layout.active} starts again below file ${cursor.file}, where this replica's export stands: ${REPLACED_WHAT_TO_DO}`;
+  }
+
   #gone(cursor: Cursor): ReadBatch {
     // Resuming after the last line of a file since removed: the next file must continue from it.
     if (cursor.skipThrough !== null && cursor.offset === 0) {
@@ -189,7 +194,7 @@ export class LogReader {
     );
   }
 
-  async #openFile(number: number): Promise<{ handle: FileHandle; rotated: boolean; ino: number; name: string } | 'gone' | null> {
+  async #openFile(number: number): Promise<{ handle: FileHandle; rotated: boolean; ino: number; name: string } | 'gone' | 'replaced' | null> {
     const active = await tryOpen(this.layout.active);
     let activeIs: number | null = null;
     if (active !== null) {
@@ -205,6 +210,8 @@ export class LogReader {
     if (rotated !== null) return { handle: rotated, rotated: true, ino: (await rotated.stat()).ino, name };
     // Rotation renames the active file before it starts the next: with the next one there, this one is gone.
     if (activeIs !== null && activeIs > number) return 'gone';
+    // A log numbers its files upwards: an active file numbered below the export's is another log.
+    if (activeIs !== null && activeIs < number) return 'replaced';
     return null;
   }
 }

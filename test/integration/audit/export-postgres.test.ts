@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -238,6 +238,30 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
       await client.end();
     }
     await r.close();
+  });
+
+  it('stops when the log it exported is replaced by a new one under the same replica id', async () => {
+    const name = table('replaced');
+    const r = await replicaLog(tmp!.dir, 'replaced');
+    const log = capturingLog();
+    const first = open({ connectionString: PG_URL, table: name, replica: 'replica-replaced', auditFile: r.file, intervalMs: 3_600_000, log });
+    await r.write(60);
+    await r.close();
+    await first.catchUp();
+    await first.close();
+    // The operator moves the whole log aside; meshgate starts a new one in its place.
+    await rename(r.dir, `${r.dir}-old`);
+    const fresh = await replicaLog(tmp!.dir, 'replaced');
+    await fresh.write(3);
+    await fresh.close();
+    const second = open({ connectionString: PG_URL, table: name, replica: 'replica-replaced', auditFile: r.file, intervalMs: 3_600_000, log });
+    await second.catchUp();
+    assert.equal(second.status().stopped?.code, 'MG_AUDIT_EXPORT_STOPPED');
+    assert.match(second.status().stopped!.message, /replaced by a new log\. Give this replica a new state\.replicaId/);
+    // Under a new id, the new log goes in beside the old rows.
+    const third = open({ connectionString: PG_URL, table: name, replica: 'replica-replaced-2', auditFile: r.file, intervalMs: 3_600_000, log });
+    await third.catchUp();
+    assert.deepEqual(await exported(name, 'replica-replaced-2'), await fresh.lines());
   });
 
   it('sends per-row arrays as text[] literals PostgreSQL reads back as they were', async () => {
