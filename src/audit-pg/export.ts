@@ -167,6 +167,12 @@ class Follower implements AuditExport {
     }
   }
 
+  /**
+   * At start, and again after every failure: where the table stands for this replica. A
+   * PostgreSQL that failed over to a standby behind the primary, or was restored, can hold
+   * less than the export sent; going on from memory would leave a hole, so the export goes on
+   * from what the table holds (re-reading the file when that is behind where it stood).
+   */
   async #prepare(): Promise<void> {
     if (this.#prepared) return;
     await createTablesOnce(this.#pool, this.#table.name, this.#table.sql, tableDdl(this.#table), this.#table.schema ?? undefined);
@@ -175,9 +181,14 @@ class Follower implements AuditExport {
       [this.#o.replica],
     );
     const last = rows[0];
-    if (last !== undefined) {
-      this.#cursor = resumeAfter({ seq: Number(last.seq), hash: last.hash, stream: last.stream, file: last.file });
-      this.#exportedSeq = Number(last.seq);
+    const held = last === undefined ? 0 : Number(last.seq);
+    if (this.#cursor === null || held !== this.#exportedSeq) {
+      // More than it knew of is a batch whose answer was lost; less is rows gone.
+      if (this.#cursor !== null && held < this.#exportedSeq) {
+        this.#o.log.warn('the audit export table holds other lines of this replica than the export sent (PostgreSQL failed over or was restored?); the export goes on from what the table holds', { replica: this.#o.replica, table: this.#table.name, sent: this.#exportedSeq, held });
+      }
+      this.#cursor = last === undefined ? null : resumeAfter({ seq: held, hash: last.hash, stream: last.stream, file: last.file });
+      this.#exportedSeq = held;
     }
     this.#prepared = true;
   }
@@ -185,6 +196,7 @@ class Follower implements AuditExport {
   #failed(error: unknown): void {
     // The last catch-up outran close's bound and the pool ended under it: the next start sends the rest.
     if (this.#poolEnded) return;
+    this.#prepared = false;
     const reason = storeError(this.#target, error).message;
     if (this.#failing === null) {
       this.#failing = { since: Date.now(), attempts: 1 };

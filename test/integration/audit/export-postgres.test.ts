@@ -187,6 +187,17 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
     await proxy.start();
     await exp.catchUp();
     assert.deepEqual(await exported(name, 'replica-away'), await r.lines(), 'the batch sent again is stored once');
+
+    // PostgreSQL fails over to a standby that lacks the last rows the export sent.
+    await proxy.stop();
+    const total = (await r.lines()).length;
+    await query(`DELETE FROM ${name} WHERE replica = 'replica-away' AND seq > $1`, [total - 25]);
+    await r.write(10);
+    await exp.catchUp();
+    await proxy.start();
+    await exp.catchUp();
+    assert.deepEqual(await exported(name, 'replica-away'), await r.lines(), 'the rows the standby lacked are sent again');
+    assert.ok(log.lines.some((l) => l.level === 'warn' && /holds other lines/.test(l.message) && l.fields['held'] === total - 25));
     await r.close();
   });
 
