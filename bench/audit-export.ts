@@ -10,7 +10,7 @@
  *            identity, SELECTs), everything counted (--type statement), and the digest.
  *
  * One JSON line per measurement on stdout. Options (env): MESHGATE_BENCH_EVENTS (default
- * 100000), MESHGATE_BENCH_BATCHES (default 500,2000), MESHGATE_BENCH_PG_URL (default the
+ * 100000), MESHGATE_BENCH_BATCHES (default 100,500,2000), MESHGATE_BENCH_PG_URL (default the
  * tests' postgres://postgres@127.0.0.1:5432/test). The table (mgt_auditpg_bench_<run>) is
  * dropped at the end.
  */
@@ -28,7 +28,7 @@ import type { CliIO, OptionValues } from '../src/cli/command.ts';
 import { queryCommand } from '../src/cli/commands/audit-query.ts';
 
 const EVENTS = Number(process.env.MESHGATE_BENCH_EVENTS ?? 100_000);
-const BATCHES = (process.env.MESHGATE_BENCH_BATCHES ?? '500,2000').split(',').map(Number);
+const BATCHES = (process.env.MESHGATE_BENCH_BATCHES ?? '100,500,2000').split(',').map(Number);
 const PG_URL = process.env.MESHGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = randomBytes(3).toString('hex');
 const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-auditpg-'));

@@ -13,7 +13,7 @@ import { isMeshgateError, type MeshgateError } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
 import { createTablesOnce, openPgPool, storeError, type PostgresTarget } from '../store/index.ts';
 import { LogReader, resumeAfter, startOfLog, type Cursor } from './reader.ts';
-import { auditTable, insertSql, insertValues, tableDdl, type AuditTable } from './table.ts';
+import { auditTable, insertSql, insertValues, MAX_BATCH, tableDdl, type AuditTable } from './table.ts';
 
 export interface AuditExportOptions {
   readonly connectionString: string;
@@ -66,7 +66,8 @@ class Follower implements AuditExport {
   readonly #target: PostgresTarget;
   readonly #reader: LogReader;
   readonly #intervalMs: number;
-  readonly #insert: string;
+  /** The INSERT's text by batch size: most batches are full, so few are made. */
+  readonly #inserts = new Map<number, string>();
 
   #cursor: Cursor | null = null;
   #prepared = false;
@@ -86,10 +87,9 @@ class Follower implements AuditExport {
     const { pool, target } = openPgPool({ connectionString: options.connectionString, schema: this.#table.schema ?? 'public', max: 1, applicationName: 'meshgate-audit-export', ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }) });
     this.#pool = pool;
     this.#target = target;
-    this.#reader = new LogReader(logLayout(options.auditFile), options.batch ?? DEFAULT_BATCH);
+    this.#reader = new LogReader(logLayout(options.auditFile), Math.min(options.batch ?? DEFAULT_BATCH, MAX_BATCH));
     this.#intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.#backoffMs = this.#intervalMs;
-    this.#insert = insertSql(this.#table);
     this.#schedule(0);
   }
 
@@ -147,7 +147,7 @@ class Follower implements AuditExport {
         }
         const batch = await this.#reader.read(cursor);
         if (batch.rows.length > 0) {
-          await this.#pool.query(this.#insert, insertValues(this.#o.replica, batch.stream, batch.rows));
+          await this.#pool.query(this.#insertFor(batch.rows.length), insertValues(this.#o.replica, batch.stream, batch.rows));
           this.#exportedSeq = batch.rows.at(-1)!.seq;
           this.#lastExportAt = Date.now();
         } else if (sameCursor(batch.cursor, cursor)) {
@@ -191,6 +191,16 @@ class Follower implements AuditExport {
       this.#exportedSeq = held;
     }
     this.#prepared = true;
+  }
+
+  #insertFor(rows: number): string {
+    let text = this.#inserts.get(rows);
+    if (text === undefined) {
+      if (this.#inserts.size >= 64) this.#inserts.clear();
+      text = insertSql(this.#table, rows);
+      this.#inserts.set(rows, text);
+    }
+    return text;
   }
 
   #failed(error: unknown): void {

@@ -304,7 +304,8 @@ const sections = z.strictObject({
               .string()
               .regex(/^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/, 'a PostgreSQL table name, optionally schema.table: lower-case letters, digits and _, at most 63 each, not starting with a digit')
               .default('meshgate_audit_events'),
-            batch: z.number().int().min(1).max(10_000).default(500),
+            // At most 3000: PostgreSQL takes 65535 parameters a statement, 19 a line.
+            batch: z.number().int().min(1).max(3_000).default(500),
             interval: duration('1s'),
           }),
         })
