@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startAuditExport } from '../src/audit-pg/index.ts';
@@ -96,13 +97,18 @@ try {
   for (const batch of BATCHES) {
     table = `mgt_auditpg_bench_${RUN}_${batch}`;
     tables.push(table);
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
     const start = performance.now();
     const exp = startAuditExport({ connectionString: PG_URL, table, replica: 'bench', auditFile: file, batch, intervalMs: 3_600_000, log: silent });
     await exp.catchUp();
     const seconds = (performance.now() - start) / 1000;
     const { exportedSeq } = exp.status();
+    loop.disable();
     await exp.close(0);
-    console.log(JSON.stringify({ measure: 'export', events: EVENTS, lines: exportedSeq, batch, seconds: Number(seconds.toFixed(2)), events_per_s: Math.round(exportedSeq / seconds), load: loadavg()[0]!.toFixed(1) }));
+    // How long the export held the event loop the relay's sessions share.
+    const stall = { loop_p99_ms: Number((loop.percentile(99) / 1e6).toFixed(1)), loop_max_ms: Number((loop.max / 1e6).toFixed(1)) };
+    console.log(JSON.stringify({ measure: 'export', events: EVENTS, lines: exportedSeq, batch, seconds: Number(seconds.toFixed(2)), events_per_s: Math.round(exportedSeq / seconds), ...stall, load: loadavg()[0]!.toFixed(1) }));
   }
   await sql(`ANALYZE ${table}`);
 
