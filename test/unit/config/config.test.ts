@@ -87,6 +87,21 @@ firestore: { tls: plaintext, trustedHops: [127.0.0.6], project: shop-prod, upstr
     assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(expected)}$`)));
   });
 
+  it('takes audit.export.postgres with its defaults, and names a bad table or an inline URL', async () => {
+    const config = loadConfigFile(await write(valid + 'audit:\n  export:\n    postgres: { url: { env: AUDIT_PG_URL } }\n'));
+    assert.deepEqual(config.audit.export?.postgres, { url: { env: 'AUDIT_PG_URL' }, table: 'meshgate_audit_events', batch: 500, interval: '1s' });
+    const badTable = await write(valid + 'audit:\n  export:\n    postgres: { url: { env: U }, table: "x; drop" }\n');
+    assert.throws(() => loadConfigFile(badTable), invalid(/audit\.export\.postgres\.table: .*a PostgreSQL table name/));
+    const inline = await write(valid + 'audit:\n  export:\n    postgres: { url: "postgres://u:hunter2@h/db" }\n');
+    assert.throws(() => loadConfigFile(inline), (error: unknown) => {
+      invalid(/audit\.export\.postgres\.url/)(error);
+      assert.ok(!(error as Error).message.includes('hunter2'));
+      return true;
+    });
+    const tooBig = await write(valid + 'audit:\n  export:\n    postgres: { url: { env: U }, batch: 5000 }\n');
+    assert.throws(() => loadConfigFile(tooBig), invalid(/audit\.export\.postgres\.batch/));
+  });
+
   it('refuses an inline password, never repeats it, and says how to give it', async () => {
     const path = await write(valid.replace('{ env: SHOP_WRITER_PASSWORD }', 'hunter2'));
     const expected = `${path}: upstream.roles.shop_writer.password: inline passwords are not allowed: use password: { file: … } or { env: … } (line 6, column 42)`;
