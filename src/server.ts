@@ -154,6 +154,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     policyRules: policy.current().ruleCount,
     audit: config.audit.file,
     auditDurability: config.audit.durability,
+    auditExport: auditExport === null ? null : { table: auditExport.status().table, replica: auditExport.status().replica },
     tracing: config.tracing === undefined ? null : { endpoint: config.tracing.otlp.endpoint, ratio: config.tracing.sampling.ratio },
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
