@@ -126,6 +126,9 @@ describe('two meshgate replicas exporting their audit into one PostgreSQL table'
     const inserts = digest.out.map((l) => JSON.parse(l) as { fingerprint: string; count: number }).find((d) => /^insert into items/i.test(d.fingerprint));
     assert.equal(inserts?.count, 60);
 
+    const limited = await cli(queryCommand, [...pgArgs, '--json', '--limit', '3']);
+    assert.equal(limited.out.length, 3, 'reading stops at --limit');
+
     const ok = await cli(verifyCommand, pgArgs);
     assert.equal(ok.code, 0, ok.out.join('\n'));
     assert.match(ok.out.join('\n'), /^ok: replica auditpg-a: \d+ rows, seq 1 to \d+, chain intact/m);
@@ -147,6 +150,11 @@ describe('two meshgate replicas exporting their audit into one PostgreSQL table'
     const afterDelete = await cli(verifyCommand, [...pgArgs, '--replica', 'auditpg-a']);
     assert.equal(afterDelete.code, 4);
     assert.match(afterDelete.out[0]!, /^TAMPERED \(missing\) at replica auditpg-a seq 41 \(file \d+ line \d+\): the row of seq 40 is missing before this one \(deleted\)/);
+
+    // Two rows' lines swapped: each line is whole, but not at its place in the chain.
+    await sql(`UPDATE ${TABLE} t SET line_text = o.line_text FROM ${TABLE} o WHERE t.replica = 'auditpg-b' AND o.replica = 'auditpg-b' AND ((t.seq = 10 AND o.seq = 11) OR (t.seq = 11 AND o.seq = 10))`);
+    const swapped = await cli(verifyCommand, [...pgArgs, '--replica', 'auditpg-b']);
+    assert.match(swapped.out[0]!, /^TAMPERED \(reordered\) at replica auditpg-b seq 10 \(file \d+ line \d+\): its line is seq 11, not 10: lines moved between rows/);
 
     // Only what a SIEM reads, changed: the indexed column and the jsonb.
     await sql(`UPDATE ${TABLE} SET identity = 'spiffe://x/ns/y/sa/z' WHERE replica = 'auditpg-a' AND seq = 60`);
