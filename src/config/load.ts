@@ -69,6 +69,8 @@ function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateCon
   if (credentials !== undefined && 'file' in credentials.admin.password) credentials.admin.password = { file: abs(credentials.admin.password.file) };
   if (config.state.postgres === undefined) config.state.embedded = { dir: abs(config.state.embedded?.dir ?? 'state') };
   if (config.state.postgres !== undefined && 'file' in config.state.postgres.url) config.state.postgres.url = { file: abs(config.state.postgres.url.file) };
+  const exportTo = config.audit.export?.postgres;
+  if (exportTo !== undefined && 'file' in exportTo.url) exportTo.url = { file: abs(exportTo.url.file) };
   const headers = config.tracing?.otlp.headers ?? {};
   for (const [name, value] of Object.entries(headers)) if (typeof value === 'object' && 'file' in value) headers[name] = { file: abs(value.file) };
   return Object.freeze(config) as MeshgateConfig;

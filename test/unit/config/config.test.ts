@@ -90,6 +90,8 @@ firestore: { tls: plaintext, trustedHops: [127.0.0.6], project: shop-prod, upstr
   it('takes audit.export.postgres with its defaults, and names a bad table or an inline URL', async () => {
     const config = loadConfigFile(await write(valid + 'audit:\n  export:\n    postgres: { url: { env: AUDIT_PG_URL } }\n'));
     assert.deepEqual(config.audit.export?.postgres, { url: { env: 'AUDIT_PG_URL' }, table: 'meshgate_audit_events', batch: 500, interval: '1s' });
+    const fromFile = loadConfigFile(await write(valid + 'audit:\n  export:\n    postgres: { url: { file: secrets/audit-pg-url } }\n'));
+    assert.deepEqual(fromFile.audit.export?.postgres.url, { file: join(dir, 'secrets/audit-pg-url') }, 'a file is read relative to the config');
     const badTable = await write(valid + 'audit:\n  export:\n    postgres: { url: { env: U }, table: "x; drop" }\n');
     assert.throws(() => loadConfigFile(badTable), invalid(/audit\.export\.postgres\.table: .*a PostgreSQL table name/));
     const inline = await write(valid + 'audit:\n  export:\n    postgres: { url: "postgres://u:hunter2@h/db" }\n');
