@@ -146,6 +146,26 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('keeps up with a log written and rotated while it reads (timer and catch-ups racing the sink)', async () => {
+    const name = table('race');
+    const r = await replicaLog(tmp!.dir, 'race');
+    const log = capturingLog();
+    const exp = open({ connectionString: PG_URL, table: name, replica: 'replica-race', auditFile: r.file, batch: 7, intervalMs: 5, log });
+    let writing = true;
+    const writer = (async () => {
+      for (let round = 0; round < 40; round++) await r.write(25, 3);
+      writing = false;
+    })();
+    while (writing) await Promise.all([exp.catchUp(), new Promise((resolve) => setTimeout(resolve, 3))]);
+    await writer;
+    await exp.catchUp();
+    const rotated = (await readdir(r.dir)).filter((f) => /^audit\.\d{6}\.jsonl$/.test(f));
+    assert.ok(rotated.length >= 10, `rotated ${rotated.length} times while it read`);
+    assert.deepEqual(await exported(name, 'replica-race'), await r.lines());
+    assert.deepEqual(log.lines.filter((l) => l.level !== 'info'), []);
+    await r.close();
+  });
+
   it('loses and duplicates nothing while PostgreSQL is away, nor when an INSERT is done but its answer lost', async () => {
     const name = table('away');
     const url = new URL(PG_URL);
