@@ -176,8 +176,8 @@ class Follower implements AuditExport {
   async #prepare(): Promise<void> {
     if (this.#prepared) return;
     await createTablesOnce(this.#pool, this.#table.name, this.#table.sql, tableDdl(this.#table), this.#table.schema ?? undefined);
-    const { rows } = await this.#pool.query<{ seq: string; hash: string; stream: string; file: number }>(
-      `SELECT seq, hash, stream, file FROM ${this.#table.sql} WHERE replica = $1 ORDER BY seq DESC LIMIT 1`,
+    const { rows } = await this.#pool.query<{ seq: string; hash: string; stream: string; file: number; line: number; end_offset: string }>(
+      `SELECT seq, hash, stream, file, line, end_offset FROM ${this.#table.sql} WHERE replica = $1 ORDER BY seq DESC LIMIT 1`,
       [this.#o.replica],
     );
     const last = rows[0];
@@ -187,7 +187,7 @@ class Follower implements AuditExport {
       if (this.#cursor !== null && held < this.#exportedSeq) {
         this.#o.log.warn('the audit export table holds other lines of this replica than the export sent (PostgreSQL failed over or was restored?); the export goes on from what the table holds', { replica: this.#o.replica, table: this.#table.name, sent: this.#exportedSeq, held });
       }
-      this.#cursor = last === undefined ? null : resumeAfter({ seq: held, hash: last.hash, stream: last.stream, file: last.file });
+      this.#cursor = last === undefined ? null : resumeAfter({ seq: held, hash: last.hash, stream: last.stream, file: last.file, line: last.line, end: Number(last.end_offset) });
       this.#exportedSeq = held;
     }
     this.#prepared = true;
@@ -228,5 +228,5 @@ class Follower implements AuditExport {
 }
 
 function sameCursor(a: Cursor, b: Cursor): boolean {
-  return a.file === b.file && a.offset === b.offset && a.ino === b.ino && a.skipThrough === b.skipThrough && a.nextSeq === b.nextSeq;
+  return a.file === b.file && a.offset === b.offset && a.ino === b.ino && a.skipThrough === b.skipThrough && a.nextSeq === b.nextSeq && a.resumed === b.resumed;
 }

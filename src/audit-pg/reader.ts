@@ -30,6 +30,12 @@ export interface Cursor {
   readonly skipThrough: { readonly seq: number; readonly hash: string } | null;
   /** The inode the offset is in: a file replaced under the same name is read again from its start. */
   readonly ino: number | null;
+  /**
+   * The position came from the table (the last row's file, line and end offset) and no line
+   * has been read there yet. If the file does not continue the chain at that offset, it is
+   * read again from its start (skipThrough), which says precisely what is wrong, if anything.
+   */
+  readonly resumed: boolean;
 }
 
 export interface ReadBatch {
@@ -53,12 +59,17 @@ export async function startOfLog(layout: LogLayout): Promise<Cursor | null> {
   const first = files[0];
   if (first === undefined) return null;
   const number = first.number ?? (await activeNumber(layout.active)) ?? 1;
-  return { stream: null, file: number, offset: 0, line: 0, nextSeq: null, prevHash: null, skipThrough: null, ino: null };
+  return { stream: null, file: number, offset: 0, line: 0, nextSeq: null, prevHash: null, skipThrough: null, ino: null, resumed: false };
 }
 
 /** Where to go on from the row the table holds last for this replica. */
-export function resumeAfter(last: { seq: number; hash: string; stream: string; file: number }): Cursor {
-  return { stream: last.stream, file: last.file, offset: 0, line: 0, nextSeq: null, prevHash: null, skipThrough: { seq: last.seq, hash: last.hash }, ino: null };
+export function resumeAfter(last: { seq: number; hash: string; stream: string; file: number; line: number; end: number }): Cursor {
+  return { stream: last.stream, file: last.file, offset: last.end, line: last.line, nextSeq: last.seq + 1, prevHash: last.hash, skipThrough: null, ino: null, resumed: true };
+}
+
+/** Reads the cursor's file again from its start, passing over what the table holds. */
+function rescan(cursor: Cursor): Cursor {
+  return { ...cursor, offset: 0, line: 0, skipThrough: { seq: cursor.nextSeq! - 1, hash: cursor.prevHash! }, nextSeq: null, prevHash: null, ino: null, resumed: false };
 }
 
 async function tryOpen(path: string): Promise<FileHandle | null> {
@@ -124,8 +135,9 @@ export class LogReader {
     try {
       if (cursor.ino !== null && cursor.ino !== ino) {
         // Replaced under the same name (restored from a backup, or a new log): read it from its start.
-        return { rows: [], stream: cursor.stream ?? '', cursor: { ...cursor, offset: 0, line: 0, ino, skipThrough: cursor.nextSeq === null ? cursor.skipThrough : { seq: cursor.nextSeq - 1, hash: cursor.prevHash! }, nextSeq: null, prevHash: null } };
+        return { rows: [], stream: cursor.stream ?? '', cursor: { ...cursor, offset: 0, line: 0, ino, skipThrough: cursor.nextSeq === null ? cursor.skipThrough : { seq: cursor.nextSeq - 1, hash: cursor.prevHash! }, nextSeq: null, prevHash: null, resumed: false } };
       }
+      if (cursor.resumed && (await handle.stat()).size < cursor.offset) return { rows: [], stream: cursor.stream ?? '', cursor: rescan(cursor) };
       const { lines, end, torn } = await readLines(handle, cursor.offset, this.batch);
       let { stream, nextSeq, prevHash, skipThrough, line, offset } = cursor;
       const rows: ExportRow[] = [];
@@ -137,6 +149,9 @@ export class LogReader {
         offset += bytes.length + 1;
         const at = `line ${line} of ${name} (file ${cursor.file} of the log)`;
         const opened = openLine(bytes);
+        if (i === 0 && cursor.resumed && ('problem' in opened || opened.line.seq !== nextSeq || opened.line.prev !== prevHash)) {
+          return { rows: [], stream: cursor.stream ?? '', cursor: rescan(cursor) };
+        }
         if ('problem' in opened) throw stopped(`${at} ${opened.problem}; the export stops before it. Run 'meshgate audit verify ${this.layout.active}' to see what happened to the file`);
         if (!isUtf8(bytes)) throw stopped(`${at} is not UTF-8; run 'meshgate audit verify ${this.layout.active}'`);
         const chained = opened.line;
@@ -167,14 +182,14 @@ export class LogReader {
         nextSeq = chained.seq + 1;
         prevHash = chained.hash;
         const lineText = bytes.toString('utf8');
-        rows.push({ seq: chained.seq, file: cursor.file, line, prev: chained.prev, hash: chained.hash, columns: columnsOf(chained.record), lineText, jsonb: jsonbTextOf(lineText, chained.record) });
+        rows.push({ seq: chained.seq, file: cursor.file, line, end: offset, prev: chained.prev, hash: chained.hash, columns: columnsOf(chained.record), lineText, jsonb: jsonbTextOf(lineText, chained.record) });
       }
       if (stream === null && rows.length > 0) stream = rows[0]!.hash;
-      let next: Cursor = { stream, file: cursor.file, offset, line, nextSeq, prevHash, skipThrough, ino };
+      let next: Cursor = { stream, file: cursor.file, offset, line, nextSeq, prevHash, skipThrough, ino, resumed: cursor.resumed && lines.length === 0 };
       if (rotated && end && lines.length < this.batch) {
         // A rotated file is complete: what follows is in the next one.
         if (torn) throw stopped(`${name} (file ${cursor.file} of the log) ends in an incomplete line, yet it was rotated; run 'meshgate audit verify ${this.layout.active}'`);
-        next = { ...next, file: cursor.file + 1, offset: 0, line: 0, ino: null };
+        next = { ...next, file: cursor.file + 1, offset: 0, line: 0, ino: null, resumed: false };
       }
       return { rows, stream: stream ?? '', cursor: next };
     } finally {
@@ -188,6 +203,7 @@ export class LogReader {
 
   #gone(cursor: Cursor): ReadBatch {
     // Resuming after the last line of a file since removed: the next file must continue from it.
+    if (cursor.resumed) return { rows: [], stream: cursor.stream ?? '', cursor: { ...cursor, file: cursor.file + 1, offset: 0, line: 0, ino: null, resumed: false } };
     if (cursor.skipThrough !== null && cursor.offset === 0) {
       const { seq, hash } = cursor.skipThrough;
       return { rows: [], stream: cursor.stream ?? '', cursor: { ...cursor, file: cursor.file + 1, skipThrough: null, nextSeq: seq + 1, prevHash: hash, ino: null } };

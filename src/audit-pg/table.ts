@@ -37,6 +37,7 @@ export function tableDdl(t: AuditTable): string[] {
       stream text NOT NULL,
       file integer NOT NULL,
       line integer NOT NULL,
+      end_offset bigint NOT NULL,
       prev text NOT NULL,
       hash text NOT NULL,
       ts timestamptz NOT NULL,
@@ -133,6 +134,8 @@ export interface ExportRow {
   readonly seq: number;
   readonly file: number;
   readonly line: number;
+  /** The byte offset just past the line's '\\n' in its file: where a restarted export reads on. */
+  readonly end: number;
   readonly prev: string;
   readonly hash: string;
   readonly columns: RowColumns;
@@ -141,9 +144,9 @@ export interface ExportRow {
   readonly jsonb: string | null;
 }
 
-const INSERT_COLUMNS = 'replica, stream, seq, file, line, prev, hash, ts, type, engine, identity, identities, namespace, trace_id, decision, rule, database, verbs, paths, event, line_text';
-const PARAMS_PER_ROW = 19;
-/** PostgreSQL takes at most 65535 parameters a statement: 2 + 19 a row. */
+const INSERT_COLUMNS = 'replica, stream, seq, file, line, end_offset, prev, hash, ts, type, engine, identity, identities, namespace, trace_id, decision, rule, database, verbs, paths, event, line_text';
+const PARAMS_PER_ROW = 20;
+/** PostgreSQL takes at most 65535 parameters a statement: 2 + 20 a row. */
 export const MAX_BATCH = 3_000;
 
 /**
@@ -156,7 +159,7 @@ export function insertSql(t: AuditTable, rows: number): string {
   for (let i = 0; i < rows; i++) {
     const p = (k: number) => `$${2 + i * PARAMS_PER_ROW + k}`;
     values.push(
-      `($1, $2, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}::timestamptz, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}::text[], ${p(11)}, ${p(12)}, ${p(13)}, ${p(14)}, ${p(15)}, ${p(16)}::text[], ${p(17)}::text[], COALESCE(${p(18)}, ${p(19)})::jsonb, ${p(19)})`,
+      `($1, $2, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}::timestamptz, ${p(8)}, ${p(9)}, ${p(10)}, ${p(11)}::text[], ${p(12)}, ${p(13)}, ${p(14)}, ${p(15)}, ${p(16)}, ${p(17)}::text[], ${p(18)}::text[], COALESCE(${p(19)}, ${p(20)})::jsonb, ${p(20)})`,
     );
   }
   return `INSERT INTO ${t.sql} (${INSERT_COLUMNS}) VALUES ${values.join(', ')} ON CONFLICT (replica, seq) DO NOTHING`;
@@ -171,7 +174,7 @@ export function insertValues(replica: string, stream: string, rows: readonly Exp
   const out: unknown[] = [replica, stream];
   for (const r of rows) {
     const c = r.columns;
-    out.push(r.seq, r.file, r.line, r.prev, r.hash, c.ts, c.type, c.engine, c.identity, arrayLiteral(c.identities), c.namespace, c.traceId, c.decision, c.rule, c.database, arrayLiteral(c.verbs), arrayLiteral(c.paths), r.jsonb, r.lineText);
+    out.push(r.seq, r.file, r.line, r.end, r.prev, r.hash, c.ts, c.type, c.engine, c.identity, arrayLiteral(c.identities), c.namespace, c.traceId, c.decision, c.rule, c.database, arrayLiteral(c.verbs), arrayLiteral(c.paths), r.jsonb, r.lineText);
   }
   return out;
 }

@@ -146,6 +146,29 @@ describe('the audit export to PostgreSQL', { skip: missing }, () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('restarts at the offset the table names, and reads the file again from its start when that offset is off', async () => {
+    const name = table('offset');
+    const r = await replicaLog(tmp!.dir, 'offset');
+    const log = capturingLog();
+    const first = open({ connectionString: PG_URL, table: name, replica: 'replica-offset', auditFile: r.file, intervalMs: 3_600_000, log });
+    await r.write(5);
+    await first.catchUp();
+    await first.close();
+    const [last] = await query<{ end_offset: string; line: number }>(`SELECT end_offset, line FROM ${name} WHERE replica = 'replica-offset' ORDER BY seq DESC LIMIT 1`);
+    assert.equal(Number(last!.end_offset), (await readLines(r.file)).slice(0, last!.line).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0), 'the offset just past the line');
+    for (const shift of [-7, 3, 1_000_000]) {
+      await query(`UPDATE ${name} SET end_offset = end_offset + $1 WHERE replica = 'replica-offset' AND seq = (SELECT max(seq) FROM ${name} WHERE replica = 'replica-offset')`, [shift]);
+      await r.write(4);
+      const again = open({ connectionString: PG_URL, table: name, replica: 'replica-offset', auditFile: r.file, intervalMs: 3_600_000, log });
+      await again.catchUp();
+      await again.close();
+      assert.equal(again.status().stopped, null, `shifted by ${shift}`);
+      assert.deepEqual(await exported(name, 'replica-offset'), await r.lines());
+    }
+    assert.deepEqual(log.lines.filter((l) => l.level !== 'info'), []);
+    await r.close();
+  });
+
   it('keeps up with a log written and rotated while it reads (timer and catch-ups racing the sink)', async () => {
     const name = table('race');
     const r = await replicaLog(tmp!.dir, 'race');
