@@ -71,7 +71,7 @@ function firstMatch(
 }
 
 function denial(reason: string): Decision {
-  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: DEFAULT_SERVICE_CLASS };
+  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS };
 }
 
 export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[]): LoadedPolicy {

@@ -393,6 +393,7 @@ export class CommandStages implements SessionCommands {
       outcome: outcome === 'unknown' ? 'unknown' : refusal !== null || upstreamError !== null ? 'failed' : 'completed',
       error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
       prepared,
+      traceQueryText: this.grant.traceQueryText,
     });
   }
 }

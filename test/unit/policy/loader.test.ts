@@ -190,7 +190,7 @@ describe('loadPolicyDir', () => {
     const decide = (subject: Subject, database = 'shop') => policy.evaluate(subject, { engine: 'mysql', database });
     assert.deepEqual(
       { ...decide(job) },
-      { allow: true, ruleId: 'ci-shop-deploy/migrate-production', role: 'shop_migrator', allowLocalInfile: false, auditParameters: 'types', googleServiceAccount: null, serviceClass: 'default', reason: 'allowed by rule ci-shop-deploy/migrate-production as role shop_migrator' },
+      { allow: true, ruleId: 'ci-shop-deploy/migrate-production', role: 'shop_migrator', allowLocalInfile: false, auditParameters: 'types', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default', reason: 'allowed by rule ci-shop-deploy/migrate-production as role shop_migrator' },
     );
     assert.equal(decide(job, 'reporting_eu').allow, false);
     const otherWorkflow = { ...job, claims: { ...job.claims, job_workflow_ref: 'acme/shop/.github/workflows/lint.yml@refs/heads/main' } };
