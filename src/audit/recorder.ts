@@ -70,6 +70,8 @@ export interface ReportedFacts {
   readonly identifiedAt?: bigint;
   /** What the deciding rule lets spans show of the text or paths; null: the tracing configuration decides. */
   readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
+  /** The span id meshgate named for the statement in the tag MariaDB saw; its span takes it. */
+  readonly spanId?: string | null;
 }
 
 export const REPORTED_FACTS: unique symbol = Symbol('meshgate.reportedFacts');
@@ -133,6 +135,7 @@ export interface StatementFacts {
   readonly prepared?: PreparedStatementFacts | null;
   /** Not recorded: for subscribers (ReportedFacts). */
   readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
+  readonly spanId?: string | null;
 }
 
 export interface SessionEndFacts {

@@ -153,7 +153,7 @@ class SpanMaker {
     const end = now().ms;
     const login = this.logins.get(event.sessionId);
     const facts = event[REPORTED_FACTS];
-    const span = this.start(statementSpanName(event), SpanKind.CLIENT, end - event.durationUs / 1000, event.traceId, facts?.parent ?? null, login);
+    const span = this.start(statementSpanName(event), SpanKind.CLIENT, end - event.durationUs / 1000, event.traceId, facts?.parent ?? null, login, facts?.spanId ?? null);
     if (span.isRecording()) {
       const options = this.optionsFor(facts?.traceQueryText);
       span.setAttributes(statementAttributes(event, options));
@@ -211,14 +211,14 @@ class SpanMaker {
    * A span in the audit event's trace: the caller's child when it sent a traceparent, else the
    * root of the trace meshgate made (RecordedTraceIds hands the SDK that id).
    */
-  private start(name: string, kind: SpanKind, startMs: number, traceId: string, parent: TraceParent | null, login?: SpanContext): Span {
+  private start(name: string, kind: SpanKind, startMs: number, traceId: string, parent: TraceParent | null, login?: SpanContext, spanId: string | null = null): Span {
     const links: Link[] = login === undefined ? [] : [{ context: login, attributes: { 'meshgate.link': 'login' } }];
     const options = { kind, startTime: startMs, links };
     if (parent !== null) {
       const flags = Number.parseInt(parent.flags, 16) & TraceFlags.SAMPLED;
       return this.tracer.startSpan(name, options, trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: parent.spanId, traceFlags: flags, isRemote: true }));
     }
-    return this.ids.startWith(traceId, () => this.tracer.startSpan(name, options, ROOT_CONTEXT));
+    return this.ids.startWith(traceId, () => this.tracer.startSpan(name, options, ROOT_CONTEXT), spanId);
   }
 
   private step(parent: Span, name: string, startMs: number, endMs: number, attributes: Attributes, error: SpanError | null): void {

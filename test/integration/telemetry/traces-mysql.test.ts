@@ -110,12 +110,13 @@ describe('traces of MySQL sessions through meshgate', { skip: missing }, () => {
 
   it('starts a trace of its own in the trace id the audit records and the tag MariaDB saw', async () => {
     const [rows] = await conn.query('SELECT SQL_NO_CACHE INFO AS info FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()');
-    const tagged = /traceparent='00-([0-9a-f]{32})-[0-9a-f]{16}-01'/.exec((rows as { info: string }[])[0]!.info);
+    const tagged = /traceparent='00-([0-9a-f]{32})-([0-9a-f]{16})-01'/.exec((rows as { info: string }[])[0]!.info);
     assert.ok(tagged !== null, 'MariaDB saw the statement tagged with a trace id');
     const event = (await statements()).find((e) => e.traceId === tagged[1]);
     assert.ok(event !== undefined, 'the audit event has the trace id of the tag');
     const span = await oneSpan((s) => s.traceId === tagged[1], 'the untraced SELECT');
     assert.equal(span.parentSpanId, '', 'a root span');
+    assert.equal(span.spanId, tagged[2], 'the span the tag names, so MariaDB’s processlist and logs lead to it');
     assert.equal(span.attributes['meshgate.session.id'], event.sessionId);
   });
 
