@@ -4,7 +4,7 @@
  * (Firestore).
  */
 export { openCredentialRuntime, openStateStore, type CredentialReports, type CredentialRuntime } from './runtime.ts';
-export type { IssuedCredential, LeaseLog, LeaseManager, RevokeSelector } from './leases.ts';
+export type { IssuedCredential, LeaseLog, LeaseManager, LeaseOperation, LeaseOperationCounts, RevokeSelector } from './leases.ts';
 export type { RefusalVerdict } from './lease-refusal.ts';
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 export { PENDING_SUFFIX } from './admin-secret.ts';

@@ -134,4 +134,6 @@ export interface PolicyFileSummary {
 /** A CompiledPolicy that also says what it was loaded from. */
 export interface LoadedPolicy extends CompiledPolicy {
   readonly files: readonly PolicyFileSummary[];
+  /** The first 12 hex digits of a SHA-256 over the files' names and texts: changes when the policy does. */
+  readonly version: string;
 }
