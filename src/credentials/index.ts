@@ -8,5 +8,5 @@ export type { IssuedCredential, LeaseLog, LeaseManager, LeaseOperation, LeaseOpe
 export type { RefusalVerdict } from './lease-refusal.ts';
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 export { PENDING_SUFFIX } from './admin-secret.ts';
-export { emulatorAuth, googleUpstreamAuth, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';
+export { emulatorAuth, googleUpstreamAuth, TOKEN_FETCH_CHANNEL, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';
 export { sharedMariadbCredentials, type MariadbCredentials } from './shared.ts';

@@ -6,8 +6,8 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { AlertEvent, ConnectionEvent, CredentialEvent, RpcEvent, SessionEndEvent, StatementEvent } from '../../audit/index.ts';
-import { TOKEN_FETCH_CHANNEL } from '../../credentials/google.ts';
-import { JWKS_FETCH_CHANNEL } from '../../identity/jwt/jwks.ts';
+import { TOKEN_FETCH_CHANNEL } from '../../credentials/index.ts';
+import { JWKS_FETCH_CHANNEL } from '../../identity/index.ts';
 import { CounterFamily, HistogramFamily, type CounterCell } from './cells.ts';
 import { codeLabel, loginOutcome, methodLabel, operationOutcome, policyJudged, ruleLabel, sessionOutcome, verbLabel } from './labels.ts';
 

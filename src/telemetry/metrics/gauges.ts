@@ -6,7 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { LeaseOperationCounts } from '../../credentials/index.ts';
-import { pemCertificates } from '../../identity/ca-records.ts';
+import { pemCertificates } from '../../identity/index.ts';
 import type { LeaseRecord } from '../../store/index.ts';
 
 export interface PoolSource {

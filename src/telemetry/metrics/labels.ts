@@ -31,8 +31,7 @@ export function verbLabel(verb: string | null, command: string): string {
 
 /** `google.firestore.v1.Firestore/GetDocument` → `GetDocument`; a method meshgate does not serve → `other`. */
 export function methodLabel(method: string): string {
-  const name = method.slice(method.lastIndexOf('/') + 1);
-  return METHODS.has(name) ? name : OTHER;
+  return METHODS.get(method.startsWith('/') ? method.slice(1) : method)?.name ?? OTHER;
 }
 
 /** A stable MG_ code from the registry; MariaDB's numeric codes and anything else → `other`. */
