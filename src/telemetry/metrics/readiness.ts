@@ -30,6 +30,8 @@ export interface ReadinessReport {
 
 export class Readiness {
   private lastReached = -Infinity;
+  /** When the last check began: a failing upstream is checked once per interval too. */
+  private lastAttempt = -Infinity;
   private lastProblems: readonly UpstreamProblem[] | null = null;
   private checking: Promise<void> | null = null;
   private readonly now: () => number;
@@ -63,8 +65,11 @@ export class Readiness {
   /** null when reached lately; otherwise what is wrong. */
   private async upstream(): Promise<string | null> {
     if (this.sources.upstreamChecks().length === 0) return null;
-    const stale = this.now() - this.lastReached > this.sources.upstreamFreshMs;
-    if (stale && this.checking === null) this.checking = this.check().finally(() => (this.checking = null));
+    const stale = this.now() - Math.max(this.lastReached, this.lastAttempt) > this.sources.upstreamFreshMs;
+    if (stale && this.checking === null) {
+      this.lastAttempt = this.now();
+      this.checking = this.check().finally(() => (this.checking = null));
+    }
     // The first probe waits (briefly) for a first result; later ones answer from the last.
     if (this.lastProblems === null && this.checking !== null) {
       const wait = this.sources.firstCheckWaitMs ?? 5_000;
