@@ -87,6 +87,14 @@ firestore: { tls: plaintext, trustedHops: [127.0.0.6], project: shop-prod, upstr
     assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(expected)}$`)));
   });
 
+  it('takes a metrics section: a listener address, an upstream check interval; a bad address is named', async () => {
+    const config = loadConfigFile(await write(valid + 'metrics: { listen: "[::1]:9464" }\n'));
+    assert.deepEqual(config.metrics, { listen: '[::1]:9464', upstreamCheckInterval: '15s' });
+    assert.equal(loadConfigFile(await write(valid)).metrics, undefined, 'absent: no metrics');
+    const path = await write(valid + 'metrics: { listen: "9464" }\n');
+    assert.throws(() => loadConfigFile(path), invalid(/metrics\.listen: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9464/));
+  });
+
   it('refuses an inline password, never repeats it, and says how to give it', async () => {
     const path = await write(valid.replace('{ env: SHOP_WRITER_PASSWORD }', 'hunter2'));
     const expected = `${path}: upstream.roles.shop_writer.password: inline passwords are not allowed: use password: { file: … } or { env: … } (line 6, column 42)`;
