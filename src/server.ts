@@ -18,7 +18,6 @@ import {
   createIdentityResolver,
   createTokenVerifier,
   JoinTokenStore,
-  parseDuration,
   startSigningEndpoint,
   watchTlsMaterial,
   type SigningEndpoint,
@@ -28,11 +27,10 @@ import {
 import type { Logger } from './log.ts';
 import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
-import { probeRoutes, Readiness, startMetrics } from './telemetry/metrics/index.ts';
+import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
 import { admitEverything, tokenBuckets } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
-import { upstreamWait, type UpstreamCheck } from './upstream-checks.ts';
-import { MESHGATE_VERSION } from './version.ts';
+import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
 type Handles = RunningHandles<typeof ENGINES>;
 type RunningMysql = NonNullable<Handles['mysql']>;
@@ -94,7 +92,12 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const started = upstreamWait({ log, waitMs: options.waitForUpstreamMs ?? 0, now: clock.now });
   // The checks each engine runs at start are what /readyz runs again when no login has lately.
   const upstreamChecks: UpstreamCheck[] = [];
-  const upstreams = { check: (checks: readonly UpstreamCheck[]) => (upstreamChecks.push(...checks), started.check(checks)) };
+  const upstreams: UpstreamWait = {
+    check(checks) {
+      upstreamChecks.push(...checks);
+      return started.check(checks);
+    },
+  };
   const loaded = await loadPolicyDir(config.policy.dir);
   const policy = fixedPolicy(loaded);
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
@@ -121,23 +124,18 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Listening before the engines start, closed after they stop: every event becomes a span.
   const tracing = tracingFor(config, log, env);
   if (tracing !== null) teardown.add(() => tracing.close());
-  const readiness = new Readiness({
-    policyLoaded: () => policy.current().ruleCount > 0,
-    auditRefusal: () => recorder.refusal(),
-    upstreamChecks: () => upstreamChecks,
-    upstreamFreshMs: upstreamFreshMs(config),
-  });
   // Counting before the engines start (and after they stop); the pool and leases are read when scraped.
-  let running: { pool: RunningMysql['pool'] | null } = { pool: null };
+  let pool: RunningMysql['pool'] | null = null;
   let mariadbRef: MariadbCredentials | null = null;
-  const metrics = config.metrics === undefined ? null : await startMetrics(config.metrics, {
-    version: MESHGATE_VERSION,
+  const { readiness, metrics } = await observabilityFor(config, {
+    log,
     audit,
-    pool: () => running.pool,
+    tls,
+    policy: { version: loaded.version, rules: () => policy.current().ruleCount },
+    upstreamChecks: () => upstreamChecks,
+    pool: () => pool,
     leases: () => mariadbRef?.opened()?.leases ?? null,
-    ...(tls === null ? {} : { certificates: { certificatePem: () => certificatePem(tls), bundlePem: () => tls.bundlePem() } }),
-    policy: () => ({ version: loaded.version, rules: policy.current().ruleCount }),
-  }, readiness, log);
+  });
   if (metrics !== null) teardown.add(() => metrics.close());
   // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
   const mariadbTls = config.upstream?.tls === undefined ? null : await openMariadbClientTls(config.upstream.tls, log);
@@ -163,7 +161,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
 
   const engines = await startEngines(config, deps, ENGINES);
   teardown.add(() => engines.close());
-  running = { pool: engines.byName.mysql?.pool ?? null };
+  pool = engines.byName.mysql?.pool ?? null;
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
   const probes = probeRoutes(metrics?.registry ?? null, readiness);
@@ -287,13 +285,3 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
   });
 }
 
-/** metrics.upstreamCheckInterval in milliseconds; without metrics, the schema's default. */
-function upstreamFreshMs(config: MeshgateConfig): number {
-  return parseDuration(config.metrics?.upstreamCheckInterval ?? '15s') * 1000;
-}
-
-/** meshgate's certificate as its TLS context holds it (chain first). */
-function certificatePem(tls: TlsMaterial): string | Buffer | null {
-  const cert = tls.contextOptions().cert;
-  return typeof cert === 'string' || Buffer.isBuffer(cert) ? cert : null;
-}
