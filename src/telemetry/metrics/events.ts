@@ -30,6 +30,8 @@ export class EventMetrics {
   readonly tokenFetches = new CounterFamily('meshgate_token_fetches_total', 'Google access tokens minted for the Firestore upstream, by outcome: success, failure.', ['outcome']);
   /** Open sessions per engine, for the gauges read at scrape time. */
   readonly active = new Map<string, number>();
+  /** Their ids: a session that ends before its login was recorded (the client left before its OK) was never counted open. */
+  private readonly open = new Set<string>();
 
   readonly families = [this.logins, this.loginFailures, this.sessions, this.decisions, this.statements, this.rpcs, this.bytes, this.credentials, this.alerts, this.jwksFetches, this.tokenFetches];
 
@@ -46,6 +48,7 @@ export class EventMetrics {
     if (outcome !== 'success') this.loginFailures.cell(engine, codeLabel(event.error?.code)).value += count;
     if (policyJudged(event)) this.decisions.cell(engine, event.decision, ruleLabel(event.rule)).value += count;
     if (outcome === 'success') {
+      this.open.add(event.sessionId);
       this.active.set(engine, (this.active.get(engine) ?? 0) + 1);
       this.onUpstreamReached();
     }
@@ -67,8 +70,7 @@ export class EventMetrics {
     this.sessions.cell(engine, sessionOutcome(event)).value++;
     this.bytes.cell(engine, 'from_client').value += event.bytesFromClient;
     this.bytes.cell(engine, 'from_upstream').value += event.bytesFromUpstream;
-    const open = this.active.get(engine) ?? 0;
-    if (open > 0) this.active.set(engine, open - 1);
+    if (this.open.delete(event.sessionId)) this.active.set(engine, (this.active.get(engine) ?? 1) - 1);
   }
 
   credential(event: CredentialEvent): void {

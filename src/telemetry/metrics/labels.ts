@@ -62,7 +62,7 @@ export function operationOutcome(event: StatementEvent | RpcEvent): 'denied' | '
 /** How a session ended, from its reason (free text, never a label itself). */
 export function sessionOutcome(event: SessionEndEvent): 'client_closed' | 'shutdown' | 'error' {
   const reason = event.reason;
-  if (reason.startsWith('client quit') || reason.startsWith('client closed') || reason.startsWith('client sent COM_QUIT')) return 'client_closed';
+  if (reason.startsWith('client quit') || reason.startsWith('client closed') || reason.startsWith('client left')) return 'client_closed';
   if (reason.includes('shut down')) return 'shutdown';
   return 'error';
 }

@@ -121,6 +121,8 @@ describe('metrics from the audit recorder', () => {
     session.statement({ ...statement, verb: 'DELETE', decision: 'deny', durationUs: 10, outcome: 'failed', error: denied });
     session.statement({ ...statement, verb: 'XYZZY', decision: 'allow', durationUs: 10, outcome: 'failed' });
     session.end({ reason: 'client quit', bytesFromClient: 100, bytesFromUpstream: 2000 });
+    // A session whose client left before its OK: its login was never recorded, nor counted open.
+    recorder.openSession({ engine: 'mysql', sessionId: 's9', identity, role: 'rw', rule: 'orders/rw', upstreamConnectionId: 10, startedAt: Date.now() }).end({ reason: 'client left before its OK', bytesFromClient: 0, bytesFromUpstream: 0 });
     const text = await metrics.text();
     const select = { engine: 'mysql', verb: 'SELECT', outcome: 'completed' };
     assert.equal(sample(text, 'meshgate_statement_duration_seconds_count', select), 2);
@@ -130,7 +132,7 @@ describe('metrics from the audit recorder', () => {
     assert.equal(sample(text, 'meshgate_statement_duration_seconds_count', { engine: 'mysql', verb: 'DELETE', outcome: 'denied' }), 1);
     assert.equal(sample(text, 'meshgate_statement_duration_seconds_count', { engine: 'mysql', verb: 'other', outcome: 'failed' }), 1);
     assert.equal(sample(text, 'meshgate_policy_decisions_total', { engine: 'mysql', decision: 'allow', rule: 'orders/rw' }), 4);
-    assert.equal(sample(text, 'meshgate_sessions_total', { engine: 'mysql', outcome: 'client_closed' }), 1);
+    assert.equal(sample(text, 'meshgate_sessions_total', { engine: 'mysql', outcome: 'client_closed' }), 2);
     assert.equal(sample(text, 'meshgate_session_bytes_total', { engine: 'mysql', direction: 'from_upstream' }), 2000);
     assert.equal(sample(text, 'meshgate_sessions_active', { engine: 'mysql' }), 0);
     assert.ok(!text.includes('0'.repeat(32)) && !text.includes(identity.spiffeId), 'no trace id or identity in any label');
