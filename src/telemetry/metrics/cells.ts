@@ -20,6 +20,13 @@ export interface HistogramCell {
   readonly counts: Float64Array;
   sum: number;
   count: number;
+  /**
+   * Each bucket's latest exemplar (OpenMetrics): the trace id of an observation that fell in
+   * it, its value and when (seconds). Kept in arrays so an observation allocates nothing.
+   */
+  readonly exemplarTraces: (string | undefined)[];
+  readonly exemplarValues: Float64Array;
+  readonly exemplarTimes: Float64Array;
 }
 
 /** Cells by their label values, one Map level per label. */
@@ -53,11 +60,12 @@ class Cells<Cell> {
   }
 }
 
-/** One sample as prom-client's registry formats it. */
+/** One sample as prom-client's registry formats it (the exemplar only in OpenMetrics). */
 interface Sample {
   readonly metricName?: string;
   readonly labels: Readonly<Record<string, string | number>>;
   readonly value: number;
+  readonly exemplar?: { readonly labelSet: Readonly<Record<string, string>>; readonly value: number; readonly timestamp: number };
 }
 
 /** What prom-client's registry reads of a metric (its `get()`, as its own classes have). */
@@ -115,20 +123,35 @@ export class HistogramFamily implements Family {
   ) {
     this.bounds = Float64Array.from(buckets);
     if (this.bounds.some((bound, i) => i > 0 && bound <= this.bounds[i - 1]!)) throw new TypeError('buckets must increase');
-    this.cells = new Cells(labelNames, (labels) => ({ labels, counts: new Float64Array(buckets.length + 1), sum: 0, count: 0 }));
+    const slots = buckets.length + 1;
+    this.cells = new Cells(labelNames, (labels) => ({
+      labels,
+      counts: new Float64Array(slots),
+      sum: 0,
+      count: 0,
+      exemplarTraces: new Array<string | undefined>(slots).fill(undefined),
+      exemplarValues: new Float64Array(slots),
+      exemplarTimes: new Float64Array(slots),
+    }));
   }
 
   cell(a: string, b?: string, c?: string): HistogramCell {
     return this.cells.get(a, b, c);
   }
 
-  observe(cell: HistogramCell, value: number): void {
+  /** Counts `value`; with `traceId`, it becomes its bucket's exemplar (a metric leads to a trace). */
+  observe(cell: HistogramCell, value: number, traceId?: string): void {
     const bounds = this.bounds;
     let i = 0;
     while (i < bounds.length && value > bounds[i]!) i++;
     cell.counts[i]!++;
     cell.sum += value;
     cell.count++;
+    if (traceId !== undefined) {
+      cell.exemplarTraces[i] = traceId;
+      cell.exemplarValues[i] = value;
+      cell.exemplarTimes[i] = Date.now() / 1000;
+    }
   }
 
   reset(): void {
@@ -136,6 +159,7 @@ export class HistogramFamily implements Family {
       cell.counts.fill(0);
       cell.sum = 0;
       cell.count = 0;
+      cell.exemplarTraces.fill(undefined);
     }
   }
 
@@ -145,12 +169,19 @@ export class HistogramFamily implements Family {
       let cumulative = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         cumulative += cell.counts[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...cell.labels, le: this.bounds[i]! }, value: cumulative });
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...cell.labels, le: this.bounds[i]! }, value: cumulative, ...exemplarOf(cell, i) });
       }
-      values.push({ metricName: `${this.name}_bucket`, labels: { ...cell.labels, le: '+Inf' }, value: cell.count });
+      values.push({ metricName: `${this.name}_bucket`, labels: { ...cell.labels, le: '+Inf' }, value: cell.count, ...exemplarOf(cell, this.bounds.length) });
       values.push({ metricName: `${this.name}_sum`, labels: cell.labels, value: cell.sum });
       values.push({ metricName: `${this.name}_count`, labels: cell.labels, value: cell.count });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values };
   }
+}
+
+/** The bucket's exemplar as prom-client formats it: `# {trace_id="…"} value timestamp`. */
+function exemplarOf(cell: HistogramCell, bucket: number): Pick<Sample, 'exemplar'> {
+  const traceId = cell.exemplarTraces[bucket];
+  if (traceId === undefined) return {};
+  return { exemplar: { labelSet: { trace_id: traceId }, value: cell.exemplarValues[bucket]!, timestamp: cell.exemplarTimes[bucket]! } };
 }

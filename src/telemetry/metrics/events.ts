@@ -56,12 +56,12 @@ export class EventMetrics {
 
   statement(event: StatementEvent): void {
     const outcome = operationOutcome(event);
-    this.statements.observe(this.statements.cell(event.engine, verbLabel(event.verb, event.command), outcome), event.durationUs / 1e6);
+    this.statements.observe(this.statements.cell(event.engine, verbLabel(event.verb, event.command), outcome), event.durationUs / 1e6, event.traceId);
     this.decisions.cell(event.engine, event.decision, ruleLabel(event.rule)).value++;
   }
 
   rpc(event: RpcEvent): void {
-    this.rpcs.observe(this.rpcs.cell(event.engine, methodLabel(event.method), operationOutcome(event)), event.durationUs / 1e6);
+    this.rpcs.observe(this.rpcs.cell(event.engine, methodLabel(event.method), operationOutcome(event)), event.durationUs / 1e6, event.traceId);
     this.decisions.cell(event.engine, event.decision, ruleLabel(event.rule)).value++;
   }
 

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from '../../transport/http/index.ts';
 import type { Readiness } from './readiness.ts';
+import { acceptsOpenMetrics, OPENMETRICS_CONTENT_TYPE } from './openmetrics.ts';
 import type { MetricsRegistry } from './registry.ts';
 
 export const PROBE_ROUTES = { metrics: '/metrics', health: '/healthz', ready: '/readyz' } as const;
@@ -23,11 +24,13 @@ export function readyRoute(readiness: Readiness): ProbeRoute {
   };
 }
 
+/** Prometheus text, or OpenMetrics with exemplars where the scraper accepts it. */
 export function metricsRoute(metrics: MetricsRegistry): ProbeRoute {
   return async (req, res) => {
-    const text = await metrics.text();
+    const open = acceptsOpenMetrics(req.headers.accept);
+    const text = open ? await metrics.openMetrics() : await metrics.text();
     if (res.headersSent) return;
-    res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+    res.writeHead(200, { 'content-type': open ? OPENMETRICS_CONTENT_TYPE : metrics.contentType, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : text);
   };
 }

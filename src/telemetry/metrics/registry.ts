@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { register } from './cells.ts';
 import { EventMetrics, subscribe } from './events.ts';
 import { registerGauges, type GaugeSources } from './gauges.ts';
+import { openMetricsText } from './openmetrics.ts';
 
 const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -16,6 +17,8 @@ export interface MetricsRegistry {
   /** The exposition, in Prometheus text format 0.0.4. */
   text(): Promise<string>;
   readonly contentType: string;
+  /** The exposition as OpenMetrics 1.0, with exemplars (trace ids on latency buckets). */
+  openMetrics(): Promise<string>;
 }
 
 export interface RegistryOptions {
@@ -33,7 +36,7 @@ export function createMetricsRegistry(sources: GaugeSources, options: RegistryOp
     // Gauges named like counters: Prometheus' linter (promtool check metrics) rejects them.
     for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
   }
-  return { registry, events, text: () => registry.metrics(), contentType: registry.contentType };
+  return { registry, events, text: () => registry.metrics(), contentType: registry.contentType, openMetrics: () => openMetricsText(registry) };
 }
 
 /** Subscribes the registry's counters to the audit's channels; returns the unsubscribe. */
