@@ -52,6 +52,8 @@ export interface PrometheusServer {
   query(expr: string): Promise<Sample[]>;
   /** Until the scrape target is up (health "up"), or throws with what Prometheus says of it. */
   waitForTarget(timeoutMs?: number): Promise<void>;
+  /** The trace ids of the exemplars of the series `selector` selects (exemplar storage is on). */
+  exemplarTraceIds(selector: string): Promise<string[]>;
   /** Until `expr` has a sample for which `ok` holds. */
   waitFor(expr: string, ok: (samples: Sample[]) => boolean, timeoutMs?: number): Promise<Sample[]>;
   stop(): Promise<void>;
@@ -87,7 +89,7 @@ export async function startPrometheus(target: string, intervalSeconds = 1): Prom
     const url = `http://127.0.0.1:${port}`;
     child = spawn(
       PROMETHEUS,
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', '--enable-feature=exemplar-storage'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const keep = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-8000));
@@ -122,6 +124,11 @@ export async function startPrometheus(target: string, intervalSeconds = 1): Prom
     return {
       url,
       query,
+      async exemplarTraceIds(selector) {
+        const now = Date.now() / 1000;
+        const data = (await api(`/api/v1/query_exemplars?query=${encodeURIComponent(selector)}&start=${now - 3600}&end=${now + 60}`)) as { exemplars: { labels: Record<string, string> }[] }[];
+        return data.flatMap((series) => series.exemplars.map((e) => e.labels['trace_id'] ?? ''));
+      },
       async waitForTarget(timeoutMs = 30_000) {
         let health = '';
         await until(`the target ${target} to be up (last: ${health})`, async () => {

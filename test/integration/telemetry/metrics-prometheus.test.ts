@@ -92,6 +92,10 @@ describe('Prometheus scraping meshgate', { skip: missing }, () => {
     assert.ok((await prometheus.query('meshgate_certificate_expiry_timestamp_seconds{certificate="trust_root"}')).length >= 1);
     assert.equal((await prometheus.query('meshgate_policy_info')).length, 1);
     assert.ok(value(await prometheus.query('meshgate_upstream_pool_events_total{event="opened"}')) >= 1);
+    // Scraped as OpenMetrics, the SELECTs' latency buckets name a trace the audit recorded for one of them.
+    const selects = (await h.readAudit()).filter((e) => e['type'] === 'statement' && e['verb'] === 'SELECT').map((e) => e['traceId']);
+    const exemplars = await prometheus.exemplarTraceIds('meshgate_statement_duration_seconds_bucket{verb="SELECT"}');
+    assert.ok(exemplars.length >= 1 && exemplars.every((id) => selects.includes(id)), `exemplars ${JSON.stringify(exemplars)} are traces of the SELECTs ${JSON.stringify(selects)}`);
   });
 
   it('exposes text that promtool check metrics passes, with no identity, statement or trace id in it', async () => {
