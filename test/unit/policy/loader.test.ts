@@ -204,3 +204,14 @@ describe('loadPolicyDir', () => {
     assert.equal(decide({ ...subjectFromPrincipal('ci.example/github/acme/shop/env/production'), authMethod: 'mtls' }).allow, false);
   });
 });
+
+describe('the policy version', () => {
+  it('is a digest of the files: the same texts give the same version wherever they live, a change gives another', () => {
+    const version = (name: string, text: string) => loadPolicyDocuments([{ name, text }]).version;
+    const here = version('policy/orders.yaml', VALID);
+    assert.match(here, /^[0-9a-f]{12}$/);
+    assert.equal(version('/etc/meshgate/policy/orders.yaml', VALID), here);
+    assert.notEqual(version('policy/orders.yaml', VALID.replace('shop_writer', 'shop_reader')), here);
+    assert.notEqual(version('policy/other.yaml', VALID), here);
+  });
+});
