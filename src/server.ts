@@ -162,6 +162,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const engines = await startEngines(config, deps, ENGINES);
   teardown.add(() => engines.close());
   pool = engines.byName.mysql?.pool ?? null;
+  // Every engine's start check just passed: the upstreams answered a moment ago.
+  readiness.upstreamReached();
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
   const probes = probeRoutes(metrics?.registry ?? null, readiness);

@@ -17,7 +17,7 @@ export interface ReadinessSources {
   readonly upstreamChecks: () => readonly UpstreamCheck[];
   /** How long a success counts (metrics.upstreamCheckInterval). */
   readonly upstreamFreshMs: number;
-  /** How long a probe waits for a first check before answering without it. */
+  /** How long a probe waits for a first check before answering without it (default 900 ms: under a kubelet probe's 1 s). */
   readonly firstCheckWaitMs?: number;
   readonly now?: () => number;
 }
@@ -72,7 +72,7 @@ export class Readiness {
     }
     // The first probe waits (briefly) for a first result; later ones answer from the last.
     if (this.lastProblems === null && this.checking !== null) {
-      const wait = this.sources.firstCheckWaitMs ?? 5_000;
+      const wait = this.sources.firstCheckWaitMs ?? 900;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.checking, new Promise<void>((resolve) => (timer = setTimeout(resolve, wait)))]);
       clearTimeout(timer);
