@@ -213,6 +213,8 @@ function expiriesOf(pem: string | Buffer | null, certificate: Expiry['certificat
   return pemCertificates(pem.toString()).flatMap((block) => {
     try {
       const x509 = new X509Certificate(block);
+      // A bundle may carry a leaf by mistake; only CA certificates are roots.
+      if (certificate === 'trust_root' && !x509.ca) return [];
       return [{ certificate, subject: subjectOf(x509), notAfter: Math.floor(Date.parse(x509.validTo) / 1000) }];
     } catch {
       return [];
