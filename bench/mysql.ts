@@ -6,7 +6,8 @@
  * Options (env): MESHGATE_BENCH_SECONDS (default 3 per measurement), MESHGATE_BENCH_CONNECTS (default 300),
  * MESHGATE_BENCH_AUDIT_DURABILITY (strict or buffered; default: the config's default),
  * MESHGATE_BENCH_TRACING=1 (a span for every statement and login, exported over OTLP/HTTP to a
- * sink in this process that reads and drops them).
+ * sink in this process that reads and drops them), MESHGATE_BENCH_METRICS=1 (Prometheus metrics
+ * on, on a plain listener this process scrapes every MESHGATE_BENCH_SCRAPE_MS, default 1000).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -27,12 +28,15 @@ const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 300);
 const ROWS = 10_000;
 const TRUST_DOMAIN = 'bench.meshgate.local';
 
-async function startChild(script: string, args: string[], nodeFlags: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+async function startChild(script: string, args: string[], nodeFlags: string[] = []): Promise<{ child: ChildProcess; port: number; metricsPort: number | null }> {
   const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(import.meta.dirname, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
+  let metricsPort: number | null = null;
   for await (const line of lines) {
+    const metrics = /^metrics (\d+)$/.exec(line);
+    if (metrics) metricsPort = Number(metrics[1]);
     const match = /^ready (\d+)$/.exec(line);
-    if (match) return { child, port: Number(match[1]) };
+    if (match) return { child, port: Number(match[1]), metricsPort };
   }
   throw new Error(`${script} exited before it was ready`);
 }
@@ -54,6 +58,9 @@ async function startSpanSink(): Promise<{ endpoint: string; exports: number; byt
 
 const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
 const spanSink = process.env.MESHGATE_BENCH_TRACING === '1' ? await startSpanSink() : null;
+const METRICS = process.env.MESHGATE_BENCH_METRICS === '1';
+/** Scrapes as Prometheus would (more often than its usual 15 s, to be on the safe side). */
+const scraper = { scrapes: 0, bytes: 0, last: '', timer: null as NodeJS.Timeout | null };
 const children: ChildProcess[] = [];
 // Unique per run: tests, the demo or another benchmark may share this MariaDB.
 const RUN = randomBytes(3).toString('hex');
@@ -93,6 +100,7 @@ try {
         ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }),
       },
       ...(spanSink === null ? {} : { tracing: { otlp: { endpoint: spanSink.endpoint }, sampling: { ratio: 1 } } }),
+      ...(METRICS ? { metrics: { listen: '127.0.0.1:0' } } : {}),
     }),
   );
   const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);
@@ -102,6 +110,18 @@ try {
   if (profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
   const meshgate = await startChild('meshgate-child.ts', [join(dir, 'meshgate.yaml')], nodeFlags);
   children.push(relay.child, meshgate.child);
+  if (meshgate.metricsPort !== null) {
+    const url = `http://127.0.0.1:${meshgate.metricsPort}/metrics`;
+    scraper.timer = setInterval(() => {
+      void fetch(url)
+        .then((response) => response.text())
+        .then((text) => {
+          scraper.scrapes++;
+          scraper.bytes += text.length;
+          scraper.last = text;
+        });
+    }, Number(process.env.MESHGATE_BENCH_SCRAPE_MS ?? 1000));
+  }
 
   const base = { user: account.user, password: account.password, database: DATABASE, host: '127.0.0.1' };
   const direct = { ...base, port: MARIADB.port };
@@ -149,7 +169,13 @@ try {
     }),
   );
   if (spanSink !== null) console.log(JSON.stringify({ scenario: 'tracing_sink', exports: spanSink.exports, bytes: spanSink.bytes }));
+  if (scraper.timer !== null) {
+    // The statements the last scrape had counted: metrics saw the load, not just ran beside it.
+    const counted = [...scraper.last.matchAll(/^meshgate_statement_duration_seconds_count\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    console.log(JSON.stringify({ scenario: 'metrics_scrapes', scrapes: scraper.scrapes, bytes: scraper.bytes, statements_counted: counted }));
+  }
 } finally {
+  if (scraper.timer !== null) clearInterval(scraper.timer);
   spanSink?.close();
   for (const child of children) child.kill('SIGTERM');
   await provisioned.drop();

@@ -5,7 +5,7 @@
  * is found before the first client is accepted, and a failed start closes what it opened.
  */
 import type { AddressInfo } from 'node:net';
-import { startAdminApi, type AdminApi } from './admin/api.ts';
+import { startAdminApi, type AdminApi, type AdminApiOptions } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
 import { credentialReports } from './admin/trail.ts';
 import { AuditRecorder, openJsonlAuditSink, type AuditSink } from './audit/index.ts';
@@ -28,9 +28,10 @@ import {
 import type { Logger } from './log.ts';
 import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
+import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
 import { admitEverything, tokenBuckets } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
-import { upstreamWait } from './upstream-checks.ts';
+import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
 type Handles = RunningHandles<typeof ENGINES>;
 type RunningMysql = NonNullable<Handles['mysql']>;
@@ -50,6 +51,8 @@ export interface RunningMeshgate {
   readonly signerPort: number | null;
   /** The admin API's port, when `admin` and dynamic credentials are configured. */
   readonly adminPort: number | null;
+  /** The plain-HTTP metrics listener's port (/metrics, /healthz, /readyz), when `metrics.listen` is set. */
+  readonly metricsPort: number | null;
   // Shorthands for the engines' handles, null when that engine is not configured.
   readonly address: AddressInfo | null;
   readonly listener: RunningMysql['listener'] | null;
@@ -89,8 +92,17 @@ export async function startMeshgate(config: MeshgateConfig, log: Logger, env: No
 async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv, teardown: Teardown, options: StartOptions): Promise<RunningMeshgate> {
   const clock: Clock = { now: () => Date.now() };
   // One wait for the whole start, counted from now, whichever engine's upstream is late.
-  const upstreams = upstreamWait({ log, waitMs: options.waitForUpstreamMs ?? 0, now: clock.now });
-  const policy = fixedPolicy(await loadPolicyDir(config.policy.dir));
+  const started = upstreamWait({ log, waitMs: options.waitForUpstreamMs ?? 0, now: clock.now });
+  // The checks each engine runs at start are what /readyz runs again when no login has lately.
+  const upstreamChecks: UpstreamCheck[] = [];
+  const upstreams: UpstreamWait = {
+    check(checks) {
+      upstreamChecks.push(...checks);
+      return started.check(checks);
+    },
+  };
+  const loaded = await loadPolicyDir(config.policy.dir);
+  const policy = fixedPolicy(loaded);
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
@@ -118,6 +130,19 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Listening before the engines start, closed after they stop: every event becomes a span.
   const tracing = tracingFor(config, log, env);
   if (tracing !== null) teardown.add(() => tracing.close());
+  // Counting before the engines start (and after they stop); the pool and leases are read when scraped.
+  let pool: RunningMysql['pool'] | null = null;
+  let mariadbRef: MariadbCredentials | null = null;
+  const { readiness, metrics } = await observabilityFor(config, {
+    log,
+    audit,
+    tls,
+    policy: { version: loaded.version, rules: () => policy.current().ruleCount },
+    upstreamChecks: () => upstreamChecks,
+    pool: () => pool,
+    leases: () => mariadbRef?.opened()?.leases ?? null,
+  });
+  if (metrics !== null) teardown.add(() => metrics.close());
   // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
   const mariadbTls = config.upstream?.tls === undefined ? null : await openMariadbClientTls(config.upstream.tls, log);
   if (mariadbTls !== null) teardown.add(() => mariadbTls.close());
@@ -126,6 +151,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const mariadb = sharedMariadbCredentials(config, { log, env, tls: mariadbTls, report: credentialReports(recorder, config.upstream?.credentials?.admin.user ?? null) });
   // After the engines that use its leases; it drops this replica's session accounts.
   if (mariadb !== null) teardown.add(() => mariadb.close());
+  mariadbRef = mariadb;
   const deps: EngineDeps = {
     log,
     identity,
@@ -141,9 +167,13 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
 
   const engines = await startEngines(config, deps, ENGINES);
   teardown.add(() => engines.close());
+  pool = engines.byName.mysql?.pool ?? null;
+  // Every engine's start check just passed: the upstreams answered a moment ago.
+  readiness.upstreamReached();
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log, tracing });
+  const probes = probeRoutes(metrics?.registry ?? null, readiness);
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log, tracing, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -156,6 +186,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     auditDurability: config.audit.durability,
     auditExport: auditExport === null ? null : { table: auditExport.status().table, replica: auditExport.status().replica },
     tracing: config.tracing === undefined ? null : { endpoint: config.tracing.otlp.endpoint, ratio: config.tracing.sampling.ratio },
+    metrics: config.metrics === undefined ? null : (config.metrics.listen ?? 'admin port only'),
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
   return {
@@ -166,6 +197,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     credentials: mariadb?.opened() ?? null,
     signerPort: signer?.port ?? null,
     adminPort: adminApi?.port ?? null,
+    metricsPort: metrics?.port ?? null,
     address: mysql?.address ?? null,
     listener: mysql?.listener ?? null,
     pool: mysql?.pool ?? null,
@@ -230,6 +262,7 @@ interface AdminDeps {
   readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly tracing: Tracing | null;
+  readonly probes: NonNullable<AdminApiOptions['probes']>;
 }
 
 /** The admin API (credentials for CI, lease administration) serves dynamic credentials only. */
@@ -258,5 +291,7 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
     audit: deps.audit,
     log: deps.log,
     ...(deps.tracing === null ? {} : { recentSpans: (traceId: string) => deps.tracing!.recentSpans(traceId) }),
+    probes: deps.probes,
   });
 }
+

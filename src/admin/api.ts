@@ -6,6 +6,9 @@
  * unknown lease, 413 body too large, 429 limit, 503 unavailable, 500 config/internal).
  *
  *   GET  /healthz                  → 200 { ok: true }
+ *   GET  /readyz                   → 200 { ready: true }, or 503 { ready: false, notReady: { policy?, upstream?, audit? } }
+ *   GET  /metrics                  → Prometheus text; any verified client certificate (a scraper's SVID);
+ *                                  404 MG_METRICS_OFF without a metrics section
  *   POST /v1/creds                 { token?, database, ttl? } → 201 { host, port, username, password, database, leaseId, expiresAt, ... }
  *                                  The token may come as `Authorization: Bearer` instead; without
  *                                  one, a verified client certificate is the identity. Policy decides:
@@ -34,6 +37,7 @@ import { readJsonObject, statusOf, stringField } from './http.ts';
 import { LimitExceededError, type RateLimiter } from '../throttle/index.ts';
 import { ALL_STATES, authorizeAndIssue, describeSelector, LIVE_STATES, leaseView, principalSelector, ttlMsOf, type AdminAccount, type IssueTrail, type LeaseOperations, type UpstreamAddress } from './issue.ts';
 import { ADMIN_RULE, CredentialTrail, type CredentialAudit } from './trail.ts';
+import type { ProbeRoute } from '../telemetry/metrics/probes.ts';
 
 export { MAX_ADMIN_BODY_BYTES } from './http.ts';
 
@@ -43,6 +47,8 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 export const ADMIN_ROUTES = {
   health: '/healthz',
+  ready: '/readyz',
+  metrics: '/metrics',
   creds: '/v1/creds',
   leases: '/v1/leases',
   revoke: '/v1/leases/revoke',
@@ -90,6 +96,8 @@ export interface AdminApiOptions {
   readonly audit?: CredentialAudit & { refusal?(): MeshgateError | null };
   readonly log?: AdminLog;
   readonly now?: () => Date;
+  /** /readyz and, with metrics configured, /metrics (src/telemetry/metrics/probes.ts). */
+  readonly probes?: { readonly ready?: ProbeRoute; readonly metrics?: ProbeRoute };
 }
 
 export type AdminApi = Listening;
@@ -253,6 +261,18 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
 
   const health: Route = async (_req, res) => sendJson(res, 200, { ok: true });
 
+  const ready: Route = async (req, res) => {
+    if (options.probes?.ready === undefined) throw mgError('MG_CONFIG_INVALID', 'the admin API was started without readiness checks');
+    await options.probes.ready(req, res);
+  };
+
+  // Metrics name rules and roles: for callers the trust bundle vouches for, not for anyone.
+  const metrics: Route = async (req, res) => {
+    peerIdentity(req);
+    if (options.probes?.metrics === undefined) throw mgError('MG_METRICS_OFF', 'this meshgate keeps no metrics: add a metrics section to its config');
+    await options.probes.metrics(req, res);
+  };
+
   const traces: Route = async (req, res) => {
     const identity = peerIdentity(req);
     const traceId = new URL(req.url ?? '/', 'https://admin').searchParams.get('traceId') ?? '';
@@ -265,6 +285,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
 
   const routes: Readonly<Record<string, { method: string; run: Route }>> = {
     [ADMIN_ROUTES.health]: { method: 'GET', run: health },
+    [ADMIN_ROUTES.ready]: { method: 'GET', run: ready },
+    [ADMIN_ROUTES.metrics]: { method: 'GET', run: metrics },
     [ADMIN_ROUTES.creds]: { method: 'POST', run: audited('issue', issueCreds) },
     [ADMIN_ROUTES.leases]: { method: 'GET', run: listLeases },
     [ADMIN_ROUTES.revoke]: { method: 'POST', run: audited('revoke', revoke) },

@@ -48,6 +48,9 @@ export class SinkAvailability {
   #backlogRefusal: MeshgateError | null = null;
   #failure: MeshgateError | null = null;
   #outage: Outage | null = null;
+  /** Back-pressure: when the current backlog began (performance.now()), and the earlier ones' total. */
+  #backlogSince: number | null = null;
+  #backlogMs = 0;
 
   constructor(host: OutageHost, highWater: number, options: JsonlAuditSinkOptions) {
     this.#host = host;
@@ -101,6 +104,12 @@ export class SinkAvailability {
     if (this.#backlogged && this.#host.queued() < this.#lowWater) this.#endBacklog();
   }
 
+  /** How long sessions have been held back by backlogs in all, the current one included (metrics). */
+  get backPressureSeconds(): number {
+    const current = this.#backlogSince === null ? 0 : performance.now() - this.#backlogSince;
+    return (this.#backlogMs + current) / 1000;
+  }
+
   /** How long to wait before retrying a failed step; each call doubles the next, up to the maximum. */
   nextRetryDelay(): number {
     const delay = this.#retryDelay;
@@ -139,6 +148,7 @@ export class SinkAvailability {
 
   #startBacklog(): void {
     this.#backlogged = true;
+    this.#backlogSince = performance.now();
     this.#backlogTimer ??= setTimeout(() => {
       this.#backlogTimer = null;
       if (!this.#backlogged || this.#backlogRefusal !== null) return;
@@ -155,6 +165,8 @@ export class SinkAvailability {
 
   #endBacklog(): void {
     this.#backlogged = false;
+    if (this.#backlogSince !== null) this.#backlogMs += performance.now() - this.#backlogSince;
+    this.#backlogSince = null;
     if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
     this.#backlogTimer = null;
     if (this.#backlogRefusal !== null) {

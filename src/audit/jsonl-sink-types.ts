@@ -76,6 +76,8 @@ export interface JsonlAuditSink extends AuditSink {
   whenDurable(callback: (error: MeshgateError | null) => void): void;
   /** Recorded events not yet on disk (including a batch being written). */
   readonly pending: number;
+  /** How long sessions were held back by backlogs in all, in seconds (the current one included). */
+  readonly backPressureSeconds: number;
   /** seq of the last line written to the file. */
   readonly lastSeq: number;
 }

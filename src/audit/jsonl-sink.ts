@@ -139,6 +139,10 @@ class Sink implements JsonlAuditSink {
     return this.#recorded - this.#written;
   }
 
+  get backPressureSeconds(): number {
+    return this.#availability.backPressureSeconds;
+  }
+
   get lastSeq(): number {
     return this.#writtenHead.seq;
   }

@@ -68,6 +68,10 @@ export interface ReportedFacts {
   readonly login?: LoginTiming;
   /** process.hrtime.bigint() when a gRPC caller's identity was known. */
   readonly identifiedAt?: bigint;
+  /** What the deciding rule lets spans show of the text or paths; null: the tracing configuration decides. */
+  readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
+  /** The span id meshgate named for the statement in the tag MariaDB saw; its span takes it. */
+  readonly spanId?: string | null;
 }
 
 export const REPORTED_FACTS: unique symbol = Symbol('meshgate.reportedFacts');
@@ -129,6 +133,9 @@ export interface StatementFacts {
   /** meshgate's own refusal, the upstream's error, or why the outcome is unknown. */
   readonly error: MeshgateError | UpstreamError | null;
   readonly prepared?: PreparedStatementFacts | null;
+  /** Not recorded: for subscribers (ReportedFacts). */
+  readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
+  readonly spanId?: string | null;
 }
 
 export interface SessionEndFacts {
@@ -163,6 +170,8 @@ export interface RpcFacts {
   /** process.hrtime.bigint() when the call arrived. */
   readonly startedAt: bigint;
   readonly outcome: Outcome;
+  /** Not recorded: for subscribers (ReportedFacts). */
+  readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
 }
 
 export interface AlertFacts {

@@ -285,4 +285,8 @@ export interface AuditSink {
    * instead, at once, when the sink cannot write (the events stay queued and are written later).
    */
   whenDurable?(callback: (error: MeshgateError | null) => void): void;
+  /** Recorded events not yet written (metrics: the audit queue). */
+  readonly pending?: number;
+  /** Seconds sessions were held back by backlogs in all (metrics). */
+  readonly backPressureSeconds?: number;
 }

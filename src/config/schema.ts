@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/index.ts';
+import { metricsSection } from './metrics-schema.ts';
 import { tracingSection } from './tracing-schema.ts';
 
 /*
@@ -314,6 +315,8 @@ const sections = z.strictObject({
     .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024, parameterBytes: 256 }),
   /** OpenTelemetry spans over OTLP/HTTP (tracing-schema.ts). Absent: off. */
   tracing: tracingSection(secretRef, duration).optional(),
+  /** Prometheus metrics, /healthz and /readyz (metrics-schema.ts). Absent: no metrics. */
+  metrics: metricsSection(duration).optional(),
 });
 
 export const configSchema = sections.check(
@@ -387,3 +390,4 @@ export type ListenerConfig = NonNullable<MeshgateConfig['listener']>;
 export type UpstreamConfig = NonNullable<MeshgateConfig['upstream']>;
 export type SecretRef = z.output<typeof secretRef>;
 export type TracingConfig = NonNullable<MeshgateConfig['tracing']>;
+export type MetricsConfig = NonNullable<MeshgateConfig['metrics']>;

@@ -6,8 +6,15 @@
  * Tokens are cached per service account and renewed five minutes before they expire; the
  * caller never sees one.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { GoogleAuth, Impersonated, type AuthClient } from 'google-auth-library';
 import { asMeshgateError, mgError } from '../errors/index.ts';
+
+/** Each token minted or not, for metrics (`{ outcome: 'success' | 'failure' }`, the same two objects every time). */
+export const TOKEN_FETCH_CHANNEL = 'meshgate:credentials:token_fetch';
+const tokenFetches = diagnostics.channel(TOKEN_FETCH_CHANNEL);
+const MINTED = Object.freeze({ outcome: 'success' });
+const NOT_MINTED = Object.freeze({ outcome: 'failure' });
 
 export interface UpstreamAuth {
   /** The `authorization` header value for a call on behalf of this Google service account (null: none mapped). */
@@ -60,8 +67,10 @@ export function googleUpstreamAuth(options: GoogleAuthOptions = {}): UpstreamAut
       const { token } = await client.getAccessToken();
       if (typeof token !== 'string' || token === '') throw new Error('no access token in the answer');
       const expiry = client.credentials.expiry_date;
+      if (tokenFetches.hasSubscribers) tokenFetches.publish(MINTED);
       return { header: `Bearer ${token}`, expiresAt: typeof expiry === 'number' ? expiry : now() + (options.lifetimeSeconds ?? 3600) * 1000 };
     } catch (error) {
+      if (tokenFetches.hasSubscribers) tokenFetches.publish(NOT_MINTED);
       throw mgError(
         'MG_UPSTREAM_AUTH_FAILED',
         `cannot get a Firestore token for ${serviceAccount} (${asMeshgateError(error).message.split('\n')[0]}); grant meshgate's own service account roles/iam.serviceAccountTokenCreator on it`,

@@ -4,9 +4,9 @@
  * (Firestore).
  */
 export { openCredentialRuntime, openStateStore, type CredentialReports, type CredentialRuntime } from './runtime.ts';
-export type { IssuedCredential, LeaseLog, LeaseManager, RevokeSelector } from './leases.ts';
+export type { IssuedCredential, LeaseLog, LeaseManager, LeaseOperation, LeaseOperationCounts, RevokeSelector } from './leases.ts';
 export type { RefusalVerdict } from './lease-refusal.ts';
 export { MANAGED_USER_PREFIX } from './account-names.ts';
 export { PENDING_SUFFIX } from './admin-secret.ts';
-export { emulatorAuth, googleUpstreamAuth, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';
+export { emulatorAuth, googleUpstreamAuth, TOKEN_FETCH_CHANNEL, type GoogleAuthOptions, type UpstreamAuth } from './google.ts';
 export { sharedMariadbCredentials, type MariadbCredentials } from './shared.ts';

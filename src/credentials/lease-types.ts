@@ -65,3 +65,11 @@ export interface RevokeSelector {
   readonly principal?: string;
   readonly role?: string;
 }
+
+/** What the lease manager did, by what and how it ended: plain counts metrics read at scrape time. */
+export type LeaseOperation = 'create' | 'issue' | 'renew' | 'revoke';
+export type LeaseOperationCounts = Record<LeaseOperation, { completed: number; failed: number }>;
+
+export function newOperationCounts(): LeaseOperationCounts {
+  return { create: { completed: 0, failed: 0 }, issue: { completed: 0, failed: 0 }, renew: { completed: 0, failed: 0 }, revoke: { completed: 0, failed: 0 } };
+}

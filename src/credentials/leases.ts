@@ -16,11 +16,11 @@ import { accountNameFor, randomLeaseSuffix, randomPassword } from './account-nam
 import { IssuedCap } from './issued-cap.ts';
 import { answerRefusal, sameRequirement, type RefusalVerdict } from './lease-refusal.ts';
 import { reapLeases } from './lease-sweep.ts';
-import type { IssuedCredential, LeaseManagerOptions, RevokeSelector, SessionCredential } from './lease-types.ts';
+import { newOperationCounts, type IssuedCredential, type LeaseManagerOptions, type LeaseOperationCounts, type RevokeSelector, type SessionCredential } from './lease-types.ts';
 import { roleUnknown } from './mariadb-errors.ts';
 import type { AccountRequirement } from './types.ts';
 
-export type { IssuedCredential, LeaseLog, LeaseManagerOptions, LeaseTimings, RevokeSelector, SessionCredential } from './lease-types.ts';
+export type { IssuedCredential, LeaseLog, LeaseOperation, LeaseOperationCounts, LeaseManagerOptions, LeaseTimings, RevokeSelector, SessionCredential } from './lease-types.ts';
 
 /** Revoked leases stay listed (`creds list --all`) this long, then are pruned. */
 const REVOKED_HISTORY_MS = 7 * 86_400_000;
@@ -45,6 +45,8 @@ export class LeaseManager {
   private readonly inFlight = new Set<string>();
 
   private readonly cap: IssuedCap | null;
+  /** Creations, issues, renewals and revocations so far, by outcome (metrics). */
+  readonly operations: LeaseOperationCounts = newOperationCounts();
 
   constructor(private readonly options: LeaseManagerOptions) {
     this.now = options.now ?? Date.now;
@@ -190,12 +192,14 @@ export class LeaseManager {
       const expiresAt = Math.min(now + this.options.timings.sessionTtlMs, lease.maxExpiresAt);
       const updated = await this.options.store.transitionLease(lease.id, ['active'], 'active', { expiresAt, owner: this.options.owner }).catch((error: unknown) => {
         this.options.log.warn('cannot renew a lease; it ends at its current expiry unless the store comes back', { lease: lease.id, error: asMeshgateError(error).message });
+        this.operations.renew.failed++;
         return undefined;
       });
       if (updated === null) this.forget(lease.id); // revoked elsewhere
       else if (updated !== undefined) {
         entry.expiresAt = updated.expiresAt;
         renewed++;
+        this.operations.renew.completed++;
       }
     }
     const reaped = await this.reap(now);
@@ -284,7 +288,12 @@ export class LeaseManager {
       // Before the account exists: a crash from here on leaves a record the reaper finds.
       if (purpose === 'issued' && this.cap !== null) await this.cap.insert(record);
       else await this.options.store.createLease(record);
-      return await this.createAccountFor(record, purpose, role);
+      const created = await this.createAccountFor(record, purpose, role);
+      this.operations[purpose === 'issued' ? 'issue' : 'create'].completed++;
+      return created;
+    } catch (error) {
+      this.operations[purpose === 'issued' ? 'issue' : 'create'].failed++;
+      throw error;
     } finally {
       this.inFlight.delete(record.id);
     }
@@ -339,9 +348,13 @@ export class LeaseManager {
     this.inFlight.add(claimed.id);
     try {
       await this.options.accounts.dropAccount({ username: claimed.username, userHost: claimed.userHost }, { killSessions: options.killSessions });
+    } catch (error) {
+      this.operations.revoke.failed++;
+      throw error;
     } finally {
       this.inFlight.delete(claimed.id);
     }
+    this.operations.revoke.completed++;
     const revoked = await store.transitionLease(claimed.id, ['revoking'], 'revoked', { revokedAt: this.now(), revokeReason: reason });
     this.options.log.info('lease revoked', { lease: claimed.id, principal: claimed.principal, role: claimed.role, username: claimed.username, reason });
     return revoked;

@@ -77,6 +77,7 @@ export const ERROR_CODES = {
   MG_DIRECT_CREDS_LIMIT: { kind: 'limit_exceeded', summary: 'an identity holds as many live direct credentials as allowed, or asked for them more often than allowed' },
   MG_ADMIN_UNAUTHORIZED: { kind: 'access_denied', summary: 'the admin API caller is not one of the configured admin principals' },
   MG_TRACING_OFF: { kind: 'bad_request', summary: 'spans were asked of a meshgate that has no tracing section' },
+  MG_METRICS_OFF: { kind: 'bad_request', summary: 'metrics were asked of a meshgate that has no metrics section' },
   MG_INTERNAL: { kind: 'internal', summary: 'a bug in meshgate' },
 } as const satisfies Record<string, CodeSpec>;
 

@@ -29,6 +29,7 @@ export { tlsFactsOf } from './tls-verdict.ts';
 export { watchTlsMaterial, type TlsMaterial } from './tls-material.ts';
 export { onelineName } from './x509-names.ts';
 export { pruneCa, rotateCa, type RootSummary } from './rotation.ts';
-export { createTokenVerifier, tokenVerifierConfigSchema, type TokenVerifier } from './jwt/index.ts';
+export { createTokenVerifier, JWKS_FETCH_CHANNEL, tokenVerifierConfigSchema, type TokenVerifier } from './jwt/index.ts';
+export { pemCertificates } from './ca-records.ts';
 export { DEFAULT_JOIN_TOKEN_TTL_SECONDS, isJoinTokenShaped, JoinTokenStore, startSigningEndpoint, type SigningEndpoint } from './signer/index.ts';
 export { AGENT_EXIT, runAgent, SVID_FILE_NAME, type AgentCredential, type AgentDeps, type RetryPolicy } from './agent/index.ts';

@@ -71,10 +71,11 @@ function firstMatch(
 }
 
 function denial(reason: string): Decision {
-  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: DEFAULT_SERVICE_CLASS };
+  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS };
 }
 
-export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[]): LoadedPolicy {
+/** `version`: a digest of the texts compiled (the loader's), for metrics and logs. */
+export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[], version = 'unversioned'): LoadedPolicy {
   const all: CompiledRule[] = [];
   for (const { doc } of documents) {
     doc.spec.rules.forEach((spec, index) => all.push(compileRule(doc.metadata.name, doc.spec.action, spec, index)));
@@ -113,5 +114,6 @@ export function compilePolicy(documents: readonly ParsedDocument[], files: reado
     ruleCount: all.length,
     sources: Object.freeze(files.map((f) => f.name)),
     files: Object.freeze(files.map((f) => Object.freeze({ ...f }))),
+    version,
   });
 }

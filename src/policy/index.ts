@@ -24,6 +24,7 @@ export type {
   LoadedPolicy,
   MysqlRequest,
   ParameterAudit,
+  TraceQueryText,
   PolicyFileSummary,
   PolicyRequest,
   Subject,

@@ -3,8 +3,9 @@
  * document, check names and rule ids are unique across the directory, compile. Any problem
  * fails the whole load: serving with half a policy would deny or allow the wrong callers.
  */
+import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { mgError } from '../errors/index.ts';
 import { compilePolicy } from './compile.ts';
 import { ruleIdOf } from './match.ts';
@@ -71,7 +72,7 @@ export function loadPolicyDocuments(sources: readonly PolicySourceText[], label 
   if (documents.length === 0) {
     throw mgError('MG_POLICY_INVALID', `no policy documents in ${label}; nothing would be allowed`);
   }
-  return compilePolicy(documents, files);
+  return compilePolicy(documents, files, policyVersion(sources));
 }
 
 /** Names and rule ids end up in audit events and reasons; two rules sharing one lie. */
@@ -104,4 +105,11 @@ function duplicateProblems(documents: readonly ParsedDocument[]): string[] {
     });
   }
   return problems;
+}
+
+/** Names (without their directory, which differs between machines) and texts, in load order. */
+function policyVersion(sources: readonly PolicySourceText[]): string {
+  const hash = createHash('sha256');
+  for (const source of sources) hash.update(`${basename(source.name)}\0${source.text}\0`);
+  return hash.digest('hex').slice(0, 12);
 }

@@ -15,7 +15,7 @@ import {
   type PolicySourceSpec,
   type TargetSpec,
 } from './schema.ts';
-import { DEFAULT_PARAMETER_AUDIT, DEFAULT_SERVICE_CLASS, type Decision, type FirestoreRequest, type MysqlRequest, type ParameterAudit, type PolicyRequest, type Subject } from './types.ts';
+import { DEFAULT_PARAMETER_AUDIT, DEFAULT_SERVICE_CLASS, type Decision, type FirestoreRequest, type MysqlRequest, type ParameterAudit, type PolicyRequest, type Subject, type TraceQueryText } from './types.ts';
 
 export type Action = 'ALLOW' | 'DENY';
 
@@ -40,6 +40,7 @@ export interface CompiledMariadbTarget {
   readonly role: string | null;
   readonly allowLocalInfile: boolean;
   readonly auditParameters: ParameterAudit;
+  readonly traceQueryText: TraceQueryText | null;
   /**
    * Whether requests for direct credentials match: an ALLOW target only with `direct: true`,
    * a DENY target always (a deny refuses direct credentials as it refuses sessions).
@@ -58,6 +59,7 @@ export interface CompiledFirestoreTarget {
   /** ALLOW targets must cover every document a request reaches; DENY targets some. */
   readonly coverage: Coverage;
   readonly serviceAccount: string | null;
+  readonly traceQueryText: TraceQueryText | null;
   readonly description: string;
 }
 
@@ -129,6 +131,7 @@ function compileMariadbTarget(spec: MariadbTargetSpec, action: Action): Compiled
     role: spec.role ?? null,
     allowLocalInfile: spec.allowLocalInfile ?? false,
     auditParameters: spec.auditParameters ?? DEFAULT_PARAMETER_AUDIT,
+    traceQueryText: spec.traceQueryText ?? null,
     direct: action === 'DENY' || spec.direct === true,
     description: databases === null ? '' : `databases ${describeGlobSet(databases)}`,
   };
@@ -151,6 +154,7 @@ function compileFirestoreTarget(spec: FirestoreTargetSpec, action: Action): Comp
     operations,
     coverage: action === 'ALLOW' ? 'every' : 'some',
     serviceAccount: spec.serviceAccount ?? null,
+    traceQueryText: spec.traceQueryText ?? null,
     description: `Firestore ${describeFirestoreTarget({ collections, databases, operations })}`,
   };
 }
@@ -179,7 +183,7 @@ export function describeGrant(target: CompiledTarget | null): string {
 function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null): Decision {
   if (action === 'DENY') {
     const reason = `denied by rule ${id} (${describeMatch(action, source, target)})`;
-    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: DEFAULT_SERVICE_CLASS });
+    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS });
   }
   // The schema guarantees every ALLOW target exists; a mariadb one names a role.
   const mariadb = target?.engine === 'mysql' ? target : null;
@@ -191,6 +195,7 @@ function buildDecision(id: string, action: Action, source: CompiledSource | null
     allowLocalInfile: mariadb?.allowLocalInfile ?? false,
     auditParameters: mariadb?.auditParameters ?? 'none',
     googleServiceAccount: target?.engine === 'firestore' ? target.serviceAccount : null,
+    traceQueryText: target?.traceQueryText ?? null,
     serviceClass: DEFAULT_SERVICE_CLASS,
   });
 }

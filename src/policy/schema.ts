@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { pathPatternProblem } from './firestore-path.ts';
 import { globProblem } from './glob.ts';
-import { PARAMETER_AUDIT_MODES } from './types.ts';
+import { PARAMETER_AUDIT_MODES, TRACE_QUERY_TEXT_MODES } from './types.ts';
 
 export const API_VERSION = 'meshgate.dev/v1alpha1';
 export const KIND = 'AccessPolicy';
@@ -74,6 +74,8 @@ const mariadbShape = {
    * (default: each parameter's type and length) or `values` (the values, long ones cut).
    */
   auditParameters: z.enum(PARAMETER_AUDIT_MODES).optional(),
+  /** What this caller's spans show of its statements; absent: `tracing.queryText` decides. */
+  traceQueryText: z.enum(TRACE_QUERY_TEXT_MODES).optional(),
 };
 
 /** Firestore operation classes; mirrors FirestoreOperation. */
@@ -93,6 +95,8 @@ const firestoreShape = {
     .string()
     .regex(GOOGLE_SERVICE_ACCOUNT, 'must be a Google service account email, e.g. orders@my-project.iam.gserviceaccount.com')
     .optional(),
+  /** What this caller's spans show of its document paths; absent: `tracing.queryText` decides. */
+  traceQueryText: z.enum(TRACE_QUERY_TEXT_MODES).optional(),
 };
 const toShape = { mariadb: z.strictObject(mariadbShape).optional(), firestore: z.strictObject(firestoreShape).optional() };
 
@@ -200,6 +204,9 @@ export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
         if (!allow && mariadb.auditParameters !== undefined) {
           problems.push({ path: [...target, 'auditParameters'], message: grantsNothing });
         }
+        if (!allow && mariadb.traceQueryText !== undefined) {
+          problems.push({ path: [...target, 'traceQueryText'], message: grantsNothing });
+        }
         if (!allow && mariadb.direct !== undefined) {
           problems.push({ path: [...target, 'direct'], message: 'not allowed on DENY rules: a DENY rule refuses sessions and direct credentials alike' });
         }
@@ -210,6 +217,7 @@ export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
           problems.push({ path: [...target, 'operations'], message: 'required for ALLOW rules: list read, write and/or admin' });
         }
         if (!allow && firestore.serviceAccount !== undefined) problems.push({ path: [...target, 'serviceAccount'], message: grantsNothing });
+        if (!allow && firestore.traceQueryText !== undefined) problems.push({ path: [...target, 'traceQueryText'], message: grantsNothing });
       }
     });
   });

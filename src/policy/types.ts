@@ -80,6 +80,12 @@ export interface Decision {
    */
   readonly googleServiceAccount: string | null;
   /**
+   * How much statement text (MariaDB) or document path (Firestore) this caller's spans may
+   * show, where the allowing target says (`traceQueryText`); null: the `tracing.queryText`
+   * of the configuration decides.
+   */
+  readonly traceQueryText: TraceQueryText | null;
+  /**
    * The service class the throttle stage limits the caller by. Every decision is in the
    * `default` class until rules can name one.
    */
@@ -91,6 +97,13 @@ export type ParameterAudit = 'none' | 'types' | 'values';
 export const PARAMETER_AUDIT_MODES = ['none', 'types', 'values'] as const;
 /** What an ALLOW rule that says nothing keeps: the shape of the call, no data. */
 export const DEFAULT_PARAMETER_AUDIT: ParameterAudit = 'types';
+
+/**
+ * What a span may show of a statement or path: `sanitized` (literals and document ids as `?`),
+ * `full`, or `none`. Policy can only choose per rule what the configuration sets for all.
+ */
+export type TraceQueryText = 'sanitized' | 'full' | 'none';
+export const TRACE_QUERY_TEXT_MODES = ['sanitized', 'full', 'none'] as const;
 
 /** The class of every caller no rule puts elsewhere. */
 export const DEFAULT_SERVICE_CLASS = 'default';
@@ -121,4 +134,6 @@ export interface PolicyFileSummary {
 /** A CompiledPolicy that also says what it was loaded from. */
 export interface LoadedPolicy extends CompiledPolicy {
   readonly files: readonly PolicyFileSummary[];
+  /** The first 12 hex digits of a SHA-256 over the files' names and texts: changes when the policy does. */
+  readonly version: string;
 }

@@ -11,6 +11,7 @@ import { newTraceId } from '../audit/index.ts';
 import { mgError } from '../errors/index.ts';
 import { probeAudit, type AuditFileSource } from './audit.ts';
 import { probeFirestore, type FirestoreProbeTarget } from './firestore.ts';
+import { probeMetrics } from './metrics.ts';
 import { probeMysql, type MysqlProbeTarget } from './mysql.ts';
 import { unchecked, type LinkResult, type ProbeReport } from './report.ts';
 import { probeSpan } from './spans.ts';
@@ -25,6 +26,8 @@ export interface ProbeOptions {
   readonly audit: AuditFileSource | null;
   /** meshgate's admin API (https://HOST:PORT), for the spans; null: not checked. */
   readonly admin: { readonly url: string; readonly serverName?: string } | null;
+  /** meshgate's /metrics (http:// plain listener, or https:// admin API); null: not checked. */
+  readonly metrics: { readonly url: string; readonly serverName?: string } | null;
   readonly timeoutMs: number;
 }
 
@@ -48,12 +51,14 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     links.push(...mysql);
     links.push(await auditLink('audit', 'statement', mysql[0]?.ok === true, options, identity, traceId, deadline));
     links.push(await spanLink('span', 'mariadb', mysql[0]?.ok === true, options, tls, identity, traceId, deadline));
+    links.push(await metricsLink('metrics', 'meshgate_statement_duration_seconds', mysql[0]?.ok === true, options, tls, traceId, deadline));
   }
   if (options.firestore !== null) {
     const firestore = await probeFirestore({ ...options.firestore, tls, timeoutMs: options.timeoutMs }, identity, traceId);
     links.push(firestore);
     links.push(await auditLink('firestore-audit', 'rpc', firestore.ok === true, options, identity, traceId, deadline));
     links.push(await spanLink('firestore-span', 'gcp.firestore', firestore.ok === true, options, tls, identity, traceId, deadline));
+    links.push(await metricsLink('firestore-metrics', 'meshgate_rpc_duration_seconds', firestore.ok === true, options, tls, traceId, deadline));
   }
   return { traceId, identity, links };
 }
@@ -77,4 +82,18 @@ function spanLink(
   if (options.admin === null) return Promise.resolve(unchecked(link, 'no --admin given'));
   if (!ran) return Promise.resolve(unchecked(link, 'the request did not go through'));
   return probeSpan(link, { ...options.admin, tls }, system, identity, traceId, deadline);
+}
+
+function metricsLink(
+  link: 'metrics' | 'firestore-metrics',
+  family: string,
+  ran: boolean,
+  options: ProbeOptions,
+  tls: { readonly cert: string; readonly key: string; readonly ca: string },
+  traceId: string,
+  deadline: number,
+): Promise<LinkResult> {
+  if (options.metrics === null) return Promise.resolve(unchecked(link, 'no --metrics given'));
+  if (!ran) return Promise.resolve(unchecked(link, 'the request did not go through'));
+  return probeMetrics(link, { ...options.metrics, tls }, family, traceId, deadline);
 }

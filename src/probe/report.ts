@@ -3,7 +3,7 @@
  * each holding, broken (with what to look at), or not checked (and why).
  */
 
-export type LinkName = 'mariadb' | 'tag' | 'audit' | 'span' | 'firestore' | 'firestore-audit' | 'firestore-span';
+export type LinkName = 'mariadb' | 'tag' | 'audit' | 'span' | 'metrics' | 'firestore' | 'firestore-audit' | 'firestore-span' | 'firestore-metrics';
 
 export interface LinkResult {
   readonly link: LinkName;

@@ -9,14 +9,17 @@ import { RandomIdGenerator, type IdGenerator } from '@opentelemetry/sdk-trace-ba
 export class RecordedTraceIds implements IdGenerator {
   private readonly random = new RandomIdGenerator();
   private next: string | null = null;
+  private nextSpan: string | null = null;
 
-  /** Runs `start` with `traceId` as the id of any new trace it begins. */
-  startWith<T>(traceId: string, start: () => T): T {
+  /** Runs `start` with `traceId` as the id of any new trace it begins (and `spanId`, when given, as its span's). */
+  startWith<T>(traceId: string, start: () => T, spanId: string | null = null): T {
     this.next = traceId;
+    this.nextSpan = spanId;
     try {
       return start();
     } finally {
       this.next = null;
+      this.nextSpan = null;
     }
   }
 
@@ -27,6 +30,8 @@ export class RecordedTraceIds implements IdGenerator {
   }
 
   generateSpanId(): string {
-    return this.random.generateSpanId();
+    const id = this.nextSpan;
+    this.nextSpan = null;
+    return id ?? this.random.generateSpanId();
   }
 }

@@ -34,6 +34,7 @@ import {
   statementError,
   statementSpanName,
   type AttributeOptions,
+  type QueryTextMode,
   type ServerAddress,
   type SpanError,
 } from './span-attributes.ts';
@@ -143,13 +144,20 @@ class SpanMaker {
     this.attributeOptions.firestoreServer = server;
   }
 
+  /** The policy rule's traceQueryText, where it chose one, over the configuration's. */
+  private optionsFor(ruled: QueryTextMode | null | undefined): AttributeOptions {
+    return ruled == null || ruled === this.queryText ? this.attributeOptions : { ...this.attributeOptions, queryText: ruled };
+  }
+
   statement(event: PublishedEvent<StatementEvent>): void {
     const end = now().ms;
     const login = this.logins.get(event.sessionId);
-    const span = this.start(statementSpanName(event), SpanKind.CLIENT, end - event.durationUs / 1000, event.traceId, event[REPORTED_FACTS]?.parent ?? null, login);
+    const facts = event[REPORTED_FACTS];
+    const span = this.start(statementSpanName(event), SpanKind.CLIENT, end - event.durationUs / 1000, event.traceId, facts?.parent ?? null, login, facts?.spanId ?? null);
     if (span.isRecording()) {
-      span.setAttributes(statementAttributes(event, this.attributeOptions));
-      markError(span, statementError(event, this.queryText));
+      const options = this.optionsFor(facts?.traceQueryText);
+      span.setAttributes(statementAttributes(event, options));
+      markError(span, statementError(event, options.queryText));
     }
     span.end(end);
   }
@@ -160,8 +168,9 @@ class SpanMaker {
     const facts = event[REPORTED_FACTS];
     const span = this.start(rpcSpanName(event), SpanKind.CLIENT, start, event.traceId, facts?.parent ?? null);
     if (span.isRecording()) {
-      span.setAttributes(rpcAttributes(event, this.attributeOptions));
-      markError(span, rpcError(event, this.queryText));
+      const options = this.optionsFor(facts?.traceQueryText);
+      span.setAttributes(rpcAttributes(event, options));
+      markError(span, rpcError(event, options.queryText));
       const identified = facts?.identifiedAt;
       if (identified !== undefined) this.step(span, 'identity', start, wallClock(at, identified), identityOf(event), null);
     }
@@ -202,14 +211,14 @@ class SpanMaker {
    * A span in the audit event's trace: the caller's child when it sent a traceparent, else the
    * root of the trace meshgate made (RecordedTraceIds hands the SDK that id).
    */
-  private start(name: string, kind: SpanKind, startMs: number, traceId: string, parent: TraceParent | null, login?: SpanContext): Span {
+  private start(name: string, kind: SpanKind, startMs: number, traceId: string, parent: TraceParent | null, login?: SpanContext, spanId: string | null = null): Span {
     const links: Link[] = login === undefined ? [] : [{ context: login, attributes: { 'meshgate.link': 'login' } }];
     const options = { kind, startTime: startMs, links };
     if (parent !== null) {
       const flags = Number.parseInt(parent.flags, 16) & TraceFlags.SAMPLED;
       return this.tracer.startSpan(name, options, trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: parent.spanId, traceFlags: flags, isRemote: true }));
     }
-    return this.ids.startWith(traceId, () => this.tracer.startSpan(name, options, ROOT_CONTEXT));
+    return this.ids.startWith(traceId, () => this.tracer.startSpan(name, options, ROOT_CONTEXT), spanId);
   }
 
   private step(parent: Span, name: string, startMs: number, endMs: number, attributes: Attributes, error: SpanError | null): void {

@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cleanup } from '../helpers/cleanup.ts';
@@ -46,19 +48,22 @@ describe('meshgate probe', { skip: missing }, () => {
       config: (c) => {
         c.tracing = { otlp: { endpoint: receiver.endpoint } };
         c.admin = { host: '127.0.0.1', port: 0, principals: [STANDARD_WORKLOADS.orders] };
+        c.metrics = { listen: '127.0.0.1:0' };
       },
     });
     untagged = await startHarness({ name: 'probe_untag', workloads: STANDARD_WORKLOADS, config: (c) => void (c.audit = { ...c.audit, tagStatements: false }) });
   });
   after(async () => cleanup(() => h?.stop(), () => untagged?.stop(), () => receiver?.close()));
   const admin = () => ['--admin', `https://localhost:${h.meshgate.adminPort}`];
+  const metrics = () => ['--metrics', `http://127.0.0.1:${h.meshgate.metricsPort}/metrics`];
 
   it('every link holds: MariaDB ran it, saw the tag with identity and trace, the audit has it, the span too', async () => {
-    const { code, report, stderr } = await probe(h, 'analytics', ['--audit', h.auditFile, ...admin()]);
+    const { code, report, stderr } = await probe(h, 'analytics', ['--audit', h.auditFile, ...admin(), ...metrics()]);
     assert.equal(code, 0, `${stderr}\n${JSON.stringify(report, null, 2)}`);
     assert.equal(report.identity, STANDARD_WORKLOADS.analytics);
     assert.match(report.traceId, /^[0-9a-f]{32}$/);
-    for (const name of ['mariadb', 'tag', 'audit', 'span']) assert.equal(linkOf(report, name)?.ok, true, name);
+    for (const name of ['mariadb', 'tag', 'audit', 'span', 'metrics']) assert.equal(linkOf(report, name)?.ok, true, name);
+    assert.match(linkOf(report, 'metrics')!.detail, new RegExp(`meshgate_statement_duration_seconds counted it, bucket le=\\S+ names trace ${report.traceId}`));
     const event = (await h.readAudit()).find((e) => e['type'] === 'statement' && e['traceId'] === report.traceId);
     assert.equal((event?.['identity'] as { spiffeId: string }).spiffeId, STANDARD_WORKLOADS.analytics, 'the probe found what is there');
   });
@@ -68,6 +73,27 @@ describe('meshgate probe', { skip: missing }, () => {
     assert.equal(code, 0);
     assert.equal(linkOf(report, 'audit')?.ok, null);
     assert.equal(linkOf(report, 'span')?.ok, null);
+    assert.equal(linkOf(report, 'metrics')?.ok, null);
+  });
+
+  it('metrics of another replica: the metrics link is broken, saying the trace is not there', async () => {
+    // Another replica's exposition: SELECTs counted, under other traces. (Both harnesses of this
+    // file share one process, and so the diagnostics channels metrics listen on: a second
+    // meshgate here would count the probe's statement as well.)
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/openmetrics-text; version=1.0.0; charset=utf-8' });
+      res.end(`# TYPE meshgate_statement_duration_seconds histogram\nmeshgate_statement_duration_seconds_bucket{engine="mysql",verb="SELECT",outcome="completed",le="0.001"} 1 # {trace_id="${'ab'.repeat(16)}"} 0.0004 1765000000\n# EOF\n`);
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      const { code, report } = await probe(h, 'analytics', ['--metrics', `http://127.0.0.1:${(other.address() as AddressInfo).port}/metrics`, '--timeout', '1s']);
+      assert.equal(code, 1, JSON.stringify(report));
+      assert.equal(linkOf(report, 'mariadb')?.ok, true);
+      assert.equal(linkOf(report, 'metrics')?.ok, false);
+      assert.match(linkOf(report, 'metrics')!.detail, new RegExp(`no bucket of meshgate_statement_duration_seconds names trace ${report.traceId}: another replica`));
+    } finally {
+      other.close();
+    }
   });
 
   it('an admin API that does not answer: the span link is broken and says so', async () => {

@@ -124,6 +124,7 @@ function printExplanation(io: CliIO, explanation: Explanation, request: PolicyRe
     if (explanation.allow) io.out(`infile:   ${explanation.allowLocalInfile ? 'LOAD DATA LOCAL INFILE allowed' : 'no LOCAL INFILE'}`);
     if (explanation.allow) io.out(`params:   prepared statement parameters audited as ${explanation.auditParameters}`);
   }
+  if (explanation.traceQueryText !== null) io.out(`spans:    show ${request.engine === 'firestore' ? 'document paths' : 'statement text'} ${explanation.traceQueryText === 'none' ? 'not at all' : explanation.traceQueryText} (traceQueryText)`);
   io.out(`reason:   ${explanation.reason}`);
   io.out('');
   const rows = explanation.trace.map((t) => [t.ruleId, t.action, t.matched ? 'yes' : 'no', t.why]);

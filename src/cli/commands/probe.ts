@@ -18,6 +18,8 @@ export const probeCommand: CliCommand = {
     const audit = optionalString(values, 'audit');
     const admin = optionalString(values, 'admin');
     if (admin !== undefined && !/^https:\/\/[^/]+\/?$/.test(admin)) throw new UsageError(`--admin must be https://HOST:PORT, meshgate's admin API; got '${admin}'`);
+    const metrics = optionalString(values, 'metrics');
+    if (metrics !== undefined && !/^https?:\/\/[^/]+\/.*/.test(metrics)) throw new UsageError(`--metrics must be meshgate's metrics URL, e.g. http://meshgate.db:9464/metrics; got '${metrics}'`);
     const mysql = optionalString(values, 'mysql');
     const firestore = optionalString(values, 'firestore');
     if (mysql === undefined && firestore === undefined) throw new UsageError('name what to probe: --mysql HOST:PORT --database NAME, --firestore HOST:PORT --project ID, or both');
@@ -32,6 +34,7 @@ export const probeCommand: CliCommand = {
       tls: { certFile: requireString(values, 'cert'), keyFile: requireString(values, 'key'), caFile: requireString(values, 'ca') },
       audit: audit === undefined ? null : { file: audit },
       admin: admin === undefined ? null : { url: admin, ...(serverName === undefined ? {} : { serverName }) },
+      metrics: metrics === undefined ? null : { url: metrics, ...(serverName === undefined ? {} : { serverName }) },
       timeoutMs,
     });
     if (values['json'] === true) io.out(JSON.stringify(report));

@@ -7,7 +7,7 @@ export const EXIT_BROKEN = 1;
 export const PROBE: CommandSpec = {
   path: ['probe'],
   summary: 'send a synthetic statement through meshgate and check that its tag, audit event, span and metrics agree',
-  usage: '(--mysql HOST:PORT --database NAME | --firestore HOST:PORT --project P) --cert PATH --key PATH --ca PATH [--audit FILE] [--admin URL] [--timeout 10s] [--json]',
+  usage: '(--mysql HOST:PORT --database NAME | --firestore HOST:PORT --project P) --cert PATH --key PATH --ca PATH [--audit FILE] [--admin URL] [--metrics URL] [--timeout 10s] [--json]',
   help: [
     'options:',
     "  --mysql HOST:PORT       meshgate's MySQL listener",
@@ -26,6 +26,10 @@ export const PROBE: CommandSpec = {
     "  --admin URL             meshgate's admin API, e.g. https://meshgate.db:9440: the spans it",
     '                          ended in the probe\'s trace must include the statement\'s (or call\'s),',
     "                          naming the probe's identity (a caller sees only its own spans)",
+    "  --metrics URL           meshgate's metrics: http://HOST:PORT/metrics (metrics.listen) or",
+    "                          https://HOST:PORT/metrics (the admin API, with --cert): scraped as",
+    "                          OpenMetrics, the statement's latency bucket must name the probe's",
+    '                          trace id as its exemplar',
     '  --timeout DURATION      how long to wait for the statement and its records (default 10s)',
     '  --json                  print one JSON object: traceId, identity, links[{link, ok, detail}]',
     '',
@@ -54,6 +58,7 @@ export const PROBE: CommandSpec = {
     ca: { type: 'string' },
     audit: { type: 'string' },
     admin: { type: 'string' },
+    metrics: { type: 'string' },
     timeout: { type: 'string', default: '10s' },
     json: { type: 'boolean' },
   },

@@ -5,7 +5,7 @@
  */
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
-import { DEFAULT_SERVICE_CLASS, type FirestoreRequest } from '../../policy/index.ts';
+import { DEFAULT_SERVICE_CLASS, type FirestoreRequest, type TraceQueryText } from '../../policy/index.ts';
 import type { Admission } from '../../throttle/index.ts';
 import type { RequestFacts } from './codec/access.ts';
 import type { FirestoreEngineContext } from './context.ts';
@@ -23,6 +23,13 @@ export class CallPolicy {
   /** The call's place in its service class (the throttle stage), given back when it ends. */
   admission: (Admission & { admitted: true }) | null = null;
   beginsReadOnly = false;
+  /**
+   * What the call's span may show of its paths: the allowing rules' traceQueryText when they
+   * agree (null: the tracing configuration's), `none` when they differ, so a span never shows
+   * more of a path than the rule that allowed it would.
+   */
+  traceQueryText: TraceQueryText | null = null;
+  private decided = false;
 
   constructor(
     private readonly ctx: FirestoreEngineContext,
@@ -53,6 +60,9 @@ export class CallPolicy {
         continue;
       }
       this.serviceAccount ??= decision.googleServiceAccount;
+      if (!this.decided) this.traceQueryText = decision.traceQueryText;
+      else if (this.traceQueryText !== decision.traceQueryText) this.traceQueryText = 'none';
+      this.decided = true;
       serviceClass ??= decision.serviceClass;
     }
     if (refusal !== null) return refusal;

@@ -74,6 +74,7 @@ export class CallRecord {
         documents: status === GrpcStatus.OK || status === null ? end.documents : 0,
         startedAt: this.call.startedAt,
         outcome,
+        traceQueryText: this.policy.traceQueryText,
       }),
     );
   }

@@ -6,7 +6,7 @@
 import type { LoginTiming, SessionRecorder } from '../../audit/index.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
-import type { ParameterAudit } from '../../policy/index.ts';
+import type { ParameterAudit, TraceQueryText } from '../../policy/index.ts';
 import type { Admission } from '../../throttle/index.ts';
 import type { ClientCommand, ResponseShape } from './codec/commands.ts';
 import type { Frame } from './codec/framer.ts';
@@ -22,6 +22,8 @@ export interface SessionGrant {
   readonly allowLocalInfile: boolean;
   /** What the audit keeps of prepared statement parameters (the deciding rule's auditParameters). */
   readonly auditParameters: ParameterAudit;
+  /** What the session's spans may show of its statements (the deciding rule's traceQueryText). */
+  readonly traceQueryText: TraceQueryText | null;
   readonly upstreamConnectionId: number;
   readonly audit: SessionRecorder;
   /** The session's place in its service class, given back when it ends. */

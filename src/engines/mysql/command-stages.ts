@@ -13,7 +13,7 @@
  *
  * No sockets here: the relay moves bytes, this decides what they mean.
  */
-import { newTraceId, type TraceParent } from '../../audit/index.ts';
+import { newSpanId, newTraceId, type TraceParent } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
@@ -58,6 +58,8 @@ interface InFlight {
   readonly traceId: string;
   /** The caller's span, when the trace is the caller's. */
   readonly parent: TraceParent | null;
+  /** The span id the statement's tag named, which its span takes; null: none was named. */
+  readonly spanId: string | null;
   readonly startedNs: bigint;
 }
 
@@ -210,6 +212,7 @@ export class CommandStages implements SessionCommands {
     let record = sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server);
     let traceId = '';
     let parent: TraceParent | null = null;
+    let spanId: string | null = null;
     let bytes = frame.raw;
     const id = command.statementId;
     let prepared: PreparedOutcome | null = null;
@@ -261,15 +264,16 @@ export class CommandStages implements SessionCommands {
         const mode = this.ctx.queryCacheMode();
         // A client's own traceparent is in its text already; a new one would defeat the query cache.
         const traceOf = (verbOf: string | null) => (parent !== null || answerableByQueryCache(mode, verbOf, text!) ? null : traceId);
+        if (tagged && parent === null) spanId = newSpanId();
         bytes = upstreamBytes(frame, sql, {
           multiStatements: command.code === Command.QUERY && this.multiStatements,
           server: this.server,
-          tag: tagged ? { commentHead: this.commentHead, trace: traceOf(verb), traceOf } : null,
+          tag: tagged ? { commentHead: this.commentHead, trace: traceOf(verb), traceOf, ...(spanId === null ? {} : { spanId }) } : null,
         });
       }
     }
     if (command.response !== 'none') {
-      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, startedNs: process.hrtime.bigint() });
+      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, spanId, startedNs: process.hrtime.bigint() });
     }
     if (audited && this.ctx.audit.strict) {
       this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
@@ -310,7 +314,7 @@ export class CommandStages implements SessionCommands {
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.statements.cleared();
     const prepared = done.prepared?.(outcome) ?? null;
-    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, done.parent, prepared);
+    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, done.parent, prepared, done.spanId);
   }
 
   /**
@@ -344,7 +348,7 @@ export class CommandStages implements SessionCommands {
     for (const due of unanswered) {
       const where = `look for its trace id ${due.traceId || '(none)'} and upstream connection ${upstreamId} in MariaDB's logs`;
       const unknown = mgError('MG_OUTCOME_UNKNOWN', `${facts.unanswered}: the statement may or may not have taken effect; ${where}`);
-      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null, due.parent, due.prepared?.(null) ?? null);
+      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null, due.parent, due.prepared?.(null) ?? null, due.spanId);
     }
     this.grant.audit.end({ reason: facts.reason, bytesFromClient: facts.bytesFromClient, bytesFromUpstream: facts.bytesFromUpstream });
     this.grant.admission.release();
@@ -372,6 +376,7 @@ export class CommandStages implements SessionCommands {
     sql: StatementRecord | null,
     parent: TraceParent | null = null,
     prepared: PreparedFacts | null = null,
+    spanId: string | null = null,
   ): void {
     const answer = outcome === 'unknown' ? null : outcome;
     const upstreamError = answer?.error ?? null;
@@ -393,6 +398,8 @@ export class CommandStages implements SessionCommands {
       outcome: outcome === 'unknown' ? 'unknown' : refusal !== null || upstreamError !== null ? 'failed' : 'completed',
       error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
       prepared,
+      traceQueryText: this.grant.traceQueryText,
+      spanId,
     });
   }
 }

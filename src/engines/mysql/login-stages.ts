@@ -135,6 +135,7 @@ export class LoginStages implements LoginHandler {
       serviceClass: decision.serviceClass,
       allowLocalInfile: decision.allowLocalInfile,
       auditParameters: decision.auditParameters,
+      traceQueryText: decision.traceQueryText,
       upstreamConnectionId: upstream.connection.connectionId,
       audit,
       admission,

@@ -26,6 +26,8 @@ export interface UpstreamOptions {
     readonly trace: string | null;
     /** The trace a later statement's tag names, by its verb (none where the query cache could answer it). */
     traceOf(verb: string | null): string | null;
+    /** The span the tags name: the one meshgate's statement span will have. Absent: a random one per tag. */
+    readonly spanId?: string;
   } | null;
 }
 
@@ -36,7 +38,7 @@ export function upstreamBytes(frame: Frame, text: StatementText, options: Upstre
   const whole = text.isWhole || (multiStatements && text.bytes.indexOf(0x3b, 0) !== -1);
   const plan = statementPlan(whole ? text.whole() : text.decoded, { multiStatements, server, wholeText: whole });
   const owned: readonly ByteEdit[] = plan.edits;
-  const tags: ByteEdit[] = tag === null ? [] : plan.starts.map((start) => ({ at: start.at, remove: 0, insert: tagComment(tag.commentHead, tag.traceOf(start.verb)) }));
+  const tags: ByteEdit[] = tag === null ? [] : plan.starts.map((start) => ({ at: start.at, remove: 0, insert: tagComment(tag.commentHead, tag.traceOf(start.verb), tag.spanId) }));
   let edited: Frame = frame;
   for (const edits of tags.length > 0 ? [merge(owned, tags), owned] : [owned]) {
     if (edits.length === 0) break;
@@ -46,7 +48,7 @@ export function upstreamBytes(frame: Frame, text: StatementText, options: Upstre
     break;
   }
   if (tag === null) return edited.raw;
-  return spliceTag(edited, tag.commentHead, tag.trace) ?? edited.raw;
+  return spliceTag(edited, tag.commentHead, tag.trace, tag.spanId) ?? edited.raw;
 }
 
 /** Both lists of edits in text order (a definer edit and a statement start never share a place). */

@@ -14,4 +14,4 @@ export {
   type MappingConfig,
 } from './config.ts';
 export { escapeSpiffeSegment } from './mapping.ts';
-export { JWKS_MAX_BYTES } from './jwks.ts';
+export { JWKS_FETCH_CHANNEL, JWKS_MAX_BYTES } from './jwks.ts';

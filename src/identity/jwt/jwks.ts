@@ -8,6 +8,7 @@
  * refusal of redirects live. Every failure becomes MG_JWKS_UNAVAILABLE; only "no key matches
  * this token" is left for the verifier, because that is the token's fault, not the issuer's.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -33,8 +34,32 @@ const TLS_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/**
+ * Each fetch's outcome, for metrics (`{ outcome: 'success' | 'failure' }`, the same two objects
+ * every time); a fetch is minutes apart, and publishing costs nothing without subscribers.
+ */
+export const JWKS_FETCH_CHANNEL = 'meshgate:identity:jwks_fetch';
+const jwksFetches = diagnostics.channel(JWKS_FETCH_CHANNEL);
+const FETCHED = Object.freeze({ outcome: 'success' });
+const NOT_FETCHED = Object.freeze({ outcome: 'failure' });
+
 /** A fetch for jose that honours its abort signal and buffers at most JWKS_MAX_BYTES. */
 function nodeFetch(ca: string | undefined): FetchImplementation {
+  const fetch = nodeFetchOnce(ca);
+  return (url, init) =>
+    fetch(url, init).then(
+      (response) => {
+        if (jwksFetches.hasSubscribers) jwksFetches.publish(FETCHED);
+        return response;
+      },
+      (error: unknown) => {
+        if (jwksFetches.hasSubscribers) jwksFetches.publish(NOT_FETCHED);
+        throw error;
+      },
+    );
+}
+
+function nodeFetchOnce(ca: string | undefined): FetchImplementation {
   return (url, init) =>
     new Promise<Response>((resolve, reject) => {
       const { signal } = init;

@@ -87,6 +87,7 @@ describe('lease manager', { skip: missing }, () => {
   });
 
   it('renews a lease while sessions hold it, and reaps it once nobody does and it expires', async () => {
+    const before = structuredClone(manager.operations);
     const credential = await manager.sessionCredential(identity('renew'), role, null);
     manager.hold(credential.lease.id);
     clock += 6 * MINUTE;
@@ -99,6 +100,10 @@ describe('lease manager', { skip: missing }, () => {
     assert.ok(reaped >= 1);
     assert.equal((await store.getLease(credential.lease.id))?.state, 'revoked');
     assert.ok(!(await leaseAccounts()).includes(credential.username));
+    // What metrics read (meshgate_lease_operations_total): one creation, renewal and revocation at least.
+    const done = (op: keyof typeof before) => manager.operations[op].completed - before[op].completed;
+    assert.deepEqual([done('create'), done('renew') >= 1, done('revoke') >= 1], [1, true, true]);
+    assert.equal(manager.operations.create.failed + manager.operations.revoke.failed, before.create.failed + before.revoke.failed);
   });
 
   it('rotates before the max TTL: new sessions get a new account, a connection on the old one goes on', async () => {

@@ -19,23 +19,29 @@ interface Report {
 describe('meshgate probe --firestore (official emulator)', { skip: FIRESTORE_SKIP, timeout: 120_000 }, () => {
   let fx: FirestoreFixture;
   before(async () => {
-    fx = await startFirestoreFixture({ name: `fsprobe${randomBytes(3).toString('hex')}`, project: PROJECT, workloads: FIRESTORE_WORKLOADS, policy: FIRESTORE_POLICY });
+    fx = await startFirestoreFixture({
+      name: `fsprobe${randomBytes(3).toString('hex')}`,
+      project: PROJECT,
+      workloads: FIRESTORE_WORKLOADS,
+      policy: FIRESTORE_POLICY,
+      config: (config) => void (config.metrics = { listen: '127.0.0.1:0' }),
+    });
   });
   after(async () => fx?.stop());
 
   const probe = async (workload: string, document: string) => {
     const files = fx.harness.clients[workload]!;
-    const child = spawnCli(['probe', '--firestore', `localhost:${fx.port}`, '--project', PROJECT, '--document', document, '--cert', files.cert, '--key', files.key, '--ca', files.ca, '--audit', fx.harness.auditFile, '--timeout', '5s', '--json']);
+    const child = spawnCli(['probe', '--firestore', `localhost:${fx.port}`, '--project', PROJECT, '--document', document, '--cert', files.cert, '--key', files.key, '--ca', files.ca, '--audit', fx.harness.auditFile, '--metrics', `http://127.0.0.1:${fx.harness.meshgate.metricsPort}/metrics`, '--timeout', '5s', '--json']);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
     const { code, stderr } = await exitOf(child);
     return { code, stderr, report: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Report };
   };
 
-  it('the call reaches Firestore and its rpc event carries the identity and the trace id', async () => {
+  it('the call reaches Firestore; its rpc event carries the identity and the trace id, its latency bucket the trace id', async () => {
     const { code, stderr, report } = await probe('orders', 'orders/meshgate-probe');
     assert.equal(code, 0, `${stderr}\n${JSON.stringify(report, null, 2)}`);
-    assert.deepEqual(report.links.map((l) => [l.link, l.ok]), [['firestore', true], ['firestore-audit', true], ['firestore-span', null]]);
+    assert.deepEqual(report.links.map((l) => [l.link, l.ok]), [['firestore', true], ['firestore-audit', true], ['firestore-span', null], ['firestore-metrics', true]]);
     const event = (await fx.harness.readAudit()).find((e) => e['type'] === 'rpc' && e['traceId'] === report.traceId);
     assert.equal((event?.['identity'] as { spiffeId: string } | undefined)?.spiffeId, FIRESTORE_WORKLOADS.orders);
   });

@@ -11,6 +11,11 @@ import { FIRESTORE_POLICY, FIRESTORE_SKIP, FIRESTORE_WORKLOADS, FS_METHOD, onlyR
 import { startOtlpReceiver, type OtlpReceiver } from '../../helpers/otlp-receiver.ts';
 
 const PROJECT = 'mg-it-traces';
+// The reporter's rule lets its spans show document paths whole; the auditor's shows none.
+const TRACED_POLICY = FIRESTORE_POLICY.replace('collections: ["orders/**"], operations: [read] }', 'collections: ["orders/**"], operations: [read], traceQueryText: full }').replace(
+  'collections: ["**"], operations: [read, admin] }',
+  'collections: ["**"], operations: [read, admin], traceQueryText: none }',
+);
 
 describe('traces of Firestore calls through meshgate (official emulator)', { skip: FIRESTORE_SKIP }, () => {
   let receiver: OtlpReceiver;
@@ -22,7 +27,7 @@ describe('traces of Firestore calls through meshgate (official emulator)', { ski
       name: `fstraces${randomBytes(3).toString('hex')}`,
       project: PROJECT,
       workloads: FIRESTORE_WORKLOADS,
-      policy: FIRESTORE_POLICY,
+      policy: TRACED_POLICY,
       config: (config) => {
         config.tracing = { otlp: { endpoint: receiver.endpoint } };
       },
@@ -105,5 +110,22 @@ describe('traces of Firestore calls through meshgate (official emulator)', { ski
     const [span] = await receiver.waitFor((s) => s.traceId === event.traceId && s.kind === 'SPAN_KIND_CLIENT');
     assert.ok(span !== undefined, 'a span in the trace the audit event records');
     assert.equal(span.parentSpanId, '');
+  });
+
+  it('shows paths whole or not at all where the allowing rule says traceQueryText', async () => {
+    const spanOf = async (workload: 'reporter' | 'auditor') => {
+      const trace = randomBytes(16).toString('hex');
+      await fx.client(workload, { customHeaders: { traceparent: `00-${trace}-${randomBytes(8).toString('hex')}-01` } }).doc('orders/o-77').get();
+      const [span] = await receiver.waitFor((s) => s.traceId === trace && s.kind === 'SPAN_KIND_CLIENT');
+      assert.ok(span !== undefined, `a span for ${workload}`);
+      return span;
+    };
+    const reporter = await spanOf('reporter');
+    assert.equal(reporter.attributes['meshgate.rule'], RULE.reporter);
+    assert.deepEqual(reporter.attributes['meshgate.firestore.paths'], ['orders/o-77']);
+    const auditor = await spanOf('auditor');
+    assert.equal(auditor.attributes['meshgate.rule'], RULE.auditor);
+    assert.equal(auditor.attributes['meshgate.firestore.paths'], undefined);
+    assert.equal(auditor.attributes['db.collection.name'], 'orders', 'the collection is the shape, shown in every mode');
   });
 });

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { ConnectionEvent, StatementEvent } from '../../../src/audit/index.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
-import { MARIADB, startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { DEFAULT_POLICY, MARIADB, startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../helpers/otlp-receiver.ts';
 import { serviceMissing } from '../../helpers/services.ts';
 
@@ -33,9 +33,13 @@ describe('traces of MySQL sessions through meshgate', { skip: missing }, () => {
   before(async () => {
     receiver = await startOtlpReceiver();
     process.env[AUTH_ENV] = 'Bearer test-token';
+    // The readers' rule lets its callers' spans show their statements whole.
+    const policy = DEFAULT_POLICY.replace('role: "{ro}" }', 'role: "{ro}", traceQueryText: full }');
+    assert.notEqual(policy, DEFAULT_POLICY);
     h = await startHarness({
       name: 'traces',
       workloads: STANDARD_WORKLOADS,
+      policy,
       setupSql: ['CREATE TABLE {db}.items (id INT PRIMARY KEY, owner VARCHAR(80), qty INT)', "INSERT INTO {db}.items VALUES (42, 'ada@example.com', 3)"],
       config: (config) => {
         config.tracing = { otlp: { endpoint: receiver.endpoint, headers: { 'x-scope-orgid': 'shop', authorization: { env: AUTH_ENV } } }, serviceName: 'meshgate-test' };
@@ -106,12 +110,13 @@ describe('traces of MySQL sessions through meshgate', { skip: missing }, () => {
 
   it('starts a trace of its own in the trace id the audit records and the tag MariaDB saw', async () => {
     const [rows] = await conn.query('SELECT SQL_NO_CACHE INFO AS info FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()');
-    const tagged = /traceparent='00-([0-9a-f]{32})-[0-9a-f]{16}-01'/.exec((rows as { info: string }[])[0]!.info);
+    const tagged = /traceparent='00-([0-9a-f]{32})-([0-9a-f]{16})-01'/.exec((rows as { info: string }[])[0]!.info);
     assert.ok(tagged !== null, 'MariaDB saw the statement tagged with a trace id');
     const event = (await statements()).find((e) => e.traceId === tagged[1]);
     assert.ok(event !== undefined, 'the audit event has the trace id of the tag');
     const span = await oneSpan((s) => s.traceId === tagged[1], 'the untraced SELECT');
     assert.equal(span.parentSpanId, '', 'a root span');
+    assert.equal(span.spanId, tagged[2], 'the span the tag names, so MariaDB’s processlist and logs lead to it');
     assert.equal(span.attributes['meshgate.session.id'], event.sessionId);
   });
 
@@ -161,6 +166,27 @@ describe('traces of MySQL sessions through meshgate', { skip: missing }, () => {
       assert.equal(span.parentSpanId, parent);
       assert.equal(span.attributes['db.query.text'], 'SELECT qty FROM items WHERE id = ?');
     }
+  });
+
+  it('shows a statement whole where the allowing rule says traceQueryText: full, and sanitized elsewhere', async () => {
+    const reader = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('analytics') });
+    try {
+      const readerTrace = traceId();
+      await reader.query(`SELECT qty FROM items WHERE owner = 'ada@example.com' ${comment(readerTrace, spanId())}`);
+      const whole = await oneSpan((s) => s.traceId === readerTrace, 'the reader’s SELECT');
+      assert.equal(whole.attributes['meshgate.rule'], 'readers/analytics');
+      assert.match(String(whole.attributes['db.query.text']), /^SELECT qty FROM items WHERE owner = 'ada@example\.com'/);
+      const readerError = traceId();
+      await assert.rejects(reader.query(`SELECT nope FROM items ${comment(readerError, spanId())}`));
+      const failed = await oneSpan((s) => s.traceId === readerError, 'the reader’s failing SELECT');
+      assert.match(failed.status.message ?? '', /Unknown column 'nope'/, 'MariaDB’s own message, as full allows');
+    } finally {
+      await reader.end();
+    }
+    const writerTrace = traceId();
+    await conn.query(`SELECT qty FROM items WHERE owner = 'ada@example.com' ${comment(writerTrace, spanId())}`);
+    const sanitized = await oneSpan((s) => s.traceId === writerTrace, 'the writer’s SELECT');
+    assert.equal(sanitized.attributes['db.query.text'], 'SELECT qty FROM items WHERE owner = ?');
   });
 
   it('follows the caller’s sampled flag: no span for a statement whose caller does not sample', async () => {

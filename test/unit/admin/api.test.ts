@@ -19,6 +19,7 @@ import type { LeaseRecord } from '../../../src/store/types.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
 import { readFile } from 'node:fs/promises';
 import { cleanup } from '../../helpers/cleanup.ts';
+import { createMetricsRegistry, probeRoutes, Readiness } from '../../../src/telemetry/metrics/index.ts';
 
 const TD = 'admin.test';
 const ADMIN = `spiffe://${TD}/ns/ops/sa/admin`;
@@ -81,6 +82,7 @@ describe('admin API', () => {
   let events: CredentialFacts[];
   /** The identity the fake rate limiter refuses, when set. */
   let rateLimited: string | null;
+  let auditRefusal: { code: string; message: string } | null = null;
 
   function record(id: string, principal: string, state: LeaseRecord['state']): LeaseRecord {
     return {
@@ -129,7 +131,11 @@ describe('admin API', () => {
     const forged = await issueSvid({ caDir: otherCa, spiffeId: ADMIN, outDir: join(tmp.dir, 'forged'), name: 'admin', ttlSeconds: 3600 });
     certs['forged'] = { cert: await readFile(forged.certPath), key: await readFile(forged.keyPath) };
     ca = await readFile(join(caDir, 'bundle.pem'));
+    const metrics = createMetricsRegistry({ version: '0.0.0-test', audit: {}, policy: () => ({ version: 'test', rules: 2 }) }, { processMetrics: false });
+    const readiness = new Readiness({ policyLoaded: () => true, auditRefusal: () => auditRefusal, upstreamChecks: () => [], upstreamFreshMs: 1000 });
+    const probes = probeRoutes(metrics, readiness);
     api = await startAdminApi({
+      probes: { ready: probes['/readyz']!, metrics: probes['/metrics']! },
       host: '127.0.0.1',
       port: 0,
       tls: { cert: server.certPath, key: server.keyPath, bundles: [join(caDir, 'bundle.pem')] },
@@ -188,7 +194,8 @@ describe('admin API', () => {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text === '' ? null : JSON.parse(text) });
+            const json = String(res.headers['content-type']).startsWith('application/json');
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text === '' ? null : json ? JSON.parse(text) : text });
           });
         },
       );
@@ -201,6 +208,29 @@ describe('admin API', () => {
     const answer = await call('GET', '/healthz');
     assert.equal(answer.status, 200);
     assert.deepEqual(answer.body, { ok: true });
+  });
+
+  it('answers /readyz without a client certificate: 503 naming what is not ready', async () => {
+    assert.deepEqual((await call('GET', '/readyz')).body, { ready: true });
+    auditRefusal = { code: 'MG_AUDIT_UNAVAILABLE', message: 'disk full' };
+    try {
+      const answer = await call('GET', '/readyz');
+      assert.equal(answer.status, 503);
+      assert.deepEqual(answer.body, { ready: false, notReady: { audit: 'MG_AUDIT_UNAVAILABLE: disk full' } });
+    } finally {
+      auditRefusal = null;
+    }
+  });
+
+  it('serves /metrics to a verified client certificate only', async () => {
+    const anonymous = await call('GET', '/metrics');
+    assert.equal(anonymous.status, 401);
+    const forged = await call('GET', '/metrics', { as: 'forged' });
+    assert.equal(forged.status, 401);
+    const scraped = await call('GET', '/metrics', { as: 'orders' });
+    assert.equal(scraped.status, 200);
+    assert.match(String(scraped.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+    assert.match(scraped.body as string, /^meshgate_build_info\{version="0\.0\.0-test",node_version="v[\d.]+"\} 1$/m);
   });
 
   it('issues a credential to a bearer token that policy allows, with the role policy names', async () => {

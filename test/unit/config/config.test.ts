@@ -82,7 +82,7 @@ firestore: { tls: plaintext, trustedHops: [127.0.0.6], project: shop-prod, upstr
 
   it('names the file, field and line of an unknown key, with the allowed keys and the likely one', async () => {
     const path = await write(valid + 'listner: {}\n');
-    const allowed = 'listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit, tracing';
+    const allowed = 'listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit, tracing, metrics';
     const expected = `${path}: listner: unknown key; allowed here: ${allowed}; did you mean listener? (line 8, column 1)`;
     assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(expected)}$`)));
   });
@@ -102,6 +102,14 @@ firestore: { tls: plaintext, trustedHops: [127.0.0.6], project: shop-prod, upstr
     });
     const tooBig = await write(valid + 'audit:\n  export:\n    postgres: { url: { env: U }, batch: 5000 }\n');
     assert.throws(() => loadConfigFile(tooBig), invalid(/audit\.export\.postgres\.batch/));
+  });
+
+  it('takes a metrics section: a listener address, an upstream check interval; a bad address is named', async () => {
+    const config = loadConfigFile(await write(valid + 'metrics: { listen: "[::1]:9464" }\n'));
+    assert.deepEqual(config.metrics, { listen: '[::1]:9464', upstreamCheckInterval: '15s' });
+    assert.equal(loadConfigFile(await write(valid)).metrics, undefined, 'absent: no metrics');
+    const path = await write(valid + 'metrics: { listen: "9464" }\n');
+    assert.throws(() => loadConfigFile(path), invalid(/metrics\.listen: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9464/));
   });
 
   it('refuses an inline password, never repeats it, and says how to give it', async () => {

@@ -4,12 +4,13 @@
  * own credentials), and what it does with the answer. A local server stands in for
  * iamcredentials.googleapis.com; the real endpoint cannot be reached from here.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OAuth2Client } from 'google-auth-library';
-import { DATASTORE_SCOPE, googleUpstreamAuth } from '../../../src/credentials/google.ts';
+import { DATASTORE_SCOPE, googleUpstreamAuth, TOKEN_FETCH_CHANNEL } from '../../../src/credentials/google.ts';
 
 interface Seen {
   readonly url: string;
@@ -86,4 +87,20 @@ test('a refusal from Google names the service account and what to grant', async 
 test('a rule without a service account cannot reach Google', async () => {
   const auth = googleUpstreamAuth({ sourceClient: meshgateOwnCredentials(), endpoint });
   await assert.rejects(auth.authorization(null), /to\.firestore\.serviceAccount/);
+});
+
+test('publishes each mint’s outcome for metrics', async () => {
+  const outcomes: string[] = [];
+  const listener = (message: unknown) => void outcomes.push((message as { outcome: string }).outcome);
+  diagnostics.subscribe(TOKEN_FETCH_CHANNEL, listener);
+  try {
+    const auth = googleUpstreamAuth({ sourceClient: meshgateOwnCredentials(), endpoint });
+    await auth.authorization('metrics-ok@proj.iam.gserviceaccount.com');
+    refuse = true;
+    await assert.rejects(auth.authorization('metrics-refused@proj.iam.gserviceaccount.com'), /MG_UPSTREAM_AUTH_FAILED|cannot get a Firestore token/);
+  } finally {
+    refuse = false;
+    diagnostics.unsubscribe(TOKEN_FETCH_CHANNEL, listener);
+  }
+  assert.deepEqual(outcomes, ['success', 'failure']);
 });

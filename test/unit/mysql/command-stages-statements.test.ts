@@ -52,12 +52,14 @@ describe('command stages: every statement tagged', () => {
     assert.equal(untraced(session().send(Command.QUERY, sql)), `${HEAD}*/ ${sql}`, 'without multi-statements only the first runs');
   });
 
-  it('gives every tag of a text the same trace, each its own span', () => {
-    const sent = session({ multiStatements: true }).send(Command.QUERY, 'SELECT 1; SELECT 2');
+  it('gives every tag of a text the same trace and the span meshgate reports for the command', () => {
+    const s = session({ multiStatements: true });
+    const sent = s.send(Command.QUERY, 'SELECT 1; SELECT 2');
     const parents = [...sent.matchAll(/traceparent='00-([0-9a-f]{32})-([0-9a-f]{16})-01'/g)];
     assert.equal(parents.length, 2);
     assert.equal(parents[0]![1], parents[1]![1]);
-    assert.notEqual(parents[0]![2], parents[1]![2]);
+    assert.equal(parents[0]![2], parents[1]![2]);
+    assert.equal(s.audited[0]!.spanId, parents[0]![2], 'the span tracing will start takes the id the tags name');
   });
 
   it('tags the statements of a text past 64 KiB, the DEFINER change included', () => {

@@ -149,6 +149,6 @@ describe('policy: the direct field is validated', () => {
   });
 
   it('a misspelt key lists direct among the allowed ones', () => {
-    assert.match(problem(allow('            drect: true\n')), /mariadb\.drect: unknown field; allowed here: databases, role, allowLocalInfile, direct, auditParameters/);
+    assert.match(problem(allow('            drect: true\n')), /mariadb\.drect: unknown field; allowed here: databases, role, allowLocalInfile, direct, auditParameters, traceQueryText/);
   });
 });

@@ -343,7 +343,7 @@ function decisionRef(docs: readonly Doc[], namespace: string, request: PolicyReq
         const target = rule.to === undefined ? undefined : rule.to.find((t) => targetRef(t, request, action));
         if (rule.to !== undefined && target === undefined) continue;
         const id = `p${d}/${r}`;
-        if (action === 'DENY') return { allow: false, ruleId: id, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: 'default' };
+        if (action === 'DENY') return { allow: false, ruleId: id, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default' };
         return {
           allow: true,
           ruleId: id,
@@ -351,12 +351,13 @@ function decisionRef(docs: readonly Doc[], namespace: string, request: PolicyReq
           allowLocalInfile: false,
           auditParameters: target !== undefined && 'mariadb' in target ? 'types' : 'none',
           googleServiceAccount: target !== undefined && 'firestore' in target ? (target.firestore.serviceAccount ?? null) : null,
+          traceQueryText: null,
           serviceClass: 'default',
         };
       }
     }
   }
-  return { allow: false, ruleId: null, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: 'default' };
+  return { allow: false, ruleId: null, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default' };
 }
 
 describe('firestore policy properties', () => {

@@ -190,7 +190,7 @@ describe('loadPolicyDir', () => {
     const decide = (subject: Subject, database = 'shop') => policy.evaluate(subject, { engine: 'mysql', database });
     assert.deepEqual(
       { ...decide(job) },
-      { allow: true, ruleId: 'ci-shop-deploy/migrate-production', role: 'shop_migrator', allowLocalInfile: false, auditParameters: 'types', googleServiceAccount: null, serviceClass: 'default', reason: 'allowed by rule ci-shop-deploy/migrate-production as role shop_migrator' },
+      { allow: true, ruleId: 'ci-shop-deploy/migrate-production', role: 'shop_migrator', allowLocalInfile: false, auditParameters: 'types', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default', reason: 'allowed by rule ci-shop-deploy/migrate-production as role shop_migrator' },
     );
     assert.equal(decide(job, 'reporting_eu').allow, false);
     const otherWorkflow = { ...job, claims: { ...job.claims, job_workflow_ref: 'acme/shop/.github/workflows/lint.yml@refs/heads/main' } };
@@ -202,5 +202,16 @@ describe('loadPolicyDir', () => {
     assert.equal(decide(branch).allow, false);
     // The same principal over mTLS (no token, no claims) is not the job.
     assert.equal(decide({ ...subjectFromPrincipal('ci.example/github/acme/shop/env/production'), authMethod: 'mtls' }).allow, false);
+  });
+});
+
+describe('the policy version', () => {
+  it('is a digest of the files: the same texts give the same version wherever they live, a change gives another', () => {
+    const version = (name: string, text: string) => loadPolicyDocuments([{ name, text }]).version;
+    const here = version('policy/orders.yaml', VALID);
+    assert.match(here, /^[0-9a-f]{12}$/);
+    assert.equal(version('/etc/meshgate/policy/orders.yaml', VALID), here);
+    assert.notEqual(version('policy/orders.yaml', VALID.replace('shop_writer', 'shop_reader')), here);
+    assert.notEqual(version('policy/other.yaml', VALID), here);
   });
 });

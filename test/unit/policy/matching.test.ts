@@ -114,6 +114,7 @@ describe('decision semantics', () => {
       allowLocalInfile: false,
       auditParameters: 'none',
       googleServiceAccount: null,
+      traceQueryText: null,
       serviceClass: 'default',
       reason: `no ALLOW rule matches ${ORDERS} for database shop; add one to the policy directory`,
     });
@@ -133,6 +134,7 @@ describe('decision semantics', () => {
       allowLocalInfile: false,
       auditParameters: 'types',
       googleServiceAccount: null,
+      traceQueryText: null,
       serviceClass: 'default',
       reason: 'allowed by rule orders-read-write/0 as role shop_writer',
     });

@@ -186,7 +186,7 @@ function reference(docs: readonly Doc[], subject: Subject, request: PolicyReques
       if (doc.action !== action) continue;
       for (const [r, rule] of doc.rules.entries()) {
         if (!matches(rule)) continue;
-        if (action === 'DENY') return { allow: false, ruleId: `p${d}/${r}`, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: 'default' };
+        if (action === 'DENY') return { allow: false, ruleId: `p${d}/${r}`, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default' };
         const target = rule.to?.find((t) => targetRef(t.mariadb, request.database))?.mariadb;
         return {
           allow: true,
@@ -195,12 +195,13 @@ function reference(docs: readonly Doc[], subject: Subject, request: PolicyReques
           allowLocalInfile: target?.allowLocalInfile ?? false,
           auditParameters: 'types',
           googleServiceAccount: null,
+          traceQueryText: null,
           serviceClass: 'default',
         };
       }
     }
   }
-  return { allow: false, ruleId: null, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, serviceClass: 'default' };
+  return { allow: false, ruleId: null, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default' };
 }
 
 /** A DENY rule built to match `subject` and `request`, in one of several shapes. */

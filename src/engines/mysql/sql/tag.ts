@@ -21,9 +21,9 @@ import { HEADER_BYTES, type Frame } from '../codec/framer.ts';
  * when the tag would push the command past one packet: tagging must not change how many
  * packets the command takes, or the answer's sequence ids would not match the client's.
  */
-export function spliceTag(frame: Frame, commentHead: string, newTrace: string | null): Buffer | null {
+export function spliceTag(frame: Frame, commentHead: string, newTrace: string | null, spanId?: string): Buffer | null {
   const payload = frame.payload;
-  const comment = tagComment(commentHead, newTrace);
+  const comment = tagComment(commentHead, newTrace, spanId);
   const length = payload.length + comment.length;
   if (length >= MAX_PACKET_PAYLOAD) return null;
   let cut = 1;
@@ -37,9 +37,12 @@ export function spliceTag(frame: Frame, commentHead: string, newTrace: string | 
   return out;
 }
 
-/** The tag: `commentHead`, a traceparent naming `trace` (with a span of its own) when given, and a space. */
-export function tagComment(commentHead: string, trace: string | null): string {
-  return commentHead + (trace === null ? '*/ ' : `,traceparent='00-${trace}-${newSpanId()}-01'*/ `);
+/**
+ * The tag: `commentHead`, a traceparent naming `trace` when given, and a space. Its span is
+ * meshgate's span for the statement, so a processlist or slow log line leads to that very span.
+ */
+export function tagComment(commentHead: string, trace: string | null, spanId: string = newSpanId()): string {
+  return commentHead + (trace === null ? '*/ ' : `,traceparent='00-${trace}-${spanId}-01'*/ `);
 }
 
 /** my_isspace in every charset a client can use (all are ASCII-compatible): space, \t … \r. */

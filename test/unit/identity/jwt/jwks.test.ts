@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { JWTPayload } from 'jose';
 import { isMeshgateError, type ErrorCode } from '../../../../src/errors/index.ts';
-import { createTokenVerifier, type TokenVerifier } from '../../../../src/identity/jwt/index.ts';
+import { createTokenVerifier, JWKS_FETCH_CHANNEL, type TokenVerifier } from '../../../../src/identity/jwt/index.ts';
 import { makeSigningKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../../../helpers/jwks-server.ts';
 
 const ISSUER = 'https://kubernetes.default.svc';
@@ -126,5 +127,19 @@ describe('TokenVerifier with a JWKS URL', () => {
     const verifier = await fresh();
     server.setKeys('nope' as never);
     await refuses(verifier.verify(await signToken(k1, claims())), 'MG_JWKS_UNAVAILABLE', /did not return a usable JWKS/);
+  });
+
+  it('publishes each fetch\'s outcome for metrics, and only while someone listens', async () => {
+    const outcomes: string[] = [];
+    const listener = (message: unknown) => void outcomes.push((message as { outcome: string }).outcome);
+    diagnostics.subscribe(JWKS_FETCH_CHANNEL, listener);
+    try {
+      await (await fresh()).verify(await signToken(k1, claims()));
+      server.setStatus(500);
+      await refuses((await fresh()).verify(await signToken(k1, claims())), 'MG_JWKS_UNAVAILABLE', /HTTP 500/);
+    } finally {
+      diagnostics.unsubscribe(JWKS_FETCH_CHANNEL, listener);
+    }
+    assert.deepEqual(outcomes, ['success', 'failure']);
   });
 });

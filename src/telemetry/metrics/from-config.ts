@@ -1,0 +1,57 @@
+/**
+ * Readiness always, metrics as the configuration asks for them: the composition root hands
+ * over where each fact lives and gets /readyz's judge and, with a `metrics` section, the
+ * running metrics back.
+ */
+import type { MeshgateConfig } from '../../config/schema.ts';
+import { parseDuration, type TlsMaterial } from '../../identity/index.ts';
+import type { Logger } from '../../log.ts';
+import type { UpstreamCheck } from '../../upstream-checks.ts';
+import { MESHGATE_VERSION } from '../../version.ts';
+import type { AuditSource, LeaseSource, PoolSource } from './gauges.ts';
+import { startMetrics, type Metrics } from './start.ts';
+import { Readiness } from './readiness.ts';
+
+export interface ObservedDeps {
+  readonly log: Logger;
+  /** The audit sink (queue, back-pressure) and its refusal while it cannot record. */
+  readonly audit: AuditSource & { readonly refusal?: { readonly code: string; readonly message: string } | null };
+  readonly tls: TlsMaterial | null;
+  readonly policy: { readonly version: string; rules(): number };
+  /** The checks engines ran against their upstreams at start (filled as they start). */
+  readonly upstreamChecks: () => readonly UpstreamCheck[];
+  /** Known once the engines and credentials have started. */
+  readonly pool: () => PoolSource | null;
+  readonly leases: () => LeaseSource | null;
+}
+
+export async function observabilityFor(config: MeshgateConfig, deps: ObservedDeps): Promise<{ readonly readiness: Readiness; readonly metrics: Metrics | null }> {
+  const readiness = new Readiness({
+    policyLoaded: () => deps.policy.rules() > 0,
+    auditRefusal: () => deps.audit.refusal ?? null,
+    upstreamChecks: deps.upstreamChecks,
+    upstreamFreshMs: parseDuration(config.metrics?.upstreamCheckInterval ?? '15s') * 1000,
+  });
+  if (config.metrics === undefined) return { readiness, metrics: null };
+  const tls = deps.tls;
+  const metrics = await startMetrics(
+    config.metrics,
+    {
+      version: MESHGATE_VERSION,
+      audit: deps.audit,
+      pool: deps.pool,
+      leases: deps.leases,
+      ...(tls === null ? {} : { certificates: { certificatePem: () => certificatePem(tls), bundlePem: () => tls.bundlePem() } }),
+      policy: () => ({ version: deps.policy.version, rules: deps.policy.rules() }),
+    },
+    readiness,
+    deps.log,
+  );
+  return { readiness, metrics };
+}
+
+/** meshgate's certificate as its TLS context holds it (chain first). */
+function certificatePem(tls: TlsMaterial): string | Buffer | null {
+  const cert = tls.contextOptions().cert;
+  return typeof cert === 'string' || Buffer.isBuffer(cert) ? cert : null;
+}
