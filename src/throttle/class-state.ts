@@ -39,6 +39,8 @@ export class ClassState {
   waiting = 0;
   /** When a rate-blocked waiter can next have a token (Infinity: none is rate-blocked). */
   refillAt = Infinity;
+  /** The last pass over the queue stopped at a waiter a class-wide limit blocks. */
+  classBlocked = false;
   #sweepAt = SWEEP_FROM;
   // Counters for metrics; never reset (Prometheus counters).
   admitted = 0;

@@ -46,6 +46,8 @@ export interface ClassSnapshot {
   readonly inFlight: number;
   readonly sessions: number;
   readonly waiting: number;
+  /** Identities with per-identity state kept (idle ones are forgotten). */
+  readonly identities: number;
   readonly admitted: number;
   readonly refused: number;
   readonly timedOut: number;
@@ -98,7 +100,8 @@ export class ClassThrottle implements Throttle {
     if (cls.waiting !== 0) this.freed(cls, now);
     const identity = cls.identity(request.principal, now);
     const limit = cls.blocked(identity, request.kind, now);
-    if (limit === null && cls.waiting === 0) {
+    // Waiters left are blocked by their own identities' limits only: nothing this one takes.
+    if (limit === null && (cls.waiting === 0 || !cls.classBlocked)) {
       cls.take(identity, request.kind);
       cls.admitted++;
       return new Held(this, cls, identity, request.kind);
@@ -173,6 +176,7 @@ export class ClassThrottle implements Throttle {
       inFlight: cls.inFlight,
       sessions: cls.sessions,
       waiting: cls.waiting,
+      identities: cls.identities.size,
       admitted: cls.admitted,
       refused: cls.refused,
       timedOut: cls.timedOut,
@@ -207,6 +211,7 @@ export class ClassThrottle implements Throttle {
     const queue = cls.queue;
     const kept: Waiter[] = [];
     let refillAt = Infinity;
+    let classBlocked = false;
     let i = 0;
     for (; i < queue.length; i++) {
       const waiter = queue[i]!;
@@ -232,6 +237,7 @@ export class ClassThrottle implements Throttle {
       const retry = cls.retryAfter(identity, limit);
       if (retry !== null) refillAt = Math.min(refillAt, now + retry);
       if (!limit.startsWith('identity-')) {
+        classBlocked = true;
         i++;
         break;
       }
@@ -239,6 +245,7 @@ export class ClassThrottle implements Throttle {
     for (; i < queue.length; i++) if (!queue[i]!.done) kept.push(queue[i]!);
     cls.queue = kept;
     cls.refillAt = refillAt;
+    cls.classBlocked = classBlocked;
   }
 
   #expire(cls: ClassState, waiter: Waiter): void {
