@@ -25,24 +25,29 @@ export function waitDurationMs(text: string): number {
 const CLASS_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 const CLASS_NAME_TEXT = 'a service class name: a lower-case letter, then up to 62 lower-case letters, digits, _ and -';
 
-const count = (what: string) =>
-  z.number().int(`a whole number of ${what}`).min(1, `at least 1 ${what.replace(/s$/, '')}; to stop a class, refuse it in policy instead`).max(1_000_000, `at most 1000000 ${what}`);
+// Bounds read as "must be at least 1, got …" (describe.ts words them); a refinement's message is used as written.
+const count = () => z.number().int().min(1).max(1_000_000);
 
 const rate = z
   .strictObject({
     /** Sustained statements (MariaDB) or calls (Firestore) per second; fractions allowed (0.5: one every 2 s). */
-    perSecond: z.number().positive('a rate above 0 per second, e.g. 100 (or 0.5 for one every 2 s)').max(1_000_000, 'at most 1000000 per second'),
+    perSecond: z.number().positive().max(1_000_000),
     /** What a rested bucket may spend at once; default: one second's worth (at least 1). */
-    burst: z.number().int('a whole number of tokens').min(1, 'a burst of at least 1: with less, not even one statement could ever pass').max(10_000_000).optional(),
+    burst: z
+      .number()
+      .int()
+      .max(10_000_000)
+      .refine((burst) => burst >= 1, 'a burst of at least 1: with less, not even one statement could ever pass')
+      .optional(),
   })
   .describe('a token bucket: { perSecond: 100, burst: 200 }');
 
 const limits = {
   rate: rate.optional(),
   /** In-flight statements (MariaDB) or calls (Firestore) at once. */
-  concurrency: count('in-flight statements or calls').optional(),
+  concurrency: count().optional(),
   /** Open sessions (MariaDB connections through meshgate). */
-  sessions: count('open sessions').optional(),
+  sessions: count().optional(),
 };
 
 const overLimit = z
@@ -51,9 +56,13 @@ const overLimit = z
     z.strictObject({
       wait: z.strictObject({
         /** Callers waiting at once; one more is refused at once (MG_THROTTLED). */
-        queue: z.number().int('a whole number of waiting callers').min(1, 'a queue of at least 1; for none, write overLimit: refuse').max(100_000, 'at most 100000 waiting callers'),
+        queue: z.number().int().min(1).max(100_000),
         /** How long one may wait before it is refused (MG_THROTTLE_TIMEOUT). */
-        timeout: z.string().regex(WAIT_DURATION, WAIT_DURATION_TEXT).refine((text) => waitDurationMs(text) > 0, 'a timeout longer than zero; for no wait, write overLimit: refuse'),
+        timeout: z
+          .string()
+          .regex(WAIT_DURATION, WAIT_DURATION_TEXT)
+          .refine((text) => !WAIT_DURATION.test(text) || waitDurationMs(text) > 0, 'a timeout longer than zero; for no wait, write overLimit: refuse')
+          .meta({ expected: WAIT_DURATION_TEXT }),
       }),
     }),
   ])
@@ -62,7 +71,7 @@ const overLimit = z
 const serviceClass = z
   .strictObject({
     /** Higher wins: served first when callers wait for the same capacity. */
-    priority: z.number().int('a whole number; higher wins').min(-1000).max(1000).default(0),
+    priority: z.number().int().min(-1000).max(1000).default(0),
     ...limits,
     /** The same limits for each identity (SPIFFE ID) inside the class. */
     perIdentity: z.strictObject(limits).optional(),
@@ -73,11 +82,11 @@ const serviceClass = z
 const upstream = z
   .strictObject({
     /** Connections meshgate opens to the MariaDB server at most, all classes together; keep it under max_connections. */
-    connections: z.number().int().min(1, 'at least 1 connection').max(100_000).describe('the connection budget per MariaDB server, e.g. 200 (under its max_connections)'),
+    connections: z.number().int().min(1).max(100_000).describe('the connection budget per MariaDB server, e.g. 200 (under its max_connections)'),
     /** Connections only this class may use, whatever the others hold. */
-    reserved: z.record(z.string().regex(CLASS_NAME, CLASS_NAME_TEXT), z.number().int().min(1, 'at least 1 reserved connection').max(100_000)).default({}),
+    reserved: z.record(z.string().regex(CLASS_NAME, CLASS_NAME_TEXT), z.number().int().min(1).max(100_000)).default({}),
     /** Caps per MariaDB role, inside the budget. */
-    roles: z.record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a MariaDB role name: 1 to 64 letters, digits, _ and $'), z.number().int().min(1, 'at least 1 connection').max(100_000)).default({}),
+    roles: z.record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a MariaDB role name: 1 to 64 letters, digits, _ and $'), z.number().int().min(1).max(100_000)).default({}),
   })
   .describe('the upstream connection budget: { connections: 200, reserved: { critical: 20 } }');
 
