@@ -5,7 +5,7 @@
  * counts they were taken from.
  */
 import { Bucket } from './bucket.ts';
-import type { Admission } from './index.ts';
+import type { Admission } from './types.ts';
 import type { AdmissionKind, ThrottleLimit } from './refusal.ts';
 import type { ClassSettings, Limits } from './settings.ts';
 

@@ -11,7 +11,7 @@
  */
 import { ClassState, type IdentityState, type Waiter } from './class-state.ts';
 import { systemClock, type ThrottleClock, type Timer } from './clock.ts';
-import type { Admission, AdmissionRequest, Throttle, WaitOptions } from './index.ts';
+import type { Admission, AdmissionRequest, Throttle, WaitOptions } from './types.ts';
 import { throttleRefusal, type AdmissionKind, type ThrottleLimit } from './refusal.ts';
 import type { ThrottleSettings } from './settings.ts';
 

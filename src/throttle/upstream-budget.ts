@@ -11,7 +11,7 @@
  * what the reserve guarantees it. The same budget fits Firestore's concurrent streams.
  */
 import { systemClock, type ThrottleClock, type Timer } from './clock.ts';
-import type { Admission, WaitOptions } from './index.ts';
+import type { Admission, WaitOptions } from './types.ts';
 import { throttleRefusal, type ThrottleLimit } from './refusal.ts';
 import type { BudgetSettings, ClassSettings, ThrottleSettings } from './settings.ts';
 
