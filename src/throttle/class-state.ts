@@ -19,7 +19,8 @@ export interface Waiter {
   readonly principal: string;
   readonly kind: AdmissionKind;
   readonly since: number;
-  readonly deadline: number;
+  /** since + the class's timeout; a reload recomputes it, so deadlines stay in queue order. */
+  deadline: number;
   /** Set once the waiter is admitted, refused or cancelled; it is then skipped and dropped. */
   done: boolean;
   settle(admission: Admission): void;
@@ -34,8 +35,13 @@ export class ClassState {
   inFlight = 0;
   sessions = 0;
   readonly identities = new Map<string, IdentityState>();
+  /**
+   * Waiters in arrival order from `head`; finished ones (admitted out of order, cancelled)
+   * stay in place until they reach the head, so a pass costs what it serves, not the queue.
+   */
   queue: Waiter[] = [];
-  /** Live waiters in `queue` (cancelled ones stay in the array until the next pass). */
+  head = 0;
+  /** Live waiters in `queue`. */
   waiting = 0;
   /** When a rate-blocked waiter can next have a token (Infinity: none is rate-blocked). */
   refillAt = Infinity;
@@ -57,6 +63,9 @@ export class ClassState {
   /** New limits from a reload: counts stay, the bucket keeps its tokens (up to the new burst). */
   retune(settings: ClassSettings, nowMs: number): void {
     this.settings = settings;
+    // Queued callers get the new timeout, counted from when each began to wait.
+    const wait = settings.overLimit;
+    if (wait !== 'refuse') for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.deadline = this.queue[i]!.since + wait.wait.timeoutMs;
     this.bucket = retuned(this.bucket, settings.rate, nowMs);
     const inner = settings.perIdentity;
     for (const [principal, identity] of this.identities) {
@@ -138,6 +147,25 @@ export class ClassState {
     if (limit === 'rate') return this.bucket?.waitMs ?? null;
     if (limit === 'identity-rate') return identity?.bucket?.waitMs ?? null;
     return null;
+  }
+
+  /** The earliest deadline of a live waiter (deadlines are in queue order), or Infinity. */
+  get nextDeadline(): number {
+    for (let i = this.head; i < this.queue.length; i++) if (!this.queue[i]!.done) return this.queue[i]!.deadline;
+    return Infinity;
+  }
+
+  /** Drops finished waiters from the head, and compacts once most of the array is behind it. */
+  trim(): void {
+    const queue = this.queue;
+    while (this.head < queue.length && queue[this.head]!.done) this.head++;
+    if (this.head === queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= queue.length) {
+      this.queue = queue.slice(this.head);
+      this.head = 0;
+    }
   }
 
   /** True when nothing is held or awaited here: a class removed by a reload can be forgotten. */

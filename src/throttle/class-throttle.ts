@@ -193,6 +193,7 @@ export class ClassThrottle implements Throttle {
     for (const cls of this.#ordered) {
       for (const waiter of cls.queue) if (!waiter.done) this.#expire(cls, waiter);
       cls.queue = [];
+      cls.head = 0;
     }
   }
 
@@ -205,15 +206,13 @@ export class ClassThrottle implements Throttle {
   /**
    * Admits the class's waiters that can go now, in order, and notes when a rate-blocked one
    * can next go. Stops at the first waiter a class-wide limit blocks: everyone behind it
-   * would be blocked by the same limit.
+   * would be blocked by the same limit (and, deadlines being in queue order, expires later).
    */
   #serve(cls: ClassState, now: number): void {
     const queue = cls.queue;
-    const kept: Waiter[] = [];
     let refillAt = Infinity;
     let classBlocked = false;
-    let i = 0;
-    for (; i < queue.length; i++) {
+    for (let i = cls.head; i < queue.length; i++) {
       const waiter = queue[i]!;
       if (waiter.done) continue;
       if (now >= waiter.deadline) {
@@ -233,17 +232,14 @@ export class ClassThrottle implements Throttle {
         waiter.settle(held);
         continue;
       }
-      kept.push(waiter);
       const retry = cls.retryAfter(identity, limit);
       if (retry !== null) refillAt = Math.min(refillAt, now + retry);
       if (!limit.startsWith('identity-')) {
         classBlocked = true;
-        i++;
         break;
       }
     }
-    for (; i < queue.length; i++) if (!queue[i]!.done) kept.push(queue[i]!);
-    cls.queue = kept;
+    cls.trim();
     cls.refillAt = refillAt;
     cls.classBlocked = classBlocked;
   }
@@ -267,8 +263,7 @@ export class ClassThrottle implements Throttle {
     for (const cls of this.#ordered) {
       if (cls.waiting === 0) continue;
       this.#serve(cls, now);
-      next = Math.min(next, cls.refillAt);
-      for (const waiter of cls.queue) if (!waiter.done) next = Math.min(next, waiter.deadline);
+      next = Math.min(next, cls.refillAt, cls.nextDeadline);
     }
     if (next !== Infinity) this.#arm(next, now);
   }

@@ -149,6 +149,33 @@ describe('ClassThrottle: waiting', () => {
     assert.equal(throttle.snapshot()[0]!.inFlight, 0, 'nothing was handed to the cancelled waiter');
   });
 
+  it('with the system clock, a deadline fires on a real timer that does not hold the process', async () => {
+    const throttle = new ClassThrottle(settingsOf({ classes: { default: { concurrency: 1, overLimit: { wait: { queue: 1, timeout: '20ms' } } } } }));
+    throttle.admit(stmt('default'));
+    const started = performance.now();
+    // The throttle's timer is unref'd; a waiting caller's socket is what keeps a real process up.
+    const socket = setTimeout(() => {}, 5000);
+    const outcome = await throttle.admitOrWait(stmt('default'));
+    clearTimeout(socket);
+    assert.ok(!outcome.admitted && isThrottledError(outcome.error) && outcome.error.limit === 'timeout');
+    assert.ok(performance.now() - started >= 19, 'not before its deadline');
+  });
+
+  it('a long queue costs what each release serves, not the queue length', async () => {
+    const clock = new ManualClock();
+    const n = 20_000;
+    const throttle = new ClassThrottle(settingsOf({ classes: { default: { concurrency: 1, overLimit: { wait: { queue: n, timeout: '1m' } } } } }), { clock });
+    let current = throttle.admit(stmt('default'));
+    const pending = Array.from({ length: n }, (_, i) => throttle.admitOrWait(stmt('default', `spiffe://t/${i}`)) as Promise<Admission>);
+    const started = performance.now();
+    for (const next of pending) {
+      if (current.admitted) current.release();
+      current = await next;
+      assert.ok(current.admitted);
+    }
+    assert.ok(performance.now() - started < 5000, `${n} hand-overs took ${Math.round(performance.now() - started)} ms`);
+  });
+
   it('FIFO inside a class under random arrivals and releases (property)', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.constantFrom('arrive', 'release', 'tick'), { minLength: 1, maxLength: 60 }), async (steps) => {
@@ -215,6 +242,24 @@ describe('ClassThrottle: reload', () => {
     if (held.admitted) held.release();
     await settled();
     assert.ok(waiter()?.admitted, 'the waiter queued before the reload is served');
+  });
+
+  it('queued callers get a new timeout, counted from when each began to wait', async () => {
+    const clock = new ManualClock();
+    const throttle = new ClassThrottle(settingsOf({ classes: { default: { concurrency: 1, overLimit: { wait: { queue: 10, timeout: '10s' } } } } }), { clock });
+    throttle.admit(stmt('default'));
+    const early = track(throttle.admitOrWait(stmt('default')));
+    clock.advance(1000);
+    const late = track(throttle.admitOrWait(stmt('default')));
+    throttle.update(settingsOf({ classes: { default: { concurrency: 1, overLimit: { wait: { queue: 10, timeout: '2s' } } } } }));
+    clock.advance(1000);
+    await settled();
+    assert.equal(early()?.admitted, false, 'waited 2 s: out');
+    assert.equal(late(), null);
+    clock.advance(1000);
+    await settled();
+    assert.equal(late()?.admitted, false);
+    assert.equal(clock.pending, 0);
   });
 
   it('raised limits admit waiters at once', async () => {
