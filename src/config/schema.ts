@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/index.ts';
 import { metricsSection } from './metrics-schema.ts';
+import { throttleSection } from './throttle-schema.ts';
 import { tracingSection } from './tracing-schema.ts';
 
 /*
@@ -317,6 +318,8 @@ const sections = z.strictObject({
   tracing: tracingSection(secretRef, duration).optional(),
   /** Prometheus metrics, /healthz and /readyz (metrics-schema.ts). Absent: no metrics. */
   metrics: metricsSection(duration).optional(),
+  /** Service classes and the upstream connection budget (throttle-schema.ts). Absent: everything is admitted. */
+  throttle: throttleSection().optional(),
 });
 
 export const configSchema = sections.check(
@@ -391,3 +394,4 @@ export type UpstreamConfig = NonNullable<MeshgateConfig['upstream']>;
 export type SecretRef = z.output<typeof secretRef>;
 export type TracingConfig = NonNullable<MeshgateConfig['tracing']>;
 export type MetricsConfig = NonNullable<MeshgateConfig['metrics']>;
+export type ThrottleConfig = NonNullable<MeshgateConfig['throttle']>;

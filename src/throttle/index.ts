@@ -1,33 +1,38 @@
 /**
  * The throttle stage: between policy and upstream, every session, statement and call asks
- * to be admitted for its service class (the policy decision names it). Today every request
- * is admitted; limits per class (rate, concurrency, sessions, upstream connections, local or
- * shared through Redis) plug in here without touching an engine.
+ * to be admitted for its service class (the policy decision names it). Without a `throttle`
+ * section every request is admitted (admitEverything, no cost); with one, ClassThrottle
+ * enforces the classes' rate, concurrency and session limits, and UpstreamBudget shares the
+ * upstream connections between classes by priority.
  */
-import type { MeshgateError } from '../errors/index.ts';
+import type { ThrottleConfig } from '../config/schema.ts';
+import { ClassThrottle } from './class-throttle.ts';
+import type { ThrottleClock } from './clock.ts';
+import { throttleSettings } from './settings.ts';
+import type { Admission, AdmissionRequest, Throttle, WaitOptions } from './types.ts';
 
-export interface AdmissionRequest {
-  readonly engine: 'mysql' | 'firestore';
-  /** What is asking: a new session, one statement of a session, one gRPC call. */
-  readonly kind: 'session' | 'statement' | 'call';
-  readonly serviceClass: string;
-  /** The caller, for per-identity limits (its SPIFFE ID). */
-  readonly principal: string;
-}
-
-export type Admission =
-  | { readonly admitted: true; /** Gives back what was taken (a concurrency slot); once. */ release(): void }
-  | { readonly admitted: false; readonly error: MeshgateError };
-
-export interface Throttle {
-  admit(request: AdmissionRequest): Admission;
-}
+export type { Admission, AdmissionRequest, Throttle, WaitOptions } from './types.ts';
 
 const ADMITTED: Admission = Object.freeze({ admitted: true as const, release() {} });
 
-/** Admits everything; what meshgate runs with until service classes have limits. */
+/** Admits everything; what meshgate runs with when no `throttle` section is configured. */
 export const admitEverything: Throttle = Object.freeze({
   admit: () => ADMITTED,
 });
 
+/** The waiting path where the throttle has one, the synchronous one otherwise. */
+export function waitForAdmission(throttle: Throttle, request: AdmissionRequest, options?: WaitOptions): Admission | Promise<Admission> {
+  return throttle.admitOrWait === undefined ? throttle.admit(request) : throttle.admitOrWait(request, options);
+}
+
+/** The throttle a configuration asks for: none configured, nothing limited and nothing paid. */
+export function createThrottle(config: ThrottleConfig | undefined, options: { readonly clock?: ThrottleClock } = {}): Throttle {
+  return config === undefined ? admitEverything : new ClassThrottle(throttleSettings(config), options);
+}
+
+export { ClassThrottle, type ClassSnapshot } from './class-throttle.ts';
+export { systemClock, type ThrottleClock, type Timer } from './clock.ts';
+export { isThrottledError, ThrottledError, type ThrottleLimit } from './refusal.ts';
+export { throttleSettings, type BudgetSettings, type ClassSettings, type ThrottleSettings } from './settings.ts';
+export { UpstreamBudget, type BudgetRequest, type BudgetSnapshot } from './upstream-budget.ts';
 export { LimitExceededError, tokenBuckets, type RateLimiter, type RateVerdict } from './rate.ts';
