@@ -26,10 +26,10 @@ import {
   type TokenVerifier,
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
-import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
+import { DEFAULT_SERVICE_CLASS, fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
-import { admitEverything, tokenBuckets } from './throttle/index.ts';
+import { createThrottle, tokenBuckets, type Throttle } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
@@ -152,11 +152,13 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // After the engines that use its leases; it drops this replica's session accounts.
   if (mariadb !== null) teardown.add(() => mariadb.close());
   mariadbRef = mariadb;
+  const throttle = throttleFor(config, policy.current().serviceClasses, log);
+  teardown.add(() => throttle.close?.());
   const deps: EngineDeps = {
     log,
     identity,
     policy,
-    throttle: admitEverything,
+    throttle,
     credentials: { mariadb, mariadbTls, google: googleUpstreamAuth() },
     audit: recorder,
     tls,
@@ -295,3 +297,20 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
   });
 }
 
+
+/**
+ * The service-class throttle the config describes. A class a policy rule names must be one the
+ * config defines: a misspelt class would otherwise be limited as the default one, silently.
+ */
+function throttleFor(config: MeshgateConfig, policyClasses: readonly string[], log: Logger): Throttle {
+  const named = policyClasses.filter((name) => name !== DEFAULT_SERVICE_CLASS);
+  if (config.throttle === undefined) {
+    if (named.length > 0) log.warn(`policy rules name service classes (${named.join(', ')}) but the config has no throttle section: nothing is limited`);
+    return createThrottle(undefined);
+  }
+  const unknown = named.filter((name) => !Object.hasOwn(config.throttle!.classes, name));
+  if (unknown.length > 0) {
+    throw mgError('MG_CONFIG_INVALID', `policy rules name service class(es) ${unknown.join(', ')}, which throttle.classes does not define: add them to the config or correct the rules`);
+  }
+  return createThrottle(config.throttle);
+}

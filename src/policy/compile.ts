@@ -112,6 +112,7 @@ export function compilePolicy(documents: readonly ParsedDocument[], files: reado
     evaluate,
     explain,
     ruleCount: all.length,
+    serviceClasses: Object.freeze([...new Set(all.filter((rule) => rule.action === 'ALLOW').map((rule) => rule.decisions[0]![0]!.serviceClass))].sort()),
     sources: Object.freeze(files.map((f) => f.name)),
     files: Object.freeze(files.map((f) => Object.freeze({ ...f }))),
     version,

@@ -180,7 +180,7 @@ export function describeGrant(target: CompiledTarget | null): string {
   return `as role ${target?.role ?? '?'}`;
 }
 
-function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null): Decision {
+function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null, serviceClass: string): Decision {
   if (action === 'DENY') {
     const reason = `denied by rule ${id} (${describeMatch(action, source, target)})`;
     return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS });
@@ -196,7 +196,7 @@ function buildDecision(id: string, action: Action, source: CompiledSource | null
     auditParameters: mariadb?.auditParameters ?? 'none',
     googleServiceAccount: target?.engine === 'firestore' ? target.serviceAccount : null,
     traceQueryText: target?.traceQueryText ?? null,
-    serviceClass: DEFAULT_SERVICE_CLASS,
+    serviceClass,
   });
 }
 
@@ -205,7 +205,7 @@ export function compileRule(policyName: string, action: Action, spec: PolicyRule
   const sources = spec.from?.map((f) => compileSource(f.source)) ?? null;
   const targets = spec.to?.map((t) => compileTarget(t, action)) ?? null;
   const decisions = (sources ?? [null]).map((source) =>
-    Object.freeze((targets ?? [null]).map((target) => buildDecision(id, action, source, target))),
+    Object.freeze((targets ?? [null]).map((target) => buildDecision(id, action, source, target, spec.serviceClass ?? DEFAULT_SERVICE_CLASS))),
   );
   return Object.freeze({ id, action, sources, targets, decisions: Object.freeze(decisions) });
 }

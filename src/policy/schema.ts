@@ -108,6 +108,12 @@ const ruleShape = {
     .optional(),
   from: z.array(z.strictObject(fromShape)).min(1).optional(),
   to: z.array(z.strictObject(toShape)).min(1).optional(),
+  /** The service class (config `throttle.classes`) the callers this rule allows are limited by; absent: the default class. */
+  serviceClass: z
+    .string()
+    .max(63)
+    .regex(RULE_ID, 'must be a service class name from the configuration (throttle.classes), e.g. batch')
+    .optional(),
 };
 
 const specShape = {
@@ -159,6 +165,9 @@ export function checkSemantics(doc: PolicyDocument): SemanticProblem[] {
   const allow = doc.spec.action === 'ALLOW';
   doc.spec.rules.forEach((rule, r) => {
     const at = ['spec', 'rules', r];
+    if (!allow && rule.serviceClass !== undefined) {
+      problems.push({ path: [...at, 'serviceClass'], message: 'not allowed on DENY rules: a denied caller is not admitted to any class' });
+    }
     rule.from?.forEach((item, f) => {
       const source = item.source;
       if (Object.keys(source).length === 0) {

@@ -117,6 +117,8 @@ export interface CompiledPolicy {
   evaluate(subject: Subject, request: PolicyRequest): Decision;
   explain(subject: Subject, request: PolicyRequest): Explanation;
   readonly ruleCount: number;
+  /** The service classes its ALLOW rules name (`default` for those that name none). */
+  readonly serviceClasses: readonly string[];
   /** Files the policy was loaded from, for logs and `policy validate`. */
   readonly sources: readonly string[];
 }

@@ -36,4 +36,6 @@ export interface Throttle {
    * `overLimit: { wait }`. Absent: the throttle never waits (see waitForAdmission).
    */
   admitOrWait?(request: AdmissionRequest, options?: WaitOptions): Admission | Promise<Admission>;
+  /** Refuses whoever still waits and stops its timer (shutdown). */
+  close?(): void;
 }

@@ -34,8 +34,12 @@ export interface SessionGrant {
 
 /** What the relay does with a client command. */
 export type Route =
-  /** `durable`: strict audit; go upstream only once handler.afterDurable says the intent is on disk. */
-  | { readonly kind: 'forward'; readonly bytes: Buffer; readonly response: ResponseShape; readonly durable?: true }
+  /**
+   * `durable`: strict audit; go upstream only once handler.afterDurable says the intent is on disk.
+   * `held`: the service class queued it; go upstream once handler.whenAdmitted says so (and, with
+   * strict audit, the intent is on disk), or answer its refusal.
+   */
+  | { readonly kind: 'forward'; readonly bytes: Buffer; readonly response: ResponseShape; readonly durable?: true; readonly held?: true }
   /** meshgate answers with this error itself; nothing goes upstream. */
   | { readonly kind: 'answer'; readonly error: MeshgateError }
   | { readonly kind: 'quit' };
@@ -63,6 +67,8 @@ export interface CommandHandler {
   onDrain(listener: () => void): void;
   /** Calls back once the audit has on disk what was recorded so far (strict), or the refusal. */
   afterDurable?(callback: (error: MeshgateError | null) => void): void;
+  /** Calls back once the last command routed `held` is admitted (and durable, with strict audit), or its refusal. */
+  whenAdmitted?(callback: (error: MeshgateError | null) => void): void;
   /** The last command routed 'forward' will not go upstream after all (its intent could not be written). */
   unforward?(error: MeshgateError): void;
 }

@@ -15,7 +15,7 @@
  */
 import { newSpanId, newTraceId, type TraceParent } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
-import type { AdmissionRequest } from '../../throttle/index.ts';
+import { waitForAdmission, type Admission, type AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
 import { Capability, Command } from './codec/constants.ts';
 import type { Frame } from './codec/framer.ts';
@@ -61,7 +61,11 @@ interface InFlight {
   /** The span id the statement's tag named, which its span takes; null: none was named. */
   readonly spanId: string | null;
   readonly startedNs: bigint;
+  /** The statement's place in its service class's concurrency, given back with its answer. */
+  admission: Held | null;
 }
+
+type Held = Admission & { admitted: true };
 
 type PreparedOutcome = (answer: ResponseOutcome | null) => PreparedFacts;
 
@@ -88,6 +92,8 @@ export class CommandStages implements SessionCommands {
   /** The session profiles its statements: SHOW PROFILES must list them untagged. */
   private profiling = false;
   private ended = false;
+  /** The statement its service class queued, until the relay asks whenAdmitted (it reads nothing meanwhile). */
+  private waiting: { readonly entry: InFlight; readonly admission: Promise<Admission> } | null = null;
   /** Everything of the tag but the per-statement trace, encoded once per session. */
   private readonly commentHead: string;
   /** The same for every statement of the session: built once, not on the hot path. */
@@ -153,8 +159,23 @@ export class CommandStages implements SessionCommands {
     this.ctx.audit.afterDurable(callback);
   }
 
+  /** The statement its class queued: forwarded once admitted (and durable, strict), or refused. */
+  whenAdmitted(callback: (error: MeshgateError | null) => void): void {
+    const waiting = this.waiting;
+    this.waiting = null;
+    if (waiting === null) return callback(null);
+    void waiting.admission.then((admission) => {
+      if (!admission.admitted) return callback(admission.error);
+      if (this.ended) return admission.release();
+      waiting.entry.admission = admission;
+      if (this.ctx.audit.strict) this.ctx.audit.afterDurable(callback);
+      else callback(null);
+    });
+  }
+
   unforward(error: MeshgateError): void {
     const done = this.inFlight.pop();
+    done?.admission?.release();
     if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null, done.parent, done.prepared?.(null) ?? null);
   }
 
@@ -213,6 +234,8 @@ export class CommandStages implements SessionCommands {
     let traceId = '';
     let parent: TraceParent | null = null;
     let spanId: string | null = null;
+    let held: Held | null = null;
+    let waiting: Promise<Admission> | null = null;
     let bytes = frame.raw;
     const id = command.statementId;
     let prepared: PreparedOutcome | null = null;
@@ -246,9 +269,10 @@ export class CommandStages implements SessionCommands {
       const facts: PreparedFacts = cursor?.facts ?? { statementId: auditId(id!) };
       prepared = () => facts;
     } else if (audited) {
-      const admission = this.ctx.throttle.admit(this.statementAdmission);
-      if (!admission.admitted) return this.refuse(admission.error, command.name, text, sql);
-      admission.release();
+      const admission = waitForAdmission(this.ctx.throttle, this.statementAdmission);
+      if (admission instanceof Promise) waiting = admission;
+      else if (!admission.admitted) return this.refuse(admission.error, command.name, text, sql);
+      else held = admission;
       parent = text === null ? null : extractTraceparent(text);
       traceId = parent?.traceId ?? newTraceId();
       if (command.code === Command.STMT_EXECUTE) {
@@ -273,8 +297,14 @@ export class CommandStages implements SessionCommands {
       }
     }
     if (command.response !== 'none') {
-      this.inFlight.push({ command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, spanId, startedNs: process.hrtime.bigint() });
-    }
+      const entry: InFlight = { command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, spanId, startedNs: process.hrtime.bigint(), admission: held };
+      this.inFlight.push(entry);
+      if (waiting !== null) {
+        if (audited && this.ctx.audit.strict) this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
+        this.waiting = { entry, admission: waiting };
+        return { kind: 'forward', bytes, response: command.response, held: true };
+      }
+    } else held?.release();
     if (audited && this.ctx.audit.strict) {
       this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
       return { kind: 'forward', bytes, response: command.response, durable: true };
@@ -309,6 +339,7 @@ export class CommandStages implements SessionCommands {
   onResponse(outcome: ResponseOutcome): void {
     const done = this.inFlight.shift();
     if (done === undefined) return;
+    done.admission?.release();
     this.followSession(done, outcome);
     // The server dropped every prepared statement. Cleared here, in order with the answers
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
@@ -339,7 +370,9 @@ export class CommandStages implements SessionCommands {
     if (this.ended) return;
     this.ended = true;
     // Sent upstream, answer never seen: recorded, and said to be unknown rather than left out.
-    const unanswered = this.inFlight.splice(0).filter((due) => !QUIET_COMMANDS.has(due.code));
+    const due = this.inFlight.splice(0);
+    for (const entry of due) entry.admission?.release();
+    const unanswered = due.filter((entry) => !QUIET_COMMANDS.has(entry.code));
     const upstreamId = this.grant.upstreamConnectionId;
     if (unanswered.length > 0) {
       const fields = { sessionId: this.grant.request.sessionId, identity: this.identity, upstreamConnectionId: upstreamId, why: facts.unanswered };

@@ -12,6 +12,17 @@ const BY_KIND: Readonly<Record<MeshgateError['kind'], { code: number; sqlState: 
   internal: { code: 1105, sqlState: 'HY000' },
 };
 
+/**
+ * Codes a client should tell apart from their kind's default: a throttled statement is
+ * MariaDB's own "resource limit" error, which pools and ORMs already back off on.
+ */
+const BY_CODE: Readonly<Partial<Record<MeshgateError['code'], { code: number; sqlState: string }>>> = {
+  MG_COMMAND_FORBIDDEN: { code: 1227, sqlState: '42000' }, // ER_SPECIFIC_ACCESS_DENIED_ERROR
+  MG_THROTTLED: { code: 1226, sqlState: '42000' }, // ER_USER_LIMIT_REACHED
+  MG_THROTTLE_TIMEOUT: { code: 1226, sqlState: '42000' },
+  MG_UPSTREAM_BUSY: { code: 1203, sqlState: '42000' }, // ER_TOO_MANY_USER_CONNECTIONS
+};
+
 const UPSTREAM_ERR = Symbol('meshgate.upstreamErr');
 
 /**
@@ -27,6 +38,6 @@ export function toErrPacket(error: MeshgateError): ErrPacket {
     const own = (error.cause as { [UPSTREAM_ERR]?: ErrPacket } | undefined)?.[UPSTREAM_ERR];
     if (own !== undefined) return own;
   }
-  const base = error.code === 'MG_COMMAND_FORBIDDEN' ? { code: 1227, sqlState: '42000' } : BY_KIND[error.kind];
+  const base = BY_CODE[error.code] ?? BY_KIND[error.kind];
   return { ...base, message: `[${error.code}] ${error.message}` };
 }

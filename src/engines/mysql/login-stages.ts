@@ -18,6 +18,7 @@ import { CommandStages, type SessionCommands } from './command-stages.ts';
 import type { MysqlEngineContext } from './context.ts';
 import type { SessionDirectory } from './directory.ts';
 import type { UpstreamUse } from './upstream-source.ts';
+import { waitForAdmission } from '../../throttle/index.ts';
 
 export interface LoginRequest {
   readonly sessionId: string;
@@ -93,7 +94,8 @@ export class LoginStages implements LoginHandler {
     const unavailable = this.ctx.audit.refusal();
     if (unavailable !== null) return this.refused(request, unavailable, identity, decision.ruleId, login);
 
-    const admission = this.ctx.throttle.admit({ engine: 'mysql', kind: 'session', serviceClass: decision.serviceClass, principal: identity.spiffeId });
+    // A class that waits holds the login here (its queue is bounded, with a deadline).
+    const admission = await waitForAdmission(this.ctx.throttle, { engine: 'mysql', kind: 'session', serviceClass: decision.serviceClass, principal: identity.spiffeId });
     if (!admission.admitted) return this.refused(request, admission.error, identity, decision.ruleId, login);
 
     const localFiles = decision.allowLocalInfile ? Capability.LOCAL_FILES : 0;

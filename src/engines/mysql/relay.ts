@@ -205,8 +205,12 @@ export class Relay implements ResponseHandler {
       return;
     }
     const name = command.kind === 'relay' ? command.name : 'a command';
+    if (route.held === true && this.handler.whenAdmitted !== undefined) {
+      this.forwardWhenDurable(frame.seq, route, name, this.handler.whenAdmitted.bind(this.handler));
+      return;
+    }
     if (route.durable === true && this.handler.afterDurable !== undefined) {
-      this.forwardWhenDurable(frame.seq, route, name);
+      this.forwardWhenDurable(frame.seq, route, name, this.handler.afterDurable.bind(this.handler));
       return;
     }
     this.toUpstream(route.bytes);
@@ -214,14 +218,14 @@ export class Relay implements ResponseHandler {
   }
 
   /**
-   * strict audit: the command goes upstream once its intent is on disk; reading from the
-   * client waits meanwhile, so commands keep their order. The audit failing instead makes
+   * strict audit: the command goes upstream once its intent is on disk (or, held by its
+   * service class, once admitted); reading from the client waits meanwhile, so commands keep their order. The audit failing instead makes
    * it an answer of meshgate's own, and nothing goes upstream.
    */
-  private forwardWhenDurable(seq: number, route: { readonly bytes: Buffer; readonly response: ResponseShape }, name: string): void {
+  private forwardWhenDurable(seq: number, route: { readonly bytes: Buffer; readonly response: ResponseShape }, name: string, until: (callback: (error: MeshgateError | null) => void) => void): void {
     this.pause('durable');
     this.awaitingDurable = true;
-    this.handler.afterDurable!((error) => {
+    until((error) => {
       if (this.ended || !this.awaitingDurable) return;
       this.awaitingDurable = false;
       if (error !== null) {

@@ -1,0 +1,104 @@
+/**
+ * Service classes through meshgate in front of the real MariaDB, with mysql2: the class a
+ * policy rule names limits its callers' statements and sessions, a refusal is MariaDB's own
+ * "resource limit" error (1226, SQLSTATE 42000) naming the class and the limit, a class that
+ * waits queues statements until its bucket refills, and another class's callers are untouched.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import mysql from 'mysql2/promise';
+import type { StatementEvent } from '../../../src/audit/index.ts';
+import { cleanup } from '../../helpers/cleanup.ts';
+import { DEFAULT_POLICY, startHarness, STANDARD_WORKLOADS, type Harness } from '../../helpers/meshgate.ts';
+import { serviceMissing } from '../../helpers/services.ts';
+
+const missing = await serviceMissing('mariadb');
+
+// analytics runs as batch; orders, naming no class, as the default class (interactive).
+const POLICY = DEFAULT_POLICY.replace('    - id: analytics\n', '    - id: analytics\n      serviceClass: batch\n');
+
+describe('service classes through meshgate (MariaDB)', { skip: missing }, () => {
+  let h: Harness;
+  const open: mysql.Connection[] = [];
+  before(async () => {
+    assert.notEqual(POLICY, DEFAULT_POLICY);
+    h = await startHarness({
+      name: 'throttle',
+      workloads: STANDARD_WORKLOADS,
+      policy: POLICY,
+      config: (config) => {
+        config.throttle = {
+          defaultClass: 'interactive',
+          classes: {
+            interactive: { priority: 100, rate: { perSecond: 10_000 } },
+            batch: { priority: 0, rate: { perSecond: 2, burst: 5 }, sessions: 2, overLimit: 'refuse' },
+          },
+        };
+      },
+    });
+  });
+  after(() => cleanup(...open.map((c) => () => c.end()), () => h?.stop()));
+
+  const connect = async (workload: 'orders' | 'analytics') => {
+    const c = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl(workload) });
+    open.push(c);
+    return c;
+  };
+
+  it('refuses a batch caller past its burst with 1226, while an interactive caller keeps going', async () => {
+    const batch = await connect('analytics');
+    const orders = await connect('orders');
+    const outcomes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      outcomes.push(
+        await batch.query('SELECT 1').then(
+          () => 'ok',
+          (error: { errno: number; sqlState: string; message: string }) => `${error.errno} ${error.sqlState} ${error.message}`,
+        ),
+      );
+      await orders.query('SELECT 1'); // never refused: another class
+    }
+    assert.deepEqual(outcomes.slice(0, 5), ['ok', 'ok', 'ok', 'ok', 'ok'], 'the burst passes');
+    const refused = outcomes.slice(5);
+    assert.ok(refused.every((o) => o.startsWith('1226 42000 [MG_THROTTLED]')), refused.join('\n'));
+    assert.match(refused[0]!, /batch/, 'the refusal names the class');
+    const events = (await h.readAudit()).filter((e) => e['type'] === 'statement') as unknown as StatementEvent[];
+    const denied = events.filter((e) => e.decision === 'deny' && e.error?.code === 'MG_THROTTLED');
+    assert.equal(denied.length, 3, 'each refusal is on the record');
+    assert.ok(denied.every((e) => e.identity.spiffeId === STANDARD_WORKLOADS.analytics));
+  });
+
+  it('holds a batch identity to its open sessions, refusing the next login with 1226', async () => {
+    // One batch session is open from the test before; one more fits.
+    await connect('analytics');
+    await assert.rejects(connect('analytics'), (error: { errno: number; message: string }) => error.errno === 1226 && /MG_THROTTLED/.test(error.message) && /session/.test(error.message));
+    await connect('orders'); // the other class still logs in
+  });
+});
+
+describe('a service class that waits (MariaDB)', { skip: missing }, () => {
+  let h: Harness;
+  let conn: mysql.Connection | undefined;
+  before(async () => {
+    h = await startHarness({
+      name: 'throttlewait',
+      workloads: STANDARD_WORKLOADS,
+      config: (config) => {
+        config.throttle = { classes: { default: { rate: { perSecond: 5, burst: 1 }, overLimit: { wait: { queue: 4, timeout: '2s' } } } } };
+      },
+    });
+    conn = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('orders') });
+  });
+  after(() => cleanup(() => conn?.end(), () => h?.stop()));
+
+  it('queues a statement until its bucket refills instead of refusing it', async () => {
+    const started = Date.now();
+    for (let i = 0; i < 4; i++) await conn!.query('SELECT 1');
+    const elapsed = Date.now() - started;
+    // One token at once, then one every 200 ms: the fourth statement waits about 600 ms.
+    assert.ok(elapsed >= 450, `waited ${elapsed} ms`);
+    assert.ok(elapsed < 2000, `waited ${elapsed} ms`);
+    const events = (await h.readAudit()).filter((e) => e['type'] === 'statement' && e['verb'] === 'SELECT');
+    assert.ok(events.length >= 4 && events.every((e) => e['decision'] === 'allow'));
+  });
+});
