@@ -29,7 +29,7 @@ import type { Logger } from './log.ts';
 import { DEFAULT_SERVICE_CLASS, fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
-import { createThrottle, tokenBuckets, type Throttle } from './throttle/index.ts';
+import { ClassThrottle, createThrottle, throttleSettings, tokenBuckets, type Throttle } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
@@ -60,6 +60,11 @@ export interface RunningMeshgate {
   readonly firestorePort: number | null;
   /** The emulator meshgate launched as Firestore upstream (firestore.upstream.launchEmulator). */
   readonly firestoreEmulator: Pick<NonNullable<RunningFirestore['emulator']>, 'kind' | 'host' | 'port' | 'description'> | null;
+  /**
+   * Applies what a new configuration may change while meshgate runs (SIGHUP): the service
+   * classes' limits. Throws MG_CONFIG_INVALID, changing nothing, when the new limits cannot apply.
+   */
+  reloadLimits(next: MeshgateConfig): string;
   close(): Promise<void>;
 }
 
@@ -205,6 +210,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     pool: mysql?.pool ?? null,
     firestorePort: firestore?.port ?? null,
     firestoreEmulator: firestore?.emulator ?? null,
+    reloadLimits: (next) => reloadLimits(throttle, next, policy.current().serviceClasses),
     close: () => teardown.run(),
   };
 }
@@ -313,4 +319,15 @@ function throttleFor(config: MeshgateConfig, policyClasses: readonly string[], l
     throw mgError('MG_CONFIG_INVALID', `policy rules name service class(es) ${unknown.join(', ')}, which throttle.classes does not define: add them to the config or correct the rules`);
   }
   return createThrottle(config.throttle);
+}
+
+function reloadLimits(throttle: Throttle, next: MeshgateConfig, policyClasses: readonly string[]): string {
+  if (!(throttle instanceof ClassThrottle) || next.throttle === undefined) {
+    if (throttle instanceof ClassThrottle === (next.throttle !== undefined)) return 'no throttle section before or now: nothing to change';
+    throw mgError('MG_CONFIG_INVALID', 'adding or removing the throttle section takes a restart; change the limits of its classes to reload them');
+  }
+  const unknown = policyClasses.filter((name) => name !== DEFAULT_SERVICE_CLASS && !Object.hasOwn(next.throttle!.classes, name));
+  if (unknown.length > 0) throw mgError('MG_CONFIG_INVALID', `policy rules name service class(es) ${unknown.join(', ')}, which the new throttle.classes does not define; kept the limits in force`);
+  throttle.update(throttleSettings(next.throttle));
+  return `service class limits reloaded: ${Object.keys(next.throttle.classes).join(', ')}`;
 }

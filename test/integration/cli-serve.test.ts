@@ -76,6 +76,66 @@ describe('meshgate serve (process)', { skip: missing }, () => {
     assert.ok(!stderr.join('').includes(h.provisioned.accounts.get(h.roles.rw)!.password), 'the log never shows a password');
   });
 
+  it('reloads its service classes\' limits on SIGHUP, and keeps them when the new file is wrong', async () => {
+    const roles: Record<string, unknown> = {};
+    for (const account of h.provisioned.accounts.values()) {
+      await writeFile(join(h.dir, `${account.role}.pw`), account.password, { mode: 0o600 });
+      roles[account.role] = { user: account.user, password: { file: `${account.role}.pw` } };
+    }
+    const config = join(h.dir, 'hup.yaml');
+    const write = (throttle: unknown) =>
+      writeFile(
+        config,
+        stringify({
+          listener: { port: 0, tls: { cert: 'server/server.crt', key: 'server/server.key' } },
+          trust: { bundles: ['ca/bundle.pem'], trustDomains: [TRUST_DOMAIN] },
+          upstream: { host: MARIADB.host, port: MARIADB.port, roles },
+          policy: { dir: 'policy' },
+          audit: { file: join(h.dir, 'hup-audit.jsonl') },
+          throttle,
+        }),
+      );
+    // A bucket that refills once an hour: what it holds is all there is until the reload.
+    const perHour = (burst: number) => ({ classes: { default: { rate: { perSecond: 1 / 3600, burst } } } });
+    await write(perHour(2));
+    const child = meshgate(['serve', '--config', config]);
+    const stderr: string[] = [];
+    child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+    try {
+      let port = 0;
+      for await (const line of createInterface({ input: child.stdout })) {
+        const match = /listening on 127\.0\.0\.1:(\d+)/.exec(line);
+        if (match) {
+          port = Number(match[1]);
+          break;
+        }
+      }
+      assert.ok(port > 0, `meshgate did not start: ${stderr.join('')}`);
+      const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl('orders') });
+      const select = () => conn.query('SELECT 1').then(() => 'ok', (error: { errno: number }) => String(error.errno));
+      try {
+        assert.deepEqual([await select(), await select(), await select()], ['ok', 'ok', '1226']);
+        const logged = async (pattern: RegExp) => {
+          for (let i = 0; i < 100 && !pattern.test(stderr.join('')); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+          assert.match(stderr.join(''), pattern);
+        };
+        await writeFile(config, 'throttle: [this is not a config\n');
+        child.kill('SIGHUP');
+        await logged(/SIGHUP: kept the limits in force/);
+        assert.equal(await select(), '1226', 'a file that does not load changes nothing');
+        await write({ classes: { default: { rate: { perSecond: 1000 } } } });
+        child.kill('SIGHUP');
+        await logged(/service class limits reloaded: default/);
+        assert.deepEqual([await select(), await select(), await select()], ['ok', 'ok', 'ok']);
+      } finally {
+        await conn.end();
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  });
+
   it('refuses an invalid config with one error naming the field, exit code 1', async () => {
     const config = join(h.dir, 'bad.yaml');
     await writeFile(

@@ -10,7 +10,8 @@ export const serveCommand: CliCommand = {
   async run(values, _positionals, io) {
     const wait = optionalString(values, 'wait-for-upstream');
     const waitForUpstreamMs = wait === undefined ? 0 : parseDuration(wait, '--wait-for-upstream') * 1000;
-    const config = loadConfigFile(requireString(values, 'config'));
+    const configFile = requireString(values, 'config');
+    const config = loadConfigFile(configFile);
     const log = jsonLogger((line) => io.err(line));
     const running = await startMeshgate(config, log, io.env, { waitForUpstreamMs });
     // Before the line that says it is up: a supervisor that signals as soon as it reads the
@@ -20,9 +21,20 @@ export const serveCommand: CliCommand = {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    // SIGHUP: the service classes' limits as the file says now; a file that does not load
+    // changes nothing (the log says why).
+    const reload = () => {
+      try {
+        log.info(running.reloadLimits(loadConfigFile(configFile)), { config: configFile });
+      } catch (error) {
+        log.error(`SIGHUP: kept the limits in force: ${(error as Error).message}`, { config: configFile });
+      }
+    };
+    process.on('SIGHUP', reload);
     // The MySQL port first (registry order): scripts that wait for this line read the first address.
     io.out(`meshgate: listening on ${running.endpoints.map((e) => `${e.host}:${e.port} (${e.engine})`).join(', ')}`);
     await stopped;
+    process.off('SIGHUP', reload);
     log.info('shutting down');
     await running.close();
     return 0;

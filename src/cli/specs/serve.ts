@@ -14,6 +14,8 @@ export const SERVE: CommandSpec = {
     'At start meshgate logs in to MariaDB with each account it will use and reaches its Firestore',
     'upstream; each failure is a log line naming the account, the address and the fix.',
     'meshgate logs JSON lines to stderr and stops cleanly on SIGINT/SIGTERM, flushing audit.',
+    "SIGHUP re-reads the config file and applies the service classes' limits (throttle.classes);",
+    'a file that does not load, or that adds or removes the throttle section, changes nothing.',
   ].join('\n'),
   options: { config: { type: 'string', short: 'c' }, 'wait-for-upstream': { type: 'string' } },
 };
