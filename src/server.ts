@@ -135,6 +135,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Listening before the engines start, closed after they stop: every event becomes a span.
   const tracing = tracingFor(config, log, env);
   if (tracing !== null) teardown.add(() => tracing.close());
+  const throttle = throttleFor(config, policy.current().serviceClasses, log);
+  teardown.add(() => throttle.close?.());
   // Counting before the engines start (and after they stop); the pool and leases are read when scraped.
   let pool: RunningMysql['pool'] | null = null;
   let mariadbRef: MariadbCredentials | null = null;
@@ -146,6 +148,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     upstreamChecks: () => upstreamChecks,
     pool: () => pool,
     leases: () => mariadbRef?.opened()?.leases ?? null,
+    throttle: () => (throttle instanceof ClassThrottle ? throttle.snapshot() : null),
   });
   if (metrics !== null) teardown.add(() => metrics.close());
   // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
@@ -157,8 +160,6 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // After the engines that use its leases; it drops this replica's session accounts.
   if (mariadb !== null) teardown.add(() => mariadb.close());
   mariadbRef = mariadb;
-  const throttle = throttleFor(config, policy.current().serviceClasses, log);
-  teardown.add(() => throttle.close?.());
   const deps: EngineDeps = {
     log,
     identity,

@@ -133,6 +133,8 @@ export interface StatementFacts {
   /** meshgate's own refusal, the upstream's error, or why the outcome is unknown. */
   readonly error: MeshgateError | UpstreamError | null;
   readonly prepared?: PreparedStatementFacts | null;
+  /** Time spent queued by the throttle (ms), when it waited. */
+  readonly throttleWaitMs?: number;
   /** Not recorded: for subscribers (ReportedFacts). */
   readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
   readonly spanId?: string | null;
@@ -401,6 +403,7 @@ export class SessionRecorder {
       outcome: f.outcome,
       error: errorOf(f.error),
       ...(f.prepared == null ? {} : { prepared: f.prepared }),
+      ...(f.throttleWaitMs === undefined || f.throttleWaitMs <= 0 ? {} : { throttleWaitMs: f.throttleWaitMs }),
     };
     this.recorder.emit(event, f);
   }

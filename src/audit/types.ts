@@ -92,6 +92,8 @@ export interface StatementEvent extends EventBase {
   readonly error: AuditError | null;
   /** Prepared-statement commands only (prepare, execute, fetch): the statement id and what the command carried. */
   readonly prepared?: PreparedStatementFacts;
+  /** How long the statement waited in its service class's queue before it went upstream (ms); absent when it did not wait. */
+  readonly throttleWaitMs?: number;
 }
 
 /**

@@ -345,7 +345,7 @@ export class CommandStages implements SessionCommands {
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.statements.cleared();
     const prepared = done.prepared?.(outcome) ?? null;
-    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, done.parent, prepared, done.spanId);
+    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, done.parent, prepared, done.spanId, done.admission?.waitedMs);
   }
 
   /**
@@ -410,6 +410,7 @@ export class CommandStages implements SessionCommands {
     parent: TraceParent | null = null,
     prepared: PreparedFacts | null = null,
     spanId: string | null = null,
+    throttleWaitMs?: number,
   ): void {
     const answer = outcome === 'unknown' ? null : outcome;
     const upstreamError = answer?.error ?? null;
@@ -433,6 +434,7 @@ export class CommandStages implements SessionCommands {
       prepared,
       traceQueryText: this.grant.traceQueryText,
       spanId,
+      throttleWaitMs: throttleWaitMs ?? 0,
     });
   }
 }

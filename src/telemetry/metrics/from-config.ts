@@ -10,6 +10,7 @@ import type { UpstreamCheck } from '../../upstream-checks.ts';
 import { MESHGATE_VERSION } from '../../version.ts';
 import type { AuditSource, LeaseSource, PoolSource } from './gauges.ts';
 import { startMetrics, type Metrics } from './start.ts';
+import type { ThrottleSource } from './throttle-gauges.ts';
 import { Readiness } from './readiness.ts';
 
 export interface ObservedDeps {
@@ -23,6 +24,8 @@ export interface ObservedDeps {
   /** Known once the engines and credentials have started. */
   readonly pool: () => PoolSource | null;
   readonly leases: () => LeaseSource | null;
+  /** The service classes' counts; null without a throttle section. */
+  readonly throttle: ThrottleSource;
 }
 
 export async function observabilityFor(config: MeshgateConfig, deps: ObservedDeps): Promise<{ readonly readiness: Readiness; readonly metrics: Metrics | null }> {
@@ -41,6 +44,7 @@ export async function observabilityFor(config: MeshgateConfig, deps: ObservedDep
       audit: deps.audit,
       pool: deps.pool,
       leases: deps.leases,
+      throttle: deps.throttle,
       ...(tls === null ? {} : { certificates: { certificatePem: () => certificatePem(tls), bundlePem: () => tls.bundlePem() } }),
       policy: () => ({ version: deps.policy.version, rules: deps.policy.rules() }),
     },

@@ -34,6 +34,7 @@ describe('service classes through meshgate (MariaDB)', { skip: missing }, () => 
             batch: { priority: 0, rate: { perSecond: 2, burst: 5 }, sessions: 2, overLimit: 'refuse' },
           },
         };
+        config.metrics = { listen: '127.0.0.1:0' };
       },
     });
   });
@@ -66,6 +67,13 @@ describe('service classes through meshgate (MariaDB)', { skip: missing }, () => 
     const denied = events.filter((e) => e.decision === 'deny' && e.error?.code === 'MG_THROTTLED');
     assert.equal(denied.length, 3, 'each refusal is on the record');
     assert.ok(denied.every((e) => e.identity.spiffeId === STANDARD_WORKLOADS.analytics));
+    // Each class's counts, as Prometheus scrapes them.
+    const text = await (await fetch(`http://127.0.0.1:${h.meshgate.metricsPort}/metrics`)).text();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value('meshgate_throttle_refused_total{class="batch",reason="limit"}'), 3, text);
+    assert.equal(value('meshgate_throttle_refused_total{class="interactive",reason="limit"}'), 0);
+    assert.ok(value('meshgate_throttle_admitted_total{class="batch"}') >= 6, 'the login and five statements');
+    assert.ok(value('meshgate_throttle_admitted_total{class="interactive"}') >= 9, 'the login and eight statements');
   });
 
   it('holds a batch identity to its open sessions, refusing the next login with 1226', async () => {
@@ -100,5 +108,9 @@ describe('a service class that waits (MariaDB)', { skip: missing }, () => {
     assert.ok(elapsed < 2000, `waited ${elapsed} ms`);
     const events = (await h.readAudit()).filter((e) => e['type'] === 'statement' && e['verb'] === 'SELECT');
     assert.ok(events.length >= 4 && events.every((e) => e['decision'] === 'allow'));
+    // Each event says how long its statement waited for the class: the first not at all.
+    const waits = events.slice(-4).map((e) => (e['throttleWaitMs'] as number | undefined) ?? 0);
+    assert.equal(waits[0], 0);
+    assert.ok(waits.slice(1).every((ms) => ms >= 100 && ms <= 400), `waits ${JSON.stringify(waits)}`);
   });
 });
