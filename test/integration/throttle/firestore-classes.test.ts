@@ -1,0 +1,43 @@
+/**
+ * Service classes on the Firestore port: the Firestore SDK through meshgate to Google's
+ * emulator. A class past its burst refuses the call with gRPC RESOURCE_EXHAUSTED naming the
+ * class, audited; another class's caller is untouched.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { FIRESTORE_POLICY, FIRESTORE_SKIP, FIRESTORE_WORKLOADS, startFirestoreFixture, type FirestoreFixture, type GrpcFailure } from '../../helpers/firestore.ts';
+
+const RESOURCE_EXHAUSTED = 8;
+// The reporter runs as batch; everyone else in the default class.
+const POLICY = FIRESTORE_POLICY.replace('    - id: reporter-read\n', '    - id: reporter-read\n      serviceClass: batch\n');
+
+describe('service classes on the Firestore port (official emulator)', { skip: FIRESTORE_SKIP, timeout: 120_000 }, () => {
+  let fx: FirestoreFixture;
+  before(async () => {
+    assert.notEqual(POLICY, FIRESTORE_POLICY);
+    fx = await startFirestoreFixture({
+      name: `fsthrottle${randomBytes(3).toString('hex')}`,
+      project: 'mg-it-throttle',
+      workloads: FIRESTORE_WORKLOADS,
+      policy: POLICY,
+      config: (config) => {
+        config.throttle = { classes: { default: { rate: { perSecond: 10_000 } }, batch: { rate: { perSecond: 1 / 3600, burst: 2 } } } };
+      },
+    });
+    await fx.reseed({ 'orders/o-1': { total: 1 } });
+  });
+  after(async () => fx?.stop());
+
+  it('refuses a batch caller past its burst with RESOURCE_EXHAUSTED, while the default class keeps going', async () => {
+    const reporter = fx.client('reporter');
+    const orders = fx.client('orders');
+    await reporter.doc('orders/o-1').get();
+    await reporter.doc('orders/o-1').get();
+    await assert.rejects(reporter.doc('orders/o-1').get(), (error: GrpcFailure) => error.code === RESOURCE_EXHAUSTED && /MG_THROTTLED/.test(error.message) && /batch/.test(error.message));
+    for (let i = 0; i < 3; i++) await orders.doc('orders/o-1').get();
+    const refused = (await fx.harness.readAudit()).filter((e) => e['type'] === 'rpc' && (e['error'] as { code?: string } | null)?.code === 'MG_THROTTLED');
+    assert.equal(refused.length, 1);
+    assert.equal((refused[0]!['identity'] as { spiffeId: string }).spiffeId, FIRESTORE_WORKLOADS.reporter);
+  });
+});
