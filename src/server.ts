@@ -29,7 +29,7 @@ import type { Logger } from './log.ts';
 import { DEFAULT_SERVICE_CLASS, fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
-import { ClassThrottle, createThrottle, throttleSettings, tokenBuckets, type Throttle } from './throttle/index.ts';
+import { ClassThrottle, createThrottle, throttleSettings, tokenBuckets, UpstreamBudget, type Throttle } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
@@ -137,6 +137,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   if (tracing !== null) teardown.add(() => tracing.close());
   const throttle = throttleFor(config, policy.current().serviceClasses, log);
   teardown.add(() => throttle.close?.());
+  const upstreamBudget = config.throttle?.upstream === undefined ? null : new UpstreamBudget(throttleSettings(config.throttle));
+  if (upstreamBudget !== null) teardown.add(() => upstreamBudget.close());
   // Counting before the engines start (and after they stop); the pool and leases are read when scraped.
   let pool: RunningMysql['pool'] | null = null;
   let mariadbRef: MariadbCredentials | null = null;
@@ -165,6 +167,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     identity,
     policy,
     throttle,
+    upstreamBudget,
     credentials: { mariadb, mariadbTls, google: googleUpstreamAuth() },
     audit: recorder,
     tls,
@@ -211,7 +214,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     pool: mysql?.pool ?? null,
     firestorePort: firestore?.port ?? null,
     firestoreEmulator: firestore?.emulator ?? null,
-    reloadLimits: (next) => reloadLimits(throttle, next, policy.current().serviceClasses),
+    reloadLimits: (next) => reloadLimits(throttle, upstreamBudget, next, policy.current().serviceClasses),
     close: () => teardown.run(),
   };
 }
@@ -322,13 +325,18 @@ function throttleFor(config: MeshgateConfig, policyClasses: readonly string[], l
   return createThrottle(config.throttle);
 }
 
-function reloadLimits(throttle: Throttle, next: MeshgateConfig, policyClasses: readonly string[]): string {
+function reloadLimits(throttle: Throttle, budget: UpstreamBudget | null, next: MeshgateConfig, policyClasses: readonly string[]): string {
   if (!(throttle instanceof ClassThrottle) || next.throttle === undefined) {
     if (throttle instanceof ClassThrottle === (next.throttle !== undefined)) return 'no throttle section before or now: nothing to change';
     throw mgError('MG_CONFIG_INVALID', 'adding or removing the throttle section takes a restart; change the limits of its classes to reload them');
   }
   const unknown = policyClasses.filter((name) => name !== DEFAULT_SERVICE_CLASS && !Object.hasOwn(next.throttle!.classes, name));
   if (unknown.length > 0) throw mgError('MG_CONFIG_INVALID', `policy rules name service class(es) ${unknown.join(', ')}, which the new throttle.classes does not define; kept the limits in force`);
-  throttle.update(throttleSettings(next.throttle));
+  if ((budget === null) !== (next.throttle.upstream === undefined)) {
+    throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.upstream takes a restart; change its numbers to reload them');
+  }
+  const settings = throttleSettings(next.throttle);
+  throttle.update(settings);
+  budget?.update(settings);
   return `service class limits reloaded: ${Object.keys(next.throttle.classes).join(', ')}`;
 }

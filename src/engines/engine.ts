@@ -11,7 +11,7 @@ import type { MariadbCredentials, UpstreamAuth } from '../credentials/index.ts';
 import type { IdentityResolver, TlsMaterial } from '../identity/index.ts';
 import type { Logger } from '../log.ts';
 import type { PolicySource } from '../policy/index.ts';
-import type { Throttle } from '../throttle/index.ts';
+import type { Throttle, UpstreamBudget } from '../throttle/index.ts';
 import type { MariadbClientTls } from '../transport/mariadb-client-tls.ts';
 import type { UpstreamWait } from '../upstream-checks.ts';
 
@@ -35,6 +35,8 @@ export interface EngineDeps {
   readonly identity: IdentityResolver;
   readonly policy: PolicySource;
   readonly throttle: Throttle;
+  /** MariaDB connections shared by the service classes (throttle.upstream); null: no budget. */
+  readonly upstreamBudget?: UpstreamBudget | null;
   readonly credentials: EngineCredentials;
   readonly audit: AuditRecorder;
   /**

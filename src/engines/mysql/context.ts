@@ -3,7 +3,7 @@ import type { AuditRecorder } from '../../audit/index.ts';
 import type { Identity, IdentityResolver } from '../../identity/index.ts';
 import type { Logger } from '../../log.ts';
 import type { PolicySource } from '../../policy/index.ts';
-import type { Throttle } from '../../throttle/index.ts';
+import type { Throttle, UpstreamBudget } from '../../throttle/index.ts';
 import type { ServerProfile } from './profile.ts';
 import type { QueryCacheMode } from './server-settings.ts';
 import type { UpstreamTarget } from './upstream.ts';
@@ -31,6 +31,8 @@ export interface MysqlEngineContext {
   readonly identity: IdentityResolver;
   readonly policy: PolicySource;
   readonly throttle: Throttle;
+  /** throttle.upstream: a session holds one of these connections while it holds its upstream one. */
+  readonly upstreamBudget?: UpstreamBudget | null;
   /** An upstream connection for this identity in this role: pooled, or a fresh login. `sessionId` names the session in alerts. */
   openUpstream(identity: Identity, role: string, login: SessionLogin, sessionId: string): Promise<UpstreamUse>;
   readonly audit: AuditRecorder;

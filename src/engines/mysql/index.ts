@@ -107,6 +107,7 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     identity: deps.identity,
     policy: deps.policy,
     throttle: deps.throttle,
+    upstreamBudget: deps.upstreamBudget ?? null,
     openUpstream: (caller, role, login, sessionId) => source.open(caller, role, login, sessionId),
     audit: deps.audit,
     log: deps.log,

@@ -18,7 +18,7 @@ import { CommandStages, type SessionCommands } from './command-stages.ts';
 import type { MysqlEngineContext } from './context.ts';
 import type { SessionDirectory } from './directory.ts';
 import type { UpstreamUse } from './upstream-source.ts';
-import { waitForAdmission } from '../../throttle/index.ts';
+import { waitForAdmission, type Admission } from '../../throttle/index.ts';
 
 export interface LoginRequest {
   readonly sessionId: string;
@@ -97,6 +97,12 @@ export class LoginStages implements LoginHandler {
     // A class that waits holds the login here (its queue is bounded, with a deadline).
     const admission = await waitForAdmission(this.ctx.throttle, { engine: 'mysql', kind: 'session', serviceClass: decision.serviceClass, principal: identity.spiffeId });
     if (!admission.admitted) return this.refused(request, admission.error, identity, decision.ruleId, login);
+    const budget = this.ctx.upstreamBudget == null ? null : await this.ctx.upstreamBudget.acquire({ serviceClass: decision.serviceClass, role: decision.role });
+    if (budget !== null && !budget.admitted) {
+      admission.release();
+      return this.refused(request, budget.error, identity, decision.ruleId, login);
+    }
+    const held = budget === null ? admission : bothReleased(admission, budget);
 
     const localFiles = decision.allowLocalInfile ? Capability.LOCAL_FILES : 0;
     const capabilities = (response.capabilities & (RELAYABLE_CAPABILITIES | Capability.CLIENT_MYSQL) & ~Capability.LOCAL_FILES) | localFiles;
@@ -115,7 +121,7 @@ export class LoginStages implements LoginHandler {
         attributes,
       }, request.sessionId);
     } catch (error) {
-      admission.release();
+      held.release();
       login.upstream = { from: upstreamFrom, to: process.hrtime.bigint() };
       return this.refused(request, asMeshgateError(error), identity, decision.ruleId, login);
     }
@@ -140,7 +146,7 @@ export class LoginStages implements LoginHandler {
       traceQueryText: decision.traceQueryText,
       upstreamConnectionId: upstream.connection.connectionId,
       audit,
-      admission,
+      admission: held,
       login,
     });
     return { accepted: true, upstream, commands };
@@ -178,4 +184,9 @@ export class LoginStages implements LoginHandler {
     this.onRefused({ sessionId: request.sessionId, peer: request.peer, tls: request.tls, response: request.response, error, identity, rule, login });
     return { accepted: false, error };
   }
+}
+
+/** The session's class admission and its upstream connection from the budget, given back together. */
+function bothReleased(first: Admission & { admitted: true }, second: Admission & { admitted: true }): Admission & { admitted: true } {
+  return { admitted: true, release: () => (first.release(), second.release()) };
 }

@@ -114,3 +114,58 @@ describe('a service class that waits (MariaDB)', { skip: missing }, () => {
     assert.ok(waits.slice(1).every((ms) => ms >= 100 && ms <= 400), `waits ${JSON.stringify(waits)}`);
   });
 });
+
+describe('the upstream connection budget (MariaDB)', { skip: missing }, () => {
+  let h: Harness;
+  const open: mysql.Connection[] = [];
+  before(async () => {
+    h = await startHarness({
+      name: 'throttlebudget',
+      workloads: STANDARD_WORKLOADS,
+      policy: POLICY,
+      config: (config) => {
+        config.throttle = {
+          defaultClass: 'interactive',
+          classes: { interactive: { priority: 100 }, batch: { priority: 0 } },
+          upstream: { connections: 6, reserved: { interactive: 2 } },
+        };
+      },
+    });
+  });
+  after(() => cleanup(...open.map((c) => () => c.end()), () => h?.stop()));
+
+  it('holds while one batch identity tries 500 sessions: it gets what is not reserved, interactive still logs in', async () => {
+    const outcomes = { ok: 0, busy: 0, other: [] as string[] };
+    for (let wave = 0; wave < 10; wave++) {
+      await Promise.all(
+        Array.from({ length: 50 }, () =>
+          mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('analytics') }).then(
+            (c) => {
+              open.push(c);
+              outcomes.ok++;
+            },
+            (error: { errno: number; message: string }) => {
+              if (error.errno === 1203 && /MG_UPSTREAM_BUSY/.test(error.message)) outcomes.busy++;
+              else outcomes.other.push(`${error.errno} ${error.message}`);
+            },
+          ),
+        ),
+      );
+    }
+    assert.deepEqual(outcomes, { ok: 4, busy: 496, other: [] }, 'six connections less the two reserved for interactive');
+    for (let i = 0; i < 2; i++) {
+      const c = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('orders') });
+      open.push(c);
+      await c.query('SELECT 1');
+    }
+    await assert.rejects(
+      mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('orders') }),
+      (error: { errno: number }) => error.errno === 1203,
+      'the whole budget is in use',
+    );
+    // A session that ends gives its connection back.
+    await open.shift()!.end();
+    const again = await mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl('analytics') });
+    open.push(again);
+  });
+});
