@@ -48,6 +48,8 @@ const limits = {
   concurrency: count().optional(),
   /** Open sessions (MariaDB connections through meshgate). */
   sessions: count().optional(),
+  /** Logins (new MariaDB sessions) per second, as a token bucket: { perSecond: 5, burst: 20 }. */
+  logins: rate.optional(),
 };
 
 const overLimit = z

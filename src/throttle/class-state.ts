@@ -11,6 +11,7 @@ import type { ClassSettings, Limits } from './settings.ts';
 
 export interface IdentityState {
   bucket: Bucket | null;
+  loginBucket: Bucket | null;
   inFlight: number;
   sessions: number;
 }
@@ -32,6 +33,7 @@ const SWEEP_FROM = 1024;
 export class ClassState {
   settings: ClassSettings;
   bucket: Bucket | null = null;
+  loginBucket: Bucket | null = null;
   inFlight = 0;
   sessions = 0;
   readonly identities = new Map<string, IdentityState>();
@@ -67,9 +69,11 @@ export class ClassState {
     const wait = settings.overLimit;
     if (wait !== 'refuse') for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.deadline = this.queue[i]!.since + wait.wait.timeoutMs;
     this.bucket = retuned(this.bucket, settings.rate, nowMs);
+    this.loginBucket = retuned(this.loginBucket, settings.logins, nowMs);
     const inner = settings.perIdentity;
     for (const [principal, identity] of this.identities) {
       identity.bucket = retuned(identity.bucket, inner?.rate ?? null, nowMs);
+      identity.loginBucket = retuned(identity.loginBucket, inner?.logins ?? null, nowMs);
       if (this.#idle(identity)) this.identities.delete(principal);
     }
   }
@@ -81,11 +85,12 @@ export class ClassState {
     let identity = this.identities.get(principal);
     if (identity === undefined) {
       if (this.identities.size >= this.#sweepAt) this.#sweep(nowMs);
-      identity = { bucket: null, inFlight: 0, sessions: 0 };
+      identity = { bucket: null, loginBucket: null, inFlight: 0, sessions: 0 };
       this.identities.set(principal, identity);
     }
     // Made lazily, so a reload that adds a per-identity rate needs no pass over identities.
     if (identity.bucket === null && inner.rate !== null) identity.bucket = new Bucket(inner.rate.perSecond, inner.rate.burst, nowMs);
+    if (identity.loginBucket === null && inner.logins !== null) identity.loginBucket = new Bucket(inner.logins.perSecond, inner.logins.burst, nowMs);
     return identity;
   }
 
@@ -99,6 +104,15 @@ export class ClassState {
     if (kind === 'session') {
       if (s.sessions !== null && this.sessions >= s.sessions) return 'sessions';
       if (identity !== null && inner!.sessions !== null && identity.sessions >= inner!.sessions) return 'identity-sessions';
+      if (this.loginBucket !== null) {
+        this.loginBucket.refill(nowMs);
+        if (!this.loginBucket.ready) return 'logins';
+      }
+      const own = identity?.loginBucket ?? null;
+      if (own !== null) {
+        own.refill(nowMs);
+        if (!own.ready) return 'identity-logins';
+      }
       return null;
     }
     if (s.concurrency !== null && this.inFlight >= s.concurrency) return 'concurrency';
@@ -120,7 +134,11 @@ export class ClassState {
   take(identity: IdentityState | null, kind: AdmissionKind): void {
     if (kind === 'session') {
       this.sessions++;
-      if (identity !== null) identity.sessions++;
+      if (this.loginBucket !== null) this.loginBucket.tokens -= 1;
+      if (identity !== null) {
+        identity.sessions++;
+        if (identity.loginBucket !== null) identity.loginBucket.tokens -= 1;
+      }
       return;
     }
     this.inFlight++;
@@ -146,6 +164,8 @@ export class ClassState {
   retryAfter(identity: IdentityState | null, limit: ThrottleLimit): number | null {
     if (limit === 'rate') return this.bucket?.waitMs ?? null;
     if (limit === 'identity-rate') return identity?.bucket?.waitMs ?? null;
+    if (limit === 'logins') return this.loginBucket?.waitMs ?? null;
+    if (limit === 'identity-logins') return identity?.loginBucket?.waitMs ?? null;
     return null;
   }
 
@@ -175,12 +195,13 @@ export class ClassState {
 
   #idle(identity: IdentityState): boolean {
     // A full bucket is what a new identity gets anyway, so forgetting it changes no answer.
-    return identity.inFlight === 0 && identity.sessions === 0 && (identity.bucket === null || identity.bucket.full);
+    return identity.inFlight === 0 && identity.sessions === 0 && (identity.bucket === null || identity.bucket.full) && (identity.loginBucket === null || identity.loginBucket.full);
   }
 
   #sweep(nowMs: number): void {
     for (const [principal, identity] of this.identities) {
       identity.bucket?.refill(nowMs);
+      identity.loginBucket?.refill(nowMs);
       if (this.#idle(identity)) this.identities.delete(principal);
     }
     this.#sweepAt = Math.max(SWEEP_FROM, 2 * this.identities.size);

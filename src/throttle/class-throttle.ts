@@ -278,8 +278,8 @@ export class ClassThrottle implements Throttle {
   #refusal(cls: ClassState, identity: IdentityState | null, kind: AdmissionKind, limit: ThrottleLimit) {
     const s = cls.settings;
     const limits = limit.startsWith('identity-') ? s.perIdentity! : s;
-    const rate = limits.rate;
-    const value = limit.endsWith('rate') ? rate!.perSecond : limit.endsWith('concurrency') ? limits.concurrency! : limits.sessions!;
+    const rate = limit.endsWith('logins') ? limits.logins : limits.rate;
+    const value = limit.endsWith('rate') || limit.endsWith('logins') ? rate!.perSecond : limit.endsWith('concurrency') ? limits.concurrency! : limits.sessions!;
     return throttleRefusal({ serviceClass: s.name, kind, limit, value, ...(rate === null ? {} : { burst: rate.burst }), retryAfterMs: cls.retryAfter(identity, limit) });
   }
 

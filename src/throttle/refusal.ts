@@ -12,6 +12,8 @@ export type ThrottleLimit =
   | 'identity-rate'
   | 'identity-concurrency'
   | 'identity-sessions'
+  | 'logins'
+  | 'identity-logins'
   | 'queue'
   | 'timeout'
   | 'cancelled'
@@ -66,6 +68,13 @@ export function throttleRefusal(facts: LimitFacts): ThrottledError {
       const who = limit === 'rate' ? `service class "${cls}"` : `this identity in service class "${cls}"`;
       const at = limit === 'rate' ? `${field}.rate` : `${field}.perIdentity.rate`;
       message = `${who} is over its rate of ${value} ${noun(facts.kind)}/s (burst ${facts.burst ?? value}): ${retry}spread the load, or raise ${at}`;
+      break;
+    }
+    case 'logins':
+    case 'identity-logins': {
+      const who = limit === 'logins' ? `service class "${cls}"` : `this identity in service class "${cls}"`;
+      const at = limit === 'logins' ? `${field}.logins` : `${field}.perIdentity.logins`;
+      message = `${who} is over its rate of ${value} logins/s (burst ${facts.burst ?? value}): ${retry}reuse connections (a pool) instead of reconnecting, or raise ${at}`;
       break;
     }
     case 'concurrency':

@@ -14,6 +14,8 @@ export interface Limits {
   readonly rate: RateLimit | null;
   readonly concurrency: number | null;
   readonly sessions: number | null;
+  /** Logins (new sessions) per second: a reconnect storm is refused before it reaches MariaDB. */
+  readonly logins: RateLimit | null;
 }
 
 /** Over a limit: refuse at once, or wait in a queue of `queue` for at most `timeoutMs`. */
@@ -40,14 +42,15 @@ export interface ThrottleSettings {
 }
 
 type RateInput = { readonly perSecond: number; readonly burst?: number | undefined } | undefined;
-type LimitsInput = { readonly rate?: RateInput; readonly concurrency?: number | undefined; readonly sessions?: number | undefined };
+type LimitsInput = { readonly rate?: RateInput; readonly concurrency?: number | undefined; readonly sessions?: number | undefined; readonly logins?: RateInput };
+
+const rateOf = (input: RateInput): RateLimit | null => (input === undefined ? null : { perSecond: input.perSecond, burst: input.burst ?? Math.max(1, Math.ceil(input.perSecond)) });
 
 function limitsOf(input: LimitsInput): Limits {
-  const rate = input.rate === undefined ? null : { perSecond: input.rate.perSecond, burst: input.rate.burst ?? Math.max(1, Math.ceil(input.rate.perSecond)) };
-  return { rate, concurrency: input.concurrency ?? null, sessions: input.sessions ?? null };
+  return { rate: rateOf(input.rate), concurrency: input.concurrency ?? null, sessions: input.sessions ?? null, logins: rateOf(input.logins) };
 }
 
-const isEmpty = (limits: Limits) => limits.rate === null && limits.concurrency === null && limits.sessions === null;
+const isEmpty = (limits: Limits) => limits.rate === null && limits.concurrency === null && limits.sessions === null && limits.logins === null;
 
 /** Settings from a validated `throttle` section (the schema has checked every cross-reference). */
 export function throttleSettings(config: ThrottleConfig): ThrottleSettings {

@@ -169,3 +169,27 @@ describe('the upstream connection budget (MariaDB)', { skip: missing }, () => {
     open.push(again);
   });
 });
+
+describe('logins per identity (MariaDB)', { skip: missing }, () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      name: 'throttlelogins',
+      workloads: STANDARD_WORKLOADS,
+      config: (config) => {
+        // Three logins an hour per identity: a reconnect storm is refused before MariaDB sees it.
+        config.throttle = { classes: { default: { perIdentity: { logins: { perSecond: 1 / 3600, burst: 3 } } } } };
+      },
+    });
+  });
+  after(() => cleanup(() => h?.stop()));
+
+  it('refuses an identity past its login rate with 1226, another identity still logs in', async () => {
+    const login = (workload: 'orders' | 'analytics') => mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl(workload) });
+    for (let i = 0; i < 3; i++) await (await login('orders')).end();
+    await assert.rejects(login('orders'), (error: { errno: number; message: string }) => error.errno === 1226 && /MG_THROTTLED/.test(error.message) && /logins\/s/.test(error.message));
+    await (await login('analytics')).end();
+    const refused = (await h.readAudit()).filter((e) => e['type'] === 'connection' && (e['error'] as { code?: string } | null)?.code === 'MG_THROTTLED');
+    assert.equal(refused.length, 1, 'the refused login is on the record');
+  });
+});

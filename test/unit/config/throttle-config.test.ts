@@ -74,7 +74,8 @@ describe('config: throttle', () => {
       rate: { perSecond: 100, burst: 100 },
       concurrency: 50,
       sessions: null,
-      perIdentity: { rate: { perSecond: 2.5, burst: 3 }, concurrency: null, sessions: 5 },
+      logins: null,
+      perIdentity: { rate: { perSecond: 2.5, burst: 3 }, concurrency: null, sessions: 5, logins: null },
       overLimit: 'refuse',
     });
     assert.deepEqual(settings.classes.get('batch')?.overLimit, { wait: { queue: 100, timeoutMs: 250 } });
@@ -126,7 +127,7 @@ describe('config: throttle', () => {
     [
       'a misspelt key',
       'throttle:\n  classes:\n    default: { prio: 3 }\n',
-      `throttle.classes.default.prio: unknown key; allowed here: priority, rate, concurrency, sessions, perIdentity, overLimit (line ${LINE0 + 3}, column 16)`,
+      `throttle.classes.default.prio: unknown key; allowed here: priority, rate, concurrency, sessions, logins, perIdentity, overLimit (line ${LINE0 + 3}, column 16)`,
     ],
   ];
   for (const [what, section, expected] of cases) {
