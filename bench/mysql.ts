@@ -7,7 +7,8 @@
  * MESHGATE_BENCH_AUDIT_DURABILITY (strict or buffered; default: the config's default),
  * MESHGATE_BENCH_TRACING=1 (a span for every statement and login, exported over OTLP/HTTP to a
  * sink in this process that reads and drops them), MESHGATE_BENCH_METRICS=1 (Prometheus metrics
- * on, on a plain listener this process scrapes every MESHGATE_BENCH_SCRAPE_MS, default 1000).
+ * on, on a plain listener this process scrapes every MESHGATE_BENCH_SCRAPE_MS, default 1000),
+ * MESHGATE_BENCH_THROTTLE=1 (service classes with limits the load never reaches).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -59,6 +60,11 @@ async function startSpanSink(): Promise<{ endpoint: string; exports: number; byt
 const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
 const spanSink = process.env.MESHGATE_BENCH_TRACING === '1' ? await startSpanSink() : null;
 const METRICS = process.env.MESHGATE_BENCH_METRICS === '1';
+/**
+ * MESHGATE_BENCH_THROTTLE=1: service classes configured with limits the load never reaches
+ * (rate, concurrency, sessions, per-identity limits): what admitting every statement costs.
+ */
+const THROTTLE = process.env.MESHGATE_BENCH_THROTTLE === '1';
 /** Scrapes as Prometheus would (more often than its usual 15 s, to be on the safe side). */
 const scraper = { scrapes: 0, bytes: 0, last: '', timer: null as NodeJS.Timeout | null };
 const children: ChildProcess[] = [];
@@ -101,6 +107,20 @@ try {
       },
       ...(spanSink === null ? {} : { tracing: { otlp: { endpoint: spanSink.endpoint }, sampling: { ratio: 1 } } }),
       ...(METRICS ? { metrics: { listen: '127.0.0.1:0' } } : {}),
+      ...(THROTTLE
+        ? {
+            throttle: {
+              classes: {
+                default: {
+                  rate: { perSecond: 1_000_000 },
+                  concurrency: 10_000,
+                  sessions: 10_000,
+                  perIdentity: { rate: { perSecond: 1_000_000 }, concurrency: 10_000, sessions: 10_000 },
+                },
+              },
+            },
+          }
+        : {}),
     }),
   );
   const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);
