@@ -184,7 +184,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
   const probes = probeRoutes(metrics?.registry ?? null, readiness);
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log, tracing, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log, tracing, throttle, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -275,6 +275,7 @@ interface AdminDeps {
   readonly log: Logger;
   readonly tracing: Tracing | null;
   readonly probes: NonNullable<AdminApiOptions['probes']>;
+  readonly throttle: Throttle;
 }
 
 /** The admin API (credentials for CI, lease administration) serves dynamic credentials only. */
@@ -300,6 +301,7 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
     rotateAdmin: () => credentials.rotateAdmin(),
     adminAccount: adminAccountOf(config),
     issueRate: tokenBuckets({ perMinute: settings.issuedPerMinute }),
+    throttle: deps.throttle,
     audit: deps.audit,
     log: deps.log,
     ...(deps.tracing === null ? {} : { recentSpans: (traceId: string) => deps.tracing!.recentSpans(traceId) }),

@@ -34,7 +34,7 @@ import { listenTlsPerConnection, sendError, sendJson, type Listening } from '../
 import { tlsFactsOf, verifyTlsPeer, watchTlsMaterial, type Identity, type TlsMaterial } from '../identity/index.ts';
 import type { CompiledPolicy } from '../policy/index.ts';
 import { readJsonObject, statusOf, stringField } from './http.ts';
-import { LimitExceededError, type RateLimiter } from '../throttle/index.ts';
+import { isThrottledError, LimitExceededError, type RateLimiter, type Throttle } from '../throttle/index.ts';
 import { ALL_STATES, authorizeAndIssue, describeSelector, LIVE_STATES, leaseView, principalSelector, ttlMsOf, type AdminAccount, type IssueTrail, type LeaseOperations, type UpstreamAddress } from './issue.ts';
 import { ADMIN_RULE, CredentialTrail, type CredentialAudit } from './trail.ts';
 import type { ProbeRoute } from '../telemetry/metrics/probes.ts';
@@ -88,6 +88,8 @@ export interface AdminApiOptions {
   readonly adminAccount?: AdminAccount;
   /** Direct-credential issues per identity (upstream.credentials.issuedPerMinute); absent: no rate. */
   readonly issueRate?: RateLimiter;
+  /** The service classes: an issue counts as a login of the deciding rule's class. */
+  readonly throttle?: Throttle;
   /**
    * The audit recorder: where credential events go (absent: none are recorded), and its
    * availability: while it cannot record, every operation that changes something (each POST)
@@ -203,7 +205,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     const steps: IssueTrail = {};
     let issued;
     try {
-      issued = await authorizeAndIssue({ identity, database, ttlMs, policy: policy(), leases: options.leases, upstream: options.upstream, rate: options.issueRate, now: () => now().getTime(), trail: steps });
+      issued = await authorizeAndIssue({ identity, database, ttlMs, policy: policy(), leases: options.leases, upstream: options.upstream, rate: options.issueRate, throttle: options.throttle, now: () => now().getTime(), trail: steps });
     } catch (error) {
       const refused = asMeshgateError(error);
       if (refused.code === 'MG_POLICY_DENIED') log?.info('credential refused by policy', { principal: identity.spiffeId, database, error: refused.message, remote });
@@ -316,7 +318,13 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       else log?.info('admin API request refused', fields);
       // A refused upload is not drained: the connection goes after the answer.
       const headers: Record<string, string> =
-        error.code === 'MG_PACKET_TOO_LARGE' ? { connection: 'close' } : error instanceof LimitExceededError ? { 'retry-after': String(error.retryAfterSeconds) } : {};
+        error.code === 'MG_PACKET_TOO_LARGE'
+          ? { connection: 'close' }
+          : error instanceof LimitExceededError
+            ? { 'retry-after': String(error.retryAfterSeconds) }
+            : isThrottledError(error) && error.retryAfterMs !== null
+              ? { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) }
+              : {};
       sendError(res, status, { code: error.code, message: publicMessage(error, status) }, headers);
     });
   }

@@ -8,7 +8,7 @@ import type { MeshgateConfig } from '../config/schema.ts';
 import { mgError } from '../errors/index.ts';
 import { parseDuration, type Identity } from '../identity/index.ts';
 import type { CompiledPolicy, Decision } from '../policy/index.ts';
-import { LimitExceededError, type RateLimiter } from '../throttle/index.ts';
+import { LimitExceededError, type RateLimiter, type Throttle } from '../throttle/index.ts';
 import type { IssuedCredential, LeaseManager, RevokeSelector } from '../credentials/index.ts';
 import type { LeaseRecord } from '../store/index.ts';
 
@@ -86,6 +86,8 @@ export interface IssueRequest {
   readonly upstream: UpstreamAddress;
   /** Issues per identity (upstream.credentials.issuedPerMinute); absent: no rate. */
   readonly rate?: RateLimiter | undefined;
+  /** The service classes: an issue is a login of the deciding rule's class (its `logins` rates). */
+  readonly throttle?: Throttle | undefined;
   readonly now?: () => number;
   /** Filled in as the request gets on, so a refusal's audit event names the rule that decided. */
   readonly trail?: IssueTrail;
@@ -120,6 +122,9 @@ export async function authorizeAndIssue(request: IssueRequest): Promise<IssuedVi
       seconds,
     );
   }
+  const admission = request.throttle?.admit({ engine: 'mysql', kind: 'credential', serviceClass: decision.serviceClass, principal: identity.spiffeId });
+  if (admission !== undefined && !admission.admitted) throw admission.error;
+  admission?.release();
   const issued: IssuedCredential = await request.leases.issue(identity, decision.role, database, request.ttlMs);
   if (request.trail !== undefined) request.trail.lease = issued.lease;
   return {

@@ -101,9 +101,10 @@ export class ClassState {
   blocked(identity: IdentityState | null, kind: AdmissionKind, nowMs: number): ThrottleLimit | null {
     const s = this.settings;
     const inner: Limits | null = s.perIdentity;
-    if (kind === 'session') {
-      if (s.sessions !== null && this.sessions >= s.sessions) return 'sessions';
-      if (identity !== null && inner!.sessions !== null && identity.sessions >= inner!.sessions) return 'identity-sessions';
+    // A credential issued is a login without a session: only the login rates count it.
+    if (kind === 'session' || kind === 'credential') {
+      if (kind === 'session' && s.sessions !== null && this.sessions >= s.sessions) return 'sessions';
+      if (kind === 'session' && identity !== null && inner!.sessions !== null && identity.sessions >= inner!.sessions) return 'identity-sessions';
       if (this.loginBucket !== null) {
         this.loginBucket.refill(nowMs);
         if (!this.loginBucket.ready) return 'logins';
@@ -132,11 +133,11 @@ export class ClassState {
 
   /** Takes what blocked() found free. */
   take(identity: IdentityState | null, kind: AdmissionKind): void {
-    if (kind === 'session') {
-      this.sessions++;
+    if (kind === 'session' || kind === 'credential') {
+      if (kind === 'session') this.sessions++;
       if (this.loginBucket !== null) this.loginBucket.tokens -= 1;
       if (identity !== null) {
-        identity.sessions++;
+        if (kind === 'session') identity.sessions++;
         if (identity.loginBucket !== null) identity.loginBucket.tokens -= 1;
       }
       return;
@@ -151,6 +152,7 @@ export class ClassState {
 
   /** Gives back what take() took; the caller guarantees once. */
   give(identity: IdentityState | null, kind: AdmissionKind): void {
+    if (kind === 'credential') return;
     if (kind === 'session') {
       this.sessions--;
       if (identity !== null) identity.sessions--;

@@ -39,7 +39,7 @@ export function isThrottledError(value: unknown): value is ThrottledError {
   return value instanceof ThrottledError;
 }
 
-export type AdmissionKind = 'session' | 'statement' | 'call';
+export type AdmissionKind = 'session' | 'statement' | 'call' | 'credential';
 
 export interface LimitFacts {
   readonly serviceClass: string;
@@ -53,7 +53,7 @@ export interface LimitFacts {
   readonly retryAfterMs: number | null;
 }
 
-const noun = (kind: AdmissionKind) => (kind === 'call' ? 'calls' : kind === 'session' ? 'sessions' : 'statements');
+const noun = (kind: AdmissionKind) => (kind === 'call' ? 'calls' : kind === 'session' ? 'sessions' : kind === 'credential' ? 'credentials' : 'statements');
 
 /** The refusal for a limit hit, worded for the caller and the operator alike. */
 export function throttleRefusal(facts: LimitFacts): ThrottledError {

@@ -7,7 +7,8 @@ import type { MeshgateError } from '../errors/index.ts';
 export interface AdmissionRequest {
   readonly engine: 'mysql' | 'firestore';
   /** What is asking: a new session, one statement of a session, one gRPC call. */
-  readonly kind: 'session' | 'statement' | 'call';
+  /** `credential`: direct credentials issued (`creds issue`): counted as a login, holds nothing. */
+  readonly kind: 'session' | 'statement' | 'call' | 'credential';
   readonly serviceClass: string;
   /** The caller, for per-identity limits (its SPIFFE ID). */
   readonly principal: string;

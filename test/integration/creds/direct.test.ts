@@ -21,12 +21,14 @@ const missing = await serviceMissing('mariadb');
 const SHOP = `shop-${RUN_ID}`;
 const CI = `ci-${RUN_ID}`;
 const STAGING = `staging-${RUN_ID}`;
+const TIGHT = `tight-${RUN_ID}`;
 const WORKLOADS = {
   orders: `spiffe://${TRUST_DOMAIN}/ns/${SHOP}/sa/orders`,
   analytics: `spiffe://${TRUST_DOMAIN}/ns/${SHOP}/sa/analytics`,
   staging: `spiffe://${TRUST_DOMAIN}/ns/${STAGING}/sa/deploy`,
   burst: `spiffe://${TRUST_DOMAIN}/ns/${CI}/sa/burst`,
   ops: `spiffe://${TRUST_DOMAIN}/ns/ops/sa/admin`,
+  tight: `spiffe://${TRUST_DOMAIN}/ns/${TIGHT}/sa/job`,
 } as const;
 
 const HEAD = 'apiVersion: meshgate.dev/v1alpha1\nkind: AccessPolicy\n';
@@ -52,6 +54,15 @@ spec:
   rules:
     - id: direct
       from: [{ source: { namespaces: ["${CI}", "${STAGING}"] } }]
+      to: [{ mariadb: { databases: ["{db}"], role: "{ro}", direct: true } }]
+---
+${HEAD}metadata: { name: tight }
+spec:
+  action: ALLOW
+  rules:
+    - id: job
+      serviceClass: tight
+      from: [{ source: { namespaces: ["${TIGHT}"] } }]
       to: [{ mariadb: { databases: ["{db}"], role: "{ro}", direct: true } }]
 ---
 ${HEAD}metadata: { name: deny-staging }
@@ -132,6 +143,8 @@ describe('direct credentials: policy, limits and audit', { skip: missing }, () =
       config: (c) => {
         c.upstream.credentials = { ...c.upstream.credentials!, issuedMaxLive: MAX_LIVE, issuedPerMinute: PER_MINUTE, sweepInterval: '1s' };
         c.admin = { host: '127.0.0.1', port: 0, principals: [WORKLOADS.ops] };
+        // Two logins an hour for each identity of the tight class: credentials issued count too.
+        c.throttle = { classes: { default: {}, tight: { perIdentity: { logins: { perSecond: 1 / 3600, burst: 2 } } } } };
       },
     });
   });
@@ -318,6 +331,19 @@ describe('direct credentials: policy, limits and audit', { skip: missing }, () =
     assert.ok(expired !== undefined, 'the sweep recorded the expiry');
     assert.deepEqual([expired['identity'], expired['outcome'], expired['reason'], expired['account'], expired['principal']], [null, 'completed', 'expired', answer.body.username, WORKLOADS.orders]);
     assert.deepEqual(await existingAccounts([answer.body.username]), []);
+  });
+
+  it('issuing counts as a login of the rule\'s service class: past its login rate, 429 MG_THROTTLED with Retry-After, recorded', async () => {
+    assert.equal((await issue('tight')).status, 201);
+    assert.equal((await issue('tight')).status, 201);
+    const refused = await issue('tight');
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error.code, 'MG_THROTTLED');
+    assert.match(refused.body.error.message, /tight.*logins\/s/);
+    assert.ok(Number(refused.headers['retry-after']) >= 1);
+    assert.equal((await leasesOf(WORKLOADS.tight)).length, 2, 'the refused request made no account');
+    const events = (await credentialEvents()).filter((e) => e.identity?.spiffeId === WORKLOADS.tight);
+    assert.ok(events.some((e) => e.error?.code === 'MG_THROTTLED'), JSON.stringify(events));
   });
 
   it('the audit file holds no password', async () => {
