@@ -33,6 +33,9 @@ export function createThrottle(config: ThrottleConfig | undefined, options: { re
 export { ClassThrottle, type ClassSnapshot } from './class-throttle.ts';
 export { systemClock, type ThrottleClock, type Timer } from './clock.ts';
 export { isThrottledError, ThrottledError, type ThrottleLimit } from './refusal.ts';
-export { throttleSettings, type BudgetSettings, type ClassSettings, type ThrottleSettings } from './settings.ts';
+export { throttleSettings, type BudgetSettings, type ClassSettings, type SharedSettings, type ThrottleSettings } from './settings.ts';
+export { SharedRates, type SharedRatesOptions, type SharedRatesState } from './shared-rates.ts';
+export { SharedBucket, leaseSize, localShare } from './shared-bucket.ts';
+export type { RateBucket } from './bucket.ts';
 export { UpstreamBudget, type BudgetRequest, type BudgetSnapshot } from './upstream-budget.ts';
 export { LimitExceededError, tokenBuckets, type RateLimiter, type RateVerdict } from './rate.ts';
