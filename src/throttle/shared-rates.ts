@@ -193,6 +193,9 @@ export class SharedRates implements LeaseSource {
       share: `1/${this.replicas} of each rate per replica until Redis answers again`,
       check: 'that Redis is up and reachable from this replica (throttle.shared.redis.url), and its latency under throttle.shared.redis.timeout',
     });
+    // A connection that stopped answering may never answer again (a partition without a reset):
+    // start a fresh one, so recovery does not wait for TCP to give up on the old.
+    if (this.#redis.status === 'ready') this.#redis.disconnect(true);
     this.#probeMs = PROBE_FIRST_MS;
     this.#schedule();
   }

@@ -45,9 +45,9 @@ export interface RedisProxy {
   readonly url: string;
   /** Closes every connection and refuses new ones (Redis is unreachable through the proxy). */
   cut(): void;
-  /** Holds every byte both ways without closing (Redis is slow: requests time out). */
+  /** Holds every byte both ways without closing or losing any, as a slow Redis or network does (requests time out). */
   stall(): void;
-  /** Passes traffic again. */
+  /** Passes traffic again (what a stall held goes first). */
   restore(): void;
   close(): Promise<void>;
 }
@@ -55,6 +55,7 @@ export interface RedisProxy {
 export async function redisProxy(target = new URL(REDIS_URL)): Promise<RedisProxy> {
   let mode: 'pass' | 'cut' | 'stall' = 'pass';
   const pairs = new Set<[Socket, Socket]>();
+  const held: [Socket, Buffer][] = [];
   const server: Server = createServer((client) => {
     if (mode === 'cut') {
       client.destroy();
@@ -66,6 +67,7 @@ export async function redisProxy(target = new URL(REDIS_URL)): Promise<RedisProx
     const forward = (from: Socket, to: Socket) =>
       from.on('data', (chunk) => {
         if (mode === 'pass') to.write(chunk);
+        else if (mode === 'stall') held.push([to, chunk]);
       });
     forward(client, upstream);
     forward(upstream, client);
@@ -93,6 +95,7 @@ export async function redisProxy(target = new URL(REDIS_URL)): Promise<RedisProx
     },
     restore() {
       mode = 'pass';
+      for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
     },
     async close() {
       mode = 'cut';
