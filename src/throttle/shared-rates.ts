@@ -13,6 +13,8 @@ import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../log.ts';
 import { LEASE_SCRIPT, type LeaseReply } from './shared-script.ts';
+import type { RateBucket } from './bucket.ts';
+import type { BucketSource } from './class-state.ts';
 import { SharedBucket, type LeaseSource } from './shared-bucket.ts';
 
 export interface SharedRatesOptions {
@@ -48,7 +50,7 @@ const PROBE_MAX_MS = 5_000;
 
 const SHA = createHash('sha1').update(LEASE_SCRIPT).digest('hex');
 
-export class SharedRates implements LeaseSource {
+export class SharedRates implements LeaseSource, BucketSource {
   shared = true;
   replicas = 1;
   readonly #redis: Redis;
@@ -117,13 +119,15 @@ export class SharedRates implements LeaseSource {
   bucket(key: string, perSecond: number, burst: number, nowMs: number): SharedBucket {
     const bucket = new SharedBucket(this, key, perSecond, burst, nowMs);
     this.#buckets.add(bucket);
+    // The first lease is asked for now: a class's bucket, made at start, has tokens by the first statement.
+    bucket.refill(nowMs);
     return bucket;
   }
 
   /** Forgets a bucket no longer used (an idle identity), giving its unspent tokens back. */
-  drop(bucket: SharedBucket): void {
-    if (!this.#buckets.delete(bucket)) return;
-    this.#giveBack(bucket);
+  drop(bucket: RateBucket): void {
+    if (!(bucket instanceof SharedBucket) || !this.#buckets.delete(bucket)) return;
+    void this.#giveBack(bucket);
   }
 
   get state(): SharedRatesState {
