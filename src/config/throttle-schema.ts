@@ -129,7 +129,7 @@ const shared = z
         .refine((text) => !WAIT_DURATION.test(text) || (waitDurationMs(text) >= 1 && waitDurationMs(text) <= 10_000), 'a timeout from 1ms to 10s: longer would hold statements waiting on Redis')
         .default('50ms')
         .meta({ expected: WAIT_DURATION_TEXT }),
-    }),
+    }).describe('the Redis every replica shares: { url: { env: REDIS_URL } } or { url: redis://redis.infra:6379 }'),
   })
   .describe('rates shared by the replicas through Redis: { redis: { url: { env: REDIS_URL } } }');
 
