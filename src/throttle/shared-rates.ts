@@ -197,9 +197,6 @@ export class SharedRates implements LeaseSource, BucketSource {
       share: `1/${this.replicas} of each rate per replica until Redis answers again`,
       check: 'that Redis is up and reachable from this replica (throttle.shared.redis.url), and its latency under throttle.shared.redis.timeout',
     });
-    // A connection that stopped answering may never answer again (a partition without a reset):
-    // start a fresh one, so recovery does not wait for TCP to give up on the old.
-    if (this.#redis.status === 'ready') this.#redis.disconnect(true);
     this.#probeMs = PROBE_FIRST_MS;
     this.#schedule();
   }
@@ -226,7 +223,12 @@ export class SharedRates implements LeaseSource, BucketSource {
         this.#probe = null;
         this.#log.info('throttle: Redis answers again, rates are shared across replicas again', { redis: this.#where, fallbacks: this.#fallbacks });
       },
-      () => this.#schedule(),
+      () => {
+        // Answers late a second time: the connection may never answer again (a partition
+        // without a reset). A fresh one, so recovery does not wait for TCP to give up on it.
+        if (this.#redis.status === 'ready') this.#redis.disconnect(true);
+        this.#schedule();
+      },
     );
   }
 }
