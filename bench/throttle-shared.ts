@@ -29,8 +29,10 @@ const PREFIX = `mgt_bench_${randomBytes(4).toString('hex')}:`;
 
 const settings = (section: z.input<ReturnType<typeof throttleSection>>) => throttleSettings(throttleSection().parse(section));
 const RATE = { perSecond: 1_000_000, burst: 10_000_000 };
-const rateOnly = settings({ classes: { default: { rate: RATE } } });
-const full = settings({ classes: { default: { rate: RATE, concurrency: 10_000, perIdentity: { rate: RATE, concurrency: 1000 } } } });
+// Classes of their own (keys of their own in Redis): one key taking both scenarios' statements
+// would run dry at the schema's largest rate, and the bench would measure refusals.
+const rateOnly = settings({ defaultClass: 'rate-only', classes: { 'rate-only': { rate: RATE } } });
+const full = settings({ defaultClass: 'full', classes: { full: { rate: RATE, concurrency: 10_000, perIdentity: { rate: RATE, concurrency: 1000 } } } });
 
 const rates = await SharedRates.connect({ url: URL_, keyPrefix: PREFIX, timeoutMs: Number(process.env.MESHGATE_BENCH_TIMEOUT_MS ?? 250), replicaId: 'bench', logger: jsonLogger() });
 if (rates.state.mode !== 'shared') throw new Error(`Redis at ${URL_} did not answer: the shared scenarios need it`);
