@@ -115,6 +115,11 @@ export class SharedBucket implements RateBucket {
     this.#retryAt = granted === 0 ? this.#now + waitMs : 0;
   }
 
+  /** Shared mode is back: asks for a lease now if this bucket would, so traffic finds one here. */
+  wake(): void {
+    this.refill(this.#now);
+  }
+
   /** The request failed (the source falls back to local); what was owed stays owed. */
   failed(): void {
     this.#pending = false;

@@ -221,6 +221,7 @@ export class SharedRates implements LeaseSource, BucketSource {
         this.#recoveries++;
         if (this.#probe !== null) clearTimeout(this.#probe);
         this.#probe = null;
+        for (const bucket of this.#buckets) bucket.wake();
         this.#log.info('throttle: Redis answers again, rates are shared across replicas again', { redis: this.#where, fallbacks: this.#fallbacks });
       },
       () => {
