@@ -40,6 +40,7 @@ export { systemClock, type ThrottleClock, type Timer } from './clock.ts';
 export { isThrottledError, ThrottledError, type ThrottleLimit } from './refusal.ts';
 export { throttleSettings, type BudgetSettings, type ClassSettings, type SharedSettings, type ThrottleSettings } from './settings.ts';
 export { SharedRates, type SharedRatesOptions, type SharedRatesState } from './shared-rates.ts';
+export { sharedRatesFor, type SharedRatesFor } from './shared-connect.ts';
 export { SharedBucket, leaseSize, localShare } from './shared-bucket.ts';
 export type { RateBucket } from './bucket.ts';
 export { UpstreamBudget, type BudgetRequest, type BudgetSnapshot } from './upstream-budget.ts';

@@ -98,7 +98,8 @@ export class SharedBucket implements RateBucket {
     this.#burst = burst;
     this.#batch = leaseSize(perSecond, burst);
     if (this.#local !== null) this.#local.retune(...localShare(perSecond, burst, this.#localShare), nowMs);
-    // A lease larger than the new burst is given back on the next request (Redis caps at the burst).
+    // Redis' last "empty, wait" was for the old rate: ask again under the new one at once.
+    this.#retryAt = 0;
     this.#now = nowMs;
   }
 

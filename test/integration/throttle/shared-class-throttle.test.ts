@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { ClassThrottle, isThrottledError, SharedRates, type AdmissionRequest } from '../../../src/throttle/index.ts';
+import { ClassThrottle, isThrottledError, SharedRates, sharedRatesFor, throttleSettings, type AdmissionRequest } from '../../../src/throttle/index.ts';
+import { throttleSection } from '../../../src/config/throttle-schema.ts';
 import { settingsOf } from '../../unit/throttle/settings-fixture.ts';
 import { dropKeys, REDIS_URL, runPrefix } from './redis-fixture.ts';
 
@@ -67,5 +68,29 @@ describe('ClassThrottle with SharedRates on a real Redis', { timeout: 30_000 }, 
     assert.ok(total >= 15 && total <= 23, `one identity admitted ${total} from its shared burst of 20`);
     const other = await statements([a, b], () => 'spiffe://t/two', 200, 'ident');
     assert.ok(other.total >= 15, 'another identity has a bucket of its own');
+  });
+
+  it('sharedRatesFor: the URL from { env }, the prefix and timeout from the section; none without it', async () => {
+    const section = { classes: { default: { rate: { perSecond: 1, burst: 5 } } }, shared: { redis: { url: { env: 'MGT_SHCLASS_REDIS' }, keyPrefix: `${prefix}cfg:`, timeout: '200ms' } } };
+    const settings = throttleSettings(throttleSection().parse(section));
+    const rates = (await sharedRatesFor(settings.shared, { env: { MGT_SHCLASS_REDIS: REDIS_URL }, replicaId: 'cfg' }))!;
+    open.push(rates);
+    assert.equal(rates.state.mode, 'shared');
+    const throttle = new ClassThrottle(settings, { rates });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { total } = await statements([throttle], () => 'spiffe://t/x', 200, 'default');
+    assert.ok(total >= 4 && total <= 6, `burst 5 from Redis: admitted ${total}`);
+    assert.equal(await sharedRatesFor(throttleSettings(throttleSection().parse({ classes: { default: {} } })).shared), undefined);
+    await assert.rejects(sharedRatesFor(settings.shared, { env: {} }), /MGT_SHCLASS_REDIS is not set/);
+  });
+
+  it('a reload changes the shared rate: the next lease asks Redis with the new burst', async () => {
+    const small = { defaultClass: 'reload', classes: { reload: { rate: { perSecond: 1, burst: 5 } } } };
+    const throttle = await replica('tr', small);
+    const before = await statements([throttle], () => 'spiffe://t/r', 150, 'reload');
+    assert.ok(before.total <= 6, `burst 5: admitted ${before.total}`);
+    throttle.update(settingsOf({ defaultClass: 'reload', classes: { reload: { rate: { perSecond: 1000, burst: 500 } } } }));
+    const after = await statements([throttle], () => 'spiffe://t/r', 150, 'reload');
+    assert.ok(after.total >= 100, `the new rate and burst hold: admitted ${after.total}`);
   });
 });
