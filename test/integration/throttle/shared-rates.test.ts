@@ -44,11 +44,12 @@ async function drain(buckets: SharedBucket[], forMs: number): Promise<number[]> 
 }
 
 describe('SharedRates on a real Redis', { timeout: 30_000 }, () => {
-  it('two replicas in one process share one burst: about 100 together, not 200', async () => {
+  it('two replicas in one process share one burst: about 100 together, not 200', async (t) => {
     const [a, b] = [await replica('a'), await replica('b')];
     // 1/s: at most one token refills during the window, so the count is the shared burst.
     const [x, y] = await drain([a.bucket('class:one', 1, 100, performance.now()), b.bucket('class:one', 1, 100, performance.now())], 600);
     const total = x! + y!;
+    t.diagnostic(`in one process: ${x} + ${y} = ${total}`);
     // 100 in Redis + 1 refilled + each replica's provisional first token at most; unspent leases (5 each) at least.
     assert.ok(total <= 103, `admitted ${total} (${x} + ${y}): more than the shared burst`);
     assert.ok(total >= 90, `admitted ${total} (${x} + ${y}): the shared burst was not spent`);
@@ -80,28 +81,39 @@ describe('SharedRates on a real Redis', { timeout: 30_000 }, () => {
     assert.deepEqual(left, [], 'a refilled bucket expires: idle identities leave nothing in Redis');
   });
 
-  it('two meshgate processes against one Redis hold one shared limit', async () => {
+  it('two meshgate processes against one Redis hold one shared limit', async (t) => {
     const childPrefix = `${prefix}proc:`;
-    const startAt = Date.now() + 2_500;
-    const run = () =>
-      new Promise<{ admitted: number; mode: string; replicas: number }>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', CHILD, REDIS_URL, childPrefix, '1', '100', String(startAt), '800'], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-        child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        child.on('exit', (code) => {
-          clearTimeout(timer);
-          if (code === 0) resolve(JSON.parse(out.trim()) as { admitted: number; mode: string; replicas: number });
-          else reject(new Error(`child exited ${code}: ${err}`));
+    type Report = { admitted: number; mode: string; fallbacks: number; replicas: number };
+    const start = () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CHILD, REDIS_URL, childPrefix, '1', '100', '800'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const ready = new Promise<void>((resolve) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.startsWith('ready\n')) resolve();
         });
       });
-    const [x, y] = await Promise.all([run(), run()]);
-    const total = x.admitted + y.admitted;
-    assert.equal(x.mode, 'shared');
-    assert.equal(y.mode, 'shared');
-    assert.ok(total <= 103 && total >= 90, `two processes admitted ${total} (${x.admitted} + ${y.admitted}) from one burst of 100`);
-    assert.ok(x.admitted > 0 && y.admitted > 0, `both processes took part (${x.admitted}, ${y.admitted})`);
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      const done = new Promise<Report>((resolve, reject) =>
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          if (code === 0) resolve(JSON.parse(out.slice('ready\n'.length).trim()) as Report);
+          else reject(new Error(`child exited ${code}: ${err}`));
+        }),
+      );
+      return { child, ready, done };
+    };
+    const children = [start(), start()];
+    await Promise.race([Promise.all(children.map((c) => c.ready)), Promise.all(children.map((c) => c.done))]);
+    for (const { child } of children) child.stdin.write('go\n');
+    const [x, y] = await Promise.all(children.map((c) => c.done));
+    const total = x!.admitted + y!.admitted;
+    t.diagnostic(`two processes: ${x!.admitted} + ${y!.admitted} = ${total}`);
+    for (const report of [x!, y!]) assert.deepEqual([report.mode, report.fallbacks], ['shared', 0]);
+    // Alone, each would have had the whole burst of 100 (200 together).
+    assert.ok(total <= 103 && total >= 90, `two processes admitted ${total} (${x!.admitted} + ${y!.admitted}) from one burst of 100`);
+    assert.equal(Math.max(x!.replicas, y!.replicas), 2, 'Redis saw both processes on the same limit');
   });
 });
