@@ -92,6 +92,49 @@ const upstream = z
   })
   .describe('the upstream connection budget: { connections: 200, reserved: { critical: 20 } }');
 
+/** As schema.ts's secretRef (kept here so throttleSection() stands alone, as its callers use it). */
+const secretRef = z
+  .union([
+    z.strictObject({ env: z.string().min(1).describe('the name of the environment variable holding the Redis URL') }),
+    z.strictObject({ file: z.string().min(1).describe('the path of a file holding the Redis URL (one line)') }),
+  ])
+  .meta({ secret: true, expected: '{ file: PATH } or { env: VARIABLE }' });
+
+const REDIS_URL = /^rediss?:\/\/[^\s]+$/;
+const REDIS_URL_TEXT = 'a Redis URL, redis://host:port or rediss://host:port (TLS); with a password, put the URL in { env: VARIABLE } or { file: PATH }';
+
+/** Keys are `<prefix>class:<name>` and `<prefix>identity:<class>:<principal>`, plus `<prefix>replicas`. */
+export const DEFAULT_SHARED_PREFIX = 'meshgate:throttle:';
+
+const shared = z
+  .strictObject({
+    redis: z.strictObject({
+      /** Plain when it holds no password; a secret reference otherwise (a password in the YAML is refused). */
+      url: z
+        .union([
+          z
+            .string()
+            .regex(REDIS_URL, REDIS_URL_TEXT)
+            .refine((url) => !/^rediss?:\/\/[^/@]*@/.test(url), 'a Redis URL without credentials: put a URL with a password in { env: VARIABLE } or { file: PATH }'),
+          secretRef,
+        ])
+        .meta({ expected: `${REDIS_URL_TEXT}` }),
+      /** Every replica sharing a limit must use the same prefix; two meshgate fleets on one Redis use two. */
+      keyPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'a Redis key prefix: 1 to 64 letters, digits and : _ . -, e.g. meshgate:throttle:')
+        .default(DEFAULT_SHARED_PREFIX),
+      /** How long a lease request may take before this replica falls back to local buckets. */
+      timeout: z
+        .string()
+        .regex(WAIT_DURATION, WAIT_DURATION_TEXT)
+        .refine((text) => !WAIT_DURATION.test(text) || (waitDurationMs(text) >= 1 && waitDurationMs(text) <= 10_000), 'a timeout from 1ms to 10s: longer would hold statements waiting on Redis')
+        .default('50ms')
+        .meta({ expected: WAIT_DURATION_TEXT }),
+    }).describe('the Redis every replica shares: { url: { env: REDIS_URL } } or { url: redis://redis.infra:6379 }'),
+  })
+  .describe('rates shared by the replicas through Redis: { redis: { url: { env: REDIS_URL } } }');
+
 export const THROTTLE_TEXT = 'service classes: { defaultClass: default, classes: { default: { rate: { perSecond: 100 } } } }';
 
 export function throttleSection() {
@@ -101,6 +144,8 @@ export function throttleSection() {
       defaultClass: z.string().regex(CLASS_NAME, CLASS_NAME_TEXT).default('default'),
       classes: z.record(z.string().regex(CLASS_NAME, CLASS_NAME_TEXT), serviceClass).meta({ expected: 'a mapping of class names to their limits' }),
       upstream: upstream.optional(),
+      /** Rate limits shared across replicas through Redis (shared-rates.ts). Absent: each replica limits on its own. */
+      shared: shared.optional(),
     })
     .superRefine((section, ctx) => {
       for (const problem of throttleProblems(section)) ctx.addIssue({ code: 'custom', ...problem });

@@ -1,9 +1,28 @@
 /**
+ * What ClassState asks of a rate: the local Bucket below, or a SharedBucket (shared-bucket.ts)
+ * that spends tokens leased from Redis. Every member is synchronous: the admit path never waits.
+ */
+export interface RateBucket {
+  readonly burst: number;
+  /** Brings the bucket to `nowMs` (a SharedBucket may start a lease request here, never awaited). */
+  refill(nowMs: number): void;
+  /** After refill(now): whether a token is there. */
+  readonly ready: boolean;
+  /** After refill(now): ms until one token may be there (0 when ready). */
+  readonly waitMs: number;
+  /** Spends the token ready found. */
+  take(): void;
+  retune(perSecond: number, burst: number, nowMs: number): void;
+  /** Holds nothing a fresh bucket would not: forgetting it changes no answer. */
+  readonly full: boolean;
+}
+
+/**
  * A token bucket on a caller-supplied clock (ms). Tokens are fractional so a slow rate
  * (0.5/s) refills smoothly; a refusal takes nothing, so refused callers never push the next
  * token further away.
  */
-export class Bucket {
+export class Bucket implements RateBucket {
   tokens: number;
   at: number;
   #perMs: number;
@@ -31,6 +50,10 @@ export class Bucket {
   /** After refill(now): whether a token is there. */
   get ready(): boolean {
     return this.tokens >= 1;
+  }
+
+  take(): void {
+    this.tokens -= 1;
   }
 
   /** After refill(now): ms until one token is there (0 when ready). */

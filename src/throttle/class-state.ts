@@ -4,14 +4,30 @@
  * (only `settings` is swapped), so admissions held before a reload are given back to the
  * counts they were taken from.
  */
-import { Bucket } from './bucket.ts';
+import { Bucket, type RateBucket } from './bucket.ts';
 import type { Admission } from './types.ts';
 import type { AdmissionKind, ThrottleLimit } from './refusal.ts';
 import type { ClassSettings, Limits } from './settings.ts';
 
+/**
+ * Where rate buckets come from: local ones by default, or SharedRates (rates shared by the
+ * replicas through Redis). Keys name a bucket across replicas: `class:<name>`,
+ * `identity:<class>:<principal>`.
+ */
+export interface BucketSource {
+  bucket(key: string, perSecond: number, burst: number, nowMs: number): RateBucket;
+  /** A bucket forgotten (an idle identity): the source may give back what it holds. */
+  drop(bucket: RateBucket): void;
+}
+
+export const localBuckets: BucketSource = Object.freeze({
+  bucket: (_key: string, perSecond: number, burst: number, nowMs: number) => new Bucket(perSecond, burst, nowMs),
+  drop() {},
+});
+
 export interface IdentityState {
-  bucket: Bucket | null;
-  loginBucket: Bucket | null;
+  bucket: RateBucket | null;
+  loginBucket: RateBucket | null;
   inFlight: number;
   sessions: number;
 }
@@ -32,8 +48,9 @@ const SWEEP_FROM = 1024;
 
 export class ClassState {
   settings: ClassSettings;
-  bucket: Bucket | null = null;
-  loginBucket: Bucket | null = null;
+  bucket: RateBucket | null = null;
+  loginBucket: RateBucket | null = null;
+  readonly #source: BucketSource;
   inFlight = 0;
   sessions = 0;
   readonly identities = new Map<string, IdentityState>();
@@ -57,8 +74,9 @@ export class ClassState {
   queued = 0;
   waitedMs = 0;
 
-  constructor(settings: ClassSettings, nowMs: number) {
+  constructor(settings: ClassSettings, nowMs: number, source: BucketSource = localBuckets) {
     this.settings = settings;
+    this.#source = source;
     this.retune(settings, nowMs);
   }
 
@@ -68,13 +86,13 @@ export class ClassState {
     // Queued callers get the new timeout, counted from when each began to wait.
     const wait = settings.overLimit;
     if (wait !== 'refuse') for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.deadline = this.queue[i]!.since + wait.wait.timeoutMs;
-    this.bucket = retuned(this.bucket, settings.rate, nowMs);
-    this.loginBucket = retuned(this.loginBucket, settings.logins, nowMs);
+    this.bucket = this.#retuned(this.bucket, `class:${settings.name}`, settings.rate, nowMs);
+    this.loginBucket = this.#retuned(this.loginBucket, `logins:class:${settings.name}`, settings.logins, nowMs);
     const inner = settings.perIdentity;
     for (const [principal, identity] of this.identities) {
-      identity.bucket = retuned(identity.bucket, inner?.rate ?? null, nowMs);
-      identity.loginBucket = retuned(identity.loginBucket, inner?.logins ?? null, nowMs);
-      if (this.#idle(identity)) this.identities.delete(principal);
+      identity.bucket = this.#retuned(identity.bucket, this.#identityKey(principal), inner?.rate ?? null, nowMs);
+      identity.loginBucket = this.#retuned(identity.loginBucket, `logins:${this.#identityKey(principal)}`, inner?.logins ?? null, nowMs);
+      if (this.#idle(identity)) this.#forget(principal, identity);
     }
   }
 
@@ -89,8 +107,8 @@ export class ClassState {
       this.identities.set(principal, identity);
     }
     // Made lazily, so a reload that adds a per-identity rate needs no pass over identities.
-    if (identity.bucket === null && inner.rate !== null) identity.bucket = new Bucket(inner.rate.perSecond, inner.rate.burst, nowMs);
-    if (identity.loginBucket === null && inner.logins !== null) identity.loginBucket = new Bucket(inner.logins.perSecond, inner.logins.burst, nowMs);
+    if (identity.bucket === null && inner.rate !== null) identity.bucket = this.#source.bucket(this.#identityKey(principal), inner.rate.perSecond, inner.rate.burst, nowMs);
+    if (identity.loginBucket === null && inner.logins !== null) identity.loginBucket = this.#source.bucket(`logins:${this.#identityKey(principal)}`, inner.logins.perSecond, inner.logins.burst, nowMs);
     return identity;
   }
 
@@ -135,18 +153,18 @@ export class ClassState {
   take(identity: IdentityState | null, kind: AdmissionKind): void {
     if (kind === 'session' || kind === 'credential') {
       if (kind === 'session') this.sessions++;
-      if (this.loginBucket !== null) this.loginBucket.tokens -= 1;
+      this.loginBucket?.take();
       if (identity !== null) {
         if (kind === 'session') identity.sessions++;
-        if (identity.loginBucket !== null) identity.loginBucket.tokens -= 1;
+        identity.loginBucket?.take();
       }
       return;
     }
     this.inFlight++;
-    if (this.bucket !== null) this.bucket.tokens -= 1;
+    if (this.bucket !== null) this.bucket.take();
     if (identity !== null) {
       identity.inFlight++;
-      if (identity.bucket !== null) identity.bucket.tokens -= 1;
+      if (identity.bucket !== null) identity.bucket.take();
     }
   }
 
@@ -204,15 +222,28 @@ export class ClassState {
     for (const [principal, identity] of this.identities) {
       identity.bucket?.refill(nowMs);
       identity.loginBucket?.refill(nowMs);
-      if (this.#idle(identity)) this.identities.delete(principal);
+      if (this.#idle(identity)) this.#forget(principal, identity);
     }
     this.#sweepAt = Math.max(SWEEP_FROM, 2 * this.identities.size);
   }
-}
 
-function retuned(bucket: Bucket | null, rate: { readonly perSecond: number; readonly burst: number } | null, nowMs: number): Bucket | null {
-  if (rate === null) return null;
-  if (bucket === null) return new Bucket(rate.perSecond, rate.burst, nowMs);
-  bucket.retune(rate.perSecond, rate.burst, nowMs);
-  return bucket;
+  #forget(principal: string, identity: IdentityState): void {
+    this.identities.delete(principal);
+    if (identity.bucket !== null) this.#source.drop(identity.bucket);
+    if (identity.loginBucket !== null) this.#source.drop(identity.loginBucket);
+  }
+
+  #identityKey(principal: string): string {
+    return `identity:${this.settings.name}:${principal}`;
+  }
+
+  #retuned(bucket: RateBucket | null, key: string, rate: { readonly perSecond: number; readonly burst: number } | null, nowMs: number): RateBucket | null {
+    if (rate === null) {
+      if (bucket !== null) this.#source.drop(bucket);
+      return null;
+    }
+    if (bucket === null) return this.#source.bucket(key, rate.perSecond, rate.burst, nowMs);
+    bucket.retune(rate.perSecond, rate.burst, nowMs);
+    return bucket;
+  }
 }

@@ -9,7 +9,7 @@
  * identity's limit does not hold back the identities queued behind it (they could not take
  * what it waits for), but nobody passes a waiter blocked by a class-wide limit.
  */
-import { ClassState, type IdentityState, type Waiter } from './class-state.ts';
+import { ClassState, localBuckets, type BucketSource, type IdentityState, type Waiter } from './class-state.ts';
 import { systemClock, type ThrottleClock, type Timer } from './clock.ts';
 import type { Admission, AdmissionRequest, Throttle, WaitOptions } from './types.ts';
 import { throttleRefusal, type AdmissionKind, type ThrottleLimit } from './refusal.ts';
@@ -56,8 +56,15 @@ export interface ClassSnapshot {
   readonly waitedMs: number;
 }
 
+export interface ClassThrottleOptions {
+  readonly clock?: ThrottleClock;
+  /** Where rate buckets live: local (default), or SharedRates for limits shared by the replicas. */
+  readonly rates?: BucketSource;
+}
+
 export class ClassThrottle implements Throttle {
   readonly #clock: ThrottleClock;
+  readonly #rates: BucketSource;
   #classes = new Map<string, ClassState>();
   #default!: ClassState;
   /** Every class with something held or queued (removed ones too), highest priority first. */
@@ -65,8 +72,9 @@ export class ClassThrottle implements Throttle {
   #timer: Timer | null = null;
   #timerAt = Infinity;
 
-  constructor(settings: ThrottleSettings, options: { readonly clock?: ThrottleClock } = {}) {
+  constructor(settings: ThrottleSettings, options: ClassThrottleOptions = {}) {
     this.#clock = options.clock ?? systemClock;
+    this.#rates = options.rates ?? localBuckets;
     this.update(settings);
   }
 
@@ -152,7 +160,7 @@ export class ClassThrottle implements Throttle {
     const next = new Map<string, ClassState>();
     for (const [name, cls] of settings.classes) {
       const state = this.#classes.get(name);
-      if (state === undefined) next.set(name, new ClassState(cls, now));
+      if (state === undefined) next.set(name, new ClassState(cls, now, this.#rates));
       else {
         state.retune(cls, now);
         next.set(name, state);

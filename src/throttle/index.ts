@@ -6,6 +6,7 @@
  * upstream connections between classes by priority.
  */
 import type { ThrottleConfig } from '../config/schema.ts';
+import type { BucketSource } from './class-state.ts';
 import { ClassThrottle } from './class-throttle.ts';
 import type { ThrottleClock } from './clock.ts';
 import { throttleSettings } from './settings.ts';
@@ -25,14 +26,22 @@ export function waitForAdmission(throttle: Throttle, request: AdmissionRequest, 
   return throttle.admitOrWait === undefined ? throttle.admit(request) : throttle.admitOrWait(request, options);
 }
 
-/** The throttle a configuration asks for: none configured, nothing limited and nothing paid. */
-export function createThrottle(config: ThrottleConfig | undefined, options: { readonly clock?: ThrottleClock } = {}): Throttle {
+/**
+ * The throttle a configuration asks for: none configured, nothing limited and nothing paid.
+ * With `throttle.shared`, pass `rates` (SharedRates.connect) so rate limits are shared by the replicas.
+ */
+export function createThrottle(config: ThrottleConfig | undefined, options: { readonly clock?: ThrottleClock; readonly rates?: BucketSource } = {}): Throttle {
   return config === undefined ? admitEverything : new ClassThrottle(throttleSettings(config), options);
 }
 
-export { ClassThrottle, type ClassSnapshot } from './class-throttle.ts';
+export { ClassThrottle, type ClassSnapshot, type ClassThrottleOptions } from './class-throttle.ts';
+export { localBuckets, type BucketSource } from './class-state.ts';
 export { systemClock, type ThrottleClock, type Timer } from './clock.ts';
 export { isThrottledError, ThrottledError, type ThrottleLimit } from './refusal.ts';
-export { throttleSettings, type BudgetSettings, type ClassSettings, type ThrottleSettings } from './settings.ts';
+export { throttleSettings, type BudgetSettings, type ClassSettings, type SharedSettings, type ThrottleSettings } from './settings.ts';
+export { SharedRates, type SharedRatesOptions, type SharedRatesState } from './shared-rates.ts';
+export { sharedRatesFor, type SharedRatesFor } from './shared-connect.ts';
+export { SharedBucket, leaseSize, localShare } from './shared-bucket.ts';
+export type { RateBucket } from './bucket.ts';
 export { UpstreamBudget, type BudgetRequest, type BudgetSnapshot } from './upstream-budget.ts';
 export { LimitExceededError, tokenBuckets, type RateLimiter, type RateVerdict } from './rate.ts';

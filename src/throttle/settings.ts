@@ -35,10 +35,19 @@ export interface BudgetSettings {
   readonly roles: Readonly<Record<string, number>>;
 }
 
+/** Where rates are shared across replicas; the URL is still a reference until readSecret resolves it. */
+export interface SharedSettings {
+  readonly url: string | { readonly env: string } | { readonly file: string };
+  readonly keyPrefix: string;
+  readonly timeoutMs: number;
+}
+
 export interface ThrottleSettings {
   readonly defaultClass: string;
   readonly classes: ReadonlyMap<string, ClassSettings>;
   readonly upstream: BudgetSettings | null;
+  /** Null: every replica limits on its own. */
+  readonly shared: SharedSettings | null;
 }
 
 type RateInput = { readonly perSecond: number; readonly burst?: number | undefined } | undefined;
@@ -66,5 +75,7 @@ export function throttleSettings(config: ThrottleConfig): ThrottleSettings {
     });
   }
   const upstream = config.upstream === undefined ? null : { connections: config.upstream.connections, reserved: { ...config.upstream.reserved }, roles: { ...config.upstream.roles } };
-  return { defaultClass: config.defaultClass, classes, upstream };
+  const redis = config.shared?.redis;
+  const shared = redis === undefined ? null : { url: redis.url, keyPrefix: redis.keyPrefix, timeoutMs: waitDurationMs(redis.timeout) };
+  return { defaultClass: config.defaultClass, classes, upstream, shared };
 }
