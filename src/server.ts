@@ -26,10 +26,11 @@ import {
   type TokenVerifier,
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
-import { DEFAULT_SERVICE_CLASS, fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
+import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
-import { ClassThrottle, createThrottle, throttleSettings, tokenBuckets, UpstreamBudget, type Throttle } from './throttle/index.ts';
+import { throttlingFor } from './throttle/from-config.ts';
+import { tokenBuckets, type Throttle } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
@@ -135,10 +136,9 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Listening before the engines start, closed after they stop: every event becomes a span.
   const tracing = tracingFor(config, log, env);
   if (tracing !== null) teardown.add(() => tracing.close());
-  const throttle = throttleFor(config, policy.current().serviceClasses, log);
-  teardown.add(() => throttle.close?.());
-  const upstreamBudget = config.throttle?.upstream === undefined ? null : new UpstreamBudget(throttleSettings(config.throttle));
-  if (upstreamBudget !== null) teardown.add(() => upstreamBudget.close());
+  const throttling = await throttlingFor(config, { log, env, policyClasses: policy.current().serviceClasses, replicaId: config.state.replicaId });
+  teardown.add(() => throttling.close());
+  const { throttle, upstreamBudget } = throttling;
   // Counting before the engines start (and after they stop); the pool and leases are read when scraped.
   let pool: RunningMysql['pool'] | null = null;
   let mariadbRef: MariadbCredentials | null = null;
@@ -150,7 +150,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     upstreamChecks: () => upstreamChecks,
     pool: () => pool,
     leases: () => mariadbRef?.opened()?.leases ?? null,
-    throttle: () => (throttle instanceof ClassThrottle ? throttle.snapshot() : null),
+    throttle: () => throttling.classes(),
+    sharedRates: () => throttling.shared(),
   });
   if (metrics !== null) teardown.add(() => metrics.close());
   // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
@@ -214,7 +215,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     pool: mysql?.pool ?? null,
     firestorePort: firestore?.port ?? null,
     firestoreEmulator: firestore?.emulator ?? null,
-    reloadLimits: (next) => reloadLimits(throttle, upstreamBudget, next, policy.current().serviceClasses),
+    reloadLimits: (next) => throttling.reload(next),
     close: () => teardown.run(),
   };
 }
@@ -310,35 +311,3 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
 }
 
 
-/**
- * The service-class throttle the config describes. A class a policy rule names must be one the
- * config defines: a misspelt class would otherwise be limited as the default one, silently.
- */
-function throttleFor(config: MeshgateConfig, policyClasses: readonly string[], log: Logger): Throttle {
-  const named = policyClasses.filter((name) => name !== DEFAULT_SERVICE_CLASS);
-  if (config.throttle === undefined) {
-    if (named.length > 0) log.warn(`policy rules name service classes (${named.join(', ')}) but the config has no throttle section: nothing is limited`);
-    return createThrottle(undefined);
-  }
-  const unknown = named.filter((name) => !Object.hasOwn(config.throttle!.classes, name));
-  if (unknown.length > 0) {
-    throw mgError('MG_CONFIG_INVALID', `policy rules name service class(es) ${unknown.join(', ')}, which throttle.classes does not define: add them to the config or correct the rules`);
-  }
-  return createThrottle(config.throttle);
-}
-
-function reloadLimits(throttle: Throttle, budget: UpstreamBudget | null, next: MeshgateConfig, policyClasses: readonly string[]): string {
-  if (!(throttle instanceof ClassThrottle) || next.throttle === undefined) {
-    if (throttle instanceof ClassThrottle === (next.throttle !== undefined)) return 'no throttle section before or now: nothing to change';
-    throw mgError('MG_CONFIG_INVALID', 'adding or removing the throttle section takes a restart; change the limits of its classes to reload them');
-  }
-  const unknown = policyClasses.filter((name) => name !== DEFAULT_SERVICE_CLASS && !Object.hasOwn(next.throttle!.classes, name));
-  if (unknown.length > 0) throw mgError('MG_CONFIG_INVALID', `policy rules name service class(es) ${unknown.join(', ')}, which the new throttle.classes does not define; kept the limits in force`);
-  if ((budget === null) !== (next.throttle.upstream === undefined)) {
-    throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.upstream takes a restart; change its numbers to reload them');
-  }
-  const settings = throttleSettings(next.throttle);
-  throttle.update(settings);
-  budget?.update(settings);
-  return `service class limits reloaded: ${Object.keys(next.throttle.classes).join(', ')}`;
-}

@@ -7,10 +7,11 @@
  * and then a missing server (or, for `clients`, a missing client program: external-clients.ts)
  * is a failure, with the same message.
  */
+import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 
-export type Service = 'mariadb' | 'postgres';
+export type Service = 'mariadb' | 'postgres' | 'redis';
 
 const PROBE_TIMEOUT_MS = 3000;
 
@@ -23,6 +24,8 @@ export const MARIADB_TARGET = {
 
 export const PG_URL = process.env.MESHGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+export const REDIS_URL = process.env.MESHGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
 const HOW_TO_GET: Record<Service, string> = {
   mariadb:
     `needs MariaDB at ${MARIADB_TARGET.host}:${MARIADB_TARGET.port} with user ${MARIADB_TARGET.user} ` +
@@ -30,6 +33,7 @@ const HOW_TO_GET: Record<Service, string> = {
   postgres:
     `needs PostgreSQL at ${PG_URL.replace(/:[^:@/]*@/, ':***@')} (apt-get install postgresql, then start it and create database test; ` +
     'or set MESHGATE_TEST_PG_URL; `bash .ci/run` does both)',
+  redis: `needs Redis at ${REDIS_URL.replace(/:[^:@/]*@/, ':***@')} (apt-get install redis-server, then start it; or set MESHGATE_TEST_REDIS_URL; \`bash .ci/run\` does both)`,
 };
 
 const probes: Record<Service, () => Promise<void>> = {
@@ -44,6 +48,15 @@ const probes: Record<Service, () => Promise<void>> = {
       await client.query('SELECT 1');
     } finally {
       await client.end().catch(() => undefined);
+    }
+  },
+  async redis() {
+    const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: PROBE_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await redis.connect();
+      await redis.ping();
+    } finally {
+      redis.disconnect();
     }
   },
 };

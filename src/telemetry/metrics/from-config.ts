@@ -10,7 +10,7 @@ import type { UpstreamCheck } from '../../upstream-checks.ts';
 import { MESHGATE_VERSION } from '../../version.ts';
 import type { AuditSource, LeaseSource, PoolSource } from './gauges.ts';
 import { startMetrics, type Metrics } from './start.ts';
-import type { ThrottleSource } from './throttle-gauges.ts';
+import type { SharedRatesSource, ThrottleSource } from './throttle-gauges.ts';
 import { Readiness } from './readiness.ts';
 
 export interface ObservedDeps {
@@ -26,6 +26,8 @@ export interface ObservedDeps {
   readonly leases: () => LeaseSource | null;
   /** The service classes' counts; null without a throttle section. */
   readonly throttle: ThrottleSource;
+  /** Rates shared through Redis: shared or fallen back; null when not configured. */
+  readonly sharedRates: SharedRatesSource;
 }
 
 export async function observabilityFor(config: MeshgateConfig, deps: ObservedDeps): Promise<{ readonly readiness: Readiness; readonly metrics: Metrics | null }> {
@@ -45,6 +47,7 @@ export async function observabilityFor(config: MeshgateConfig, deps: ObservedDep
       pool: deps.pool,
       leases: deps.leases,
       throttle: deps.throttle,
+      sharedRates: deps.sharedRates,
       ...(tls === null ? {} : { certificates: { certificatePem: () => certificatePem(tls), bundlePem: () => tls.bundlePem() } }),
       policy: () => ({ version: deps.policy.version, rules: deps.policy.rules() }),
     },

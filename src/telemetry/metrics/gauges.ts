@@ -8,7 +8,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { LeaseOperationCounts } from '../../credentials/index.ts';
 import { pemCertificates } from '../../identity/index.ts';
 import type { LeaseRecord } from '../../store/index.ts';
-import { registerThrottleMetrics, type ThrottleSource } from './throttle-gauges.ts';
+import { registerThrottleMetrics, type SharedRatesSource, type ThrottleSource } from './throttle-gauges.ts';
 
 export interface PoolSource {
   readonly idleCount: number;
@@ -43,6 +43,7 @@ export interface GaugeSources {
   readonly policy: () => { readonly version: string; readonly rules: number };
   /** The service classes' counts, when a throttle section is configured. */
   readonly throttle?: ThrottleSource;
+  readonly sharedRates?: SharedRatesSource;
 }
 
 const LEASE_STATES = ['creating', 'active', 'revoking', 'revoked'] as const;
@@ -51,7 +52,7 @@ const LEASE_PURPOSES = ['session', 'issued'] as const;
 /** `active`: open sessions per engine (counted from events). */
 export function registerGauges(registry: Registry, sources: GaugeSources, active: ReadonlyMap<string, number>): void {
   const registers = [registry];
-  registerThrottleMetrics(registry, sources.throttle ?? (() => null));
+  registerThrottleMetrics(registry, sources.throttle ?? (() => null), sources.sharedRates);
   new Gauge({
     name: 'meshgate_build_info',
     help: 'Always 1: the meshgate version and the Node.js version it runs on.',

@@ -21,7 +21,16 @@ export interface ThrottleClassCounts {
 
 export type ThrottleSource = () => readonly ThrottleClassCounts[] | null;
 
-export function registerThrottleMetrics(registry: Registry, source: ThrottleSource): void {
+/** Rates shared through Redis (throttle.shared): SharedRates.state. */
+export interface SharedRatesCounts {
+  readonly mode: 'shared' | 'local';
+  readonly fallbacks: number;
+  readonly replicas: number;
+}
+
+export type SharedRatesSource = () => SharedRatesCounts | null;
+
+export function registerThrottleMetrics(registry: Registry, source: ThrottleSource, shared: SharedRatesSource = () => null): void {
   const registers = [registry];
   const counter = (name: string, help: string, read: (c: ThrottleClassCounts) => number) =>
     new Counter({
@@ -70,4 +79,33 @@ export function registerThrottleMetrics(registry: Registry, source: ThrottleSour
   counter('meshgate_throttle_queue_wait_seconds_total', 'Time admitted requests spent waiting in their service class queue.', (c) => c.waitedMs / 1000);
   gauge('meshgate_throttle_waiting', 'Requests waiting in a service class queue now.', (c) => c.waiting);
   gauge('meshgate_throttle_in_flight', 'Statements and calls a service class has in flight now.', (c) => c.inFlight);
+  new Gauge({
+    name: 'meshgate_throttle_shared',
+    help: 'With throttle.shared: 1 while rate limits are shared through Redis, 0 while this replica has fallen back to local buckets (Redis unreachable or slow).',
+    registers,
+    collect() {
+      const state = shared();
+      if (state !== null) this.set(state.mode === 'shared' ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'meshgate_throttle_shared_fallbacks_total',
+    help: 'Times this replica fell back from Redis-shared rates to local buckets.',
+    registers,
+    collect() {
+      const state = shared();
+      if (state === null) return;
+      this.reset();
+      this.inc(state.fallbacks);
+    },
+  });
+  new Gauge({
+    name: 'meshgate_throttle_shared_replicas',
+    help: 'Replicas Redis last reported sharing the rate limits.',
+    registers,
+    collect() {
+      const state = shared();
+      if (state !== null) this.set(state.replicas);
+    },
+  });
 }

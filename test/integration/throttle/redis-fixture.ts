@@ -7,8 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
+import { REDIS_URL } from '../../helpers/services.ts';
 
-export const REDIS_URL = process.env.MESHGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export { REDIS_URL };
 
 /** `mgt_<suite>_<run>:` as every object the tests create is named. */
 export function runPrefix(suite: string): string {

@@ -9,6 +9,7 @@ import { ClassThrottle, isThrottledError, SharedRates, sharedRatesFor, throttleS
 import { throttleSection } from '../../../src/config/throttle-schema.ts';
 import { settingsOf } from '../../unit/throttle/settings-fixture.ts';
 import { dropKeys, REDIS_URL, runPrefix } from './redis-fixture.ts';
+import { serviceMissing } from '../../helpers/services.ts';
 
 const prefix = runPrefix('shclass');
 const open: SharedRates[] = [];
@@ -50,7 +51,7 @@ async function statements(throttles: ClassThrottle[], principal: (i: number) => 
   return { admitted, total: admitted.reduce((a, b) => a + b, 0), limits };
 }
 
-describe('ClassThrottle with SharedRates on a real Redis', { timeout: 30_000 }, () => {
+describe('ClassThrottle with SharedRates on a real Redis', { timeout: 30_000, skip: await serviceMissing('redis') }, () => {
   it('a class rate of burst 60 is 60 across two replicas', async () => {
     const section = { defaultClass: 'standard', classes: { standard: { rate: { perSecond: 1, burst: 60 } } } };
     const [a, b] = [await replica('ta', section), await replica('tb', section)];

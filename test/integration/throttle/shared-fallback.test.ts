@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import type { Logger } from '../../../src/log.ts';
 import { SharedRates, type SharedBucket } from '../../../src/throttle/index.ts';
 import { dropKeys, REDIS_URL, redisProxy, runPrefix, type RedisProxy } from './redis-fixture.ts';
+import { serviceMissing } from '../../helpers/services.ts';
 
 const prefix = runPrefix('shfallback');
 const open: SharedRates[] = [];
@@ -56,7 +57,7 @@ async function drain(bucket: SharedBucket, forMs: number): Promise<number> {
   return admitted;
 }
 
-describe('SharedRates when Redis is unreachable', { timeout: 30_000 }, () => {
+describe('SharedRates when Redis is unreachable', { timeout: 30_000, skip: await serviceMissing('redis') }, () => {
   it('cut: falls back to 1/N locally, logged once with what to check; restored: shared again, logged once', async () => {
     const keyPrefix = `${prefix}cut:`;
     const proxy = await redisProxy();

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { SharedRates, type SharedBucket } from '../../../src/throttle/index.ts';
 import { dropKeys, keysUnder, REDIS_URL, runPrefix } from './redis-fixture.ts';
+import { serviceMissing } from '../../helpers/services.ts';
 
 const CHILD = fileURLToPath(new URL('./shared-child.ts', import.meta.url));
 const prefix = runPrefix('shrates');
@@ -43,7 +44,7 @@ async function drain(buckets: SharedBucket[], forMs: number): Promise<number[]> 
   return admitted;
 }
 
-describe('SharedRates on a real Redis', { timeout: 30_000 }, () => {
+describe('SharedRates on a real Redis', { timeout: 30_000, skip: await serviceMissing('redis') }, () => {
   it('two replicas in one process share one burst: about 100 together, not 200', async (t) => {
     const [a, b] = [await replica('a'), await replica('b')];
     // 1/s: at most one token refills during the window, so the count is the shared burst.

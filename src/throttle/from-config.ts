@@ -1,0 +1,93 @@
+/**
+ * The throttle stage as the configuration asks for it: the service classes (shared through
+ * Redis with `throttle.shared`), the upstream connection budget, and a reload of their limits.
+ * Without a `throttle` section nothing is limited and nothing is paid.
+ */
+import type { MeshgateConfig } from '../config/schema.ts';
+import { mgError } from '../errors/index.ts';
+import type { Logger } from '../log.ts';
+import { DEFAULT_SERVICE_CLASS } from '../policy/index.ts';
+import { ClassThrottle, type ClassSnapshot } from './class-throttle.ts';
+import { throttleSettings } from './settings.ts';
+import { sharedRatesFor } from './shared-connect.ts';
+import type { SharedRates, SharedRatesState } from './shared-rates.ts';
+import type { Throttle } from './types.ts';
+import { UpstreamBudget } from './upstream-budget.ts';
+import { admitEverything } from './index.ts';
+
+export interface Throttling {
+  readonly throttle: Throttle;
+  readonly upstreamBudget: UpstreamBudget | null;
+  /** Each class's counts, for metrics; null without a throttle section. */
+  classes(): readonly ClassSnapshot[] | null;
+  /** Whether rates are shared through Redis now; null when they are not configured to be. */
+  shared(): SharedRatesState | null;
+  /** New limits from a reloaded config; throws MG_CONFIG_INVALID, changing nothing, when they cannot apply. */
+  reload(next: MeshgateConfig): string;
+  close(): Promise<void>;
+}
+
+export interface ThrottlingDeps {
+  readonly log: Logger;
+  readonly env: NodeJS.ProcessEnv;
+  /** The service classes the policy's rules name: each must be defined. */
+  readonly policyClasses: readonly string[];
+  readonly replicaId?: string | undefined;
+}
+
+export async function throttlingFor(config: MeshgateConfig, deps: ThrottlingDeps): Promise<Throttling> {
+  const named = deps.policyClasses.filter((name) => name !== DEFAULT_SERVICE_CLASS);
+  const section = config.throttle;
+  if (section === undefined) {
+    if (named.length > 0) deps.log.warn(`policy rules name service classes (${named.join(', ')}) but the config has no throttle section: nothing is limited`);
+    return {
+      throttle: admitEverything,
+      upstreamBudget: null,
+      classes: () => null,
+      shared: () => null,
+      reload: (next) => {
+        if (next.throttle !== undefined) throw mgError('MG_CONFIG_INVALID', 'adding the throttle section takes a restart');
+        return 'no throttle section before or now: nothing to change';
+      },
+      close: async () => undefined,
+    };
+  }
+  undefinedClasses(named, section, 'throttle.classes');
+  const settings = throttleSettings(section);
+  const rates: SharedRates | undefined = await sharedRatesFor(settings.shared, { logger: deps.log, env: deps.env, ...(deps.replicaId === undefined ? {} : { replicaId: deps.replicaId }) });
+  const throttle = new ClassThrottle(settings, rates === undefined ? {} : { rates });
+  const upstreamBudget = settings.upstream === null ? null : new UpstreamBudget(settings);
+  return {
+    throttle,
+    upstreamBudget,
+    classes: () => throttle.snapshot(),
+    shared: () => rates?.state ?? null,
+    reload(next) {
+      if (next.throttle === undefined) throw mgError('MG_CONFIG_INVALID', 'removing the throttle section takes a restart; change the limits of its classes to reload them');
+      undefinedClasses(named, next.throttle, 'the new throttle.classes');
+      if ((upstreamBudget === null) !== (next.throttle.upstream === undefined)) {
+        throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.upstream takes a restart; change its numbers to reload them');
+      }
+      if ((rates === undefined) !== (next.throttle.shared === undefined)) {
+        throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.shared takes a restart');
+      }
+      const nextSettings = throttleSettings(next.throttle);
+      throttle.update(nextSettings);
+      upstreamBudget?.update(nextSettings);
+      return `service class limits reloaded: ${Object.keys(next.throttle.classes).join(', ')}`;
+    },
+    async close() {
+      throttle.close();
+      upstreamBudget?.close();
+      // Gives unspent leased tokens back to the other replicas.
+      await rates?.close();
+    },
+  };
+}
+
+function undefinedClasses(named: readonly string[], section: NonNullable<MeshgateConfig['throttle']>, where: string): void {
+  const unknown = named.filter((name) => !Object.hasOwn(section.classes, name));
+  if (unknown.length > 0) {
+    throw mgError('MG_CONFIG_INVALID', `policy rules name service class(es) ${unknown.join(', ')}, which ${where} does not define: add them to the config or correct the rules`);
+  }
+}
