@@ -138,7 +138,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   if (tracing !== null) teardown.add(() => tracing.close());
   const throttling = await throttlingFor(config, { log, env, policyClasses: policy.current().serviceClasses, replicaId: config.state.replicaId });
   teardown.add(() => throttling.close());
-  const { throttle, upstreamBudget } = throttling;
+  const { throttle, upstreamBudget, firestoreStreams } = throttling;
   // Counting before the engines start (and after they stop); the pool and leases are read when scraped.
   let pool: RunningMysql['pool'] | null = null;
   let mariadbRef: MariadbCredentials | null = null;
@@ -169,6 +169,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     policy,
     throttle,
     upstreamBudget,
+    firestoreStreams,
     credentials: { mariadb, mariadbTls, google: googleUpstreamAuth() },
     audit: recorder,
     tls,

@@ -144,6 +144,14 @@ export function throttleSection() {
       defaultClass: z.string().regex(CLASS_NAME, CLASS_NAME_TEXT).default('default'),
       classes: z.record(z.string().regex(CLASS_NAME, CLASS_NAME_TEXT), serviceClass).meta({ expected: 'a mapping of class names to their limits' }),
       upstream: upstream.optional(),
+      /** Concurrent calls (gRPC streams) to the Firestore upstream, shared by the classes as `upstream` shares connections. */
+      firestore: z
+        .strictObject({
+          streams: z.number().int().min(1).max(1_000_000).describe('concurrent calls to Firestore at most, e.g. 500'),
+          reserved: z.record(z.string().regex(CLASS_NAME, CLASS_NAME_TEXT), z.number().int().min(1).max(1_000_000)).default({}),
+        })
+        .describe('the Firestore stream budget: { streams: 500, reserved: { critical: 50 } }')
+        .optional(),
       /** Rate limits shared across replicas through Redis (shared-rates.ts). Absent: each replica limits on its own. */
       shared: shared.optional(),
     })
@@ -183,6 +191,17 @@ function throttleProblems(section: ThrottleSection): { path: PropertyKey[]; mess
     }
     for (const [role, cap] of Object.entries(budget.roles)) {
       if (cap > budget.connections) problems.push({ path: ['upstream', 'roles', role], message: `a cap of ${cap} connections is above the whole budget of ${budget.connections}: it could never be reached; lower it or raise throttle.upstream.connections` });
+    }
+  }
+  const streams = section.firestore;
+  if (streams !== undefined) {
+    let reserved = 0;
+    for (const [name, share] of Object.entries(streams.reserved)) {
+      reserved += share;
+      if (!names.includes(name)) problems.push({ path: ['firestore', 'reserved', name], message: `"${name}" is not a class under throttle.classes (${known}): reserve streams for a defined class` });
+    }
+    if (reserved > streams.streams) {
+      problems.push({ path: ['firestore', 'reserved'], message: `the reserved shares add up to ${reserved} streams, more than the budget of ${streams.streams} (throttle.firestore.streams): lower them or raise the budget` });
     }
   }
   return problems;

@@ -37,6 +37,8 @@ export interface EngineDeps {
   readonly throttle: Throttle;
   /** MariaDB connections shared by the service classes (throttle.upstream); null: no budget. */
   readonly upstreamBudget?: UpstreamBudget | null;
+  /** Firestore calls shared by the service classes (throttle.firestore); null: no budget. */
+  readonly firestoreStreams?: UpstreamBudget | null;
   readonly credentials: EngineCredentials;
   readonly audit: AuditRecorder;
   /**

@@ -18,6 +18,7 @@ import { admitEverything } from './index.ts';
 export interface Throttling {
   readonly throttle: Throttle;
   readonly upstreamBudget: UpstreamBudget | null;
+  readonly firestoreStreams: UpstreamBudget | null;
   /** Each class's counts, for metrics; null without a throttle section. */
   classes(): readonly ClassSnapshot[] | null;
   /** Whether rates are shared through Redis now; null when they are not configured to be. */
@@ -43,6 +44,7 @@ export async function throttlingFor(config: MeshgateConfig, deps: ThrottlingDeps
     return {
       throttle: admitEverything,
       upstreamBudget: null,
+      firestoreStreams: null,
       classes: () => null,
       shared: () => null,
       reload: (next) => {
@@ -57,9 +59,11 @@ export async function throttlingFor(config: MeshgateConfig, deps: ThrottlingDeps
   const rates: SharedRates | undefined = await sharedRatesFor(settings.shared, { logger: deps.log, env: deps.env, ...(deps.replicaId === undefined ? {} : { replicaId: deps.replicaId }) });
   const throttle = new ClassThrottle(settings, rates === undefined ? {} : { rates });
   const upstreamBudget = settings.upstream === null ? null : new UpstreamBudget(settings);
+  const firestoreStreams = settings.firestore === null ? null : new UpstreamBudget(settings, { streams: true });
   return {
     throttle,
     upstreamBudget,
+    firestoreStreams,
     classes: () => throttle.snapshot(),
     shared: () => rates?.state ?? null,
     reload(next) {
@@ -68,17 +72,22 @@ export async function throttlingFor(config: MeshgateConfig, deps: ThrottlingDeps
       if ((upstreamBudget === null) !== (next.throttle.upstream === undefined)) {
         throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.upstream takes a restart; change its numbers to reload them');
       }
+      if ((firestoreStreams === null) !== (next.throttle.firestore === undefined)) {
+        throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.firestore takes a restart; change its numbers to reload them');
+      }
       if ((rates === undefined) !== (next.throttle.shared === undefined)) {
         throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.shared takes a restart');
       }
       const nextSettings = throttleSettings(next.throttle);
       throttle.update(nextSettings);
       upstreamBudget?.update(nextSettings);
+      firestoreStreams?.update(nextSettings);
       return `service class limits reloaded: ${Object.keys(next.throttle.classes).join(', ')}`;
     },
     async close() {
       throttle.close();
       upstreamBudget?.close();
+      firestoreStreams?.close();
       // Gives unspent leased tokens back to the other replicas.
       await rates?.close();
     },

@@ -18,7 +18,8 @@ export type ThrottleLimit =
   | 'timeout'
   | 'cancelled'
   | 'upstream-connections'
-  | 'upstream-role';
+  | 'upstream-role'
+  | 'upstream-streams';
 
 export class ThrottledError extends MeshgateError {
   readonly serviceClass: string;
@@ -102,6 +103,10 @@ export function throttleRefusal(facts: LimitFacts): ThrottledError {
     case 'upstream-connections':
       code = 'MG_UPSTREAM_BUSY';
       message = `no upstream connection is free for service class "${cls}" (budget ${value}, what is left is reserved for other classes): close idle sessions, or raise throttle.upstream.connections or throttle.upstream.reserved.${cls}`;
+      break;
+    case 'upstream-streams':
+      code = 'MG_UPSTREAM_BUSY';
+      message = `no Firestore stream is free for service class "${cls}" (budget ${value} concurrent calls, what is left is reserved for other classes): retry later, or raise throttle.firestore.streams or throttle.firestore.reserved.${cls}`;
       break;
     case 'upstream-role':
       code = 'MG_UPSTREAM_BUSY';

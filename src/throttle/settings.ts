@@ -46,6 +46,8 @@ export interface ThrottleSettings {
   readonly defaultClass: string;
   readonly classes: ReadonlyMap<string, ClassSettings>;
   readonly upstream: BudgetSettings | null;
+  /** The Firestore stream budget, in the same shape (streams as connections, no roles). */
+  readonly firestore: BudgetSettings | null;
   /** Null: every replica limits on its own. */
   readonly shared: SharedSettings | null;
 }
@@ -75,7 +77,8 @@ export function throttleSettings(config: ThrottleConfig): ThrottleSettings {
     });
   }
   const upstream = config.upstream === undefined ? null : { connections: config.upstream.connections, reserved: { ...config.upstream.reserved }, roles: { ...config.upstream.roles } };
+  const firestore = config.firestore === undefined ? null : { connections: config.firestore.streams, reserved: { ...config.firestore.reserved }, roles: {} };
   const redis = config.shared?.redis;
   const shared = redis === undefined ? null : { url: redis.url, keyPrefix: redis.keyPrefix, timeoutMs: waitDurationMs(redis.timeout) };
-  return { defaultClass: config.defaultClass, classes, upstream, shared };
+  return { defaultClass: config.defaultClass, classes, upstream, firestore, shared };
 }

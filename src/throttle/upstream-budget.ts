@@ -78,8 +78,11 @@ export class UpstreamBudget {
   #timer: Timer | null = null;
   #timerAt = Infinity;
 
-  constructor(settings: ThrottleSettings, options: { readonly clock?: ThrottleClock } = {}) {
+  /** `streams`: the Firestore stream budget (throttle.firestore) instead of MariaDB's connections. */
+  readonly #streams: boolean;
+  constructor(settings: ThrottleSettings, options: { readonly clock?: ThrottleClock; readonly streams?: boolean } = {}) {
     this.#clock = options.clock ?? systemClock;
+    this.#streams = options.streams === true;
     this.update(settings);
   }
 
@@ -132,11 +135,12 @@ export class UpstreamBudget {
 
   /** New budget and classes (a reload): connections held stay counted under their class and role. */
   update(settings: ThrottleSettings): void {
-    if (settings.upstream === null) throw new TypeError('UpstreamBudget needs throttle.upstream');
-    this.#budget = settings.upstream;
+    const budget = this.#streams ? settings.firestore : settings.upstream;
+    if (budget === null) throw new TypeError(`UpstreamBudget needs throttle.${this.#streams ? 'firestore' : 'upstream'}`);
+    this.#budget = budget;
     this.#classes = settings.classes;
     this.#defaultClass = settings.defaultClass;
-    this.#reserved = Object.entries(settings.upstream.reserved);
+    this.#reserved = Object.entries(budget.reserved);
     // A raised budget may serve waiters now.
     this.#serve(this.#clock.now());
   }
@@ -254,7 +258,8 @@ export class UpstreamBudget {
     });
   }
 
-  #refusal(cls: string, role: string | undefined, limit: ThrottleLimit) {
+  #refusal(cls: string, role: string | undefined, blocked: ThrottleLimit) {
+    const limit: ThrottleLimit = this.#streams && blocked === 'upstream-connections' ? 'upstream-streams' : blocked;
     const value = limit === 'upstream-role' ? this.#budget.roles[role!]! : this.#budget.connections;
     return throttleRefusal({ serviceClass: cls, kind: 'session', limit, value, retryAfterMs: null });
   }

@@ -71,9 +71,15 @@ export class CallPolicy {
       return mgError('MG_POLICY_DENIED', 'this transaction was begun read-only; writes in it are refused');
     }
     if (this.admission === null) {
-      const admission = this.ctx.throttle.admit({ engine: 'firestore', kind: 'call', serviceClass: serviceClass ?? DEFAULT_SERVICE_CLASS, principal: identity.spiffeId });
+      const cls = serviceClass ?? DEFAULT_SERVICE_CLASS;
+      const admission = this.ctx.throttle.admit({ engine: 'firestore', kind: 'call', serviceClass: cls, principal: identity.spiffeId });
       if (!admission.admitted) return admission.error;
-      this.admission = admission;
+      const stream = this.ctx.streams?.tryAcquire({ serviceClass: cls }) ?? null;
+      if (stream !== null && !stream.admitted) {
+        admission.release();
+        return stream.error;
+      }
+      this.admission = stream === null ? admission : { admitted: true, release: () => (admission.release(), stream.release()) };
     }
     this.writes += facts.writes;
     this.beginsReadOnly ||= facts.beginsTransaction === 'read-only';

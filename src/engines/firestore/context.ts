@@ -1,7 +1,7 @@
 import type { AuditRecorder } from '../../audit/index.ts';
 import type { Logger } from '../../log.ts';
 import type { PolicySource } from '../../policy/index.ts';
-import type { Throttle } from '../../throttle/index.ts';
+import type { Throttle, UpstreamBudget } from '../../throttle/index.ts';
 import type { ReadOnlyTransactions } from './transactions.ts';
 import type { FirestoreUpstream } from './upstream.ts';
 
@@ -11,6 +11,8 @@ export interface FirestoreEngineContext {
   readonly project: string;
   readonly policy: PolicySource;
   readonly throttle: Throttle;
+  /** throttle.firestore: a call holds one of these streams until it ends; null: no budget. */
+  readonly streams: UpstreamBudget | null;
   readonly upstream: FirestoreUpstream;
   readonly transactions: ReadOnlyTransactions;
   readonly audit: AuditRecorder;

@@ -30,6 +30,7 @@ async function startFirestoreEngine(config: FirestoreConfig, deps: EngineDeps): 
     tls: deps.tls,
     policy: deps.policy,
     throttle: deps.throttle,
+    streams: deps.firestoreStreams ?? null,
     audit: deps.audit,
     log: deps.log,
     identity: deps.identity,

@@ -4,7 +4,7 @@ import type { MeshgateConfig } from '../../config/schema.ts';
 import { mgError } from '../../errors/index.ts';
 import type { IdentityResolver, TlsMaterial } from '../../identity/index.ts';
 import type { PolicySource } from '../../policy/index.ts';
-import type { Throttle } from '../../throttle/index.ts';
+import type { Throttle, UpstreamBudget } from '../../throttle/index.ts';
 import { GrpcFrontDoor } from '../../transport/grpc/index.ts';
 import type { Logger } from '../../log.ts';
 import { FirestoreEngine } from './engine.ts';
@@ -21,6 +21,8 @@ export interface FirestoreDeps {
   readonly tls: TlsMaterial | null;
   readonly policy: PolicySource;
   readonly throttle: Throttle;
+  /** throttle.firestore: concurrent calls shared by the service classes. */
+  readonly streams?: UpstreamBudget | null;
   readonly audit: AuditRecorder;
   readonly log: Logger;
   readonly identity: IdentityResolver;
@@ -76,6 +78,7 @@ async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: Run
     project: config.project,
     policy: deps.policy,
     throttle: deps.throttle,
+    streams: deps.streams ?? null,
     upstream,
     transactions: new ReadOnlyTransactions(),
     audit: deps.audit,

@@ -41,3 +41,38 @@ describe('service classes on the Firestore port (official emulator)', { skip: FI
     assert.equal((refused[0]!['identity'] as { spiffeId: string }).spiffeId, FIRESTORE_WORKLOADS.reporter);
   });
 });
+
+describe('the Firestore stream budget (official emulator)', { skip: FIRESTORE_SKIP, timeout: 120_000 }, () => {
+  let fx: FirestoreFixture;
+  before(async () => {
+    fx = await startFirestoreFixture({
+      name: `fsstreams${randomBytes(3).toString('hex')}`,
+      project: 'mg-it-streams',
+      workloads: FIRESTORE_WORKLOADS,
+      policy: POLICY,
+      config: (config) => {
+        // Two concurrent calls in all; one of them only the default class may take.
+        config.throttle = { classes: { default: {}, batch: {} }, firestore: { streams: 2, reserved: { default: 1 } } };
+      },
+    });
+    await fx.reseed({ 'orders/o-1': { total: 1 } });
+  });
+  after(async () => fx?.stop());
+
+  it('a listening batch caller holds the one stream batch may use; its next call is refused, the default class still reads', async () => {
+    const reporter = fx.client('reporter');
+    let unsubscribe: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        unsubscribe = reporter.doc('orders/o-1').onSnapshot(() => resolve(), reject);
+      });
+      await assert.rejects(
+        reporter.doc('orders/o-1').get(),
+        (error: GrpcFailure) => error.code === RESOURCE_EXHAUSTED && /MG_UPSTREAM_BUSY/.test(error.message) && /Firestore stream/.test(error.message),
+      );
+      await fx.client('orders').doc('orders/o-1').get();
+    } finally {
+      unsubscribe?.();
+    }
+  });
+});
