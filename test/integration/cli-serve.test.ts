@@ -33,24 +33,28 @@ describe('meshgate serve (process)', { skip: missing }, () => {
   });
   after(async () => h?.stop());
 
-  it('serves clients and stops cleanly on SIGTERM with the audit flushed', async () => {
+  /** A config file for the harness's CA, policy and role accounts, with `extra` sections. */
+  const writeConfig = async (file: string, auditFile: string, extra: Record<string, unknown> = {}) => {
     const roles: Record<string, unknown> = {};
     for (const account of h.provisioned.accounts.values()) {
       await writeFile(join(h.dir, `${account.role}.pw`), account.password, { mode: 0o600 });
       roles[account.role] = { user: account.user, password: { file: `${account.role}.pw` } };
     }
-    const auditFile = join(h.dir, 'serve-audit.jsonl');
-    const config = join(h.dir, 'serve.yaml');
     await writeFile(
-      config,
+      file,
       stringify({
         listener: { port: 0, tls: { cert: 'server/server.crt', key: 'server/server.key' } },
         trust: { bundles: ['ca/bundle.pem'], trustDomains: [TRUST_DOMAIN] },
         upstream: { host: MARIADB.host, port: MARIADB.port, roles },
         policy: { dir: 'policy' },
         audit: { file: auditFile },
+        ...extra,
       }),
     );
+  };
+
+  /** `meshgate serve` as a process, once it says where it listens. */
+  const serve = async (config: string) => {
     const child = meshgate(['serve', '--config', config]);
     const stderr: string[] = [];
     child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
@@ -63,6 +67,14 @@ describe('meshgate serve (process)', { skip: missing }, () => {
       }
     }
     assert.ok(port > 0, `meshgate did not start: ${stderr.join('')}`);
+    return { child, port, stderr };
+  };
+
+  it('serves clients and stops cleanly on SIGTERM with the audit flushed', async () => {
+    const auditFile = join(h.dir, 'serve-audit.jsonl');
+    const config = join(h.dir, 'serve.yaml');
+    await writeConfig(config, auditFile);
+    const { child, port, stderr } = await serve(config);
     const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl('orders') });
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
     assert.equal(rows[0]!.r, h.roles.rw);
@@ -77,40 +89,13 @@ describe('meshgate serve (process)', { skip: missing }, () => {
   });
 
   it('reloads its service classes\' limits on SIGHUP, and keeps them when the new file is wrong', async () => {
-    const roles: Record<string, unknown> = {};
-    for (const account of h.provisioned.accounts.values()) {
-      await writeFile(join(h.dir, `${account.role}.pw`), account.password, { mode: 0o600 });
-      roles[account.role] = { user: account.user, password: { file: `${account.role}.pw` } };
-    }
     const config = join(h.dir, 'hup.yaml');
-    const write = (throttle: unknown) =>
-      writeFile(
-        config,
-        stringify({
-          listener: { port: 0, tls: { cert: 'server/server.crt', key: 'server/server.key' } },
-          trust: { bundles: ['ca/bundle.pem'], trustDomains: [TRUST_DOMAIN] },
-          upstream: { host: MARIADB.host, port: MARIADB.port, roles },
-          policy: { dir: 'policy' },
-          audit: { file: join(h.dir, 'hup-audit.jsonl') },
-          throttle,
-        }),
-      );
+    const write = (throttle: unknown) => writeConfig(config, join(h.dir, 'hup-audit.jsonl'), { throttle });
     // A bucket that refills once an hour: what it holds is all there is until the reload.
     const perHour = (burst: number) => ({ classes: { default: { rate: { perSecond: 1 / 3600, burst } } } });
     await write(perHour(2));
-    const child = meshgate(['serve', '--config', config]);
-    const stderr: string[] = [];
-    child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+    const { child, port, stderr } = await serve(config);
     try {
-      let port = 0;
-      for await (const line of createInterface({ input: child.stdout })) {
-        const match = /listening on 127\.0\.0\.1:(\d+)/.exec(line);
-        if (match) {
-          port = Number(match[1]);
-          break;
-        }
-      }
-      assert.ok(port > 0, `meshgate did not start: ${stderr.join('')}`);
       const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl('orders') });
       const select = () => conn.query('SELECT 1').then(() => 'ok', (error: { errno: number }) => String(error.errno));
       try {
