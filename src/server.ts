@@ -29,8 +29,7 @@ import type { Logger } from './log.ts';
 import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
-import { throttlingFor } from './throttle/from-config.ts';
-import { tokenBuckets, type Throttle } from './throttle/index.ts';
+import { throttlingFor, tokenBuckets, type Throttle } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 

@@ -13,7 +13,7 @@ import { sharedRatesFor } from './shared-connect.ts';
 import type { SharedRates, SharedRatesState } from './shared-rates.ts';
 import type { Throttle } from './types.ts';
 import { UpstreamBudget } from './upstream-budget.ts';
-import { admitEverything } from './index.ts';
+import { admitEverything } from './admit-everything.ts';
 
 export interface Throttling {
   readonly throttle: Throttle;

@@ -9,17 +9,12 @@ import type { ThrottleConfig } from '../config/schema.ts';
 import type { BucketSource } from './class-state.ts';
 import { ClassThrottle } from './class-throttle.ts';
 import type { ThrottleClock } from './clock.ts';
+import { admitEverything } from './admit-everything.ts';
 import { throttleSettings } from './settings.ts';
 import type { Admission, AdmissionRequest, Throttle, WaitOptions } from './types.ts';
 
 export type { Admission, AdmissionRequest, Throttle, WaitOptions } from './types.ts';
-
-const ADMITTED: Admission = Object.freeze({ admitted: true as const, release() {} });
-
-/** Admits everything; what meshgate runs with when no `throttle` section is configured. */
-export const admitEverything: Throttle = Object.freeze({
-  admit: () => ADMITTED,
-});
+export { admitEverything } from './admit-everything.ts';
 
 /** The waiting path where the throttle has one, the synchronous one otherwise. */
 export function waitForAdmission(throttle: Throttle, request: AdmissionRequest, options?: WaitOptions): Admission | Promise<Admission> {
@@ -45,3 +40,4 @@ export { SharedBucket, leaseSize, localShare } from './shared-bucket.ts';
 export type { RateBucket } from './bucket.ts';
 export { UpstreamBudget, type BudgetRequest, type BudgetSnapshot } from './upstream-budget.ts';
 export { LimitExceededError, tokenBuckets, type RateLimiter, type RateVerdict } from './rate.ts';
+export { throttlingFor, type Throttling, type ThrottlingDeps } from './from-config.ts';
