@@ -6,7 +6,7 @@
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
 import { DEFAULT_SERVICE_CLASS, type FirestoreRequest, type TraceQueryText } from '../../policy/index.ts';
-import type { Admission } from '../../throttle/index.ts';
+import { waitForAdmission, type Admission } from '../../throttle/index.ts';
 import type { RequestFacts } from './codec/access.ts';
 import type { FirestoreEngineContext } from './context.ts';
 
@@ -37,7 +37,11 @@ export class CallPolicy {
   ) {}
 
   /** Every path of the message through policy (all recorded); the first refusal, or null. */
-  authorize(facts: RequestFacts): MeshgateError | null {
+  /**
+   * Every path through policy, then the call's service class: null when it may go on, the
+   * refusal, or — a class that waits and is over its limit — the promise of either.
+   */
+  authorize(facts: RequestFacts): MeshgateError | null | Promise<MeshgateError | null> {
     const projects = new Set([facts.database.project, ...facts.accesses.map((a) => a.database.project)]);
     projects.delete('');
     for (const project of projects) {
@@ -70,17 +74,26 @@ export class CallPolicy {
       this.rule = null; // no rule refused it: the caller's own read-only promise did
       return mgError('MG_POLICY_DENIED', 'this transaction was begun read-only; writes in it are refused');
     }
-    if (this.admission === null) {
-      const cls = serviceClass ?? DEFAULT_SERVICE_CLASS;
-      const admission = this.ctx.throttle.admit({ engine: 'firestore', kind: 'call', serviceClass: cls, principal: identity.spiffeId });
-      if (!admission.admitted) return admission.error;
-      const stream = this.ctx.streams?.tryAcquire({ serviceClass: cls }) ?? null;
-      if (stream !== null && !stream.admitted) {
-        admission.release();
-        return stream.error;
-      }
-      this.admission = stream === null ? admission : { admitted: true, release: () => (admission.release(), stream.release()) };
+    if (this.admission !== null) return this.taken(facts);
+    const cls = serviceClass ?? DEFAULT_SERVICE_CLASS;
+    const admission = waitForAdmission(this.ctx.throttle, { engine: 'firestore', kind: 'call', serviceClass: cls, principal: identity.spiffeId });
+    return admission instanceof Promise ? admission.then((admitted) => this.admitted(admitted, cls, facts)) : this.admitted(admission, cls, facts);
+  }
+
+  /** The class admitted the call (or refused it): then a stream from the budget, if there is one. */
+  private admitted(admission: Admission, cls: string, facts: RequestFacts): MeshgateError | null {
+    if (!admission.admitted) return admission.error;
+    const stream = this.ctx.streams?.tryAcquire({ serviceClass: cls }) ?? null;
+    if (stream !== null && !stream.admitted) {
+      admission.release();
+      return stream.error;
     }
+    this.admission = stream === null ? admission : { admitted: true, release: () => (admission.release(), stream.release()) };
+    return this.taken(facts);
+  }
+
+  /** The message goes on: what it writes is the call's. */
+  private taken(facts: RequestFacts): null {
     this.writes += facts.writes;
     this.beginsReadOnly ||= facts.beginsTransaction === 'read-only';
     return null;

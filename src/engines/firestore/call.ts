@@ -17,7 +17,7 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Outcome } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceOf, type GrpcCall } from '../../transport/grpc/index.ts';
+import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceOf, type GrpcCall, type GrpcMessage } from '../../transport/grpc/index.ts';
 import { answerNow, answerWhenSent } from './call-answers.ts';
 import { CallPolicy } from './call-policy.ts';
 import { CallRecord } from './call-record.ts';
@@ -48,6 +48,8 @@ export class FirestoreCall {
   private awaitingDurable = 0;
   /** The caller is gone: nothing more reaches it; a call that writes still runs to its answer. */
   private callerLeft = false;
+  /** A message waits in its service class's queue: nothing more is read or sent until it is decided. */
+  private held = false;
   private requestTimer: NodeJS.Timeout | null = null;
   private drainTimer: NodeJS.Timeout | null = null;
 
@@ -150,8 +152,8 @@ export class FirestoreCall {
 
   private onClientEnd(): void {
     const stream = this.call.stream;
-    // Messages still waiting for their audit intent go first; the last of them ends the call.
-    if (this.awaitingDurable > 0) return;
+    // Messages still waiting for their audit intent (or their class) go first; the last of them ends the call.
+    if (this.awaitingDurable > 0 || this.held) return;
     if (this.upstream !== null && this.queued.length === 0) {
       if (!this.upstream.writableEnded) this.upstream.end();
     } else if (this.upstream === null && this.opening === null && this.queued.length > 0 && !this.finished) this.openUpstream();
@@ -174,7 +176,16 @@ export class FirestoreCall {
       this.refuse(asMeshgateError(error));
       return;
     }
-    for (const message of messages) {
+    this.takeMessages(messages, 0);
+  }
+
+  /**
+   * The messages from `from` on, in order. A message its service class queues stops the
+   * loop, and reading from the caller, until the class admits or refuses it.
+   */
+  private takeMessages(messages: readonly GrpcMessage[], from: number): void {
+    for (let i = from; i < messages.length; i++) {
+      const message = messages[i]!;
       if (message.compressed) {
         this.refuse(mgError('MG_PACKET_MALFORMED', 'meshgate reads every request to authorize it and does not accept compressed messages: turn request compression off in the client'));
         return;
@@ -188,34 +199,54 @@ export class FirestoreCall {
       }
       const pathsBefore = this.policy.paths.length;
       const refusal = this.policy.authorize(facts);
-      if (refusal !== null && facts.listenTargetId !== undefined && refusal.code === 'MG_POLICY_DENIED') {
-        // Firestore refuses a listen target by removing it with a cause, and the stream
-        // goes on; the SDK reports it to that listener. A stream ended instead is retried.
-        this.answerListen(encodeTargetRefusal(facts.listenTargetId, GrpcStatus.PERMISSION_DENIED, `[${refusal.code}] ${refusal.message}`));
-        // A listen stream can live for hours: the refusal is audited now, on its own.
-        this.refusedTargets++;
-        this.record.listenRefusal(this.policy.paths.splice(pathsBefore), refusal);
-        continue;
-      }
-      if (refusal !== null) {
-        this.refuse(refusal);
+      if (refusal instanceof Promise) {
+        this.held = true;
+        this.call.stream.pause();
+        void refusal.then((answer) => {
+          this.held = false;
+          // Gone meanwhile: what its class admitted goes back (finish released what it held then).
+          if (this.finished) return this.policy.admission?.release();
+          if (this.callerLeft || !this.decided(message, facts, pathsBefore, answer)) return;
+          this.call.stream.resume();
+          this.takeMessages(messages, i + 1);
+          if (!this.held && this.awaitingDurable === 0 && this.clientEnded) this.onClientEnd();
+        });
         return;
       }
-      // Nothing goes upstream that the audit cannot record (docs/audit-durability.md).
-      const unavailable = this.ctx.audit.refusal();
-      if (unavailable !== null) {
-        this.refuse(unavailable);
-        return;
-      }
-      if (this.spec.streaming === 'bidi') this.requestComplete();
-      if (this.ctx.audit.strict) this.forwardWhenDurable(message.raw, this.policy.paths.slice(pathsBefore));
-      else this.forward(message.raw);
+      if (!this.decided(message, facts, pathsBefore, refusal)) return;
     }
     // buffered audit behind: read no more from this caller until it catches up.
     if (this.ctx.audit.backlogged) {
       this.call.stream.pause();
       this.ctx.audit.onDrain(() => this.call.stream.resume());
     }
+  }
+
+  /** Policy and the service class have answered for `message`: false when that ended the call. */
+  private decided(message: GrpcMessage, facts: RequestFacts, pathsBefore: number, refusal: MeshgateError | null): boolean {
+    if (refusal !== null && facts.listenTargetId !== undefined && refusal.code === 'MG_POLICY_DENIED') {
+      // Firestore refuses a listen target by removing it with a cause, and the stream
+      // goes on; the SDK reports it to that listener. A stream ended instead is retried.
+      this.answerListen(encodeTargetRefusal(facts.listenTargetId, GrpcStatus.PERMISSION_DENIED, `[${refusal.code}] ${refusal.message}`));
+      // A listen stream can live for hours: the refusal is audited now, on its own.
+      this.refusedTargets++;
+      this.record.listenRefusal(this.policy.paths.splice(pathsBefore), refusal);
+      return true;
+    }
+    if (refusal !== null) {
+      this.refuse(refusal);
+      return false;
+    }
+    // Nothing goes upstream that the audit cannot record (docs/audit-durability.md).
+    const unavailable = this.ctx.audit.refusal();
+    if (unavailable !== null) {
+      this.refuse(unavailable);
+      return false;
+    }
+    if (this.spec.streaming === 'bidi') this.requestComplete();
+    if (this.ctx.audit.strict) this.forwardWhenDurable(message.raw, this.policy.paths.slice(pathsBefore));
+    else this.forward(message.raw);
+    return true;
   }
 
   /** strict audit: the message's intent on disk first, then upstream; in order, as they came. */

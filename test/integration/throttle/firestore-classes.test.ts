@@ -76,3 +76,46 @@ describe('the Firestore stream budget (official emulator)', { skip: FIRESTORE_SK
     }
   });
 });
+
+describe('a service class that waits, on the Firestore port (official emulator)', { skip: FIRESTORE_SKIP, timeout: 120_000 }, () => {
+  let fx: FirestoreFixture;
+  before(async () => {
+    fx = await startFirestoreFixture({
+      name: `fswait${randomBytes(3).toString('hex')}`,
+      project: 'mg-it-fswait',
+      workloads: FIRESTORE_WORKLOADS,
+      policy: POLICY,
+      config: (config) => {
+        config.throttle = {
+          classes: {
+            // default: one call at once, then five a second; queued up to two seconds.
+            default: { rate: { perSecond: 5, burst: 1 }, overLimit: { wait: { queue: 8, timeout: '2s' } } },
+            // batch: one call an hour; a second waits 300 ms, then is refused.
+            batch: { rate: { perSecond: 1 / 3600, burst: 1 }, overLimit: { wait: { queue: 8, timeout: '300ms' } } },
+          },
+        };
+      },
+    });
+    await fx.reseed({ 'orders/o-1': { total: 1 } });
+  });
+  after(async () => fx?.stop());
+
+  it('queues a call until its bucket refills instead of refusing it', async () => {
+    const orders = fx.client('orders');
+    await orders.doc('orders/o-1').get();
+    const started = Date.now();
+    for (let i = 0; i < 3; i++) assert.equal((await orders.doc('orders/o-1').get()).get('total'), 1);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 450 && elapsed < 2000, `three calls at five a second after the burst took ${elapsed} ms`);
+  });
+
+  it('refuses a call that waited past its class timeout with RESOURCE_EXHAUSTED MG_THROTTLE_TIMEOUT, audited', async () => {
+    const reporter = fx.client('reporter');
+    await reporter.doc('orders/o-1').get();
+    const started = Date.now();
+    await assert.rejects(reporter.doc('orders/o-1').get(), (error: GrpcFailure) => error.code === RESOURCE_EXHAUSTED && /MG_THROTTLE_TIMEOUT/.test(error.message));
+    assert.ok(Date.now() - started >= 280, 'it waited its class timeout first');
+    const timedOut = (await fx.harness.readAudit()).filter((e) => e['type'] === 'rpc' && (e['error'] as { code?: string } | null)?.code === 'MG_THROTTLE_TIMEOUT');
+    assert.equal(timedOut.length, 1);
+  });
+});
