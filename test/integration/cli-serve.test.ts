@@ -14,9 +14,12 @@ import mysql from 'mysql2/promise';
 import { stringify } from 'yaml';
 import { verifyAuditFile } from '../../src/audit/verify.ts';
 import { startHarness, STANDARD_WORKLOADS, MARIADB, TRUST_DOMAIN, type Harness } from '../helpers/meshgate.ts';
-import { serviceMissing } from '../helpers/services.ts';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { REDIS_URL, serviceMissing } from '../helpers/services.ts';
 
 const missing = await serviceMissing('mariadb');
+const redisMissing = await serviceMissing('redis');
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -118,6 +121,44 @@ describe('meshgate serve (process)', { skip: missing }, () => {
     } finally {
       child.kill('SIGTERM');
       await once(child, 'exit');
+    }
+  });
+
+  it('two meshgate processes against one Redis hold one shared limit', { skip: redisMissing }, async () => {
+    const prefix = `mgt_serve_${randomBytes(4).toString('hex')}:`;
+    const burst = 10;
+    const throttle = { shared: { redis: { url: REDIS_URL, keyPrefix: prefix } }, classes: { default: { rate: { perSecond: 1 / 3600, burst } } } };
+    const replicas = [] as Awaited<ReturnType<typeof serve>>[];
+    try {
+      for (const name of ['a', 'b']) {
+        const config = join(h.dir, `shared-${name}.yaml`);
+        await writeConfig(config, join(h.dir, `shared-${name}-audit.jsonl`), { throttle, state: { replicaId: `replica-${name}` } });
+        replicas.push(await serve(config));
+      }
+      const admitted: number[] = [];
+      for (const replica of replicas) {
+        const conn = await mysql.createConnection({ host: '127.0.0.1', port: replica.port, user: 'u', database: h.database, ssl: h.ssl('orders') });
+        let ok = 0;
+        try {
+          for (let i = 0; i < burst; i++) ok += await conn.query('SELECT 1').then(() => 1, (error: { errno: number }) => (assert.equal(error.errno, 1226), 0));
+        } finally {
+          await conn.end();
+        }
+        admitted.push(ok);
+      }
+      const total = admitted[0]! + admitted[1]!;
+      // Unshared, each process would admit its own burst; the slack is docs/throttling.md's.
+      assert.ok(total <= burst + 2 && total >= burst / 2, `admitted ${admitted.join(' + ')} = ${total}, one burst is ${burst}`);
+    } finally {
+      for (const { child } of replicas) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+      const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await redis.connect();
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
     }
   });
 
