@@ -193,3 +193,55 @@ describe('logins per identity (MariaDB)', { skip: missing }, () => {
     assert.equal(refused.length, 1, 'the refused login is on the record');
   });
 });
+
+describe('priority when classes wait for the same connections (MariaDB)', { skip: missing }, () => {
+  let h: Harness;
+  const open: mysql.Connection[] = [];
+  before(async () => {
+    h = await startHarness({
+      name: 'throttleprio',
+      workloads: STANDARD_WORKLOADS,
+      policy: POLICY,
+      config: (config) => {
+        const wait = { wait: { queue: 50, timeout: '20s' } };
+        config.throttle = {
+          defaultClass: 'interactive',
+          classes: { interactive: { priority: 100, overLimit: wait }, batch: { priority: 0, overLimit: wait } },
+          upstream: { connections: 3 },
+        };
+      },
+    });
+  });
+  after(() => cleanup(...open.map((c) => () => c.end()), () => h?.stop()));
+
+  const login = (workload: 'orders' | 'analytics') =>
+    mysql.createConnection({ host: '127.0.0.1', port: h.port, user: 'ignored', database: h.database, ssl: h.ssl(workload), connectTimeout: 30_000 }).then((c) => {
+      open.push(c);
+      return c;
+    });
+
+  it('a waiting interactive login gets the next free connection before batch logins queued earlier', async () => {
+    const held = [await login('analytics'), await login('analytics'), await login('analytics')];
+    const order: string[] = [];
+    // Eight batch logins queue first, then one interactive.
+    const batch = Array.from({ length: 8 }, (_, i) => login('analytics').then((c) => (order.push(`batch${i}`), c)));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const interactive = login('orders').then((c) => (order.push('interactive'), c));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(order, [], 'everyone waits while the budget is full');
+    // Connections free one at a time: the first goes to the higher class.
+    await held.shift()!.end();
+    await interactive;
+    assert.deepEqual(order, ['interactive']);
+    for (const c of held) await c.end();
+    await (await interactive).end();
+    const batches = await Promise.all(batch.slice(0, 3));
+    assert.equal(batches.length, 3);
+    assert.equal(order[0], 'interactive');
+    assert.deepEqual(order.slice(1, 4).sort(), ['batch0', 'batch1', 'batch2'], 'then batch, first come first served');
+    for (const c of batches) await c.end();
+    // The rest get in as those before them leave.
+    await Promise.all(batch.slice(3).map((pending) => pending.then((c) => c.end())));
+    assert.equal(order.length, 9);
+  });
+});
