@@ -172,6 +172,8 @@ export interface RpcFacts {
   /** process.hrtime.bigint() when the call arrived. */
   readonly startedAt: bigint;
   readonly outcome: Outcome;
+  /** Time the call spent queued by its service class (ms), when it waited. */
+  readonly throttleWaitMs?: number;
   /** Not recorded: for subscribers (ReportedFacts). */
   readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
 }
@@ -330,6 +332,7 @@ export class AuditRecorder {
       durationUs: Number((process.hrtime.bigint() - f.startedAt) / 1000n),
       outcome: f.outcome,
       error,
+      ...(f.throttleWaitMs === undefined || f.throttleWaitMs <= 0 ? {} : { throttleWaitMs: f.throttleWaitMs }),
     }, f);
   }
 

@@ -164,6 +164,8 @@ export interface RpcEvent extends EventBase {
   readonly durationUs: number;
   readonly outcome: Outcome;
   readonly error: AuditError | null;
+  /** How long the call waited in its service class's queue (ms); absent when it did not wait. */
+  readonly throttleWaitMs?: number;
 }
 
 /**

@@ -30,6 +30,8 @@ export class CallPolicy {
    */
   traceQueryText: TraceQueryText | null = null;
   private decided = false;
+  /** How long the call waited for its service class (ms). */
+  waitedMs = 0;
 
   constructor(
     private readonly ctx: FirestoreEngineContext,
@@ -83,6 +85,7 @@ export class CallPolicy {
   /** The class admitted the call (or refused it): then a stream from the budget, if there is one. */
   private admitted(admission: Admission, cls: string, facts: RequestFacts): MeshgateError | null {
     if (!admission.admitted) return admission.error;
+    this.waitedMs = admission.waitedMs ?? 0;
     const stream = this.ctx.streams?.tryAcquire({ serviceClass: cls }) ?? null;
     if (stream !== null && !stream.admitted) {
       admission.release();

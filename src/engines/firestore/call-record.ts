@@ -75,6 +75,7 @@ export class CallRecord {
         startedAt: this.call.startedAt,
         outcome,
         traceQueryText: this.policy.traceQueryText,
+        throttleWaitMs: this.policy.waitedMs,
       }),
     );
   }

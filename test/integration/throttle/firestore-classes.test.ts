@@ -107,6 +107,12 @@ describe('a service class that waits, on the Firestore port (official emulator)'
     for (let i = 0; i < 3; i++) assert.equal((await orders.doc('orders/o-1').get()).get('total'), 1);
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 450 && elapsed < 2000, `three calls at five a second after the burst took ${elapsed} ms`);
+    // Each event says how long its call waited for the class.
+    const waits = (await fx.harness.readAudit())
+      .filter((e) => e['type'] === 'rpc' && (e['identity'] as { spiffeId: string } | null)?.spiffeId === FIRESTORE_WORKLOADS.orders)
+      .slice(-3)
+      .map((e) => (e['throttleWaitMs'] as number | undefined) ?? 0);
+    assert.ok(waits.length === 3 && waits.every((ms) => ms >= 100 && ms <= 400), `waits ${JSON.stringify(waits)}`);
   });
 
   it('refuses a call that waited past its class timeout with RESOURCE_EXHAUSTED MG_THROTTLE_TIMEOUT, audited', async () => {
