@@ -296,20 +296,18 @@ export class CommandStages implements SessionCommands {
         });
       }
     }
+    // strict audit: the intent is on record before anything goes upstream (held or not).
+    const strict = audited && this.ctx.audit.strict;
+    if (strict) this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
     if (command.response !== 'none') {
       const entry: InFlight = { command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, spanId, startedNs: process.hrtime.bigint(), admission: held };
       this.inFlight.push(entry);
       if (waiting !== null) {
-        if (audited && this.ctx.audit.strict) this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
         this.waiting = { entry, admission: waiting };
         return { kind: 'forward', bytes, response: command.response, held: true };
       }
     } else held?.release();
-    if (audited && this.ctx.audit.strict) {
-      this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
-      return { kind: 'forward', bytes, response: command.response, durable: true };
-    }
-    return { kind: 'forward', bytes, response: command.response };
+    return strict ? { kind: 'forward', bytes, response: command.response, durable: true } : { kind: 'forward', bytes, response: command.response };
   }
 
   /** USE in SQL changes the database as COM_INIT_DB does: policy decides each one first. */

@@ -206,11 +206,11 @@ export class Relay implements ResponseHandler {
     }
     const name = command.kind === 'relay' ? command.name : 'a command';
     if (route.held === true && this.handler.whenAdmitted !== undefined) {
-      this.forwardWhenDurable(frame.seq, route, name, this.handler.whenAdmitted.bind(this.handler));
+      this.forwardWhenReady(frame.seq, route, name, this.handler.whenAdmitted.bind(this.handler));
       return;
     }
     if (route.durable === true && this.handler.afterDurable !== undefined) {
-      this.forwardWhenDurable(frame.seq, route, name, this.handler.afterDurable.bind(this.handler));
+      this.forwardWhenReady(frame.seq, route, name, this.handler.afterDurable.bind(this.handler));
       return;
     }
     this.toUpstream(route.bytes);
@@ -222,7 +222,7 @@ export class Relay implements ResponseHandler {
    * service class, once admitted); reading from the client waits meanwhile, so commands keep their order. The audit failing instead makes
    * it an answer of meshgate's own, and nothing goes upstream.
    */
-  private forwardWhenDurable(seq: number, route: { readonly bytes: Buffer; readonly response: ResponseShape }, name: string, until: (callback: (error: MeshgateError | null) => void) => void): void {
+  private forwardWhenReady(seq: number, route: { readonly bytes: Buffer; readonly response: ResponseShape }, name: string, until: (callback: (error: MeshgateError | null) => void) => void): void {
     this.pause('durable');
     this.awaitingDurable = true;
     until((error) => {
