@@ -125,10 +125,12 @@ function ruleIdOf(doc: PolicyDocument, rule: PolicyRuleSpec, index: number): str
 }
 
 function istioRule(ports: readonly string[], source: IstioSource | null, when: readonly IstioCondition[]): IstioRule {
-  const rule: IstioRule = { to: [{ operation: { ports: [...ports] } }] };
-  if (source !== null && Object.keys(source).length > 0) rule.from = [{ source }];
-  if (when.length > 0) rule.when = when.map((c) => ({ key: c.key, values: [...c.values] }));
-  return rule;
+  // Key order is the order a reader asks in: who, to where, on what condition.
+  return {
+    ...(source !== null && Object.keys(source).length > 0 ? { from: [{ source }] } : {}),
+    to: [{ operation: { ports: [...ports] } }],
+    ...(when.length > 0 ? { when: when.map((c) => ({ key: c.key, values: [...c.values] })) } : {}),
+  };
 }
 
 function portList(ports: readonly MeshgatePort[]): string[] {

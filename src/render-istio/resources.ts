@@ -81,7 +81,7 @@ function peerAuthentication(input: RenderIstioInput, selector: Record<string, st
       "Every port the sidecar terminates requires Istio mTLS (STRICT): there the sidecar's principal is the caller meshgate decides on.",
       ...(excluded === ''
         ? []
-        : [`DISABLE on ${excluded}: meshgate terminates the caller's TLS itself (the client's own certificate or token is the identity); those ports are also excluded from the sidecar (traffic.sidecar.istio.io/excludeInboundPorts), and DISABLE tells client sidecars not to wrap them in Istio mTLS.`]),
+        : [`DISABLE on ${excluded}: meshgate terminates the caller's TLS itself (the client's own certificate or token is the identity); those ports are also excluded from the sidecar (traffic.sidecar.istio.io/excludeInboundPorts). The DestinationRule below keeps client sidecars from wrapping them in Istio mTLS.`]),
       ...ports.filter((p) => p.termination === 'none').map((p) => `PERMISSIVE on ${p.port}: ${p.label}, scraped by Prometheus in or outside the mesh.`),
     ],
   };
