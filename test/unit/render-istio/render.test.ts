@@ -273,6 +273,31 @@ spec:
     assert.equal(sidecarDenies(rendered, 'cluster.local/ns/staging/sa/orders', 8080), false);
   });
 
+  it('a policy that grants nothing on the XFCC port renders an ALLOW policy without rules: the sidecar, like meshgate, refuses everyone there', () => {
+    const rendered = render(
+      policy(`
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: mariadb-only }
+spec:
+  action: ALLOW
+  rules:
+    - from: [{ source: { namespaces: [shop] } }]
+      to: [{ mariadb: { databases: [shop], role: r } }]
+`),
+      XFCC_CONFIG.replace('metrics: { listen: 0.0.0.0:9464 }', ''),
+    );
+    assert.deepEqual(spec(rendered, 'AuthorizationPolicy', 'meshgate-allow')['rules'], []);
+    assert.equal(sidecarAllows(rendered, 'cluster.local/ns/shop/sa/orders', 8080), false);
+    assert.match(renderedToYaml(rendered), /rules: \[\]/);
+  });
+
+  it('each L4 rule is headed in the YAML by the meshgate rule it comes from', () => {
+    const yaml = renderedToYaml(render(examplePolicy(), XFCC_CONFIG));
+    assert.match(yaml, /    # meshgate rule orders-read-write\/shop-rw, from\[0\]\n    - from:\n        - source:\n            principals:\n              - cluster.local\/ns\/shop\/sa\/orders\n/);
+    assert.match(yaml, /    # meshgate rule deny-non-production\/staging-and-dev, from\[0\]\n    - from:/);
+  });
+
   it('without trustedHops meshgate ignores XFCC, so L4 restricts no principal on that port', () => {
     const rendered = render(examplePolicy(), XFCC_CONFIG.replace('trustedHops: [127.0.0.6]', 'trustedHops: []'));
     assert.equal(find(rendered, 'AuthorizationPolicy', 'meshgate-deny'), undefined);
