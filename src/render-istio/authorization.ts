@@ -180,9 +180,17 @@ export function authorizationRules(documents: readonly PolicyDocument[], ports: 
   const at = portList(vouched);
 
   for (const doc of documents) {
-    const action = doc.spec.action;
+    const documentAction = doc.spec.action;
     doc.spec.rules.forEach((rule, index) => {
       const id = ruleIdOf(doc, rule, index);
+      // A dry run is recorded by meshgate and never enforced: enforcing it at L4 would refuse
+      // what meshgate allows, and a dry-run ALLOW grants nothing to mirror. (Istio's own AUDIT
+      // action only marks requests for a logging plugin.)
+      if (documentAction === 'AUDIT' || rule.action === 'AUDIT') {
+        notes.push(`${id}: a dry run (AUDIT), recorded by meshgate and never enforced, so not rendered`);
+        return;
+      }
+      const action = documentAction;
       const reach = firestoreReach(rule, action);
       if (reach === 'none') return;
       if (reach === 'some') {

@@ -87,11 +87,15 @@ const denyTarget = fc.oneof(
   fc.constant({ mariadb: { databases: ['shop'] } }),
 );
 const from = fc.option(fc.array(source.map((s) => ({ source: s })), { minLength: 1, maxLength: 2 }), { nil: undefined });
-const rule = (action: 'ALLOW' | 'DENY') =>
+// A rule-level `action: AUDIT` makes that rule a dry run: matched, recorded, never enforced.
+const dryRun = fc.option(fc.constant('AUDIT' as const), { nil: undefined, freq: 4 });
+const rule = (action: 'ALLOW' | 'DENY' | 'AUDIT') =>
   action === 'ALLOW'
-    ? fc.record({ from, to: fc.array(allowTarget, { minLength: 1, maxLength: 2 }) }, { requiredKeys: ['to'] })
-    : fc.record({ from, to: fc.option(fc.array(denyTarget, { minLength: 1, maxLength: 2 }), { nil: undefined }) }, { requiredKeys: [] });
-const document = fc.constantFrom('ALLOW' as const, 'DENY' as const).chain((action) => fc.record({ action: fc.constant(action), rules: fc.array(rule(action), { minLength: 1, maxLength: 3 }) }));
+    ? fc.record({ from, to: fc.array(allowTarget, { minLength: 1, maxLength: 2 }), action: dryRun }, { requiredKeys: ['to'] })
+    : fc.record({ from, to: fc.option(fc.array(denyTarget, { minLength: 1, maxLength: 2 }), { nil: undefined }), action: dryRun }, { requiredKeys: [] });
+const document = fc
+  .constantFrom('ALLOW' as const, 'DENY' as const, 'AUDIT' as const)
+  .chain((action) => fc.record({ action: fc.constant(action), rules: fc.array(rule(action), { minLength: 1, maxLength: 3 }) }));
 const policyText = fc.array(document, { minLength: 1, maxLength: 4 }).map((docs) =>
   docs
     .map((spec, i) => stringify({ apiVersion: 'meshgate.dev/v1alpha1', kind: 'AccessPolicy', metadata: { name: `doc-${i}` }, spec: { action: spec.action, rules: spec.rules.map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined))) } }))

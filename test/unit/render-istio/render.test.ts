@@ -298,6 +298,48 @@ spec:
     assert.match(yaml, /    # meshgate rule deny-non-production\/staging-and-dev, from\[0\]\n    - from:/);
   });
 
+  it('dry runs (an AUDIT document, a rule with action AUDIT) are never enforced at L4', () => {
+    const rendered = render(
+      policy(`
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: watch-staging }
+spec:
+  action: AUDIT
+  rules:
+    - id: staging
+      from: [{ source: { namespaces: [staging] } }]
+---
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: deny-dev }
+spec:
+  action: DENY
+  rules:
+    - id: dev
+      action: AUDIT
+      from: [{ source: { namespaces: [dev] } }]
+    - id: test
+      from: [{ source: { namespaces: [test] } }]
+---
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: all }
+spec:
+  action: ALLOW
+  rules:
+    - to: [{ firestore: { collections: ["**"], operations: [read] } }]
+`),
+      XFCC_CONFIG,
+    );
+    assert.deepEqual(spec(rendered, 'AuthorizationPolicy', 'meshgate-deny')['rules'], [{ from: [{ source: { namespaces: ['test'] } }], to: [{ operation: { ports: ['8080'] } }] }]);
+    const notes = find(rendered, 'AuthorizationPolicy', 'meshgate-allow')!.comment.join('\n');
+    assert.match(notes, /watch-staging\/staging: a dry run \(AUDIT\)/);
+    assert.match(notes, /deny-dev\/dev: a dry run \(AUDIT\)/);
+    assert.equal(sidecarAllows(rendered, 'cluster.local/ns/staging/sa/x', 8080), true);
+    assert.equal(sidecarAllows(rendered, 'cluster.local/ns/dev/sa/x', 8080), true);
+  });
+
   it('without trustedHops meshgate ignores XFCC, so L4 restricts no principal on that port', () => {
     const rendered = render(examplePolicy(), XFCC_CONFIG.replace('trustedHops: [127.0.0.6]', 'trustedHops: []'));
     assert.equal(find(rendered, 'AuthorizationPolicy', 'meshgate-deny'), undefined);
