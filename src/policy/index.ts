@@ -1,5 +1,5 @@
 /** Policy as code: load, compile, evaluate, explain. */
-export { loadPolicyDir, loadPolicyDocuments, type LoadPolicyDirOptions } from './loader.ts';
+export { loadPolicyDir, loadPolicyDocuments, PolicyParseCache, type LoadPolicyDirOptions } from './loader.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
 export { fixedPolicy, SwappablePolicy, type PolicySource } from './source.ts';

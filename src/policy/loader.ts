@@ -9,7 +9,7 @@ import { basename, join, resolve } from 'node:path';
 import { mgError } from '../errors/index.ts';
 import { compilePolicy } from './compile.ts';
 import { ruleIdOf } from './match.ts';
-import { parsePolicySource, problemText, where, type ParsedDocument, type PolicySourceText } from './parse.ts';
+import { parsePolicySource, problemText, where, type ParsedDocument, type ParsedSource, type PolicySourceText } from './parse.ts';
 import type { LoadedPolicy, PolicyFileSummary } from './types.ts';
 
 /** Enough to see what is wrong without burying the first problem. */
@@ -18,7 +18,36 @@ const MAX_REPORTED = 20;
 export interface LoadPolicyDirOptions {
   /** Directory `dir` is resolved against (the CLI's cwd); messages keep `dir` as given. */
   readonly cwd?: string;
+  /** Keeps each file's parsed documents between loads: a reload parses only the files that changed. */
+  readonly cache?: PolicyParseCache;
 }
+
+/**
+ * Parsed and validated documents by file, for reloads. Parsing YAML is most of a load's cost
+ * (about 1 ms per 10 rules with the yaml package), compiling a small part; a GitOps change
+ * touches a few files, so a reload of a large policy costs its changed files plus a compile.
+ * Holds the files of the last load only.
+ */
+export class PolicyParseCache {
+  #entries = new Map<string, { readonly text: string; readonly parsed: ParsedSource }>();
+
+  /** The file's documents and problems, parsed now only if its name or text changed. */
+  parse(source: PolicySourceText): { parsed: ParsedSource; fresh: boolean } {
+    const entry = this.#entries.get(source.name);
+    if (entry !== undefined && entry.text === source.text) return { parsed: entry.parsed, fresh: false };
+    const parsed = parsePolicySource(source);
+    this.#entries.set(source.name, { text: source.text, parsed });
+    return { parsed, fresh: true };
+  }
+
+  /** Forgets files that are no longer in the directory. */
+  retain(names: ReadonlySet<string>): void {
+    for (const name of this.#entries.keys()) if (!names.has(name)) this.#entries.delete(name);
+  }
+}
+
+/** Lets the event loop run between files, so a relaying session waits for one file's parse at most. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions = {}): Promise<LoadedPolicy> {
   const absolute = resolve(options.cwd ?? process.cwd(), dir);
@@ -43,7 +72,17 @@ export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions =
       throw mgError('MG_POLICY_INVALID', `cannot read policy file ${join(dir, name)} (${code})`, error);
     }
   }
-  return loadPolicyDocuments(sources, dir);
+  // Parsed here, a file at a time with a turn of the event loop between (a cold load of a
+  // large policy would otherwise hold every session for its whole parse).
+  const cache = options.cache ?? new PolicyParseCache();
+  const parsed: ParsedSource[] = [];
+  for (const source of sources) {
+    const result = cache.parse(source);
+    parsed.push(result.parsed);
+    if (result.fresh) await nextTurn();
+  }
+  cache.retain(new Set(sources.map((source) => source.name)));
+  return compileParsed(sources, parsed, dir);
 }
 
 /**
@@ -51,11 +90,15 @@ export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions =
  * names the whole set in the empty-policy error.
  */
 export function loadPolicyDocuments(sources: readonly PolicySourceText[], label = 'the policy sources'): LoadedPolicy {
+  return compileParsed(sources, sources.map(parsePolicySource), label);
+}
+
+function compileParsed(sources: readonly PolicySourceText[], parsedSources: readonly ParsedSource[], label: string): LoadedPolicy {
   const problems: string[] = [];
   const documents: ParsedDocument[] = [];
   const files: PolicyFileSummary[] = [];
-  for (const source of sources) {
-    const parsed = parsePolicySource(source);
+  for (const [i, source] of sources.entries()) {
+    const parsed = parsedSources[i]!;
     problems.push(...parsed.problems);
     documents.push(...parsed.documents);
     const rules = parsed.documents.reduce((n, d) => n + d.doc.spec.rules.length, 0);

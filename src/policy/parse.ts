@@ -75,9 +75,27 @@ export function parsePolicySource(source: PolicySourceText): ParsedSource {
     for (const { path, message } of semantic) {
       problems.push(problemText(source.name, docIndex, path, message, lineOf(path)));
     }
-    if (semantic.length === 0) documents.push({ file: source.name, docIndex, doc: result.data, lineOf });
+    if (semantic.length === 0) documents.push({ file: source.name, docIndex, doc: result.data, lineOf: laterLineOf(source.text, docIndex) });
   }
   return { documents, problems };
+}
+
+/**
+ * lineOf for a valid document, asked only when another file's document clashes with it: the
+ * text is parsed again then, rather than every document's syntax tree kept for a rare message
+ * (a reload keeps the documents of unchanged files; their trees would stay in memory with them).
+ */
+function laterLineOf(text: string, docIndex: number): ParsedDocument['lineOf'] {
+  let tree: { doc: Document; lines: LineCounter } | null = null;
+  return (path) => {
+    if (tree === null) {
+      const lines = new LineCounter();
+      const doc = parseAllDocuments(text, { lineCounter: lines })[docIndex - 1];
+      if (doc === undefined) return null;
+      tree = { doc, lines };
+    }
+    return nodeLine(tree.doc, tree.lines, path);
+  };
 }
 
 /** The line of the node at `path`, or of its nearest ancestor when the field is missing. */
