@@ -3,6 +3,8 @@ export { loadPolicyDir, loadPolicyDocuments, type LoadPolicyDirOptions } from '.
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
 export { callerSubject, InputProblem, policyRequest, type CallerInput, type FieldNamer, type InputField, type RequestInput } from './request-input.ts';
+export { DEFAULT_DENY, loadPolicyTests, parsePolicyTestSource, type ParsedTestSource, type PolicyTestCase, type PolicyTestExpectation } from './test-file.ts';
+export { runPolicyTest, runPolicyTests, type PolicyTestMismatch, type PolicyTestResult } from './test-run.ts';
 export { fixedPolicy, type PolicySource } from './source.ts';
 export { DEFAULT_SERVICE_CLASS } from './types.ts';
 export { API_VERSION, AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';

@@ -81,7 +81,7 @@ export function parsePolicySource(source: PolicySourceText): ParsedSource {
 }
 
 /** The line of the node at `path`, or of its nearest ancestor when the field is missing. */
-function nodeLine(doc: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): number | null {
+export function nodeLine(doc: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): number | null {
   for (let len = path.length; len >= 0; len -= 1) {
     const parentPath = path.slice(0, len);
     const node = parentPath.length === 0 ? doc.contents : doc.getIn(parentPath, true);
@@ -121,18 +121,21 @@ function quote(value: unknown): string {
 const OPERATION_CLASSES =
   'the classes are read (get, list, query, aggregate, listen), write (create, update, delete) and admin (list collection ids, partition)';
 
-interface IssueText {
+export interface IssueText {
   readonly path: readonly PropertyKey[];
   readonly message: string;
 }
 
-/** zod's default messages are written for developers; these are for policy authors. */
-function describeIssue(issue: z.core.$ZodIssue): IssueText[] {
+/**
+ * zod's default messages are written for developers; these are for policy authors (and
+ * policy test authors: `allowedKeys` names the keys of their file's shapes).
+ */
+export function describeIssue(issue: z.core.$ZodIssue, allowedKeys: Readonly<Record<string, readonly string[]>> = ALLOWED_KEYS): IssueText[] {
   const path = issue.path;
   switch (issue.code) {
     case 'unrecognized_keys': {
       const shapeKey = formatPath(path).replace(/\[\d+\]/g, '[]');
-      const allowed = ALLOWED_KEYS[shapeKey];
+      const allowed = allowedKeys[shapeKey];
       const hint = allowed === undefined ? '' : `; allowed here: ${allowed.join(', ')}`;
       return issue.keys.map((key) => ({ path: [...path, key], message: `unknown field${hint}` }));
     }
