@@ -61,8 +61,8 @@ spec:
 function mariadbFile(o: PolicyTemplateOptions): string {
   const td = o.trustDomain;
   return `# Written by \`meshgate policy init\`. Edit: the principals (your service accounts), the
-# databases and the role names. The roles must exist in MariaDB with the grants below
-# (README.md in this directory has the statements); meshgate picks a role, never widens it.
+# databases and the role names. The roles must exist in MariaDB with the grants each rule
+# names (README.md in this directory has the statements); meshgate picks a role, never widens it.
 #
 # Principals are SPIFFE IDs in Istio's form: <trust domain>/ns/<namespace>/sa/<service account>.
 # Nothing matched means deny: a service not named here reaches no database.
