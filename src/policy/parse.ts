@@ -151,13 +151,13 @@ export function describeIssue(issue: z.core.$ZodIssue, allowedKeys: Readonly<Rec
       const options = issue.values.map((v) => quote(v)).join(' or ');
       if (issue.input === undefined) return [{ path, message: `required: ${options}` }];
       // People write Firestore's method names; the policy speaks in classes.
-      const hint = path.includes('operations') ? `; ${OPERATION_CLASSES}` : '';
+      const hint = path.includes('operations') || path.includes('operation') ? `; ${OPERATION_CLASSES}` : '';
       return [{ path, message: `expected ${options}, got ${describeValue(issue.input)}${hint}` }];
     }
     case 'too_small': {
       if (issue.origin === 'array') {
         const last = path[path.length - 1];
-        const hint = last === 'rules' ? '' : '; omit the field to match anything';
+        const hint = last === 'rules' || last === 'tests' ? '' : '; omit the field to match anything';
         return [{ path, message: `must not be empty${hint}` }];
       }
       return [{ path, message: 'must not be empty' }];

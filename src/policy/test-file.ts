@@ -20,10 +20,13 @@ export const DEFAULT_DENY = 'default-deny';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 // Claims as a verified token carries them: strings, numbers, booleans, lists (groups).
-const claims = z.record(z.string().min(1), z.union([scalar, z.array(scalar)])).superRefine((map, ctx) => {
-  // zod's records drop a `__proto__` key without a word; a case would then test less than it says.
-  if (Object.hasOwn(map, '__proto__')) ctx.addIssue({ code: 'custom', path: ['__proto__'], message: '"__proto__" is not a claim name' });
-});
+// zod's records drop a `__proto__` key without a word; a case would then test less than it says.
+const claims = z.preprocess((value, ctx) => {
+  if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+    ctx.addIssue({ code: 'custom', path: ['__proto__'], message: '"__proto__" is not a claim name', input: value });
+  }
+  return value;
+}, z.record(z.string().min(1), z.union([scalar, z.array(scalar)])));
 
 const callerShape = {
   principal: z.string().min(1),
