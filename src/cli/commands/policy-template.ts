@@ -181,11 +181,12 @@ function testsFile(o: PolicyTemplateOptions): string {
   const reader = TEMPLATE_NAMES.readerRole(o.database);
   const account = `${TEMPLATE_NAMES.firestoreAccount}@${o.googleProject}.iam.gserviceaccount.com`;
   const db = q(o.database);
-  const denied = o.denyNamespaces
+  // One case per namespace: `dev-*` and `dev-x` would otherwise give two cases of one name.
+  const denied = [...new Set(o.denyNamespaces.map(sampleNamespace))]
     .map(
-      (pattern) => `
-  - name: ${q(`the writer in ${sampleNamespace(pattern)} is denied`)}
-    caller: { principal: ${principal(sampleNamespace(pattern), TEMPLATE_NAMES.writerAccount)} }
+      (namespace) => `
+  - name: ${q(`the writer in ${namespace} is denied`)}
+    caller: { principal: ${principal(namespace, TEMPLATE_NAMES.writerAccount)} }
     request: { mariadb: { database: ${db} } }
     expect: { decision: DENY, rule: deny-non-production/non-production }`,
     )
