@@ -6,6 +6,7 @@ export { callerSubject, InputProblem, policyRequest, type CallerInput, type Fiel
 export { DEFAULT_DENY, loadPolicyTests, parsePolicyTestSource, type ParsedTestSource, type PolicyTestCase, type PolicyTestExpectation } from './test-file.ts';
 export { runPolicyTest, runPolicyTests, type PolicyTestMismatch, type PolicyTestResult } from './test-run.ts';
 export { fixedPolicy, type PolicySource } from './source.ts';
+export { judge, marksOf, type Judgement, type JudgementMarks } from './judge.ts';
 export { DEFAULT_SERVICE_CLASS } from './types.ts';
 export { API_VERSION, AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';
 export {
