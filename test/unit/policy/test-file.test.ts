@@ -105,12 +105,12 @@ describe('policy test files: each mistake names file, case, field and line', () 
     [
       'an unknown auth method',
       CASE('    caller: { principal: td/ns/a/sa/b, authMethod: JWT }\n    request: { mariadb: {} }\n    expect: { decision: DENY }\n'),
-      `${FILE}: tests[1] "second": caller.authMethod: expected "mtls" or "jwt" or "xfcc", got the string "JWT" (line 7)`,
+      `${FILE}: tests[1] "second": caller.authMethod: expected "mtls", "jwt" or "xfcc", got the string "JWT" (line 7)`,
     ],
     [
       'a Firestore method instead of an operation class',
       CASE('    caller: { principal: td/ns/a/sa/b }\n    request: { firestore: { path: a/b, operation: get } }\n    expect: { decision: DENY }\n'),
-      `${FILE}: tests[1] "second": request.firestore.operation: expected "read" or "write" or "admin", got the string "get"; the classes are read (get, list, query, aggregate, listen), write (create, update, delete) and admin (list collection ids, partition) (line 8)`,
+      `${FILE}: tests[1] "second": request.firestore.operation: expected "read", "write" or "admin", got the string "get"; the classes are read (get, list, query, aggregate, listen), write (create, update, delete) and admin (list collection ids, partition) (line 8)`,
     ],
     [
       'both engines in one request',
