@@ -51,6 +51,8 @@ const expectShape = {
   role: z.string().min(1).nullable().optional(),
   googleServiceAccount: z.string().min(1).nullable().optional(),
   serviceClass: z.string().min(1).optional(),
+  /** The first matching dry-run (action AUDIT) rule, `<policy>/<rule id or index>`; null: none matches. */
+  dryRun: z.string().min(1).nullable().optional(),
 };
 const caseShape = {
   name: z.string().min(1).max(200),
@@ -80,6 +82,8 @@ export interface PolicyTestExpectation {
   readonly role?: string | null;
   readonly googleServiceAccount?: string | null;
   readonly serviceClass?: string;
+  /** The dry-run (AUDIT) rule that would decide; null: no dry-run rule matches. */
+  readonly dryRun?: string | null;
 }
 
 export interface PolicyTestCase {
@@ -145,13 +149,14 @@ function expectationProblems(spec: CaseSpec): [Path, string][] {
 }
 
 function expectationOf(spec: CaseSpec['expect']): PolicyTestExpectation {
-  const { decision, rule, role, googleServiceAccount, serviceClass } = spec;
+  const { decision, rule, role, googleServiceAccount, serviceClass, dryRun } = spec;
   return {
     decision,
     ...(rule === undefined ? {} : { rule: rule === DEFAULT_DENY ? null : rule }),
     ...(role === undefined ? {} : { role }),
     ...(googleServiceAccount === undefined ? {} : { googleServiceAccount }),
     ...(serviceClass === undefined ? {} : { serviceClass }),
+    ...(dryRun === undefined ? {} : { dryRun }),
   };
 }
 

@@ -1,14 +1,14 @@
 /**
- * Running policy test cases: each case's caller and request through evaluate(), the very
- * function the proxy calls, and its decision held against what the case expects. Pure: the
- * caller loads the policy and the cases.
+ * Running policy test cases: each case's caller and request through evaluate() and dryRun(),
+ * the very functions the proxy calls, and their decisions held against what the case
+ * expects. Pure: the caller loads the policy and the cases.
  */
 import type { PolicyTestCase } from './test-file.ts';
 import type { CompiledPolicy, Decision } from './types.ts';
 
 /** One expected field that the decision did not meet. */
 export interface PolicyTestMismatch {
-  readonly field: 'decision' | 'rule' | 'role' | 'googleServiceAccount' | 'serviceClass';
+  readonly field: 'decision' | 'rule' | 'role' | 'googleServiceAccount' | 'serviceClass' | 'dryRun';
   readonly expected: string | null;
   readonly got: string | null;
 }
@@ -16,8 +16,10 @@ export interface PolicyTestMismatch {
 export interface PolicyTestResult {
   readonly testCase: PolicyTestCase;
   readonly decision: Decision;
+  /** What the first matching dry-run (AUDIT) rule would have decided; null when none matches. */
+  readonly dryRun: Decision | null;
   readonly passed: boolean;
-  /** Empty when the case passed; in the order decision, rule, role, account, class. */
+  /** Empty when the case passed; in the order decision, rule, role, account, class, dry run. */
   readonly mismatches: readonly PolicyTestMismatch[];
 }
 
@@ -33,7 +35,9 @@ export function runPolicyTest(policy: CompiledPolicy, testCase: PolicyTestCase):
   check('role', expect.role, decision.role);
   check('googleServiceAccount', expect.googleServiceAccount, decision.googleServiceAccount);
   check('serviceClass', expect.serviceClass, decision.serviceClass);
-  return { testCase, decision, passed: mismatches.length === 0, mismatches };
+  const dryRun = policy.dryRun(testCase.subject, testCase.request);
+  check('dryRun', expect.dryRun, dryRun?.ruleId ?? null);
+  return { testCase, decision, dryRun, passed: mismatches.length === 0, mismatches };
 }
 
 export function runPolicyTests(policy: CompiledPolicy, cases: readonly PolicyTestCase[]): PolicyTestResult[] {

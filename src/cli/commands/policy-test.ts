@@ -44,16 +44,22 @@ async function readTestSources(paths: readonly string[], cwd: string): Promise<P
 
 const show = (field: string, value: string | null): string => (value !== null ? value : field === 'rule' ? 'default-deny' : 'none');
 
+/** The reason of the dry run too when a dry-run expectation failed: it is what differs. */
+function reasons(result: PolicyTestResult): string {
+  const dry = result.mismatches.some((m) => m.field === 'dryRun') && result.dryRun !== null ? `; dry run: ${result.dryRun.reason}` : '';
+  return `reason: ${result.decision.reason}${dry}`;
+}
+
 function where(testCase: PolicyTestCase): string {
   return `${testCase.file}${testCase.line === null ? '' : `:${testCase.line}`}`;
 }
 
 /** `ok    name`, or `FAIL  name (file:line): rule: expected X, got Y; …; reason: …` on one line. */
 function reportLine(result: PolicyTestResult): string {
-  const { testCase, decision } = result;
+  const { testCase } = result;
   if (result.passed) return `ok    ${testCase.name}`;
   const diffs = result.mismatches.map((m) => `${m.field}: expected ${show(m.field, m.expected)}, got ${show(m.field, m.got)}`);
-  return `FAIL  ${testCase.name} (${where(testCase)}): ${diffs.join('; ')}; reason: ${decision.reason}`;
+  return `FAIL  ${testCase.name} (${where(testCase)}): ${diffs.join('; ')}; ${reasons(result)}`;
 }
 
 function expectedJson(expect: PolicyTestExpectation): Record<string, string | null> {
@@ -66,7 +72,7 @@ function jsonReport(dir: string, version: string, results: readonly PolicyTestRe
     policy: { dir, version },
     passed: results.length - failed,
     failed,
-    cases: results.map(({ testCase, decision, passed, mismatches }) => ({
+    cases: results.map(({ testCase, decision, dryRun, passed, mismatches }) => ({
       name: testCase.name,
       file: testCase.file,
       line: testCase.line,
@@ -79,6 +85,7 @@ function jsonReport(dir: string, version: string, results: readonly PolicyTestRe
         googleServiceAccount: decision.googleServiceAccount,
         serviceClass: decision.serviceClass,
         reason: decision.reason,
+        dryRun: dryRun === null ? null : { decision: dryRun.allow ? 'ALLOW' : 'DENY', rule: dryRun.ruleId, reason: dryRun.reason },
       },
       mismatches,
     })),

@@ -134,6 +134,7 @@ describe('meshgate policy test', () => {
         googleServiceAccount: null,
         serviceClass: 'default',
         reason: 'denied by rule deny-staging/0 (DENY for namespaces staging)',
+        dryRun: null,
       },
       mismatches: [
         { field: 'decision', expected: 'ALLOW', got: 'DENY' },
@@ -186,6 +187,69 @@ describe('meshgate policy test', () => {
     const help = io.stdout.join('\n');
     assert.match(help, /--tests FILE\|DIR/);
     assert.match(help, /Exit code: 0 when every case passes, 1 when one fails/);
+  });
+});
+
+const WATCH = `apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: watch-web }
+spec:
+  action: AUDIT
+  rules:
+    - id: no-web
+      from: [{ source: { namespaces: [shop] } }]
+      to: [{ mariadb: { databases: [shop] } }]
+`;
+
+const DRY_RUN_CASES = `tests:
+  - name: orders would be denied by the watched rule, and is allowed
+    caller: { principal: td/ns/shop/sa/orders }
+    request: { mariadb: { database: shop } }
+    expect: { decision: ALLOW, rule: orders/rw, dryRun: watch-web/no-web }
+  - name: staging is not watched
+    caller: { principal: td/ns/staging/sa/orders }
+    request: { mariadb: { database: shop } }
+    expect: { decision: DENY, dryRun: null }
+  - name: expects no dry run where one matches
+    caller: { principal: td/ns/shop/sa/orders }
+    request: { mariadb: { database: shop } }
+    expect: { decision: ALLOW, dryRun: null }
+`;
+
+describe('meshgate policy test: dry runs (action AUDIT)', () => {
+  let cwd = '';
+  before(async () => {
+    cwd = await mkdtemp(join(tmpdir(), 'mgt_policytest_dry_'));
+    await mkdir(join(cwd, 'policy'));
+    await writeFile(join(cwd, 'policy', 'policy.yaml'), POLICY);
+    await writeFile(join(cwd, 'policy', 'watch.yaml'), WATCH);
+    await writeFile(join(cwd, 'dry.yaml'), DRY_RUN_CASES);
+  });
+  after(async () => {
+    await rm(cwd, { recursive: true, force: true });
+  });
+
+  it('expect.dryRun checks the first matching AUDIT rule, or that none matches; a failure shows the dry run\'s reason', async () => {
+    const io = captureIO(cwd);
+    assert.equal(await runCli(['policy', 'test', 'policy', '--tests', 'dry.yaml'], io), 1);
+    assert.deepEqual(io.stdout, [
+      'ok    orders would be denied by the watched rule, and is allowed',
+      'ok    staging is not watched',
+      'FAIL  expects no dry run where one matches (dry.yaml:10): dryRun: expected none, got watch-web/no-web; reason: allowed by rule orders/rw as role shop_writer; dry run: would be denied by rule watch-web/no-web (DENY for namespaces shop on databases shop) (action AUDIT: recorded, not enforced)',
+      '2 passed, 1 failed',
+    ]);
+  });
+
+  it('--json carries the dry run beside the decision', async () => {
+    const io = captureIO(cwd);
+    await runCli(['policy', 'test', 'policy', '--tests', 'dry.yaml', '--json'], io);
+    const report = JSON.parse(io.stdout[0]!) as { cases: { got: { dryRun: unknown } }[] };
+    assert.deepEqual(report.cases[0]?.got.dryRun, {
+      decision: 'DENY',
+      rule: 'watch-web/no-web',
+      reason: 'would be denied by rule watch-web/no-web (DENY for namespaces shop on databases shop) (action AUDIT: recorded, not enforced)',
+    });
+    assert.equal(report.cases[1]?.got.dryRun, null);
   });
 });
 

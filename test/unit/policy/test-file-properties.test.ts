@@ -13,7 +13,7 @@ interface Case {
   name: string;
   caller: { principal: string; authMethod?: string; claims?: Record<string, unknown> };
   request: { mariadb: { database?: string | null; direct?: boolean } } | { firestore: { path: string; operation: string; database?: string } };
-  expect: { decision: 'ALLOW' | 'DENY'; rule?: string | null; role?: string | null; googleServiceAccount?: string | null; serviceClass?: string };
+  expect: { decision: 'ALLOW' | 'DENY'; rule?: string | null; role?: string | null; googleServiceAccount?: string | null; serviceClass?: string; dryRun?: string | null };
 }
 
 const PRINCIPALS = ['spiffe://td/ns/shop/sa/orders', 'td/ns/staging/sa/x', 'ci.example/github/acme/shop/env/production'];
@@ -30,8 +30,8 @@ const caller = fc.oneof(
 );
 const mariadb = fc.record({ database: opt(fc.oneof(fc.constant(null), fc.constantFrom('shop', 'reporting_eu', 'null', 'true'))), direct: opt(fc.boolean()) });
 const firestore = fc.record({ path: fc.constantFrom(...PATHS), operation: fc.constantFrom('read', 'write', 'admin'), database: opt(fc.constantFrom('(default)', 'orders-db')) });
-const allow = fc.record({ decision: fc.constant('ALLOW' as const), rule: opt(fc.constantFrom('orders/rw', 'p/0')), serviceClass: opt(fc.constantFrom('default', 'batch')) });
-const deny = fc.record({ decision: fc.constant('DENY' as const), rule: opt(fc.constantFrom('deny-staging/0', 'default-deny', null)), serviceClass: opt(fc.constant('default')) });
+const allow = fc.record({ decision: fc.constant('ALLOW' as const), rule: opt(fc.constantFrom('orders/rw', 'p/0')), serviceClass: opt(fc.constantFrom('default', 'batch')), dryRun: opt(fc.constantFrom('watch/0', null)) });
+const deny = fc.record({ decision: fc.constant('DENY' as const), rule: opt(fc.constantFrom('deny-staging/0', 'default-deny', null)), serviceClass: opt(fc.constant('default')), dryRun: opt(fc.constantFrom('watch/0', null)) });
 
 const oneCase = fc.oneof(
   fc.record({ caller, request: fc.record({ mariadb }), expect: fc.oneof(allow.chain((e) => fc.record({ role: opt(fc.constantFrom('shop_writer', null)) }).map((r) => ({ ...e, ...r }))), deny.map((e) => ({ ...e, role: null }))) }),

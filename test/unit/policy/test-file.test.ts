@@ -27,7 +27,7 @@ tests:
       principal: cluster.local/ns/ci/sa/deploy
       claims: { ref: refs/heads/main, run_attempt: 2, protected: true, groups: [eng, ops] }
     request: { mariadb: { database: null, direct: true } }
-    expect: { decision: DENY, rule: default-deny, role: null }
+    expect: { decision: DENY, rule: default-deny, role: null, dryRun: watch/0 }
 
   - name: firestore root
     caller: { principal: td/ns/a/sa/b, authMethod: xfcc }
@@ -59,7 +59,7 @@ describe('policy test files: valid cases', () => {
     assert.equal(none.subject.authMethod, 'jwt');
     assert.deepEqual(none.subject.claims, { ref: 'refs/heads/main', run_attempt: 2, protected: true, groups: ['eng', 'ops'] });
     assert.deepEqual(none.request, { engine: 'mysql', database: null, direct: true });
-    assert.deepEqual(none.expect, { decision: 'DENY', rule: null, role: null });
+    assert.deepEqual(none.expect, { decision: 'DENY', rule: null, role: null, dryRun: 'watch/0' });
 
     assert.equal(root.subject.authMethod, 'xfcc');
     assert.deepEqual(root.request, { engine: 'firestore', database: 'orders-db', path: '', pathKind: 'document', operation: 'admin' });
@@ -90,7 +90,7 @@ describe('policy test files: each mistake names file, case, field and line', () 
     [
       'an unknown field, with the fields allowed there',
       CASE('    caller: { principal: td/ns/a/sa/b }\n    request: { mariadb: { database: shop } }\n    expect: { decision: DENY, rol: x }\n'),
-      `${FILE}: tests[1] "second": expect.rol: unknown field; allowed here: decision, rule, role, googleServiceAccount, serviceClass (line 9)`,
+      `${FILE}: tests[1] "second": expect.rol: unknown field; allowed here: decision, rule, role, googleServiceAccount, serviceClass, dryRun (line 9)`,
     ],
     [
       'a decision spelt in lower case',
