@@ -2,7 +2,7 @@
  * `meshgate policy init`: a starting policy directory with its tests, so a team begins from
  * files that load, pass `policy test`, and say what to edit. Never replaces a file unasked.
  */
-import { lstat, mkdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { mgError } from '../../errors/index.ts';
 import { UsageError, optionalString, requireString, type CliCommand, type OptionValues } from '../command.ts';
@@ -79,6 +79,10 @@ const init: CliCommand = {
       await writeFile(path, file.text, { flag: force ? 'w' : 'wx' });
       io.out(`wrote ${join(dir, file.path)}`);
     }
+    // The loader reads every *.yaml beside ours: the tests were written for ours alone.
+    const written = new Set(files.map((f) => f.path));
+    const others = (await readdir(absolute)).filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.') && !written.has(n)).sort();
+    if (others.length > 0) io.out(`note: ${dir} also holds ${others.join(', ')}; the policy includes ${others.length === 1 ? 'it' : 'them'}, so the tests may need cases for ${others.length === 1 ? 'it' : 'them'}`);
     io.out('');
     io.out(`MariaDB roles the policy names: ${options.database}_writer (read-write), ${options.database}_reader (read-only); ${join(dir, 'README.md')} has their GRANT statements.`);
     io.out('Edit the files (each says what to change), then check them:');

@@ -5,7 +5,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { mgError } from '../../errors/index.ts';
-import { loadPolicyDir, loadPolicyTests, type PolicySourceText, type PolicyTestCase, type PolicyTestExpectation, type PolicyTestResult, runPolicyTests } from '../../policy/index.ts';
+import { loadPolicyDir, loadPolicyTests, type PolicySourceText, type PolicyTestCase, type PolicyTestResult, runPolicyTests } from '../../policy/index.ts';
 import { UsageError, type CliCommand, type CliIO } from '../command.ts';
 import { POLICY_TEST } from '../specs/policy-test.ts';
 
@@ -62,10 +62,6 @@ function reportLine(result: PolicyTestResult): string {
   return `FAIL  ${testCase.name} (${where(testCase)}): ${diffs.join('; ')}; ${reasons(result)}`;
 }
 
-function expectedJson(expect: PolicyTestExpectation): Record<string, string | null> {
-  return { ...expect };
-}
-
 function jsonReport(dir: string, version: string, results: readonly PolicyTestResult[]): string {
   const failed = results.filter((r) => !r.passed).length;
   return JSON.stringify({
@@ -77,7 +73,7 @@ function jsonReport(dir: string, version: string, results: readonly PolicyTestRe
       file: testCase.file,
       line: testCase.line,
       passed,
-      expected: expectedJson(testCase.expect),
+      expected: testCase.expect,
       got: {
         decision: decision.allow ? 'ALLOW' : 'DENY',
         rule: decision.ruleId,

@@ -66,8 +66,11 @@ describe('meshgate policy init', () => {
     assert.deepEqual(await readdir(join(cwd, 'partial')), ['10-mariadb.yaml']);
     assert.equal(await readFile(join(cwd, 'partial', '10-mariadb.yaml'), 'utf8'), '# mine\n');
 
+    await writeFile(join(cwd, 'partial', 'zz-mine.yaml'), '# mine too\n');
     const forced = await run('policy', 'init', '--dir', 'partial', '--force', '--namespace', 'prod', '--deny-namespaces', 'staging,dev-*,*-test', '--database', 'shop');
     assert.equal(forced.code, 0);
+    assert.ok(forced.out.includes('note: partial also holds zz-mine.yaml; the policy includes it, so the tests may need cases for it'), forced.out.join('\n'));
+    assert.equal(await readFile(join(cwd, 'partial', 'zz-mine.yaml'), 'utf8'), '# mine too\n');
     assert.match(await readFile(join(cwd, 'partial', '10-mariadb.yaml'), 'utf8'), /role: shop_writer/);
     const test = await run('policy', 'test', 'partial', '--tests', 'partial/tests/policy-tests.yaml');
     assert.equal(test.out.at(-1), '11 passed, 0 failed');
