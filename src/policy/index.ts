@@ -5,10 +5,12 @@ export { subjectFromPrincipal } from './subject.ts';
 export { callerSubject, InputProblem, policyRequest, type CallerInput, type FieldNamer, type InputField, type RequestInput } from './request-input.ts';
 export { DEFAULT_DENY, loadPolicyTests, parsePolicyTestSource, type ParsedTestSource, type PolicyTestCase, type PolicyTestExpectation } from './test-file.ts';
 export { runPolicyTest, runPolicyTests, type PolicyTestMismatch, type PolicyTestResult } from './test-run.ts';
-export { fixedPolicy, type PolicySource } from './source.ts';
+export { fixedPolicy, SwappablePolicy, type PolicySource } from './source.ts';
 export { judge, marksOf, type Judgement, type JudgementMarks } from './judge.ts';
 export { DEFAULT_SERVICE_CLASS } from './types.ts';
 export { API_VERSION, AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';
+export type { PolicyDocument, PolicyRuleSpec, PolicySourceSpec } from './schema.ts';
+export { globProblem } from './glob.ts';
 export {
   describeFirestorePath,
   FIRESTORE_METHOD_OPERATIONS,

@@ -15,6 +15,7 @@ import { demoCommand } from '../../../src/cli/commands/demo.ts';
 import { policyCommands } from '../../../src/cli/commands/policy.ts';
 import { policyInitCommand } from '../../../src/cli/commands/policy-init.ts';
 import { policyTestCommand } from '../../../src/cli/commands/policy-test.ts';
+import { policyRenderCommands } from '../../../src/cli/commands/policy-render.ts';
 import { serveCommand } from '../../../src/cli/commands/serve.ts';
 import { COMMANDS } from '../../../src/cli/registry.ts';
 import { AUDIT_EVENT_TYPES, DECISIONS, ENGINES, OUTCOMES } from '../../../src/audit/index.ts';
@@ -29,7 +30,7 @@ import { FIRESTORE_DEFAULT_DATABASE } from '../../../src/policy/schema.ts';
 import { captureIO } from '../../helpers/cli.ts';
 import { probeCommand } from '../../../src/cli/commands/probe.ts';
 
-const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyTestCommand, policyInitCommand, ...auditCommands, queryCommand, ...credsCommands, probeCommand];
+const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyTestCommand, policyInitCommand, ...policyRenderCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand];
 
 const specOf = ({ path, summary, usage, help, options, allowPositionals }: CommandSpec) => ({ path, summary, usage, help, options, allowPositionals });
 
