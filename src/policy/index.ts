@@ -2,6 +2,9 @@
 export { loadPolicyDir, loadPolicyDocuments, PolicyParseCache, type LoadPolicyDirOptions } from './loader.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
+export { callerSubject, InputProblem, policyRequest, type CallerInput, type FieldNamer, type InputField, type RequestInput } from './request-input.ts';
+export { DEFAULT_DENY, loadPolicyTests, parsePolicyTestSource, type ParsedTestSource, type PolicyTestCase, type PolicyTestExpectation } from './test-file.ts';
+export { runPolicyTest, runPolicyTests, type PolicyTestMismatch, type PolicyTestResult } from './test-run.ts';
 export { fixedPolicy, SwappablePolicy, type PolicySource } from './source.ts';
 export { judge, marksOf, type Judgement, type JudgementMarks } from './judge.ts';
 export { DEFAULT_SERVICE_CLASS } from './types.ts';

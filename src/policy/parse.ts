@@ -99,7 +99,7 @@ function laterLineOf(text: string, docIndex: number): ParsedDocument['lineOf'] {
 }
 
 /** The line of the node at `path`, or of its nearest ancestor when the field is missing. */
-function nodeLine(doc: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): number | null {
+export function nodeLine(doc: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): number | null {
   for (let len = path.length; len >= 0; len -= 1) {
     const parentPath = path.slice(0, len);
     const node = parentPath.length === 0 ? doc.contents : doc.getIn(parentPath, true);
@@ -139,18 +139,21 @@ function quote(value: unknown): string {
 const OPERATION_CLASSES =
   'the classes are read (get, list, query, aggregate, listen), write (create, update, delete) and admin (list collection ids, partition)';
 
-interface IssueText {
+export interface IssueText {
   readonly path: readonly PropertyKey[];
   readonly message: string;
 }
 
-/** zod's default messages are written for developers; these are for policy authors. */
-function describeIssue(issue: z.core.$ZodIssue): IssueText[] {
+/**
+ * zod's default messages are written for developers; these are for policy authors (and
+ * policy test authors: `allowedKeys` names the keys of their file's shapes).
+ */
+export function describeIssue(issue: z.core.$ZodIssue, allowedKeys: Readonly<Record<string, readonly string[]>> = ALLOWED_KEYS): IssueText[] {
   const path = issue.path;
   switch (issue.code) {
     case 'unrecognized_keys': {
       const shapeKey = formatPath(path).replace(/\[\d+\]/g, '[]');
-      const allowed = ALLOWED_KEYS[shapeKey];
+      const allowed = allowedKeys[shapeKey];
       const hint = allowed === undefined ? '' : `; allowed here: ${allowed.join(', ')}`;
       return issue.keys.map((key) => ({ path: [...path, key], message: `unknown field${hint}` }));
     }
@@ -167,13 +170,13 @@ function describeIssue(issue: z.core.$ZodIssue): IssueText[] {
       const options = quoted.length > 2 ? `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}` : quoted.join(' or ');
       if (issue.input === undefined) return [{ path, message: `required: ${options}` }];
       // People write Firestore's method names; the policy speaks in classes.
-      const hint = path.includes('operations') ? `; ${OPERATION_CLASSES}` : '';
+      const hint = path.includes('operations') || path.includes('operation') ? `; ${OPERATION_CLASSES}` : '';
       return [{ path, message: `expected ${options}, got ${describeValue(issue.input)}${hint}` }];
     }
     case 'too_small': {
       if (issue.origin === 'array') {
         const last = path[path.length - 1];
-        const hint = last === 'rules' ? '' : '; omit the field to match anything';
+        const hint = last === 'rules' || last === 'tests' ? '' : '; omit the field to match anything';
         return [{ path, message: `must not be empty${hint}` }];
       }
       return [{ path, message: 'must not be empty' }];

@@ -2,8 +2,7 @@
  * `meshgate policy validate` and `meshgate policy explain`: the two questions an operator
  * asks of a policy directory before it ships (does it load? what would it do to X?).
  */
-import { isMeshgateError } from '../../errors/index.ts';
-import { AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, firestorePathKind, firestoreRequestProblem, loadPolicyDir, subjectFromPrincipal, type Explanation, type FirestoreOperation, type PolicyRequest, type Subject } from '../../policy/index.ts';
+import { callerSubject, InputProblem, loadPolicyDir, policyRequest, type Explanation, type InputField, type PolicyRequest, type Subject } from '../../policy/index.ts';
 import { UsageError, optionalString, requireString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 import { EXIT_DENIED, POLICY_EXPLAIN, POLICY_VALIDATE } from '../specs/policy.ts';
 
@@ -28,15 +27,6 @@ const validate: CliCommand = {
   },
 };
 
-function parseSubject(principal: string): Subject {
-  try {
-    return subjectFromPrincipal(principal);
-  } catch (error) {
-    if (isMeshgateError(error)) throw new UsageError(`--principal: ${error.message}`);
-    throw error;
-  }
-}
-
 // The claim-name rule of the policy schema, so any claim a policy can name can be given here.
 const CLAIM_OPTION = /^([A-Za-z0-9_.:-]+)=(.+)$/s;
 
@@ -55,56 +45,45 @@ function parseClaims(options: readonly string[]): Record<string, string | string
   return claims;
 }
 
-/**
- * The caller as the proxy would see it. Without --auth-method: jwt when claims are given
- * (only tokens carry claims), else mtls, the way a principal alone arrives.
- */
-function parseCaller(values: OptionValues): Subject {
-  const subject = parseSubject(requireString(values, 'principal'));
-  const claimOptions = values.claim;
-  const list = Array.isArray(claimOptions) ? claimOptions.filter((c): c is string => typeof c === 'string') : [];
-  const method = optionalString(values, 'auth-method') ?? (list.length > 0 ? 'jwt' : 'mtls');
-  if (!(AUTH_METHODS as readonly string[]).includes(method)) {
-    throw new UsageError(`--auth-method: expected mtls, jwt or xfcc, got ${JSON.stringify(method)}`);
+const OPTION_OF: Readonly<Record<InputField, string>> = {
+  principal: '--principal',
+  authMethod: '--auth-method',
+  claims: '--claim',
+  database: '--database',
+  direct: '--direct',
+  firestorePath: '--firestore-path',
+  operation: '--operation',
+  firestoreDatabase: '--firestore-database',
+};
+const optionOf = (field: InputField): string => OPTION_OF[field];
+
+/** Runs a shared input check, its problems as usage errors naming the options. */
+function usage<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (error) {
+    if (error instanceof InputProblem) throw new UsageError(error.message);
+    throw error;
   }
-  if (list.length > 0 && method !== 'jwt') throw new UsageError(`--claim: only jwt identities carry claims, but --auth-method is ${method}`);
-  return { ...subject, authMethod: method, ...(method === 'jwt' ? { claims: parseClaims(list) } : {}) };
 }
 
-/**
- * The request: a MariaDB connection (--database), or one Firestore path (--firestore-path,
- * whose shape gives its kind: even segments a document, odd a collection, a last `**`
- * segment a subtree, another `**` segment a collection group, `/` the database root).
- */
+function parseCaller(values: OptionValues): Subject {
+  const principal = requireString(values, 'principal');
+  const claimOptions = values.claim;
+  const list = Array.isArray(claimOptions) ? claimOptions.filter((c): c is string => typeof c === 'string') : [];
+  const claims = parseClaims(list);
+  return usage(() => callerSubject({ principal, authMethod: optionalString(values, 'auth-method'), claims }, optionOf));
+}
+
 function parseRequest(values: OptionValues): PolicyRequest {
-  const path = optionalString(values, 'firestore-path');
-  const operation = optionalString(values, 'operation');
-  const firestoreDatabase = optionalString(values, 'firestore-database');
-  const database = optionalString(values, 'database');
-  const direct = values['direct'] === true;
-  if (path === undefined) {
-    if (operation !== undefined || firestoreDatabase !== undefined) {
-      throw new UsageError(`--${operation !== undefined ? 'operation' : 'firestore-database'} needs --firestore-path`);
-    }
-    return direct ? { engine: 'mysql', database: database ?? null, direct } : { engine: 'mysql', database: database ?? null };
-  }
-  if (direct) throw new UsageError('--direct asks about MariaDB credentials; it does not go with --firestore-path');
-  if (database !== undefined) throw new UsageError('--database names a MariaDB database; with --firestore-path use --firestore-database');
-  if (operation === undefined) throw new UsageError('--operation is required with --firestore-path: read, write or admin');
-  if (!(FIRESTORE_OPERATIONS as readonly string[]).includes(operation)) {
-    throw new UsageError(`--operation: expected read, write or admin, got ${JSON.stringify(operation)}`);
-  }
-  const relative = path === '/' ? '' : path;
-  const request = {
-    engine: 'firestore',
-    database: firestoreDatabase ?? FIRESTORE_DEFAULT_DATABASE,
-    path: relative,
-    pathKind: firestorePathKind(relative),
-    operation: operation as FirestoreOperation,
-  } as const;
-  const problem = firestoreRequestProblem(request);
-  if (problem !== null) throw new UsageError(`--firestore-path: ${problem}`);
-  return request;
+  const input = {
+    database: optionalString(values, 'database'),
+    direct: values['direct'] === true,
+    firestorePath: optionalString(values, 'firestore-path'),
+    operation: optionalString(values, 'operation'),
+    firestoreDatabase: optionalString(values, 'firestore-database'),
+  };
+  return usage(() => policyRequest(input, optionOf));
 }
 
 function table(rows: readonly (readonly string[])[]): string[] {
