@@ -57,6 +57,7 @@ export {
   openJsonlEventSource,
   OUTCOMES,
   queryEvents,
+  splitRecordedPath,
   sqlFingerprint,
   TableWriter,
   type AuditEventSource,

@@ -1,5 +1,6 @@
 /** Policy as code: load, compile, evaluate, explain. */
-export { loadPolicyDir, loadPolicyDocuments, type LoadPolicyDirOptions } from './loader.ts';
+export { loadPolicyDir, loadPolicyDocuments, readPolicyDir, type LoadPolicyDirOptions } from './loader.ts';
+export { policyInventory, type InventoryFirestoreTarget, type InventoryMariadbTarget, type InventoryRule } from './inventory.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
 export { fixedPolicy, type PolicySource } from './source.ts';

@@ -21,6 +21,11 @@ export interface LoadPolicyDirOptions {
 }
 
 export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions = {}): Promise<LoadedPolicy> {
+  return loadPolicyDocuments(await readPolicyDir(dir, options), dir);
+}
+
+/** The policy files of `dir` in load order, read but not validated (loadPolicyDocuments does that). */
+export async function readPolicyDir(dir: string, options: LoadPolicyDirOptions = {}): Promise<PolicySourceText[]> {
   const absolute = resolve(options.cwd ?? process.cwd(), dir);
   let names: string[];
   try {
@@ -43,7 +48,7 @@ export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions =
       throw mgError('MG_POLICY_INVALID', `cannot read policy file ${join(dir, name)} (${code})`, error);
     }
   }
-  return loadPolicyDocuments(sources, dir);
+  return sources;
 }
 
 /**

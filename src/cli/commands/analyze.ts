@@ -1,0 +1,74 @@
+/**
+ * `meshgate analyze`: reads the policy and every audit log named, folds the events as they
+ * stream (a log larger than memory is fine), asks MariaDB for the roles' grants when told
+ * where, and prints the findings; with --suggest, a patch of the policy files, never applied.
+ */
+import { resolve } from 'node:path';
+import { AuditUsage, DEFAULT_MIN_DENIALS, findings, heuristicGrants, readMariadbGrants, renderPatch, renderReport, suggestEdits, type GrantsView } from '../../analyze/index.ts';
+import { openJsonlEventSource, type AuditEventSource } from '../../audit/index.ts';
+import { loadPolicyDocuments, policyInventory, readPolicyDir } from '../../policy/index.ts';
+import { UsageError, optionalString, requireString, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
+import { ANALYZE } from '../specs/analyze.ts';
+
+function minDenialsOf(values: OptionValues): number {
+  const text = optionalString(values, 'min-denials');
+  if (text === undefined) return DEFAULT_MIN_DENIALS;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--min-denials ${JSON.stringify(text)} is not a positive whole number`);
+  return n;
+}
+
+function auditPathsOf(values: OptionValues, positionals: string[]): string[] {
+  const given = [...((values['audit'] as string[] | undefined) ?? []), ...positionals].filter((path) => path !== '');
+  if (given.length === 0) throw new UsageError('--audit FILE|DIR is required: the JSONL audit meshgate writes (audit.file in its configuration)');
+  if (values['audit'] === undefined) throw new UsageError(`unexpected argument '${positionals[0]}': name audit logs with --audit`);
+  return given;
+}
+
+export const analyzeCommand: CliCommand = {
+  ...ANALYZE,
+  async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
+    const dir = requireString(values, 'policy');
+    const paths = auditPathsOf(values, positionals);
+    const minDenials = minDenialsOf(values);
+    const json = values['json'] === true;
+    const suggest = values['suggest'] === true;
+
+    const sources = await readPolicyDir(dir, { cwd: io.cwd });
+    loadPolicyDocuments(sources, dir);
+    const rules = policyInventory(sources);
+
+    // The same log named twice (its active file and a rotated one) is read once.
+    const logs = new Map<string, AuditEventSource>();
+    for (const path of paths) {
+      const source = await openJsonlEventSource(resolve(io.cwd, path));
+      if (!logs.has(source.name)) logs.set(source.name, source);
+    }
+    const usage = new AuditUsage();
+    const notes: string[] = [];
+    for (const source of logs.values()) {
+      for await (const batch of source.events({ since: null, until: null })) for (const { event } of batch) usage.add(event);
+      notes.push(...source.notes());
+    }
+
+    const url = optionalString(values, 'mariadb');
+    const roles = [...new Set(rules.flatMap((rule) => rule.mariadb.map((t) => t.role)).filter((role): role is string => role !== null))];
+    const grants: GrantsView = url === undefined ? heuristicGrants() : await readMariadbGrants(url, roles);
+    const found = findings(rules, usage, grants, { minDenials });
+    const patch = suggest ? renderPatch(suggestEdits(found, rules, usage), sources) : null;
+
+    if (json) {
+      io.out(JSON.stringify({ logs: [...logs.keys()], ...found, ...(patch === null ? {} : { patch }) }));
+    } else {
+      io.out(`Logs: ${[...logs.keys()].join(', ')}`);
+      renderReport(found, io.out);
+      if (patch !== null) {
+        io.out('');
+        io.out(patch === '' ? 'Proposed policy patch: none (nothing to narrow)' : 'Proposed policy patch (review it; meshgate changed nothing — apply with `git apply` or `patch -p1`):');
+        if (patch !== '') for (const line of patch.slice(0, -1).split('\n')) io.out(line);
+      }
+    }
+    for (const note of notes) io.err(`note: ${note}`);
+    return 0;
+  },
+};
