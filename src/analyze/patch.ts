@@ -213,24 +213,34 @@ function diffHunks(lines: readonly string[], changes: ReadonlyMap<number, LineCh
     const to = Math.min(lines.length - 1, last + CONTEXT);
     const body: string[] = [];
     let newCount = 0;
+    // A run of changed lines reads as its old lines, then its new ones, as diff(1) prints it.
+    let minus: string[] = [];
+    let plus: string[] = [];
+    const flush = () => {
+      body.push(...minus, ...plus);
+      minus = [];
+      plus = [];
+    };
     for (let i = from; i <= to; i++) {
       const c = changes.get(i);
       const old = lines[i]!;
-      const noNewline = i === lines.length - 1 && !endsWithNewline;
-      for (const added of c?.before ?? []) body.push(`+${added}`);
+      const last = i === lines.length - 1 && !endsWithNewline;
+      for (const added of c?.before ?? []) plus.push(`+${added}`);
       newCount += c?.before.length ?? 0;
       if (c?.replace === undefined) {
+        flush();
         body.push(` ${old}`);
-        if (noNewline) body.push('\\ No newline at end of file');
+        if (last) body.push('\\ No newline at end of file');
         newCount += 1;
       } else {
-        body.push(`-${old}`);
-        if (noNewline) body.push('\\ No newline at end of file');
-        for (const added of c.replace) body.push(`+${added}`);
-        if (noNewline && c.replace.length > 0) body.push('\\ No newline at end of file');
+        minus.push(`-${old}`);
+        if (last) minus.push('\\ No newline at end of file');
+        for (const added of c.replace) plus.push(`+${added}`);
+        if (last && c.replace.length > 0) plus.push('\\ No newline at end of file');
         newCount += c.replace.length;
       }
     }
+    flush();
     const oldCount = to - from + 1;
     out.push(`@@ -${from + 1},${oldCount} +${from + 1 + delta},${newCount} @@`, ...body);
     for (; lastIndex <= to; lastIndex++) delta += sizeOf(lastIndex) - 1;

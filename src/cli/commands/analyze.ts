@@ -3,7 +3,7 @@
  * stream (a log larger than memory is fine), asks MariaDB for the roles' grants when told
  * where, and prints the findings; with --suggest, a patch of the policy files, never applied.
  */
-import { resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { AuditUsage, DEFAULT_MIN_DENIALS, findings, heuristicGrants, readMariadbGrants, renderPatch, renderReport, suggestEdits, type GrantsView } from '../../analyze/index.ts';
 import { openJsonlEventSource, type AuditEventSource } from '../../audit/index.ts';
 import { loadPolicyDocuments, policyInventory, readPolicyDir } from '../../policy/index.ts';
@@ -34,7 +34,11 @@ export const analyzeCommand: CliCommand = {
     const json = values['json'] === true;
     const suggest = values['suggest'] === true;
 
-    const sources = await readPolicyDir(dir, { cwd: io.cwd });
+    // Named from the working directory, so the patch's `a/…` paths apply where it is run.
+    const sources = (await readPolicyDir(dir, { cwd: io.cwd })).map((source) => {
+      const name = relative(io.cwd, resolve(io.cwd, source.name));
+      return { ...source, name: name.startsWith('..') || isAbsolute(name) ? source.name : name };
+    });
     loadPolicyDocuments(sources, dir);
     const rules = policyInventory(sources);
 
