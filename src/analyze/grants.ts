@@ -46,6 +46,7 @@ export const WRITE_VERBS: ReadonlySet<string> = new Set([
 ]);
 
 const PRIVILEGE_LINE = /^GRANT (.+?) ON (?:(?:TABLE|PROCEDURE|FUNCTION|PACKAGE|PACKAGE BODY) )?(\S+) TO /i;
+const GRANTEE = / TO (`(?:[^`]|``)*`|'[^']*')(?:@\S+)?(?: WITH .*| IDENTIFIED .*)?$/i;
 const ROLE_LINE = /^GRANT ((?:`[^`]*`(?:@`[^`]*`)?|'[^']*')(?:\s*,\s*(?:`[^`]*`|'[^']*'))*) TO /i;
 
 /** One role's `SHOW GRANTS FOR` lines. Routine grants (ON PROCEDURE …) are kept out: they reach no table. */
@@ -53,6 +54,9 @@ export function parseShowGrants(role: string, lines: readonly string[]): RoleGra
   const grants: PrivilegeGrant[] = [];
   const roles: string[] = [];
   for (const line of lines) {
+    // MariaDB lists the grants of the roles granted to this one too, each to its own grantee: those are read as that role's.
+    const grantee = GRANTEE.exec(line);
+    if (grantee !== null && unquote(grantee[1]!) !== role) continue;
     const privilege = PRIVILEGE_LINE.exec(line);
     if (privilege !== null) {
       if (/ ON (PROCEDURE|FUNCTION|PACKAGE) /i.test(line)) continue;

@@ -17,7 +17,7 @@ export interface TableRef {
 }
 
 /** Words after which a table name comes. */
-const BEFORE_TABLE = new Set(['INSERT', 'REPLACE', 'FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE', 'TABLES', 'DESCRIBE', 'DESC']);
+const BEFORE_TABLE = new Set(['INSERT', 'REPLACE', 'FROM', 'JOIN', 'STRAIGHT_JOIN', 'INTO', 'UPDATE', 'TABLE', 'TABLES', 'DESCRIBE', 'DESC']);
 /** Words that may sit between the word above and the table without being one. */
 const MODIFIERS = new Set(['INTO', 'LOW_PRIORITY', 'DELAYED', 'HIGH_PRIORITY', 'IGNORE', 'QUICK', 'IF', 'NOT', 'EXISTS', 'TEMPORARY', 'ONLY']);
 /** Words that end a table list or mean no table follows. */
@@ -26,6 +26,8 @@ const NOT_TABLE = new Set([
   'LEFT', 'RIGHT', 'INNER', 'OUTER', 'CROSS', 'NATURAL', 'STRAIGHT_JOIN', 'JOIN', 'FOR', 'LOCK', 'PARTITION', 'AS', 'DUAL', 'WITH', 'RETURNING',
   'OUTFILE', 'DUMPFILE', 'PROCEDURE', 'INTO', 'FROM', 'STATUS', 'READ', 'WRITE', 'USE', 'FORCE', 'INDEX', 'KEY', 'DEFAULT', 'SELECT', 'LATERAL',
 ]);
+
+const LOCK_MODES = new Set(['READ', 'WRITE', 'LOCAL', 'LOW_PRIORITY']);
 
 /** Tables `sql` names, deduplicated, in order of first mention. */
 export function tablesOf(sql: string): TableRef[] {
@@ -61,6 +63,11 @@ export function tablesOf(sql: string): TableRef[] {
         reader.next();
         after = reader.peek();
       } else if (after !== null && (after.kind === 'quoted' || (after.kind === 'word' && !NOT_TABLE.has(upperWord(reader, after) ?? '')))) {
+        reader.next();
+        after = reader.peek();
+      }
+      // LOCK TABLES a READ, b WRITE
+      while (word === 'TABLES' && after !== null && LOCK_MODES.has(upperWord(reader, after) ?? '')) {
         reader.next();
         after = reader.peek();
       }
