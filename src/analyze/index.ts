@@ -18,8 +18,8 @@ export { renderReport } from './report.ts';
 export { tablesOf, type TableRef } from './tables.ts';
 
 /** The findings of events already read (tests, small logs); the CLI streams into an AuditUsage instead. */
-export function analyzeEvents(events: Iterable<Readonly<Record<string, unknown>>>, rules: readonly InventoryRule[], grants: GrantsView, options: AnalyzeOptions = {}): { findings: Findings; usage: AuditUsage } {
+export function analyzeEvents(events: Iterable<object>, rules: readonly InventoryRule[], grants: GrantsView, options: AnalyzeOptions = {}): { findings: Findings; usage: AuditUsage } {
   const usage = new AuditUsage();
-  for (const event of events) usage.add(event);
+  for (const event of events) usage.add(event as Readonly<Record<string, unknown>>);
   return { findings: findings(rules, usage, grants, options), usage };
 }
