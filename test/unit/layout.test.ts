@@ -117,6 +117,7 @@ const SURFACES = [
   'src/transport/grpc',
   'src/transport/http',
   'src/engines/mysql/sql',
+  'src/analyze',
 ];
 
 describe('import directions in src/', () => {
