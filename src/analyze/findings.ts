@@ -154,10 +154,10 @@ function untouchedTables(rules: readonly InventoryRule[], usage: AuditUsage, gra
       notes.push(`role ${role} holds global privileges (ON *.*): it may touch every table on the server; not listed`);
       continue;
     }
-    const named = usage.tablesByRole.get(role) ?? new Set<string>();
+    const named = new Set([...(usage.tablesByRole.get(role) ?? [])].map((t) => t.toLowerCase()));
     // `?.t`: a table named while no database was selected; it matches t in any database.
-    const bare = new Set([...named].filter((t) => t.startsWith('?.')).map((t) => t.slice(2).toLowerCase()));
-    const isTouched = (table: string) => named.has(table) || [...named].some((t) => t.toLowerCase() === table.toLowerCase()) || bare.has(table.slice(table.indexOf('.') + 1).toLowerCase());
+    const bare = new Set([...named].filter((t) => t.startsWith('?.')).map((t) => t.slice(2)));
+    const isTouched = (table: string) => named.has(table.toLowerCase()) || bare.has(table.slice(table.indexOf('.') + 1).toLowerCase());
     const untouched = [...reachable].filter((t) => !isTouched(t)).sort();
     if (untouched.length > 0) out.push({ role, touched: reachable.size - untouched.length, reachable: reachable.size, untouched });
   }

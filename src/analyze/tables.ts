@@ -36,7 +36,9 @@ export function tablesOf(sql: string): TableRef[] {
   const ctes = new Set<string>();
   let previous: Token | null = null;
   for (let token = reader.next(); token !== null && token.kind !== 'end'; token = reader.next()) {
-    const word = upperWord(reader, token);
+    // Only a word as long as one of BEFORE_TABLE's (4 to 13 letters) is spelled out: most are not.
+    const length = token.end - token.start;
+    const word = length >= 4 && length <= 13 ? upperWord(reader, token) : null;
     // `WITH name AS (` and `, name AS (`: a CTE, whose name later reads like a table.
     if (token.kind === 'word' || token.kind === 'quoted') {
       const next = reader.peek();

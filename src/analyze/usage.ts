@@ -144,8 +144,9 @@ export class AuditUsage {
     const since = str(repeats?.since) ?? time;
     if (since !== null && (refusals.first === null || since < refusals.first)) refusals.first = since;
     if (time !== null && (refusals.last === null || time > refusals.last)) refusals.last = time;
-    const error = event['error'] as { message?: unknown } | null | undefined;
-    const reason = str(event['reason']) ?? str(error?.message) ?? '(no reason recorded)';
+    const error = event['error'] as { code?: unknown; message?: unknown } | null | undefined;
+    const fromError = str(error?.message) === null ? null : `${typeof error?.code === 'string' ? `${error.code}: ` : ''}${String(error?.message)}`;
+    const reason = str(event['reason']) ?? fromError ?? '(no reason recorded)';
     const cause = `${rule ?? '(no rule: default deny or a refusal before policy)'}\u0000${reason}`;
     refusals.causes.set(cause, (refusals.causes.get(cause) ?? 0) + count);
   }

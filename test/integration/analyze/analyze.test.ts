@@ -24,6 +24,7 @@ const principal = (spiffeId: string) => spiffeId.slice('spiffe://'.length);
 describe('meshgate analyze against real MariaDB grants and a real audit', { skip: missing }, () => {
   let h: Harness;
   let report: Record<string, any>;
+  let table: string;
 
   before(async () => {
     h = await startHarness({
@@ -54,6 +55,9 @@ describe('meshgate analyze against real MariaDB grants and a real audit', { skip
     const code = await runCli(['analyze', '--policy', 'policy', '--audit', h.auditFile, '--mariadb', ADMIN_URL, '--json', '--suggest'], io);
     assert.equal(code, 0, io.stderr.join('\n'));
     report = JSON.parse(io.stdout[0]!);
+    const tableIo = captureIO(h.dir);
+    assert.equal(await runCli(['analyze', '--policy', 'policy', '--audit', h.auditFile, '--mariadb', ADMIN_URL], tableIo), 0);
+    table = tableIo.stdout.join('\n');
   });
   after(() => cleanup(() => h?.stop()));
 
@@ -73,6 +77,12 @@ describe('meshgate analyze against real MariaDB grants and a real audit', { skip
     const byRole = Object.fromEntries(report['untouchedTables'].map((t: any) => [t.role, t]));
     assert.deepEqual(byRole[h.roles.rw], { role: h.roles.rw, touched: 2, reachable: 3, untouched: [`${h.database}.secrets`] });
     assert.deepEqual(byRole[h.roles.ro], { role: h.roles.ro, touched: 1, reachable: 3, untouched: [`${h.database}.customers`, `${h.database}.secrets`] });
+  });
+
+  it('as a table, the tables section lists what each role left untouched', () => {
+    assert.match(table, /^Role grants: read from MariaDB$/m);
+    assert.match(table, new RegExp(`^${h.roles.rw}\\s+2/3\\s+${h.database}\\.secrets$`, 'm'));
+    assert.match(table, new RegExp(`^${h.roles.ro}\\s+1/3\\s+${h.database}\\.customers, ${h.database}\\.secrets$`, 'm'));
   });
 
   it('the repeatedly refused identity, with the rule that refused it; the twice-refused one stays under the bar', () => {
