@@ -10,6 +10,8 @@ import type { AuditUsage } from './usage.ts';
 export interface UnusedRule {
   readonly rule: string;
   readonly action: string;
+  /** A dry run (action AUDIT): it was never even matched in dry run. */
+  readonly dryRun: boolean;
   readonly file: string;
   readonly line: number | null;
   readonly from: string;
@@ -61,6 +63,8 @@ export interface FirestoreReadOnly {
 
 export interface Findings {
   readonly window: { readonly first: string | null; readonly last: string | null; readonly events: number };
+  /** Policy versions that decided the window's events, most events first (events from before versions were recorded carry none). */
+  readonly policyVersions: readonly { readonly version: string; readonly events: number }[];
   readonly grantsSource: GrantsView['source'];
   readonly unusedRules: readonly UnusedRule[];
   readonly unusedWrites: readonly UnusedWrite[];
@@ -75,6 +79,8 @@ export interface Findings {
 export interface AnalyzeOptions {
   /** Refusals from one caller at or above which it is reported (default 5). */
   readonly minDenials?: number;
+  /** The version of the policy analyzed (LoadedPolicy.version), to tell whether the audit was decided by another. */
+  readonly policyVersion?: string;
 }
 
 export const DEFAULT_MIN_DENIALS = 5;
@@ -89,8 +95,16 @@ export function findings(rules: readonly InventoryRule[], usage: AuditUsage, gra
   for (const role of grants.missing) notes.push(`role ${role} is named by the policy but MariaDB does not know it: sessions in it fail at login`);
   if (usage.truncatedStatements > 0) notes.push(`${usage.truncatedStatements} statements were cut in the audit (audit.statementBytes): tables named past the cut are not seen`);
   if (usage.events === 0) notes.push('the audit holds no events: every rule reads as unused');
+  const policyVersions = [...usage.policyVersions].map(([version, events]) => ({ version, events })).sort((a, b) => b.events - a.events || a.version.localeCompare(b.version));
+  const others = policyVersions.filter((v) => v.version !== options.policyVersion);
+  if (options.policyVersion !== undefined && others.length > 0) {
+    notes.push(
+      `${others.reduce((n, v) => n + v.events, 0)} events were decided by other policy versions than the one analyzed (${options.policyVersion}): ${others.map((v) => v.version).join(', ')}; a rule added or changed since has had less of the window to be used`,
+    );
+  }
   return {
     window: { first: usage.first, last: usage.last, events: usage.events },
+    policyVersions,
     grantsSource: grants.source,
     unusedRules: unusedRules(rules, usage),
     unusedWrites: unusedWrites(rules, usage, grants),
@@ -102,8 +116,13 @@ export function findings(rules: readonly InventoryRule[], usage: AuditUsage, gra
   };
 }
 
+/** An ALLOW rule that is enforced: a dry run grants nothing. */
+function grantsAccess(rule: InventoryRule): boolean {
+  return rule.action === 'ALLOW' && !rule.dryRun;
+}
+
 function unusedRules(rules: readonly InventoryRule[], usage: AuditUsage): UnusedRule[] {
-  return rules.filter((rule) => !usage.ruleHits.has(rule.id)).map((rule) => ({ rule: rule.id, action: rule.action, file: rule.file, line: rule.line, from: rule.from }));
+  return rules.filter((rule) => !usage.ruleHits.has(rule.id)).map((rule) => ({ rule: rule.id, action: rule.action, dryRun: rule.dryRun, file: rule.file, line: rule.line, from: rule.from }));
 }
 
 function unusedWrites(rules: readonly InventoryRule[], usage: AuditUsage, grants: GrantsView): UnusedWrite[] {
@@ -126,7 +145,7 @@ function unusedWrites(rules: readonly InventoryRule[], usage: AuditUsage, grants
  * that granted the writing role.
  */
 function readOnlyRoleFor(rules: readonly InventoryRule[], grants: GrantsView, writing: string, ruleId: string): string | null {
-  const candidates = [...new Set(rules.filter((r) => r.action === 'ALLOW').flatMap((r) => r.mariadb.map((t) => t.role)).filter((role): role is string => role !== null && role !== writing))].sort();
+  const candidates = [...new Set(rules.filter(grantsAccess).flatMap((r) => r.mariadb.map((t) => t.role)).filter((role): role is string => role !== null && role !== writing))].sort();
   if (grants.source === 'mariadb') {
     const databases = roleDatabases(grants, writing);
     if (databases === null || databases.size === 0) return null;
@@ -138,14 +157,14 @@ function readOnlyRoleFor(rules: readonly InventoryRule[], grants: GrantsView, wr
   return (
     candidates.find((role) =>
       roleReadsOnly(grants, role) &&
-      rules.some((r) => r.action === 'ALLOW' && r.mariadb.some((t) => t.role === role && [...wanted].every((db) => (t.databases ?? ['*']).includes(db)))),
+      rules.some((r) => grantsAccess(r) && r.mariadb.some((t) => t.role === role && [...wanted].every((db) => (t.databases ?? ['*']).includes(db)))),
     ) ?? null
   );
 }
 
 function untouchedTables(rules: readonly InventoryRule[], usage: AuditUsage, grants: GrantsView, notes: string[]): UntouchedTables[] {
   if (grants.source !== 'mariadb') return [];
-  const roles = [...new Set(rules.filter((r) => r.action === 'ALLOW').flatMap((r) => r.mariadb.map((t) => t.role)).filter((role): role is string => role !== null))].sort();
+  const roles = [...new Set(rules.filter(grantsAccess).flatMap((r) => r.mariadb.map((t) => t.role)).filter((role): role is string => role !== null))].sort();
   const out: UntouchedTables[] = [];
   for (const role of roles) {
     if (!grants.roles.has(role)) continue;
@@ -168,7 +187,7 @@ function untouchedTables(rules: readonly InventoryRule[], usage: AuditUsage, gra
 function untouchedCollections(rules: readonly InventoryRule[], usage: AuditUsage): UntouchedCollections[] {
   const out: UntouchedCollections[] = [];
   for (const rule of rules) {
-    if (rule.action !== 'ALLOW' || !usage.ruleHits.has(rule.id)) continue;
+    if (!grantsAccess(rule) || !usage.ruleHits.has(rule.id)) continue;
     const paths = [...(usage.pathsByRule.get(rule.id) ?? [])].map(splitRecordedPath);
     for (const target of rule.firestore) {
       for (const pattern of target.collections) {
@@ -202,7 +221,7 @@ function firestoreReadOnly(rules: readonly InventoryRule[], usage: AuditUsage): 
   const out: FirestoreReadOnly[] = [];
   for (const use of usage.firestore.values()) {
     const rule = rules.find((r) => r.id === use.rule);
-    if (rule === undefined || rule.action !== 'ALLOW') continue;
+    if (rule === undefined || !grantsAccess(rule)) continue;
     const granted = [...new Set(rule.firestore.flatMap((t) => t.operations ?? []))].sort();
     if (!granted.includes('write') || use.operations.has('write')) continue;
     const operations = [...use.operations].map(([operation, count]) => ({ operation, count })).sort((a, b) => b.count - a.count);

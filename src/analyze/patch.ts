@@ -27,7 +27,7 @@ export function suggestEdits(found: Findings, rules: readonly InventoryRule[], u
   const byId = new Map(rules.map((rule) => [rule.id, rule]));
   const window = `${found.window.first ?? '?'} – ${found.window.last ?? '?'}`;
 
-  const unusedAllows = found.unusedRules.filter((u) => u.action === 'ALLOW');
+  const unusedAllows = found.unusedRules.filter((u) => u.action === 'ALLOW' && !u.dryRun);
   const unusedInDoc = new Map<string, number>();
   for (const u of unusedAllows) {
     const rule = byId.get(u.rule)!;
@@ -36,6 +36,10 @@ export function suggestEdits(found: Findings, rules: readonly InventoryRule[], u
   for (const u of found.unusedRules) {
     const rule = byId.get(u.rule)!;
     if (rule.line === null) continue;
+    if (u.dryRun) {
+      edits.push({ kind: 'note', file: rule.file, line: rule.line, rule: rule.id, why: `${rule.id} (a dry run, action AUDIT) matched nothing in ${window}: enforcing it would change no decision seen` });
+      continue;
+    }
     if (u.action !== 'ALLOW') {
       edits.push({ kind: 'note', file: rule.file, line: rule.line, rule: rule.id, why: `${rule.id} decided nothing in ${window}; a ${u.action} rule may still guard against what was not tried: keep it unless it is obsolete` });
       continue;

@@ -11,11 +11,12 @@ type Columns = ConstructorParameters<typeof TableWriter>[0];
 export function renderReport(found: Findings, out: (line: string) => void): void {
   const { first, last, events } = found.window;
   out(`Audit window: ${first ?? '(no events)'} to ${last ?? '(no events)'} (${events} events)`);
+  if (found.policyVersions.length > 0) out(`Policy versions that decided: ${found.policyVersions.map((v) => `${v.version} (${v.events})`).join(', ')}`);
   out(`Role grants: ${found.grantsSource === 'mariadb' ? 'read from MariaDB' : 'guessed from role names (no --mariadb)'}`);
 
   section(out, 'Rules that decided nothing in the window', found.unusedRules.length, 'no rule went unused', [
-    { title: 'RULE', max: 50 }, { title: 'ACTION', max: 6 }, { title: 'WHERE', max: 50, keepEnd: true }, { title: 'FROM', max: 200 },
-  ], found.unusedRules.map((u) => [u.rule, u.action, `${u.file}${u.line === null ? '' : `:${u.line}`}`, u.from]));
+    { title: 'RULE', max: 50 }, { title: 'ACTION', max: 16 }, { title: 'WHERE', max: 50, keepEnd: true }, { title: 'FROM', max: 200 },
+  ], found.unusedRules.map((u) => [u.rule, u.dryRun && u.action !== 'AUDIT' ? `${u.action} (dry run)` : u.action, `${u.file}${u.line === null ? '' : `:${u.line}`}`, u.from]));
 
   section(out, 'Identities in a writing role that never wrote', found.unusedWrites.length, 'every identity in a writing role wrote', [
     { title: 'IDENTITY', max: 60, keepEnd: true }, { title: 'RULE', max: 40 }, { title: 'ROLE', max: 30 }, { title: 'SESSIONS', max: 8, align: 'right' },

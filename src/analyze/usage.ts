@@ -47,8 +47,10 @@ export class AuditUsage {
   events = 0;
   first: string | null = null;
   last: string | null = null;
-  /** Events that decided by each rule (allow or deny, any type). */
+  /** Events that decided by each rule (allow or deny, any type); a dry-run rule by what it would have decided. */
   readonly ruleHits = new Map<string, number>();
+  /** Policy versions that decided events in the window, with how many each. */
+  readonly policyVersions = new Map<string, number>();
   readonly mysql = new Map<string, MysqlUse>();
   readonly firestore = new Map<string, FirestoreUse>();
   readonly refusals = new Map<string, Refusals>();
@@ -61,7 +63,7 @@ export class AuditUsage {
 
   add(event: Event): void {
     const type = event['type'];
-    if (type === 'intent' || type === 'recovered' || type === 'session_end') return;
+    if (type === 'intent' || type === 'recovered' || type === 'session_end' || type === 'policy') return;
     this.events += 1;
     const time = str(event['time']);
     if (time !== null) {
@@ -70,6 +72,11 @@ export class AuditUsage {
     }
     const rule = str(event['rule']);
     if (rule !== null) this.ruleHits.set(rule, (this.ruleHits.get(rule) ?? 0) + 1);
+    const dryRun = event['dryRun'] as { rule?: unknown } | null | undefined;
+    const dryRule = str(dryRun?.rule);
+    if (dryRule !== null) this.ruleHits.set(dryRule, (this.ruleHits.get(dryRule) ?? 0) + 1);
+    const version = str(event['policyVersion']);
+    if (version !== null) this.policyVersions.set(version, (this.policyVersions.get(version) ?? 0) + 1);
     if (event['decision'] === 'deny') {
       this.refused(event, rule, time);
       return;

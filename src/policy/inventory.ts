@@ -27,8 +27,13 @@ export interface InventoryFirestoreTarget {
 export interface InventoryRule {
   /** `<policy name>/<rule id or index>`, as decisions and audit events name it. */
   readonly id: string;
-  /** The document's action (ALLOW, DENY, …) as written. */
+  /** The document's action (ALLOW, DENY, AUDIT) as written. */
   readonly action: string;
+  /**
+   * A dry run (`action: AUDIT` on the rule or its document): matched and recorded in the
+   * audit (`dryRun.rule`), never enforced, so it grants and refuses nothing.
+   */
+  readonly dryRun: boolean;
   readonly file: string;
   readonly docIndex: number;
   /** Line of the rule's list item, and of its document's `rules:` list. */
@@ -71,6 +76,7 @@ export function policyInventory(sources: readonly PolicySourceText[]): Inventory
         rules.push({
           id: ruleIdOf(doc.metadata.name, rule, index),
           action: doc.spec.action,
+          dryRun: doc.spec.action === 'AUDIT' || rule.action === 'AUDIT',
           file: source.name,
           docIndex,
           line: lineOf(at),

@@ -39,7 +39,7 @@ export const analyzeCommand: CliCommand = {
       const name = relative(io.cwd, resolve(io.cwd, source.name));
       return { ...source, name: name.startsWith('..') || isAbsolute(name) ? source.name : name };
     });
-    loadPolicyDocuments(sources, dir);
+    const policy = loadPolicyDocuments(sources, dir);
     const rules = policyInventory(sources);
 
     // The same log named twice (its active file and a rotated one) is read once.
@@ -58,7 +58,7 @@ export const analyzeCommand: CliCommand = {
     const url = optionalString(values, 'mariadb');
     const roles = [...new Set(rules.flatMap((rule) => rule.mariadb.map((t) => t.role)).filter((role): role is string => role !== null))];
     const grants: GrantsView = url === undefined ? heuristicGrants() : await readMariadbGrants(url, roles);
-    const found = findings(rules, usage, grants, { minDenials });
+    const found = findings(rules, usage, grants, { minDenials, policyVersion: policy.version });
     const patch = suggest ? renderPatch(suggestEdits(found, rules, usage), sources) : null;
 
     if (json) {

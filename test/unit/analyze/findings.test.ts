@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { analyzeEvents, parseShowGrants, renderPatch, roleReadsOnly, roleTables, roleWrites, suggestEdits, type GrantsView } from '../../../src/analyze/index.ts';
 import { policyInventory, type PolicySourceText } from '../../../src/policy/index.ts';
-import { BILLING, CATALOG_POLICY, ORDERS, SHOP_POLICY, shopEvents } from './fixture.ts';
+import { AuditRecorder } from '../../../src/audit/recorder.ts';
+import { memoryAuditSink } from '../../helpers/audit.ts';
+import { BILLING, CATALOG_POLICY, INTRUDER, ORDERS, SHOP_POLICY, shopEvents } from './fixture.ts';
 
 const SOURCES: PolicySourceText[] = [
   { name: 'policy/catalog.yaml', text: CATALOG_POLICY },
@@ -120,5 +122,42 @@ describe('findings from the audit', () => {
     const unused = renderPatch(suggestEdits(analyzeEvents([], rules, GRANTS).findings, rules, analyzeEvents([], rules, GRANTS).usage), sources);
     assert.match(unused, /^\+    # meshgate analyze: catalog\/catalog-rw allowed nothing in \? – \?, nor did any rule of its document: remove the document/m);
     assert.doesNotMatch(unused, /^\+\s+# - id/m);
+  });
+
+  it('dry runs (action AUDIT): used when they would have decided, never commented out, never a role to suggest; other policy versions noted', () => {
+    const text = `${SHOP_POLICY}---
+apiVersion: meshgate.dev/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: watch
+spec:
+  action: AUDIT
+  rules:
+    - id: ci-watch
+      from:
+        - source:
+            namespaces: [ci]
+    - id: batch-watch
+      from:
+        - source:
+            namespaces: [batch]
+`;
+    const sources = [{ name: 'policy/shop.yaml', text }];
+    const rules = policyInventory(sources);
+    assert.deepEqual(rules.filter((r) => r.dryRun).map((r) => r.id), ['watch/ci-watch', 'watch/batch-watch']);
+    const sink = memoryAuditSink();
+    const recorder = new AuditRecorder(sink);
+    recorder.connection({
+      engine: 'mysql', sessionId: 'dry', peer: { address: '10.0.0.1', port: 1 }, tls: null, identity: INTRUDER, clientUser: 'x', database: 'shop',
+      decision: 'deny', rule: 'shop-deny/no-ci', reason: 'denied', role: null, upstreamConnectionId: null, error: null,
+      policyVersion: 'v-old', dryRun: { rule: 'watch/ci-watch', decision: 'deny', reason: 'would be denied by rule watch/ci-watch' },
+    });
+    const { findings, usage } = analyzeEvents([...shopEvents(), ...sink.events], rules, GRANTS, { policyVersion: 'v-now' });
+    assert.deepEqual(findings.unusedRules.map((u) => [u.rule, u.action, u.dryRun]), [['shop/legacy', 'ALLOW', false], ['watch/batch-watch', 'AUDIT', true]]);
+    assert.deepEqual(findings.policyVersions, [{ version: 'v-old', events: 1 }]);
+    assert.ok(findings.notes.some((n) => /1 events were decided by other policy versions than the one analyzed \(v-now\): v-old/.test(n)));
+    const edits = suggestEdits(findings, rules, usage);
+    assert.deepEqual(edits.filter((e) => e.rule === 'watch/batch-watch').map((e) => e.kind), ['note']);
+    assert.match(renderPatch(edits, sources), /\+    # meshgate analyze: watch\/batch-watch \(a dry run, action AUDIT\) matched nothing/);
   });
 });
