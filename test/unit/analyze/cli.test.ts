@@ -13,7 +13,7 @@ import { runCli } from '../../../src/cli/main.ts';
 import { loadPolicyDir, subjectFromPrincipal } from '../../../src/policy/index.ts';
 import { captureIO } from '../../helpers/cli.ts';
 import { tempDir } from '../audit/helpers.ts';
-import { ANALYST, BILLING, CATALOG, ORDERS, SHOP_POLICY, writePolicy, writeShopAudit } from './fixture.ts';
+import { ANALYST, BILLING, CATALOG, CATALOG_POLICY, ORDERS, SHOP_POLICY, writePolicy, writeShopAudit } from './fixture.ts';
 
 describe('meshgate analyze', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -102,6 +102,22 @@ describe('meshgate analyze', () => {
     const firestore = (operation: 'read' | 'write') => patched.evaluate(subjectFromPrincipal(CATALOG.spiffeId), { engine: 'firestore', database: '(default)', path: 'products/p1', pathKind: 'document', operation });
     assert.equal(firestore('read').allow, true);
     assert.equal(firestore('write').allow, false);
+  });
+
+  it('a patch at the end of a file without a final newline still applies', async () => {
+    const dir = join(tmp.dir, 'no-newline');
+    await writePolicy(join(dir, 'policy'));
+    await writeFile(join(dir, 'policy', 'catalog.yaml'), CATALOG_POLICY.trimEnd());
+    const io = captureIO(dir);
+    assert.equal(await runCli(['analyze', '--policy', 'policy', '--audit', join(tmp.dir, 'logs'), '--json', '--suggest'], io), 0, io.stderr.join('\n'));
+    const { patch } = JSON.parse(io.stdout[0]!) as { patch: string };
+    assert.match(patch, /^-              - write\n\\ No newline at end of file$/m);
+    await writeFile(join(dir, 'suggested.patch'), patch);
+    const applied = spawnSync('git', ['apply', 'suggested.patch'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(applied.status, 0, applied.stderr);
+    const patched = await readFile(join(dir, 'policy', 'catalog.yaml'), 'utf8');
+    assert.match(patched, /operations:\n\s+# meshgate analyze: nobody under catalog\/catalog-rw wrote .*\n\s+- read\n?$/, 'the last item removed; the file now ends after `- read`');
+    await loadPolicyDir(join(dir, 'policy'));
   });
 
   it('exit codes: 2 for usage, 1 for a policy or audit that does not load', async () => {
