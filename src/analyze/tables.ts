@@ -46,8 +46,11 @@ export function tablesOf(sql: string): TableRef[] {
         ctes.add(nameOf(reader, token).toLowerCase());
       }
     }
+    const before = previous;
     previous = token;
     if (word === null || !BEFORE_TABLE.has(word)) continue;
+    // ON DUPLICATE KEY UPDATE col = …, FOR UPDATE [NOWAIT | SKIP LOCKED]: no table follows.
+    if (word === 'UPDATE' && (reader.isWord(before, 'KEY') || reader.isWord(before, 'FOR'))) continue;
     const list = word === 'FROM' || word === 'UPDATE' || word === 'TABLES';
     for (;;) {
       let name = reader.next();
