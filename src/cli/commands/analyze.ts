@@ -48,6 +48,12 @@ export const analyzeCommand: CliCommand = {
       const source = await openJsonlEventSource(resolve(io.cwd, path));
       if (!logs.has(source.name)) logs.set(source.name, source);
     }
+
+    // Grants before the audit is read: a wrong --mariadb fails before a long read, not after.
+    const url = optionalString(values, 'mariadb');
+    const roles = [...new Set(rules.flatMap((rule) => rule.mariadb.map((t) => t.role)).filter((role): role is string => role !== null))];
+    const grants: GrantsView = url === undefined ? heuristicGrants() : await readMariadbGrants(url, roles);
+
     const usage = new AuditUsage();
     const notes: string[] = [];
     for (const source of logs.values()) {
@@ -55,9 +61,6 @@ export const analyzeCommand: CliCommand = {
       notes.push(...source.notes());
     }
 
-    const url = optionalString(values, 'mariadb');
-    const roles = [...new Set(rules.flatMap((rule) => rule.mariadb.map((t) => t.role)).filter((role): role is string => role !== null))];
-    const grants: GrantsView = url === undefined ? heuristicGrants() : await readMariadbGrants(url, roles);
     const found = findings(rules, usage, grants, { minDenials, policyVersion: policy.version });
     const patch = suggest ? renderPatch(suggestEdits(found, rules, usage), sources) : null;
 
