@@ -25,6 +25,20 @@ function auditPathsOf(values: OptionValues, positionals: string[]): string[] {
   return given;
 }
 
+/** A password kept out of the command line (where `ps` shows it) comes from MYSQL_PWD, as for the mariadb client. */
+function withPassword(url: string | undefined, password: string | undefined): string | undefined {
+  if (url === undefined || password === undefined || password === '') return url;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError('--mariadb is not a URL: give mysql://USER@HOST:PORT/ (the password in MYSQL_PWD, or in the URL)');
+  }
+  if (parsed.password !== '') return url;
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
+}
+
 export const analyzeCommand: CliCommand = {
   ...ANALYZE,
   async run(values: OptionValues, positionals: string[], io: CliIO): Promise<number> {
@@ -50,7 +64,7 @@ export const analyzeCommand: CliCommand = {
     }
 
     // Grants before the audit is read: a wrong --mariadb fails before a long read, not after.
-    const url = optionalString(values, 'mariadb');
+    const url = withPassword(optionalString(values, 'mariadb'), io.env['MYSQL_PWD']);
     const roles = [...new Set(rules.flatMap((rule) => rule.mariadb.map((t) => t.role)).filter((role): role is string => role !== null))];
     const grants: GrantsView = url === undefined ? heuristicGrants() : await readMariadbGrants(url, roles);
 

@@ -91,6 +91,15 @@ describe('meshgate analyze against real MariaDB grants and a real audit', { skip
     assert.deepEqual(report['unusedRules'], [], 'every rule decided something');
   });
 
+  it('takes the password from MYSQL_PWD when the URL has none, and never prints it', async () => {
+    const io = { ...captureIO(h.dir), env: { MYSQL_PWD: 'not-the-password-mgt' } };
+    const url = `mysql://${encodeURIComponent(MARIADB.user)}@${MARIADB.host}:${MARIADB.port}/`;
+    assert.equal(await runCli(['analyze', '--policy', 'policy', '--audit', h.auditFile, '--mariadb', url], io), 1);
+    const said = io.stderr.join('\n');
+    assert.match(said, /MG_UPSTREAM_UNAVAILABLE.*Access denied/);
+    assert.doesNotMatch(said + io.stdout.join('\n'), /not-the-password-mgt/);
+  });
+
   it('--suggest proposes the read-only role for the rule', () => {
     assert.match(report['patch'], new RegExp(`^\\+.*role: "?${h.roles.ro}"?`, 'm'));
     assert.match(report['patch'], /^--- a\/policy\/policy\.yaml$/m);
