@@ -13,6 +13,7 @@ import { caCommands } from '../../../src/cli/commands/ca.ts';
 import { credsCommands } from '../../../src/cli/commands/creds.ts';
 import { demoCommand } from '../../../src/cli/commands/demo.ts';
 import { policyCommands } from '../../../src/cli/commands/policy.ts';
+import { policyRenderCommands } from '../../../src/cli/commands/policy-render.ts';
 import { serveCommand } from '../../../src/cli/commands/serve.ts';
 import { COMMANDS } from '../../../src/cli/registry.ts';
 import { AUDIT_EVENT_TYPES, DECISIONS, ENGINES, OUTCOMES } from '../../../src/audit/index.ts';
@@ -30,7 +31,7 @@ import { analyzeCommand } from '../../../src/cli/commands/analyze.ts';
 import { ANALYZE_DEFAULT_MIN_DENIALS } from '../../../src/cli/specs/analyze.ts';
 import { DEFAULT_MIN_DENIALS } from '../../../src/analyze/index.ts';
 
-const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand, analyzeCommand];
+const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, ...policyRenderCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand, analyzeCommand];
 
 const specOf = ({ path, summary, usage, help, options, allowPositionals }: CommandSpec) => ({ path, summary, usage, help, options, allowPositionals });
 
