@@ -59,6 +59,7 @@ export {
   openJsonlEventSource,
   OUTCOMES,
   queryEvents,
+  splitRecordedPath,
   sqlFingerprint,
   TableWriter,
   type AuditEventSource,

@@ -1,5 +1,6 @@
 import type { CliCommand, CommandSpec } from './command.ts';
 import { AGENT, CA_JOIN_TOKEN } from './specs/agent.ts';
+import { ANALYZE } from './specs/analyze.ts';
 import { AUDIT_KEYGEN, AUDIT_QUERY, AUDIT_TAIL, AUDIT_VERIFY } from './specs/audit.ts';
 import { CA_INIT, CA_ISSUE, CA_ISSUE_SERVER, CA_ROTATE } from './specs/ca.ts';
 import { CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT } from './specs/creds.ts';
@@ -45,4 +46,5 @@ export const COMMANDS: readonly CliCommand[] = [
   ...lazily(async () => [(await import('./commands/audit-query.ts')).queryCommand], [AUDIT_QUERY]),
   ...lazily(async () => (await import('./commands/creds.ts')).credsCommands, [CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT]),
   ...lazily(async () => [(await import('./commands/probe.ts')).probeCommand], [PROBE]),
+  ...lazily(async () => [(await import('./commands/analyze.ts')).analyzeCommand], [ANALYZE]),
 ];

@@ -1,5 +1,6 @@
 /** Policy as code: load, compile, evaluate, explain. */
-export { loadPolicyDir, loadPolicyDocuments, PolicyParseCache, type LoadPolicyDirOptions } from './loader.ts';
+export { loadPolicyDir, loadPolicyDocuments, PolicyParseCache, readPolicyDir, type LoadPolicyDirOptions } from './loader.ts';
+export { policyInventory, type InventoryFirestoreTarget, type InventoryMariadbTarget, type InventoryRule } from './inventory.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
 export { callerSubject, InputProblem, policyRequest, type CallerInput, type FieldNamer, type InputField, type RequestInput } from './request-input.ts';

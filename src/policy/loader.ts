@@ -50,6 +50,22 @@ export class PolicyParseCache {
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions = {}): Promise<LoadedPolicy> {
+  const sources = await readPolicyDir(dir, options);
+  // Parsed a file at a time with a turn of the event loop between (a cold load of a large
+  // policy would otherwise hold every session for its whole parse).
+  const cache = options.cache ?? new PolicyParseCache();
+  const parsed: ParsedSource[] = [];
+  for (const source of sources) {
+    const result = cache.parse(source);
+    parsed.push(result.parsed);
+    if (result.fresh) await nextTurn();
+  }
+  cache.retain(new Set(sources.map((source) => source.name)));
+  return compileParsed(sources, parsed, dir);
+}
+
+/** The policy files of `dir` in load order, read but not validated (loadPolicyDocuments does that). */
+export async function readPolicyDir(dir: string, options: LoadPolicyDirOptions = {}): Promise<PolicySourceText[]> {
   const absolute = resolve(options.cwd ?? process.cwd(), dir);
   let names: string[];
   try {
@@ -72,17 +88,7 @@ export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions =
       throw mgError('MG_POLICY_INVALID', `cannot read policy file ${join(dir, name)} (${code})`, error);
     }
   }
-  // Parsed here, a file at a time with a turn of the event loop between (a cold load of a
-  // large policy would otherwise hold every session for its whole parse).
-  const cache = options.cache ?? new PolicyParseCache();
-  const parsed: ParsedSource[] = [];
-  for (const source of sources) {
-    const result = cache.parse(source);
-    parsed.push(result.parsed);
-    if (result.fresh) await nextTurn();
-  }
-  cache.retain(new Set(sources.map((source) => source.name)));
-  return compileParsed(sources, parsed, dir);
+  return sources;
 }
 
 /**

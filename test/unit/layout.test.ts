@@ -118,6 +118,7 @@ const SURFACES = [
   'src/transport/grpc',
   'src/transport/http',
   'src/engines/mysql/sql',
+  'src/analyze',
   'src/render-istio',
 ];
 

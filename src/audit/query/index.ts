@@ -3,7 +3,7 @@
  * JSONL log today) and prints them, or groups statements and Firestore calls by fingerprint.
  */
 export { digestEvents, MAX_DIGESTS, type DigestRow } from './digest.ts';
-export { digestKeyOf, pathPattern, type DigestKey } from './digest-key.ts';
+export { digestKeyOf, pathPattern, splitRecordedPath, type DigestKey } from './digest-key.ts';
 export { compileFilter, compileGlob, DECISIONS, ENGINES, OUTCOMES, type EventFilter, type QueryFilterInput, type TimeWindow } from './filter.ts';
 export { MAX_FINGERPRINT_CHARS, sqlFingerprint } from './fingerprint.ts';
 export { openJsonlEventSource } from './jsonl-source.ts';

@@ -29,8 +29,11 @@ import { DEFAULT_JOIN_TOKEN_TTL_SECONDS, MAX_JOIN_TOKEN_TTL_SECONDS } from '../.
 import { FIRESTORE_DEFAULT_DATABASE } from '../../../src/policy/schema.ts';
 import { captureIO } from '../../helpers/cli.ts';
 import { probeCommand } from '../../../src/cli/commands/probe.ts';
+import { analyzeCommand } from '../../../src/cli/commands/analyze.ts';
+import { ANALYZE_DEFAULT_MIN_DENIALS } from '../../../src/cli/specs/analyze.ts';
+import { DEFAULT_MIN_DENIALS } from '../../../src/analyze/index.ts';
 
-const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyTestCommand, policyInitCommand, ...policyRenderCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand];
+const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyTestCommand, policyInitCommand, ...policyRenderCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand, analyzeCommand];
 
 const specOf = ({ path, summary, usage, help, options, allowPositionals }: CommandSpec) => ({ path, summary, usage, help, options, allowPositionals });
 
@@ -63,6 +66,10 @@ describe('meshgate command specs', () => {
 
   it('the audit help lists the event types, decisions, engines and outcomes the audit has', () => {
     assert.deepEqual(AUDIT_LISTS, { types: AUDIT_EVENT_TYPES, decisions: DECISIONS, engines: ENGINES, outcomes: OUTCOMES });
+  });
+
+  it('the analyze help states the --min-denials default the analysis uses', () => {
+    assert.equal(ANALYZE_DEFAULT_MIN_DENIALS, DEFAULT_MIN_DENIALS);
   });
 
   it('the policy explain help states the Firestore database the schema defaults to', () => {

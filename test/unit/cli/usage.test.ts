@@ -54,9 +54,9 @@ describe('meshgate usage errors', () => {
 
 describe('meshgate unknown commands', () => {
   const cases: [string[], string][] = [
-    [['analyze'], "meshgate: unknown command 'analyze' (see 'meshgate --help')"],
-    [['analyze', '--help'], "meshgate: unknown command 'analyze' (see 'meshgate --help')"],
-    [['help', 'analyze'], "meshgate: unknown command 'analyze' (see 'meshgate --help')"],
+    [['frobnicate'], "meshgate: unknown command 'frobnicate' (see 'meshgate --help')"],
+    [['frobnicate', '--help'], "meshgate: unknown command 'frobnicate' (see 'meshgate --help')"],
+    [['help', 'frobnicate'], "meshgate: unknown command 'frobnicate' (see 'meshgate --help')"],
     [['ca', 'bogus'], "meshgate: unknown command 'ca bogus' (see 'meshgate ca --help')"],
     [['ca', 'bogus', '--help'], "meshgate: unknown command 'ca bogus' (see 'meshgate ca --help')"],
     [['ca', '-h', 'bogus'], "meshgate: unknown command 'ca bogus' (see 'meshgate ca --help')"],

@@ -23,3 +23,5 @@ export type { DefinerOptions, StatementPlan, StatementStart, TextEdit } from './
 export { spliceEdits } from './splice.ts';
 export type { ByteEdit } from './splice.ts';
 export { sanitizeSql } from './sanitize.ts';
+export { TokenReader } from './tokens.ts';
+export type { Token } from './tokens.ts';
