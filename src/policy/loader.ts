@@ -18,6 +18,11 @@ const MAX_REPORTED = 20;
 export interface LoadPolicyDirOptions {
   /** Directory `dir` is resolved against (the CLI's cwd); messages keep `dir` as given. */
   readonly cwd?: string;
+  /**
+   * The policy's version in logs, metrics and audit events, instead of the digest of its
+   * texts: the commit id when the directory comes from git (src/policy-git).
+   */
+  readonly version?: string;
 }
 
 export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions = {}): Promise<LoadedPolicy> {
@@ -43,14 +48,14 @@ export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions =
       throw mgError('MG_POLICY_INVALID', `cannot read policy file ${join(dir, name)} (${code})`, error);
     }
   }
-  return loadPolicyDocuments(sources, dir);
+  return loadPolicyDocuments(sources, dir, options.version);
 }
 
 /**
  * Validates and compiles already-read files, in the order given (callers sort). `label`
- * names the whole set in the empty-policy error.
+ * names the whole set in the empty-policy error; `version` defaults to a digest of the texts.
  */
-export function loadPolicyDocuments(sources: readonly PolicySourceText[], label = 'the policy sources'): LoadedPolicy {
+export function loadPolicyDocuments(sources: readonly PolicySourceText[], label = 'the policy sources', version?: string): LoadedPolicy {
   const problems: string[] = [];
   const documents: ParsedDocument[] = [];
   const files: PolicyFileSummary[] = [];
@@ -72,7 +77,7 @@ export function loadPolicyDocuments(sources: readonly PolicySourceText[], label 
   if (documents.length === 0) {
     throw mgError('MG_POLICY_INVALID', `no policy documents in ${label}; nothing would be allowed`);
   }
-  return compilePolicy(documents, files, policyVersion(sources));
+  return compilePolicy(documents, files, version ?? policyVersion(sources));
 }
 
 /** Names and rule ids end up in audit events and reasons; two rules sharing one lie. */
