@@ -26,7 +26,8 @@ import {
   type TokenVerifier,
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
-import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
+import type { PolicySource } from './policy/index.ts';
+import { startPolicy } from './policy-start.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
 import { throttlingFor, tokenBuckets, type Throttle } from './throttle/index.ts';
@@ -106,8 +107,10 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
       return started.check(checks);
     },
   };
-  const loaded = await loadPolicyDir(config.policy.dir);
-  const policy = fixedPolicy(loaded);
+  const policyStart = await startPolicy(config, log, env);
+  teardown.add(() => policyStart.close());
+  const loaded = policyStart.initial;
+  const policy = policyStart.source;
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/index.ts';
 import { metricsSection } from './metrics-schema.ts';
+import { policySection } from './policy-schema.ts';
 import { throttleSection } from './throttle-schema.ts';
 import { tracingSection } from './tracing-schema.ts';
 
@@ -235,11 +236,8 @@ const sections = z.strictObject({
       principals: z.array(z.string().startsWith('spiffe://', 'a SPIFFE ID (spiffe://trust-domain/path)')).default([]),
     })
     .optional(),
-  policy: z
-    .strictObject({
-      dir: z.string().min(1).describe('the directory of policy YAML files, e.g. policy (see deploy/examples/policy)'),
-    })
-    .describe('where the policy files are: { dir: policy }'),
+  /** A directory of policy files, or a git repository meshgate follows (policy-schema.ts, docs/policy-git.md). */
+  policy: policySection(duration),
   /**
    * Token issuers for callers without a client certificate (CI jobs, people, Kubernetes
    * service-account tokens): the MySQL password carries the JWT, over TLS only.
@@ -395,3 +393,4 @@ export type SecretRef = z.output<typeof secretRef>;
 export type TracingConfig = NonNullable<MeshgateConfig['tracing']>;
 export type MetricsConfig = NonNullable<MeshgateConfig['metrics']>;
 export type ThrottleConfig = NonNullable<MeshgateConfig['throttle']>;
+export type PolicyGitConfig = NonNullable<MeshgateConfig['policy']['git']>;

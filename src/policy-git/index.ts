@@ -9,4 +9,5 @@ export {
   type PolicyRevision,
   type SyncOutcome,
 } from './sync.ts';
-export { parseTrustedKeysText, SSH_PUBLIC_KEY, SSH_PUBLIC_KEY_TEXT } from './signers.ts';
+export { parseTrustedKeysText } from './signers.ts';
+export { gitPolicyOptions } from './from-config.ts';

@@ -3,22 +3,8 @@
  * `ssh-keygen -Y verify` (gpg.format=ssh). Every key is trusted for the `git` namespace only,
  * under one principal: the question is "signed by a trusted key?", not "by whom?".
  */
+import { SSH_PUBLIC_KEY, SSH_PUBLIC_KEY_TEXT } from '../config/policy-schema.ts';
 import { mgError } from '../errors/index.ts';
-
-const KEY_TYPES = [
-  'ssh-ed25519',
-  'ssh-rsa',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'sk-ssh-ed25519@openssh.com',
-  'sk-ecdsa-sha2-nistp256@openssh.com',
-] as const;
-
-/** `TYPE BASE64 [comment]`, as in a .pub file or authorized_keys without options. */
-export const SSH_PUBLIC_KEY = new RegExp(`^(?:${KEY_TYPES.map((t) => t.replace(/[.@]/g, '\\$&')).join('|')}) [A-Za-z0-9+/]+={0,3}(?: [^\\r\\n]*)?$`);
-
-export const SSH_PUBLIC_KEY_TEXT = 'an SSH public key line, e.g. "ssh-ed25519 AAAAC3Nz… release@example.com" (the content of a .pub file)';
 
 const PRINCIPAL = 'meshgate-trusted';
 

@@ -9,7 +9,7 @@ import { isMeshgateError, mgError } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
 import { gitEnvironment, GitFailure } from './git.ts';
 import { CommitRefused, openRepository } from './repository.ts';
-import { SSH_PUBLIC_KEY, SSH_PUBLIC_KEY_TEXT } from './signers.ts';
+import { GIT_REF, GIT_URL, GIT_URL_TEXT, SSH_PUBLIC_KEY, SSH_PUBLIC_KEY_TEXT } from '../config/policy-schema.ts';
 
 export interface GitPolicySyncOptions {
   /** file://, ssh:// or scp-like user@host:path (https only for repositories readable without credentials). */
@@ -191,13 +191,10 @@ export async function startGitPolicySync(options: GitPolicySyncOptions, apply: A
   };
 }
 
-const REF = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._/-]+(?<![./])$/;
-const URL_FORM = /^(?:(?:file|ssh|https):\/\/\S+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+)$/;
-
 /** Caller mistakes (the config schema checks the same for operators); returns the normalized path. */
 function checkOptions(options: GitPolicySyncOptions): string {
-  if (!URL_FORM.test(options.url)) throw new TypeError(`policy git url must be file://, ssh://, https:// or user@host:path, got ${displayUrl(options.url)}`);
-  if (!REF.test(options.ref)) throw new TypeError(`not a usable git ref name: ${options.ref}`);
+  if (!GIT_URL.test(options.url)) throw new TypeError(`policy git url must be ${GIT_URL_TEXT}, got ${displayUrl(options.url)}`);
+  if (!GIT_REF.test(options.ref)) throw new TypeError(`not a usable git ref name: ${options.ref}`);
   for (const key of options.trustedKeys ?? []) if (!SSH_PUBLIC_KEY.test(key)) throw new TypeError(`trusted key is not ${SSH_PUBLIC_KEY_TEXT}`);
   if (options.trustedKeys !== undefined && options.trustedKeys.length === 0) throw new TypeError('trustedKeys, when given, needs at least one key');
   return normalizePath(options.path);
