@@ -7,7 +7,7 @@
  */
 import { isMeshgateError, mgError } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
-import { gitEnvironment, GitFailure } from './git.ts';
+import { gitEnvironment } from './git.ts';
 import { CommitRefused, openRepository } from './repository.ts';
 import { GIT_REF, GIT_URL, GIT_URL_TEXT, SSH_PUBLIC_KEY, SSH_PUBLIC_KEY_TEXT } from '../config/policy-schema.ts';
 
@@ -212,4 +212,3 @@ export function displayUrl(url: string): string {
   return url.replace(/^(https:\/\/)[^@/]*@/, '$1***@');
 }
 
-export { GitFailure };
