@@ -11,7 +11,7 @@ import { loadConfigFile } from '../../../src/config/load.ts';
 import { subjectFromPrincipal } from '../../../src/policy/index.ts';
 import { loadPolicyOnce, startPolicy } from '../../../src/policy-start.ts';
 import { captureLog } from '../../helpers/log.ts';
-import { BROKEN, ordersPolicy, PolicyRepo } from './fixture.ts';
+import { BROKEN, ordersPolicy, PolicyRepo } from '../../helpers/policy-repo.ts';
 
 const repo = new PolicyRepo();
 after(() => repo.remove());

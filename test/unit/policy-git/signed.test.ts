@@ -7,7 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 import { isMeshgateError } from '../../../src/errors/index.ts';
 import { parseTrustedKeysText, startGitPolicySync, type GitPolicySync } from '../../../src/policy-git/index.ts';
 import { captureLog } from '../../helpers/log.ts';
-import { ordersPolicy, PolicyRepo, recordingApply } from './fixture.ts';
+import { ordersPolicy, PolicyRepo, recordingApply } from '../../helpers/policy-repo.ts';
 
 const repos: PolicyRepo[] = [];
 const syncs: GitPolicySync[] = [];

@@ -10,7 +10,7 @@ import { afterEach, describe, it } from 'node:test';
 import { isMeshgateError } from '../../../src/errors/index.ts';
 import { startGitPolicySync, type GitPolicySync, type GitPolicySyncOptions } from '../../../src/policy-git/index.ts';
 import { captureLog } from '../../helpers/log.ts';
-import { BROKEN, ordersPolicy, PolicyRepo, recordingApply } from './fixture.ts';
+import { BROKEN, ordersPolicy, PolicyRepo, recordingApply } from '../../helpers/policy-repo.ts';
 
 const repos: PolicyRepo[] = [];
 const syncs: GitPolicySync[] = [];

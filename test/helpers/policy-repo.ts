@@ -7,10 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { loadPolicyDir } from '../../../src/policy/index.ts';
-import type { LoadedPolicy } from '../../../src/policy/index.ts';
-import { subjectFromPrincipal } from '../../../src/policy/index.ts';
-import type { PolicyRevision } from '../../../src/policy-git/index.ts';
+import { loadPolicyDir } from '../../src/policy/index.ts';
+import type { LoadedPolicy } from '../../src/policy/index.ts';
+import { subjectFromPrincipal } from '../../src/policy/index.ts';
+import type { PolicyRevision } from '../../src/policy-git/index.ts';
 
 const ENV: NodeJS.ProcessEnv = {
   ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('GIT_'))),
