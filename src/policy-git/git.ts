@@ -58,6 +58,8 @@ export function gitEnvironment(base: NodeJS.ProcessEnv = process.env): NodeJS.Pr
     if (key.startsWith('GIT_') && key !== 'GIT_SSH_COMMAND' && key !== 'GIT_SSH') continue;
     env[key] = value;
   }
+  // git finds ssh and ssh-keygen on PATH; an environment given without one (tests, embedders) keeps the process's.
+  env['PATH'] ??= process.env['PATH'];
   env['GIT_TERMINAL_PROMPT'] = '0';
   env['GIT_CONFIG_NOSYSTEM'] = '1';
   env['GIT_CONFIG_GLOBAL'] = '/dev/null';
