@@ -24,6 +24,7 @@ export const SSH_PUBLIC_KEY_TEXT = 'an SSH public key line, e.g. "ssh-ed25519 AA
 export const POLICY_TEXT = 'where the policy comes from: { dir: policy } or { git: { url: ssh://git@host/org/policy.git } }';
 
 export function policySection<Duration extends z.ZodType<string>>(duration: (fallback: string) => Duration) {
+  const positive = (schema: Duration) => schema.refine((value) => !/^0+[smhd]$/.test(value), 'must be longer than zero, e.g. 60s');
   const git = z
     .strictObject({
       url: z.string().regex(GIT_URL, GIT_URL_TEXT).describe(`the repository holding the policy, ${GIT_URL_TEXT}`),
@@ -31,9 +32,9 @@ export function policySection<Duration extends z.ZodType<string>>(duration: (fal
       /** The policy directory inside the repository. */
       path: z.string().regex(REPO_PATH, 'a relative path inside the repository, e.g. policy or . for its root').default('.'),
       /** Between fetches; SIGHUP and the admin API fetch at once as well. */
-      interval: duration('60s'),
+      interval: positive(duration('60s')),
       /** The longest one git command (a fetch) may take. */
-      timeout: duration('60s'),
+      timeout: positive(duration('60s')),
       /** meshgate's own clone and checkouts; default <state.embedded.dir>/policy-git (required with state.postgres). */
       workDir: z.string().min(1).optional(),
       /** Present: only commits signed (SSH signatures) by one of these keys are applied. */

@@ -84,6 +84,7 @@ upstream:
       ['policy: { git: { url: "file:///srv/p.git", path: "../etc" } }', /policy\.git\.path: expected a relative path inside the repository/],
       ['policy: { git: { url: "file:///srv/p.git", path: "/etc" } }', /policy\.git\.path/],
       ['policy: { git: { url: "file:///srv/p.git", interval: "1 minute" } }', /policy\.git\.interval: expected a duration/],
+      ['policy: { git: { url: "file:///srv/p.git", interval: "0s" } }', /policy\.git\.interval: .*longer than zero/],
       ['policy: { git: { url: "file:///srv/p.git", trustedKeys: ["not a key"] } }', /policy\.git\.trustedKeys/],
     ] as const) {
       const path = await write(policy);
