@@ -1,7 +1,7 @@
 /**
  * The policy meshgate starts with, from a directory (`policy.dir`) or from git (`policy.git`,
- * src/policy-git). From git, each commit the sync accepts replaces the policy the engines read
- * next (the PolicySource is a getter); a commit that does not load is refused and the policy
+ * src/policy-git). From git, each later commit the sync fetches goes through the reloader
+ * (server.ts), like any other reload: a commit that does not load is refused and the policy
  * in force kept.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,15 +9,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MeshgateConfig } from './config/schema.ts';
 import type { Logger } from './log.ts';
-import { gitPolicyOptions, startGitPolicySync, type GitPolicySync, type GitPolicySyncOptions, type PolicyRevision } from './policy-git/index.ts';
-import { fixedPolicy, loadPolicyDir, type LoadedPolicy, type PolicySource } from './policy/index.ts';
+import { displayUrl, gitPolicyOptions, normalizePath, startGitPolicySync, type ApplyRevision, type GitPolicySync, type GitPolicySyncOptions, type PolicyRevision } from './policy-git/index.ts';
+import { loadPolicyDir, type LoadedPolicy } from './policy/index.ts';
 
 export interface StartedPolicy {
-  readonly source: PolicySource;
   /** The policy in force at start. */
   readonly initial: LoadedPolicy;
+  /** Where the policy comes from, as logs and audit events name it: the directory, or url#ref:path. */
+  readonly source: string;
   /** The git sync (syncNow for SIGHUP and the admin API); null with policy.dir. */
   readonly git: GitPolicySync | null;
+  /**
+   * Where each later commit goes once meshgate can reload (the reloader); a commit fetched
+   * before that is retried at the next interval.
+   */
+  onCommit(apply: ApplyRevision): void;
   close(): Promise<void>;
 }
 
@@ -26,20 +32,35 @@ export async function startPolicy(config: MeshgateConfig, log: Logger, env: Node
   if (git === undefined) {
     if (dir === undefined) throw new TypeError('the config schema requires policy.dir or policy.git');
     const initial = await loadPolicyDir(dir);
-    return { source: fixedPolicy(initial), initial, git: null, close: async () => {} };
+    return { initial, source: dir, git: null, onCommit: () => {}, close: async () => {} };
   }
   return startGitPolicy(gitPolicyOptions(git, env), log);
 }
 
 async function startGitPolicy(options: GitPolicySyncOptions, log: Logger): Promise<StartedPolicy> {
-  let current: LoadedPolicy | null = null;
+  let initial: LoadedPolicy | null = null;
+  let later: ApplyRevision | null = null;
   const apply = async (revision: PolicyRevision) => {
-    current = await loadPolicyDir(revision.dir, { version: revision.commit });
+    if (initial === null) {
+      initial = await loadPolicyDir(revision.dir, { version: revision.commit });
+      return;
+    }
+    if (later === null) throw new Error('meshgate is still starting; the commit is taken at the next interval');
+    await later(revision);
   };
   const sync = await startGitPolicySync(options, apply, log);
-  const initial = current as LoadedPolicy | null;
-  if (initial === null) throw new TypeError('startGitPolicySync resolved without applying a commit');
-  return { source: { current: () => current ?? initial }, initial, git: sync, close: () => sync.stop() };
+  const first = initial as LoadedPolicy | null;
+  if (first === null) throw new TypeError('startGitPolicySync resolved without applying a commit');
+  const source = `${displayUrl(options.url)}#${options.ref}:${normalizePath(options.path) || '.'}`;
+  return {
+    initial: first,
+    source,
+    git: sync,
+    onCommit: (next) => {
+      later = next;
+    },
+    close: () => sync.stop(),
+  };
 }
 
 /**

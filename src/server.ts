@@ -5,6 +5,7 @@
  * is found before the first client is accepted, and a failed start closes what it opened.
  */
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import { startAdminApi, type AdminApi, type AdminApiOptions } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
 import { credentialReports } from './admin/trail.ts';
@@ -19,6 +20,7 @@ import {
   createIdentityResolver,
   createTokenVerifier,
   JoinTokenStore,
+  parseDuration,
   startSigningEndpoint,
   watchTlsMaterial,
   type SigningEndpoint,
@@ -26,11 +28,13 @@ import {
   type TokenVerifier,
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
-import type { PolicySource } from './policy/index.ts';
-import { startPolicy } from './policy-start.ts';
+import { loadPolicyDir, SwappablePolicy, type CompiledPolicy, type LoadedPolicy, type PolicySource } from './policy/index.ts';
+import { PolicyReloader, watchPolicyDirectory, type ReloadRequest, type ReloadResult, type ReloadTrigger } from './policy-reload/index.ts';
+import type { GitPolicySync } from './policy-git/index.ts';
+import { startPolicy, type StartedPolicy } from './policy-start.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
-import { throttlingFor, tokenBuckets, type Throttle } from './throttle/index.ts';
+import { throttlingFor, tokenBuckets, type Throttle, type Throttling } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
@@ -66,6 +70,10 @@ export interface RunningMeshgate {
    * classes' limits. Throws MG_CONFIG_INVALID, changing nothing, when the new limits cannot apply.
    */
   reloadLimits(next: MeshgateConfig): string;
+  /** Loads the policy directory again and puts it in force if it is valid and changed (SIGHUP, tests). */
+  reloadPolicy(trigger?: ReloadTrigger): Promise<ReloadResult>;
+  /** The policy in force. */
+  readonly policy: PolicySource & { current(): LoadedPolicy };
   close(): Promise<void>;
 }
 
@@ -79,6 +87,9 @@ class Teardown {
     for (const step of this.steps.splice(0).reverse()) await step();
   }
 }
+
+/** File edits come in bursts (an editor's save, a ConfigMap's files): one reload after 300 ms of quiet. */
+const POLICY_WATCH_DEBOUNCE_MS = 300;
 
 export interface StartOptions {
   /** How long to wait for upstreams that do not answer yet (`--wait-for-upstream`); 0: fail at once. */
@@ -107,10 +118,11 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
       return started.check(checks);
     },
   };
+  // The directory, or the commit at the git ref; later commits go through the reloader below.
   const policyStart = await startPolicy(config, log, env);
   teardown.add(() => policyStart.close());
   const loaded = policyStart.initial;
-  const policy = policyStart.source;
+  const policy = new SwappablePolicy(loaded);
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
@@ -135,6 +147,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
   const recorder = new AuditRecorder(audit);
+  recorder.policyChange({ action: 'load', trigger: 'start', policyVersion: loaded.version, previousVersion: null, rules: loaded.ruleCount, source: policyStart.source, error: null });
   // Listening before the engines start, closed after they stop: every event becomes a span.
   const tracing = tracingFor(config, log, env);
   if (tracing !== null) teardown.add(() => tracing.close());
@@ -148,7 +161,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     log,
     audit,
     tls,
-    policy: { version: loaded.version, rules: () => policy.current().ruleCount },
+    policy: { version: () => policy.current().version, rules: () => policy.current().ruleCount },
     upstreamChecks: () => upstreamChecks,
     pool: () => pool,
     leases: () => mariadbRef?.opened()?.leases ?? null,
@@ -187,8 +200,10 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   readiness.upstreamReached();
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
+  const reloader = policyReloader(config, { policy, started: policyStart, throttling, audit: recorder, log, mysql: engines.byName.mysql ?? null });
+  teardown.add(() => reloader.close());
   const probes = probeRoutes(metrics?.registry ?? null, readiness);
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log, tracing, throttle, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, reloader: reloader, verifyToken, audit: recorder, log, tracing, throttle, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -219,7 +234,88 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     firestorePort: firestore?.port ?? null,
     firestoreEmulator: firestore?.emulator ?? null,
     reloadLimits: (next) => throttling.reload(next),
+    reloadPolicy: (trigger = 'signal') => reloader.reload({ trigger }),
+    policy,
     close: () => teardown.run(),
+  };
+}
+
+interface ReloaderDeps {
+  readonly policy: SwappablePolicy;
+  readonly started: StartedPolicy;
+  readonly throttling: Throttling;
+  readonly audit: AuditRecorder;
+  readonly log: Logger;
+  readonly mysql: RunningMysql | null;
+}
+
+/** Every way a reload is asked for (SIGHUP, the admin API) reaches this. */
+interface PolicyReloads {
+  reload(request: ReloadRequest): Promise<ReloadResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Reloads of the policy: from a directory on change (policy.watch), SIGHUP and the admin API;
+ * from git, each new commit the sync fetches, and SIGHUP and the admin API fetch at once.
+ */
+function policyReloader(config: MeshgateConfig, deps: ReloaderDeps): PolicyReloads {
+  const { dir, openSessions, watch, pollInterval } = config.policy;
+  const mysql = deps.mysql;
+  const reloader = new PolicyReloader({
+    policy: deps.policy,
+    // From git, what a reload names is always a commit (below); the default re-reads the one in force.
+    candidate: dir !== undefined ? { source: dir, load: () => loadPolicyDir(dir) } : { source: deps.started.source, load: async () => deps.policy.current() },
+    check: (next) => deps.throttling.checkPolicyClasses(next.serviceClasses),
+    ...(openSessions === 'reevaluate' && mysql !== null ? { reevaluate: (next: CompiledPolicy) => mysql.listener.redecide(next) } : {}),
+    audit: deps.audit,
+    log: deps.log,
+  });
+  const watcher =
+    !watch || dir === undefined
+      ? null
+      : watchPolicyDirectory({
+          dir: resolve(dir),
+          debounceMs: POLICY_WATCH_DEBOUNCE_MS,
+          pollMs: parseDuration(pollInterval, 'policy.pollInterval') * 1000,
+          onChange: () => void reloader.reload({ trigger: 'watch' }),
+          onError: (error) => deps.log.warn('cannot watch the policy directory; SIGHUP and the admin API still reload it', { dir, error: error.message }),
+        });
+  const git = deps.started.git;
+  const close = async () => {
+    watcher?.close();
+    await reloader.settled();
+  };
+  if (git === null) return { reload: (request) => reloader.reload(request), close };
+  const gitReloads = gitReloadsFor(git, deps.started, reloader, deps.policy, deps.log);
+  return { reload: gitReloads, close };
+}
+
+/**
+ * Commits from the git sync go through the reloader (checks, swap, open sessions, audit), one
+ * at a time with every other reload; a refusal there refuses the commit. SIGHUP and the admin
+ * API fetch at once and answer with what became of the commit at the ref.
+ */
+function gitReloadsFor(git: GitPolicySync, started: StartedPolicy, reloader: PolicyReloader, policy: SwappablePolicy, log: Logger): (request: ReloadRequest) => Promise<ReloadResult> {
+  let last: { readonly commit: string; readonly result: ReloadResult } | null = null;
+  started.onCommit(async (revision) => {
+    const candidate = { source: `${started.source}@${revision.commit}`, load: () => loadPolicyDir(revision.dir, { version: revision.commit }) };
+    const result = await reloader.reload({ trigger: 'git', candidate });
+    last = { commit: revision.commit, result };
+    if (result.outcome !== 'refused') return;
+    // Unexpected failures are retried at the next interval; anything else the commit itself decides.
+    if (result.error.code === 'MG_INTERNAL' || result.error.code === 'MG_POLICY_INVALID') throw result.error;
+    throw mgError('MG_POLICY_INVALID', result.error.message, result.error);
+  });
+  return async (request) => {
+    log.info('policy fetch from git asked', { trigger: request.trigger, ...(request.identity == null ? {} : { by: request.identity.spiffeId }) });
+    const outcome = await git.syncNow();
+    const current = policy.current();
+    const applied = last;
+    if (outcome.status === 'applied' && applied?.commit === outcome.commit) return applied.result;
+    if (outcome.status === 'refused') return { outcome: 'refused', version: current.version, error: mgError('MG_POLICY_INVALID', outcome.reason) };
+    if (outcome.status === 'failed') return { outcome: 'refused', version: current.version, error: mgError('MG_POLICY_GIT_UNAVAILABLE', outcome.reason) };
+    return { outcome: 'unchanged', version: current.version, rules: current.ruleCount };
   };
 }
 
@@ -271,6 +367,7 @@ function startSigner(config: MeshgateConfig, tokens: TokenVerifier | undefined, 
 }
 
 interface AdminDeps {
+  readonly reloader: Pick<PolicyReloads, 'reload'>;
   readonly tls: TlsMaterial | null;
   readonly mariadb: MariadbCredentials | null;
   readonly policy: PolicySource;
@@ -310,6 +407,7 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
     log: deps.log,
     ...(deps.tracing === null ? {} : { recentSpans: (traceId: string) => deps.tracing!.recentSpans(traceId) }),
     probes: deps.probes,
+    reloadPolicy: (by) => deps.reloader.reload({ trigger: 'admin', identity: by }),
   });
 }
 

@@ -88,5 +88,28 @@ describe('meshgate serve: policy from git', { timeout: 60_000 }, () => {
     const fixed = repo.commit({ 'policy/policy.yaml': policyText });
     assert.equal(await until((v) => v === h!.roles.rw, 'access is back'), h!.roles.rw);
     await until(() => serverLog.lines.some((l) => l.message === 'policy commit applied' && l['commit'] === fixed), 'the fix is logged');
+
+    // Each commit is a version in the audit: put in force, or refused once.
+    const policyEvents = (await h!.readAudit()).filter((e) => e['type'] === 'policy');
+    assert.deepEqual(
+      policyEvents.map((e) => [e['trigger'], e['outcome'], e['policyVersion']]),
+      [
+        ['start', 'completed', first],
+        ['git', 'completed', deny],
+        ['git', 'refused', null],
+        ['git', 'completed', fixed],
+      ],
+    );
+    assert.equal(policyEvents[2]?.['source'], `${repo.url}#main:policy@${broken}`);
+  });
+
+  it('SIGHUP (reloadPolicy) fetches at once and answers with what became of the commit', { timeout: 10_000 }, async () => {
+    const pushed = repo.commit({ 'policy/policy.yaml': policyText + '# a comment\n' });
+    const result = await h!.meshgate.reloadPolicy('signal');
+    // `unchanged` when the 1s timer's fetch, running already, took it first.
+    assert.ok(result.outcome === 'completed' || result.outcome === 'unchanged', result.outcome);
+    assert.equal(result.version, pushed);
+    assert.equal(h!.meshgate.policy.current().version, pushed);
+    assert.deepEqual(await h!.meshgate.reloadPolicy('signal'), { outcome: 'unchanged', version: pushed, rules: h!.meshgate.policy.current().ruleCount });
   });
 });

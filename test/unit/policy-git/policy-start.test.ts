@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfigFile } from '../../../src/config/load.ts';
-import { subjectFromPrincipal } from '../../../src/policy/index.ts';
+import { loadPolicyDir, subjectFromPrincipal, SwappablePolicy } from '../../../src/policy/index.ts';
 import { loadPolicyOnce, startPolicy } from '../../../src/policy-start.ts';
 import { captureLog } from '../../helpers/log.ts';
 import { BROKEN, ordersPolicy, PolicyRepo } from '../../helpers/policy-repo.ts';
@@ -36,8 +36,14 @@ describe('policy from git at start (policy.git in the config)', { timeout: 30_00
     const { log } = captureLog();
     const started = await startPolicy(config, log, {});
     try {
+      // What server.ts does through the reloader, reduced to the swap.
+      const policy = new SwappablePolicy(started.initial);
+      started.onCommit(async (revision) => {
+        policy.swap(await loadPolicyDir(revision.dir, { version: revision.commit }));
+      });
+      assert.equal(started.source, `${repo.url}#main:policy`);
       const subject = subjectFromPrincipal('cluster.local/ns/shop/sa/orders');
-      const role = () => started.source.current().evaluate(subject, { engine: 'mysql', database: 'shop' }).role;
+      const role = () => policy.current().evaluate(subject, { engine: 'mysql', database: 'shop' }).role;
       assert.equal(started.initial.version, first);
       assert.equal(role(), 'shop_writer');
       assert.ok(existsSync(join(repo.root, 'state', 'policy-git', 'checkouts', first)), 'the work directory sits beside the leases');
