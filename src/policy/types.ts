@@ -1,3 +1,5 @@
+import type { PolicyDocument } from './schema.ts';
+
 /** The facts about a caller that policy can match on (an Identity satisfies this). */
 export interface Subject {
   readonly spiffeId: string;
@@ -151,6 +153,8 @@ export interface PolicyFileSummary {
 /** A CompiledPolicy that also says what it was loaded from. */
 export interface LoadedPolicy extends CompiledPolicy {
   readonly files: readonly PolicyFileSummary[];
+  /** The validated documents in load order, for what renders the policy into another form (Istio resources). */
+  readonly documents: readonly PolicyDocument[];
   /**
    * The first 12 hex digits of a SHA-256 over the files' names and texts (changes when the
    * policy does), or what the loader was told (a git commit id).
