@@ -262,6 +262,7 @@ interface PolicyReloads {
 function policyReloader(config: MeshgateConfig, deps: ReloaderDeps): PolicyReloads {
   const { dir, openSessions, watch, pollInterval } = config.policy;
   const mysql = deps.mysql;
+  const git = deps.started.git;
   const reloader = new PolicyReloader({
     policy: deps.policy,
     // From git, what a reload names is always a commit (below); the default re-reads the one in force.
@@ -281,9 +282,10 @@ function policyReloader(config: MeshgateConfig, deps: ReloaderDeps): PolicyReloa
           onChange: () => void reloader.reload({ trigger: 'watch' }),
           onError: (error) => deps.log.warn('cannot watch the policy directory; SIGHUP and the admin API still reload it', { dir, error: error.message }),
         });
-  const git = deps.started.git;
   const close = async () => {
     watcher?.close();
+    // No commit reaches the reloader once it is closing (stop is idempotent: policyStart.close again later).
+    await git?.stop();
     await reloader.settled();
   };
   if (git === null) return { reload: (request) => reloader.reload(request), close };
