@@ -1,6 +1,6 @@
 /** Reads, validates and resolves the configuration file: fail fast, name the field and its line. */
 import { readFileSync, existsSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { mgError } from '../errors/index.ts';
 import { describeIssues, type ConfigProblem } from './describe.ts';
 import { configError, placeProblems } from './report.ts';
@@ -61,7 +61,7 @@ function validate(raw: unknown, sourcePath: string, locate: Locate, checkFiles: 
   if (config.listener?.tls.cert !== undefined) config.listener.tls.cert = abs(config.listener.tls.cert);
   if (config.listener?.tls.key !== undefined) config.listener.tls.key = abs(config.listener.tls.key);
   config.trust.bundles = config.trust.bundles.map(abs);
-  config.policy.dir = abs(config.policy.dir);
+  if (config.policy.dir !== undefined) config.policy.dir = abs(config.policy.dir);
   config.audit.file = abs(config.audit.file);
   if (config.audit.signingKey !== undefined) config.audit.signingKey = abs(config.audit.signingKey);
   if (config.signer !== undefined) config.signer.caDir = abs(config.signer.caDir);
@@ -77,6 +77,12 @@ function validate(raw: unknown, sourcePath: string, locate: Locate, checkFiles: 
   const credentials = config.upstream?.credentials;
   if (credentials !== undefined && 'file' in credentials.admin.password) credentials.admin.password = { file: abs(credentials.admin.password.file) };
   if (config.state.postgres === undefined) config.state.embedded = { dir: abs(config.state.embedded?.dir ?? 'state') };
+  const git = config.policy.git;
+  if (git !== undefined) {
+    // Beside the leases by default: a directory meshgate already owns and may write.
+    git.workDir = git.workDir !== undefined ? abs(git.workDir) : join(config.state.embedded!.dir, 'policy-git');
+    if (git.trustedKeys !== undefined && 'file' in git.trustedKeys) git.trustedKeys = { file: abs(git.trustedKeys.file) };
+  }
   if (config.state.postgres !== undefined && 'file' in config.state.postgres.url) config.state.postgres.url = { file: abs(config.state.postgres.url.file) };
   const exportTo = config.audit.export?.postgres;
   if (exportTo !== undefined && 'file' in exportTo.url) exportTo.url = { file: abs(exportTo.url.file) };
@@ -103,6 +109,12 @@ function crossFieldProblems(config: MeshgateConfig): ConfigProblem[] {
         'give meshgate an admin account for dynamic credentials (upstream.credentials.admin: { user, password: { file: … } }), or static accounts per role (upstream.roles)',
     });
   }
+  if (config.policy.git !== undefined && config.policy.git.workDir === undefined && config.state.postgres !== undefined) {
+    problems.push({
+      path: ['policy', 'git'],
+      message: 'needs workDir with state.postgres: a writable directory of this replica\'s own for the policy clone, e.g. workDir: /var/lib/meshgate/policy-git',
+    });
+  }
   if (credentials?.rotateAdminEvery !== undefined && !('file' in credentials.admin.password)) {
     problems.push({
       path: ['upstream', 'credentials', 'rotateAdminEvery'],
@@ -119,12 +131,15 @@ function missingFiles(config: MeshgateConfig, abs: (p: string) => string): Confi
   // Named where the file wrote it, so the problem points at that line.
   const at = config.tls !== undefined ? ['tls'] : ['listener', 'tls'];
   type Check = [PropertyKey[], string, string];
+  const trustedKeys = config.policy.git?.trustedKeys;
+  const gitKeysFile = trustedKeys !== undefined && 'file' in trustedKeys ? trustedKeys.file : undefined;
   const checks: Check[] = [
     ...(certificate === undefined ? [] : [[[...at, 'cert'], certificate.cert, certificates] satisfies Check, [[...at, 'key'], certificate.key, certificates] satisfies Check]),
     ...config.trust.bundles.map(
       (b, i): [PropertyKey[], string, string] => [['trust', 'bundles', i], b, "use meshgate's CA bundle (`meshgate ca init`) or Istio's root-cert.pem"],
     ),
-    [['policy', 'dir'], config.policy.dir, 'create it with your policy files (see deploy/examples/policy)'],
+    ...(config.policy.dir === undefined ? [] : [[['policy', 'dir'], config.policy.dir, 'create it with your policy files (see deploy/examples/policy)'] satisfies Check]),
+    ...(gitKeysFile === undefined ? [] : [[['policy', 'git', 'trustedKeys', 'file'], gitKeysFile, 'write the SSH public keys whose signatures are trusted there, one a line'] satisfies Check]),
     ...(config.audit.signingKey === undefined ? [] : [[['audit', 'signingKey'], config.audit.signingKey, 'create it with `meshgate audit keygen --out PATH`'] satisfies Check]),
   ];
   return checks

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/index.ts';
 import { metricsSection } from './metrics-schema.ts';
+import { policySection } from './policy-schema.ts';
 import { throttleSection } from './throttle-schema.ts';
 import { tracingSection } from './tracing-schema.ts';
 
@@ -235,23 +236,8 @@ const sections = z.strictObject({
       principals: z.array(z.string().startsWith('spiffe://', 'a SPIFFE ID (spiffe://trust-domain/path)')).default([]),
     })
     .optional(),
-  policy: z
-    .strictObject({
-      dir: z.string().min(1).describe('the directory of policy YAML files, e.g. policy (see deploy/examples/policy)'),
-      /**
-       * Reload when the directory changes (inotify, and a poll every `pollInterval` for what a
-       * watch misses). SIGHUP and POST /v1/policy/reload on the admin API reload either way.
-       */
-      watch: z.boolean().default(true).describe('reload when a policy file changes (true) or only on SIGHUP and the admin API (false)'),
-      pollInterval: duration('10s').describe('how often the watch also compares the files\' sizes and times, e.g. 10s; 0 for never'),
-      /**
-       * What a reload means for sessions already open: `keep` their decision (the version that
-       * admitted them; new sessions and USE get the new one), or `reevaluate` each against the
-       * new version and end those it no longer allows as their role, with an audit event.
-       */
-      openSessions: z.enum(['keep', 'reevaluate']).default('keep').describe('keep (open sessions keep their decision) or reevaluate (end those the new version no longer allows)'),
-    })
-    .describe('where the policy files are: { dir: policy }'),
+  /** A directory of policy files, or a git repository meshgate follows (policy-schema.ts, docs/policy-git.md). */
+  policy: policySection(duration),
   /**
    * Token issuers for callers without a client certificate (CI jobs, people, Kubernetes
    * service-account tokens): the MySQL password carries the JWT, over TLS only.
@@ -407,3 +393,4 @@ export type SecretRef = z.output<typeof secretRef>;
 export type TracingConfig = NonNullable<MeshgateConfig['tracing']>;
 export type MetricsConfig = NonNullable<MeshgateConfig['metrics']>;
 export type ThrottleConfig = NonNullable<MeshgateConfig['throttle']>;
+export type PolicyGitConfig = NonNullable<MeshgateConfig['policy']['git']>;

@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   MG_POLICY_INVALID: { kind: 'config', summary: 'a policy document does not validate or compile' },
   MG_POLICY_TEST_INVALID: { kind: 'config', summary: 'a policy test file does not validate, or no test case was given' },
   MG_POLICY_INIT_EXISTS: { kind: 'config', summary: 'policy init would overwrite files that exist' },
+  MG_POLICY_GIT_UNAVAILABLE: { kind: 'unavailable', summary: 'meshgate could not fetch its policy from git at start and had no earlier commit to start from' },
   MG_CA_MISSING: { kind: 'config', summary: 'no CA exists where one was expected' },
   MG_CA_EXISTS: { kind: 'config', summary: 'a CA already exists where a new one was to be created' },
   MG_CA_BUSY: { kind: 'unavailable', summary: 'another meshgate process holds the CA lock for longer than meshgate waits' },

@@ -20,6 +20,11 @@ export interface LoadPolicyDirOptions {
   readonly cwd?: string;
   /** Keeps each file's parsed documents between loads: a reload parses only the files that changed. */
   readonly cache?: PolicyParseCache;
+  /**
+   * The policy's version in logs, metrics and audit events, instead of the digest of its
+   * texts: the commit id when the directory comes from git (src/policy-git).
+   */
+  readonly version?: string;
 }
 
 /**
@@ -61,7 +66,7 @@ export async function loadPolicyDir(dir: string, options: LoadPolicyDirOptions =
     if (result.fresh) await nextTurn();
   }
   cache.retain(new Set(sources.map((source) => source.name)));
-  return compileParsed(sources, parsed, dir);
+  return compileParsed(sources, parsed, dir, options.version);
 }
 
 /** The policy files of `dir` in load order, read but not validated (loadPolicyDocuments does that). */
@@ -93,13 +98,13 @@ export async function readPolicyDir(dir: string, options: LoadPolicyDirOptions =
 
 /**
  * Validates and compiles already-read files, in the order given (callers sort). `label`
- * names the whole set in the empty-policy error.
+ * names the whole set in the empty-policy error; `version` defaults to a digest of the texts.
  */
-export function loadPolicyDocuments(sources: readonly PolicySourceText[], label = 'the policy sources'): LoadedPolicy {
-  return compileParsed(sources, sources.map(parsePolicySource), label);
+export function loadPolicyDocuments(sources: readonly PolicySourceText[], label = 'the policy sources', version?: string): LoadedPolicy {
+  return compileParsed(sources, sources.map(parsePolicySource), label, version);
 }
 
-function compileParsed(sources: readonly PolicySourceText[], parsedSources: readonly ParsedSource[], label: string): LoadedPolicy {
+function compileParsed(sources: readonly PolicySourceText[], parsedSources: readonly ParsedSource[], label: string, version?: string): LoadedPolicy {
   const problems: string[] = [];
   const documents: ParsedDocument[] = [];
   const files: PolicyFileSummary[] = [];
@@ -121,7 +126,7 @@ function compileParsed(sources: readonly PolicySourceText[], parsedSources: read
   if (documents.length === 0) {
     throw mgError('MG_POLICY_INVALID', `no policy documents in ${label}; nothing would be allowed`);
   }
-  return compilePolicy(documents, files, policyVersion(sources));
+  return compilePolicy(documents, files, version ?? policyVersion(sources));
 }
 
 /** Names and rule ids end up in audit events and reasons; two rules sharing one lie. */

@@ -87,7 +87,7 @@ describe('meshgate serve (process)', { skip: missing }, () => {
     assert.equal(code, 0, stderr.join(''));
     const verdict = await verifyAuditFile(auditFile);
     assert.equal(verdict.ok, true);
-    assert.equal(verdict.events, 3, 'connection, statement and session end are on disk');
+    assert.equal(verdict.events, 4, 'the policy put in force at start, then connection, statement and session end are on disk');
     assert.ok(!stderr.join('').includes(h.provisioned.accounts.get(h.roles.rw)!.password), 'the log never shows a password');
   });
 

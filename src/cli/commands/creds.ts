@@ -27,7 +27,7 @@ import { openCredentialRuntime, openStateStore, type CredentialRuntime, type Lea
 import { mgError } from '../../errors/index.ts';
 import { createTokenVerifier, formatDuration } from '../../identity/index.ts';
 import { jsonLogger } from '../../log.ts';
-import { loadPolicyDir } from '../../policy/index.ts';
+import { loadPolicyOnce } from '../../policy-start.ts';
 import { optionalString, requireString, UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 import { CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT, TOKEN_ENV } from '../specs/creds.ts';
 
@@ -148,7 +148,7 @@ const issue: CliCommand = {
       }
       const upstream = requireDynamic(target);
       const identity = await (await createTokenVerifier(config.tokens)).verify(token);
-      const policy = await loadPolicyDir(config.policy.dir);
+      const policy = await loadPolicyOnce(config, cliLog(io), io.env);
       // MariaDB and the store are opened only once policy has allowed.
       const opened: { runtime?: CredentialRuntime } = {};
       try {

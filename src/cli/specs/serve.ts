@@ -20,6 +20,7 @@ export const SERVE: CommandSpec = {
     'POST /v1/policy/reload on the admin API: a version that does not load is refused (log line,',
     'audit event, meshgate_policy_reloads_total{outcome="refused"}) and the last good one keeps',
     'running; policy.openSessions says whether open sessions keep their decision or are judged again.',
+    'With policy.git, SIGHUP and that API call fetch the ref at once instead (docs/policy-git.md).',
   ].join('\n'),
   options: { config: { type: 'string', short: 'c' }, 'wait-for-upstream': { type: 'string' } },
 };
