@@ -30,3 +30,19 @@ export type {
   Subject,
   TraceEntry,
 } from './types.ts';
+export {
+  compareDecisions,
+  diffPolicies,
+  GRANT_ASPECTS,
+  seenIdentityOf,
+  type DecisionSummary,
+  type DiffIdentity,
+  type DiffKind,
+  type DiffLine,
+  type DiffOptions,
+  type DiffRequest,
+  type GrantAspect,
+  type IdentityDiff,
+  type PolicyDiff,
+  type SeenIdentity,
+} from './diff/index.ts';

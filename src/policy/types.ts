@@ -1,3 +1,5 @@
+import type { CompiledRule } from './match.ts';
+
 /** The facts about a caller that policy can match on (an Identity satisfies this). */
 export interface Subject {
   readonly spiffeId: string;
@@ -136,6 +138,11 @@ export interface PolicyFileSummary {
 /** A CompiledPolicy that also says what it was loaded from. */
 export interface LoadedPolicy extends CompiledPolicy {
   readonly files: readonly PolicyFileSummary[];
+  /**
+   * Every compiled rule in file order, for analyses that must know what a policy names
+   * rather than only what it decides (`policy diff` picks the callers and requests to try).
+   */
+  readonly rules: readonly CompiledRule[];
   /** The first 12 hex digits of a SHA-256 over the files' names and texts: changes when the policy does. */
   readonly version: string;
 }

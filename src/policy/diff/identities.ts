@@ -1,0 +1,251 @@
+/**
+ * The callers `policy diff` tries: every exact principal either policy names, every identity
+ * the audit saw, and for what the policies name only by pattern (principal globs, namespaces,
+ * trust domains, auth methods, token claims) a synthesized caller that exercises it. A
+ * synthesized caller is built from what the policies themselves name, so the same two
+ * policies always yield the same callers, in whichever order they are compared.
+ */
+import type { ClaimCondition } from '../claims.ts';
+import type { GlobSet } from '../glob.ts';
+import { globMatches } from '../glob.ts';
+import { sourceMatches, type CompiledRule, type CompiledSource } from '../match.ts';
+import { subjectFromPrincipal } from '../subject.ts';
+import type { Subject } from '../types.ts';
+
+/** A caller the diff evaluates; `label` is what people read. */
+export interface DiffIdentity {
+  readonly label: string;
+  /** True when no real caller of this name is known: a stand-in for a pattern. */
+  readonly synthesized: boolean;
+  readonly namedInPolicy: boolean;
+  readonly seenInAudit: boolean;
+  readonly subject: Subject;
+}
+
+/** An identity read from an audit event; claims only when the event holds them. */
+export interface SeenIdentity {
+  readonly principal: string;
+  readonly authMethod: string;
+  readonly claims?: Readonly<Record<string, unknown>>;
+}
+
+/** Ids that stand for "some id no rule names"; segment-safe, so they parse as SPIFFE IDs. */
+export const PLACEHOLDER_SA = 'any-sa';
+const OTHER = 'other';
+const FALLBACK_TRUST_DOMAIN = 'cluster.local';
+const AUTH_METHOD_ORDER = ['mtls', 'jwt', 'xfcc'] as const;
+
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** JSON with sorted keys, so equal claims give equal keys. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.keys(value).sort(byCodeUnit).map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function identityKey(subject: Subject): string {
+  return `${subject.principal}\0${subject.authMethod ?? ''}\0${subject.claims === undefined ? '' : stableJson(subject.claims)}`;
+}
+
+/** One value per entry of a glob set: the exact ids, and a value for each prefix or suffix. */
+export function globWitnesses(set: GlobSet, anyValue: string): string[] {
+  return [...set.exact, ...set.prefixes.map((p) => `${p}x`), ...set.suffixes.map((s) => `x${s}`), ...(set.any ? [anyValue] : [])];
+}
+
+/** The first of `other`, `other-2`, ... that no set matches (the last tried when `*` matches all). */
+export function outsideAll(sets: readonly GlobSet[], base = OTHER): string {
+  let candidate = base;
+  for (let n = 2; n < 100 && sets.some((set) => globMatches(set, candidate)); n += 1) candidate = `${base}-${n}`;
+  return candidate;
+}
+
+/** A subject from a principal; one outside the SPIFFE grammar (an edited log) keeps no namespace. */
+function subjectOf(principal: string, authMethod: string, claims?: Readonly<Record<string, unknown>>): Subject {
+  let base: Subject;
+  try {
+    base = subjectFromPrincipal(principal);
+  } catch {
+    const trustDomain = principal.split('/')[0] ?? '';
+    base = { spiffeId: `spiffe://${principal}`, trustDomain, namespace: null, serviceAccount: null, principal };
+  }
+  return Object.freeze({ ...base, authMethod, ...(claims === undefined ? {} : { claims }) });
+}
+
+function istio(trustDomain: string, namespace: string, serviceAccount: string, authMethod: string, claims?: Record<string, unknown>): Subject {
+  const principal = `${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+  return Object.freeze({
+    spiffeId: `spiffe://${principal}`,
+    trustDomain,
+    namespace,
+    serviceAccount,
+    principal,
+    authMethod,
+    ...(claims === undefined ? {} : { claims }),
+  });
+}
+
+function describeCaller(subject: Subject): string {
+  const parts: string[] = [];
+  if (subject.authMethod !== undefined && subject.authMethod !== 'mtls') parts.push(`via ${subject.authMethod}`);
+  if (subject.claims !== undefined && Object.keys(subject.claims).length > 0) {
+    parts.push(`claims ${Object.keys(subject.claims).sort(byCodeUnit).map((k) => `${k}=${stableJson(subject.claims![k])}`).join(' ')}`);
+  }
+  return parts.length === 0 ? '' : ` (${parts.join(', ')})`;
+}
+
+/** Claims that satisfy every condition: one matching value per claim name. */
+function claimsFor(conditions: readonly ClaimCondition[]): Record<string, unknown> {
+  const claims: Record<string, unknown> = {};
+  for (const c of conditions) claims[c.name] = globWitnesses(c.set, 'any')[0] ?? 'any';
+  return claims;
+}
+
+function authMethodFor(source: CompiledSource): string | null {
+  if (source.claims !== null) return source.authMethods === null || source.authMethods.has('jwt') ? 'jwt' : null;
+  const allowed = AUTH_METHOD_ORDER.filter((m) => (source.authMethods === null || source.authMethods.has(m)) && !(source.notAuthMethods?.has(m) ?? false));
+  return allowed[0] ?? null;
+}
+
+interface Context {
+  readonly trustDomain: string;
+  readonly outsideNamespace: string;
+}
+
+/**
+ * A caller the source matches, or null when none is found: its named principal, or one in
+ * its namespace and trust domain, with its auth method and claims. `withNotClaims` builds the
+ * caller the source's notClaims exclude instead (it must then not match).
+ */
+function sourceWitness(source: CompiledSource, context: Context, withNotClaims: boolean): DiffIdentity | null {
+  const method = withNotClaims ? 'jwt' : authMethodFor(source);
+  if (method === null) return null;
+  const claims = withNotClaims ? { ...claimsFor(source.claims ?? []), ...claimsFor(source.notClaims ?? []) } : source.claims === null ? undefined : claimsFor(source.claims);
+  const candidates: Subject[] = [];
+  const exact = source.principals === null ? [] : [...source.principals.exact].sort(byCodeUnit);
+  for (const principal of exact) candidates.push(subjectOf(principal, method, claims));
+  const trustDomain = source.trustDomains === null ? context.trustDomain : (globWitnesses(source.trustDomains, context.trustDomain)[0] ?? context.trustDomain);
+  const namespaces = source.namespaces === null ? [context.outsideNamespace] : globWitnesses(source.namespaces, 'any-ns');
+  for (const namespace of namespaces) candidates.push(istio(trustDomain, namespace, PLACEHOLDER_SA, method, claims));
+  if (source.principals !== null) candidates.push(...principalPatternWitness(source.principals, trustDomain, method, claims));
+  const found = candidates.find((s) => sourceMatches(source, s) !== withNotClaims);
+  if (found === undefined) return null;
+  const named = exact.includes(found.principal);
+  const who = named ? found.principal : `any caller with ${source.description}`;
+  return { label: `${who}${describeCaller(found)}`, synthesized: true, namedInPolicy: named, seenInAudit: false, subject: found };
+}
+
+/**
+ * Callers a principal pattern matches, the ns/sa layout first: for a prefix `td/ns/shop/`
+ * `td/ns/shop/sa/any-sa`, for a suffix `/sa/admin` `td/ns/other/sa/admin`; else the bare
+ * completion (`td/ns/shop/x`), which may lie outside the layout.
+ */
+function principalPatternWitness(set: GlobSet, trustDomain: string, method: string, claims?: Record<string, unknown>): Subject[] {
+  const forms: string[] = [...set.exact];
+  for (const prefix of set.prefixes) forms.push(`${prefix}sa/${PLACEHOLDER_SA}`, `${prefix}${PLACEHOLDER_SA}`, `${prefix}/sa/${PLACEHOLDER_SA}`, `${prefix}x`);
+  for (const suffix of set.suffixes) forms.push(`${trustDomain}/ns/${OTHER}${suffix}`, `${trustDomain}/ns/${OTHER}/sa/${suffix.replace(/^\//, '')}`, `${trustDomain}/ns/${OTHER}/sa/x${suffix}`, `x${suffix}`);
+  if (set.any) forms.push(`${trustDomain}/ns/${OTHER}/sa/${PLACEHOLDER_SA}`);
+  const subjects = forms.map((p) => subjectOf(p, method, claims)).filter((s) => globMatches(set, s.principal));
+  return [...subjects.filter((s) => s.namespace !== null), ...subjects.filter((s) => s.namespace === null)];
+}
+
+/** What the policies name, gathered once from both. */
+function namedPieces(rules: readonly CompiledRule[]): { sources: CompiledSource[]; principals: Set<string>; principalSets: GlobSet[]; namespaceSets: GlobSet[]; trustDomainSets: GlobSet[] } {
+  const sources: CompiledSource[] = [];
+  const principals = new Set<string>();
+  const principalSets: GlobSet[] = [];
+  const namespaceSets: GlobSet[] = [];
+  const trustDomainSets: GlobSet[] = [];
+  for (const rule of rules) {
+    for (const source of rule.sources ?? []) {
+      sources.push(source);
+      for (const set of [source.principals, source.notPrincipals]) {
+        if (set === null) continue;
+        principalSets.push(set);
+        for (const p of set.exact) principals.add(p);
+      }
+      for (const set of [source.namespaces, source.notNamespaces]) if (set !== null) namespaceSets.push(set);
+      if (source.trustDomains !== null) trustDomainSets.push(source.trustDomains);
+    }
+  }
+  return { sources, principals, principalSets, namespaceSets, trustDomainSets };
+}
+
+/** The trust domain most exact principals use (ties: the first in code-unit order). */
+function usualTrustDomain(principals: Iterable<string>): string {
+  const counts = new Map<string, number>();
+  for (const p of principals) {
+    const td = p.split('/')[0] ?? '';
+    if (td !== '') counts.set(td, (counts.get(td) ?? 0) + 1);
+  }
+  const ranked = [...counts].sort((a, b) => b[1] - a[1] || byCodeUnit(a[0], b[0]));
+  return ranked[0]?.[0] ?? FALLBACK_TRUST_DOMAIN;
+}
+
+// Whom a label belongs to when two ways of building arrive at the same caller: a real name
+// beats a stand-in, then the shorter and code-unit-first label, whatever the order of building.
+function preferred(a: DiffIdentity, b: DiffIdentity): DiffIdentity {
+  const rank = (i: DiffIdentity) => (i.seenInAudit ? 0 : !i.synthesized ? 1 : i.namedInPolicy ? 2 : 3);
+  const merged = (winner: DiffIdentity): DiffIdentity => ({
+    ...winner,
+    namedInPolicy: a.namedInPolicy || b.namedInPolicy,
+    seenInAudit: a.seenInAudit || b.seenInAudit,
+    synthesized: a.synthesized && b.synthesized,
+  });
+  if (rank(a) !== rank(b)) return merged(rank(a) < rank(b) ? a : b);
+  if (a.label.length !== b.label.length) return merged(a.label.length < b.label.length ? a : b);
+  return merged(byCodeUnit(a.label, b.label) <= 0 ? a : b);
+}
+
+/** Every caller to try for the rules of both policies, sorted: real names first, then stand-ins. */
+export function diffIdentities(rules: readonly CompiledRule[], seen: readonly SeenIdentity[]): DiffIdentity[] {
+  const pieces = namedPieces(rules);
+  const context: Context = { trustDomain: usualTrustDomain(pieces.principals), outsideNamespace: outsideAll(pieces.namespaceSets) };
+  const found = new Map<string, DiffIdentity>();
+  const add = (identity: DiffIdentity | null): void => {
+    if (identity === null) return;
+    const key = identityKey(identity.subject);
+    const before = found.get(key);
+    found.set(key, before === undefined ? identity : preferred(before, identity));
+  };
+  for (const s of seen) {
+    const subject = subjectOf(s.principal, s.authMethod, s.claims);
+    add({ label: `${s.principal}${describeCaller(subject)}`, synthesized: false, namedInPolicy: pieces.principals.has(s.principal), seenInAudit: true, subject });
+  }
+  for (const principal of pieces.principals) {
+    add({ label: principal, synthesized: false, namedInPolicy: true, seenInAudit: false, subject: subjectOf(principal, 'mtls') });
+  }
+  const { trustDomain, outsideNamespace } = context;
+  const namespaces = new Set(pieces.namespaceSets.flatMap((set) => globWitnesses(set, 'any-ns')));
+  for (const ns of namespaces) {
+    add({ label: `any sa in ns ${ns}`, synthesized: true, namedInPolicy: false, seenInAudit: false, subject: istio(trustDomain, ns, PLACEHOLDER_SA, 'mtls') });
+  }
+  add({ label: 'any caller in no named namespace', synthesized: true, namedInPolicy: false, seenInAudit: false, subject: istio(trustDomain, outsideNamespace, PLACEHOLDER_SA, 'mtls') });
+  add({ label: 'any caller outside the ns/sa layout', synthesized: true, namedInPolicy: false, seenInAudit: false, subject: subjectOf(`${trustDomain}/${OTHER}`, 'mtls') });
+  if (pieces.trustDomainSets.length > 0) {
+    for (const td of new Set([...pieces.trustDomainSets.flatMap((set) => globWitnesses(set, 'any.example')), outsideAll(pieces.trustDomainSets, 'other.example')])) {
+      add({ label: `any caller in trust domain ${td}`, synthesized: true, namedInPolicy: false, seenInAudit: false, subject: istio(td, outsideNamespace, PLACEHOLDER_SA, 'mtls') });
+    }
+  }
+  for (const set of pieces.principalSets) {
+    const patterns: [string, GlobSet][] = [
+      ...set.prefixes.map((p): [string, GlobSet] => [`${p}*`, { ...set, any: false, exact: new Set(), prefixes: [p], suffixes: [] }]),
+      ...set.suffixes.map((x): [string, GlobSet] => [`*${x}`, { ...set, any: false, exact: new Set(), prefixes: [], suffixes: [x] }]),
+    ];
+    for (const [pattern, one] of patterns) {
+      const subject = principalPatternWitness(one, trustDomain, 'mtls')[0];
+      if (subject !== undefined) add({ label: `any caller matching principal ${pattern}`, synthesized: true, namedInPolicy: false, seenInAudit: false, subject });
+    }
+  }
+  for (const source of pieces.sources) {
+    add(sourceWitness(source, context, false));
+    if (source.notClaims !== null) add(sourceWitness(source, context, true));
+  }
+  const rank = (i: DiffIdentity) => (i.synthesized ? 1 : 0);
+  return [...found.values()].sort((a, b) => rank(a) - rank(b) || byCodeUnit(a.label, b.label) || byCodeUnit(identityKey(a.subject), identityKey(b.subject)));
+}

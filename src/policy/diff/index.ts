@@ -1,0 +1,107 @@
+/**
+ * `policy diff`: who gains or loses which access between two compiled policies. Pure: the
+ * callers and requests come from what the two policies name (identities.ts, requests.ts)
+ * and from identities the caller read out of an audit log; each pair is evaluated by both
+ * policies and kept when the decisions differ in what they grant.
+ */
+import type { Decision, LoadedPolicy } from '../types.ts';
+import { diffIdentities, type DiffIdentity, type SeenIdentity } from './identities.ts';
+import { diffRequests, type DiffRequest } from './requests.ts';
+
+export type { DiffIdentity, SeenIdentity } from './identities.ts';
+export type { DiffRequest } from './requests.ts';
+export { seenIdentityOf } from './seen.ts';
+
+/** gain: denied before, allowed now; lose: the reverse; change: allowed both times, granting differently. */
+export type DiffKind = 'gain' | 'lose' | 'change';
+
+/** What a decision grants, as the diff compares it. */
+export interface DecisionSummary {
+  readonly allow: boolean;
+  /** The deciding rule, or null for the default deny. */
+  readonly ruleId: string | null;
+  readonly role: string | null;
+  readonly googleServiceAccount: string | null;
+  readonly serviceClass: string | null;
+  readonly allowLocalInfile: boolean;
+}
+
+/** The aspects of a grant a `change` line may name. */
+export const GRANT_ASPECTS = ['role', 'googleServiceAccount', 'serviceClass', 'allowLocalInfile'] as const;
+export type GrantAspect = (typeof GRANT_ASPECTS)[number];
+
+export interface DiffLine {
+  readonly kind: DiffKind;
+  readonly request: DiffRequest;
+  readonly old: DecisionSummary;
+  readonly new: DecisionSummary;
+  /** For `change`: which aspects of the grant differ. */
+  readonly changed: readonly GrantAspect[];
+}
+
+export interface IdentityDiff {
+  readonly identity: DiffIdentity;
+  readonly lines: readonly DiffLine[];
+}
+
+export interface PolicyDiff {
+  /** Identities with at least one line, in the order diffIdentities gives. */
+  readonly identities: readonly IdentityDiff[];
+  readonly summary: {
+    /** Identities with at least one line of that kind. */
+    readonly gain: number;
+    readonly lose: number;
+    readonly change: number;
+    readonly lines: number;
+  };
+  /** How many callers and requests were tried, so a reader knows the reach of "no difference". */
+  readonly considered: { readonly identities: number; readonly requests: number };
+}
+
+function summaryOf(decision: Decision): DecisionSummary {
+  if (!decision.allow) return { allow: false, ruleId: decision.ruleId, role: null, googleServiceAccount: null, serviceClass: null, allowLocalInfile: false };
+  return {
+    allow: true,
+    ruleId: decision.ruleId,
+    role: decision.role,
+    googleServiceAccount: decision.googleServiceAccount,
+    serviceClass: decision.serviceClass,
+    allowLocalInfile: decision.allowLocalInfile,
+  };
+}
+
+/** The line for one caller and request, or null when both policies grant the same. */
+export function compareDecisions(request: DiffRequest, before: Decision, after: Decision): DiffLine | null {
+  const old = summaryOf(before);
+  const next = summaryOf(after);
+  if (old.allow !== next.allow) return { kind: next.allow ? 'gain' : 'lose', request, old, new: next, changed: [] };
+  if (!old.allow) return null;
+  const changed = GRANT_ASPECTS.filter((aspect) => old[aspect] !== next[aspect]);
+  return changed.length === 0 ? null : { kind: 'change', request, old, new: next, changed };
+}
+
+export interface DiffOptions {
+  /** Identities read from audit logs (seenIdentityOf), listed by name. */
+  readonly seen?: readonly SeenIdentity[];
+}
+
+/** Every caller × request where `before` and `after` grant differently. */
+export function diffPolicies(before: LoadedPolicy, after: LoadedPolicy, options: DiffOptions = {}): PolicyDiff {
+  const rules = [...before.rules, ...after.rules];
+  const identities = diffIdentities(rules, options.seen ?? []);
+  const requests = diffRequests(rules);
+  const found: IdentityDiff[] = [];
+  const counts = { gain: 0, lose: 0, change: 0, lines: 0 };
+  for (const identity of identities) {
+    const lines: DiffLine[] = [];
+    for (const request of requests) {
+      const line = compareDecisions(request, before.evaluate(identity.subject, request.request), after.evaluate(identity.subject, request.request));
+      if (line !== null) lines.push(line);
+    }
+    if (lines.length === 0) continue;
+    found.push({ identity, lines });
+    counts.lines += lines.length;
+    for (const kind of ['gain', 'lose', 'change'] as const) if (lines.some((l) => l.kind === kind)) counts[kind] += 1;
+  }
+  return { identities: found, summary: counts, considered: { identities: identities.length, requests: requests.length } };
+}
