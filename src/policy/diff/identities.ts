@@ -20,6 +20,12 @@ export interface DiffIdentity {
   readonly namedInPolicy: boolean;
   readonly seenInAudit: boolean;
   readonly subject: Subject;
+  /**
+   * For a caller tried with the token claims or auth method some source asks for: the keys
+   * (identityKey) of the caller without them and of the stand-in that carries them. Its lines
+   * are shown only when they differ from both, which already say what each side gains.
+   */
+  readonly sameAs?: readonly string[];
 }
 
 /** An identity read from an audit event; claims only when the event holds them. */
@@ -47,6 +53,15 @@ function stableJson(value: unknown): string {
     return `{${entries.join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
+}
+
+function credentialKey(subject: Subject): string {
+  return `${subject.authMethod ?? ''}\0${subject.claims === undefined ? '' : stableJson(subject.claims)}`;
+}
+
+function withoutClaims(subject: Subject): Subject {
+  const { claims: _claims, ...rest } = subject;
+  return rest;
 }
 
 export function identityKey(subject: Subject): string {
@@ -129,15 +144,63 @@ function sourceWitness(source: CompiledSource, context: Context, withNotClaims: 
   const candidates: Subject[] = [];
   const exact = source.principals === null ? [] : [...source.principals.exact].sort(byCodeUnit);
   for (const principal of exact) candidates.push(subjectOf(principal, method, claims));
-  const trustDomain = source.trustDomains === null ? context.trustDomain : (globWitnesses(source.trustDomains, context.trustDomain)[0] ?? context.trustDomain);
-  const namespaces = source.namespaces === null ? [context.outsideNamespace] : globWitnesses(source.namespaces, 'any-ns');
-  for (const namespace of namespaces) candidates.push(istio(trustDomain, namespace, PLACEHOLDER_SA, method, claims));
-  if (source.principals !== null) candidates.push(...principalPatternWitness(source.principals, trustDomain, method, claims));
+  // Callers in the ns/sa layout from every trust domain, namespace and service account the
+  // source names or its principal patterns spell out, so `*ers` with namespaces [shop]
+  // finds td/ns/shop/sa/xers.
+  const parts = principalParts(source.principals);
+  const trustDomains = [...(source.trustDomains === null ? [context.trustDomain] : globWitnesses(source.trustDomains, context.trustDomain)), ...parts.trustDomains];
+  const namespaces = [...(source.namespaces === null ? [context.outsideNamespace] : globWitnesses(source.namespaces, 'any-ns')), ...parts.namespaces];
+  candidates.push(...layoutCandidates(trustDomains, namespaces, [PLACEHOLDER_SA, ...parts.serviceAccounts], method, claims));
+  if (source.principals !== null) candidates.push(...principalPatternWitness(source.principals, trustDomains[0] ?? context.trustDomain, method, claims));
   const found = candidates.find((s) => sourceMatches(source, s) !== withNotClaims);
   if (found === undefined) return null;
   const named = exact.includes(found.principal);
   const who = named ? found.principal : `any caller with ${source.description}`;
   return { label: `${who}${describeCaller(found)}`, synthesized: true, namedInPolicy: named, seenInAudit: false, subject: found };
+}
+
+// Enough to combine without the product growing past a few hundred callers per source.
+const MAX_PARTS = 6;
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)].slice(0, MAX_PARTS);
+}
+
+function layoutCandidates(trustDomains: readonly string[], namespaces: readonly string[], accounts: readonly string[], method: string, claims?: Record<string, unknown>): Subject[] {
+  const out: Subject[] = [];
+  for (const td of unique(trustDomains)) for (const ns of unique(namespaces)) for (const sa of unique(accounts)) out.push(istio(td, ns, sa, method, claims));
+  return out;
+}
+
+/**
+ * The trust domains, namespaces and service accounts principal patterns spell out in the
+ * `td/ns/N/sa/S` layout, a cut segment completed with `x`: prefix `td/ns/sho` gives ns
+ * `shox`, suffix `ers` gives sa `xers`, suffix `/sa/admin` sa `admin`.
+ */
+function principalParts(set: GlobSet | null): { trustDomains: string[]; namespaces: string[]; serviceAccounts: string[] } {
+  const parts = { trustDomains: [] as string[], namespaces: [] as string[], serviceAccounts: [] as string[] };
+  if (set === null) return parts;
+  const take = (segments: readonly string[], at: number): void => {
+    // `at`: where the layout's first segment (the trust domain) sits in `segments`.
+    const get = (i: number) => (i - at >= 0 && i - at < segments.length ? segments[i - at] : undefined);
+    const td = get(0);
+    const ns = get(1) === 'ns' || get(1) === undefined ? get(2) : undefined;
+    const sa = get(3) === 'sa' || get(3) === undefined ? get(4) : undefined;
+    if (td !== undefined && td !== '') parts.trustDomains.push(td);
+    if (ns !== undefined && ns !== '') parts.namespaces.push(ns);
+    if (sa !== undefined && sa !== '') parts.serviceAccounts.push(sa);
+  };
+  for (const prefix of set.prefixes) {
+    const segments = prefix.split('/');
+    segments[segments.length - 1] = `${segments.at(-1)}x`;
+    take(segments, 0);
+  }
+  for (const suffix of set.suffixes) {
+    const segments = suffix.split('/');
+    segments[0] = `x${segments[0]}`;
+    take(segments, 5 - segments.length);
+  }
+  return parts;
 }
 
 /**
@@ -190,13 +253,13 @@ function usualTrustDomain(principals: Iterable<string>): string {
 // Whom a label belongs to when two ways of building arrive at the same caller: a real name
 // beats a stand-in, then the shorter and code-unit-first label, whatever the order of building.
 function preferred(a: DiffIdentity, b: DiffIdentity): DiffIdentity {
-  const rank = (i: DiffIdentity) => (i.seenInAudit ? 0 : !i.synthesized ? 1 : i.namedInPolicy ? 2 : 3);
-  const merged = (winner: DiffIdentity): DiffIdentity => ({
-    ...winner,
-    namedInPolicy: a.namedInPolicy || b.namedInPolicy,
-    seenInAudit: a.seenInAudit || b.seenInAudit,
-    synthesized: a.synthesized && b.synthesized,
-  });
+  const rank = (i: DiffIdentity) => (i.seenInAudit ? 0 : !i.synthesized ? 1 : i.sameAs !== undefined ? 4 : i.namedInPolicy ? 2 : 3);
+  const merged = (winner: DiffIdentity): DiffIdentity => {
+    const { sameAs: _drop, ...rest } = winner;
+    // A caller built two ways stands on its own unless both ways call it a variant.
+    const general = a.sameAs !== undefined && b.sameAs !== undefined ? { sameAs: a.sameAs.filter((k) => b.sameAs!.includes(k)) } : {};
+    return { ...rest, ...general, namedInPolicy: a.namedInPolicy || b.namedInPolicy, seenInAudit: a.seenInAudit || b.seenInAudit, synthesized: a.synthesized && b.synthesized };
+  };
   if (rank(a) !== rank(b)) return merged(rank(a) < rank(b) ? a : b);
   if (a.label.length !== b.label.length) return merged(a.label.length < b.label.length ? a : b);
   return merged(byCodeUnit(a.label, b.label) <= 0 ? a : b);
@@ -238,13 +301,32 @@ export function diffIdentities(rules: readonly CompiledRule[], seen: readonly Se
       ...set.suffixes.map((x): [string, GlobSet] => [`*${x}`, { ...set, any: false, exact: new Set(), prefixes: [], suffixes: [x] }]),
     ];
     for (const [pattern, one] of patterns) {
-      const subject = principalPatternWitness(one, trustDomain, 'mtls')[0];
+      const parts = principalParts(one);
+      const layout = layoutCandidates([trustDomain, ...parts.trustDomains], [outsideNamespace, ...parts.namespaces], [PLACEHOLDER_SA, ...parts.serviceAccounts], 'mtls');
+      const subject = [...layout, ...principalPatternWitness(one, trustDomain, 'mtls')].find((c) => globMatches(one, c.principal));
       if (subject !== undefined) add({ label: `any caller matching principal ${pattern}`, synthesized: true, namedInPolicy: false, seenInAudit: false, subject });
     }
   }
+  const bases = [...found.values()].filter((i) => !i.seenInAudit && i.subject.authMethod === 'mtls' && i.subject.claims === undefined);
+  // How a source wants its caller to prove itself (auth method, claims), one stand-in each.
+  const credentials = new Map<string, DiffIdentity>();
   for (const source of pieces.sources) {
-    add(sourceWitness(source, context, false));
-    if (source.notClaims !== null) add(sourceWitness(source, context, true));
+    for (const witness of [sourceWitness(source, context, false), source.notClaims === null ? null : sourceWitness(source, context, true)]) {
+      add(witness);
+      if (witness === null || (witness.subject.authMethod === 'mtls' && witness.subject.claims === undefined)) continue;
+      const key = credentialKey(witness.subject);
+      const before = credentials.get(key);
+      if (before === undefined || byCodeUnit(identityKey(witness.subject), identityKey(before.subject)) < 0) credentials.set(key, witness);
+    }
+  }
+  // Every other caller with those credentials too: a DENY for a namespace or an ALLOW for a
+  // principal meets a claims rule only in a caller that has both.
+  for (const base of bases) {
+    for (const general of credentials.values()) {
+      const { claims } = general.subject;
+      const subject: Subject = Object.freeze({ ...withoutClaims(base.subject), authMethod: general.subject.authMethod, ...(claims === undefined ? {} : { claims }) });
+      add({ label: `${base.label}${describeCaller(subject)}`, synthesized: true, namedInPolicy: base.namedInPolicy, seenInAudit: false, subject, sameAs: [identityKey(base.subject), identityKey(general.subject)] });
+    }
   }
   const rank = (i: DiffIdentity) => (i.synthesized ? 1 : 0);
   return [...found.values()].sort((a, b) => rank(a) - rank(b) || byCodeUnit(a.label, b.label) || byCodeUnit(identityKey(a.subject), identityKey(b.subject)));

@@ -5,7 +5,7 @@
  * policies and kept when the decisions differ in what they grant.
  */
 import type { Decision, LoadedPolicy } from '../types.ts';
-import { diffIdentities, type DiffIdentity, type SeenIdentity } from './identities.ts';
+import { diffIdentities, identityKey, type DiffIdentity, type SeenIdentity } from './identities.ts';
 import { diffRequests, type DiffRequest } from './requests.ts';
 
 export type { DiffIdentity, SeenIdentity } from './identities.ts';
@@ -85,20 +85,30 @@ export interface DiffOptions {
   readonly seen?: readonly SeenIdentity[];
 }
 
+/** What a caller's lines say, whoever the caller is: equal signatures, same news. */
+function signature(lines: readonly DiffLine[]): string {
+  return JSON.stringify(lines.map((l) => [l.kind, l.request.label, l.old, l.new]));
+}
+
 /** Every caller × request where `before` and `after` grant differently. */
 export function diffPolicies(before: LoadedPolicy, after: LoadedPolicy, options: DiffOptions = {}): PolicyDiff {
   const rules = [...before.rules, ...after.rules];
   const identities = diffIdentities(rules, options.seen ?? []);
   const requests = diffRequests(rules);
-  const found: IdentityDiff[] = [];
-  const counts = { gain: 0, lose: 0, change: 0, lines: 0 };
-  for (const identity of identities) {
+  const all = identities.map((identity): IdentityDiff => {
     const lines: DiffLine[] = [];
     for (const request of requests) {
       const line = compareDecisions(request, before.evaluate(identity.subject, request.request), after.evaluate(identity.subject, request.request));
       if (line !== null) lines.push(line);
     }
+    return { identity, lines };
+  });
+  const signatures = new Map(all.map(({ identity, lines }) => [identityKey(identity.subject), signature(lines)]));
+  const found: IdentityDiff[] = [];
+  const counts = { gain: 0, lose: 0, change: 0, lines: 0 };
+  for (const { identity, lines } of all) {
     if (lines.length === 0) continue;
+    if (identity.sameAs?.some((key) => signatures.get(key) === signature(lines)) === true) continue;
     found.push({ identity, lines });
     counts.lines += lines.length;
     for (const kind of ['gain', 'lose', 'change'] as const) if (lines.some((l) => l.kind === kind)) counts[kind] += 1;

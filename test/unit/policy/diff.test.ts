@@ -80,7 +80,7 @@ describe('policy diff', () => {
     });
     const diff = diffPolicies(old, next);
     assert.deepEqual(lines(diff), ['any caller with principals cluster.local/ns/ci/sa/build-*: gain mariadb db ci_x - -> ci/build']);
-    assert.equal(diff.identities[0]!.identity.subject.principal, 'cluster.local/ns/ci/sa/build-any-sa');
+    assert.equal(diff.identities[0]!.identity.subject.principal, 'cluster.local/ns/ci/sa/build-x');
     assert.ok(diff.considered.identities >= 4, 'team-x, no named namespace, outside the layout, build-*');
   });
 
