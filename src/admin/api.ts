@@ -215,6 +215,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       if (decision?.allow === true) trail.allow(decision.ruleId);
       else trail.rule = decision?.ruleId ?? null;
       if (decision?.role != null) trail.asked = { ...trail.asked, role: decision.role };
+      if (decision !== undefined) trail.policyVersion = decision.policyVersion;
     }
     log?.info('issued a credential', { lease: issued.leaseId, principal: issued.principal, role: issued.role, database, expiresAt: issued.expiresAt, remote });
     trail.done(steps.lease === undefined ? [] : [steps.lease], steps.decision?.reason ?? 'issued');

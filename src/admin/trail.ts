@@ -28,6 +28,8 @@ export class CredentialTrail {
   identity: Identity | null = null;
   decision: 'allow' | 'deny' = 'deny';
   rule: string | null = null;
+  /** The policy version that decided, when a policy rule did (not for admin operations). */
+  policyVersion: string | null = null;
   asked: Asked = {};
   private ended = false;
 
@@ -64,6 +66,7 @@ export class CredentialTrail {
       identity: this.identity,
       decision: this.decision,
       rule: this.rule,
+      policyVersion: this.policyVersion,
       reason,
       lease,
       ...this.asked,

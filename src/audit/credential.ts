@@ -31,6 +31,8 @@ export interface CredentialFacts {
   readonly identity: Identity | null;
   readonly decision: 'allow' | 'deny';
   readonly rule: string | null;
+  /** The version of the policy whose rule decided; absent or null when no policy rule did. */
+  readonly policyVersion?: string | null;
   readonly reason: string;
   /** The lease issued or revoked, when there is one. */
   readonly lease: CredentialLease | null;
@@ -68,6 +70,7 @@ export function credentialEvent(f: CredentialFacts): CredentialEvent {
     identity: f.identity === null ? null : auditIdentity(f.identity),
     decision: f.decision,
     rule: f.rule,
+    ...(f.policyVersion == null ? {} : { policyVersion: f.policyVersion }),
     reason: f.reason,
     principal: lease?.principal ?? f.principal ?? null,
     leaseId: lease?.id ?? f.leaseId ?? null,

@@ -20,173 +20,22 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { MeshgateError } from '../errors/index.ts';
-import type { Identity, TlsPeerFacts, XfccNote } from '../identity/index.ts';
+import type { Identity } from '../identity/index.ts';
 import { auditTime } from './clock.ts';
-import type { TraceParent } from './trace-context.ts';
 import { credentialEvent, type CredentialFacts } from './credential.ts';
+import { connectionEvent, errorOf, policyFields, rpcEvent } from './events.ts';
+import { REPORTED_FACTS, type AlertFacts, type ConnectionFacts, type Engine, type PolicyChangeFacts, type PolicyFacts, type ReportedFacts, type RpcFacts, type SessionEndFacts, type SessionStart, type StatementFacts } from './facts.ts';
 import { auditIdentity } from './identity.ts';
 import { DEFAULT_REFUSAL_LIMITS, RefusalLimiter, type RefusalLimits } from './refusals.ts';
-import type { AuditDurability, AuditError, AuditEvent, AuditIdentity, AuditSink, ConnectionEvent, Outcome, PreparedStatementFacts, RecoveredEvent, StatementEvent } from './types.ts';
+import type { AuditDurability, AuditEvent, AuditIdentity, AuditSink, PolicyEvent, RecoveredEvent, StatementEvent } from './types.ts';
 
-type Engine = NonNullable<AuditEvent['engine']>;
+export * from './facts.ts';
 /** What engines report; `recovered` events are the sink's own. */
-type EngineEvent = Exclude<AuditEvent, RecoveredEvent>;
+type EngineEvent = Exclude<AuditEvent, RecoveredEvent | PolicyEvent>;
+
+const policyChannel = diagnostics.channel('meshgate:policy');
 
 export type { CredentialFacts } from './credential.ts';
-
-export interface PeerAddress {
-  readonly address: string;
-  readonly port: number;
-}
-
-/** An error from the upstream server itself (MariaDB's code and SQLSTATE). */
-export interface UpstreamError {
-  readonly code: number;
-  readonly message: string;
-  readonly sqlState?: string;
-}
-
-/**
- * A login's steps, as process.hrtime.bigint() marks, as far as it got; for tracing only. The
- * session accepted the connection at `acceptedAt` (epoch milliseconds).
- */
-export interface LoginTiming {
-  readonly acceptedAt: number;
-  readonly began: bigint;
-  readonly identified?: bigint;
-  readonly decided?: bigint;
-  readonly upstream?: { readonly from: bigint; readonly to: bigint };
-}
-
-/**
- * What a subscriber may read under REPORTED_FACTS beyond the event (every fact optional). It is
- * the facts object the engine reported, handed on as it is rather than copied.
- */
-export interface ReportedFacts {
-  /** The caller's span, from its traceparent; null when meshgate began the trace. */
-  readonly parent?: TraceParent | null;
-  readonly login?: LoginTiming;
-  /** process.hrtime.bigint() when a gRPC caller's identity was known. */
-  readonly identifiedAt?: bigint;
-  /** What the deciding rule lets spans show of the text or paths; null: the tracing configuration decides. */
-  readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
-  /** The span id meshgate named for the statement in the tag MariaDB saw; its span takes it. */
-  readonly spanId?: string | null;
-}
-
-export const REPORTED_FACTS: unique symbol = Symbol('meshgate.reportedFacts');
-
-/** An event as published on its channel. */
-export type PublishedEvent<E extends AuditEvent = AuditEvent> = E & { readonly [REPORTED_FACTS]?: ReportedFacts };
-
-export interface ConnectionFacts {
-  readonly engine: Engine;
-  readonly sessionId: string;
-  readonly peer: PeerAddress;
-  readonly tls: TlsPeerFacts | null;
-  readonly identity: Identity | null;
-  /** The user name the client sent; informational only. */
-  readonly clientUser: string | null;
-  readonly database: string | null;
-  readonly decision: 'allow' | 'deny';
-  readonly rule: string | null;
-  readonly reason: string;
-  readonly role: string | null;
-  readonly upstreamConnectionId: number | null;
-  readonly error: MeshgateError | null;
-  readonly login?: LoginTiming;
-}
-
-export interface SessionStart {
-  readonly engine: Engine;
-  readonly sessionId: string;
-  readonly identity: Identity;
-  readonly role: string | null;
-  readonly rule: string | null;
-  readonly upstreamConnectionId: number | null;
-  /** Epoch milliseconds. */
-  readonly startedAt: number;
-}
-
-export interface StatementFacts {
-  /** The protocol command: query, prepare, execute, fetch, init_db, … */
-  readonly command: string;
-  /** First SQL keyword, upper-case, when the command carries SQL. */
-  readonly verb: string | null;
-  /** The verb of every statement in the text, in order (null where one cannot be told). */
-  readonly verbs?: readonly (string | null)[];
-  /** The statement as the client sent it, secrets already redacted (the engine knows its syntax); a prefix when `truncated`. */
-  readonly statement: string | null;
-  readonly truncated?: boolean;
-  /** The whole statement's length in bytes, and its SHA-256 (hex). */
-  readonly statementBytes?: number | null;
-  readonly statementSha256?: string | null;
-  readonly traceId: string;
-  /** The caller's span when `traceId` is the caller's (its sqlcommenter traceparent). */
-  readonly parent?: TraceParent | null;
-  readonly database: string | null;
-  readonly decision: 'allow' | 'deny';
-  readonly rowsReturned: number;
-  readonly rowsAffected: number;
-  readonly durationUs: number;
-  readonly outcome: Outcome;
-  /** meshgate's own refusal, the upstream's error, or why the outcome is unknown. */
-  readonly error: MeshgateError | UpstreamError | null;
-  readonly prepared?: PreparedStatementFacts | null;
-  /** Time spent queued by the throttle (ms), when it waited. */
-  readonly throttleWaitMs?: number;
-  /** Not recorded: for subscribers (ReportedFacts). */
-  readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
-  readonly spanId?: string | null;
-}
-
-export interface SessionEndFacts {
-  readonly reason: string;
-  readonly bytesFromClient: number;
-  readonly bytesFromUpstream: number;
-}
-
-export interface RpcFacts {
-  readonly engine: Engine;
-  readonly sessionId: string;
-  readonly peer: PeerAddress;
-  readonly identity: Identity | null;
-  readonly xfcc: XfccNote | null;
-  readonly method: string;
-  readonly operation: string | null;
-  readonly paths: readonly string[];
-  readonly decision: 'allow' | 'deny';
-  readonly rule: string | null;
-  readonly reason: string;
-  readonly traceId: string;
-  /** The caller's span when `traceId` is the caller's (its traceparent metadata). */
-  readonly parent?: TraceParent | null;
-  /** process.hrtime.bigint() when the caller's identity was known. */
-  readonly identifiedAt?: bigint;
-  /** The status the caller received (gRPC: 0 is OK). */
-  readonly status: number;
-  /** meshgate's own refusal; otherwise a non-zero status is the upstream's, with its message. */
-  readonly error: MeshgateError | null;
-  readonly upstreamMessage?: string;
-  readonly documents: number;
-  /** process.hrtime.bigint() when the call arrived. */
-  readonly startedAt: bigint;
-  readonly outcome: Outcome;
-  /** Time the call spent queued by its service class (ms), when it waited. */
-  readonly throttleWaitMs?: number;
-  /** Not recorded: for subscribers (ReportedFacts). */
-  readonly traceQueryText?: 'sanitized' | 'full' | 'none' | null;
-}
-
-export interface AlertFacts {
-  readonly engine: Engine;
-  readonly sessionId: string;
-  readonly alert: 'lease_compromised';
-  readonly identity: Identity | null;
-  readonly lease: { readonly id: string; readonly role: string; readonly account: string };
-  readonly reason: string;
-  readonly action: string;
-}
 
 const channels = new Map<string, diagnostics.Channel>();
 function channelOf(engine: Engine, type: EngineEvent['type']): diagnostics.Channel {
@@ -194,35 +43,6 @@ function channelOf(engine: Engine, type: EngineEvent['type']): diagnostics.Chann
   let channel = channels.get(name);
   if (channel === undefined) channels.set(name, (channel = diagnostics.channel(name)));
   return channel;
-}
-
-function errorOf(error: MeshgateError | UpstreamError | null): AuditError | null {
-  if (error === null) return null;
-  if (typeof error.code === 'number') {
-    const upstream = error as UpstreamError;
-    return upstream.sqlState === undefined ? { code: upstream.code, message: upstream.message } : { code: upstream.code, message: upstream.message, sqlState: upstream.sqlState };
-  }
-  return { code: error.code, message: error.message };
-}
-
-function connectionEvent(f: ConnectionFacts): ConnectionEvent {
-  return {
-    type: 'connection',
-    time: auditTime(),
-    sessionId: f.sessionId,
-    engine: f.engine,
-    peer: { address: f.peer.address, port: f.peer.port },
-    tls: f.tls === null ? null : { protocol: f.tls.protocol, cipher: f.tls.cipher, clientCertSerial: f.tls.peerCertificate?.serialNumber ?? null },
-    identity: f.identity === null ? null : auditIdentity(f.identity),
-    clientUser: f.clientUser,
-    database: f.database,
-    decision: f.decision,
-    rule: f.rule,
-    reason: f.reason,
-    upstreamRole: f.role,
-    upstreamConnectionId: f.upstreamConnectionId,
-    error: f.error === null ? null : { code: f.error.code, message: f.error.message },
-  };
 }
 
 export interface RecorderOptions {
@@ -311,29 +131,7 @@ export class AuditRecorder {
   }
 
   rpc(f: RpcFacts): void {
-    const error = f.error !== null ? { code: f.error.code, message: f.error.message } : f.status !== 0 ? { code: f.status, message: f.upstreamMessage ?? '' } : null;
-    this.emit({
-      type: 'rpc',
-      time: auditTime(),
-      sessionId: f.sessionId,
-      engine: f.engine,
-      peer: f.peer,
-      identity: f.identity === null ? null : auditIdentity(f.identity),
-      xfcc: f.xfcc,
-      method: f.method,
-      operation: f.operation,
-      paths: f.paths,
-      decision: f.decision,
-      rule: f.rule,
-      reason: f.reason,
-      traceId: f.traceId,
-      status: f.status,
-      documents: f.documents,
-      durationUs: Number((process.hrtime.bigint() - f.startedAt) / 1000n),
-      outcome: f.outcome,
-      error,
-      ...(f.throttleWaitMs === undefined || f.throttleWaitMs <= 0 ? {} : { throttleWaitMs: f.throttleWaitMs }),
-    }, f);
+    this.emit(rpcEvent(f), f);
   }
 
   /** An issue, revoke or rotation of a credential, refused or done (credential.ts builds it). */
@@ -356,6 +154,28 @@ export class AuditRecorder {
     });
   }
 
+  /** A policy version put in force or refused (types.ts, PolicyEvent); on `meshgate:policy` too. */
+  policyChange(f: PolicyChangeFacts): void {
+    const event: PolicyEvent = {
+      type: 'policy',
+      time: auditTime(),
+      engine: null,
+      sessionId: null,
+      action: f.action,
+      outcome: f.error === null ? 'completed' : 'refused',
+      trigger: f.trigger,
+      identity: f.identity == null ? null : auditIdentity(f.identity),
+      policyVersion: f.policyVersion,
+      previousVersion: f.previousVersion,
+      rules: f.rules,
+      source: f.source,
+      sessionsEnded: f.sessionsEnded ?? 0,
+      error: f.error === null ? null : { code: f.error.code, message: f.error.message },
+    };
+    this.sink.record(event);
+    if (policyChannel.hasSubscribers) policyChannel.publish(event);
+  }
+
   /** @internal the one way out: the sink, then the channel (with `facts` when someone listens). */
   emit(event: EngineEvent, facts?: ReportedFacts): void {
     this.sink.record(event);
@@ -371,12 +191,23 @@ export class SessionRecorder {
   private readonly identity: AuditIdentity;
   private ended = false;
   statements = 0;
+  /** The rule, version and dry run behind the session's grant; a re-evaluation replaces them. */
+  private rule: string | null;
+  private policy: ReturnType<typeof policyFields>;
 
   constructor(
     private readonly recorder: AuditRecorder,
     private readonly start: SessionStart,
   ) {
     this.identity = auditIdentity(start.identity);
+    this.rule = start.rule;
+    this.policy = policyFields(start);
+  }
+
+  /** A reloaded policy still allows the session, by `rule` of its version: later statements say so. */
+  redecided(rule: string | null, policy: PolicyFacts): void {
+    this.rule = rule;
+    this.policy = policyFields(policy);
   }
 
   statement(f: StatementFacts): void {
@@ -397,7 +228,8 @@ export class SessionRecorder {
       statementSha256: f.statementSha256 ?? null,
       database: f.database,
       decision: f.decision,
-      rule: f.decision === 'allow' ? this.start.rule : null,
+      rule: f.decision === 'allow' ? this.rule : null,
+      ...this.policy,
       upstreamRole: this.start.role,
       upstreamConnectionId: this.start.upstreamConnectionId,
       rowsReturned: f.rowsReturned,

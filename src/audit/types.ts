@@ -29,6 +29,23 @@ export interface AuditError {
   readonly sqlState?: string;
 }
 
+/** What a dry-run rule (`action: AUDIT`) would have decided, recorded beside what was enforced. */
+export interface DryRunRecord {
+  readonly rule: string | null;
+  readonly decision: 'allow' | 'deny';
+  readonly reason: string;
+}
+
+/**
+ * On events policy decided: the version of the policy that decided (its digest or git
+ * commit), and the dry run that matched, if any. Absent from events no policy judged, and
+ * from events written before meshgate recorded them.
+ */
+interface PolicyMarks {
+  readonly policyVersion?: string;
+  readonly dryRun?: DryRunRecord;
+}
+
 interface EventBase {
   /** ISO-8601 with milliseconds, UTC. */
   readonly time: string;
@@ -36,7 +53,7 @@ interface EventBase {
   readonly engine: 'mysql' | 'firestore';
 }
 
-export interface ConnectionEvent extends EventBase {
+export interface ConnectionEvent extends EventBase, PolicyMarks {
   readonly type: 'connection';
   readonly peer: { readonly address: string; readonly port: number };
   readonly tls: { readonly protocol: string | null; readonly cipher: string | null; readonly clientCertSerial: string | null } | null;
@@ -57,7 +74,7 @@ export interface ConnectionEvent extends EventBase {
   readonly repeats?: { readonly count: number; readonly since: string };
 }
 
-export interface StatementEvent extends EventBase {
+export interface StatementEvent extends EventBase, PolicyMarks {
   readonly type: 'statement';
   readonly identity: AuditIdentity;
   /** W3C trace id (32 hex) from a sqlcommenter traceparent, or a fresh one. */
@@ -143,7 +160,7 @@ export interface SessionEndEvent extends EventBase {
  * One event per gRPC/HTTP call, decided or refused. `xfcc` records what happened to an
  * `x-forwarded-client-cert` header: believed from a trusted hop, or stripped unread.
  */
-export interface RpcEvent extends EventBase {
+export interface RpcEvent extends EventBase, PolicyMarks {
   readonly type: 'rpc';
   readonly peer: { readonly address: string; readonly port: number };
   readonly identity: AuditIdentity | null;
@@ -173,7 +190,7 @@ export interface RpcEvent extends EventBase {
  * direct credentials handed to a caller, leases an admin revokes or the sweep drops, and
  * meshgate's own admin password. Names the account, never a password.
  */
-export interface CredentialEvent extends EventBase {
+export interface CredentialEvent extends EventBase, PolicyMarks {
   readonly type: 'credential';
   readonly action: 'issue' | 'revoke' | 'rotate';
   /** refused: meshgate said no (policy, limit, not an admin); failed: it tried and could not. */
@@ -253,13 +270,38 @@ export interface AlertEvent extends EventBase {
   readonly action: string;
 }
 
-export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | CredentialEvent | IntentEvent | RecoveredEvent | AlertEvent;
+/**
+ * A policy version put in force, or refused: at start, on a reload (file change, SIGHUP, the
+ * admin API, a git commit), with what it replaced. `sessionsEnded` counts the sessions a
+ * re-evaluation ended because the new version no longer allowed them.
+ */
+export interface PolicyEvent {
+  readonly type: 'policy';
+  readonly time: string;
+  readonly engine: null;
+  readonly sessionId: null;
+  readonly action: 'load' | 'reload';
+  readonly outcome: 'completed' | 'refused';
+  /** What asked for it: start, watch, signal, admin, git. */
+  readonly trigger: string;
+  /** The admin's identity for an admin API reload. */
+  readonly identity: AuditIdentity | null;
+  readonly policyVersion: string | null;
+  readonly previousVersion: string | null;
+  readonly rules: number | null;
+  /** Where it came from: the directory, or the repository and commit. */
+  readonly source: string;
+  readonly sessionsEnded: number;
+  readonly error: AuditError | null;
+}
+
+export type AuditEvent = ConnectionEvent | StatementEvent | SessionEndEvent | RpcEvent | CredentialEvent | IntentEvent | RecoveredEvent | AlertEvent | PolicyEvent;
 
 /** strict: an operation goes upstream only once its intent is fdatasync'd; buffered: a bounded queue. */
 export type AuditDurability = 'strict' | 'buffered';
 
 /** Every event `type` meshgate writes, for tools that filter by it (`meshgate audit tail --type`). */
-export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered', 'alert'] as const satisfies readonly AuditEvent['type'][];
+export const AUDIT_EVENT_TYPES = ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered', 'alert', 'policy'] as const satisfies readonly AuditEvent['type'][];
 // A new event type that is not added above fails to compile here, so the list cannot fall behind.
 const listsEveryType: Exclude<AuditEvent['type'], (typeof AUDIT_EVENT_TYPES)[number]> extends never ? true : never = true;
 void listsEveryType;

@@ -70,49 +70,74 @@ function firstMatch(
   return null;
 }
 
-function denial(reason: string): Decision {
-  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS };
+/** First matching DENY, else first matching ALLOW, over one set of rules (enforced or dry run). */
+interface RuleIndex {
+  first(subject: Subject, request: PolicyRequest): Decision | null;
+  readonly size: number;
 }
 
-/** `version`: a digest of the texts compiled (the loader's), for metrics and logs. */
-export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[], version = 'unversioned'): LoadedPolicy {
-  const all: CompiledRule[] = [];
-  for (const { doc } of documents) {
-    doc.spec.rules.forEach((spec, index) => all.push(compileRule(doc.metadata.name, doc.spec.action, spec, index)));
-  }
-  const denies = all.filter((r) => r.action === 'DENY');
-  const allows = all.filter((r) => r.action === 'ALLOW');
+function indexRules(rules: readonly CompiledRule[]): RuleIndex {
+  const denies = rules.filter((r) => r.action === 'DENY');
+  const allows = rules.filter((r) => r.action === 'ALLOW');
   const generalDeny: number[] = [];
   const generalAllow: number[] = [];
   const byPrincipal = new Map<string, Bucket>();
   buildIndex(denies, generalDeny, byPrincipal, 'deny');
   buildIndex(allows, generalAllow, byPrincipal, 'allow');
+  return {
+    size: rules.length,
+    first(subject, request) {
+      const keyed = byPrincipal.get(subject.principal);
+      const denied = firstMatch(denies, generalDeny, keyed?.deny ?? EMPTY, subject, request);
+      if (denied !== null) {
+        // The rule may name one document deep inside; the caller needs to know why all is refused.
+        if (request.engine === 'firestore' && request.pathKind === 'subtree') return { ...denied, reason: subtreeDenyReason(denied.reason, request.path) };
+        return denied;
+      }
+      return firstMatch(allows, generalAllow, keyed?.allow ?? EMPTY, subject, request);
+    },
+  };
+}
+
+function denial(reason: string, policyVersion: string): Decision {
+  return { allow: false, ruleId: null, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS, policyVersion };
+}
+
+/** `version`: a digest of the texts compiled (the loader's) or a commit id; every decision carries it. */
+export function compilePolicy(documents: readonly ParsedDocument[], files: readonly PolicyFileSummary[], version = 'unversioned'): LoadedPolicy {
+  const all: CompiledRule[] = [];
+  for (const { doc } of documents) {
+    doc.spec.rules.forEach((spec, index) => all.push(compileRule(doc.metadata.name, doc.spec.action, spec, index, version)));
+  }
+  const enforced = indexRules(all.filter((rule) => !rule.dryRun));
+  const dryRuns = indexRules(all.filter((rule) => rule.dryRun));
+
+  // A path no rule could be meant for (empty segments, wrong parity, ...) is refused before
+  // any rule sees it: a `**` would otherwise match it.
+  const malformed = (request: PolicyRequest): string | null => (request.engine === 'firestore' ? firestoreRequestProblem(request) : null);
 
   const evaluate = (subject: Subject, request: PolicyRequest): Decision => {
-    // A path no rule could be meant for (empty segments, wrong parity, ...) is refused
-    // before any rule sees it: a `**` would otherwise match it.
-    const problem = request.engine === 'firestore' ? firestoreRequestProblem(request) : null;
-    if (problem !== null) return denial(malformedReason(problem));
-    const keyed = byPrincipal.get(subject.principal);
-    const denied = firstMatch(denies, generalDeny, keyed?.deny ?? EMPTY, subject, request);
-    if (denied !== null) {
-      // The rule may name one document deep inside; the caller needs to know why all is refused.
-      if (request.engine === 'firestore' && request.pathKind === 'subtree') return { ...denied, reason: subtreeDenyReason(denied.reason, request.path) };
-      return denied;
-    }
-    return firstMatch(allows, generalAllow, keyed?.allow ?? EMPTY, subject, request) ?? denial(defaultDenyReason(subject, request));
+    const problem = malformed(request);
+    if (problem !== null) return denial(malformedReason(problem), version);
+    return enforced.first(subject, request) ?? denial(defaultDenyReason(subject, request), version);
+  };
+
+  const dryRun = (subject: Subject, request: PolicyRequest): Decision | null => {
+    if (dryRuns.size === 0 || malformed(request) !== null) return null;
+    return dryRuns.first(subject, request);
   };
 
   const explain = (subject: Subject, request: PolicyRequest): Explanation => {
-    const problem = request.engine === 'firestore' ? firestoreRequestProblem(request) : null;
-    return explainDecision(all, subject, request, evaluate(subject, request), problem);
+    return explainDecision(all, subject, request, evaluate(subject, request), dryRun(subject, request), malformed(request));
   };
 
   return Object.freeze({
     evaluate,
+    dryRun,
     explain,
+    hasDryRuns: dryRuns.size > 0,
     ruleCount: all.length,
-    serviceClasses: Object.freeze([...new Set(all.filter((rule) => rule.action === 'ALLOW').map((rule) => rule.decisions[0]![0]!.serviceClass))].sort()),
+    serviceClasses: Object.freeze([...new Set(all.filter((rule) => rule.action === 'ALLOW' && !rule.dryRun).map((rule) => rule.decisions[0]![0]!.serviceClass))].sort()),
     sources: Object.freeze(files.map((f) => f.name)),
     files: Object.freeze(files.map((f) => Object.freeze({ ...f }))),
     rules: Object.freeze(all),

@@ -100,29 +100,41 @@ function matchedWhy(rule: CompiledRule, subject: Subject, request: PolicyRequest
   return `matches, but rule ${decision.ruleId ?? '?'} comes first`;
 }
 
-/** Every rule in evaluation order (DENY rules, then ALLOW rules, each in file order). */
+/**
+ * Every rule in evaluation order (DENY rules, then ALLOW rules, each in file order), then the
+ * dry-run rules in the order dryRun() considers them, judged against what they would decide.
+ */
 export function explainDecision(
   rules: readonly CompiledRule[],
   subject: Subject,
   request: PolicyRequest,
   decision: Decision,
+  dryRun: Decision | null,
   /** Why the request was refused before any rule (firestoreRequestProblem), or null. */
   malformed: string | null = null,
 ): Explanation {
   const trace: TraceEntry[] = [];
-  for (const action of ['DENY', 'ALLOW'] as const) {
-    for (const rule of rules) {
-      if (rule.action !== action) continue;
-      const why = malformed === null ? mismatch(rule, subject, request) : `not considered: ${malformed}`;
-      trace.push({
-        ruleId: rule.id,
-        action,
-        matched: why === null,
-        why: why ?? matchedWhy(rule, subject, request, decision),
-      });
+  for (const dry of [false, true]) {
+    for (const action of ['DENY', 'ALLOW'] as const) {
+      for (const rule of rules) {
+        if (rule.action !== action || rule.dryRun !== dry) continue;
+        const why = malformed === null ? mismatch(rule, subject, request) : `not considered: ${malformed}`;
+        const judged = dry ? dryRunWhy(rule, subject, request, dryRun) : null;
+        trace.push({
+          ruleId: rule.id,
+          action: dry ? 'AUDIT' : action,
+          matched: why === null,
+          why: why ?? judged ?? matchedWhy(rule, subject, request, decision),
+        });
+      }
     }
   }
-  return { ...decision, trace };
+  return { ...decision, trace, dryRun };
+}
+
+function dryRunWhy(rule: CompiledRule, subject: Subject, request: PolicyRequest, dryRun: Decision | null): string {
+  if (dryRun === null || dryRun.ruleId !== rule.id) return `matches as a dry-run ${rule.action}, but dry-run rule ${dryRun?.ruleId ?? '?'} comes first`;
+  return `would ${rule.action === 'DENY' ? 'deny' : 'allow'} (dry run, not enforced): ${matchedWhy(rule, subject, request, dryRun).replace(/^decides: /, '')}`;
 }
 
 /** The reason when nothing allowed: says who and what, and where the fix goes. */

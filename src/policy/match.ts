@@ -67,7 +67,10 @@ export type CompiledTarget = CompiledMariadbTarget | CompiledFirestoreTarget;
 
 export interface CompiledRule {
   readonly id: string;
+  /** What the rule decides where it matches; for a dry run, what it would decide. */
   readonly action: Action;
+  /** `action: AUDIT` on the rule or its document: recorded where it matches, never enforced. */
+  readonly dryRun: boolean;
   /** Null when `from` is omitted: every caller. */
   readonly sources: readonly CompiledSource[] | null;
   /** Null when `to` is omitted (DENY only): every request. */
@@ -180,34 +183,54 @@ export function describeGrant(target: CompiledTarget | null): string {
   return `as role ${target?.role ?? '?'}`;
 }
 
-function buildDecision(id: string, action: Action, source: CompiledSource | null, target: CompiledTarget | null, serviceClass: string): Decision {
+/** What a decided rule is, for the decisions it builds. */
+interface RuleFacts {
+  readonly id: string;
+  readonly action: Action;
+  readonly dryRun: boolean;
+  readonly serviceClass: string;
+  readonly policyVersion: string;
+}
+
+const DRY_RUN_NOTE = ' (action AUDIT: recorded, not enforced)';
+
+function buildDecision(rule: RuleFacts, source: CompiledSource | null, target: CompiledTarget | null): Decision {
+  const { id, action, policyVersion } = rule;
+  const would = rule.dryRun ? 'would be ' : '';
+  const note = rule.dryRun ? DRY_RUN_NOTE : '';
   if (action === 'DENY') {
-    const reason = `denied by rule ${id} (${describeMatch(action, source, target)})`;
-    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS });
+    const reason = `${would}denied by rule ${id} (${describeMatch(action, source, target)})${note}`;
+    return Object.freeze({ allow: false, ruleId: id, reason, role: null, allowLocalInfile: false, auditParameters: 'none', googleServiceAccount: null, traceQueryText: null, serviceClass: DEFAULT_SERVICE_CLASS, policyVersion });
   }
   // The schema guarantees every ALLOW target exists; a mariadb one names a role.
   const mariadb = target?.engine === 'mysql' ? target : null;
   return Object.freeze({
     allow: true,
     ruleId: id,
-    reason: `allowed by rule ${id} ${describeGrant(target)}`,
+    reason: `${would}allowed by rule ${id} ${describeGrant(target)}${note}`,
     role: mariadb?.role ?? null,
     allowLocalInfile: mariadb?.allowLocalInfile ?? false,
     auditParameters: mariadb?.auditParameters ?? 'none',
     googleServiceAccount: target?.engine === 'firestore' ? target.serviceAccount : null,
     traceQueryText: target?.traceQueryText ?? null,
-    serviceClass,
+    serviceClass: rule.serviceClass,
+    policyVersion,
   });
 }
 
-export function compileRule(policyName: string, action: Action, spec: PolicyRuleSpec, index: number): CompiledRule {
+/**
+ * `documentAction` AUDIT makes every rule a DENY in dry run; a rule's own `action: AUDIT` a
+ * dry run of its document's action. `policyVersion` goes into every decision the rule makes.
+ */
+export function compileRule(policyName: string, documentAction: Action | 'AUDIT', spec: PolicyRuleSpec, index: number, policyVersion: string): CompiledRule {
   const id = ruleIdOf(policyName, spec, index);
+  const action: Action = documentAction === 'AUDIT' ? 'DENY' : documentAction;
+  const dryRun = documentAction === 'AUDIT' || spec.action === 'AUDIT';
   const sources = spec.from?.map((f) => compileSource(f.source)) ?? null;
   const targets = spec.to?.map((t) => compileTarget(t, action)) ?? null;
-  const decisions = (sources ?? [null]).map((source) =>
-    Object.freeze((targets ?? [null]).map((target) => buildDecision(id, action, source, target, spec.serviceClass ?? DEFAULT_SERVICE_CLASS))),
-  );
-  return Object.freeze({ id, action, sources, targets, decisions: Object.freeze(decisions) });
+  const facts: RuleFacts = { id, action, dryRun, serviceClass: spec.serviceClass ?? DEFAULT_SERVICE_CLASS, policyVersion };
+  const decisions = (sources ?? [null]).map((source) => Object.freeze((targets ?? [null]).map((target) => buildDecision(facts, source, target))));
+  return Object.freeze({ id, action, dryRun, sources, targets, decisions: Object.freeze(decisions) });
 }
 
 export function sourceMatches(source: CompiledSource, subject: Subject): boolean {

@@ -145,7 +145,8 @@ function describeIssue(issue: z.core.$ZodIssue): IssueText[] {
       return [{ path, message: `expected ${expected}, got ${describeValue(issue.input)}${hint}` }];
     }
     case 'invalid_value': {
-      const options = issue.values.map((v) => quote(v)).join(' or ');
+      const quoted = issue.values.map((v) => quote(v));
+      const options = quoted.length > 2 ? `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}` : quoted.join(' or ');
       if (issue.input === undefined) return [{ path, message: `required: ${options}` }];
       // People write Firestore's method names; the policy speaks in classes.
       const hint = path.includes('operations') ? `; ${OPERATION_CLASSES}` : '';

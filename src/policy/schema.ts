@@ -114,10 +114,21 @@ const ruleShape = {
     .max(63)
     .regex(RULE_ID, 'must be a service class name from the configuration (throttle.classes), e.g. batch')
     .optional(),
+  /**
+   * `AUDIT`: a dry run of this rule. It is matched as its document's action would match it,
+   * and what it would have decided is recorded in the audit and metrics, never enforced.
+   */
+  action: z.literal('AUDIT').optional(),
 };
 
+/**
+ * `AUDIT` (as in Istio): every rule of the document is a DENY in dry run, recorded where it
+ * matches and never enforced, so a new DENY can be watched before it is switched on.
+ */
+export const DOCUMENT_ACTIONS = ['ALLOW', 'DENY', 'AUDIT'] as const;
+
 const specShape = {
-  action: z.enum(['ALLOW', 'DENY']),
+  action: z.enum(DOCUMENT_ACTIONS),
   rules: z.array(z.strictObject(ruleShape)).min(1),
 };
 const metadataShape = {

@@ -92,6 +92,8 @@ export interface Decision {
    * `default` class until rules can name one.
    */
   readonly serviceClass: string;
+  /** The version of the policy that decided (LoadedPolicy.version): its digest, or its git commit. */
+  readonly policyVersion: string;
 }
 
 /** How much of each prepared statement parameter the audit keeps. */
@@ -111,12 +113,25 @@ export const TRACE_QUERY_TEXT_MODES = ['sanitized', 'full', 'none'] as const;
 export const DEFAULT_SERVICE_CLASS = 'default';
 
 export interface Explanation extends Decision {
-  /** Every rule considered, in evaluation order, with whether it matched and why not. */
-  readonly trace: readonly { readonly ruleId: string; readonly action: 'ALLOW' | 'DENY'; readonly matched: boolean; readonly why: string }[];
+  /** Every rule considered, in evaluation order, with whether it matched and why not; dry runs (AUDIT) last. */
+  readonly trace: readonly { readonly ruleId: string; readonly action: 'ALLOW' | 'DENY' | 'AUDIT'; readonly matched: boolean; readonly why: string }[];
+  /** What the first matching dry-run rule would have decided (CompiledPolicy.dryRun). */
+  readonly dryRun: Decision | null;
 }
 
 export interface CompiledPolicy {
+  /** The decision enforced: dry-run (AUDIT) rules take no part. */
   evaluate(subject: Subject, request: PolicyRequest): Decision;
+  /**
+   * What the first matching dry-run rule (`action: AUDIT`) would have decided, DENY dry runs
+   * before ALLOW ones as in enforcement; null when none matches. Never enforced: engines
+   * record it beside the decision that was.
+   */
+  dryRun(subject: Subject, request: PolicyRequest): Decision | null;
+  /** Whether any rule is a dry run, so engines skip dryRun() when none is. */
+  readonly hasDryRuns: boolean;
+  /** The version decisions carry (LoadedPolicy.version, or `unversioned`). */
+  readonly version: string;
   explain(subject: Subject, request: PolicyRequest): Explanation;
   readonly ruleCount: number;
   /** The service classes its ALLOW rules name (`default` for those that name none). */
@@ -143,6 +158,9 @@ export interface LoadedPolicy extends CompiledPolicy {
    * rather than only what it decides (`policy diff` picks the callers and requests to try).
    */
   readonly rules: readonly CompiledRule[];
-  /** The first 12 hex digits of a SHA-256 over the files' names and texts: changes when the policy does. */
+  /**
+   * The first 12 hex digits of a SHA-256 over the files' names and texts (changes when the
+   * policy does), or what the loader was told (a git commit id).
+   */
   readonly version: string;
 }

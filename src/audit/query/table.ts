@@ -140,6 +140,11 @@ function detailsOf(event: Event): [string, string, string, string] {
     }
     case 'recovered':
       return ['-', '-', '-', `${text(event['cause'])}: ${text(event['detail'])}`];
+    case 'policy': {
+      const from = event['previousVersion'] == null ? '' : `${text(event['previousVersion'])} → `;
+      const ended = typeof event['sessionsEnded'] === 'number' && event['sessionsEnded'] > 0 ? `; ${event['sessionsEnded']} sessions ended` : '';
+      return ['-', text(event['rules']), text(event['trigger']), `${error}${text(event['action'])} ${from}${text(event['policyVersion'])} from ${text(event['source'])}${ended}`];
+    }
     default:
       return ['-', '-', '-', '-'];
   }

@@ -126,6 +126,8 @@ function printExplanation(io: CliIO, explanation: Explanation, request: PolicyRe
   }
   if (explanation.traceQueryText !== null) io.out(`spans:    show ${request.engine === 'firestore' ? 'document paths' : 'statement text'} ${explanation.traceQueryText === 'none' ? 'not at all' : explanation.traceQueryText} (traceQueryText)`);
   io.out(`reason:   ${explanation.reason}`);
+  const dry = explanation.dryRun;
+  if (dry !== null) io.out(`dry run:  ${dry.allow ? 'would ALLOW' : 'would DENY'} by rule ${dry.ruleId ?? '?'} (action AUDIT: recorded, not enforced)`);
   io.out('');
   const rows = explanation.trace.map((t) => [t.ruleId, t.action, t.matched ? 'yes' : 'no', t.why]);
   for (const line of table([['RULE', 'ACTION', 'MATCHED', 'WHY'], ...rows])) io.out(line);

@@ -7,7 +7,7 @@ import type { CommandSpec } from '../command.ts';
  * test/unit/cli/specs.test.ts keeps them equal to AUDIT_EVENT_TYPES, DECISIONS, ENGINES and OUTCOMES.
  */
 export const AUDIT_LISTS = {
-  types: ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered', 'alert'],
+  types: ['connection', 'statement', 'session_end', 'rpc', 'credential', 'intent', 'recovered', 'alert', 'policy'],
   decisions: ['allow', 'deny'],
   engines: ['mysql', 'firestore'],
   outcomes: ['completed', 'failed', 'unknown', 'refused'],

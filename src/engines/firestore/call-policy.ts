@@ -5,7 +5,7 @@
  */
 import { mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
-import { DEFAULT_SERVICE_CLASS, type FirestoreRequest, type TraceQueryText } from '../../policy/index.ts';
+import { DEFAULT_SERVICE_CLASS, judge, type FirestoreRequest, type JudgementMarks, type TraceQueryText } from '../../policy/index.ts';
 import { waitForAdmission, type Admission } from '../../throttle/index.ts';
 import type { RequestFacts } from './codec/access.ts';
 import type { FirestoreEngineContext } from './context.ts';
@@ -17,6 +17,8 @@ export class CallPolicy {
   readonly paths: string[] = [];
   operation: string | null = null;
   rule: string | null = null;
+  /** The policy version that judged the call's paths, and the first dry run that matched one. */
+  marks: JudgementMarks | null = null;
   /** Writes the call's messages carried. */
   writes = 0;
   serviceAccount: string | null = null;
@@ -55,7 +57,8 @@ export class CallPolicy {
     let serviceClass: string | null = null;
     for (const access of facts.accesses) {
       const request: FirestoreRequest = { engine: 'firestore', database: access.database.database, path: access.path, pathKind: access.kind, operation: access.operation };
-      const decision = policy.evaluate(identity, request);
+      const { decision, marks } = judge(policy, identity, request);
+      if (this.marks === null || (this.marks.dryRun === null && marks.dryRun !== null)) this.marks = marks;
       if (this.paths.length < MAX_RECORDED_PATHS) this.paths.push(access.kind === 'document' || access.path === '' ? access.path : `${access.path} (${access.kind})`);
       this.operation = mergeOperation(this.operation, access.operation);
       if (refusal !== null) continue;

@@ -45,6 +45,7 @@ export class CallRecord {
         paths,
         decision: 'deny',
         rule: this.policy.rule,
+        ...this.policy.marks,
         reason: error.message,
         error,
         documents: 0,
@@ -64,6 +65,7 @@ export class CallRecord {
         paths: this.policy.paths,
         decision: denied || (error !== null && !end.forwarded) ? 'deny' : 'allow',
         rule: this.policy.rule,
+        ...this.policy.marks,
         // Calls that name no path (BeginTransaction, Rollback, an empty Commit) touch no data;
         // the reads and writes made in a transaction are judged one by one.
         reason: error?.message ?? (this.policy.rule === null ? 'touches no documents' : `allowed by ${this.policy.rule}`),

@@ -6,7 +6,7 @@
 import type { LoginTiming, SessionRecorder } from '../../audit/index.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
-import type { ParameterAudit, TraceQueryText } from '../../policy/index.ts';
+import type { JudgementMarks, ParameterAudit, TraceQueryText } from '../../policy/index.ts';
 import type { Admission } from '../../throttle/index.ts';
 import type { ClientCommand, ResponseShape } from './codec/commands.ts';
 import type { Frame } from './codec/framer.ts';
@@ -18,6 +18,8 @@ export interface SessionGrant {
   readonly identity: Identity;
   readonly role: string;
   readonly rule: string | null;
+  /** The policy version that granted the session, and a dry run's verdict on it. */
+  readonly marks: JudgementMarks;
   readonly serviceClass: string;
   readonly allowLocalInfile: boolean;
   /** What the audit keeps of prepared statement parameters (the deciding rule's auditParameters). */

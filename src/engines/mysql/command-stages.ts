@@ -136,6 +136,7 @@ export class CommandStages implements SessionCommands {
       role,
       upstreamConnectionId,
       error: null,
+      ...this.grant.marks,
       ...(this.grant.login === undefined ? {} : { login: this.grant.login }),
     });
     this.directory.add(request.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId });

@@ -11,6 +11,7 @@
 import type { ConnectionFacts, LoginTiming, PeerAddress, SessionRecorder } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import type { Identity, TlsPeerFacts } from '../../identity/index.ts';
+import { judge, type JudgementMarks } from '../../policy/index.ts';
 import { logRefusal } from '../refusal-log.ts';
 import { Capability, MariadbCapability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES } from './codec/constants.ts';
 import type { HandshakeResponse } from './codec/handshake.ts';
@@ -45,6 +46,8 @@ export interface RefusedLogin {
   readonly error: MeshgateError;
   readonly identity?: Identity | null;
   readonly rule?: string | null;
+  /** The policy version that refused, and a dry run's verdict, when policy judged the login. */
+  readonly marks?: JudgementMarks;
   /** How far the login got, when it got to the stages (tracing reads it). */
   readonly login?: LoginTiming;
 }
@@ -86,21 +89,22 @@ export class LoginStages implements LoginHandler {
     if (resolution.identity === null) return this.refused(request, resolution.error, null, null, login);
     const identity = resolution.identity;
 
-    const decision = this.ctx.policy.current().evaluate(identity, { engine: 'mysql', database: response.database });
+    const { decision, marks } = judge(this.ctx.policy.current(), identity, { engine: 'mysql', database: response.database });
     login.decided = process.hrtime.bigint();
-    if (!decision.allow || decision.role === null) return this.refused(request, mgError('MG_POLICY_DENIED', decision.reason), identity, decision.ruleId, login);
+    const refused = (error: MeshgateError): LoginOutcome => this.refused(request, error, identity, decision.ruleId, login, marks);
+    if (!decision.allow || decision.role === null) return refused(mgError('MG_POLICY_DENIED', decision.reason));
 
     // No lease, no upstream login, no session that the audit cannot record.
     const unavailable = this.ctx.audit.refusal();
-    if (unavailable !== null) return this.refused(request, unavailable, identity, decision.ruleId, login);
+    if (unavailable !== null) return refused(unavailable);
 
     // A class that waits holds the login here (its queue is bounded, with a deadline).
     const admission = await waitForAdmission(this.ctx.throttle, { engine: 'mysql', kind: 'session', serviceClass: decision.serviceClass, principal: identity.spiffeId });
-    if (!admission.admitted) return this.refused(request, admission.error, identity, decision.ruleId, login);
+    if (!admission.admitted) return refused(admission.error);
     const budget = this.ctx.upstreamBudget == null ? null : await this.ctx.upstreamBudget.acquire({ serviceClass: decision.serviceClass, role: decision.role });
     if (budget !== null && !budget.admitted) {
       admission.release();
-      return this.refused(request, budget.error, identity, decision.ruleId, login);
+      return refused(budget.error);
     }
     const held = budget === null ? admission : bothReleased(admission, budget);
 
@@ -123,7 +127,7 @@ export class LoginStages implements LoginHandler {
     } catch (error) {
       held.release();
       login.upstream = { from: upstreamFrom, to: process.hrtime.bigint() };
-      return this.refused(request, asMeshgateError(error), identity, decision.ruleId, login);
+      return refused(asMeshgateError(error));
     }
     login.upstream = { from: upstreamFrom, to: process.hrtime.bigint() };
     const audit: SessionRecorder = this.ctx.audit.openSession({
@@ -132,6 +136,7 @@ export class LoginStages implements LoginHandler {
       identity,
       role: decision.role,
       rule: decision.ruleId,
+      ...marks,
       upstreamConnectionId: upstream.connection.connectionId,
       startedAt: request.startedAt,
     });
@@ -140,6 +145,7 @@ export class LoginStages implements LoginHandler {
       identity,
       role: decision.role,
       rule: decision.ruleId,
+      marks,
       serviceClass: decision.serviceClass,
       allowLocalInfile: decision.allowLocalInfile,
       auditParameters: decision.auditParameters,
@@ -171,6 +177,7 @@ export class LoginStages implements LoginHandler {
       role: null,
       upstreamConnectionId: null,
       error,
+      ...refusal.marks,
       ...(refusal.login === undefined ? {} : { login: refusal.login }),
     };
     // Nobody known yet (TLS, time-outs, garbage, certificates): bounded, so a flood cannot fill the disk.
@@ -180,8 +187,8 @@ export class LoginStages implements LoginHandler {
     if (written) logRefusal(this.ctx.log, error, { engine: 'mysql', sessionId: refusal.sessionId, peer: refusal.peer, identity, rule });
   }
 
-  private refused(request: LoginRequest, error: MeshgateError, identity: Identity | null, rule: string | null, login: LoginTiming): LoginOutcome {
-    this.onRefused({ sessionId: request.sessionId, peer: request.peer, tls: request.tls, response: request.response, error, identity, rule, login });
+  private refused(request: LoginRequest, error: MeshgateError, identity: Identity | null, rule: string | null, login: LoginTiming, marks?: JudgementMarks): LoginOutcome {
+    this.onRefused({ sessionId: request.sessionId, peer: request.peer, tls: request.tls, response: request.response, error, identity, rule, login, ...(marks === undefined ? {} : { marks }) });
     return { accepted: false, error };
   }
 }

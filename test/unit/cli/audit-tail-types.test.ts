@@ -24,6 +24,7 @@ const SAMPLES: { [T in AuditEvent['type']]: Partial<Extract<AuditEvent, { type: 
   credential: { ...base, engine: 'mysql', type: 'credential', action: 'issue', outcome: 'completed', credential: 'direct', leaseId: 'lease_1', account: 'mg-shop.orders-abc', rule: 'orders/direct' },
   intent: { ...base, engine: 'mysql', type: 'intent', command: 'query', statement: 'INSERT INTO t VALUES (1)', paths: [] },
   recovered: { time: base.time, engine: null, sessionId: null, type: 'recovered', cause: 'torn_tail', detail: 'the file ended in a partial line' },
+  policy: { time: base.time, engine: null, sessionId: null, type: 'policy', action: 'reload', outcome: 'completed', trigger: 'signal', policyVersion: 'b2', previousVersion: 'a1', rules: 3, source: 'policy/', sessionsEnded: 0, error: null },
   alert: {
     ...base,
     engine: 'mysql',

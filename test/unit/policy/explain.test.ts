@@ -85,7 +85,7 @@ describe('explain', () => {
     for (const principal of ['cluster.local/ns/shop/sa/orders', 'cluster.local/ns/shop/sa/web', 'cluster.local/ns/staging/sa/a', 'x.td/y']) {
       for (const database of ['shop', 'secrets', 'other', null]) {
         const subject = subjectFromPrincipal(principal);
-        const { trace, ...decision } = policy.explain(subject, { engine: 'mysql', database });
+        const { trace, dryRun: _dryRun, ...decision } = policy.explain(subject, { engine: 'mysql', database });
         assert.deepEqual(decision, { ...policy.evaluate(subject, { engine: 'mysql', database }) });
         assert.equal(trace.length, policy.ruleCount);
       }

@@ -370,8 +370,9 @@ describe('firestore policy properties', () => {
         for (const [who, request] of calls) {
           const subject = subjects[who]!;
           const { reason: _reason, ...decision } = policy.evaluate(subject, request);
-          assert.deepEqual(decision, decisionRef(docs, subject.namespace ?? '', request));
-          const { trace, ...explained } = policy.explain(subject, request);
+          assert.deepEqual(decision, { ...decisionRef(docs, subject.namespace ?? '', request), policyVersion: policy.version });
+          const { trace, dryRun, ...explained } = policy.explain(subject, request);
+          assert.equal(dryRun, null);
           assert.deepEqual(explained, { ...policy.evaluate(subject, request) });
           assert.equal(trace.length, policy.ruleCount);
         }

@@ -75,7 +75,7 @@ describe('firestore targets: validation names file, document and field', () => {
     [
       'an RPC name instead of a class',
       VALID.replace('[read, write]', '[get, write]'),
-      'spec.rules[0].to[0].firestore.operations[0]: expected "read" or "write" or "admin", got the string "get"; the classes are read (get, list, query, aggregate, listen)',
+      'spec.rules[0].to[0].firestore.operations[0]: expected "read", "write" or "admin", got the string "get"; the classes are read (get, list, query, aggregate, listen)',
     ],
     ['empty operations', VALID.replace('[read, write]', '[]'), 'spec.rules[0].to[0].firestore.operations: must not be empty'],
     ['missing collections', VALID.replace(/ {12}collections:.*\n/, ''), 'spec.rules[0].to[0].firestore.collections: required'],
@@ -313,6 +313,7 @@ describe('firestore operations, databases and decisions', () => {
         googleServiceAccount: SA,
         traceQueryText: null,
         serviceClass: 'default',
+        policyVersion: policy.version,
         reason: `allowed by rule orders-firestore/orders-rw for Firestore read, write on collections orders/*, orders/*/items/* in databases (default) as service account ${SA}`,
       },
     );
@@ -345,6 +346,7 @@ describe('firestore operations, databases and decisions', () => {
         googleServiceAccount: null,
         traceQueryText: null,
         serviceClass: 'default',
+        policyVersion: policy.version,
         reason: `no ALLOW rule matches ${ORDERS.spiffeId} for Firestore read on collection group items under orders/o1 in database orders-db; add one to the policy directory`,
       },
     );
@@ -497,7 +499,7 @@ describe('explain for firestore', () => {
     for (const path of requests) {
       for (const op of ['read', 'write', 'admin'] as const) {
         for (const db of ['(default)', 'eu-1']) {
-          const { trace, ...explained } = policy.explain(ORDERS, fs(path, op, db));
+          const { trace, dryRun: _dryRun, ...explained } = policy.explain(ORDERS, fs(path, op, db));
           assert.deepEqual(explained, { ...policy.evaluate(ORDERS, fs(path, op, db)) });
           assert.equal(trace.length, policy.ruleCount);
         }

@@ -46,7 +46,7 @@ describe('loader errors name the file, the document and the field', () => {
     ],
     ['unknown key', VALID.replace('      from:', '      form: []\n      from:'), 'policy/orders.yaml doc 1: spec.rules[0].form: unknown field; allowed here: id, from, to'],
     ['misindented key', VALID.replace('            databases:', '          databases:').replace('            role:', '          role:'), 'spec.rules[0].to[0].databases: unknown field; allowed here: mariadb'],
-    ['wrong action', VALID.replace('action: ALLOW', 'action: allow'), 'spec.action: expected "ALLOW" or "DENY", got the string "allow"'],
+    ['wrong action', VALID.replace('action: ALLOW', 'action: allow'), 'spec.action: expected "ALLOW", "DENY" or "AUDIT", got the string "allow"'],
     ['wrong kind', VALID.replace('kind: AccessPolicy', 'kind: AuthorizationPolicy'), 'doc 1: kind: expected "AccessPolicy"'],
     ['missing apiVersion', VALID.replace(/^apiVersion.*\n/, ''), 'doc 1: apiVersion: required: "meshgate.dev/v1alpha1"'],
     ['role with a backtick', VALID.replace('role: shop_writer', 'role: "shop`writer"'), 'spec.rules[0].to[0].mariadb.role: "shop`writer" must be a MariaDB role name'],
@@ -190,7 +190,7 @@ describe('loadPolicyDir', () => {
     const decide = (subject: Subject, database = 'shop') => policy.evaluate(subject, { engine: 'mysql', database });
     assert.deepEqual(
       { ...decide(job) },
-      { allow: true, ruleId: 'ci-shop-deploy/migrate-production', role: 'shop_migrator', allowLocalInfile: false, auditParameters: 'types', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default', reason: 'allowed by rule ci-shop-deploy/migrate-production as role shop_migrator' },
+      { allow: true, ruleId: 'ci-shop-deploy/migrate-production', role: 'shop_migrator', allowLocalInfile: false, auditParameters: 'types', googleServiceAccount: null, traceQueryText: null, serviceClass: 'default', policyVersion: policy.version, reason: 'allowed by rule ci-shop-deploy/migrate-production as role shop_migrator' },
     );
     assert.equal(decide(job, 'reporting_eu').allow, false);
     const otherWorkflow = { ...job, claims: { ...job.claims, job_workflow_ref: 'acme/shop/.github/workflows/lint.yml@refs/heads/main' } };

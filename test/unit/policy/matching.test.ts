@@ -106,8 +106,10 @@ describe('database matching', () => {
 
 describe('decision semantics', () => {
   it('denies by default with a reason naming the caller and the database', () => {
-    const d = decide(load(allow('a', '{ namespaces: [web] }')), ORDERS);
+    const policy = load(allow('a', '{ namespaces: [web] }'));
+    const d = decide(policy, ORDERS);
     assert.deepEqual(d, {
+      policyVersion: policy.version,
       allow: false,
       ruleId: null,
       role: null,
@@ -126,8 +128,10 @@ describe('decision semantics', () => {
   });
 
   it('allows with the rule id, role and reason', () => {
-    const d = decide(load(allow('orders-read-write', null, '["shop"]', 'shop_writer')), ORDERS);
+    const policy = load(allow('orders-read-write', null, '["shop"]', 'shop_writer'));
+    const d = decide(policy, ORDERS);
     assert.deepEqual(d, {
+      policyVersion: policy.version,
       allow: true,
       ruleId: 'orders-read-write/0',
       role: 'shop_writer',

@@ -230,7 +230,7 @@ describe('policy properties', () => {
         const policy = compile(docs);
         for (const [subject, request] of calls) {
           const { reason: _reason, ...decision } = policy.evaluate(subject, request);
-          assert.deepEqual(decision, reference(docs, subject, request));
+          assert.deepEqual(decision, { ...reference(docs, subject, request), policyVersion: policy.version });
         }
       }),
       { numRuns: 300 },
@@ -281,7 +281,8 @@ describe('policy properties', () => {
       fc.property(policyArb, wildSubject, wildRequest, (docs, subject, request) => {
         const policy = compile(docs);
         const decision = policy.evaluate(subject, request);
-        const { trace, ...explained } = policy.explain(subject, request);
+        const { trace, dryRun, ...explained } = policy.explain(subject, request);
+        assert.equal(dryRun, null);
         assert.deepEqual(explained, { ...decision });
         assert.equal(trace.length, policy.ruleCount);
         assert.equal(typeof decision.reason, 'string');
