@@ -48,6 +48,11 @@ function describeDecision(d: DecisionSummary): string {
   return `allow${grant.length === 0 ? '' : ` ${grant.join(', ')}`} ${rule}`;
 }
 
+/** A dry run's would-be decision; only those that differ from the enforced one are shown. */
+function describeDryRun(d: DecisionSummary | null): string {
+  return d === null ? 'no dry run' : `would ${describeDecision(d)}`;
+}
+
 function describeIdentity(identity: DiffIdentity): string {
   const tags = [
     ...(identity.seenInAudit ? ['seen in audit'] : []),
@@ -60,7 +65,11 @@ function describeIdentity(identity: DiffIdentity): string {
 function printTable(diff: PolicyDiff, io: CliIO): void {
   const rows = diff.identities.map(({ identity, lines }) => ({
     header: describeIdentity(identity),
-    cells: lines.map((line) => [line.kind.toUpperCase(), line.request.label, describeDecision(line.old), describeDecision(line.new)]),
+    cells: lines.map((line) =>
+      line.dryRun === undefined
+        ? [line.kind.toUpperCase(), line.request.label, describeDecision(line.old), describeDecision(line.new)]
+        : [line.kind.toUpperCase(), line.request.label, describeDryRun(line.dryRun.old), describeDryRun(line.dryRun.new)],
+    ),
   }));
   const widths = [0, 0, 0];
   for (const { cells } of rows) for (const row of cells) for (let i = 0; i < 3; i += 1) widths[i] = Math.max(widths[i]!, row[i]!.length);
@@ -75,7 +84,8 @@ function printTable(diff: PolicyDiff, io: CliIO): void {
     return;
   }
   if (rows.length > 0) io.out('');
-  io.out(`${plural(summary.gain, 'identity', 'identities')} gain, ${summary.lose} lose, ${summary.change} change access (${plural(summary.lines, 'line')}; ${tried})`);
+  const dry = summary.dryRun === 0 ? '' : `; ${summary.dryRun} with dry runs that would decide otherwise`;
+  io.out(`${plural(summary.gain, 'identity', 'identities')} gain, ${summary.lose} lose, ${summary.change} change access${dry} (${plural(summary.lines, 'line')}; ${tried})`);
 }
 
 /** The JSON document `--json` prints: stable field names, for tools. */
@@ -89,7 +99,15 @@ export function diffJson(diff: PolicyDiff): unknown {
       synthesized: identity.synthesized,
       namedInPolicy: identity.namedInPolicy,
       seenInAudit: identity.seenInAudit,
-      changes: lines.map((line) => ({ kind: line.kind, request: line.request.label, ...requestFields(line.request.request), old: line.old, new: line.new, changed: line.changed })),
+      changes: lines.map((line) => ({
+        kind: line.kind,
+        request: line.request.label,
+        ...requestFields(line.request.request),
+        old: line.old,
+        new: line.new,
+        changed: line.changed,
+        ...(line.dryRun === undefined ? {} : { dryRun: line.dryRun }),
+      })),
     })),
     summary: diff.summary,
     considered: diff.considered,

@@ -87,7 +87,7 @@ describe('meshgate policy diff', () => {
     const { code, out } = await run('old', 'new', '--json', '--audit', audit);
     assert.equal(code, 0);
     const json = JSON.parse(out.join('\n')) as { identities: Record<string, unknown>[]; summary: unknown; considered: { identities: number; requests: number } };
-    assert.deepEqual(json.summary, { gain: 3, lose: 0, change: 0, lines: 3 });
+    assert.deepEqual(json.summary, { gain: 3, lose: 0, change: 0, dryRun: 0, lines: 3 });
     assert.ok(json.considered.identities >= 5 && json.considered.requests >= 4);
     assert.deepEqual(json.identities[0], {
       label: 'cluster.local/ns/shop/sa/cron',

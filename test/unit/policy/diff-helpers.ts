@@ -30,6 +30,6 @@ export async function workspace(): Promise<Workspace> {
 }
 
 /** One AccessPolicy document; `rules` is YAML flow text for spec.rules. */
-export function doc(name: string, action: 'ALLOW' | 'DENY', rules: string): string {
+export function doc(name: string, action: 'ALLOW' | 'DENY' | 'AUDIT', rules: string): string {
   return `apiVersion: meshgate.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: ${name} }\nspec:\n  action: ${action}\n  rules: ${rules}\n`;
 }

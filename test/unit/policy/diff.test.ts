@@ -36,7 +36,7 @@ describe('policy diff', () => {
     assert.equal(entry?.identity.synthesized, false);
     assert.equal(entry?.identity.namedInPolicy, true);
     assert.deepEqual(entry?.lines[0]?.new, { allow: true, ruleId: 'orders/rw', role: 'shop_rw', googleServiceAccount: null, serviceClass: 'default', allowLocalInfile: false });
-    assert.deepEqual(diff.summary, { gain: 1, lose: 0, change: 0, lines: 1 });
+    assert.deepEqual(diff.summary, { gain: 1, lose: 0, change: 0, dryRun: 0, lines: 1 });
   });
 
   it('removing it is a loss; swapping the sides swaps gain and loss', async () => {
@@ -44,7 +44,7 @@ describe('policy diff', () => {
     const without = await ws.load('lose-new', { 'b.yaml': doc('orders', 'ALLOW', `[{ id: rw, from: [{ source: { principals: ["${ORDERS}"] } }], to: [{ mariadb: { databases: [web], role: shop_rw } }] }]`) });
     const diff = diffPolicies(withIt, without);
     assert.deepEqual(lines(diff), [`${ORDERS}: lose mariadb db shop orders/rw -> -`, `${ORDERS}: gain mariadb db web - -> orders/rw`]);
-    assert.deepEqual(diff.summary, { gain: 1, lose: 1, change: 0, lines: 2 });
+    assert.deepEqual(diff.summary, { gain: 1, lose: 1, change: 0, dryRun: 0, lines: 2 });
     assert.deepEqual(lines(diffPolicies(without, withIt)), [`${ORDERS}: gain mariadb db shop - -> orders/rw`, `${ORDERS}: lose mariadb db web orders/rw -> -`]);
   });
 
@@ -54,7 +54,7 @@ describe('policy diff', () => {
     const diff = diffPolicies(old, next);
     assert.deepEqual(lines(diff), [`${ORDERS}: change mariadb db shop orders/rw -> orders/rw`]);
     assert.deepEqual(diff.identities[0]?.lines[0]?.changed, ['role', 'allowLocalInfile']);
-    assert.deepEqual(diff.summary, { gain: 0, lose: 0, change: 1, lines: 1 });
+    assert.deepEqual(diff.summary, { gain: 0, lose: 0, change: 1, dryRun: 0, lines: 1 });
     const renamed = await ws.load('role-renamed', { 'b.yaml': doc('orders', 'ALLOW', `[{ id: read, from: [{ source: { principals: ["${ORDERS}"] } }], to: [{ mariadb: { databases: [shop], role: shop_reader } }] }]`) });
     assert.deepEqual(lines(diffPolicies(old, renamed)), []);
     const batch = await ws.load('role-class', { 'b.yaml': doc('orders', 'ALLOW', `[{ id: rw, serviceClass: batch, from: [{ source: { principals: ["${ORDERS}"] } }], to: [{ mariadb: { databases: [shop], role: shop_reader } }] }]`) });
@@ -123,6 +123,21 @@ describe('policy diff', () => {
     const old = await ws.load('direct-old', { 'a.yaml': allowOrders('shop_rw') });
     const next = await ws.load('direct-new', { 'a.yaml': allowOrders('shop_rw', ', direct: true') });
     assert.deepEqual(lines(diffPolicies(old, next)), [`${ORDERS}: gain mariadb direct creds db shop - -> orders/rw`]);
+  });
+
+  it('dry runs (action AUDIT): a new trial DENY over what is allowed is a dry-run line; one over what is denied anyway is none', async () => {
+    const allow = doc('staging', 'ALLOW', '[{ id: all, from: [{ source: { namespaces: [staging] } }], to: [{ mariadb: { databases: [app], role: app_rw } }] }]');
+    const old = await ws.load('dry-old', { 'a.yaml': allow });
+    const next = await ws.load('dry-new', { 'a.yaml': allow, 'b.yaml': doc('trial', 'AUDIT', '[{ id: no-staging, from: [{ source: { namespaces: [staging] } }], to: [{ mariadb: { databases: [app, other] } }] }]') });
+    const diff = diffPolicies(old, next);
+    assert.deepEqual(lines(diff), ['any sa in ns staging: dry-run mariadb db app staging/all -> staging/all']);
+    const line = diff.identities[0]!.lines[0]!;
+    assert.deepEqual(line.dryRun?.old, null);
+    assert.deepEqual(line.dryRun?.new, { allow: false, ruleId: 'trial/no-staging', role: null, googleServiceAccount: null, serviceClass: null, allowLocalInfile: false });
+    assert.deepEqual(diff.summary, { gain: 0, lose: 0, change: 0, dryRun: 1, lines: 1 });
+    // Switched on: the dry run is gone and the loss is enforced.
+    const enforced = await ws.load('dry-enforced', { 'a.yaml': allow, 'b.yaml': doc('trial', 'DENY', '[{ id: no-staging, from: [{ source: { namespaces: [staging] } }], to: [{ mariadb: { databases: [app, other] } }] }]') });
+    assert.deepEqual(lines(diffPolicies(next, enforced)), ['any sa in ns staging: lose mariadb db app staging/all -> trial/no-staging', 'any sa in ns staging: dry-run mariadb db app staging/all -> trial/no-staging']);
   });
 
   it('output is sorted and the same on every run: named callers first, then stand-ins', async () => {
