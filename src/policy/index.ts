@@ -35,6 +35,7 @@ export {
   compareDecisions,
   diffPolicies,
   GRANT_ASPECTS,
+  MAX_COMBINED,
   seenIdentityOf,
   type DecisionSummary,
   type DiffIdentity,

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { openJsonlEventSource } from '../../audit/index.ts';
-import { diffPolicies, loadPolicyDir, seenIdentityOf, type DecisionSummary, type DiffIdentity, type PolicyDiff, type SeenIdentity } from '../../policy/index.ts';
+import { diffPolicies, loadPolicyDir, MAX_COMBINED, seenIdentityOf, type DecisionSummary, type DiffIdentity, type PolicyDiff, type SeenIdentity } from '../../policy/index.ts';
 import { UsageError, type CliCommand, type CliIO, type OptionValues } from '../command.ts';
 import { POLICY_DIFF } from '../specs/policy-diff.ts';
 
@@ -135,6 +135,9 @@ export const policyDiffCommand: CliCommand = {
     const after = await loadPolicyDir(newDir, { cwd: io.cwd });
     const seen = await seenIn(paths, io);
     const diff = diffPolicies(before, after, { seen });
+    if (diff.considered.limited) {
+      io.err(`note: too many named principals to try each with every token claim and auth method the policies name (over ${MAX_COMBINED} callers); only stand-ins were combined: add --audit to try the callers that exist`);
+    }
     if (values['json'] === true) io.out(JSON.stringify(diffJson(diff), null, 2));
     else printTable(diff, io);
     return values['exit-code'] === true && diff.summary.lines > 0 ? 1 : 0;

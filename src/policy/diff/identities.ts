@@ -266,7 +266,20 @@ function preferred(a: DiffIdentity, b: DiffIdentity): DiffIdentity {
 }
 
 /** Every caller to try for the rules of both policies, sorted: real names first, then stand-ins. */
-export function diffIdentities(rules: readonly CompiledRule[], seen: readonly SeenIdentity[]): DiffIdentity[] {
+/**
+ * How many combined callers (a caller × another source's credentials) are tried at most. Past
+ * it, only stand-ins are combined (not every named principal), then only the first stand-ins
+ * by label; `limited` says so.
+ */
+export const MAX_COMBINED = 20_000;
+
+export interface DiffIdentities {
+  readonly identities: DiffIdentity[];
+  /** True when MAX_COMBINED cut the combined callers. */
+  readonly limited: boolean;
+}
+
+export function diffIdentities(rules: readonly CompiledRule[], seen: readonly SeenIdentity[]): DiffIdentities {
   const pieces = namedPieces(rules);
   const context: Context = { trustDomain: usualTrustDomain(pieces.principals), outsideNamespace: outsideAll(pieces.namespaceSets) };
   const found = new Map<string, DiffIdentity>();
@@ -307,7 +320,7 @@ export function diffIdentities(rules: readonly CompiledRule[], seen: readonly Se
       if (subject !== undefined) add({ label: `any caller matching principal ${pattern}`, synthesized: true, namedInPolicy: false, seenInAudit: false, subject });
     }
   }
-  const bases = [...found.values()].filter((i) => !i.seenInAudit && i.subject.authMethod === 'mtls' && i.subject.claims === undefined);
+  const plain = [...found.values()].filter((i) => !i.seenInAudit && i.subject.authMethod === 'mtls' && i.subject.claims === undefined);
   // How a source wants its caller to prove itself (auth method, claims), one stand-in each.
   const credentials = new Map<string, DiffIdentity>();
   for (const source of pieces.sources) {
@@ -321,6 +334,13 @@ export function diffIdentities(rules: readonly CompiledRule[], seen: readonly Se
   }
   // Every other caller with those credentials too: a DENY for a namespace or an ALLOW for a
   // principal meets a claims rule only in a caller that has both.
+  let bases = plain;
+  let limited = false;
+  if (bases.length * credentials.size > MAX_COMBINED) {
+    limited = true;
+    const byLabel = (a: DiffIdentity, b: DiffIdentity) => byCodeUnit(a.label, b.label) || byCodeUnit(identityKey(a.subject), identityKey(b.subject));
+    bases = plain.filter((i) => i.synthesized).sort(byLabel).slice(0, Math.floor(MAX_COMBINED / credentials.size));
+  }
   for (const base of bases) {
     for (const general of credentials.values()) {
       const { claims } = general.subject;
@@ -329,5 +349,6 @@ export function diffIdentities(rules: readonly CompiledRule[], seen: readonly Se
     }
   }
   const rank = (i: DiffIdentity) => (i.synthesized ? 1 : 0);
-  return [...found.values()].sort((a, b) => rank(a) - rank(b) || byCodeUnit(a.label, b.label) || byCodeUnit(identityKey(a.subject), identityKey(b.subject)));
+  const identities = [...found.values()].sort((a, b) => rank(a) - rank(b) || byCodeUnit(a.label, b.label) || byCodeUnit(identityKey(a.subject), identityKey(b.subject)));
+  return { identities, limited };
 }

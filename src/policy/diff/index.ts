@@ -8,7 +8,7 @@ import type { Decision, LoadedPolicy, Subject } from '../types.ts';
 import { diffIdentities, identityKey, type DiffIdentity, type SeenIdentity } from './identities.ts';
 import { diffRequests, type DiffRequest } from './requests.ts';
 
-export type { DiffIdentity, SeenIdentity } from './identities.ts';
+export { MAX_COMBINED, type DiffIdentity, type SeenIdentity } from './identities.ts';
 export type { DiffRequest } from './requests.ts';
 export { seenIdentityOf } from './seen.ts';
 
@@ -65,7 +65,12 @@ export interface PolicyDiff {
     readonly lines: number;
   };
   /** How many callers and requests were tried, so a reader knows the reach of "no difference". */
-  readonly considered: { readonly identities: number; readonly requests: number };
+  readonly considered: {
+    readonly identities: number;
+    readonly requests: number;
+    /** True when named principals were not combined with other sources' claims (too many: MAX_COMBINED). */
+    readonly limited: boolean;
+  };
 }
 
 function summaryOf(decision: Decision): DecisionSummary {
@@ -129,7 +134,7 @@ function signature(lines: readonly DiffLine[]): string {
 /** Every caller × request where `before` and `after` grant differently. */
 export function diffPolicies(before: LoadedPolicy, after: LoadedPolicy, options: DiffOptions = {}): PolicyDiff {
   const rules = [...before.rules, ...after.rules];
-  const identities = diffIdentities(rules, options.seen ?? []);
+  const { identities, limited } = diffIdentities(rules, options.seen ?? []);
   const requests = diffRequests(rules);
   const dryRuns = before.hasDryRuns || after.hasDryRuns;
   const all = identities.map((identity): IdentityDiff => {
@@ -154,5 +159,5 @@ export function diffPolicies(before: LoadedPolicy, after: LoadedPolicy, options:
     for (const kind of ['gain', 'lose', 'change'] as const) if (lines.some((l) => l.kind === kind)) counts[kind] += 1;
     if (lines.some((l) => l.kind === 'dry-run')) counts.dryRun += 1;
   }
-  return { identities: found, summary: counts, considered: { identities: identities.length, requests: requests.length } };
+  return { identities: found, summary: counts, considered: { identities: identities.length, requests: requests.length, limited } };
 }

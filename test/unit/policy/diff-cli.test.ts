@@ -86,9 +86,9 @@ describe('meshgate policy diff', () => {
   it('--json: identities with their changes, the summary, and what was tried', async () => {
     const { code, out } = await run('old', 'new', '--json', '--audit', audit);
     assert.equal(code, 0);
-    const json = JSON.parse(out.join('\n')) as { identities: Record<string, unknown>[]; summary: unknown; considered: { identities: number; requests: number } };
+    const json = JSON.parse(out.join('\n')) as { identities: Record<string, unknown>[]; summary: unknown; considered: { identities: number; requests: number; limited: boolean } };
     assert.deepEqual(json.summary, { gain: 3, lose: 0, change: 0, dryRun: 0, lines: 3 });
-    assert.ok(json.considered.identities >= 5 && json.considered.requests >= 4);
+    assert.ok(json.considered.identities >= 5 && json.considered.requests >= 4 && json.considered.limited === false);
     assert.deepEqual(json.identities[0], {
       label: 'cluster.local/ns/shop/sa/cron',
       principal: 'cluster.local/ns/shop/sa/cron',

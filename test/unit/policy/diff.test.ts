@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { diffPolicies, type DiffLine, type PolicyDiff } from '../../../src/policy/index.ts';
+import { diffPolicies, MAX_COMBINED, type DiffLine, type PolicyDiff } from '../../../src/policy/index.ts';
 import { doc, workspace, type Workspace } from './diff-helpers.ts';
 
 const ORDERS = 'cluster.local/ns/shop/sa/orders';
@@ -138,6 +138,18 @@ describe('policy diff', () => {
     // Switched on: the dry run is gone and the loss is enforced.
     const enforced = await ws.load('dry-enforced', { 'a.yaml': allow, 'b.yaml': doc('trial', 'DENY', '[{ id: no-staging, from: [{ source: { namespaces: [staging] } }], to: [{ mariadb: { databases: [app, other] } }] }]') });
     assert.deepEqual(lines(diffPolicies(next, enforced)), ['any sa in ns staging: lose mariadb db app staging/all -> trial/no-staging', 'any sa in ns staging: dry-run mariadb db app staging/all -> trial/no-staging']);
+  });
+
+  it('bounded: past MAX_COMBINED combined callers, named principals are not combined with every claim, and it says so', async () => {
+    const principals = Array.from({ length: 210 }, (_, i) => `"cluster.local/ns/n${i % 7}/sa/s${i}"`).join(', ');
+    const claimRules = Array.from({ length: 100 }, (_, i) => `{ id: c${i}, from: [{ source: { claims: { repo: ["acme/r${i}"] } } }], to: [{ mariadb: { databases: [ci], role: ci } }] }`).join(', ');
+    const text = doc('many', 'ALLOW', `[{ id: p, from: [{ source: { principals: [${principals}] } }], to: [{ mariadb: { databases: [app], role: app } }] }, ${claimRules}]`);
+    const policy = await ws.load('limit', { 'a.yaml': text });
+    const diff = diffPolicies(policy, policy);
+    assert.equal(diff.considered.limited, true);
+    assert.ok(diff.considered.identities <= 210 + MAX_COMBINED + 200, String(diff.considered.identities));
+    const small = await ws.load('limit-small', { 'a.yaml': allowOrders('shop_rw') });
+    assert.equal(diffPolicies(small, small).considered.limited, false);
   });
 
   it('output is sorted and the same on every run: named callers first, then stand-ins', async () => {
