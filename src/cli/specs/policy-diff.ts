@@ -21,7 +21,9 @@ export const POLICY_DIFF: CommandSpec = {
     'a document and a collection, read, write and admin. One line per caller and request',
     'whose decision differs: gain (deny → allow), lose (allow → deny) or change (another',
     'role, Google service account, service class or LOCAL INFILE), with the deciding rule',
-    'of both sides; then a summary. A policy that does not load exits 1 with its problems.',
+    'of both sides; dry-run (a dry-run rule, action AUDIT, would decide otherwise, and the',
+    'two sides differ in that); then a summary. A policy that does not load exits 1 with',
+    'its problems. docs/policy-diff.md has a pull-request workflow.',
   ].join('\n'),
   options: {
     audit: { type: 'string', multiple: true },

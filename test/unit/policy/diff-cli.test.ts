@@ -30,6 +30,7 @@ describe('meshgate policy diff', () => {
     await ws.policyDir('old', { 'a.yaml': BASE });
     await ws.policyDir('new', { 'a.yaml': BASE, 'b.yaml': SHOP_NS });
     await ws.policyDir('broken', { 'a.yaml': BROKEN });
+    await ws.policyDir('trial', { 'a.yaml': BASE, 'b.yaml': doc('trial', 'AUDIT', `[{ id: t, from: [{ source: { principals: ["${ORDERS}"] } }], to: [{ mariadb: { databases: [shop] } }] }]`) });
     // The audit as meshgate writes it: the recorder builds the events, the JSONL sink chains them.
     audit = join(ws.dir, 'audit.jsonl');
     const sink = await openJsonlAuditSink(audit);
@@ -109,6 +110,13 @@ describe('meshgate policy diff', () => {
         },
       ],
     });
+  });
+
+  it('a new dry-run rule is a DRY-RUN line with what it would decide; --exit-code counts it', async () => {
+    const { code, out } = await run('old', 'trial', '--exit-code');
+    assert.equal(code, 1);
+    assert.deepEqual(out.slice(0, 2), [`${ORDERS}  (named in policy)`, '  DRY-RUN  mariadb db shop  no dry run  →  would deny [trial/t]']);
+    assert.match(out.at(-1)!, /^0 identities gain, 0 lose, 0 change access; 1 with dry runs that would decide otherwise \(1 line; /);
   });
 
   it('usage mistakes exit 2 with one line', async () => {
