@@ -5,6 +5,7 @@
  * is found before the first client is accepted, and a failed start closes what it opened.
  */
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import { startAdminApi, type AdminApi, type AdminApiOptions } from './admin/api.ts';
 import { adminAccountOf } from './admin/issue.ts';
 import { credentialReports } from './admin/trail.ts';
@@ -19,6 +20,7 @@ import {
   createIdentityResolver,
   createTokenVerifier,
   JoinTokenStore,
+  parseDuration,
   startSigningEndpoint,
   watchTlsMaterial,
   type SigningEndpoint,
@@ -26,10 +28,11 @@ import {
   type TokenVerifier,
 } from './identity/index.ts';
 import type { Logger } from './log.ts';
-import { fixedPolicy, loadPolicyDir, type PolicySource } from './policy/index.ts';
+import { loadPolicyDir, SwappablePolicy, type CompiledPolicy, type LoadedPolicy, type PolicySource } from './policy/index.ts';
+import { PolicyReloader, watchPolicyDirectory, type ReloadResult, type ReloadTrigger } from './policy-reload/index.ts';
 import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
-import { throttlingFor, tokenBuckets, type Throttle } from './throttle/index.ts';
+import { throttlingFor, tokenBuckets, type Throttle, type Throttling } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 
@@ -65,6 +68,10 @@ export interface RunningMeshgate {
    * classes' limits. Throws MG_CONFIG_INVALID, changing nothing, when the new limits cannot apply.
    */
   reloadLimits(next: MeshgateConfig): string;
+  /** Loads the policy directory again and puts it in force if it is valid and changed (SIGHUP, tests). */
+  reloadPolicy(trigger?: ReloadTrigger): Promise<ReloadResult>;
+  /** The policy in force. */
+  readonly policy: PolicySource & { current(): LoadedPolicy };
   close(): Promise<void>;
 }
 
@@ -78,6 +85,9 @@ class Teardown {
     for (const step of this.steps.splice(0).reverse()) await step();
   }
 }
+
+/** File edits come in bursts (an editor's save, a ConfigMap's files): one reload after 300 ms of quiet. */
+const POLICY_WATCH_DEBOUNCE_MS = 300;
 
 export interface StartOptions {
   /** How long to wait for upstreams that do not answer yet (`--wait-for-upstream`); 0: fail at once. */
@@ -107,7 +117,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     },
   };
   const loaded = await loadPolicyDir(config.policy.dir);
-  const policy = fixedPolicy(loaded);
+  const policy = new SwappablePolicy(loaded);
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
@@ -132,6 +142,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   // Closed after every engine, so the events of sessions ended by shutdown are written.
   teardown.add(() => audit.close());
   const recorder = new AuditRecorder(audit);
+  recorder.policyChange({ action: 'load', trigger: 'start', policyVersion: loaded.version, previousVersion: null, rules: loaded.ruleCount, source: config.policy.dir, error: null });
   // Listening before the engines start, closed after they stop: every event becomes a span.
   const tracing = tracingFor(config, log, env);
   if (tracing !== null) teardown.add(() => tracing.close());
@@ -145,7 +156,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     log,
     audit,
     tls,
-    policy: { version: loaded.version, rules: () => policy.current().ruleCount },
+    policy: { version: () => policy.current().version, rules: () => policy.current().ruleCount },
     upstreamChecks: () => upstreamChecks,
     pool: () => pool,
     leases: () => mariadbRef?.opened()?.leases ?? null,
@@ -184,8 +195,10 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   readiness.upstreamReached();
   const signer = config.signer === undefined ? null : await startSigner(config, tokens, log);
   if (signer !== null) teardown.add(() => signer.close());
+  const reloader = policyReloader(config, { policy, throttling, audit: recorder, log, mysql: engines.byName.mysql ?? null });
+  teardown.add(() => reloader.close());
   const probes = probeRoutes(metrics?.registry ?? null, readiness);
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, verifyToken, audit: recorder, log, tracing, throttle, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, reloader: reloader.reloader, verifyToken, audit: recorder, log, tracing, throttle, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -216,7 +229,47 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     firestorePort: firestore?.port ?? null,
     firestoreEmulator: firestore?.emulator ?? null,
     reloadLimits: (next) => throttling.reload(next),
+    reloadPolicy: (trigger = 'signal') => reloader.reloader.reload({ trigger }),
+    policy,
     close: () => teardown.run(),
+  };
+}
+
+interface ReloaderDeps {
+  readonly policy: SwappablePolicy;
+  readonly throttling: Throttling;
+  readonly audit: AuditRecorder;
+  readonly log: Logger;
+  readonly mysql: RunningMysql | null;
+}
+
+/** Reloads of the policy directory: on change (policy.watch), SIGHUP and the admin API. */
+function policyReloader(config: MeshgateConfig, deps: ReloaderDeps): { reloader: PolicyReloader; close(): Promise<void> } {
+  const { dir, openSessions, watch, pollInterval } = config.policy;
+  const mysql = deps.mysql;
+  const reloader = new PolicyReloader({
+    policy: deps.policy,
+    candidate: { source: dir, load: () => loadPolicyDir(dir) },
+    check: (next) => deps.throttling.checkPolicyClasses(next.serviceClasses),
+    ...(openSessions === 'reevaluate' && mysql !== null ? { reevaluate: (next: CompiledPolicy) => mysql.listener.redecide(next) } : {}),
+    audit: deps.audit,
+    log: deps.log,
+  });
+  const watcher = !watch
+    ? null
+    : watchPolicyDirectory({
+        dir: resolve(dir),
+        debounceMs: POLICY_WATCH_DEBOUNCE_MS,
+        pollMs: parseDuration(pollInterval, 'policy.pollInterval') * 1000,
+        onChange: () => void reloader.reload({ trigger: 'watch' }),
+        onError: (error) => deps.log.warn('cannot watch the policy directory; SIGHUP and the admin API still reload it', { dir, error: error.message }),
+      });
+  return {
+    reloader,
+    async close() {
+      watcher?.close();
+      await reloader.settled();
+    },
   };
 }
 
@@ -268,6 +321,7 @@ function startSigner(config: MeshgateConfig, tokens: TokenVerifier | undefined, 
 }
 
 interface AdminDeps {
+  readonly reloader: PolicyReloader;
   readonly tls: TlsMaterial | null;
   readonly mariadb: MariadbCredentials | null;
   readonly policy: PolicySource;
@@ -307,6 +361,7 @@ async function startAdmin(config: MeshgateConfig, deps: AdminDeps): Promise<Admi
     log: deps.log,
     ...(deps.tracing === null ? {} : { recentSpans: (traceId: string) => deps.tracing!.recentSpans(traceId) }),
     probes: deps.probes,
+    reloadPolicy: (by) => deps.reloader.reload({ trigger: 'admin', identity: by }),
   });
 }
 

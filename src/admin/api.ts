@@ -54,6 +54,8 @@ export const ADMIN_ROUTES = {
   revoke: '/v1/leases/revoke',
   rotateRoot: '/v1/admin/rotate-root',
   traces: '/v1/traces',
+  policy: '/v1/policy',
+  policyReload: '/v1/policy/reload',
 } as const;
 
 export interface AdminLog {
@@ -100,7 +102,17 @@ export interface AdminApiOptions {
   readonly now?: () => Date;
   /** /readyz and, with metrics configured, /metrics (src/telemetry/metrics/probes.ts). */
   readonly probes?: { readonly ready?: ProbeRoute; readonly metrics?: ProbeRoute };
+  /**
+   * Loads the policy again and puts it in force when valid and changed (PolicyReloader); absent:
+   * POST /v1/policy/reload answers that this meshgate cannot reload.
+   */
+  readonly reloadPolicy?: (by: Identity) => Promise<PolicyReloadOutcome>;
 }
+
+/** What POST /v1/policy/reload answers (a ReloadResult). */
+export type PolicyReloadOutcome =
+  | { readonly outcome: 'completed' | 'unchanged'; readonly version: string; readonly rules: number }
+  | { readonly outcome: 'refused'; readonly version: string; readonly error: MeshgateError };
 
 export type AdminApi = Listening;
 
@@ -286,6 +298,24 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     sendJson(res, 200, { spans: options.recentSpans(traceId).filter((span) => all || span.identity === identity.spiffeId) });
   };
 
+  // Admins only: the version and rule count say which access this replica grants.
+  const policyInfo: Route = async (req, res) => {
+    admin(req);
+    const current = policy();
+    sendJson(res, 200, { version: current.version, rules: current.ruleCount, sources: current.sources });
+  };
+
+  const policyReload: Route = async (req, res, remote) => {
+    const by = admin(req);
+    await readJsonObject(req, '{}');
+    if (options.reloadPolicy === undefined) throw mgError('MG_CONFIG_INVALID', 'this meshgate was started without policy reloads');
+    const result = await options.reloadPolicy(by);
+    log?.info('policy reload through the admin API', { by: by.spiffeId, remote, outcome: result.outcome, version: result.version });
+    // A refused version is the policy's fault, not the request's: 422 with the loader's reason.
+    if (result.outcome === 'refused') throw result.error;
+    sendJson(res, 200, result);
+  };
+
   const routes: Readonly<Record<string, { method: string; run: Route }>> = {
     [ADMIN_ROUTES.health]: { method: 'GET', run: health },
     [ADMIN_ROUTES.ready]: { method: 'GET', run: ready },
@@ -295,6 +325,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     [ADMIN_ROUTES.revoke]: { method: 'POST', run: audited('revoke', revoke) },
     [ADMIN_ROUTES.rotateRoot]: { method: 'POST', run: audited('rotate', rotateRoot) },
     [ADMIN_ROUTES.traces]: { method: 'GET', run: traces },
+    [ADMIN_ROUTES.policy]: { method: 'GET', run: policyInfo },
+    [ADMIN_ROUTES.policyReload]: { method: 'POST', run: policyReload },
   };
 
   function handle(req: IncomingMessage, res: ServerResponse): void {

@@ -10,7 +10,7 @@ import { readBody, statusOf as httpStatusOf } from '../transport/http/index.ts';
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
 export function statusOf(error: MeshgateError): number {
-  return httpStatusOf(error, { codes: { MG_LEASE_NOT_FOUND: 404, MG_METRICS_OFF: 404 } });
+  return httpStatusOf(error, { codes: { MG_LEASE_NOT_FOUND: 404, MG_METRICS_OFF: 404, MG_POLICY_INVALID: 422 } });
 }
 
 /** A JSON object body (an empty body is `{}`); anything else is MG_USAGE naming the route's shape. */

@@ -238,6 +238,18 @@ const sections = z.strictObject({
   policy: z
     .strictObject({
       dir: z.string().min(1).describe('the directory of policy YAML files, e.g. policy (see deploy/examples/policy)'),
+      /**
+       * Reload when the directory changes (inotify, and a poll every `pollInterval` for what a
+       * watch misses). SIGHUP and POST /v1/policy/reload on the admin API reload either way.
+       */
+      watch: z.boolean().default(true).describe('reload when a policy file changes (true) or only on SIGHUP and the admin API (false)'),
+      pollInterval: duration('10s').describe('how often the watch also compares the files\' sizes and times, e.g. 10s; 0 for never'),
+      /**
+       * What a reload means for sessions already open: `keep` their decision (the version that
+       * admitted them; new sessions and USE get the new one), or `reevaluate` each against the
+       * new version and end those it no longer allows as their role, with an audit event.
+       */
+      openSessions: z.enum(['keep', 'reevaluate']).default('keep').describe('keep (open sessions keep their decision) or reevaluate (end those the new version no longer allows)'),
     })
     .describe('where the policy files are: { dir: policy }'),
   /**

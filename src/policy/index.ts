@@ -2,7 +2,7 @@
 export { loadPolicyDir, loadPolicyDocuments, type LoadPolicyDirOptions } from './loader.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';
-export { fixedPolicy, type PolicySource } from './source.ts';
+export { fixedPolicy, SwappablePolicy, type PolicySource } from './source.ts';
 export { judge, marksOf, type Judgement, type JudgementMarks } from './judge.ts';
 export { DEFAULT_SERVICE_CLASS } from './types.ts';
 export { API_VERSION, AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';

@@ -25,6 +25,11 @@ export interface Throttling {
   shared(): SharedRatesState | null;
   /** New limits from a reloaded config; throws MG_CONFIG_INVALID, changing nothing, when they cannot apply. */
   reload(next: MeshgateConfig): string;
+  /**
+   * A reloaded policy's service classes: throws MG_POLICY_INVALID when one is not in the
+   * config (its callers would have no limits), so that policy is refused and the last kept.
+   */
+  checkPolicyClasses(classes: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -51,10 +56,14 @@ export async function throttlingFor(config: MeshgateConfig, deps: ThrottlingDeps
         if (next.throttle !== undefined) throw mgError('MG_CONFIG_INVALID', 'adding the throttle section takes a restart');
         return 'no throttle section before or now: nothing to change';
       },
+      checkPolicyClasses: () => undefined,
       close: async () => undefined,
     };
   }
   undefinedClasses(named, section, 'throttle.classes');
+  // What a config reload must keep defining, and what a policy reload may name: both change.
+  let policyClasses = named;
+  let classesNow = section.classes;
   const settings = throttleSettings(section);
   const rates: SharedRates | undefined = await sharedRatesFor(settings.shared, { logger: deps.log, env: deps.env, ...(deps.replicaId === undefined ? {} : { replicaId: deps.replicaId }) });
   const throttle = new ClassThrottle(settings, rates === undefined ? {} : { rates });
@@ -66,9 +75,15 @@ export async function throttlingFor(config: MeshgateConfig, deps: ThrottlingDeps
     firestoreStreams,
     classes: () => throttle.snapshot(),
     shared: () => rates?.state ?? null,
+    checkPolicyClasses(classes) {
+      const unknown = classes.filter((name) => name !== DEFAULT_SERVICE_CLASS && !Object.hasOwn(classesNow, name));
+      if (unknown.length > 0) throw mgError('MG_POLICY_INVALID', `the policy names service class(es) ${unknown.join(', ')}, which throttle.classes does not define: add them to the config (SIGHUP reloads it) or correct the rules`);
+      // The reloader checks this last, right before the swap: these are the classes in force now.
+      policyClasses = classes.filter((name) => name !== DEFAULT_SERVICE_CLASS);
+    },
     reload(next) {
       if (next.throttle === undefined) throw mgError('MG_CONFIG_INVALID', 'removing the throttle section takes a restart; change the limits of its classes to reload them');
-      undefinedClasses(named, next.throttle, 'the new throttle.classes');
+      undefinedClasses(policyClasses, next.throttle, 'the new throttle.classes');
       if ((upstreamBudget === null) !== (next.throttle.upstream === undefined)) {
         throw mgError('MG_CONFIG_INVALID', 'adding or removing throttle.upstream takes a restart; change its numbers to reload them');
       }
@@ -82,6 +97,7 @@ export async function throttlingFor(config: MeshgateConfig, deps: ThrottlingDeps
       throttle.update(nextSettings);
       upstreamBudget?.update(nextSettings);
       firestoreStreams?.update(nextSettings);
+      classesNow = next.throttle.classes;
       return `service class limits reloaded: ${Object.keys(next.throttle.classes).join(', ')}`;
     },
     async close() {

@@ -21,14 +21,16 @@ export const serveCommand: CliCommand = {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-    // SIGHUP: the service classes' limits as the file says now; a file that does not load
-    // changes nothing (the log says why).
+    // SIGHUP: the service classes' limits as the file says now, then the policy directory; a
+    // file that does not load changes nothing (the log says why, and the policy's refusal is
+    // an audit event). Limits first: a policy naming a new class needs its limits in place.
     const reload = () => {
       try {
         log.info(running.reloadLimits(loadConfigFile(configFile)), { config: configFile });
       } catch (error) {
         log.error(`SIGHUP: kept the limits in force: ${(error as Error).message}`, { config: configFile });
       }
+      void running.reloadPolicy('signal');
     };
     process.on('SIGHUP', reload);
     // The MySQL port first (registry order): scripts that wait for this line read the first address.

@@ -16,6 +16,10 @@ export const SERVE: CommandSpec = {
     'meshgate logs JSON lines to stderr and stops cleanly on SIGINT/SIGTERM, flushing audit.',
     "SIGHUP re-reads the config file and applies the service classes' limits (throttle.classes);",
     'a file that does not load, or that adds or removes the throttle section, changes nothing.',
+    'SIGHUP also reloads the policy directory, as a change to its files does (policy.watch) and',
+    'POST /v1/policy/reload on the admin API: a version that does not load is refused (log line,',
+    'audit event, meshgate_policy_reloads_total{outcome="refused"}) and the last good one keeps',
+    'running; policy.openSessions says whether open sessions keep their decision or are judged again.',
   ].join('\n'),
   options: { config: { type: 'string', short: 'c' }, 'wait-for-upstream': { type: 'string' } },
 };

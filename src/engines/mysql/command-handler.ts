@@ -6,7 +6,7 @@
 import type { LoginTiming, SessionRecorder } from '../../audit/index.ts';
 import type { MeshgateError } from '../../errors/index.ts';
 import type { Identity } from '../../identity/index.ts';
-import type { JudgementMarks, ParameterAudit, TraceQueryText } from '../../policy/index.ts';
+import type { CompiledPolicy, JudgementMarks, ParameterAudit, TraceQueryText } from '../../policy/index.ts';
 import type { Admission } from '../../throttle/index.ts';
 import type { ClientCommand, ResponseShape } from './codec/commands.ts';
 import type { Frame } from './codec/framer.ts';
@@ -83,4 +83,9 @@ export interface SessionCommands extends CommandHandler {
   begin(): void;
   /** The client left before its OK: nothing was used, nothing is recorded. */
   abandon(): void;
+  /**
+   * A reloaded policy (`policy.openSessions: reevaluate`): null when it still allows the
+   * session as its role (later events name the new version and rule), else why it no longer does.
+   */
+  redecide?(policy: CompiledPolicy): string | null;
 }

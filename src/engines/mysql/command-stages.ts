@@ -15,6 +15,7 @@
  */
 import { newSpanId, newTraceId, type TraceParent } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
+import { judge, type CompiledPolicy } from '../../policy/index.ts';
 import { waitForAdmission, type Admission, type AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
 import { Capability, Command } from './codec/constants.ts';
@@ -140,6 +141,16 @@ export class CommandStages implements SessionCommands {
       ...(this.grant.login === undefined ? {} : { login: this.grant.login }),
     });
     this.directory.add(request.connectionId, { spiffeId: identity.spiffeId, upstreamConnectionId });
+  }
+
+  redecide(policy: CompiledPolicy): string | null {
+    const { decision, marks } = judge(policy, this.grant.identity, { engine: 'mysql', database: this.database });
+    if (!decision.allow) return decision.reason;
+    if (decision.role !== this.grant.role) {
+      return `policy version ${decision.policyVersion} grants role ${decision.role} (rule ${decision.ruleId}), not the session's role ${this.grant.role}; reconnect to get it`;
+    }
+    this.grant.audit.redecided(decision.ruleId, marks);
+    return null;
   }
 
   /** The client left before its OK: nothing was used, nothing is recorded. */

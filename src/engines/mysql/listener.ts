@@ -1,6 +1,7 @@
 /** Accepts MySQL-protocol clients and runs one MysqlSession per connection. */
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { CompiledPolicy } from '../../policy/index.ts';
 import type { MysqlEngineContext } from './context.ts';
 import { SessionDirectory } from './directory.ts';
 import { LoginStages } from './login-stages.ts';
@@ -50,6 +51,13 @@ export class MysqlListener {
     });
     for (const session of [...this.sessions]) session.close('meshgate shut down');
     await Promise.all([ended, closed]);
+  }
+
+  /** Judges every open session by a reloaded policy; ends those it no longer allows and says how many. */
+  redecide(policy: CompiledPolicy): number {
+    let ended = 0;
+    for (const session of this.sessions) if (session.redecide(policy)) ended++;
+    return ended;
   }
 
   private accept(socket: Socket): void {

@@ -11,6 +11,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import type { PeerAddress } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
 import { tlsFactsOf, type TlsPeerFacts } from '../../identity/index.ts';
+import type { CompiledPolicy } from '../../policy/index.ts';
 import type { Logger } from '../../log.ts';
 import { tlsRefusal } from '../../transport/tls-refusal.ts';
 import { Capability, RELAYABLE_CAPABILITIES, RELAYABLE_MARIADB_CAPABILITIES, ServerStatus } from './codec/constants.ts';
@@ -26,6 +27,7 @@ import {
 } from './codec/handshake.ts';
 import { nextClientConnectionId } from './directory.ts';
 import { toErrPacket } from './errors.ts';
+import type { SessionCommands } from './command-handler.ts';
 import type { LoginHandler, LoginOutcome } from './login-stages.ts';
 import type { ServerProfile } from './profile.ts';
 import { Relay } from './relay.ts';
@@ -75,6 +77,8 @@ export class MysqlSession {
   /** The login waiting for the client's clear-text password (its token). */
   private pendingLogin: HandshakeResponse | null = null;
   private relay: Relay | null = null;
+  /** The accepted login's command stages, once relaying: a reloaded policy asks them again. */
+  private commands: SessionCommands | null = null;
   private readonly startedAt = Date.now();
   /** The connection id the greeting gives the client; KILL names it. */
   private readonly connectionId = nextClientConnectionId();
@@ -146,6 +150,19 @@ export class MysqlSession {
     const error = mgError('MG_CLIENT_TIMEOUT', `the client did not finish ${during} within ${seconds} s (listener.timeouts.handshake); meshgate closed the connection`);
     this.handler.onRefused({ sessionId: this.sessionId, peer: this.peer(), tls: this.tlsFacts, response: null, error });
     this.destroy();
+  }
+
+  /**
+   * A reloaded policy judges the session again (`policy.openSessions: reevaluate`): true when
+   * it no longer allows it, and the session is ending (answers due still reach the client).
+   */
+  redecide(policy: CompiledPolicy): boolean {
+    if (this.state !== 'relaying' || this.commands?.redecide === undefined) return false;
+    const refusal = this.commands.redecide(policy);
+    if (refusal === null) return false;
+    this.ctx.log.warn('session ended: the reloaded policy no longer allows it', { sessionId: this.sessionId, identity: this.commands.identity, policyVersion: policy.version, reason: refusal });
+    this.close(`policy version ${policy.version} no longer allows this session: ${refusal}`);
+    return true;
   }
 
   /**
@@ -338,6 +355,7 @@ export class MysqlSession {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.client.off('data', this.onData);
     this.client.write(encodeMessage(encodeOk({ status: upstream.status }), seq + 1));
+    this.commands = commands;
     const relay = (this.relay = new Relay(this.client, upstream, commands, {
       sessionId: this.sessionId,
       identity: commands.identity,

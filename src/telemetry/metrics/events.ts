@@ -5,7 +5,7 @@
  * additions, with the cells of fixed labels fetched once.
  */
 import diagnostics from 'node:diagnostics_channel';
-import type { AlertEvent, ConnectionEvent, CredentialEvent, RpcEvent, SessionEndEvent, StatementEvent } from '../../audit/index.ts';
+import type { AlertEvent, ConnectionEvent, CredentialEvent, DryRunRecord, PolicyEvent, RpcEvent, SessionEndEvent, StatementEvent } from '../../audit/index.ts';
 import { TOKEN_FETCH_CHANNEL } from '../../credentials/index.ts';
 import { JWKS_FETCH_CHANNEL } from '../../identity/index.ts';
 import { CounterFamily, HistogramFamily, type CounterCell } from './cells.ts';
@@ -25,6 +25,8 @@ export class EventMetrics {
   readonly rpcs = new HistogramFamily('meshgate_rpc_duration_seconds', 'Time of a gRPC call through meshgate, by engine, method and outcome: completed, failed, denied, unknown.', ['engine', 'method', 'outcome'], RPC_BUCKETS);
   readonly bytes = new CounterFamily('meshgate_session_bytes_total', 'Bytes relayed by sessions that ended, by engine and direction: from_client, from_upstream.', ['engine', 'direction']);
   readonly credentials = new CounterFamily('meshgate_credential_requests_total', 'Credential requests through the admin API and meshgate\'s own (issue, revoke, rotate), by action and outcome: completed, refused, failed.', ['action', 'outcome']);
+  readonly dryRuns = new CounterFamily('meshgate_policy_dry_run_total', 'Logins, statements and calls a dry-run rule (action AUDIT) matched, by engine, what it would have decided and the rule: watch a new DENY here before switching it on.', ['engine', 'decision', 'rule']);
+  readonly reloads = new CounterFamily('meshgate_policy_reloads_total', 'Policy versions meshgate tried to put in force, by trigger (start, watch, signal, admin, git) and outcome: completed, or refused (the last good version kept).', ['trigger', 'outcome']);
   readonly alerts = new CounterFamily('meshgate_alerts_total', 'Alerts raised (e.g. lease_compromised), by alert.', ['alert']);
   readonly jwksFetches = new CounterFamily('meshgate_jwks_fetches_total', 'Fetches of token issuers\' JWKS, by outcome: success, failure.', ['outcome']);
   readonly tokenFetches = new CounterFamily('meshgate_token_fetches_total', 'Google access tokens minted for the Firestore upstream, by outcome: success, failure.', ['outcome']);
@@ -33,7 +35,7 @@ export class EventMetrics {
   /** Their ids: a session that ends before its login was recorded (the client left before its OK) was never counted open. */
   private readonly open = new Set<string>();
 
-  readonly families = [this.logins, this.loginFailures, this.sessions, this.decisions, this.statements, this.rpcs, this.bytes, this.credentials, this.alerts, this.jwksFetches, this.tokenFetches];
+  readonly families = [this.logins, this.loginFailures, this.sessions, this.decisions, this.statements, this.rpcs, this.bytes, this.credentials, this.dryRuns, this.reloads, this.alerts, this.jwksFetches, this.tokenFetches];
 
   /** Told of every allowed MySQL login: upstream answered (readiness). */
   onUpstreamReached: () => void = () => undefined;
@@ -47,6 +49,7 @@ export class EventMetrics {
     this.logins.cell(engine, outcome).value += count;
     if (outcome !== 'success') this.loginFailures.cell(engine, codeLabel(event.error?.code)).value += count;
     if (policyJudged(event)) this.decisions.cell(engine, event.decision, ruleLabel(event.rule)).value += count;
+    if (event.dryRun !== undefined) this.dryRun(engine, event.dryRun, count);
     if (outcome === 'success') {
       this.open.add(event.sessionId);
       this.active.set(engine, (this.active.get(engine) ?? 0) + 1);
@@ -58,11 +61,21 @@ export class EventMetrics {
     const outcome = operationOutcome(event);
     this.statements.observe(this.statements.cell(event.engine, verbLabel(event.verb, event.command), outcome), event.durationUs / 1e6, event.traceId);
     this.decisions.cell(event.engine, event.decision, ruleLabel(event.rule)).value++;
+    if (event.dryRun !== undefined) this.dryRun(event.engine, event.dryRun, 1);
   }
 
   rpc(event: RpcEvent): void {
     this.rpcs.observe(this.rpcs.cell(event.engine, methodLabel(event.method), operationOutcome(event)), event.durationUs / 1e6, event.traceId);
     this.decisions.cell(event.engine, event.decision, ruleLabel(event.rule)).value++;
+    if (event.dryRun !== undefined) this.dryRun(event.engine, event.dryRun, 1);
+  }
+
+  policy(event: PolicyEvent): void {
+    this.reloads.cell(event.trigger, event.outcome).value++;
+  }
+
+  private dryRun(engine: string, dry: DryRunRecord, count: number): void {
+    this.dryRuns.cell(engine, dry.decision, ruleLabel(dry.rule)).value += count;
   }
 
   sessionEnd(event: SessionEndEvent): void {
@@ -111,6 +124,7 @@ export function subscribe(metrics: EventMetrics, onError: (error: unknown) => vo
       [`meshgate:${engine}:alert`, (m) => metrics.alert(m as AlertEvent)],
     );
   }
+  handlers.push(['meshgate:policy', (m) => metrics.policy(m as PolicyEvent)]);
   handlers.push([JWKS_FETCH_CHANNEL, (m) => metrics.jwksFetch(m as { outcome: string })], [TOKEN_FETCH_CHANNEL, (m) => metrics.tokenFetch(m as { outcome: string })]);
   // A subscriber that throws would take the process down (diagnostics_channel rethrows on the next tick).
   const guarded = handlers.map(([name, handle]) => {

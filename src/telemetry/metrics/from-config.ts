@@ -18,7 +18,7 @@ export interface ObservedDeps {
   /** The audit sink (queue, back-pressure) and its refusal while it cannot record. */
   readonly audit: AuditSource & { readonly refusal?: { readonly code: string; readonly message: string } | null };
   readonly tls: TlsMaterial | null;
-  readonly policy: { readonly version: string; rules(): number };
+  readonly policy: { version(): string; rules(): number };
   /** The checks engines ran against their upstreams at start (filled as they start). */
   readonly upstreamChecks: () => readonly UpstreamCheck[];
   /** Known once the engines and credentials have started. */
@@ -49,7 +49,7 @@ export async function observabilityFor(config: MeshgateConfig, deps: ObservedDep
       throttle: deps.throttle,
       sharedRates: deps.sharedRates,
       ...(tls === null ? {} : { certificates: { certificatePem: () => certificatePem(tls), bundlePem: () => tls.bundlePem() } }),
-      policy: () => ({ version: deps.policy.version, rules: deps.policy.rules() }),
+      policy: () => ({ version: deps.policy.version(), rules: deps.policy.rules() }),
     },
     readiness,
     deps.log,

@@ -279,7 +279,7 @@ describe('config errors', () => {
         `${file}: listener.port: must be at most 65535, got the number 70000 (line 2, column 3)`,
         `${file}: trust.trustDomains[0]: must not be empty (line 8, column 18)`,
         `${file}: upstream.roles.shop_writer.user: must not be empty: the MariaDB user name (line 12, column 7)`,
-        `${file}: policy.dri: unknown key; allowed here: dir; did you mean dir? (line 14, column 11)`,
+        `${file}: policy.dri: unknown key; allowed here: dir, watch, pollInterval, openSessions; did you mean dir? (line 14, column 11)`,
       ].join('\n  '),
     );
   });
