@@ -121,10 +121,42 @@ function claimsFor(conditions: readonly ClaimCondition[]): Record<string, unknow
   return claims;
 }
 
-function authMethodFor(source: CompiledSource): string | null {
-  if (source.claims !== null) return source.authMethods === null || source.authMethods.has('jwt') ? 'jwt' : null;
+/** The auth methods the source lets through, one caller each (only jwt carries claims). */
+function authMethodsFor(source: CompiledSource): string[] {
   const allowed = AUTH_METHOD_ORDER.filter((m) => (source.authMethods === null || source.authMethods.has(m)) && !(source.notAuthMethods?.has(m) ?? false));
-  return allowed[0] ?? null;
+  const methods = source.claims === null ? allowed : allowed.filter((m) => m === 'jwt');
+  // A source that names no method treats them all alike; the methods other sources name
+  // reach every caller through the combined callers.
+  return source.authMethods === null && source.notAuthMethods === null ? methods.slice(0, 1) : methods;
+}
+
+/**
+ * Claims for each value a condition lists (`env: [prod, staging]` gives one caller with
+ * `prod` and one with `staging`), the other conditions at their first value: a change that
+ * drops one value of a list is then seen.
+ */
+function claimVariants(conditions: readonly ClaimCondition[]): Record<string, unknown>[] {
+  const base = claimsFor(conditions);
+  const variants = new Map<string, Record<string, unknown>>([[stableJson(base), base]]);
+  for (const c of conditions) {
+    for (const value of globWitnesses(c.set, 'any')) {
+      const claims = { ...base, [c.name]: value };
+      variants.set(stableJson(claims), claims);
+    }
+  }
+  return [...variants.values()];
+}
+
+/** A caller per auth method and claim value the source lets through, and per notClaims value it shuts out. */
+function sourceWitnesses(source: CompiledSource, context: Context): DiffIdentity[] {
+  const found: (DiffIdentity | null)[] = [];
+  const claimSets = source.claims === null ? [undefined] : claimVariants(source.claims);
+  for (const method of authMethodsFor(source)) for (const claims of claimSets) found.push(sourceWitness(source, context, method, claims, false));
+  if (source.notClaims !== null) {
+    const base = claimsFor(source.claims ?? []);
+    for (const excluded of claimVariants(source.notClaims)) found.push(sourceWitness(source, context, 'jwt', { ...base, ...excluded }, true));
+  }
+  return found.filter((w): w is DiffIdentity => w !== null);
 }
 
 interface Context {
@@ -137,10 +169,7 @@ interface Context {
  * its namespace and trust domain, with its auth method and claims. `withNotClaims` builds the
  * caller the source's notClaims exclude instead (it must then not match).
  */
-function sourceWitness(source: CompiledSource, context: Context, withNotClaims: boolean): DiffIdentity | null {
-  const method = withNotClaims ? 'jwt' : authMethodFor(source);
-  if (method === null) return null;
-  const claims = withNotClaims ? { ...claimsFor(source.claims ?? []), ...claimsFor(source.notClaims ?? []) } : source.claims === null ? undefined : claimsFor(source.claims);
+function sourceWitness(source: CompiledSource, context: Context, method: string, claims: Record<string, unknown> | undefined, withNotClaims: boolean): DiffIdentity | null {
   const candidates: Subject[] = [];
   const exact = source.principals === null ? [] : [...source.principals.exact].sort(byCodeUnit);
   for (const principal of exact) candidates.push(subjectOf(principal, method, claims));
@@ -324,9 +353,9 @@ export function diffIdentities(rules: readonly CompiledRule[], seen: readonly Se
   // How a source wants its caller to prove itself (auth method, claims), one stand-in each.
   const credentials = new Map<string, DiffIdentity>();
   for (const source of pieces.sources) {
-    for (const witness of [sourceWitness(source, context, false), source.notClaims === null ? null : sourceWitness(source, context, true)]) {
+    for (const witness of sourceWitnesses(source, context)) {
       add(witness);
-      if (witness === null || (witness.subject.authMethod === 'mtls' && witness.subject.claims === undefined)) continue;
+      if (witness.subject.authMethod === 'mtls' && witness.subject.claims === undefined) continue;
       const key = credentialKey(witness.subject);
       const before = credentials.get(key);
       if (before === undefined || byCodeUnit(identityKey(witness.subject), identityKey(before.subject)) < 0) credentials.set(key, witness);

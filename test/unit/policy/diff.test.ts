@@ -99,6 +99,14 @@ describe('policy diff', () => {
     assert.deepEqual(found.map((l) => `${l.kind} ${l.request.label}`), ['gain mariadb db shop']);
   });
 
+  it('dropping one value of a claims or authMethods list is a loss for a caller with that value', async () => {
+    const rule = (values: string, methods: string) =>
+      doc('ci', 'ALLOW', `[{ id: env, from: [{ source: { claims: { env: [${values}] } } }], to: [{ mariadb: { databases: [ci], role: ci } }] }, { id: m, from: [{ source: { namespaces: [shop], authMethods: [${methods}] } }], to: [{ mariadb: { databases: [shop], role: shop } }] }]`);
+    const diff = diffPolicies(await ws.load('values-old', { 'a.yaml': rule('prod, staging', 'mtls, xfcc') }), await ws.load('values-new', { 'a.yaml': rule('prod', 'mtls') }));
+    const lost = diff.identities.map((i) => `${i.identity.subject.namespace}/${i.identity.subject.authMethod}/${JSON.stringify(i.identity.subject.claims ?? null)}: ${i.lines.map((l) => `${l.kind} ${l.request.label}`).join(', ')}`);
+    assert.deepEqual(lost, ['other/jwt/{"env":"staging"}: lose mariadb db ci', 'shop/xfcc/null: lose mariadb db shop']);
+  });
+
   it('Firestore read → read, write: write on the pattern’s document and collection is gained; admin is not', async () => {
     const fs = (ops: string) =>
       doc('orders-fs', 'ALLOW', `[{ id: fs, from: [{ source: { principals: ["${ORDERS}"] } }], to: [{ firestore: { collections: ["orders/*"], operations: [${ops}], serviceAccount: orders@p.iam.gserviceaccount.com } }] }]`);
