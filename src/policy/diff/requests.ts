@@ -10,7 +10,7 @@ import type { GlobSet } from '../glob.ts';
 import type { CompiledRule } from '../match.ts';
 import { FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS } from '../schema.ts';
 import type { FirestoreRequest, MysqlRequest, PolicyRequest } from '../types.ts';
-import { globWitnesses, outsideAll } from './identities.ts';
+import { globWitnesses, outsideAll } from './subjects.ts';
 
 export interface DiffRequest {
   /** What people read: `mariadb db shop`, `firestore write doc orders/any-id`. */
