@@ -6,6 +6,7 @@ import { CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT } from './spec
 import { DEMO } from './specs/demo.ts';
 import { POLICY_EXPLAIN, POLICY_VALIDATE } from './specs/policy.ts';
 import { POLICY_DIFF } from './specs/policy-diff.ts';
+import { POLICY_RENDER_ISTIO } from './specs/policy-render.ts';
 import { PROBE } from './specs/probe.ts';
 import { SERVE } from './specs/serve.ts';
 
@@ -37,6 +38,7 @@ export const COMMANDS: readonly CliCommand[] = [
   ...lazily(async () => (await import('./commands/agent.ts')).agentCommands, [CA_JOIN_TOKEN, AGENT]),
   ...lazily(async () => (await import('./commands/policy.ts')).policyCommands, [POLICY_VALIDATE, POLICY_EXPLAIN]),
   ...lazily(async () => [(await import('./commands/policy-diff.ts')).policyDiffCommand], [POLICY_DIFF]),
+  ...lazily(async () => (await import('./commands/policy-render.ts')).policyRenderCommands, [POLICY_RENDER_ISTIO]),
   ...lazily(async () => (await import('./commands/audit.ts')).auditCommands, [AUDIT_VERIFY, AUDIT_TAIL, AUDIT_KEYGEN]),
   ...lazily(async () => [(await import('./commands/audit-query.ts')).queryCommand], [AUDIT_QUERY]),
   ...lazily(async () => (await import('./commands/creds.ts')).credsCommands, [CREDS_ISSUE, CREDS_LIST, CREDS_REVOKE, CREDS_ROTATE_ROOT]),

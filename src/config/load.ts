@@ -8,15 +8,24 @@ import { configSchema, type MeshgateConfig, type SecretRef } from './schema.ts';
 import { upstreamTlsProblems } from './upstream-tls.ts';
 import { noPositions, parseYamlWithPositions, type Locate } from './yaml-positions.ts';
 
-export function loadConfigFile(path: string): MeshgateConfig {
+export interface LoadConfigOptions {
+  /**
+   * Whether the files the configuration names (certificates, trust bundles, the policy
+   * directory) must exist; default true. False for tools that read only its shape, such as
+   * `policy render istio` in CI, far from the machine meshgate runs on.
+   */
+  readonly checkFiles?: boolean;
+}
+
+export function loadConfigFile(path: string, options: LoadConfigOptions = {}): MeshgateConfig {
   if (!existsSync(path)) {
     throw mgError('MG_CONFIG_INVALID', `config file ${path} does not exist; pass --config PATH (see deploy/examples/meshgate.yaml)`);
   }
-  return parseConfigText(readFileSync(path, 'utf8'), path);
+  return parseConfigText(readFileSync(path, 'utf8'), path, options);
 }
 
 /** Validates a configuration file's text; problems carry the line each field is written on. */
-export function parseConfigText(text: string, sourcePath: string): MeshgateConfig {
+export function parseConfigText(text: string, sourcePath: string, options: LoadConfigOptions = {}): MeshgateConfig {
   const parsed = parseYamlWithPositions(text);
   if (!parsed.ok) {
     throw configError(
@@ -24,7 +33,7 @@ export function parseConfigText(text: string, sourcePath: string): MeshgateConfi
       parsed.problems.map(({ message, position }) => ({ path: [], message: `not valid YAML: ${message}`, position })),
     );
   }
-  return validate(parsed.value, sourcePath, parsed.locate);
+  return validate(parsed.value, sourcePath, parsed.locate, options.checkFiles ?? true);
 }
 
 /**
@@ -32,10 +41,10 @@ export function parseConfigText(text: string, sourcePath: string): MeshgateConfi
  * but no line. Relative paths are taken relative to `sourcePath`'s folder.
  */
 export function resolveConfig(raw: unknown, sourcePath: string): MeshgateConfig {
-  return validate(raw, sourcePath, noPositions);
+  return validate(raw, sourcePath, noPositions, true);
 }
 
-function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateConfig {
+function validate(raw: unknown, sourcePath: string, locate: Locate, checkFiles: boolean): MeshgateConfig {
   // An empty file is an empty mapping: each missing section is then named on its own.
   const parsed = configSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) throw configError(sourcePath, placeProblems(describeIssues(configSchema, parsed.error.issues), locate));
@@ -43,7 +52,7 @@ function validate(raw: unknown, sourcePath: string, locate: Locate): MeshgateCon
   const problems = crossFieldProblems(config);
   const base = dirname(resolve(sourcePath));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  problems.push(...missingFiles(config, abs), ...upstreamTlsProblems(config, abs));
+  if (checkFiles) problems.push(...missingFiles(config, abs), ...upstreamTlsProblems(config, abs));
   if (problems.length > 0) throw configError(sourcePath, placeProblems(problems, locate));
   // One place for meshgate's certificate from here on, whichever the file used (the schema
   // allows one): every listener reads config.tls.

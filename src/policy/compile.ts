@@ -141,6 +141,7 @@ export function compilePolicy(documents: readonly ParsedDocument[], files: reado
     sources: Object.freeze(files.map((f) => f.name)),
     files: Object.freeze(files.map((f) => Object.freeze({ ...f }))),
     rules: Object.freeze(all),
+    documents: Object.freeze(documents.map((d) => d.doc)),
     version,
   });
 }

@@ -6,6 +6,8 @@ export { fixedPolicy, SwappablePolicy, type PolicySource } from './source.ts';
 export { judge, marksOf, type Judgement, type JudgementMarks } from './judge.ts';
 export { DEFAULT_SERVICE_CLASS } from './types.ts';
 export { API_VERSION, AUTH_METHODS, FIRESTORE_DEFAULT_DATABASE, FIRESTORE_OPERATIONS, KIND } from './schema.ts';
+export type { PolicyDocument, PolicyRuleSpec, PolicySourceSpec } from './schema.ts';
+export { globProblem } from './glob.ts';
 export {
   describeFirestorePath,
   FIRESTORE_METHOD_OPERATIONS,

@@ -1,4 +1,5 @@
 import type { CompiledRule } from './match.ts';
+import type { PolicyDocument } from './schema.ts';
 
 /** The facts about a caller that policy can match on (an Identity satisfies this). */
 export interface Subject {
@@ -153,6 +154,8 @@ export interface PolicyFileSummary {
 /** A CompiledPolicy that also says what it was loaded from. */
 export interface LoadedPolicy extends CompiledPolicy {
   readonly files: readonly PolicyFileSummary[];
+  /** The validated documents in load order, for what renders the policy into another form (Istio resources). */
+  readonly documents: readonly PolicyDocument[];
   /**
    * Every compiled rule in file order, for analyses that must know what a policy names
    * rather than only what it decides (`policy diff` picks the callers and requests to try).

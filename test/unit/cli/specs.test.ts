@@ -14,6 +14,7 @@ import { credsCommands } from '../../../src/cli/commands/creds.ts';
 import { demoCommand } from '../../../src/cli/commands/demo.ts';
 import { policyCommands } from '../../../src/cli/commands/policy.ts';
 import { policyDiffCommand } from '../../../src/cli/commands/policy-diff.ts';
+import { policyRenderCommands } from '../../../src/cli/commands/policy-render.ts';
 import { serveCommand } from '../../../src/cli/commands/serve.ts';
 import { COMMANDS } from '../../../src/cli/registry.ts';
 import { AUDIT_EVENT_TYPES, DECISIONS, ENGINES, OUTCOMES } from '../../../src/audit/index.ts';
@@ -28,7 +29,7 @@ import { FIRESTORE_DEFAULT_DATABASE } from '../../../src/policy/schema.ts';
 import { captureIO } from '../../helpers/cli.ts';
 import { probeCommand } from '../../../src/cli/commands/probe.ts';
 
-const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyDiffCommand, ...auditCommands, queryCommand, ...credsCommands, probeCommand];
+const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyDiffCommand, ...policyRenderCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand];
 
 const specOf = ({ path, summary, usage, help, options, allowPositionals }: CommandSpec) => ({ path, summary, usage, help, options, allowPositionals });
 

@@ -1,0 +1,40 @@
+/** What `meshgate policy render istio` accepts and says about itself; the command is in ../commands/policy-render.ts. */
+import type { CommandSpec } from '../command.ts';
+
+export const POLICY_RENDER_ISTIO: CommandSpec = {
+  path: ['policy', 'render', 'istio'],
+  summary: "print the Istio resources that keep the mesh's L4 policy consistent with meshgate's",
+  usage: '--dir DIR --namespace NS [--config FILE] [--name NAME] [--selector KEY=VALUE ...] [--client-namespaces NS,NS ...] [--output FILE]',
+  help: [
+    '  --dir DIR               directory of AccessPolicy documents',
+    "  --namespace NS          the namespace meshgate runs in; every resource is created there",
+    "  --config FILE           meshgate's configuration: its ports, TLS modes and upstreams. Without",
+    '                          it, the engines the policy names at their default ports (MySQL 3307,',
+    '                          Firestore 8443, both with meshgate terminating TLS). Files it names',
+    '                          (certificates, bundles) need not exist here',
+    "  --name NAME             names the resources and meshgate's Service NAME.NS.svc.cluster.local",
+    '                          (default meshgate)',
+    "  --selector KEY=VALUE    a label of meshgate's pods; repeat for more (default app=NAME)",
+    "  --client-namespaces NS,NS",
+    '                          namespaces of meshgate\'s clients: the DestinationRule is exported to',
+    '                          them only (default: every namespace); repeat or separate with commas',
+    '  --output FILE           write the YAML to FILE instead of standard output',
+    '',
+    'Prints, as multi-document YAML in a fixed order: a PeerAuthentication (STRICT, DISABLE on',
+    'the ports meshgate terminates TLS on, PERMISSIVE on metrics), AuthorizationPolicies (DENY',
+    "then ALLOW) mirroring what L4 can see of the policy, the DestinationRule clients need",
+    '(ISTIO_MUTUAL), a Sidecar limiting meshgate\'s egress and ServiceEntries for what it reaches',
+    'outside the mesh. Each resource carries a comment saying why; the pod annotation',
+    'traffic.sidecar.istio.io/excludeInboundPorts it needs is printed at the top. L4 rules are',
+    "never narrower than meshgate's: see docs/istio.md. Notes go to standard error.",
+  ].join('\n'),
+  options: {
+    dir: { type: 'string' },
+    namespace: { type: 'string' },
+    config: { type: 'string' },
+    name: { type: 'string' },
+    selector: { type: 'string', multiple: true },
+    'client-namespaces': { type: 'string', multiple: true },
+    output: { type: 'string' },
+  },
+};
