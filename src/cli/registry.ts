@@ -8,6 +8,7 @@ import { DEMO } from './specs/demo.ts';
 import { POLICY_EXPLAIN, POLICY_VALIDATE } from './specs/policy.ts';
 import { POLICY_TEST } from './specs/policy-test.ts';
 import { POLICY_INIT } from './specs/policy-init.ts';
+import { POLICY_DIFF } from './specs/policy-diff.ts';
 import { POLICY_RENDER_ISTIO } from './specs/policy-render.ts';
 import { PROBE } from './specs/probe.ts';
 import { SERVE } from './specs/serve.ts';
@@ -41,6 +42,7 @@ export const COMMANDS: readonly CliCommand[] = [
   ...lazily(async () => (await import('./commands/policy.ts')).policyCommands, [POLICY_VALIDATE, POLICY_EXPLAIN]),
   ...lazily(async () => [(await import('./commands/policy-test.ts')).policyTestCommand], [POLICY_TEST]),
   ...lazily(async () => [(await import('./commands/policy-init.ts')).policyInitCommand], [POLICY_INIT]),
+  ...lazily(async () => [(await import('./commands/policy-diff.ts')).policyDiffCommand], [POLICY_DIFF]),
   ...lazily(async () => (await import('./commands/policy-render.ts')).policyRenderCommands, [POLICY_RENDER_ISTIO]),
   ...lazily(async () => (await import('./commands/audit.ts')).auditCommands, [AUDIT_VERIFY, AUDIT_TAIL, AUDIT_KEYGEN]),
   ...lazily(async () => [(await import('./commands/audit-query.ts')).queryCommand], [AUDIT_QUERY]),

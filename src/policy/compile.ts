@@ -51,6 +51,7 @@ export function compilePolicy(documents: readonly ParsedDocument[], files: reado
     serviceClasses: Object.freeze([...new Set(all.filter((rule) => rule.action === 'ALLOW' && !rule.dryRun).map((rule) => rule.decisions[0]![0]!.serviceClass))].sort()),
     sources: Object.freeze(files.map((f) => f.name)),
     files: Object.freeze(files.map((f) => Object.freeze({ ...f }))),
+    rules: Object.freeze(all),
     documents: Object.freeze(documents.map((d) => d.doc)),
     version,
   });

@@ -37,3 +37,20 @@ export type {
   Subject,
   TraceEntry,
 } from './types.ts';
+export {
+  compareDecisions,
+  diffPolicies,
+  GRANT_ASPECTS,
+  MAX_COMBINED,
+  seenIdentityOf,
+  type DecisionSummary,
+  type DiffIdentity,
+  type DiffKind,
+  type DiffLine,
+  type DiffOptions,
+  type DiffRequest,
+  type GrantAspect,
+  type IdentityDiff,
+  type PolicyDiff,
+  type SeenIdentity,
+} from './diff/index.ts';

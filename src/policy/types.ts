@@ -1,3 +1,4 @@
+import type { CompiledRule } from './match.ts';
 import type { PolicyDocument } from './schema.ts';
 
 /** The facts about a caller that policy can match on (an Identity satisfies this). */
@@ -155,6 +156,11 @@ export interface LoadedPolicy extends CompiledPolicy {
   readonly files: readonly PolicyFileSummary[];
   /** The validated documents in load order, for what renders the policy into another form (Istio resources). */
   readonly documents: readonly PolicyDocument[];
+  /**
+   * Every compiled rule in file order, for analyses that must know what a policy names
+   * rather than only what it decides (`policy diff` picks the callers and requests to try).
+   */
+  readonly rules: readonly CompiledRule[];
   /**
    * The first 12 hex digits of a SHA-256 over the files' names and texts (changes when the
    * policy does), or what the loader was told (a git commit id).

@@ -15,6 +15,7 @@ import { demoCommand } from '../../../src/cli/commands/demo.ts';
 import { policyCommands } from '../../../src/cli/commands/policy.ts';
 import { policyInitCommand } from '../../../src/cli/commands/policy-init.ts';
 import { policyTestCommand } from '../../../src/cli/commands/policy-test.ts';
+import { policyDiffCommand } from '../../../src/cli/commands/policy-diff.ts';
 import { policyRenderCommands } from '../../../src/cli/commands/policy-render.ts';
 import { serveCommand } from '../../../src/cli/commands/serve.ts';
 import { COMMANDS } from '../../../src/cli/registry.ts';
@@ -33,7 +34,7 @@ import { analyzeCommand } from '../../../src/cli/commands/analyze.ts';
 import { ANALYZE_DEFAULT_MIN_DENIALS } from '../../../src/cli/specs/analyze.ts';
 import { DEFAULT_MIN_DENIALS } from '../../../src/analyze/index.ts';
 
-const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyTestCommand, policyInitCommand, ...policyRenderCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand, analyzeCommand];
+const IMPLEMENTATIONS: readonly CliCommand[] = [serveCommand, demoCommand, ...caCommands, ...agentCommands, ...policyCommands, policyTestCommand, policyInitCommand, policyDiffCommand, ...policyRenderCommands, ...auditCommands, queryCommand, ...credsCommands, probeCommand, analyzeCommand];
 
 const specOf = ({ path, summary, usage, help, options, allowPositionals }: CommandSpec) => ({ path, summary, usage, help, options, allowPositionals });
 
