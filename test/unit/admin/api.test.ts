@@ -14,7 +14,10 @@ import { mgError } from '../../../src/errors/index.ts';
 import { initCa, issueServerCert, issueSvid } from '../../../src/identity/ca.ts';
 import type { Identity } from '../../../src/identity/types.ts';
 import type { CredentialFacts } from '../../../src/audit/index.ts';
-import { loadPolicyDocuments } from '../../../src/policy/index.ts';
+import { loadPolicyDir, loadPolicyDocuments, SwappablePolicy } from '../../../src/policy/index.ts';
+import { PolicyReloader } from '../../../src/policy-reload/index.ts';
+import { silentLogger } from '../../../src/log.ts';
+import { writeFile, mkdir } from 'node:fs/promises';
 import type { LeaseRecord } from '../../../src/store/types.ts';
 import { makeTempDir } from '../../helpers/certs.ts';
 import { readFile } from 'node:fs/promises';
@@ -42,10 +45,7 @@ function identityOf(spiffeId: string, authMethod: Identity['authMethod']): Ident
   };
 }
 
-const policy = loadPolicyDocuments([
-  {
-    name: 'policy.yaml',
-    text: `
+const POLICY_TEXT = `
 apiVersion: meshgate.dev/v1alpha1
 kind: AccessPolicy
 metadata: { name: allow }
@@ -64,11 +64,13 @@ spec:
   rules:
     - id: strangers
       from: [{ source: { principals: ["${TD}/ns/shop/sa/stranger"] } }]
-`,
-  },
-]);
+`;
+const policy = loadPolicyDocuments([{ name: 'policy.yaml', text: POLICY_TEXT }]);
 
 describe('admin API', () => {
+  let policyDir: string;
+  let inForce: SwappablePolicy;
+  const reloads: { outcome?: string; trigger: string; identity?: Identity | null; policyVersion: string | null; error: { code: string } | null }[] = [];
   let tmp: { dir: string; cleanup: () => Promise<void> };
   let api: AdminApi;
   let ca: Buffer;
@@ -134,7 +136,13 @@ describe('admin API', () => {
     const metrics = createMetricsRegistry({ version: '0.0.0-test', audit: {}, policy: () => ({ version: 'test', rules: 2 }) }, { processMetrics: false });
     const readiness = new Readiness({ policyLoaded: () => true, auditRefusal: () => auditRefusal, upstreamChecks: () => [], upstreamFreshMs: 1000 });
     const probes = probeRoutes(metrics, readiness);
+    policyDir = join(tmp.dir, 'policy');
+    await mkdir(policyDir);
+    await writeFile(join(policyDir, 'policy.yaml'), POLICY_TEXT);
+    inForce = new SwappablePolicy(await loadPolicyDir(policyDir));
+    const reloader = new PolicyReloader({ policy: inForce, candidate: { source: policyDir, load: () => loadPolicyDir(policyDir) }, audit: { policyChange: (facts) => reloads.push(facts) }, log: silentLogger });
     api = await startAdminApi({
+      reloadPolicy: (by) => reloader.reload({ trigger: 'admin', identity: by }),
       probes: { ready: probes['/readyz']!, metrics: probes['/metrics']! },
       host: '127.0.0.1',
       port: 0,
@@ -142,7 +150,7 @@ describe('admin API', () => {
       trustDomains: [TD],
       admins: [ADMIN],
       leases,
-      policy,
+      policy: () => inForce.current(),
       verifyToken: async (token) => {
         if (token === TOKEN_ORDERS) return identityOf(ORDERS, 'jwt');
         if (token === TOKEN_STRANGER) return identityOf(STRANGER, 'jwt');
@@ -409,6 +417,37 @@ describe('admin API', () => {
     const wrong = await call('GET', '/v1/creds');
     assert.equal(wrong.status, 405);
     assert.equal(wrong.headers['allow'], 'POST');
+  });
+
+  it('an admin reads the policy version in force and reloads it: 200 with the new version, 422 with the reason for a broken one', async () => {
+    const before = inForce.current().version;
+    const shown = await call('GET', '/v1/policy', { as: 'admin' });
+    assert.equal(shown.status, 200);
+    assert.deepEqual(shown.body, { version: before, rules: 2, sources: [join(policyDir, 'policy.yaml')] });
+    assert.equal((await call('GET', '/v1/policy', { as: 'orders' })).status, 403);
+    assert.equal((await call('POST', '/v1/policy/reload', { as: 'orders', body: {} })).status, 403, 'only admins reload');
+    assert.equal(reloads.length, 0);
+    try {
+      await writeFile(join(policyDir, 'policy.yaml'), POLICY_TEXT.replace('shop_rw', 'shop_ro'));
+      const done = await call('POST', '/v1/policy/reload', { as: 'admin', body: {} });
+      assert.equal(done.status, 200);
+      assert.equal(done.body.outcome, 'completed');
+      assert.equal(done.body.previousVersion, before);
+      assert.equal(done.body.version, inForce.current().version);
+      assert.equal(reloads[0]?.identity?.spiffeId, ADMIN);
+      const unchanged = await call('POST', '/v1/policy/reload', { as: 'admin' });
+      assert.equal(unchanged.body.outcome, 'unchanged');
+      await writeFile(join(policyDir, 'policy.yaml'), POLICY_TEXT.replace('action: DENY', 'action: deny'));
+      const refused = await call('POST', '/v1/policy/reload', { as: 'admin' });
+      assert.equal(refused.status, 422);
+      assert.equal(refused.body.error.code, 'MG_POLICY_INVALID');
+      assert.match(refused.body.error.message, /spec\.action: expected "ALLOW", "DENY" or "AUDIT", got the string "deny"/);
+      assert.equal(inForce.current().version, done.body.version, 'the last good version stays');
+    } finally {
+      await writeFile(join(policyDir, 'policy.yaml'), POLICY_TEXT);
+      await call('POST', '/v1/policy/reload', { as: 'admin' });
+    }
+    assert.equal(inForce.current().version, before);
   });
 
   it('never logs a password or a token', () => {
