@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
@@ -118,6 +118,38 @@ describe('meshgate serve (process)', { skip: missing }, () => {
       } finally {
         await conn.end();
       }
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  });
+
+  it('reloads its policy directory on SIGHUP: a valid version is taken, a broken one refused and the last good one kept', async () => {
+    const config = join(h.dir, 'hup-policy.yaml');
+    const policyDir = join(h.dir, 'policy-hup');
+    await mkdir(policyDir, { recursive: true });
+    const original = await readFile(join(h.dir, 'policy', 'policy.yaml'), 'utf8');
+    await writeFile(join(policyDir, 'policy.yaml'), original);
+    await writeConfig(config, join(h.dir, 'hup-policy-audit.jsonl'), { policy: { dir: 'policy-hup', watch: false } });
+    const { child, port, stderr } = await serve(config);
+    const logged = async (pattern: RegExp) => {
+      for (let i = 0; i < 200 && !pattern.test(stderr.join('')); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.match(stderr.join(''), pattern);
+    };
+    const login = (workload: string) => mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl(workload) }).then((c) => c.end().then(() => 'ok'), (e: Error) => e.message);
+    try {
+      assert.match(await login('analytics'), /^ok$/);
+      // The analytics rule's principal changed: without a watch, nothing changes until SIGHUP.
+      await writeFile(join(policyDir, 'policy.yaml'), original.replace('/sa/analytics"', '/sa/analytics-v2"'));
+      assert.equal(await login('analytics'), 'ok');
+      child.kill('SIGHUP');
+      await logged(/"message":"policy reloaded","trigger":"signal"/);
+      assert.match(await login('analytics'), /MG_POLICY_DENIED/);
+      await writeFile(join(policyDir, 'policy.yaml'), 'apiVersion: [not a policy\n');
+      child.kill('SIGHUP');
+      await logged(/"message":"policy reload refused: the version in force stays","trigger":"signal"/);
+      assert.match(await login('analytics'), /MG_POLICY_DENIED/);
+      assert.equal(await login('orders'), 'ok', 'the last good version still serves');
     } finally {
       child.kill('SIGTERM');
       await once(child, 'exit');
