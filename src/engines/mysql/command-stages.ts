@@ -15,7 +15,7 @@
  */
 import { newSpanId, newTraceId, type TraceParent } from '../../audit/index.ts';
 import { mgError, type MeshgateError } from '../../errors/index.ts';
-import { judge, type CompiledPolicy } from '../../policy/index.ts';
+import type { CompiledPolicy } from '../../policy/index.ts';
 import { waitForAdmission, type Admission, type AdmissionRequest } from '../../throttle/index.ts';
 import { MAX_DECODED_TEXT_BYTES, type ClientCommand } from './codec/commands.ts';
 import { Capability, Command } from './codec/constants.ts';
@@ -26,6 +26,7 @@ import type { Route, SessionCommands, SessionEnd, SessionGrant } from './command
 import { changeUserAsReset } from './change-user.ts';
 import { translateKill, type SessionDirectory } from './directory.ts';
 import { answerableByQueryCache } from './server-settings.ts';
+import { databaseRefusal, redecideSession, usesRefusal } from './session-policy.ts';
 import {
   accountChangeInBytes,
   extractTraceparent,
@@ -144,13 +145,7 @@ export class CommandStages implements SessionCommands {
   }
 
   redecide(policy: CompiledPolicy): string | null {
-    const { decision, marks } = judge(policy, this.grant.identity, { engine: 'mysql', database: this.database });
-    if (!decision.allow) return decision.reason;
-    if (decision.role !== this.grant.role) {
-      return `policy version ${decision.policyVersion} grants role ${decision.role} (rule ${decision.ruleId}), not the session's role ${this.grant.role}; reconnect to get it`;
-    }
-    this.grant.audit.redecided(decision.ruleId, marks);
-    return null;
+    return redecideSession(policy, this.grant, this.database);
   }
 
   /** The client left before its OK: nothing was used, nothing is recorded. */
@@ -210,7 +205,7 @@ export class CommandStages implements SessionCommands {
       return this.forward(reset.frame, { ...command, code: Command.RESET_CONNECTION }, null, null);
     }
     if (command.code === Command.INIT_DB) {
-      const refusal = this.checkDatabase(command.text ?? '');
+      const refusal = databaseRefusal(this.ctx.policy.current(), this.grant, command.text ?? '');
       if (refusal !== null) return this.refuse(refusal, command.name, command.text);
     }
     let effects: SessionEffects | null = null;
@@ -227,7 +222,7 @@ export class CommandStages implements SessionCommands {
       if (change !== null) return this.refuse(accountRefusal(change), command.name, command.text, sql);
       if (command.code === Command.QUERY) {
         effects = sessionEffects(command.text);
-        const refusal = effects === null ? null : this.checkUses(effects);
+        const refusal = effects === null ? null : usesRefusal(this.ctx.policy.current(), this.grant, effects);
         if (refusal !== null) return this.refuse(refusal, command.name, command.text, sql);
       }
     }
@@ -320,30 +315,6 @@ export class CommandStages implements SessionCommands {
       }
     } else held?.release();
     return strict ? { kind: 'forward', bytes, response: command.response, durable: true } : { kind: 'forward', bytes, response: command.response };
-  }
-
-  /** USE in SQL changes the database as COM_INIT_DB does: policy decides each one first. */
-  private checkUses(effects: SessionEffects): MeshgateError | null {
-    if (effects.unreadableUse) {
-      return mgError('MG_POLICY_DENIED', 'meshgate cannot read the database this USE statement names; write it as USE name (or USE `name`) outside executable comments');
-    }
-    for (const database of effects.possibleUses) {
-      const refusal = this.checkDatabase(database);
-      if (refusal !== null) return refusal;
-    }
-    return null;
-  }
-
-  private checkDatabase(database: string): MeshgateError | null {
-    const decision = this.ctx.policy.current().evaluate(this.grant.identity, { engine: 'mysql', database });
-    if (!decision.allow) return mgError('MG_POLICY_DENIED', decision.reason);
-    if (decision.role !== this.grant.role) {
-      return mgError(
-        'MG_POLICY_DENIED',
-        `database '${database}' is granted through role ${decision.role} (rule ${decision.ruleId}), but this session runs as role ${this.grant.role}; open a new connection naming database '${database}'`,
-      );
-    }
-    return null;
   }
 
   onResponse(outcome: ResponseOutcome): void {
