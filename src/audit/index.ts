@@ -11,6 +11,7 @@ export {
   type CredentialFacts,
   type LoginTiming,
   type PeerAddress,
+  type PolicyChangeFacts,
   type PublishedEvent,
   type ReportedFacts,
   type RpcFacts,

@@ -6,6 +6,7 @@
  * event (and so a metric) and a log line; open sessions then keep their decision or are judged
  * again, as `policy.openSessions` says.
  */
+import type { PolicyChangeFacts } from '../audit/index.ts';
 import type { Identity } from '../identity/index.ts';
 import { asMeshgateError, type MeshgateError } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
@@ -14,19 +15,9 @@ import type { CompiledPolicy, LoadedPolicy, SwappablePolicy } from '../policy/in
 /** What asked for a reload; recorded with it. */
 export type ReloadTrigger = 'watch' | 'signal' | 'admin' | 'git';
 
-/** Where the recorder takes the outcome (AuditRecorder.policyChange). */
+/** Where the outcome goes: the audit recorder (one `policy` event each). */
 export interface PolicyChangeRecorder {
-  policyChange(facts: {
-    readonly action: 'load' | 'reload';
-    readonly trigger: string;
-    readonly identity?: Identity | null;
-    readonly policyVersion: string | null;
-    readonly previousVersion: string | null;
-    readonly rules: number | null;
-    readonly source: string;
-    readonly sessionsEnded?: number;
-    readonly error: MeshgateError | null;
-  }): void;
+  policyChange(facts: PolicyChangeFacts): void;
 }
 
 /** A version to put in force, and where it came from (a directory, a repository at a commit). */
