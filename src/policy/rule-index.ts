@@ -20,7 +20,9 @@ interface Bucket {
   readonly allow: number[];
 }
 
-// One map for every kind of key; the tag keeps a namespace from meeting a principal.
+// Keys while building, as tagged strings (the tag keeps a namespace from meeting a principal);
+// split by tag into one map per kind afterwards, so a lookup hashes the caller's own strings
+// (whose hashes V8 keeps) rather than a key built per call.
 const PRINCIPAL = 'p ';
 const PRINCIPAL_PREFIX = 'P ';
 const NAMESPACE = 'n ';
@@ -121,7 +123,7 @@ export interface RuleIndex {
   readonly size: number;
 }
 
-export function indexRules(rules: readonly CompiledRule[]): RuleIndex {
+function indexOneEngine(rules: readonly CompiledRule[]): RuleIndex {
   const denies = rules.filter((r) => r.action === 'DENY');
   const allows = rules.filter((r) => r.action === 'ALLOW');
   const generalDeny: number[] = [];
@@ -133,47 +135,69 @@ export function indexRules(rules: readonly CompiledRule[]): RuleIndex {
   // A caller's prefixes are looked up only at the lengths some rule's prefix has.
   const principalLengths = [...lengths.principal].sort((a, b) => a - b);
   const namespaceLengths = [...lengths.namespace].sort((a, b) => a - b);
+  const byTag = new Map<string, Map<string, Bucket>>();
+  const claimMaps = new Map<string, Map<string, Bucket>>();
+  for (const [key, bucket] of byKey) {
+    const tag = key.slice(0, 2);
+    if (tag === CLAIM) {
+      const [name, value] = key.slice(2).split('\u0000') as [string, string];
+      let values = claimMaps.get(name);
+      if (values === undefined) claimMaps.set(name, (values = new Map()));
+      values.set(value, bucket);
+      continue;
+    }
+    let map = byTag.get(tag);
+    if (map === undefined) byTag.set(tag, (map = new Map()));
+    map.set(key.slice(2), bucket);
+  }
+  const none = new Map<string, Bucket>();
+  const byPrincipal = byTag.get(PRINCIPAL) ?? none;
+  const byPrincipalPrefix = byTag.get(PRINCIPAL_PREFIX) ?? none;
+  const byNamespace = byTag.get(NAMESPACE) ?? none;
+  const byNamespacePrefix = byTag.get(NAMESPACE_PREFIX) ?? none;
+  const byMethod = byTag.get(METHOD) ?? none;
+  const claimIndex = [...lengths.claims.values()].map((condition) => ({ condition, values: claimMaps.get(condition.name) ?? none }));
   // Scratch for one evaluation at a time (evaluation is synchronous): no allocation per call.
   const buckets: Bucket[] = [];
   const lists: (readonly number[])[] = [];
-  const claimConditions = [...lengths.claims.values()];
   // A list claim (groups) finds a bucket per element: the scratch grows to the most seen.
   let cursors = new Int32Array(8);
 
   // Fills `buckets` with the caller's; returns how many. No closure per call: this runs per decision.
   const gather = (subject: Subject): number => {
     let n = 0;
-    let bucket = byKey.get(PRINCIPAL + subject.principal);
+    const principal = subject.principal;
+    let bucket = byPrincipal.get(principal);
     if (bucket !== undefined) buckets[n++] = bucket;
     for (const length of principalLengths) {
-      if (length > subject.principal.length) break;
-      bucket = byKey.get(PRINCIPAL_PREFIX + subject.principal.slice(0, length));
+      if (length > principal.length) break;
+      bucket = byPrincipalPrefix.get(principal.slice(0, length));
       if (bucket !== undefined) buckets[n++] = bucket;
     }
     const namespace = subject.namespace;
     if (namespace !== null) {
-      bucket = byKey.get(NAMESPACE + namespace);
+      bucket = byNamespace.get(namespace);
       if (bucket !== undefined) buckets[n++] = bucket;
       for (const length of namespaceLengths) {
         if (length > namespace.length) break;
-        bucket = byKey.get(NAMESPACE_PREFIX + namespace.slice(0, length));
+        bucket = byNamespacePrefix.get(namespace.slice(0, length));
         if (bucket !== undefined) buckets[n++] = bucket;
       }
     }
     if (subject.authMethod !== undefined) {
-      bucket = byKey.get(METHOD + subject.authMethod);
+      bucket = byMethod.get(subject.authMethod);
       if (bucket !== undefined) buckets[n++] = bucket;
     }
     if (subject.claims !== undefined) {
-      for (const condition of claimConditions) {
+      for (const { condition, values } of claimIndex) {
         const value = claimValue(subject.claims, condition);
         if (Array.isArray(value)) {
           for (const element of value) {
-            bucket = scalar(element) ? byKey.get(claimKey(condition.name, String(element))) : undefined;
+            bucket = scalar(element) ? values.get(String(element)) : undefined;
             if (bucket !== undefined) buckets[n++] = bucket;
           }
         } else if (scalar(value)) {
-          bucket = byKey.get(claimKey(condition.name, String(value)));
+          bucket = values.get(String(value));
           if (bucket !== undefined) buckets[n++] = bucket;
         }
       }
@@ -202,3 +226,21 @@ export function indexRules(rules: readonly CompiledRule[]): RuleIndex {
   };
 }
 
+/** Whether a rule can match a request of `engine`: a target of that engine, or no `to` at all. */
+function reaches(rule: CompiledRule, engine: PolicyRequest['engine']): boolean {
+  return rule.targets === null || rule.targets.some((target) => target.engine === engine);
+}
+
+/**
+ * One index per engine: a MariaDB login never walks the Firestore rules of its namespace,
+ * nor a Firestore call the MariaDB ones. Each keeps its rules in file order, so the first
+ * match is the same as over all rules (a rule of the other engine never matches).
+ */
+export function indexRules(rules: readonly CompiledRule[]): RuleIndex {
+  const mysql = indexOneEngine(rules.filter((rule) => reaches(rule, 'mysql')));
+  const firestore = indexOneEngine(rules.filter((rule) => reaches(rule, 'firestore')));
+  return {
+    size: rules.length,
+    first: (subject, request) => (request.engine === 'mysql' ? mysql : firestore).first(subject, request),
+  };
+}
