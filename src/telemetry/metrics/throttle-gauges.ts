@@ -32,6 +32,13 @@ export type SharedRatesSource = () => SharedRatesCounts | null;
 
 export function registerThrottleMetrics(registry: Registry, source: ThrottleSource, shared: SharedRatesSource = () => null): void {
   const registers = [registry];
+  // Counters and gauges per class differ only in how a value is written: the same collect.
+  const eachClass = (reset: () => void, write: (labels: { class: string }, value: number) => void, read: (c: ThrottleClassCounts) => number) => {
+    const classes = source();
+    if (classes === null) return;
+    reset();
+    for (const c of classes) write({ class: c.name }, read(c));
+  };
   const counter = (name: string, help: string, read: (c: ThrottleClassCounts) => number) =>
     new Counter({
       name,
@@ -39,10 +46,7 @@ export function registerThrottleMetrics(registry: Registry, source: ThrottleSour
       labelNames: ['class'],
       registers,
       collect() {
-        const classes = source();
-        if (classes === null) return;
-        this.reset();
-        for (const c of classes) this.inc({ class: c.name }, read(c));
+        eachClass(() => this.reset(), (labels, value) => this.inc(labels, value), read);
       },
     });
   const gauge = (name: string, help: string, read: (c: ThrottleClassCounts) => number) =>
@@ -52,10 +56,7 @@ export function registerThrottleMetrics(registry: Registry, source: ThrottleSour
       labelNames: ['class'],
       registers,
       collect() {
-        const classes = source();
-        if (classes === null) return;
-        this.reset();
-        for (const c of classes) this.set({ class: c.name }, read(c));
+        eachClass(() => this.reset(), (labels, value) => this.set(labels, value), read);
       },
     });
   counter('meshgate_throttle_admitted_total', 'Sessions, statements and calls a service class admitted (at once or after waiting).', (c) => c.admitted);
