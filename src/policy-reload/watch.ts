@@ -7,6 +7,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { policyFileNames } from '../policy/index.ts';
 
 export interface DirectoryWatchOptions {
   readonly dir: string;
@@ -24,7 +25,7 @@ export interface DirectoryWatch {
 
 /** Names, sizes and change times of what the loader would read, as one string. */
 async function signature(dir: string): Promise<string> {
-  const names = (await readdir(dir)).filter((name) => /\.ya?ml$/.test(name) && !name.startsWith('.')).sort();
+  const names = policyFileNames(await readdir(dir));
   const parts: string[] = [];
   for (const name of names) {
     try {

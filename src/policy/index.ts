@@ -1,5 +1,5 @@
 /** Policy as code: load, compile, evaluate, explain. */
-export { loadPolicyDir, loadPolicyDocuments, PolicyParseCache, readPolicyDir, type LoadPolicyDirOptions } from './loader.ts';
+export { loadPolicyDir, loadPolicyDocuments, PolicyParseCache, policyFileNames, readPolicyDir, type LoadPolicyDirOptions } from './loader.ts';
 export { policyInventory, type InventoryFirestoreTarget, type InventoryMariadbTarget, type InventoryRule } from './inventory.ts';
 export type { PolicySourceText } from './parse.ts';
 export { subjectFromPrincipal } from './subject.ts';

@@ -51,6 +51,16 @@ export class PolicyParseCache {
   }
 }
 
+/**
+ * Of a directory's entries, the policy files the loader reads, in load order. Code-unit
+ * order, not locale order, so every machine loads files in the same order. Dot-files are
+ * skipped: Kubernetes ConfigMap mounts hold `..data` links beside the files. The watch and
+ * `policy init` use this too, so they see exactly the files a load reads.
+ */
+export function policyFileNames(names: readonly string[]): string[] {
+  return names.filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** Lets the event loop run between files, so a relaying session waits for one file's parse at most. */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -79,9 +89,7 @@ export async function readPolicyDir(dir: string, options: LoadPolicyDirOptions =
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw mgError('MG_POLICY_INVALID', `cannot read policy directory ${dir} (${code})`, error);
   }
-  // Code-unit order, not locale order, so every machine loads files in the same order.
-  // Dot-files are skipped: Kubernetes ConfigMap mounts hold `..data` links beside the files.
-  const candidates = names.filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const candidates = policyFileNames(names);
   const sources: PolicySourceText[] = [];
   for (const name of candidates) {
     const path = join(absolute, name);

@@ -5,6 +5,7 @@
 import { lstat, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { mgError } from '../../errors/index.ts';
+import { policyFileNames } from '../../policy/index.ts';
 import { UsageError, optionalString, requireString, type CliCommand, type OptionValues } from '../command.ts';
 import { POLICY_INIT, POLICY_INIT_DEFAULTS } from '../specs/policy-init.ts';
 import { policyTemplate, sampleNamespace, TESTS_FILE, type PolicyTemplateOptions } from './policy-template.ts';
@@ -81,7 +82,7 @@ const init: CliCommand = {
     }
     // The loader reads every *.yaml beside ours: the tests were written for ours alone.
     const written = new Set(files.map((f) => f.path));
-    const others = (await readdir(absolute)).filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.') && !written.has(n)).sort();
+    const others = policyFileNames(await readdir(absolute)).filter((n) => !written.has(n));
     if (others.length > 0) io.out(`note: ${dir} also holds ${others.join(', ')}; the policy includes ${others.length === 1 ? 'it' : 'them'}, so the tests may need cases for ${others.length === 1 ? 'it' : 'them'}`);
     io.out('');
     io.out(`MariaDB roles the policy names: ${options.database}_writer (read-write), ${options.database}_reader (read-only); ${join(dir, 'README.md')} has their GRANT statements.`);
