@@ -16,6 +16,7 @@ import { googleUpstreamAuth, sharedMariadbCredentials, type CredentialRuntime, t
 import { ENGINES, startEngines, type Clock, type Endpoint, type EngineDeps, type RunningHandles } from './engines/index.ts';
 import { mgError } from './errors/index.ts';
 import {
+  parseDuration,
   createIdentityResolver,
   createTokenVerifier,
   JoinTokenStore,
@@ -72,7 +73,30 @@ export interface RunningMeshgate {
   reloadPolicy(trigger?: ReloadTrigger): Promise<ReloadResult>;
   /** The policy in force. */
   readonly policy: PolicySource & { current(): LoadedPolicy };
+  /**
+   * SIGTERM: /readyz false at once, no new connection or call; open ones go on until they end
+   * or `graceMs` (shutdown.gracePeriod) passes; then close(). Says how it went.
+   */
+  shutdown(options?: ShutdownOptions): Promise<ShutdownReport>;
+  /**
+   * Ends what is open now (a client that waits for nothing hears MG_SHUTTING_DOWN), drops this
+   * replica's session leases, flushes and closes the audit, and closes every listener.
+   */
   close(): Promise<void>;
+}
+
+export interface ShutdownOptions {
+  /** Default shutdown.gracePeriod. */
+  readonly graceMs?: number;
+  /** Ends the grace period early when it settles (a second signal). */
+  readonly cutShort?: Promise<unknown>;
+}
+
+export interface ShutdownReport {
+  /** How long the open sessions and calls took to end by themselves, or the whole grace period. */
+  readonly drainedMs: number;
+  /** Sessions and calls still open when the grace period ended, by engine: ended by meshgate. */
+  readonly endedByShutdown: Readonly<Record<string, number>>;
 }
 
 /** Undoes, last first, what startMeshgate set up: on a failed start and on close. */
@@ -81,8 +105,13 @@ class Teardown {
   add(step: () => unknown): void {
     this.steps.push(step);
   }
-  async run(): Promise<void> {
-    for (const step of this.steps.splice(0).reverse()) await step();
+  private running: Promise<void> | null = null;
+  /** Once: a second caller (close during a shutdown) waits for the same teardown to finish. */
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.splice(0).reverse()) await step();
+    })();
+    return this.running;
   }
 }
 
@@ -202,8 +231,11 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
+  readiness.serving();
   if (tracing !== null && firestore?.emulator != null) tracing.setFirestoreServer({ address: firestore.emulator.host, port: firestore.emulator.port });
-  log.info('meshgate listening', {
+  const endpoints = engines.all.flatMap((engine) => engine.endpoints.map((endpoint) => ({ ...endpoint, engine: engine.name })));
+  // The MySQL port first (registry order): scripts that wait for this line read the first address.
+  log.info(`meshgate: listening on ${endpoints.map((e) => `${e.host}:${e.port} (${e.engine})`).join(', ')}`, {
     engines: engines.all.map((engine) => engine.name),
     ...Object.assign({}, ...engines.all.map((engine) => engine.logFields)),
     policyRules: policy.current().ruleCount,
@@ -212,11 +244,14 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     auditExport: auditExport === null ? null : { table: auditExport.status().table, replica: auditExport.status().replica },
     tracing: config.tracing === undefined ? null : { endpoint: config.tracing.otlp.endpoint, ratio: config.tracing.sampling.ratio },
     metrics: config.metrics === undefined ? null : (config.metrics.listen ?? 'admin port only'),
+    // The port bound, for probes and scrapers when the config said port 0.
+    metricsPort: metrics?.port ?? null,
+    adminPort: adminApi?.port ?? null,
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
   });
   return {
     engines: engines.byName,
-    endpoints: engines.all.flatMap((engine) => engine.endpoints.map((endpoint) => ({ ...endpoint, engine: engine.name }))),
+    endpoints,
     audit,
     auditExport,
     credentials: mariadb?.opened() ?? null,
@@ -231,6 +266,22 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     reloadLimits: (next) => throttling.reload(next),
     reloadPolicy: (trigger = 'signal') => reloader.reload({ trigger }),
     policy,
+    shutdown: async ({ graceMs = parseDuration(config.shutdown.gracePeriod) * 1000, cutShort } = {}) => {
+      readiness.draining();
+      const began = performance.now();
+      log.info('shutting down: no new connections; open sessions and calls may finish', { open: engines.open(), gracePeriodMs: graceMs });
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        engines.drain().then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+        ...(cutShort === undefined ? [] : [cutShort.then(() => false as const)]),
+      ]);
+      clearTimeout(timer);
+      const endedByShutdown = drained ? {} : Object.fromEntries(Object.entries(engines.open()).filter(([, open]) => open > 0));
+      if (!drained) log.warn('the grace period is over: meshgate ends what is still open with MG_SHUTTING_DOWN', { open: endedByShutdown, gracePeriodMs: graceMs });
+      await teardown.run();
+      return { drainedMs: Math.round(performance.now() - began), endedByShutdown };
+    },
     close: () => teardown.run(),
   };
 }

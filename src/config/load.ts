@@ -2,6 +2,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { mgError } from '../errors/index.ts';
+import { expandEnvReferences, type UnsetReference } from './env-expand.ts';
 import { describeIssues, type ConfigProblem } from './describe.ts';
 import { configError, placeProblems } from './report.ts';
 import { configSchema, type MeshgateConfig, type SecretRef } from './schema.ts';
@@ -15,6 +16,10 @@ export interface LoadConfigOptions {
    * `policy render istio` in CI, far from the machine meshgate runs on.
    */
   readonly checkFiles?: boolean;
+  /** Where `${env:NAME}` references are looked up; default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** An unset `${env:NAME}` without fallback: refused (default), or kept as written when only the shape matters (checkFiles false). */
+  readonly unsetEnv?: UnsetReference;
 }
 
 export function loadConfigFile(path: string, options: LoadConfigOptions = {}): MeshgateConfig {
@@ -33,20 +38,23 @@ export function parseConfigText(text: string, sourcePath: string, options: LoadC
       parsed.problems.map(({ message, position }) => ({ path: [], message: `not valid YAML: ${message}`, position })),
     );
   }
-  return validate(parsed.value, sourcePath, parsed.locate, options.checkFiles ?? true);
+  return validate(parsed.value, sourcePath, parsed.locate, options);
 }
 
 /**
  * Validates a configuration given as an object (tests, embedders); problems name the field
  * but no line. Relative paths are taken relative to `sourcePath`'s folder.
  */
-export function resolveConfig(raw: unknown, sourcePath: string): MeshgateConfig {
-  return validate(raw, sourcePath, noPositions, true);
+export function resolveConfig(raw: unknown, sourcePath: string, options: LoadConfigOptions = {}): MeshgateConfig {
+  return validate(raw, sourcePath, noPositions, options);
 }
 
-function validate(raw: unknown, sourcePath: string, locate: Locate, checkFiles: boolean): MeshgateConfig {
+function validate(raw: unknown, sourcePath: string, locate: Locate, options: LoadConfigOptions): MeshgateConfig {
+  const checkFiles = options.checkFiles ?? true;
+  const expanded = expandEnvReferences(raw, options.env ?? process.env, options.unsetEnv ?? (checkFiles ? 'refuse' : 'keep'));
+  if (expanded.problems.length > 0) throw configError(sourcePath, placeProblems(expanded.problems, locate));
   // An empty file is an empty mapping: each missing section is then named on its own.
-  const parsed = configSchema.safeParse(raw ?? {}, { reportInput: true });
+  const parsed = configSchema.safeParse(expanded.value ?? {}, { reportInput: true });
   if (!parsed.success) throw configError(sourcePath, placeProblems(describeIssues(configSchema, parsed.error.issues), locate));
   const config = parsed.data;
   const problems = crossFieldProblems(config);

@@ -318,6 +318,13 @@ const sections = z.strictObject({
   metrics: metricsSection(duration).optional(),
   /** Service classes and the upstream connection budget (throttle-schema.ts). Absent: everything is admitted. */
   throttle: throttleSection().optional(),
+  /**
+   * SIGTERM (a rolling upgrade, a scale-down): /readyz turns false and the listeners close at
+   * once; open sessions and calls go on for `gracePeriod`, then end with MG_SHUTTING_DOWN
+   * (each after the answer it waits for, within the listener's drain bound). Kubernetes'
+   * terminationGracePeriodSeconds must cover gracePeriod + listener.timeouts.drain.
+   */
+  shutdown: z.strictObject({ gracePeriod: duration('20s') }).default({ gracePeriod: '20s' }),
 });
 
 export const configSchema = sections.check(

@@ -85,8 +85,22 @@ export interface RunningEngine {
   readonly name: string;
   /** Addresses it listens on, for logs and tests. */
   readonly endpoints: readonly Endpoint[];
-  /** Fields this engine adds to the 'meshgate listening' log line (upstream, version, …). */
+  /** Fields this engine adds to the 'meshgate: listening on …' log line (upstream, version, …). */
   readonly logFields: Readonly<Record<string, unknown>>;
-  /** Stops accepting, ends its sessions (each audited), and lets go of its upstream. */
+  /**
+   * Shutdown, first step (SIGTERM): takes no new connection or call; what is open goes on.
+   * Resolves once nothing is open any more; the caller bounds the wait (shutdown.gracePeriod).
+   */
+  drain(): Promise<void>;
+  /** How many sessions (MySQL) or calls (Firestore) are open now. */
+  readonly open: number;
+  /**
+   * Stops accepting, ends its sessions (each audited; a client that waits for nothing hears
+   * MG_SHUTTING_DOWN first), and lets go of its upstream.
+   */
   close(): Promise<void>;
 }
+
+/** What a session or call still open when the grace period ends is told (MG_SHUTTING_DOWN). */
+export const SHUTDOWN_MESSAGE =
+  'meshgate is shutting down: this replica stopped taking work and the grace period (shutdown.gracePeriod) for open sessions is over; reconnect, and a running replica serves you';

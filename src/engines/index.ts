@@ -8,6 +8,7 @@ import type { Engine, EngineDeps, RunningEngine } from './engine.ts';
 import { firestoreEngine } from './firestore/index.ts';
 import { mysqlEngine } from './mysql/index.ts';
 
+export { SHUTDOWN_MESSAGE } from './engine.ts';
 export type { Clock, Endpoint, Engine, EngineCredentials, EngineDeps, RunningEngine } from './engine.ts';
 export type { FirestoreConfig, RunningFirestoreEngine } from './firestore/index.ts';
 export type { MysqlConfig, RunningMysql } from './mysql/index.ts';
@@ -26,6 +27,10 @@ export interface RunningEngines<E extends readonly AnyEngine[]> {
   readonly byName: RunningHandles<E>;
   /** In start order. */
   readonly all: readonly RunningEngine[];
+  /** Shutdown, first step: no engine takes new work; resolves once none has any open. */
+  drain(): Promise<void>;
+  /** Sessions and calls open now, by engine. */
+  open(): Readonly<Record<string, number>>;
   /** Closes every engine, last started first; each is closed even when another's close fails. */
   close(): Promise<void>;
 }
@@ -62,6 +67,10 @@ export async function startEngines<const E extends readonly AnyEngine[]>(config:
   return {
     byName: Object.fromEntries(started.map(({ name, running }) => [name, running])) as RunningHandles<E>,
     all: started.map(({ running }) => running),
+    drain: async () => {
+      await Promise.all(started.map(({ running }) => running.drain()));
+    },
+    open: () => Object.fromEntries(started.map(({ name, running }) => [name, running.open])),
     close,
   };
 }

@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   MG_THROTTLED: { kind: 'limit_exceeded', summary: "a session, statement or call was refused at once by its service class's rate, concurrency or session limit (or the class's wait queue was full)" },
   MG_THROTTLE_TIMEOUT: { kind: 'limit_exceeded', summary: 'a session, statement or call waited in its service class queue for the configured time without being admitted' },
   MG_UPSTREAM_BUSY: { kind: 'limit_exceeded', summary: "the upstream connection budget (per server or per role) has no connection this service class may take" },
+  MG_SHUTTING_DOWN: { kind: 'unavailable', summary: 'this meshgate replica is shutting down and ended the session or call after its grace period; reconnect and another replica serves it' },
   MG_ADMIN_UNAUTHORIZED: { kind: 'access_denied', summary: 'the admin API caller is not one of the configured admin principals' },
   MG_TRACING_OFF: { kind: 'bad_request', summary: 'spans were asked of a meshgate that has no tracing section' },
   MG_METRICS_OFF: { kind: 'bad_request', summary: 'metrics were asked of a meshgate that has no metrics section' },

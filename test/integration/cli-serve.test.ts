@@ -61,6 +61,9 @@ describe('meshgate serve (process)', { skip: missing }, () => {
     const child = meshgate(['serve', '--config', config]);
     const stderr: string[] = [];
     child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+    // meshgate's log: JSON lines on stdout.
+    const log: string[] = [];
+    child.stdout.on('data', (d: Buffer) => log.push(d.toString()));
     let port = 0;
     for await (const line of createInterface({ input: child.stdout })) {
       const match = /listening on 127\.0\.0\.1:(\d+)/.exec(line);
@@ -69,15 +72,15 @@ describe('meshgate serve (process)', { skip: missing }, () => {
         break;
       }
     }
-    assert.ok(port > 0, `meshgate did not start: ${stderr.join('')}`);
-    return { child, port, stderr };
+    assert.ok(port > 0, `meshgate did not start: ${stderr.join('')}${log.join('')}`);
+    return { child, port, stderr, log };
   };
 
   it('serves clients and stops cleanly on SIGTERM with the audit flushed', async () => {
     const auditFile = join(h.dir, 'serve-audit.jsonl');
     const config = join(h.dir, 'serve.yaml');
     await writeConfig(config, auditFile);
-    const { child, port, stderr } = await serve(config);
+    const { child, port, stderr, log } = await serve(config);
     const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl('orders') });
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT CURRENT_ROLE() AS r');
     assert.equal(rows[0]!.r, h.roles.rw);
@@ -85,10 +88,14 @@ describe('meshgate serve (process)', { skip: missing }, () => {
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number];
     assert.equal(code, 0, stderr.join(''));
+    assert.equal(stderr.join(''), '', 'nothing on stderr: the log is on stdout');
+    const lines = log.join('').trimEnd().split('\n').map((line) => JSON.parse(line) as { level: string; message: string; time: string });
+    assert.ok(lines.every((line) => typeof line.time === 'string' && ['info', 'warn', 'error'].includes(line.level)), 'every stdout line is a JSON log entry');
+    assert.deepEqual(lines.slice(-2).map((line) => line.message), ['shutting down: no new connections; open sessions and calls may finish', 'meshgate stopped']);
     const verdict = await verifyAuditFile(auditFile);
     assert.equal(verdict.ok, true);
     assert.equal(verdict.events, 4, 'the policy put in force at start, then connection, statement and session end are on disk');
-    assert.ok(!stderr.join('').includes(h.provisioned.accounts.get(h.roles.rw)!.password), 'the log never shows a password');
+    assert.ok(!log.join('').includes(h.provisioned.accounts.get(h.roles.rw)!.password), 'the log never shows a password');
   });
 
   it('reloads its service classes\' limits on SIGHUP, and keeps them when the new file is wrong', async () => {
@@ -97,15 +104,15 @@ describe('meshgate serve (process)', { skip: missing }, () => {
     // A bucket that refills once an hour: what it holds is all there is until the reload.
     const perHour = (burst: number) => ({ classes: { default: { rate: { perSecond: 1 / 3600, burst } } } });
     await write(perHour(2));
-    const { child, port, stderr } = await serve(config);
+    const { child, port, log } = await serve(config);
     try {
       const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl('orders') });
       const select = () => conn.query('SELECT 1').then(() => 'ok', (error: { errno: number }) => String(error.errno));
       try {
         assert.deepEqual([await select(), await select(), await select()], ['ok', 'ok', '1226']);
         const logged = async (pattern: RegExp) => {
-          for (let i = 0; i < 100 && !pattern.test(stderr.join('')); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-          assert.match(stderr.join(''), pattern);
+          for (let i = 0; i < 100 && !pattern.test(log.join('')); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+          assert.match(log.join(''), pattern);
         };
         await writeFile(config, 'throttle: [this is not a config\n');
         child.kill('SIGHUP');
@@ -131,10 +138,10 @@ describe('meshgate serve (process)', { skip: missing }, () => {
     const original = await readFile(join(h.dir, 'policy', 'policy.yaml'), 'utf8');
     await writeFile(join(policyDir, 'policy.yaml'), original);
     await writeConfig(config, join(h.dir, 'hup-policy-audit.jsonl'), { policy: { dir: 'policy-hup', watch: false } });
-    const { child, port, stderr } = await serve(config);
+    const { child, port, log } = await serve(config);
     const logged = async (pattern: RegExp) => {
-      for (let i = 0; i < 200 && !pattern.test(stderr.join('')); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.match(stderr.join(''), pattern);
+      for (let i = 0; i < 200 && !pattern.test(log.join('')); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.match(log.join(''), pattern);
     };
     const login = (workload: string) => mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl(workload) }).then((c) => c.end().then(() => 'ok'), (e: Error) => e.message);
     try {

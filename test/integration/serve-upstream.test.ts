@@ -150,22 +150,24 @@ describe('meshgate serve: upstream checks at start', { timeout: 120_000 }, () =>
     const run = async (args: string[]) => {
       const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      let output = '';
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      // The JSON log is on stdout; both are read as one here.
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
       const started = Date.now();
       const [code] = (await once(child, 'exit')) as [number];
       clearTimeout(timer);
-      return { code, stderr, ms: Date.now() - started };
+      return { code, output, ms: Date.now() - started };
     };
     const fast = await run([]);
-    assert.equal(fast.code, 1, fast.stderr);
-    assert.match(fast.stderr, new RegExp(`meshgate serve: \\[MG_UPSTREAM_UNAVAILABLE\\] nothing listens on 127\\.0\\.0\\.1:${port}`));
-    const logged = fast.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.ok(logged.some((l) => l['level'] === 'error' && l['code'] === 'MG_UPSTREAM_UNAVAILABLE' && l['address'] === `127.0.0.1:${port}`), fast.stderr);
+    assert.equal(fast.code, 1, fast.output);
+    assert.match(fast.output, new RegExp(`meshgate serve: \\[MG_UPSTREAM_UNAVAILABLE\\] nothing listens on 127\\.0\\.0\\.1:${port}`));
+    const logged = fast.output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(logged.some((l) => l['level'] === 'error' && l['code'] === 'MG_UPSTREAM_UNAVAILABLE' && l['address'] === `127.0.0.1:${port}`), fast.output);
 
     const waited = await run(['--wait-for-upstream', '2s']);
-    assert.equal(waited.code, 1, waited.stderr);
-    assert.match(waited.stderr, /still not answering after --wait-for-upstream 2s/);
+    assert.equal(waited.code, 1, waited.output);
+    assert.match(waited.output, /still not answering after --wait-for-upstream 2s/);
     assert.ok(waited.ms >= 2000, `waited ${waited.ms} ms`);
   });
 

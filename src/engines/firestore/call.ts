@@ -17,7 +17,7 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Outcome } from '../../audit/index.ts';
 import { asMeshgateError, mgError, type MeshgateError } from '../../errors/index.ts';
-import { encodeGrpcMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceOf, type GrpcCall, type GrpcMessage } from '../../transport/grpc/index.ts';
+import { encodeGrpcMessage, encodeStatusMessage, GrpcMessageReader, GrpcStatus, refuseCall, traceOf, type GrpcCall, type GrpcMessage } from '../../transport/grpc/index.ts';
 import { answerNow, answerWhenSent } from './call-answers.ts';
 import { CallPolicy } from './call-policy.ts';
 import { CallRecord } from './call-record.ts';
@@ -85,7 +85,17 @@ export class FirestoreCall {
 
   /** Shutdown, first step: a Listen never ends by itself, so it is ended now; other calls get the drain bound. */
   shutdown(reason: string): void {
-    if (this.spec.name === 'Listen') this.abort(reason);
+    if (this.spec.name !== 'Listen' || this.finished) return;
+    // UNAVAILABLE with why, not a reset stream: the SDK reopens the Listen, on a running replica.
+    const error = mgError('MG_SHUTTING_DOWN', reason);
+    this.upstream?.close(constants.NGHTTP2_CANCEL);
+    const stream = this.call.stream;
+    if (!stream.headersSent) refuseCall(stream, error, { withHeaders: true });
+    else if (!stream.destroyed && !stream.closed) {
+      this.trailers = { 'grpc-status': String(GrpcStatus.UNAVAILABLE), 'grpc-message': encodeStatusMessage(error.toString()) };
+      stream.end();
+    }
+    this.finish(GrpcStatus.UNAVAILABLE, null, error);
   }
 
   /** Shutdown, past the drain bound: cancelled upstream and at the caller, recorded with its outcome. */

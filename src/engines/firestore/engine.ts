@@ -18,9 +18,20 @@ const nextSessionId = () => `${SESSION_PREFIX}${(++calls).toString(16).padStart(
 
 export class FirestoreEngine {
   private readonly live = new Set<FirestoreCall>();
-  private whenIdle: (() => void) | null = null;
+  /** Told once no call is open (shutdown waits for it). */
+  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly ctx: FirestoreEngineContext) {}
+
+  get open(): number {
+    return this.live.size;
+  }
+
+  /** Resolves once no call is open. */
+  idle(): Promise<void> {
+    if (this.live.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
 
   /**
    * At shutdown, once no new call can arrive: Listens end now, the other calls get until
@@ -32,7 +43,7 @@ export class FirestoreEngine {
     if (this.live.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        new Promise<void>((resolve) => (this.whenIdle = resolve)),
+        this.idle(),
         new Promise<void>((resolve) => (timer = setTimeout(resolve, this.ctx.drainTimeoutMs))),
       ]);
       clearTimeout(timer);
@@ -55,7 +66,7 @@ export class FirestoreEngine {
     }
     const running: FirestoreCall = new FirestoreCall(call, spec, this.ctx, sessionId, () => {
       this.live.delete(running);
-      if (this.live.size === 0) this.whenIdle?.();
+      if (this.live.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     });
     this.live.add(running);
     running.start();

@@ -42,6 +42,10 @@ async function startFirestoreEngine(config: FirestoreConfig, deps: EngineDeps): 
     logFields: { firestore: `${config.host}:${running.port} → ${running.upstream}` },
     port: running.port,
     emulator: running.emulator,
+    drain: () => running.drain(),
+    get open() {
+      return running.open;
+    },
     close: () => running.close(),
   };
 }

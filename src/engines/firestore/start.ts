@@ -7,6 +7,7 @@ import type { PolicySource } from '../../policy/index.ts';
 import type { Throttle, UpstreamBudget } from '../../throttle/index.ts';
 import { GrpcFrontDoor } from '../../transport/grpc/index.ts';
 import type { Logger } from '../../log.ts';
+import { SHUTDOWN_MESSAGE } from '../engine.ts';
 import { FirestoreEngine } from './engine.ts';
 import { emulatorAuth, type UpstreamAuth } from '../../credentials/index.ts';
 import { parseDuration } from '../../identity/index.ts';
@@ -36,6 +37,10 @@ export interface RunningFirestore {
   readonly upstream: string;
   /** The emulator meshgate launched (firestore.upstream.launchEmulator), stopped by close(). */
   readonly emulator: RunningEmulator | null;
+  /** No new connection or call (GOAWAY); resolves once the calls under way have ended. */
+  drain(): Promise<void>;
+  /** Calls open now. */
+  readonly open: number;
   close(): Promise<void>;
 }
 
@@ -108,11 +113,18 @@ async function serve(config: FirestoreConfig, deps: FirestoreDeps, emulator: Run
     port: address.port,
     upstream: description,
     emulator,
+    drain() {
+      door.drain();
+      return engine.idle();
+    },
+    get open() {
+      return engine.open;
+    },
     async close() {
       // No new connection or call; the calls under way finish (bounded) and are recorded,
       // then what is left of the connections goes, then the upstream.
       door.drain();
-      await engine.settle('meshgate shut down');
+      await engine.settle(SHUTDOWN_MESSAGE);
       await door.close();
       upstream.close();
       await emulator?.stop();

@@ -21,6 +21,8 @@ const BY_CODE: Readonly<Partial<Record<MeshgateError['code'], { code: number; sq
   MG_THROTTLED: { code: 1226, sqlState: '42000' }, // ER_USER_LIMIT_REACHED
   MG_THROTTLE_TIMEOUT: { code: 1226, sqlState: '42000' },
   MG_UPSTREAM_BUSY: { code: 1203, sqlState: '42000' }, // ER_TOO_MANY_USER_CONNECTIONS
+  // What MariaDB itself says to its sessions when it shuts down: pools drop the connection and open another.
+  MG_SHUTTING_DOWN: { code: 1053, sqlState: '08S01' }, // ER_SERVER_SHUTDOWN
 };
 
 const UPSTREAM_ERR = Symbol('meshgate.upstreamErr');

@@ -144,6 +144,10 @@ async function startMysql(config: MysqlConfig, deps: EngineDeps): Promise<Runnin
     listener,
     pool,
     credentials,
+    drain: () => listener.stopAccepting(),
+    get open() {
+      return listener.activeSessions;
+    },
     async close() {
       // Sessions end (and are audited) before the pool lets go of their connections; the
       // leases themselves are the credential runtime's to drop, after every engine.

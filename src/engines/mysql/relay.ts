@@ -71,6 +71,8 @@ export class Relay implements ResponseHandler {
   /** Nothing new goes upstream (shutdown, COM_QUIT behind answers due); answers due still reach the client. */
   private noNewCommands = false;
   private drainTimer: NodeJS.Timeout | null = null;
+  /** Why the session ends, for a client waiting for nothing (an ERR packet), when ended from outside. */
+  private farewell: Buffer | null = null;
 
   private readonly upstreamHandlers = {
     data: (chunk: Buffer) => this.fromUpstream(chunk),
@@ -110,8 +112,9 @@ export class Relay implements ResponseHandler {
    * Ends the session from outside (shutdown): nothing more goes upstream, the answers due
    * still reach the client (within the drain bound), then the session ends with `reason`.
    */
-  stop(reason: string): void {
+  stop(reason: string, farewell: Buffer | null = null): void {
     if (this.ended || this.ending !== null) return;
+    this.farewell = farewell;
     // Received but not yet sent upstream: never run, so nothing to record.
     this.backlog = [];
     if (!this.answersDue()) {
@@ -399,7 +402,10 @@ export class Relay implements ResponseHandler {
     if (upstream === 'destroy') this.upstream.destroy();
     else if (upstream === 'close-soon') setTimeout(() => this.upstream.destroy(), 1000).unref();
     else if (upstream === 'quit') quit(this.upstreamConnection);
-    if (!this.client.writableEnded) this.client.end();
+    // An ERR between commands (sequence 0), as MariaDB tells an idle session it is shutting down;
+    // mid-answer it would be read as that answer, so then the connection just closes.
+    const between = this.farewell !== null && !this.clientLeft && this.tracker.idle && this.tracker.pendingResponses === 0;
+    if (!this.client.writableEnded) this.client.end(between ? this.farewell : undefined);
     setTimeout(() => this.client.destroy(), 1000).unref();
     this.handler.onEnd({ reason, unanswered, bytesFromClient: this.bytesFromClient, bytesFromUpstream: this.bytesFromUpstream });
     this.options.onEnd();

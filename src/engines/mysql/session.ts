@@ -166,13 +166,14 @@ export class MysqlSession {
   }
 
   /**
-   * Ends the session from outside (shutdown). A relaying session finishes the answers MariaDB
-   * still owes (bounded), records its end, and then reports closed; others close now.
+   * Ends the session from outside (shutdown, a reloaded policy). A relaying session finishes
+   * the answers MariaDB still owes (bounded), tells a client that waits for nothing why
+   * (`farewell`), records its end, and then reports closed; others close now.
    */
-  close(reason = 'meshgate shut down'): void {
+  close(reason = 'meshgate shut down', farewell?: MeshgateError): void {
     if (this.state === 'closed') return;
     if (this.relay !== null) {
-      this.relay.stop(reason);
+      this.relay.stop(reason, farewell === undefined ? null : encodeMessage(encodeErr(toErrPacket(farewell)), 0));
       return;
     }
     this.destroy();

@@ -3,6 +3,7 @@
  * over where each fact lives and gets /readyz's judge and, with a `metrics` section, the
  * running metrics back.
  */
+import { X509Certificate } from 'node:crypto';
 import type { MeshgateConfig } from '../../config/schema.ts';
 import { parseDuration, type TlsMaterial } from '../../identity/index.ts';
 import type { Logger } from '../../log.ts';
@@ -34,6 +35,7 @@ export async function observabilityFor(config: MeshgateConfig, deps: ObservedDep
   const readiness = new Readiness({
     policyLoaded: () => deps.policy.rules() > 0,
     auditRefusal: () => deps.audit.refusal ?? null,
+    ...(deps.tls === null ? {} : { trustProblem: trustProblemOf(deps.tls) }),
     upstreamChecks: deps.upstreamChecks,
     upstreamFreshMs: parseDuration(config.metrics?.upstreamCheckInterval ?? '15s') * 1000,
   });
@@ -55,6 +57,26 @@ export async function observabilityFor(config: MeshgateConfig, deps: ObservedDep
     deps.log,
   );
   return { readiness, metrics };
+}
+
+/**
+ * A replica whose certificate has expired, or that trusts no root, refuses every TLS client:
+ * it must not get traffic. Parsed once per certificate, not per probe.
+ */
+function trustProblemOf(tls: TlsMaterial): () => string | null {
+  let parsed: { pem: unknown; bundle: Buffer; notAfter: number; roots: number } | null = null;
+  return () => {
+    const pem = certificatePem(tls);
+    const bundle = tls.bundlePem();
+    if (pem === null) return null;
+    if (parsed === null || parsed.pem !== pem || parsed.bundle !== bundle) {
+      const roots = bundle.toString('latin1').split('-----BEGIN CERTIFICATE-----').length - 1;
+      parsed = { pem, bundle, notAfter: Date.parse(new X509Certificate(pem).validTo), roots };
+    }
+    if (parsed.roots === 0) return 'the trust bundles hold no certificate: no client certificate can be verified; check trust.bundles';
+    if (parsed.notAfter <= Date.now()) return `meshgate's certificate expired at ${new Date(parsed.notAfter).toISOString()}; renew it (Istio, meshgate agent, or meshgate ca issue-server): meshgate reloads it from its files`;
+    return null;
+  };
 }
 
 /** meshgate's certificate as its TLS context holds it (chain first). */

@@ -4,13 +4,17 @@
  * (told by the metrics' event counters) or meshgate's own check of each upstream (the start
  * check again: a login of each account), run at most once per interval and only when a probe
  * asks after the last success has aged: a probe never opens a connection of its own each time.
- * While a check runs, a probe answers from the last result.
+ * While a check runs, a probe answers from the last result. Not ready either before every
+ * listener is open (a start waiting for its upstreams) or once shutdown has begun (SIGTERM):
+ * a Service then sends new connections to the other replicas.
  */
 import type { UpstreamCheck, UpstreamProblem } from '../../upstream-checks.ts';
 
 export interface ReadinessSources {
   /** True once a policy is loaded (a source that throws counts as not loaded). */
   readonly policyLoaded: () => boolean;
+  /** What is wrong with meshgate's certificate or trust bundles (expired, no root), else null. */
+  readonly trustProblem?: () => string | null;
   /** The audit's refusal while it cannot record (MG_AUDIT_UNAVAILABLE), else null. */
   readonly auditRefusal: () => { readonly code: string; readonly message: string } | null;
   /** The checks each engine ran against its upstream at start. */
@@ -24,11 +28,21 @@ export interface ReadinessSources {
 
 export interface ReadinessReport {
   readonly ready: boolean;
-  /** What is not ready, by check: policy, upstream, audit; with what is wrong. */
+  /** What is not ready, by check: lifecycle, policy, trust, upstream, audit; with what is wrong. */
   readonly notReady: Readonly<Record<string, string>>;
 }
 
+/** starting: listeners not open yet; serving; draining: SIGTERM came, no new work is taken. */
+export type Lifecycle = 'starting' | 'serving' | 'draining';
+
+const LIFECYCLE_PROBLEM: Readonly<Record<Lifecycle, string | null>> = {
+  starting: 'meshgate is starting: its listeners open once every upstream has answered (see --wait-for-upstream)',
+  serving: null,
+  draining: 'meshgate is shutting down (SIGTERM): it takes no new connection; open sessions finish within shutdown.gracePeriod',
+};
+
 export class Readiness {
+  private lifecycle: Lifecycle = 'starting';
   private lastReached = -Infinity;
   /** When the last check began: a failing upstream is checked once per interval too. */
   private lastAttempt = -Infinity;
@@ -40,6 +54,16 @@ export class Readiness {
     this.now = sources.now ?? (() => performance.now());
   }
 
+  /** Every listener is open. */
+  serving(): void {
+    if (this.lifecycle === 'starting') this.lifecycle = 'serving';
+  }
+
+  /** Shutdown began: not ready from now on, whatever else holds. */
+  draining(): void {
+    this.lifecycle = 'draining';
+  }
+
   /** An upstream answered (a login through it went through). */
   upstreamReached(): void {
     this.lastReached = this.now();
@@ -48,6 +72,8 @@ export class Readiness {
 
   async report(): Promise<ReadinessReport> {
     const notReady: Record<string, string> = {};
+    const lifecycle = LIFECYCLE_PROBLEM[this.lifecycle];
+    if (lifecycle !== null) notReady['lifecycle'] = lifecycle;
     let policy = false;
     try {
       policy = this.sources.policyLoaded();
@@ -55,7 +81,10 @@ export class Readiness {
       policy = false;
     }
     if (!policy) notReady['policy'] = 'no policy is loaded';
-    const upstream = await this.upstream();
+    const trust = this.sources.trustProblem?.() ?? null;
+    if (trust !== null) notReady['trust'] = trust;
+    // A replica on its way out opens no upstream connection to answer a probe.
+    const upstream = this.lifecycle === 'draining' ? null : await this.upstream();
     if (upstream !== null) notReady['upstream'] = upstream;
     const refusal = this.sources.auditRefusal();
     if (refusal !== null) notReady['audit'] = `${refusal.code}: ${refusal.message}`;

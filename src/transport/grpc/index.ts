@@ -5,5 +5,5 @@
  */
 export { DEFAULT_FRONT_DOOR_TIMEOUTS, GrpcFrontDoor, type FrontDoorTimeouts, type FrontDoorTls, type GrpcCall, type GrpcFrontDoorOptions, type GrpcPeer, type RefusedCall, type RefusedConnection } from './front-door.ts';
 export { encodeGrpcMessage, GrpcMessageReader, type GrpcMessage } from './frames.ts';
-export { GrpcStatus, refuseCall } from './status.ts';
+export { encodeStatusMessage, GrpcStatus, refuseCall } from './status.ts';
 export { rpcFacts, traceOf, type CallTrace, type RpcOutcome } from './rpc-facts.ts';

@@ -154,7 +154,7 @@ describe('meshgate serve killed and restarted on its audit file', { skip: missin
     assert.equal(recorded[3]!['type'], 'recovered');
     assert.equal(recorded[3]!['cause'], 'torn_tail');
     assert.equal((recorded[3] as { torn: { nextSeq: number; setAside: string } }).torn.nextSeq, 4);
-    assert.ok(running.stderr.join('').includes('set aside'), 'the log says so');
+    assert.ok(running.stdout.join('\n').includes('set aside'), 'the log says so');
     const verdict = await verify(auditFile);
     assert.equal(verdict.code, 0, verdict.out);
   });

@@ -75,8 +75,10 @@ describe('meshgate serve (process) exporting its audit to PostgreSQL', { skip: m
       }),
     );
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // meshgate's log is on stdout; a failed start's one-line error on stderr.
     const stderr: string[] = [];
     child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+    child.stdout.on('data', (d: Buffer) => stderr.push(d.toString()));
     let port = 0;
     for await (const line of createInterface({ input: child.stdout })) {
       const match = /listening on 127\.0\.0\.1:(\d+)/.exec(line);

@@ -43,7 +43,7 @@ interface ServeProcess {
   readonly child: ChildProcess;
   readonly port: number;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** meshgate's JSON log lines (stderr) so far. */
+  /** meshgate's JSON log lines (stdout) so far. */
   log(): Record<string, unknown>[];
   stderr(): string;
 }
@@ -54,6 +54,8 @@ const running = new Set<ServeProcess>();
 async function serve(configFile: string): Promise<ServeProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: string[] = [];
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => chunks.push(chunk));
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => chunks.push(chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

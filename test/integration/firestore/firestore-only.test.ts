@@ -126,14 +126,19 @@ describe('Firestore with no MariaDB anywhere (official emulator)', { skip: FIRES
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let port = 0;
+    // meshgate's log is JSON lines on stdout, the line that says where it listens among them.
+    let started: Record<string, unknown> | undefined;
     for await (const line of createInterface({ input: child.stdout })) {
-      const match = /^meshgate: listening on 127\.0\.0\.1:(\d+) \(firestore\)$/.exec(line);
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      const match = /^meshgate: listening on 127\.0\.0\.1:(\d+) \(firestore\)$/.exec(String(entry['message']));
       if (match) {
         port = Number(match[1]);
         servePort = port;
+        started = entry;
         break;
       }
     }
+    child.stdout.resume();
     try {
       assert.ok(port > 0, `meshgate did not start: ${stderr}`);
       const ssl = fx.harness.ssl('orders');
@@ -143,11 +148,7 @@ describe('Firestore with no MariaDB anywhere (official emulator)', { skip: FIRES
       } finally {
         await db.terminate();
       }
-      const started = stderr
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .find((l) => l['message'] === 'meshgate listening');
+      assert.equal(started?.['level'], 'info');
       assert.deepEqual(started?.['engines'], ['firestore'], stderr);
       assert.equal(started?.['upstream'], undefined, 'no MariaDB in the start line');
     } finally {

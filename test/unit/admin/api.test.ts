@@ -135,6 +135,7 @@ describe('admin API', () => {
     ca = await readFile(join(caDir, 'bundle.pem'));
     const metrics = createMetricsRegistry({ version: '0.0.0-test', audit: {}, policy: () => ({ version: 'test', rules: 2 }) }, { processMetrics: false });
     const readiness = new Readiness({ policyLoaded: () => true, auditRefusal: () => auditRefusal, upstreamChecks: () => [], upstreamFreshMs: 1000 });
+    readiness.serving();
     const probes = probeRoutes(metrics, readiness);
     policyDir = join(tmp.dir, 'policy');
     await mkdir(policyDir);

@@ -61,6 +61,10 @@ function fakeEngine(name: string, section: unknown, events: string[], options: {
         name,
         endpoints: [{ protocol: 'test', host: '127.0.0.1', port: 1 }],
         logFields: {},
+        open: 0,
+        async drain() {
+          events.push(`drain ${name}`);
+        },
         async close() {
           events.push(`close ${name}`);
           if (options.failClose !== undefined) throw options.failClose;

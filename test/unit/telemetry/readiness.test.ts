@@ -39,6 +39,7 @@ describe('readiness', () => {
     let now = 0;
     const check = countedCheck();
     const readiness = new Readiness({ policyLoaded: () => true, auditRefusal: () => null, upstreamChecks: () => [check], upstreamFreshMs: 1000, now: () => now });
+    readiness.serving();
     assert.deepEqual(await readiness.report(), { ready: true, notReady: {} });
     assert.equal(check.runs, 1, 'the first probe waits for a first check');
     for (let i = 0; i < 5; i++) await readiness.report();
@@ -67,7 +68,30 @@ describe('readiness', () => {
       upstreamChecks: () => [],
       upstreamFreshMs: 1000,
     });
+    readiness.serving();
     assert.deepEqual(await readiness.report(), { ready: false, notReady: { policy: 'no policy is loaded', audit: 'MG_AUDIT_UNAVAILABLE: disk full' } });
+  });
+
+  it('is not ready while starting nor once draining, and a draining replica checks no upstream', async () => {
+    const check = countedCheck();
+    let trust: string | null = null;
+    const readiness = new Readiness({ policyLoaded: () => true, auditRefusal: () => null, trustProblem: () => trust, upstreamChecks: () => [check], upstreamFreshMs: 0 });
+    const starting = await readiness.report();
+    assert.equal(starting.ready, false);
+    assert.match(starting.notReady['lifecycle']!, /starting.*--wait-for-upstream/);
+    readiness.serving();
+    assert.deepEqual(await readiness.report(), { ready: true, notReady: {} });
+    trust = "meshgate's certificate expired";
+    assert.deepEqual(await readiness.report(), { ready: false, notReady: { trust: "meshgate's certificate expired" } });
+    trust = null;
+    readiness.draining();
+    const runs = check.runs;
+    const draining = await readiness.report();
+    assert.deepEqual(Object.keys(draining.notReady), ['lifecycle']);
+    assert.match(draining.notReady['lifecycle']!, /shutting down \(SIGTERM\).*shutdown\.gracePeriod/);
+    readiness.serving();
+    assert.equal((await readiness.report()).ready, false, 'draining is for good');
+    assert.equal(check.runs, runs, 'no upstream connection for a probe of a replica on its way out');
   });
 });
 
@@ -97,6 +121,7 @@ describe('readiness and a real audit sink', () => {
     });
     try {
       const readiness = new Readiness({ policyLoaded: () => true, auditRefusal: () => sink.refusal, upstreamChecks: () => [], upstreamFreshMs: 1000 });
+      readiness.serving();
       assert.equal((await readiness.report()).ready, true);
       failing = true;
       sink.record(statementEvent(1));
