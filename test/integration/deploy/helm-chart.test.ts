@@ -9,6 +9,9 @@
  * the pod's name, and helm refusing bad values with its own error.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadPolicyDocuments } from '../../../src/policy/index.ts';
 import { meshgatePorts } from '../../../src/render-istio/ports.ts';
@@ -90,7 +93,10 @@ function checkScenario(scenario: Scenario, rendered: Rendered): void {
     assert.ok(at?.volume.secret, `${ref.at} (${ref.file}) is a file from a Secret volume`);
   }
   for (const env of meshgate.env ?? []) {
-    if (env.value !== undefined) assert.ok(['HOME', 'GOOGLE_APPLICATION_CREDENTIALS', 'GIT_SSH_COMMAND'].includes(env.name), `env ${env.name} holds no secret value`);
+    if (env.value === undefined) continue;
+    assert.ok(['HOME', 'GOOGLE_APPLICATION_CREDENTIALS', 'GIT_SSH_COMMAND'].includes(env.name), `env ${env.name} holds no secret value`);
+    // Files the environment names (Google's key, git's deploy key) come from Secret volumes too.
+    for (const file of env.value.match(/\/etc\/meshgate\/secrets\/[^\s]+/g) ?? []) assert.ok(volumeAt(pod, meshgate, file)?.volume.secret, `${env.name}: ${file} is from a Secret volume`);
   }
   // Every other file the config names is mounted where it says; writable places are volumes.
   const readFiles = [config.tls?.cert, config.tls?.key, ...config.trust.bundles, config.policy.dir, config.upstream?.tls?.ca, config.audit.signingKey].filter((f) => f !== undefined);
@@ -157,11 +163,19 @@ describe('the Helm chart', { skip: missing }, () => {
   const h = typeof helm === 'string' ? null : helm;
   after(() => h?.dispose());
 
-  it('lints, also with --strict', () => {
+  it('lints (also with --strict) and packages', () => {
     for (const strict of [[], ['--strict']]) {
       const result = h!.run(['lint', ...strict, CHART]);
       assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
       assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-chart-package-'));
+    try {
+      const packaged = h!.run(['package', CHART, '--destination', dir]);
+      assert.equal(packaged.code, 0, packaged.stderr);
+      assert.match(packaged.stdout, /meshgate-0\.1\.0\.tgz/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -213,6 +227,15 @@ describe('the Helm chart', { skip: missing }, () => {
     const ssh = podOf(rendered).meshgate.env?.find((e) => e.name === 'GIT_SSH_COMMAND')?.value ?? '';
     assert.match(ssh, /-i \/etc\/meshgate\/secrets\/git-ssh\/id /);
     assert.match(ssh, /UserKnownHostsFile=\/etc\/meshgate\/secrets\/git-ssh\/known_hosts/);
+  });
+
+  it('takes the policy from an existing ConfigMap, and extraConfig over the rendered config', () => {
+    const own = render(h!, SCENARIOS[5]!.values);
+    assert.equal(own.all('ConfigMap').length, 1, 'no policy ConfigMap of its own');
+    const { pod } = podOf(own);
+    assert.deepEqual(pod.volumes.find((v) => v.name === 'policy')?.configMap, { name: 'shop-policy' });
+    const { config } = meshgateConfig(render(h!, SCENARIOS[3]!.values));
+    assert.deepEqual(config.listener?.timeouts, { handshake: '5s', drain: '10s' });
   });
 
   it('changes the pods when the configuration changes, so they roll', () => {

@@ -93,6 +93,8 @@ mysql: { tlsMode: first-byte }
 firestore: { enabled: true, mode: mtls, project: shop-prod, port: 8443 }
 istio:
   destinationRule: { exportTo: [shop, analytics] }
+extraConfig:
+  listener: { timeouts: { handshake: 5s } }
 `,
     excluded: [3307, 8443, 9440],
     servicePorts: ['tcp-mysql', 'tcp-firestore', 'tcp-admin'],
@@ -137,6 +139,7 @@ upstream:
     shop_reader: { user: mg_shop_reader, existingSecret: shop-reader, passwordKey: pw }
 admin: { enabled: false }
 podDisruptionBudget: { enabled: false }
+policy: { existingConfigMap: shop-policy }
 `,
     excluded: null,
     servicePorts: ['tcp-mysql'],
