@@ -82,7 +82,7 @@ firestore: { tls: plaintext, trustedHops: [127.0.0.6], project: shop-prod, upstr
 
   it('names the file, field and line of an unknown key, with the allowed keys and the likely one', async () => {
     const path = await write(valid + 'listner: {}\n');
-    const allowed = 'listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit, tracing, metrics, throttle';
+    const allowed = 'listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit, tracing, metrics, throttle, shutdown';
     const expected = `${path}: listner: unknown key; allowed here: ${allowed}; did you mean listener? (line 8, column 1)`;
     assert.throws(() => loadConfigFile(path), invalid(new RegExp(`^${escape(expected)}$`)));
   });

@@ -202,7 +202,7 @@ describe('config errors', () => {
     [
       'a file that is not a mapping',
       '- listener\n- trust\n',
-      'expected a mapping (keys: listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit, tracing, metrics, throttle), got a list (line 1, column 1)',
+      'expected a mapping (keys: listener, tls, trust, upstream, state, firestore, admin, policy, tokens, signer, audit, tracing, metrics, throttle, shutdown), got a list (line 1, column 1)',
     ],
     ['a repeated key', `${VALID}policy: { dir: other }\n`, 'not valid YAML: Map keys must be unique (line 15, column 1)'],
     [
