@@ -16,6 +16,8 @@ export interface ServeProcess {
   readonly port: number;
   /** The plain-HTTP metrics listener's port (metrics.listen), or null. */
   readonly metricsPort: number | null;
+  /** The admin API's port (mTLS), or null. */
+  readonly adminPort: number | null;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** meshgate's log so far, one object per stdout line. */
   log(): Record<string, unknown>[];
@@ -59,10 +61,12 @@ export async function startServe(configFile: string, env: NodeJS.ProcessEnv = {}
   }
   const port = Number(/listening on [^:]+:(\d+)/.exec(String(listening['message']))![1]);
   const metricsPort = typeof listening['metricsPort'] === 'number' ? listening['metricsPort'] : null;
+  const adminPort = typeof listening['adminPort'] === 'number' ? listening['adminPort'] : null;
   const proc: ServeProcess = {
     child,
     port,
     metricsPort,
+    adminPort,
     exited,
     log,
     stderr: () => err.join(''),
