@@ -287,6 +287,10 @@ describe('deploy/helm/meshgate renders with the walkthrough values (when the cha
         const rendered = parseAllDocuments(result.stdout).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null);
         assert.ok(rendered.some((o) => o.kind === 'Deployment'), `${label} renders a Deployment`);
         for (const object of rendered) await validateObject({ file: `helm template with ${label}`, object });
+        // The meshgate.yaml the chart made of these values is one meshgate starts with (files aside).
+        const config = rendered.find((o) => o.kind === 'ConfigMap' && typeof at(o, 'data', 'meshgate.yaml') === 'string');
+        assert.ok(config !== undefined, `${label}: a ConfigMap with meshgate.yaml`);
+        parseConfigText(at(config, 'data', 'meshgate.yaml') as string, '/etc/meshgate/meshgate.yaml', { checkFiles: false, env: { POD_NAME: 'meshgate-0' } });
         if (absent.length === 0) {
           const chartRule = rendered.find((o) => o.kind === 'DestinationRule');
           const ours = manifests().find((o) => o.object.kind === 'DestinationRule')!.object;
