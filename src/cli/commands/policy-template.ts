@@ -158,8 +158,10 @@ CREATE ROLE ${writer};
 GRANT SELECT, INSERT, UPDATE, DELETE ON \`${o.database}\`.* TO ${writer};
 CREATE ROLE ${reader};
 GRANT SELECT ON \`${o.database}\`.* TO ${reader};
--- meshgate's admin account (upstream.admin in meshgate.yaml) hands the roles out:
-GRANT ${writer}, ${reader} TO meshgate_admin WITH ADMIN OPTION;
+-- meshgate's admin account (upstream.admin in meshgate.yaml) hands the roles out
+-- (one role per GRANT: MariaDB refuses a list of roles here):
+GRANT ${writer} TO meshgate_admin WITH ADMIN OPTION;
+GRANT ${reader} TO meshgate_admin WITH ADMIN OPTION;
 \`\`\`
 
 ## Before every change ships

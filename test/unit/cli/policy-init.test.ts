@@ -41,7 +41,8 @@ describe('meshgate policy init', () => {
     const notes = await readFile(join(cwd, 'policy', 'README.md'), 'utf8');
     assert.match(notes, /CREATE ROLE app_writer;\nGRANT SELECT, INSERT, UPDATE, DELETE ON `app`\.\* TO app_writer;/);
     assert.match(notes, /CREATE ROLE app_reader;\nGRANT SELECT ON `app`\.\* TO app_reader;/);
-    assert.match(notes, /WITH ADMIN OPTION/);
+    // MariaDB grants one role per GRANT ... WITH ADMIN OPTION; a list is a syntax error (1064).
+    assert.match(notes, /GRANT app_writer TO meshgate_admin WITH ADMIN OPTION;\nGRANT app_reader TO meshgate_admin WITH ADMIN OPTION;/);
 
     const validate = await run('policy', 'validate', 'policy');
     assert.equal(validate.code, 0);
