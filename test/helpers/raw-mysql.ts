@@ -5,6 +5,7 @@
  * with meshgate's response tracker: a test must not check the tracker against itself.
  * https://mariadb.com/kb/en/com_stmt_execute/  https://mariadb.com/kb/en/com_stmt_fetch/
  */
+import type { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -238,4 +239,19 @@ function okPacket(p: Buffer): { affectedRows: number; status: number } {
 
 function okStatus(p: Buffer): number {
   return okPacket(p).status;
+}
+
+/** The certificate meshgate presents after a STARTTLS upgrade (no login follows). */
+export async function starttlsPeerCertificate(port: number, ssl: { cert: Buffer; key: Buffer; ca: Buffer }): Promise<X509Certificate> {
+  const login = encodeHandshakeResponse({ capabilities: CAPS, mariadbCapabilities: 0, maxPacketSize: 1 << 24, charset: 45, username: 'raw', authResponse: Buffer.alloc(0), database: null, authPlugin: 'mysql_native_password', attributes: new Map() });
+  const raw = netConnect({ host: '127.0.0.1', port });
+  await once(raw, 'data');
+  raw.write(encodeMessage(login.subarray(0, 32), 1));
+  const secure: TLSSocket = tlsConnect({ socket: raw, ...ssl, servername: 'localhost' });
+  try {
+    await once(secure, 'secureConnect');
+    return secure.getPeerX509Certificate()!;
+  } finally {
+    secure.destroy();
+  }
 }

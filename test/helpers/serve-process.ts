@@ -29,8 +29,10 @@ export interface ServeProcess {
 
 const started = new Set<ServeProcess>();
 
-export async function startServe(configFile: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<ServeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** `configFile` null: no --config, as a container whose environment names it (MESHGATE_CONFIG). */
+export async function startServe(configFile: string | null, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<ServeProcess> {
+  const args = configFile === null ? [] : ['--config', configFile];
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const out: string[] = [];
   const err: string[] = [];
   child.stdout!.setEncoding('utf8');
