@@ -9,10 +9,12 @@
  * the pod's name, and helm refusing bad values with its own error.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { initCa, issueSvid, loadCa } from '../../../src/identity/ca.ts';
 import { loadPolicyDocuments } from '../../../src/policy/index.ts';
 import { meshgatePorts } from '../../../src/render-istio/ports.ts';
 import { CHART, helmWithValues, meshgateConfig, NAMESPACE, POD_NAME, RELEASE, render, validateObject, type K8sObject, type Rendered } from '../../helpers/chart.ts';
@@ -27,6 +29,7 @@ type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPa
 type Mount = { name: string; mountPath: string; subPath?: string; readOnly?: boolean };
 type Container = {
   name: string;
+  command?: string[];
   args?: string[];
   env?: EnvVar[];
   ports?: { name: string; containerPort: number }[];
@@ -101,7 +104,7 @@ function checkScenario(scenario: Scenario, rendered: Rendered): void {
   // Every other file the config names is mounted where it says; writable places are volumes.
   const readFiles = [config.tls?.cert, config.tls?.key, ...config.trust.bundles, config.policy.dir, config.upstream?.tls?.ca, config.audit.signingKey].filter((f) => f !== undefined);
   for (const file of readFiles) assert.ok(volumeAt(pod, meshgate, file), `${file} is mounted`);
-  const writable = [config.audit.file, config.state.embedded?.dir, config.policy.git?.workDir].filter((f) => f !== undefined);
+  const writable = [config.audit.file, config.state.embedded?.dir, config.policy.git?.workDir, config.signer?.caDir].filter((f) => f !== undefined);
   for (const dir of writable) {
     const at = volumeAt(pod, meshgate, dir);
     assert.ok(at !== null && (at.volume.emptyDir !== undefined || at.volume.persistentVolumeClaim !== undefined) && at.mount.readOnly !== true, `${dir} is on a writable volume`);
@@ -135,7 +138,7 @@ function checkScenario(scenario: Scenario, rendered: Rendered): void {
   assert.deepEqual(service.spec.ports.map((p) => p.name), scenario.servicePorts);
   const containerPorts = Object.fromEntries((meshgate.ports ?? []).map((p) => [p.name, p.containerPort]));
   for (const p of service.spec.ports) assert.equal(containerPorts[p.targetPort], p.port, `${p.name} reaches the container port of the same number`);
-  const configured = { mysql: config.listener?.port, firestore: config.firestore?.port, admin: config.admin?.port };
+  const configured = { mysql: config.listener?.port, firestore: config.firestore?.port, admin: config.admin?.port, signer: config.signer?.port };
   for (const [name, port] of Object.entries(configured)) assert.equal(containerPorts[name], port, `the ${name} container port is meshgate's configured one`);
 
   // Probes on the plain-HTTP metrics listener (the kubelet cannot do mTLS).
@@ -157,6 +160,23 @@ function checkScenario(scenario: Scenario, rendered: Rendered): void {
   }
   // Shutdown: sessions' grace period + the longer listener drain (10s) + the margin (5s).
   assert.equal(pod.terminationGracePeriodSeconds, 20 + 10 + 5);
+}
+
+/**
+ * Runs the signer-ca init container's own script against a pod-like tree in `base`: the CA
+ * Secret's keys as the kubelet mounts them (symlinks into ..data), an empty volume to copy to.
+ */
+function runSignerCopy(init: Container, base: string, secretFiles: Record<string, string>): ReturnType<typeof spawnSync> {
+  const secret = join(base, 'secrets/signer-ca');
+  mkdirSync(join(secret, '..data'), { recursive: true });
+  mkdirSync(join(base, 'signer-ca'));
+  for (const [name, from] of Object.entries(secretFiles)) {
+    cpSync(from, join(secret, '..data', name));
+    symlinkSync(`..data/${name}`, join(secret, name));
+  }
+  assert.deepEqual(init.command?.slice(0, 2), ['node', '-e']);
+  const script = init.command![2]!.replaceAll('/etc/meshgate/', `${base}/`);
+  return spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
 }
 
 describe('the Helm chart', { skip: missing }, () => {
@@ -215,6 +235,65 @@ describe('the Helm chart', { skip: missing }, () => {
     for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels)) assert.equal(metrics.metadata.labels?.[key], value, `the ServiceMonitor selects the metrics Service by ${key}`);
     const pdb = rendered.find('PodDisruptionBudget') as K8sObject & { spec: Record<string, unknown> };
     assert.equal(pdb.spec['minAvailable'], 2);
+  });
+
+  it("serves the signer with meshgate's certificate, from a writable copy of the CA Secret", async () => {
+    const scenario = SCENARIOS.find((s) => s.name.startsWith('the SVID signer'))!;
+    const rendered = render(h!, scenario.values);
+    const { config } = meshgateConfig(rendered);
+    assert.deepEqual(config.signer, { host: '0.0.0.0', port: 8444, caDir: '/etc/meshgate/signer-ca', svidTtlSeconds: 3600, joinTokens: false, renewWithSvid: false, issuancesPerMinute: 30 });
+    const { pod, meshgate } = podOf(rendered);
+    const tls = volumeAt(pod, meshgate, config.tls!.cert);
+    assert.equal((tls?.volume.secret as { secretName: string }).secretName, 'meshgate-server-cert');
+    assert.deepEqual(meshgatePorts(config, { mysql: false, firestore: false }).find((p) => p.role === 'signer'), { role: 'signer', port: 8444, host: '0.0.0.0', termination: 'meshgate', clientTls: 'DISABLE', xfccTrusted: false, label: 'SVID signer (HTTPS)' });
+    // The audit key's copy and the CA's, each its own init container.
+    assert.deepEqual(pod.initContainers?.map((c) => c.name), ['audit-key', 'signer-ca']);
+    const init = pod.initContainers!.find((c) => c.name === 'signer-ca')!;
+    const mounts = Object.fromEntries(init.volumeMounts.map((m) => [m.mountPath, m]));
+    assert.equal(mounts['/etc/meshgate/secrets/signer-ca']?.readOnly, true);
+    assert.equal(mounts[config.signer!.caDir]?.name, volumeAt(pod, meshgate, config.signer!.caDir)?.mount.name, 'the init container fills the volume meshgate uses as caDir');
+    const volumes = Object.fromEntries(pod.volumes.map((v) => [v.name, v]));
+    assert.deepEqual(volumes['signer-ca']?.emptyDir, { medium: 'Memory', sizeLimit: '4Mi' });
+    assert.deepEqual(volumes['signer-ca-secret']?.secret, { secretName: 'meshgate-signer-ca' });
+
+    // The script itself, against a CA from `meshgate ca init`: the copy loads, and issues (which writes ca.json and ca.lock).
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-chart-signer-'));
+    try {
+      const ca = join(dir, 'ca');
+      await initCa({ dir: ca, trustDomain: 'cluster.local' });
+      const files = Object.fromEntries(readdirSync(ca).filter((f) => statSync(join(ca, f)).isFile()).map((f) => [f, join(ca, f)]));
+      assert.deepEqual(Object.keys(files).sort(), ['bundle.pem', 'ca.crt', 'ca.json', 'ca.key']);
+      const copied = runSignerCopy(init, join(dir, 'pod'), files);
+      assert.equal(copied.status, 0, String(copied.stderr));
+      const copy = join(dir, 'pod/signer-ca');
+      assert.equal(statSync(join(copy, 'ca.key')).mode & 0o777, 0o600);
+      assert.equal((await loadCa(copy)).metadata.trustDomain, 'cluster.local');
+      mkdirSync(join(dir, 'out'));
+      await issueSvid({ caDir: copy, spiffeId: 'spiffe://cluster.local/ns/analytics/sa/dashboards', outDir: join(dir, 'out') });
+
+      // A Secret without ca.json stops the pod at the copy, naming the key and the fix.
+      const { 'ca.json': _, ...partial } = files;
+      const refused = runSignerCopy(init, join(dir, 'pod-partial'), partial);
+      assert.equal(refused.status, 1);
+      assert.match(String(refused.stderr), /MG_CA_MISSING: the Secret meshgate-signer-ca has no key ca\.json; .*--from-file=ca\//);
+      // join-tokens.json, when the Secret has one, is copied too (0600).
+      writeFileSync(join(dir, 'join-tokens.json'), '{"version":1,"tokens":[]}\n');
+      assert.equal(runSignerCopy(init, join(dir, 'pod-join'), { ...files, 'join-tokens.json': join(dir, 'join-tokens.json') }).status, 0);
+      assert.equal(statSync(join(dir, 'pod-join/signer-ca/join-tokens.json')).mode & 0o777, 0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    // With no other TLS port, the signer alone brings meshgate's certificate in.
+    const alone = render(h!, SCENARIOS.find((s) => s.name.startsWith('the signer as the only'))!.values);
+    const only = meshgateConfig(alone).config;
+    assert.equal(only.listener, undefined);
+    assert.equal(only.admin, undefined);
+    assert.equal(only.signer?.port, 9443);
+    assert.equal(only.signer?.joinTokens, true);
+    const alonePod = podOf(alone);
+    assert.ok(volumeAt(alonePod.pod, alonePod.meshgate, only.tls!.cert)?.volume.secret, "meshgate's certificate is mounted for the signer");
+    assert.deepEqual(alonePod.pod.initContainers?.map((c) => c.name), ['signer-ca']);
   });
 
   it('follows policy from git with its own work directory and deploy key', () => {

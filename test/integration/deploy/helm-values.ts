@@ -145,6 +145,36 @@ policy: { existingConfigMap: shop-policy }
     servicePorts: ['tcp-mysql'],
     replicas: 1,
   },
+  {
+    name: 'the SVID signer beside Firestore in mtls mode, with the audit key',
+    values: `
+tls: { existingSecret: meshgate-server-cert }
+firestore: { enabled: true, mode: mtls, project: shop-prod }
+signer:
+  enabled: true
+  caSecret: meshgate-signer-ca
+  svidTtlSeconds: 3600
+  renewWithSvid: false
+  issuancesPerMinute: 30
+audit:
+  signingKey: { existingSecret: meshgate-audit-key }
+`,
+    excluded: [3307, 8443, 8444, 9440],
+    servicePorts: ['tcp-mysql', 'tcp-firestore', 'tcp-admin', 'tcp-signer'],
+    replicas: 1,
+  },
+  {
+    name: 'the signer as the only TLS port, beside Firestore behind the sidecar',
+    values: `
+mysql: { enabled: false }
+admin: { enabled: false }
+firestore: { enabled: true, mode: xfcc, project: shop-prod }
+signer: { enabled: true, caSecret: meshgate-signer-ca, port: 9443, joinTokens: true }
+`,
+    excluded: [9443],
+    servicePorts: ['grpc-firestore', 'tcp-signer'],
+    replicas: 1,
+  },
 ];
 
 /** Values helm must refuse, and a part of what it must say. */
@@ -158,4 +188,21 @@ export const REFUSED: readonly { readonly name: string; readonly values: string;
   { name: 'replicas without PostgreSQL', values: 'replicaCount: 2\n', says: /replicaCount > 1 needs state\.postgres\.enabled/ },
   { name: 'xfcc without Istio', values: 'istio: { enabled: false }\nfirestore: { enabled: true, mode: xfcc, project: p }\n', says: /firestore\.mode xfcc trusts the pod's Istio sidecar/ },
   { name: 'Firestore without a project', values: 'firestore: { enabled: true }\n', says: /firestore\.project/ },
+  { name: 'the signer without its CA Secret', values: 'signer: { enabled: true }\n', says: /signer\.caSecret: name the Secret holding the CA/ },
+  {
+    name: "the signer on Firestore's port",
+    values: 'firestore: { enabled: true, project: p }\nsigner: { enabled: true, caSecret: ca, port: 8443 }\n',
+    says: /signer\.port 8443 is firestore\.port too/,
+  },
+  {
+    name: "the signer without meshgate's server certificate (through extraConfig, with no TLS port)",
+    values: 'mysql: { enabled: false }\nadmin: { enabled: false }\nfirestore: { enabled: true, mode: xfcc, project: p }\nextraConfig: { signer: { caDir: /ca } }\n',
+    says: /the signer serves HTTPS with meshgate's server certificate, and this configuration has none/,
+  },
+  {
+    name: 'join tokens with replicas',
+    values: 'replicaCount: 2\nstate: { postgres: { enabled: true, existingSecret: pg } }\nsigner: { enabled: true, caSecret: ca, joinTokens: true }\n',
+    says: /signer\.joinTokens with replicaCount > 1/,
+  },
+  { name: 'an SVID lifetime under a minute', values: 'signer: { svidTtlSeconds: 30 }\n', says: /signer\.svidTtlSeconds/ },
 ];

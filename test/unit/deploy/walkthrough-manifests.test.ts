@@ -7,11 +7,10 @@
  * every role the policy names.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
-import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { parseConfigText } from '../../../src/config/load.ts';
 import { loadPolicyDir, loadPolicyTests, policyInventory, readPolicyDir, runPolicyTests } from '../../../src/policy/index.ts';
 import { renderIstio } from '../../../src/render-istio/index.ts';
@@ -26,8 +25,6 @@ const CHART = join(ROOT, 'deploy/helm/meshgate');
 const CHART_VALUES = join(CHART, 'values.yaml');
 /** The chart's tests' way to a real helm; it comes with the chart, so it is looked up, not imported. */
 const HELM_HELPER = join(ROOT, 'test/helpers/helm.ts');
-/** Values the walkthrough needs that the chart may not have yet; checked like the rest once it does. */
-const PROPOSED_VALUES = ['signer'];
 
 type Obj = Record<string, unknown>;
 interface K8sObject {
@@ -224,7 +221,7 @@ function unknownKeys(value: unknown, chartValue: unknown, path: string[] = []): 
   if (typeof chartValue !== 'object' || chartValue === null || Array.isArray(chartValue) || Object.keys(chartValue).length === 0) return [];
   return Object.entries(value).flatMap(([key, child]) => {
     const here = [...path, key];
-    if (!(key in chartValue)) return path.length === 0 && PROPOSED_VALUES.includes(key) ? [] : [here.join('.')];
+    if (!(key in chartValue)) return [here.join('.')];
     return unknownKeys(child, (chartValue as Obj)[key], here);
   });
 }
@@ -241,8 +238,6 @@ describe('deploy/examples/helm: the values the walkthrough installs with', () =>
       return;
     }
     const chartValues = values(CHART_VALUES);
-    const missing = PROPOSED_VALUES.filter((key) => !(key in chartValues));
-    if (missing.length > 0) t.diagnostic(`proposed for the chart, not in its values.yaml yet: ${missing.join(', ')}`);
     assert.deepEqual(unknownKeys(chart, chartValues), [], 'values-walkthrough.yaml');
     assert.deepEqual(unknownKeys(values(PRODUCTION), chartValues), [], 'values-production.yaml');
   });
@@ -267,22 +262,10 @@ describe('deploy/helm/meshgate renders with the walkthrough values (when the cha
       t.skip(helm);
       return;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'mgt-walkthrough-'));
     try {
-      const chartValues = values(CHART_VALUES);
-      // A proposed key the chart lacks would fail its schema; the rest must render as written.
-      const absent = PROPOSED_VALUES.filter((key) => !(key in chartValues));
-      if (absent.length > 0) t.diagnostic(`rendered without the proposed ${absent.join(', ')}: not in the chart's values.yaml yet`);
-      const usable = (path: string): string => {
-        const copy = values(path);
-        for (const key of absent) delete copy[key];
-        const out = join(dir, relative(join(ROOT, 'deploy/examples/helm'), path));
-        writeFileSync(out, stringify(copy));
-        return out;
-      };
       for (const set of [[VALUES], [VALUES, PRODUCTION]]) {
         const label = set.map((f) => relative(ROOT, f)).join(' + ');
-        const result = helm.run(['template', 'meshgate', CHART, '--namespace', 'meshgate', ...set.flatMap((f) => ['-f', usable(f)])]);
+        const result = helm.run(['template', 'meshgate', CHART, '--namespace', 'meshgate', ...set.flatMap((f) => ['-f', f])]);
         assert.equal(result.code, 0, `helm template with ${label}: ${result.stderr}`);
         const rendered = parseAllDocuments(result.stdout).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null);
         assert.ok(rendered.some((o) => o.kind === 'Deployment'), `${label} renders a Deployment`);
@@ -290,16 +273,21 @@ describe('deploy/helm/meshgate renders with the walkthrough values (when the cha
         // The meshgate.yaml the chart made of these values is one meshgate starts with (files aside).
         const config = rendered.find((o) => o.kind === 'ConfigMap' && typeof at(o, 'data', 'meshgate.yaml') === 'string');
         assert.ok(config !== undefined, `${label}: a ConfigMap with meshgate.yaml`);
-        parseConfigText(at(config, 'data', 'meshgate.yaml') as string, '/etc/meshgate/meshgate.yaml', { checkFiles: false, env: { POD_NAME: 'meshgate-0' } });
-        if (absent.length === 0) {
-          const chartRule = rendered.find((o) => o.kind === 'DestinationRule');
-          const ours = manifests().find((o) => o.object.kind === 'DestinationRule')!.object;
-          if (chartRule !== undefined) assert.deepEqual(tlsModes(chartRule), tlsModes(ours), `the chart's DestinationRule is examples/kubernetes/destinationrule.yaml (${label})`);
-        }
+        const parsed = parseConfigText(at(config, 'data', 'meshgate.yaml') as string, '/etc/meshgate/meshgate.yaml', { checkFiles: false, env: { POD_NAME: 'meshgate-0' } });
+        // Way (b)'s signer as the walkthrough's values ask for it (the CA directory is the pod's copy).
+        assert.ok(parsed.signer !== undefined, `${label}: the signer is configured`);
+        assert.deepEqual({ ...parsed.signer, caDir: 'pod' }, { ...equivalentConfig(chart).signer, caDir: 'pod' }, `${label}: the signer`);
+        const pod = at(rendered.find((o) => o.kind === 'Deployment'), 'spec', 'template') as { metadata: { annotations: Record<string, string> } };
+        assert.ok(ports(pod.metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts']).includes(signerPort), `${label}: the signer's port is kept from meshgate's sidecar`);
+        const service = rendered.find((o) => o.kind === 'Service' && o.metadata.name === 'meshgate');
+        assert.ok((at(service, 'spec', 'ports') as Obj[]).some((p) => p['name'] === 'tcp-signer' && p['port'] === signerPort), `${label}: the Service has tcp-signer on ${signerPort}`);
+        const chartRule = rendered.find((o) => o.kind === 'DestinationRule');
+        const ours = manifests().find((o) => o.object.kind === 'DestinationRule')!.object;
+        assert.ok(chartRule !== undefined, `${label}: the chart renders a DestinationRule`);
+        assert.deepEqual(tlsModes(chartRule), tlsModes(ours), `the chart's DestinationRule is examples/kubernetes/destinationrule.yaml (${label})`);
       }
     } finally {
       helm.dispose();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -4,7 +4,7 @@ a file a volume in deployment.yaml puts there; every secret is { file: PATH }, n
 */}}
 
 {{- define "meshgate.needsServerCert" -}}
-{{- if or .Values.mysql.enabled .Values.admin.enabled (and .Values.firestore.enabled (eq .Values.firestore.mode "mtls")) -}}true{{- end -}}
+{{- if or .Values.mysql.enabled .Values.admin.enabled .Values.signer.enabled (and .Values.firestore.enabled (eq .Values.firestore.mode "mtls")) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "meshgate.config" -}}
@@ -70,6 +70,11 @@ a file a volume in deployment.yaml puts there; every secret is { file: PATH }, n
 {{- $_ := set $c "admin" (dict "host" "0.0.0.0" "port" $v.admin.port "principals" $v.admin.principals) -}}
 {{- end -}}
 
+{{- if $v.signer.enabled -}}
+{{- $s := $v.signer -}}
+{{- $_ := set $c "signer" (dict "host" "0.0.0.0" "port" $s.port "caDir" "/etc/meshgate/signer-ca" "svidTtlSeconds" $s.svidTtlSeconds "joinTokens" $s.joinTokens "renewWithSvid" $s.renewWithSvid "issuancesPerMinute" $s.issuancesPerMinute) -}}
+{{- end -}}
+
 {{- $p := dict "openSessions" $v.policy.openSessions -}}
 {{- if eq $v.policy.source "git" -}}
 {{- $g := $v.policy.git -}}
@@ -109,5 +114,8 @@ a file a volume in deployment.yaml puts there; every secret is { file: PATH }, n
 {{- $_ := set $c "shutdown" (dict "gracePeriod" $v.shutdown.gracePeriod) -}}
 
 {{- $c = mustMergeOverwrite $c (deepCopy $v.extraConfig) -}}
+{{- if and (get $c "signer") (not (get $c "tls")) -}}
+{{- fail "the signer serves HTTPS with meshgate's server certificate, and this configuration has none: turn the signer on with signer.enabled (the chart then mounts tls.existingSecret), not through extraConfig.signer" -}}
+{{- end -}}
 {{- toYaml $c -}}
 {{- end -}}

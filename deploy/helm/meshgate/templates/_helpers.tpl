@@ -86,13 +86,14 @@ flushed and this replica's leases revoked (the margin).
 {{/*
 The ports meshgate terminates TLS on itself: the caller's certificate is the identity, so
 the sidecar must not touch these bytes (docs/istio.md, src/render-istio/ports.ts).
-MySQL in both modes, Firestore in mtls mode, the admin API. A comma-separated list.
+MySQL in both modes, Firestore in mtls mode, the admin API, the signer. A comma-separated list.
 */}}
 {{- define "meshgate.excludedPorts" -}}
 {{- $ports := list -}}
 {{- if .Values.mysql.enabled -}}{{- $ports = append $ports (int .Values.mysql.port) -}}{{- end -}}
 {{- if and .Values.firestore.enabled (eq .Values.firestore.mode "mtls") -}}{{- $ports = append $ports (int .Values.firestore.port) -}}{{- end -}}
 {{- if .Values.admin.enabled -}}{{- $ports = append $ports (int .Values.admin.port) -}}{{- end -}}
+{{- if .Values.signer.enabled -}}{{- $ports = append $ports (int .Values.signer.port) -}}{{- end -}}
 {{- $ports | uniq | join "," -}}
 {{- end -}}
 
@@ -142,6 +143,23 @@ MySQL in both modes, Firestore in mtls mode, the admin API. A comma-separated li
 {{- end -}}
 {{- else if and (eq (len .Values.policy.files) 0) (not .Values.policy.existingConfigMap) -}}
 {{- fail "policy: give policy.files, policy.existingConfigMap, or policy.source git" -}}
+{{- end -}}
+{{- if .Values.signer.enabled -}}
+{{- if not .Values.signer.caSecret -}}
+{{- fail "signer.caSecret: name the Secret holding the CA that signs SVIDs (kubectl create secret generic NAME --from-file=ca/ after `meshgate ca init --dir ca`: ca.crt, ca.key, bundle.pem, ca.json)" -}}
+{{- end -}}
+{{- if and .Values.signer.joinTokens (gt (int .Values.replicaCount) 1) -}}
+{{- fail "signer.joinTokens with replicaCount > 1: each replica keeps its own copy of join-tokens.json, so a one-time token would work once per replica; turn join tokens off, or run one replica" -}}
+{{- end -}}
+{{- $others := dict "metrics.port" .Values.metrics.port -}}
+{{- if .Values.mysql.enabled -}}{{- $_ := set $others "mysql.port" .Values.mysql.port -}}{{- end -}}
+{{- if .Values.firestore.enabled -}}{{- $_ := set $others "firestore.port" .Values.firestore.port -}}{{- end -}}
+{{- if .Values.admin.enabled -}}{{- $_ := set $others "admin.port" .Values.admin.port -}}{{- end -}}
+{{- range $name, $port := $others -}}
+{{- if eq (int $port) (int $.Values.signer.port) -}}
+{{- fail (printf "signer.port %d is %s too: give the signer its own port (8444 by default; 8443 is Firestore's)" (int $port) $name) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if and (not .Values.trust.istioRootCa) (eq (len .Values.trust.bundles) 0) -}}
 {{- fail "trust: give a bundle that signs workload certificates: trust.istioRootCa or trust.bundles" -}}
