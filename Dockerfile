@@ -40,21 +40,9 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime
 
-ARG NODE_IMAGE
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=unknown
 # git and ssh run policy.git (src/policy-git); set EXTRA_PACKAGES="" for an image that only
 # reads policy from a directory.
 ARG EXTRA_PACKAGES="git openssh-client"
-
-LABEL org.opencontainers.image.title="meshgate" \
-      org.opencontainers.image.description="Identity-aware database proxy for service meshes: SPIFFE/mTLS identity, policy as code, audited MariaDB and Firestore access" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="${NODE_IMAGE}"
 
 # Node as PID 1 gets no default signal handlers and reaps no zombies (git and ssh children):
 # tini forwards SIGTERM to meshgate, which drains, and reaps. npm, npx, corepack and yarn go:
@@ -64,8 +52,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /opt/yarn-* \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg \
- && groupadd --system --gid 10001 meshgate \
- && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/meshgate --no-create-home \
+ && groupadd --gid 10001 meshgate \
+ && useradd --uid 10001 --gid 10001 --home-dir /var/lib/meshgate --no-create-home \
             --shell /usr/sbin/nologin meshgate \
  && mkdir -p /var/lib/meshgate /var/log/meshgate /etc/meshgate \
  && chown 10001:10001 /var/lib/meshgate /var/log/meshgate \
@@ -91,6 +79,20 @@ VOLUME ["/var/lib/meshgate", "/var/log/meshgate"]
 # 3307 MySQL (listener.port), 8443 Firestore gRPC (firestore.port; the signer's default too),
 # 9440 admin HTTPS API (admin.port), 9464 metrics, /healthz and /readyz (metrics.listen).
 EXPOSE 3307 8443 9440 9464
+
+# Last, so a new revision or build date reuses every layer above from the cache.
+ARG NODE_IMAGE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+
+LABEL org.opencontainers.image.title="meshgate" \
+      org.opencontainers.image.description="Identity-aware database proxy for service meshes: SPIFFE/mTLS identity, policy as code, audited MariaDB and Firestore access" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${NODE_IMAGE}"
 
 # No HEALTHCHECK: Kubernetes ignores it and probes /readyz and /healthz on the metrics port.
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/meshgate.js"]
