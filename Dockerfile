@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # meshgate's container image: `meshgate serve` as a non-root process on a read-only root
 # filesystem, with only production dependencies and tini as PID 1.
 #
