@@ -48,18 +48,21 @@ describe('the Dockerfile, step by step, without a container runtime', () => {
     if (image !== undefined) await rm(image.dir, { recursive: true, force: true });
   });
 
-  /** argv as the image runs it: its user, its ENV, /app read-only where possible; container paths mapped here. */
-  const command = (argv: readonly string[], writable: readonly string[] = []) => {
+  /**
+   * argv as the image runs it: its user, its ENV, /app read-only where possible; /app paths mapped
+   * here, and HOME (the image's state volume) given as a directory of this test's.
+   */
+  const command = (argv: readonly string[], home = '/nonexistent') => {
     const mapped = argv.map((a) => (a.startsWith('/app/') ? join(app, a.slice('/app/'.length)) : a));
     const user = ROOTED ? ['setpriv', `--reuid=${UID}`, `--regid=${GID ?? UID}`, '--clear-groups', '--'] : [];
     const inner = [...user, ...mapped];
     const full = CAN_BIND_RO ? ['unshare', '--mount', '--', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"', app, ...inner] : inner;
     const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], ...Object.fromEntries(image!.env) };
-    env['HOME'] = writable[0] ?? '/nonexistent';
+    env['HOME'] = home;
     return { file: full[0]!, args: full.slice(1), env };
   };
-  const run = async (argv: readonly string[], cwd = '/', writable: readonly string[] = []): Promise<Run> => {
-    const c = command(argv, writable);
+  const run = async (argv: readonly string[], cwd = '/', home?: string): Promise<Run> => {
+    const c = command(argv, home);
     const child = spawn(c.file, c.args, { cwd, env: c.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -122,7 +125,7 @@ describe('the Dockerfile, step by step, without a container runtime', () => {
     }
     await mkdir(join(etc, 'secrets'));
     for (const step of [['ca', 'init', '--trust-domain', 'cluster.local', '--dir', 'ca'], ['ca', 'issue-server', '--dir', 'ca', '--out', 'tls'], ['policy', 'init', '--dir', 'policy']]) {
-      const made = await run([...meshgateArgv, ...step], etc, [etc]);
+      const made = await run([...meshgateArgv, ...step], etc, etc);
       assert.equal(made.code, 0, `${step.join(' ')}: ${made.stderr}`);
     }
     await writeFile(join(etc, 'secrets/upstream'), MARIADB_TARGET.password);
@@ -140,7 +143,7 @@ describe('the Dockerfile, step by step, without a container runtime', () => {
       }),
     );
     const before = await listing(app);
-    const c = command([...meshgateArgv, 'serve', '--config', join(etc, 'meshgate.yaml')], [state]);
+    const c = command([...meshgateArgv, 'serve', '--config', join(etc, 'meshgate.yaml')], state);
     const child = spawn(c.file, c.args, { cwd: '/', env: c.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     try {
