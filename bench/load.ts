@@ -1,6 +1,27 @@
 /** Closed-loop load: each connection sends its next query when the last one answered. */
+import { connect as tlsConnect } from 'node:tls';
 import mysql from 'mysql2/promise';
 import { cpuMicros } from './cpu.ts';
+
+export interface ClientPems {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca: Buffer;
+}
+
+/**
+ * TLS 1.3 from the first byte with a client certificate, as an Istio sidecar originates it
+ * and as TLS-terminating L4 proxies take it: mysql2 speaks the protocol over the TLS stream
+ * (no STARTTLS, no `ssl` option).
+ */
+export function firstByteTls(options: mysql.ConnectionOptions, pems: ClientPems): mysql.ConnectionOptions {
+  const { host = '127.0.0.1', port = 3306 } = options;
+  return {
+    ...options,
+    ssl: undefined,
+    stream: () => tlsConnect({ host, port, ...pems, servername: 'localhost', minVersion: 'TLSv1.3' }),
+  };
+}
 
 export type Mode = 'text' | 'prepared';
 

@@ -1,7 +1,11 @@
 /**
  * `npm run bench:mysql`: point selects direct to MariaDB, through a plain Node TCP relay,
- * and through meshgate (mTLS + policy + audit), in one run on the same machine, at 1, 8
- * and 32 connections, text and prepared. One JSON line per scenario on stdout.
+ * through the fair peers of an mTLS proxy (a Node TLS relay, and HAProxy terminating TLS with
+ * `verify required` where the `haproxy` Debian package is installed; TLS 1.3, client
+ * certificates), and through meshgate (mTLS + policy + audit + tagging, STARTTLS and
+ * first-byte TLS), in one run on the same machine, at 1, 8 and 32 connections, text and
+ * prepared; each path MESHGATE_BENCH_REPEATS times (default 3), interleaved, medians
+ * reported with each process's CPU per query. One JSON line per scenario on stdout.
  *
  * Options (env): MESHGATE_BENCH_SECONDS (default 3 per measurement), MESHGATE_BENCH_CONNECTS (default 300),
  * MESHGATE_BENCH_AUDIT_DURABILITY (strict or buffered; default: the config's default),
@@ -21,7 +25,9 @@ import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { provision } from '../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
-import { connectLatency, pointSelects, type Mode } from './load.ts';
+import { startHaproxy } from './haproxy.ts';
+import { connectLatency, firstByteTls, type Mode } from './load.ts';
+import { runInterleaved, scenarioLine, type Path } from './peers.ts';
 
 const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const SECONDS = Number(process.env.MESHGATE_BENCH_SECONDS ?? 3);
@@ -93,43 +99,51 @@ try {
     }),
   );
   await writeFile(join(dir, 'reader.pw'), account.password, { mode: 0o600 });
-  await writeFile(
-    join(dir, 'meshgate.yaml'),
-    stringify({
-      listener: { port: 0, tls: { cert: server.certPath, key: server.keyPath } },
-      trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
-      upstream: { host: MARIADB.host, port: MARIADB.port, roles: { [ROLE]: { user: account.user, password: { file: 'reader.pw' } } } },
-      policy: { dir: 'policy' },
-      audit: {
-        file: 'audit.jsonl',
-        tagStatements: process.env.MESHGATE_BENCH_TAG !== '0',
-        ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }),
-      },
-      ...(spanSink === null ? {} : { tracing: { otlp: { endpoint: spanSink.endpoint }, sampling: { ratio: 1 } } }),
-      ...(METRICS ? { metrics: { listen: '127.0.0.1:0' } } : {}),
-      ...(THROTTLE
-        ? {
-            throttle: {
-              classes: {
-                default: {
-                  rate: { perSecond: 1_000_000 },
-                  concurrency: 10_000,
-                  sessions: 10_000,
-                  perIdentity: { rate: { perSecond: 1_000_000 }, concurrency: 10_000, sessions: 10_000 },
+  // The same meshgate in each of its TLS modes, each with an audit file of its own.
+  const writeMeshgateConfig = (mode: 'starttls' | 'first-byte') =>
+    writeFile(
+      join(dir, `meshgate-${mode}.yaml`),
+      stringify({
+        listener: { port: 0, tls: { mode, cert: server.certPath, key: server.keyPath } },
+        trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
+        upstream: { host: MARIADB.host, port: MARIADB.port, roles: { [ROLE]: { user: account.user, password: { file: 'reader.pw' } } } },
+        policy: { dir: 'policy' },
+        audit: {
+          file: `audit-${mode}.jsonl`,
+          tagStatements: process.env.MESHGATE_BENCH_TAG !== '0',
+          ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }),
+        },
+        ...(spanSink === null ? {} : { tracing: { otlp: { endpoint: spanSink.endpoint }, sampling: { ratio: 1 } } }),
+        ...(METRICS ? { metrics: { listen: '127.0.0.1:0' } } : {}),
+        ...(THROTTLE
+          ? {
+              throttle: {
+                classes: {
+                  default: {
+                    rate: { perSecond: 1_000_000 },
+                    concurrency: 10_000,
+                    sessions: 10_000,
+                    perIdentity: { rate: { perSecond: 1_000_000 }, concurrency: 10_000, sessions: 10_000 },
+                  },
                 },
               },
-            },
-          }
-        : {}),
-    }),
-  );
+            }
+          : {}),
+      }),
+    );
+  await writeMeshgateConfig('starttls');
+  await writeMeshgateConfig('first-byte');
   const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);
+  const tlsRelay = await startChild('tls-relay-child.ts', [MARIADB.host, String(MARIADB.port), server.certPath, server.keyPath, client.bundlePath]);
+  const haproxy = await startHaproxy(dir, { cert: server.certPath, key: server.keyPath, ca: client.bundlePath }, MARIADB);
+  if (haproxy === null) process.stderr.write('bench:mysql: haproxy is not installed (apt-get install haproxy); haproxy_tls figures are null\n');
   // MESHGATE_BENCH_PROFILE=DIR writes a V8 CPU profile of the meshgate process there.
   const profile = process.env.MESHGATE_BENCH_PROFILE;
   const nodeFlags = (process.env.MESHGATE_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
   if (profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
-  const meshgate = await startChild('meshgate-child.ts', [join(dir, 'meshgate.yaml')], nodeFlags);
-  children.push(relay.child, meshgate.child);
+  const meshgate = await startChild('meshgate-child.ts', [join(dir, 'meshgate-starttls.yaml')], nodeFlags);
+  const meshgateFirstByte = await startChild('meshgate-child.ts', [join(dir, 'meshgate-first-byte.yaml')], nodeFlags);
+  children.push(relay.child, tlsRelay.child, meshgate.child, meshgateFirstByte.child, ...(haproxy === null ? [] : [haproxy.child]));
   if (meshgate.metricsPort !== null) {
     const url = `http://127.0.0.1:${meshgate.metricsPort}/metrics`;
     scraper.timer = setInterval(() => {
@@ -149,30 +163,25 @@ try {
   const ssl = { cert: await readFile(client.certPath), key: await readFile(client.keyPath), ca: await readFile(client.bundlePath) };
   const viaMeshgate = { ...base, port: meshgate.port, user: 'loadgen', password: '', ssl };
 
+  const pems = { cert: ssl.cert, key: ssl.key, ca: ssl.ca };
+  const paths: Path[] = [
+    { name: 'direct', options: direct, proxyPid: null },
+    { name: 'relay', options: viaRelay, proxyPid: relay.child.pid! },
+    { name: 'tls_relay', options: firstByteTls({ ...base, port: tlsRelay.port }, pems), proxyPid: tlsRelay.child.pid! },
+    ...(haproxy === null ? [] : [{ name: 'haproxy_tls', options: firstByteTls({ ...base, port: haproxy.port }, pems), proxyPid: haproxy.child.pid! }]),
+    { name: 'meshgate_starttls', options: viaMeshgate, proxyPid: meshgate.child.pid! },
+    { name: 'meshgate_first_byte', options: firstByteTls({ ...viaMeshgate, port: meshgateFirstByte.port }, pems), proxyPid: meshgateFirstByte.child.pid! },
+  ];
   const modes = (process.env.MESHGATE_BENCH_MODES ?? 'text,prepared').split(',') as Mode[];
   const connectionCounts = (process.env.MESHGATE_BENCH_CONNECTIONS ?? '1,8,32').split(',').map(Number);
+  const repeats = Number(process.env.MESHGATE_BENCH_REPEATS ?? 3);
+  const only = process.env.MESHGATE_BENCH_PATHS?.split(',');
+  const measured = only === undefined ? paths : paths.filter((path) => only.includes(path.name) || path.name === 'meshgate_starttls');
+  if (haproxy !== null) process.stderr.write(`bench:mysql: HAProxy ${haproxy.version}, mode tcp, TLS 1.3 verify required, nbthread 1\n`);
   for (const mode of modes) {
     for (const connections of connectionCounts) {
-      const watch = { client: process.pid, relay: relay.child.pid!, meshgate: meshgate.child.pid!, ...mariadbPid() };
-      const d = await pointSelects(direct, connections, mode, SECONDS, ROWS, watch);
-      const r = await pointSelects(viaRelay, connections, mode, SECONDS, ROWS, watch);
-      const m = await pointSelects(viaMeshgate, connections, mode, SECONDS, ROWS, watch);
-      console.log(
-        JSON.stringify({
-          scenario: `point_select_${mode}`,
-          connections,
-          direct_qps: Math.round(d.qps),
-          relay_qps: Math.round(r.qps),
-          meshgate_qps: Math.round(m.qps),
-          ratio_vs_relay: round(m.qps / r.qps),
-          ratio_vs_direct: round(m.qps / d.qps),
-          p50_us: m.p50Us,
-          p99_us: m.p99Us,
-          direct_p50_us: d.p50Us,
-          relay_p50_us: r.p50Us,
-          cpu_us_per_query: { direct: d.cpuUsPerQuery, relay: r.cpuUsPerQuery, meshgate: m.cpuUsPerQuery },
-        }),
-      );
+      const runs = await runInterleaved(measured, { mode, connections, seconds: SECONDS, rows: ROWS, repeats }, { client: process.pid, ...mariadbPid() });
+      console.log(JSON.stringify(scenarioLine(mode, connections, runs)));
     }
   }
   const directConnect = await connectLatency(direct, CONNECTS);
@@ -212,6 +221,3 @@ function mariadbPid(): Record<string, number> {
   }
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
