@@ -12,7 +12,10 @@
  * MESHGATE_BENCH_TRACING=1 (a span for every statement and login, exported over OTLP/HTTP to a
  * sink in this process that reads and drops them), MESHGATE_BENCH_METRICS=1 (Prometheus metrics
  * on, on a plain listener this process scrapes every MESHGATE_BENCH_SCRAPE_MS, default 1000),
- * MESHGATE_BENCH_THROTTLE=1 (service classes with limits the load never reaches).
+ * MESHGATE_BENCH_THROTTLE=1 (service classes with limits the load never reaches),
+ * MESHGATE_BENCH_REPEATS (default 3), MESHGATE_BENCH_PATHS (e.g. tls_relay,haproxy_tls: only
+ * those beside meshgate), MESHGATE_BENCH_IDLE_SESSIONS (default 500; 0: skip the memory per
+ * idle session of each proxy, RSS delta).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -26,6 +29,7 @@ import { stringify } from 'yaml';
 import { provision } from '../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { startHaproxy } from './haproxy.ts';
+import { idleSessionCost } from './idle.ts';
 import { connectLatency, firstByteTls, type Mode } from './load.ts';
 import { runInterleaved, scenarioLine, type Path } from './peers.ts';
 
@@ -183,6 +187,12 @@ try {
       const runs = await runInterleaved(measured, { mode, connections, seconds: SECONDS, rows: ROWS, repeats }, { client: process.pid, ...mariadbPid() });
       console.log(JSON.stringify(scenarioLine(mode, connections, runs)));
     }
+  }
+  const idleCount = Number(process.env.MESHGATE_BENCH_IDLE_SESSIONS ?? 500);
+  if (idleCount > 0) {
+    const kib: Record<string, unknown> = {};
+    for (const path of measured) if (path.proxyPid !== null) kib[path.name] = await idleSessionCost(path, idleCount);
+    console.log(JSON.stringify({ scenario: 'idle_sessions', sessions: idleCount, per_path: kib }));
   }
   const directConnect = await connectLatency(direct, CONNECTS);
   const meshgateConnect = await connectLatency(viaMeshgate, CONNECTS);

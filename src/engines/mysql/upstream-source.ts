@@ -112,9 +112,16 @@ export class UpstreamSource {
   }
 }
 
-/** MariaDB said 1045 to meshgate's login or renewal: the password, or the certificate the account requires. */
+/**
+ * MariaDB refused meshgate's login or renewal as a lease account: 1045 (the password, or the
+ * certificate the account requires), or 1698, which MariaDB 10.11 also answers when the
+ * account was dropped a moment ago (another replica's revoke). A lease account has a password
+ * meshgate set, never socket-only authentication, so 1698 cannot mean that here.
+ */
 function passwordRefused(error: unknown): boolean {
-  return (error as { code?: string }).code === 'MG_UPSTREAM_AUTH_FAILED' && classifyLoginFailure(error).kind === 'password-refused';
+  if ((error as { code?: string }).code !== 'MG_UPSTREAM_AUTH_FAILED') return false;
+  const { kind } = classifyLoginFailure(error);
+  return kind === 'password-refused' || kind === 'socket-auth-only';
 }
 
 /** The first engine's way: one configured account per role, shared by every identity. */
