@@ -30,8 +30,9 @@ export interface ServeProcess {
 const started = new Set<ServeProcess>();
 
 /** `configFile` null: no --config, as a container whose environment names it (MESHGATE_CONFIG). */
-export async function startServe(configFile: string | null, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<ServeProcess> {
-  const args = configFile === null ? [] : ['--config', configFile];
+export async function startServe(configFile: string | null, env: NodeJS.ProcessEnv = {}, options: { readonly args?: readonly string[]; readonly timeoutMs?: number } = {}): Promise<ServeProcess> {
+  const args = [...(configFile === null ? [] : ['--config', configFile]), ...(options.args ?? [])];
+  const timeoutMs = options.timeoutMs ?? 60_000;
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const out: string[] = [];
   const err: string[] = [];
