@@ -14,13 +14,33 @@ export interface ClientPems {
  * and as TLS-terminating L4 proxies take it: mysql2 speaks the protocol over the TLS stream
  * (no STARTTLS, no `ssl` option).
  */
-export function firstByteTls(options: mysql.ConnectionOptions, pems: ClientPems): mysql.ConnectionOptions {
+export function firstByteTls(options: mysql.ConnectionOptions, pems: ClientPems, tls: { readonly resume?: boolean } = {}): mysql.ConnectionOptions {
   const { host = '127.0.0.1', port = 3306 } = options;
-  return {
+  // With `resume`, each connection offers the ticket the last one was given (TLS 1.3 resumption).
+  let ticket: Buffer | undefined;
+  const counts = { handshakes: 0, resumed: 0 };
+  const result: mysql.ConnectionOptions = {
     ...options,
     ssl: undefined,
-    stream: () => tlsConnect({ host, port, ...pems, servername: 'localhost', minVersion: 'TLSv1.3' }),
+    stream: () => {
+      const socket = tlsConnect({ host, port, ...pems, servername: 'localhost', minVersion: 'TLSv1.3', ...(tls.resume === true && ticket !== undefined ? { session: ticket } : {}) });
+      if (tls.resume === true) socket.on('session', (session: Buffer) => (ticket = session));
+      socket.once('secureConnect', () => {
+        counts.handshakes++;
+        if (socket.isSessionReused()) counts.resumed++;
+      });
+      return socket;
+    },
   };
+  handshakeCounts.set(result, counts);
+  return result;
+}
+
+const handshakeCounts = new WeakMap<mysql.ConnectionOptions, { handshakes: number; resumed: number }>();
+
+/** How many TLS handshakes connections made with these options did, and how many resumed a session. */
+export function tlsHandshakes(options: mysql.ConnectionOptions): { handshakes: number; resumed: number } | null {
+  return handshakeCounts.get(options) ?? null;
 }
 
 export type Mode = 'text' | 'prepared';

@@ -25,12 +25,13 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type mysql from 'mysql2/promise';
 import { stringify } from 'yaml';
 import { provision } from '../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { startHaproxy } from './haproxy.ts';
 import { idleSessionCost } from './idle.ts';
-import { connectLatency, firstByteTls, type Mode } from './load.ts';
+import { connectLatency, firstByteTls, tlsHandshakes, type Mode } from './load.ts';
 import { runInterleaved, scenarioLine, type Path } from './peers.ts';
 
 const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
@@ -194,19 +195,27 @@ try {
     for (const path of measured) if (path.proxyPid !== null) kib[path.name] = await idleSessionCost(path, idleCount);
     console.log(JSON.stringify({ scenario: 'idle_sessions', sessions: idleCount, per_path: kib }));
   }
-  const directConnect = await connectLatency(direct, CONNECTS);
-  const meshgateConnect = await connectLatency(viaMeshgate, CONNECTS);
-  console.log(
-    JSON.stringify({
-      scenario: 'connect_to_first_result',
-      connections: 1,
-      samples: CONNECTS,
-      direct_p50_us: directConnect.p50Us,
-      direct_p99_us: directConnect.p99Us,
-      meshgate_mtls_p50_us: meshgateConnect.p50Us,
-      meshgate_mtls_p99_us: meshgateConnect.p99Us,
+  // Connection setup to the first result: full TLS handshakes, and resumed ones (a ticket from the last connect).
+  const connects: Record<string, { p50_us: number; p99_us: number; tls_resumed?: string }> = {};
+  const connectPaths: [string, mysql.ConnectionOptions][] = [
+    ['direct_plaintext', direct],
+    ...(['full', 'resumed'] as const).flatMap((kind): [string, mysql.ConnectionOptions][] => {
+      const resume = { resume: kind === 'resumed' };
+      return [
+        [`tls_relay_${kind}`, firstByteTls({ ...base, port: tlsRelay.port }, pems, resume)],
+        ...(haproxy === null ? [] : [[`haproxy_tls_${kind}`, firstByteTls({ ...base, port: haproxy.port }, pems, resume)] as [string, mysql.ConnectionOptions]]),
+        [`meshgate_first_byte_${kind}`, firstByteTls({ ...viaMeshgate, port: meshgateFirstByte.port }, pems, resume)],
+      ];
     }),
-  );
+    // mysql2's own STARTTLS, which offers the session of its last connection with the same ssl object.
+    ['meshgate_starttls_mysql2', viaMeshgate],
+  ];
+  for (const [name, options] of connectPaths) {
+    const { p50Us, p99Us } = await connectLatency(options, CONNECTS);
+    const tls = tlsHandshakes(options);
+    connects[name] = { p50_us: p50Us, p99_us: p99Us, ...(tls === null ? {} : { tls_resumed: `${tls.resumed}/${tls.handshakes}` }) };
+  }
+  console.log(JSON.stringify({ scenario: 'connect_to_first_result', connections: 1, samples: CONNECTS, per_path: connects }));
   if (spanSink !== null) console.log(JSON.stringify({ scenario: 'tracing_sink', exports: spanSink.exports, bytes: spanSink.bytes }));
   if (scraper.timer !== null) {
     // The statements the last scrape had counted: metrics saw the load, not just ran beside it.
