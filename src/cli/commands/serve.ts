@@ -1,6 +1,6 @@
 import { loadConfigFile } from '../../config/load.ts';
 import { jsonLogger, type Logger } from '../../log.ts';
-import { startMeshgate } from '../../server.ts';
+import { startMeshgate, type RunningMeshgate } from '../../server.ts';
 import { optionalString, type CliCommand } from '../command.ts';
 import { parseDuration } from '../../identity/index.ts';
 import { mgError } from '../../errors/index.ts';
@@ -22,14 +22,19 @@ export const serveCommand: CliCommand = {
     const log = jsonLogger((line) => io.out(line));
     // A configuration that does not load is the command's one-line error on stderr, before any log.
     const config = loadConfigFile(configFile, { env: io.env });
-    const running = await startMeshgate(config, log, io.env, { waitForUpstreamMs });
-    // Before the line that says it is up: a supervisor that signals as soon as it reads the
-    // line must find the handler in place, not the default action (exit without flushing audit).
+    // Before the log line that says it is up: a supervisor that signals as soon as it reads
+    // the line must find the handlers in place, not the default action (exit without flushing
+    // the audit). A SIGTERM during the start stops meshgate once it has started.
     const stopped = stopSignals(log);
+    let running: RunningMeshgate | null = null;
     // SIGHUP: the service classes' limits as the file says now, then the policy directory; a
     // file that does not load changes nothing (the log says why, and the policy's refusal is
     // an audit event). Limits first: a policy naming a new class needs its limits in place.
     const reload = () => {
+      if (running === null) {
+        log.warn('SIGHUP during start: nothing to reload yet; meshgate starts with the files as they were read');
+        return;
+      }
       try {
         log.info(running.reloadLimits(loadConfigFile(configFile, { env: io.env })), { config: configFile });
       } catch (error) {
@@ -38,6 +43,13 @@ export const serveCommand: CliCommand = {
       void running.reloadPolicy('signal');
     };
     process.on('SIGHUP', reload);
+    try {
+      running = await startMeshgate(config, log, io.env, { waitForUpstreamMs });
+    } catch (error) {
+      process.off('SIGHUP', reload);
+      stopped.remove();
+      throw error;
+    }
     const signal = await stopped.first;
     process.off('SIGHUP', reload);
     // A second signal cuts the grace period short: an operator at a terminal, or a kubelet past its own deadline.

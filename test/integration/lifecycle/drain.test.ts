@@ -127,6 +127,18 @@ describe('SIGTERM drains (meshgate serve as a process)', { skip: missing, timeou
     assert.deepEqual(stopped?.['endedByShutdown'], {});
   });
 
+  it('signals sent the moment it says it listens are handled, not fatal (SIGHUP reloads, SIGTERM drains)', async () => {
+    const { file } = await writeConfig('prompt-signals');
+    for (let round = 0; round < 3; round++) {
+      const proc = await startServe(file, { POD_NAME: `drain-${RUN_ID}-s${round}` });
+      proc.child.kill('SIGHUP');
+      proc.child.kill('SIGTERM');
+      const { code, signal } = await proc.exited;
+      assert.deepEqual({ code, signal }, { code: 0, signal: null }, proc.stderr());
+      assert.ok(proc.log().some((entry) => entry['message'] === 'meshgate stopped'));
+    }
+  });
+
   it('a second SIGTERM cuts the grace period short', async () => {
     const { file } = await writeConfig('twice');
     const proc = await startServe(file, { POD_NAME: `drain-${RUN_ID}-c` });
