@@ -181,7 +181,10 @@ class SpanMaker {
   login(event: PublishedEvent<ConnectionEvent>): void {
     const at = now();
     const timing = event[REPORTED_FACTS]?.login;
-    const span = this.tracer.startSpan(loginSpanName(event), { kind: SpanKind.SERVER, startTime: timing?.acceptedAt ?? at.ms }, ROOT_CONTEXT);
+    // The accept time is wall-clock milliseconds, the steps are placed from the monotonic clock:
+    // the earlier of the two, so the login span always contains its steps.
+    const startTime = timing === undefined ? at.ms : Math.min(timing.acceptedAt, wallClock(at, timing.began));
+    const span = this.tracer.startSpan(loginSpanName(event), { kind: SpanKind.SERVER, startTime }, ROOT_CONTEXT);
     if (span.isRecording()) {
       span.setAttributes(loginAttributes(event, this.attributeOptions));
       const error = loginError(event);
