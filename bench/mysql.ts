@@ -25,7 +25,7 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type mysql from 'mysql2/promise';
+import mysql from 'mysql2/promise';
 import { stringify } from 'yaml';
 import { provision } from '../src/demo/provision.ts';
 import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
@@ -79,6 +79,7 @@ const THROTTLE = process.env.MESHGATE_BENCH_THROTTLE === '1';
 /** Scrapes as Prometheus would (more often than its usual 15 s, to be on the safe side). */
 const scraper = { scrapes: 0, bytes: 0, last: '', timer: null as NodeJS.Timeout | null };
 const children: ChildProcess[] = [];
+let restoreMaxConnections: () => Promise<void> = async () => undefined;
 // Unique per run: tests, the demo or another benchmark may share this MariaDB.
 const RUN = randomBytes(3).toString('hex');
 const DATABASE = `mgbench_${RUN}`;
@@ -139,7 +140,9 @@ try {
   await writeMeshgateConfig('starttls');
   await writeMeshgateConfig('first-byte');
   const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);
-  const tlsRelay = await startChild('tls-relay-child.ts', [MARIADB.host, String(MARIADB.port), server.certPath, server.keyPath, client.bundlePath]);
+  // MESHGATE_BENCH_PROFILE profiles the Node TLS relay too: the same TLS work without meshgate's.
+  const relayProfile = process.env.MESHGATE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MESHGATE_BENCH_PROFILE}`, '--cpu-prof-name=tls-relay.cpuprofile'] : [];
+  const tlsRelay = await startChild('tls-relay-child.ts', [MARIADB.host, String(MARIADB.port), server.certPath, server.keyPath, client.bundlePath], relayProfile);
   const haproxy = await startHaproxy(dir, { cert: server.certPath, key: server.keyPath, ca: client.bundlePath }, MARIADB);
   if (haproxy === null) process.stderr.write('bench:mysql: haproxy is not installed (apt-get install haproxy); haproxy_tls figures are null\n');
   // MESHGATE_BENCH_PROFILE=DIR writes a V8 CPU profile of the meshgate process there.
@@ -183,17 +186,23 @@ try {
   const only = process.env.MESHGATE_BENCH_PATHS?.split(',');
   const measured = only === undefined ? paths : paths.filter((path) => only.includes(path.name) || path.name === 'meshgate_starttls');
   if (haproxy !== null) process.stderr.write(`bench:mysql: HAProxy ${haproxy.version}, mode tcp, TLS 1.3 verify required, nbthread 1\n`);
+  // First, on fresh processes: after the load their heaps have grown, and new sessions would
+  // fit in memory already taken.
+  const idleCount = Number(process.env.MESHGATE_BENCH_IDLE_SESSIONS ?? 500);
+  if (idleCount > 0) {
+    // Each idle session holds a MariaDB connection too: MariaDB's default max_connections (151)
+    // is raised for the measurement, and put back.
+    // Put back only at the very end: connections just closed take a moment to leave MariaDB.
+    restoreMaxConnections = await ensureMaxConnections(idleCount + 100);
+    const kib: Record<string, unknown> = {};
+    for (const path of measured) if (path.proxyPid !== null) kib[path.name] = await idleSessionCost(path, idleCount);
+    console.log(JSON.stringify({ scenario: 'idle_sessions', sessions: idleCount, per_path: kib }));
+  }
   for (const mode of modes) {
     for (const connections of connectionCounts) {
       const runs = await runInterleaved(measured, { mode, connections, seconds: SECONDS, rows: ROWS, repeats }, { client: process.pid, ...mariadbPid() });
       console.log(JSON.stringify(scenarioLine(mode, connections, runs)));
     }
-  }
-  const idleCount = Number(process.env.MESHGATE_BENCH_IDLE_SESSIONS ?? 500);
-  if (idleCount > 0) {
-    const kib: Record<string, unknown> = {};
-    for (const path of measured) if (path.proxyPid !== null) kib[path.name] = await idleSessionCost(path, idleCount);
-    console.log(JSON.stringify({ scenario: 'idle_sessions', sessions: idleCount, per_path: kib }));
   }
   // Connection setup to the first result: full TLS handshakes, and resumed ones (a ticket from the last connect).
   const connects: Record<string, { p50_us: number; p99_us: number; tls_resumed?: string }> = {};
@@ -227,7 +236,26 @@ try {
   spanSink?.close();
   for (const child of children) child.kill('SIGTERM');
   await provisioned.drop();
+  await restoreMaxConnections();
   await rm(dir, { recursive: true, force: true });
+}
+
+/** Raises MariaDB's max_connections to at least `wanted` (saying so); the returned function puts it back. */
+async function ensureMaxConnections(wanted: number): Promise<() => Promise<void>> {
+  const admin = await mysql.createConnection(MARIADB);
+  try {
+    const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.max_connections AS n');
+    const current = Number(rows[0]!['n']);
+    if (current >= wanted) return async () => undefined;
+    process.stderr.write(`bench:mysql: MariaDB max_connections ${current} → ${wanted} for the idle-session measurement (put back after)\n`);
+    await admin.query(`SET GLOBAL max_connections = ${wanted}`);
+    return async () => {
+      const again = await mysql.createConnection(MARIADB);
+      await again.query(`SET GLOBAL max_connections = ${current}`).finally(() => again.end());
+    };
+  } finally {
+    await admin.end();
+  }
 }
 
 /** MariaDB's server process, when it runs on this machine, so its CPU share shows too. */

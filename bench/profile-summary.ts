@@ -21,7 +21,9 @@ interface CpuProfile {
 /** First match wins: more specific categories come first. */
 const CATEGORIES: readonly [string, (frame: ProfileNode['callFrame']) => boolean][] = [
   ['gc', (f) => f.functionName === '(garbage collector)'],
-  ['idle', (f) => f.functionName === '(idle)' || f.functionName === '(program)'],
+  ['idle', (f) => f.functionName === '(idle)'],
+  // Native work with no JS frame above it: TLS records decrypted and sockets read in libuv's callbacks.
+  ['native, outside JS', (f) => f.functionName === '(program)'],
   ['audit', (f) => /\/src\/audit/.test(f.url)],
   ['policy', (f) => /\/src\/policy/.test(f.url)],
   ['tagging & statement edits', (f) => /statement-edits|statement-text|\/sql\//.test(f.url)],
