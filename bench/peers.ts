@@ -58,7 +58,7 @@ export function scenarioLine(mode: Mode, connections: number, runs: ScenarioRuns
   return {
     scenario: `point_select_${mode}`,
     connections,
-    repeats: runs.byPath.get('direct')?.length ?? 0,
+    repeats: Math.max(0, ...[...runs.byPath.values()].map((list) => list.length)),
     direct_qps: qps(direct),
     relay_qps: qps(relay),
     tls_relay_qps: qps(tlsRelay),

@@ -1,18 +1,10 @@
 // The floor any Node proxy is held to: a TCP relay that pipes bytes both ways, nothing else.
 import { connect, createServer } from 'node:net';
+import { pipeBothWays } from './pipe.ts';
 
 const [upstreamHost = '127.0.0.1', upstreamPort = '3306'] = process.argv.slice(2);
 const server = createServer({ noDelay: true }, (client) => {
-  const upstream = connect({ host: upstreamHost, port: Number(upstreamPort), noDelay: true });
-  client.pipe(upstream).pipe(client);
-  const close = () => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', close);
-  upstream.on('error', close);
-  client.on('close', close);
-  upstream.on('close', close);
+  pipeBothWays(client, connect({ host: upstreamHost, port: Number(upstreamPort), noDelay: true }));
 });
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();

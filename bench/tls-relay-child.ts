@@ -4,22 +4,14 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createServer } from 'node:tls';
+import { pipeBothWays } from './pipe.ts';
 
 const [upstreamHost = '127.0.0.1', upstreamPort = '3306', cert = '', key = '', ca = ''] = process.argv.slice(2);
 const server = createServer(
   { cert: readFileSync(cert), key: readFileSync(key), ca: readFileSync(ca), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
   (client) => {
     client.setNoDelay(true);
-    const upstream = connect({ host: upstreamHost, port: Number(upstreamPort), noDelay: true });
-    client.pipe(upstream).pipe(client);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close);
-    upstream.on('error', close);
-    client.on('close', close);
-    upstream.on('close', close);
+    pipeBothWays(client, connect({ host: upstreamHost, port: Number(upstreamPort), noDelay: true }));
   },
 );
 server.listen(0, '127.0.0.1', () => {
