@@ -5,10 +5,13 @@
  */
 import { z } from 'zod';
 import { tokenVerifierConfigSchema } from '../identity/index.ts';
+import { auditSection } from './audit-schema.ts';
 import { metricsSection } from './metrics-schema.ts';
 import { policySection } from './policy-schema.ts';
 import { throttleSection } from './throttle-schema.ts';
 import { tracingSection } from './tracing-schema.ts';
+
+export { DEFAULT_AUDIT_DURABILITY } from './audit-schema.ts';
 
 /*
  * Format messages are noun phrases ("a duration: …") and `.meta()` says what a field is for:
@@ -17,6 +20,7 @@ import { tracingSection } from './tracing-schema.ts';
 const DURATION = /^\d{1,9}[smhd]$/;
 const DURATION_TEXT = 'a duration: a whole number and one unit, s, m, h or d (e.g. 90s, 15m, 4h)';
 const duration = (fallback: string) => z.string().regex(DURATION, DURATION_TEXT).default(fallback);
+const optionalDuration = () => z.string().regex(DURATION, DURATION_TEXT).optional();
 
 const secretRef = z
   .union([
@@ -37,8 +41,6 @@ export const CERT_TEXT = 'the PEM certificate meshgate presents to clients, e.g.
 export const LISTENER_TEXT = 'where MySQL clients connect: { port: 3307, tls: { cert: tls/server.crt, key: tls/server.key } }';
 export const UPSTREAM_TEXT = 'the MariaDB server behind meshgate and the accounts meshgate uses there (upstream.credentials or upstream.roles)';
 
-/** docs/audit-durability.md gives the measurements behind it. */
-export const DEFAULT_AUDIT_DURABILITY = 'buffered';
 
 const sections = z.strictObject({
   /**
@@ -149,7 +151,7 @@ const sections = z.strictObject({
         issuedMaxLive: z.number().int().min(1).max(1000).default(5),
         issuedPerMinute: z.number().int().min(1).max(10_000).default(5),
         /** Rotate the admin password this often (needs admin.password from a file); absent: only by `creds rotate-root`. */
-        rotateAdminEvery: z.string().regex(DURATION, DURATION_TEXT).optional(),
+        rotateAdminEvery: optionalDuration(),
         /** How often leases are renewed and expired ones reaped. */
         sweepInterval: duration('30s'),
       })
@@ -265,53 +267,8 @@ const sections = z.strictObject({
       issuancesPerMinute: z.number().int().min(1).max(10_000).default(10),
     })
     .optional(),
-  audit: z
-    .strictObject({
-      file: z.string().min(1).default('audit.jsonl'),
-      tagStatements: z.boolean().default(true),
-      highWaterEvents: z.number().int().min(10).default(10_000),
-      // docs/audit-durability.md: what each mode guarantees, and why this default.
-      durability: z.enum(['strict', 'buffered']).default(DEFAULT_AUDIT_DURABILITY),
-      maxWaitMs: z.number().int().min(10).max(600_000).default(5_000),
-      /** The Ed25519 key (`meshgate audit keygen`) signing checkpoints; kept apart from the audit directory, mode 0600. */
-      signingKey: z.string().min(1).describe('the private key from `meshgate audit keygen`, outside the audit directory, e.g. /etc/meshgate/audit-signing.key').optional(),
-      /** A checkpoint (signed, and anchored) every `events` events or `interval`, whichever comes first. Default 1000, 10s. */
-      checkpoint: z.strictObject({ events: z.number().int().min(1).optional(), interval: z.string().regex(DURATION, DURATION_TEXT).optional() }).optional(),
-      /** The latest chain head in the state store (embedded, or PostgreSQL for replicas). Default: on when signingKey is set. */
-      anchor: z.boolean().optional(),
-      /** This log's name among the anchors; default `<state.replicaId or host name>:<audit file path>`. */
-      anchorId: z.string().min(1).max(200).optional(),
-      /** Rotation into audit.000001.jsonl, … when the file reaches maxBytes or maxAge (checked at each write). */
-      rotate: z.strictObject({ maxBytes: z.number().int().min(4096).optional(), maxAge: z.string().regex(DURATION, DURATION_TEXT).optional() }).optional(),
-      // How much of a statement's text its event keeps; the length, SHA-256 and verbs cover all of it.
-      statementBytes: z
-        .number()
-        .int()
-        .min(0)
-        .max(16 * 1024 * 1024)
-        .default(64 * 1024),
-      // How much of a prepared statement parameter's value its execute's event keeps, where a rule says auditParameters: values.
-      parameterBytes: z.number().int().min(0).max(64 * 1024).default(256),
-      /**
-       * A copy of the log in PostgreSQL, one row per line, for several replicas to be read in
-       * one place (README, "Several replicas"). The JSONL file stays the record; the export follows it.
-       */
-      export: z
-        .strictObject({
-          postgres: z.strictObject({
-            url: secretRef,
-            table: z
-              .string()
-              .regex(/^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/, 'a PostgreSQL table name, optionally schema.table: lower-case letters, digits and _, at most 63 each, not starting with a digit')
-              .default('meshgate_audit_events'),
-            // At most 3000: PostgreSQL takes 65535 parameters a statement, 19 a line.
-            batch: z.number().int().min(1).max(3_000).default(500),
-            interval: duration('1s'),
-          }),
-        })
-        .optional(),
-    })
-    .default({ file: 'audit.jsonl', tagStatements: true, highWaterEvents: 10_000, durability: DEFAULT_AUDIT_DURABILITY, maxWaitMs: 5_000, statementBytes: 64 * 1024, parameterBytes: 256 }),
+  /** Where and how every operation is recorded (audit-schema.ts). */
+  audit: auditSection(secretRef, duration, optionalDuration),
   /** OpenTelemetry spans over OTLP/HTTP (tracing-schema.ts). Absent: off. */
   tracing: tracingSection(secretRef, duration).optional(),
   /** Prometheus metrics, /healthz and /readyz (metrics-schema.ts). Absent: no metrics. */
