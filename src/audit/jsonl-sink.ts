@@ -17,7 +17,7 @@
  */
 import { open } from 'node:fs/promises';
 import { mgError, type MeshgateError } from '../errors/index.ts';
-import { eventBody, readChainTail, sealLine } from './chain.ts';
+import { eventBody, LineBatch, readChainTail } from './chain.ts';
 import { auditTime } from './clock.ts';
 import { errorCode, SinkAvailability } from './jsonl-outage.ts';
 import type { AuditFileHandle, AuditFileSwitch, DurableHead, JsonlAuditSink, JsonlAuditSinkOptions } from './jsonl-sink-types.ts';
@@ -319,7 +319,8 @@ class Sink implements JsonlAuditSink {
 
   /** Assigns seq in record order and hashes here, off the relay path. */
   #serialize(events: AuditEvent[]): Batch {
-    const parts: string[] = [];
+    // Statement events run about a kilobyte each.
+    const lines = new LineBatch(events.length * 1024);
     let prev = this.#prev;
     let seq = this.#seq;
     for (const event of events) {
@@ -332,13 +333,11 @@ class Sink implements JsonlAuditSink {
         this.#report(mgError('MG_AUDIT_UNAVAILABLE', `an audit event could not be serialized; seq ${seq} records the failure instead`, error));
         body = JSON.stringify({ type: 'unserializable', time: new Date().toISOString(), eventType: typeOf(event), seq, prev });
       }
-      const sealed = sealLine(prev, body);
-      parts.push(sealed.line);
-      prev = sealed.hash;
+      prev = lines.seal(prev, body);
     }
     this.#seq = seq;
     this.#prev = prev;
-    return { bytes: Buffer.from(parts.join(''), 'utf8'), offset: 0, count: events.length, head: { seq, hash: prev } };
+    return { bytes: lines.bytes(), offset: 0, count: events.length, head: { seq, hash: prev } };
   }
 
   /** Held sessions go on: to their next event once drained, or to a clear refusal during an outage. */

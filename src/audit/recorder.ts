@@ -27,6 +27,7 @@ import { connectionEvent, errorOf, policyFields, rpcEvent } from './events.ts';
 import { REPORTED_FACTS, type AlertFacts, type ConnectionFacts, type Engine, type PolicyChangeFacts, type PolicyFacts, type ReportedFacts, type RpcFacts, type SessionEndFacts, type SessionStart, type StatementFacts } from './facts.ts';
 import { auditIdentity } from './identity.ts';
 import { DEFAULT_REFUSAL_LIMITS, RefusalLimiter, type RefusalLimits } from './refusals.ts';
+import { STATEMENT_JSON, statementJsonParts, type StatementJsonParts } from './statement-json.ts';
 import type { AuditDurability, AuditEvent, AuditIdentity, AuditSink, PolicyEvent, RecoveredEvent, StatementEvent } from './types.ts';
 
 export * from './facts.ts';
@@ -37,11 +38,13 @@ const policyChannel = diagnostics.channel('meshgate:policy');
 
 export type { CredentialFacts } from './credential.ts';
 
-const channels = new Map<string, diagnostics.Channel>();
+// By engine, then type: looked up once per event, so no name is built on the way.
+const channels = new Map<Engine, Map<string, diagnostics.Channel>>();
 function channelOf(engine: Engine, type: EngineEvent['type']): diagnostics.Channel {
-  const name = `meshgate:${engine}:${type}`;
-  let channel = channels.get(name);
-  if (channel === undefined) channels.set(name, (channel = diagnostics.channel(name)));
+  let byType = channels.get(engine);
+  if (byType === undefined) channels.set(engine, (byType = new Map()));
+  let channel = byType.get(type);
+  if (channel === undefined) byType.set(type, (channel = diagnostics.channel(`meshgate:${engine}:${type}`)));
   return channel;
 }
 
@@ -194,6 +197,8 @@ export class SessionRecorder {
   /** The rule, version and dry run behind the session's grant; a re-evaluation replaces them. */
   private rule: string | null;
   private policy: ReturnType<typeof policyFields>;
+  /** What every statement event of the session says alike, serialized once (statement-json.ts). */
+  private json: StatementJsonParts;
 
   constructor(
     private readonly recorder: AuditRecorder,
@@ -202,17 +207,24 @@ export class SessionRecorder {
     this.identity = auditIdentity(start.identity);
     this.rule = start.rule;
     this.policy = policyFields(start);
+    this.json = this.jsonParts();
   }
 
   /** A reloaded policy still allows the session, by `rule` of its version: later statements say so. */
   redecided(rule: string | null, policy: PolicyFacts): void {
     this.rule = rule;
     this.policy = policyFields(policy);
+    this.json = this.jsonParts();
+  }
+
+  private jsonParts(): StatementJsonParts {
+    const { sessionId, engine, role, upstreamConnectionId } = this.start;
+    return statementJsonParts({ sessionId, engine, identity: this.identity }, this.policy, { upstreamRole: role, upstreamConnectionId });
   }
 
   statement(f: StatementFacts): void {
     this.statements++;
-    const event: StatementEvent = {
+    const event: StatementEvent & { readonly [STATEMENT_JSON]: StatementJsonParts } = {
       type: 'statement',
       time: auditTime(),
       sessionId: this.start.sessionId,
@@ -239,6 +251,7 @@ export class SessionRecorder {
       error: errorOf(f.error),
       ...(f.prepared == null ? {} : { prepared: f.prepared }),
       ...(f.throttleWaitMs === undefined || f.throttleWaitMs <= 0 ? {} : { throttleWaitMs: f.throttleWaitMs }),
+      [STATEMENT_JSON]: this.json,
     };
     this.recorder.emit(event, f);
   }
