@@ -220,11 +220,18 @@ const cleanUp = () =>
       await restoreMaxConnections();
     }
   })());
-// Interrupted (Ctrl-C, a CI timeout): the finally below would never run.
+// Interrupted (Ctrl-C, a CI timeout): the finally below would never run. `on`, not `once`:
+// under tsx a Ctrl-C arrives twice (from the terminal and relayed by tsx), and with no
+// listener left the second would end the process before the cleanup.
+let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
     process.stderr.write(`bench:soak: ${signal}, cleaning up\n`);
-    void cleanUp().finally(() => process.exit(130));
+    void cleanUp()
+      .catch((error: unknown) => process.stderr.write(`bench:soak: cleaning up failed: ${String(error)}\n`))
+      .finally(() => process.exit(130));
   });
 }
 try {
