@@ -140,6 +140,8 @@ async function soakPhase(setup: BenchSetup): Promise<boolean> {
       qps: Math.round(statementsOf(sent) / elapsed),
       rss_after_warmup_kib: afterWarmup?.rssKib ?? null,
       rss_last_kib: lastSample?.rssKib ?? null,
+      rss_second_half_min_kib: secondHalf.length === 0 ? null : Math.min(...secondHalf.map((s) => s.rssKib)),
+      rss_second_half_max_kib: secondHalf.length === 0 ? null : Math.max(...secondHalf.map((s) => s.rssKib)),
       rss_slope_second_half_kib_per_min: Math.round(kibPerMin * 10) / 10,
       rss_growth_second_half_kib: Math.round(growthKib),
       flat_bound_kib: Math.round(boundKib),
