@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Path } from './peers.ts';
+import { MARIADB } from './setup.ts';
 
 export function rssKib(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -49,4 +50,26 @@ async function closeAll(conns: readonly mysql.Connection[]): Promise<void> {
 /** Lets buffers of the burst be released (and a GC run) before RSS is read. */
 function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 2000));
+}
+
+/**
+ * Raises MariaDB's max_connections to at least `wanted` (saying so on stderr, as `who`, for
+ * `what`); the returned function puts it back. Each session through meshgate holds a MariaDB
+ * connection, and MariaDB's default (151) is below what the session measurements open.
+ */
+export async function ensureMaxConnections(wanted: number, who: string, what: string): Promise<() => Promise<void>> {
+  const admin = await mysql.createConnection(MARIADB);
+  try {
+    const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.max_connections AS n');
+    const current = Number(rows[0]!['n']);
+    if (current >= wanted) return async () => undefined;
+    process.stderr.write(`${who}: MariaDB max_connections ${current} → ${wanted} for ${what} (put back after)\n`);
+    await admin.query(`SET GLOBAL max_connections = ${wanted}`);
+    return async () => {
+      const again = await mysql.createConnection(MARIADB);
+      await again.query(`SET GLOBAL max_connections = ${current}`).finally(() => again.end());
+    };
+  } finally {
+    await admin.end();
+  }
 }

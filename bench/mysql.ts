@@ -17,41 +17,20 @@
  * those beside meshgate), MESHGATE_BENCH_IDLE_SESSIONS (default 500; 0: skip the memory per
  * idle session of each proxy, RSS delta).
  */
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import mysql from 'mysql2/promise';
-import { stringify } from 'yaml';
-import { provision } from '../src/demo/provision.ts';
-import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
+import type mysql from 'mysql2/promise';
 import { startHaproxy } from './haproxy.ts';
-import { idleSessionCost } from './idle.ts';
+import { ensureMaxConnections, idleSessionCost } from './idle.ts';
 import { connectLatency, firstByteTls, tlsHandshakes, type Mode } from './load.ts';
 import { runInterleaved, scenarioLine, type Path } from './peers.ts';
+import { benchSetup, MARIADB, startChild } from './setup.ts';
 
-const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const SECONDS = Number(process.env.MESHGATE_BENCH_SECONDS ?? 3);
 const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 300);
 const ROWS = 10_000;
-const TRUST_DOMAIN = 'bench.meshgate.local';
-
-async function startChild(script: string, args: string[], nodeFlags: string[] = []): Promise<{ child: ChildProcess; port: number; metricsPort: number | null }> {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(import.meta.dirname, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  let metricsPort: number | null = null;
-  for await (const line of lines) {
-    const metrics = /^metrics (\d+)$/.exec(line);
-    if (metrics) metricsPort = Number(metrics[1]);
-    const match = /^ready (\d+)$/.exec(line);
-    if (match) return { child, port: Number(match[1]), metricsPort };
-  }
-  throw new Error(`${script} exited before it was ready`);
-}
 
 /** Where spans go with MESHGATE_BENCH_TRACING=1: read and dropped, counted to show they came. */
 async function startSpanSink(): Promise<{ endpoint: string; exports: number; bytes: number; close(): void }> {
@@ -68,7 +47,6 @@ async function startSpanSink(): Promise<{ endpoint: string; exports: number; byt
   return sink;
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'meshgate-bench-'));
 const spanSink = process.env.MESHGATE_BENCH_TRACING === '1' ? await startSpanSink() : null;
 const METRICS = process.env.MESHGATE_BENCH_METRICS === '1';
 /**
@@ -80,45 +58,26 @@ const THROTTLE = process.env.MESHGATE_BENCH_THROTTLE === '1';
 const scraper = { scrapes: 0, bytes: 0, last: '', timer: null as NodeJS.Timeout | null };
 const children: ChildProcess[] = [];
 let restoreMaxConnections: () => Promise<void> = async () => undefined;
-// Unique per run: tests, the demo or another benchmark may share this MariaDB.
-const RUN = randomBytes(3).toString('hex');
-const DATABASE = `mgbench_${RUN}`;
-const ROLE = `bench_${RUN}_reader`;
-const provisioned = await provision(MARIADB, DATABASE, { [ROLE]: { privileges: ['SELECT'] } }, [
-  'CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, qty INT NOT NULL)',
-  `INSERT INTO {db}.items SELECT seq, CONCAT('item-', seq), seq % 100 FROM {db}.seq_1_to_${ROWS}`,
-]);
+const setup = await benchSetup({
+  database: 'mgbench',
+  role: 'reader',
+  privileges: ['SELECT'],
+  setupSql: [
+    'CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, qty INT NOT NULL)',
+    `INSERT INTO {db}.items SELECT seq, CONCAT('item-', seq), seq % 100 FROM {db}.seq_1_to_${ROWS}`,
+  ],
+});
 try {
-  const account = provisioned.accounts.get(ROLE)!;
-  const caDir = join(dir, 'ca');
-  await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
-  const server = await issueServerCert({ caDir, outDir: dir });
-  const client = await issueSvid({ caDir, spiffeId: `spiffe://${TRUST_DOMAIN}/ns/bench/sa/loadgen`, outDir: dir, name: 'client', ttlSeconds: 7200 });
-  await mkdir(join(dir, 'policy'));
-  await writeFile(
-    join(dir, 'policy', 'bench.yaml'),
-    stringify({
-      apiVersion: 'meshgate.dev/v1alpha1',
-      kind: 'AccessPolicy',
-      metadata: { name: 'bench' },
-      spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bench'] } }], to: [{ mariadb: { databases: [DATABASE], role: ROLE } }] }] },
-    }),
-  );
-  await writeFile(join(dir, 'reader.pw'), account.password, { mode: 0o600 });
+  const { dir, server, client } = setup;
   // The same meshgate in each of its TLS modes, each with an audit file of its own.
   const writeMeshgateConfig = (mode: 'starttls' | 'first-byte') =>
-    writeFile(
-      join(dir, `meshgate-${mode}.yaml`),
-      stringify({
-        listener: { port: 0, tls: { mode, cert: server.certPath, key: server.keyPath } },
-        trust: { bundles: [client.bundlePath], trustDomains: [TRUST_DOMAIN] },
-        upstream: { host: MARIADB.host, port: MARIADB.port, roles: { [ROLE]: { user: account.user, password: { file: 'reader.pw' } } } },
-        policy: { dir: 'policy' },
-        audit: {
-          file: `audit-${mode}.jsonl`,
-          tagStatements: process.env.MESHGATE_BENCH_TAG !== '0',
-          ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }),
-        },
+    setup.writeMeshgateConfig(mode, {
+      mode,
+      audit: {
+        tagStatements: process.env.MESHGATE_BENCH_TAG !== '0',
+        ...(process.env.MESHGATE_BENCH_AUDIT_DURABILITY === undefined ? {} : { durability: process.env.MESHGATE_BENCH_AUDIT_DURABILITY }),
+      },
+      sections: {
         ...(spanSink === null ? {} : { tracing: { otlp: { endpoint: spanSink.endpoint }, sampling: { ratio: 1 } } }),
         ...(METRICS ? { metrics: { listen: '127.0.0.1:0' } } : {}),
         ...(THROTTLE
@@ -135,8 +94,8 @@ try {
               },
             }
           : {}),
-      }),
-    );
+      },
+    });
   await writeMeshgateConfig('starttls');
   await writeMeshgateConfig('first-byte');
   const relay = await startChild('relay-child.ts', [MARIADB.host, String(MARIADB.port)]);
@@ -165,10 +124,10 @@ try {
     }, Number(process.env.MESHGATE_BENCH_SCRAPE_MS ?? 1000));
   }
 
-  const base = { user: account.user, password: account.password, database: DATABASE, host: '127.0.0.1' };
+  const base = setup.base;
   const direct = { ...base, port: MARIADB.port };
   const viaRelay = { ...base, port: relay.port };
-  const ssl = { cert: await readFile(client.certPath), key: await readFile(client.keyPath), ca: await readFile(client.bundlePath) };
+  const ssl = { cert: setup.pems.cert, key: setup.pems.key, ca: setup.pems.ca };
   const viaMeshgate = { ...base, port: meshgate.port, user: 'loadgen', password: '', ssl };
 
   const pems = { cert: ssl.cert, key: ssl.key, ca: ssl.ca };
@@ -193,7 +152,7 @@ try {
     // Each idle session holds a MariaDB connection too: MariaDB's default max_connections (151)
     // is raised for the measurement, and put back.
     // Put back only at the very end: connections just closed take a moment to leave MariaDB.
-    restoreMaxConnections = await ensureMaxConnections(idleCount + 100);
+    restoreMaxConnections = await ensureMaxConnections(idleCount + 100, 'bench:mysql', 'the idle-session measurement');
     const kib: Record<string, unknown> = {};
     for (const path of measured) if (path.proxyPid !== null) kib[path.name] = await idleSessionCost(path, idleCount);
     console.log(JSON.stringify({ scenario: 'idle_sessions', sessions: idleCount, per_path: kib }));
@@ -235,27 +194,8 @@ try {
   if (scraper.timer !== null) clearInterval(scraper.timer);
   spanSink?.close();
   for (const child of children) child.kill('SIGTERM');
-  await provisioned.drop();
+  await setup.drop();
   await restoreMaxConnections();
-  await rm(dir, { recursive: true, force: true });
-}
-
-/** Raises MariaDB's max_connections to at least `wanted` (saying so); the returned function puts it back. */
-async function ensureMaxConnections(wanted: number): Promise<() => Promise<void>> {
-  const admin = await mysql.createConnection(MARIADB);
-  try {
-    const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.max_connections AS n');
-    const current = Number(rows[0]!['n']);
-    if (current >= wanted) return async () => undefined;
-    process.stderr.write(`bench:mysql: MariaDB max_connections ${current} → ${wanted} for the idle-session measurement (put back after)\n`);
-    await admin.query(`SET GLOBAL max_connections = ${wanted}`);
-    return async () => {
-      const again = await mysql.createConnection(MARIADB);
-      await again.query(`SET GLOBAL max_connections = ${current}`).finally(() => again.end());
-    };
-  } finally {
-    await admin.end();
-  }
 }
 
 /** MariaDB's server process, when it runs on this machine, so its CPU share shows too. */
