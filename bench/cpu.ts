@@ -12,3 +12,13 @@ export function cpuMicros(pid: number): number {
     return Number.NaN; // not Linux, or the process is gone
   }
 }
+
+/** Read and write system calls a process has made (/proc/PID/io): how many wakeups a query costs. */
+export function ioSyscalls(pid: number): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return Number(/^syscr: (\d+)$/m.exec(io)?.[1]) + Number(/^syscw: (\d+)$/m.exec(io)?.[1]);
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -1,7 +1,7 @@
 /** Closed-loop load: each connection sends its next query when the last one answered. */
 import { connect as tlsConnect } from 'node:tls';
 import mysql from 'mysql2/promise';
-import { cpuMicros } from './cpu.ts';
+import { cpuMicros, ioSyscalls } from './cpu.ts';
 
 export interface ClientPems {
   readonly cert: Buffer;
@@ -49,6 +49,8 @@ export interface LoadResult {
   readonly qps: number;
   /** CPU microseconds per query spent by each watched process during the measurement. */
   readonly cpuUsPerQuery: Readonly<Record<string, number>>;
+  /** Read and write system calls per query made by each watched process. */
+  readonly syscallsPerQuery: Readonly<Record<string, number>>;
   readonly p50Us: number;
   readonly p99Us: number;
   readonly queries: number;
@@ -82,15 +84,20 @@ export async function pointSelects(
     await run(500, null); // warm-up: JIT, prepared statement caches, TLS buffers
     const latencies: number[] = [];
     const cpuBefore = Object.fromEntries(Object.entries(watch).map(([name, pid]) => [name, cpuMicros(pid)]));
+    const syscallsBefore = Object.fromEntries(Object.entries(watch).map(([name, pid]) => [name, ioSyscalls(pid)]));
     const started = performance.now();
     await run(seconds * 1000, latencies);
     const elapsed = (performance.now() - started) / 1000;
     const cpuUsPerQuery = Object.fromEntries(
       Object.entries(watch).map(([name, pid]) => [name, Math.round((cpuMicros(pid) - cpuBefore[name]!) / latencies.length)]),
     );
+    const syscallsPerQuery = Object.fromEntries(
+      Object.entries(watch).map(([name, pid]) => [name, Math.round(((ioSyscalls(pid) - syscallsBefore[name]!) / latencies.length) * 100) / 100]),
+    );
     latencies.sort((a, b) => a - b);
     return {
       cpuUsPerQuery,
+      syscallsPerQuery,
       qps: latencies.length / elapsed,
       p50Us: percentile(latencies, 0.5),
       p99Us: percentile(latencies, 0.99),

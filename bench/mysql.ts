@@ -15,7 +15,8 @@
  * MESHGATE_BENCH_THROTTLE=1 (service classes with limits the load never reaches),
  * MESHGATE_BENCH_REPEATS (default 3), MESHGATE_BENCH_PATHS (e.g. tls_relay,haproxy_tls: only
  * those beside meshgate), MESHGATE_BENCH_IDLE_SESSIONS (default 500; 0: skip the memory per
- * idle session of each proxy, RSS delta).
+ * idle session of each proxy, RSS delta), MESHGATE_BENCH_SOURCE=1 (meshgate from the sources
+ * through tsx; by default dist/ is built and `meshgate serve` runs it, as deployed).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +27,7 @@ import { startHaproxy } from './haproxy.ts';
 import { ensureMaxConnections, idleSessionCost } from './idle.ts';
 import { connectLatency, firstByteTls, tlsHandshakes, type Mode } from './load.ts';
 import { runInterleaved, scenarioLine, type Path } from './peers.ts';
+import { startServe } from './serve.ts';
 import { benchSetup, MARIADB, startChild } from './setup.ts';
 
 const SECONDS = Number(process.env.MESHGATE_BENCH_SECONDS ?? 3);
@@ -108,8 +110,8 @@ try {
   const profile = process.env.MESHGATE_BENCH_PROFILE;
   const nodeFlags = (process.env.MESHGATE_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
   if (profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
-  const meshgate = await startChild('meshgate-child.ts', [join(dir, 'meshgate-starttls.yaml')], nodeFlags);
-  const meshgateFirstByte = await startChild('meshgate-child.ts', [join(dir, 'meshgate-first-byte.yaml')], nodeFlags);
+  const meshgate = await startServe(join(dir, 'meshgate-starttls.yaml'), nodeFlags);
+  const meshgateFirstByte = await startServe(join(dir, 'meshgate-first-byte.yaml'), nodeFlags);
   children.push(relay.child, tlsRelay.child, meshgate.child, meshgateFirstByte.child, ...(haproxy === null ? [] : [haproxy.child]));
   if (meshgate.metricsPort !== null) {
     const url = `http://127.0.0.1:${meshgate.metricsPort}/metrics`;

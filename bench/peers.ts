@@ -55,6 +55,7 @@ export function scenarioLine(mode: Mode, connections: number, runs: ScenarioRuns
   const ratio = (other: LoadResult | null) => (other === null ? null : round(meshgate.qps / other.qps));
   const [direct = null, relay = null, tlsRelay = null, haproxy = null] = ['direct', 'relay', 'tls_relay', 'haproxy_tls'].map(median);
   const cpu = Object.fromEntries([...runs.byPath.keys()].map((name) => [name, median(name)!.cpuUsPerQuery]));
+  const syscalls = Object.fromEntries([...runs.byPath.keys()].map((name) => [name, median(name)!.syscallsPerQuery]));
   return {
     scenario: `point_select_${mode}`,
     connections,
@@ -79,6 +80,8 @@ export function scenarioLine(mode: Mode, connections: number, runs: ScenarioRuns
     haproxy_tls_p50_us: haproxy?.p50Us ?? null,
     // Per path, the CPU µs per query of its proxy process, MariaDB and the load generator.
     cpu_us_per_query: cpu,
+    // Per path, read and write system calls per query (/proc/PID/io): fewer means fewer wakeups.
+    syscalls_per_query: syscalls,
     qps_runs: Object.fromEntries([...runs.byPath].map(([name, list]) => [name, list.map((r) => Math.round(r.qps))])),
   };
 }

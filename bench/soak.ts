@@ -29,7 +29,8 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { cpuMicros } from './cpu.ts';
 import { ensureMaxConnections, rssKib } from './idle.ts';
-import { benchSetup, startChild, type BenchSetup } from './setup.ts';
+import { startServe } from './serve.ts';
+import { benchSetup, type BenchSetup } from './setup.ts';
 import { checkAudit, concurrentSessions, newSent, slope, soakLoad, statementsOf, type AuditCheck, type Sent } from './soak-load.ts';
 
 const env = (name: string, fallback: number) => {
@@ -60,7 +61,7 @@ const running = new Set<() => Promise<void>>();
 /** A meshgate process of its own for one phase, stopped (its audit flushed) by `stop`. */
 async function startMeshgate(setup: BenchSetup, name: string) {
   const config = await setup.writeMeshgateConfig(name, { mode: 'starttls', audit: { tagStatements: true } });
-  const { child, port } = await startChild('meshgate-child.ts', [config]);
+  const { child, port } = await startServe(config);
   const options: mysql.ConnectionOptions = { ...setup.base, port, user: 'loadgen', password: '', ssl: { ...setup.pems } };
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;

@@ -1,0 +1,44 @@
+/**
+ * meshgate for a benchmark, as deployed: `node bin/meshgate.js serve` on the compiled dist/
+ * (built here first), not the sources through tsx, whose transform wraps every function it
+ * creates at run time (esbuild's keepNames) and so costs the hot path what production never
+ * pays. MESHGATE_BENCH_SOURCE=1 runs the sources instead (no build step).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const ROOT = join(import.meta.dirname, '..');
+let built = false;
+
+export interface ServingMeshgate {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly metricsPort: number | null;
+}
+
+/** Compiles dist/ once per benchmark run (tsc, about 15 s), unless the sources are to run. */
+function ensureBuilt(): void {
+  if (built || process.env.MESHGATE_BENCH_SOURCE === '1') return;
+  process.stderr.write('bench: building dist/ (npm run build) to run meshgate as deployed\n');
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  built = true;
+}
+
+/** Starts `meshgate serve --config configPath` and waits for its listening line. */
+export async function startServe(configPath: string, nodeFlags: readonly string[] = []): Promise<ServingMeshgate> {
+  ensureBuilt();
+  const entry = process.env.MESHGATE_BENCH_SOURCE === '1' ? ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')] : [join(ROOT, 'bin', 'meshgate.js')];
+  const child = spawn(process.execPath, [...nodeFlags, ...entry, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    if (!line.startsWith('{')) continue;
+    const record = JSON.parse(line) as { message?: string; address?: string; metricsPort?: number | null };
+    if (record.message?.startsWith('meshgate: listening on') !== true) continue;
+    // Its later log lines are read and dropped: a full pipe would stall the process.
+    lines.close();
+    child.stdout!.resume();
+    return { child, port: Number(/:(\d+)$/.exec(record.address ?? '')?.[1]), metricsPort: record.metricsPort ?? null };
+  }
+  throw new Error(`meshgate serve --config ${configPath} exited before it listened`);
+}
