@@ -62,7 +62,8 @@ interface InFlight {
   readonly parent: TraceParent | null;
   /** The span id the statement's tag named, which its span takes; null: none was named. */
   readonly spanId: string | null;
-  readonly startedNs: bigint;
+  /** performance.now() when it went upstream: a double, where a bigint clock would allocate per statement. */
+  readonly startedMs: number;
   /** The statement's place in its service class's concurrency, given back with its answer. */
   admission: Held | null;
 }
@@ -307,7 +308,7 @@ export class CommandStages implements SessionCommands {
     const strict = audited && this.ctx.audit.strict;
     if (strict) this.grant.audit.intent({ command: command.name, statement: text === null ? null : redactSecrets(text), traceId });
     if (command.response !== 'none') {
-      const entry: InFlight = { command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, spanId, startedNs: process.hrtime.bigint(), admission: held };
+      const entry: InFlight = { command: command.name, code: command.code, text, verb, record, effects, prepared, traceId, parent, spanId, startedMs: performance.now(), admission: held };
       this.inFlight.push(entry);
       if (waiting !== null) {
         this.waiting = { entry, admission: waiting };
@@ -421,5 +422,5 @@ export class CommandStages implements SessionCommands {
 }
 
 function durationOf(command: InFlight): number {
-  return Number((process.hrtime.bigint() - command.startedNs) / 1000n);
+  return Math.floor((performance.now() - command.startedMs) * 1000);
 }

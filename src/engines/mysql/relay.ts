@@ -271,7 +271,7 @@ export class Relay implements ResponseHandler {
       queueMicrotask(() => this.resume('held'));
     }
     // The last answer due may just have come: then a leaving or stopping session ends.
-    queueMicrotask(() => this.settle());
+    if (this.ending !== null) queueMicrotask(() => this.settle());
   }
 
   onLocalInfileRequest(filename: string): void {
