@@ -64,19 +64,16 @@ export class LineBatch {
 
   /** Appends the sealed line of `body` (JSON text with seq and prev) and returns its hash. */
   seal(prev: string, body: string): string {
+    if (prev.length !== 64) throw new TypeError('a chain hash is 64 hex digits');
     // UTF-8 takes at most 3 bytes per UTF-16 unit: room for the body however it encodes.
     const room = 65 + body.length * 3 + SUFFIX_LENGTH + 1;
     if (this.scratch.length < room) this.scratch = Buffer.allocUnsafe(Math.max(room, this.scratch.length * 2));
     const scratch = this.scratch;
-    scratch.write(prev, 0, 'latin1');
-    scratch[64] = 0x0a;
-    const bodyEnd = 65 + scratch.write(body, 65, 'utf8');
-    const hash = oneShot !== undefined ? oneShot('sha256', scratch.subarray(0, bodyEnd) as never) : crypto.createHash('sha256').update(scratch.subarray(0, bodyEnd)).digest('hex');
+    // prev is 64 hex digits: ASCII, so one UTF-8 write lays out `prev \n body`.
+    const bodyEnd = scratch.write(prev + '\n' + body, 0, 'utf8');
+    const hash = oneShot !== undefined ? oneShot('sha256', scratch.subarray(0, bodyEnd)) : crypto.createHash('sha256').update(scratch.subarray(0, bodyEnd)).digest('hex');
     // The line: the body without its closing brace, then `,"hash":"…"}` and a newline.
-    let at = bodyEnd - 1;
-    at += scratch.write(SUFFIX_HEAD, at, 'latin1');
-    at += scratch.write(hash, at, 'latin1');
-    at += scratch.write(SUFFIX_TAIL + '\n', at, 'latin1');
+    const at = bodyEnd - 1 + scratch.write(SUFFIX_HEAD + hash + SUFFIX_TAIL + '\n', bodyEnd - 1, 'latin1');
     const length = at - 65;
     if (this.out.length < this.used + length) {
       const grown = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.used + length));
