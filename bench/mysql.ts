@@ -16,7 +16,10 @@
  * MESHGATE_BENCH_REPEATS (default 3), MESHGATE_BENCH_PATHS (e.g. tls_relay,haproxy_tls: only
  * those beside meshgate), MESHGATE_BENCH_IDLE_SESSIONS (default 500; 0: skip the memory per
  * idle session of each proxy, RSS delta), MESHGATE_BENCH_SOURCE=1 (meshgate from the sources
- * through tsx; by default dist/ is built and `meshgate serve` runs it, as deployed).
+ * through tsx; by default dist/ is built and `meshgate serve` runs it, as deployed),
+ * MESHGATE_BENCH_BASELINE=DIR (another checkout, e.g. a worktree of main: its meshgate in
+ * STARTTLS mode runs as path `meshgate_baseline` beside this one, and each line gains
+ * `baseline_qps` and `starttls_vs_baseline`).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -112,7 +115,10 @@ try {
   if (profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${profile}`);
   const meshgate = await startServe(join(dir, 'meshgate-starttls.yaml'), nodeFlags);
   const meshgateFirstByte = await startServe(join(dir, 'meshgate-first-byte.yaml'), nodeFlags);
-  children.push(relay.child, tlsRelay.child, meshgate.child, meshgateFirstByte.child, ...(haproxy === null ? [] : [haproxy.child]));
+  // MESHGATE_BENCH_BASELINE=DIR: another checkout's meshgate (STARTTLS, the same config), measured beside this one.
+  const baselineRoot = process.env.MESHGATE_BENCH_BASELINE;
+  const baseline = baselineRoot === undefined ? null : await startServe(await setup.writeMeshgateConfig('baseline', { mode: 'starttls', audit: { tagStatements: process.env.MESHGATE_BENCH_TAG !== '0' } }), nodeFlags, baselineRoot);
+  children.push(relay.child, tlsRelay.child, meshgate.child, meshgateFirstByte.child, ...(haproxy === null ? [] : [haproxy.child]), ...(baseline === null ? [] : [baseline.child]));
   if (meshgate.metricsPort !== null) {
     const url = `http://127.0.0.1:${meshgate.metricsPort}/metrics`;
     scraper.timer = setInterval(() => {
@@ -140,6 +146,7 @@ try {
     ...(haproxy === null ? [] : [{ name: 'haproxy_tls', options: firstByteTls({ ...base, port: haproxy.port }, pems), proxyPid: haproxy.child.pid! }]),
     { name: 'meshgate_starttls', options: viaMeshgate, proxyPid: meshgate.child.pid! },
     { name: 'meshgate_first_byte', options: firstByteTls({ ...viaMeshgate, port: meshgateFirstByte.port }, pems), proxyPid: meshgateFirstByte.child.pid! },
+    ...(baseline === null ? [] : [{ name: 'meshgate_baseline', options: { ...viaMeshgate, port: baseline.port }, proxyPid: baseline.child.pid! }]),
   ];
   const modes = (process.env.MESHGATE_BENCH_MODES ?? 'text,prepared').split(',') as Mode[];
   const connectionCounts = (process.env.MESHGATE_BENCH_CONNECTIONS ?? '1,8,32').split(',').map(Number);

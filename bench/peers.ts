@@ -82,6 +82,9 @@ export function scenarioLine(mode: Mode, connections: number, runs: ScenarioRuns
     cpu_us_per_query: cpu,
     // Per path, read and write system calls per query (/proc/PID/io): fewer means fewer wakeups.
     syscalls_per_query: syscalls,
+    ...(runs.byPath.has('meshgate_baseline')
+      ? { baseline_qps: qps(median('meshgate_baseline')), starttls_vs_baseline: round(starttls.qps / median('meshgate_baseline')!.qps) }
+      : {}),
     qps_runs: Object.fromEntries([...runs.byPath].map(([name, list]) => [name, list.map((r) => Math.round(r.qps))])),
   };
 }

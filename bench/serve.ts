@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const ROOT = join(import.meta.dirname, '..');
-let built = false;
+const built = new Set<string>();
 
 export interface ServingMeshgate {
   readonly child: ChildProcess;
@@ -17,18 +17,22 @@ export interface ServingMeshgate {
   readonly metricsPort: number | null;
 }
 
-/** Compiles dist/ once per benchmark run (tsc, about 15 s), unless the sources are to run. */
-function ensureBuilt(): void {
-  if (built || process.env.MESHGATE_BENCH_SOURCE === '1') return;
-  process.stderr.write('bench: building dist/ (npm run build) to run meshgate as deployed\n');
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
-  built = true;
+/** Compiles a checkout's dist/ once per benchmark run (tsc, about 15 s), unless the sources are to run. */
+function ensureBuilt(root: string): void {
+  if (built.has(root) || process.env.MESHGATE_BENCH_SOURCE === '1') return;
+  process.stderr.write(`bench: building ${join(root, 'dist')} (tsc) to run meshgate as deployed\n`);
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  built.add(root);
 }
 
-/** Starts `meshgate serve --config configPath` and waits for its listening line. */
-export async function startServe(configPath: string, nodeFlags: readonly string[] = []): Promise<ServingMeshgate> {
-  ensureBuilt();
-  const entry = process.env.MESHGATE_BENCH_SOURCE === '1' ? ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')] : [join(ROOT, 'bin', 'meshgate.js')];
+/**
+ * Starts `meshgate serve --config configPath` and waits for its listening line. `root`: the
+ * checkout to run, this one by default (another one is a baseline to compare with, e.g. a
+ * worktree of the last release, measured in the same run).
+ */
+export async function startServe(configPath: string, nodeFlags: readonly string[] = [], root: string = ROOT): Promise<ServingMeshgate> {
+  ensureBuilt(root);
+  const entry = process.env.MESHGATE_BENCH_SOURCE === '1' ? ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts')] : [join(root, 'bin', 'meshgate.js')];
   const child = spawn(process.execPath, [...nodeFlags, ...entry, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
