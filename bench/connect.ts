@@ -32,7 +32,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -44,15 +44,14 @@ import { loadConfigFile } from '../src/config/load.ts';
 import { openMariadbAccounts } from '../src/credentials/mariadb-accounts.ts';
 import { connectAdmin, provision, provisionLeaseAdmin } from '../src/demo/provision.ts';
 import type { MysqlEngineContext } from '../src/engines/mysql/context.ts';
-import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { jsonLogger } from '../src/log.ts';
 import { startMeshgate } from '../src/server.ts';
 import { startPrivateMariadb, type PrivateMariadb } from '../test/helpers/private-mariadb.ts';
+import { benchCertificates, TRUST_DOMAIN, writeBenchPolicy } from './setup.ts';
 
 const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const CONNECTS = Number(process.env.MESHGATE_BENCH_CONNECTS ?? 500);
 const WARMUP = 20;
-const TRUST_DOMAIN = 'bench.meshgate.local';
 // Unique per run: tests, the demo or another benchmark may share this MariaDB.
 const RUN = randomBytes(3).toString('hex');
 const NAMESPACE = `benchconnect${RUN}`;
@@ -321,20 +320,8 @@ async function parent(): Promise<void> {
   try {
     admin = await provisionLeaseAdmin(MARIADB, ADMIN_USER, [ROLE]);
     const account = provisioned.accounts.get(ROLE)!;
-    const caDir = join(dir, 'ca');
-    await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
-    const server = await issueServerCert({ caDir, outDir: dir });
-    const client = await issueSvid({ caDir, spiffeId: `spiffe://${TRUST_DOMAIN}/ns/${NAMESPACE}/sa/loadgen`, outDir: dir, name: 'client', ttlSeconds: 7200 });
-    await mkdir(join(dir, 'policy'));
-    await writeFile(
-      join(dir, 'policy', 'bench.yaml'),
-      stringify({
-        apiVersion: 'meshgate.dev/v1alpha1',
-        kind: 'AccessPolicy',
-        metadata: { name: 'bench-connect' },
-        spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: [NAMESPACE] } }], to: [{ mariadb: { databases: [DATABASE], role: ROLE } }] }] },
-      }),
-    );
+    const { server, client } = await benchCertificates(dir, NAMESPACE);
+    await writeBenchPolicy(dir, 'bench-connect', { from: [{ source: { namespaces: [NAMESPACE] } }], to: [{ mariadb: { databases: [DATABASE], role: ROLE } }] });
     await writeFile(join(dir, 'reader.pw'), account.password, { mode: 0o600 });
     await writeFile(join(dir, 'admin.pw'), admin.password, { mode: 0o600 });
     const common = {

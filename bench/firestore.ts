@@ -37,7 +37,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -48,11 +48,10 @@ import { stringify } from 'yaml';
 import { emulatorClientSettings, meshgateClientSettings } from '../src/demo/firestore-sdk.ts';
 import { startFirestoreEmulator, type RunningEmulator } from '../src/dev/firestore-emulator.ts';
 import { freePort } from '../src/dev/ports.ts';
-import { initCa, issueServerCert, issueSvid } from '../src/identity/ca.ts';
 import { cpuMicros } from './cpu.ts';
 import { percentile } from './load.ts';
+import { benchCertificates, TRUST_DOMAIN, writeBenchPolicy } from './setup.ts';
 
-const TRUST_DOMAIN = 'bench.meshgate.local';
 const PROJECT = 'bench-firestore';
 const COLLECTION = 'bench';
 const READ_DOCS = 100;
@@ -210,20 +209,8 @@ async function main(): Promise<void> {
     process.stderr.write(`# emulator: ${emulator.description}\n`);
     const emulatorPid = findEmulatorPid(emulator.port);
 
-    const caDir = join(dir, 'ca');
-    await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
-    const server = await issueServerCert({ caDir, outDir: dir });
-    const client = await issueSvid({ caDir, spiffeId: `spiffe://${TRUST_DOMAIN}/ns/bench/sa/loadgen`, outDir: dir, name: 'client', ttlSeconds: 7200 });
-    await mkdir(join(dir, 'policy'));
-    await writeFile(
-      join(dir, 'policy', 'bench.yaml'),
-      stringify({
-        apiVersion: 'meshgate.dev/v1alpha1',
-        kind: 'AccessPolicy',
-        metadata: { name: 'bench-firestore' },
-        spec: { action: 'ALLOW', rules: [{ id: 'loadgen', from: [{ source: { namespaces: ['bench'] } }], to: [{ firestore: { collections: [`${COLLECTION}/*`], operations: ['read', 'write'] } }] }] },
-      }),
-    );
+    const { server, client } = await benchCertificates(dir);
+    await writeBenchPolicy(dir, 'bench-firestore', { id: 'loadgen', from: [{ source: { namespaces: ['bench'] } }], to: [{ firestore: { collections: [`${COLLECTION}/*`], operations: ['read', 'write'] } }] });
     // meshgate logs in with every configured account at start; root (empty password, as the
     // machine provides it) is one that does, and no policy rule maps anyone to its role.
     await writeFile(join(dir, 'unused.pw'), '', { mode: 0o600 });

@@ -33,6 +33,24 @@ export async function startChild(script: string, args: string[], nodeFlags: stri
   throw new Error(`${script} exited before it was ready`);
 }
 
+/**
+ * A CA under `dir`/ca, meshgate's server certificate and the load generator's SVID
+ * (spiffe://bench.meshgate.local/ns/<namespace>/sa/loadgen), their files in `dir`.
+ */
+export async function benchCertificates(dir: string, namespace = 'bench') {
+  const caDir = join(dir, 'ca');
+  await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
+  const server = await issueServerCert({ caDir, outDir: dir });
+  const client = await issueSvid({ caDir, spiffeId: `spiffe://${TRUST_DOMAIN}/ns/${namespace}/sa/loadgen`, outDir: dir, name: 'client', ttlSeconds: 7200 });
+  return { server, client };
+}
+
+/** `dir`/policy/bench.yaml: a policy named `name` with one ALLOW rule (its from, to, id). */
+export async function writeBenchPolicy(dir: string, name: string, rule: Readonly<Record<string, unknown>>): Promise<void> {
+  await mkdir(join(dir, 'policy'));
+  await writeFile(join(dir, 'policy', 'bench.yaml'), stringify({ apiVersion: 'meshgate.dev/v1alpha1', kind: 'AccessPolicy', metadata: { name }, spec: { action: 'ALLOW', rules: [rule] } }));
+}
+
 export interface BenchSetupOptions {
   /** The database is `<database>_<run>`, the role `bench_<run>_<role>`. */
   readonly database: string;
@@ -86,20 +104,8 @@ export async function benchSetup(options: BenchSetupOptions): Promise<BenchSetup
   };
   try {
     const account = provisioned.accounts.get(role)!;
-    const caDir = join(dir, 'ca');
-    await initCa({ dir: caDir, trustDomain: TRUST_DOMAIN });
-    const server = await issueServerCert({ caDir, outDir: dir });
-    const client = await issueSvid({ caDir, spiffeId: `spiffe://${TRUST_DOMAIN}/ns/bench/sa/loadgen`, outDir: dir, name: 'client', ttlSeconds: 7200 });
-    await mkdir(join(dir, 'policy'));
-    await writeFile(
-      join(dir, 'policy', 'bench.yaml'),
-      stringify({
-        apiVersion: 'meshgate.dev/v1alpha1',
-        kind: 'AccessPolicy',
-        metadata: { name: 'bench' },
-        spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bench'] } }], to: [{ mariadb: { databases: [database], role } }] }] },
-      }),
-    );
+    const { server, client } = await benchCertificates(dir);
+    await writeBenchPolicy(dir, 'bench', { from: [{ source: { namespaces: ['bench'] } }], to: [{ mariadb: { databases: [database], role } }] });
     await writeFile(join(dir, 'reader.pw'), account.password, { mode: 0o600 });
     const writeMeshgateConfig = async (name: string, config: MeshgateConfigOptions) => {
       const path = join(dir, `meshgate-${name}.yaml`);
