@@ -15,6 +15,7 @@ export {
   type PublishedEvent,
   type ReportedFacts,
   type RpcFacts,
+  type StatementFacts,
 } from './recorder.ts';
 export type {
   AlertEvent,

@@ -42,6 +42,7 @@ import {
 import { upstreamBytes } from './statement-edits.ts';
 import { accountRefusal } from './statement-refusals.ts';
 import { auditId, PreparedStatements, type PreparedFacts } from './prepared.ts';
+import { statementFacts, type CommandEnding } from './statement-facts.ts';
 import { recordLater, StatementText, type StatementRecord } from './statement-text.ts';
 
 export type { CommandHandler, Route, SessionCommands, SessionEnd, SessionGrant } from './command-handler.ts';
@@ -184,7 +185,7 @@ export class CommandStages implements SessionCommands {
   unforward(error: MeshgateError): void {
     const done = this.inFlight.pop();
     done?.admission?.release();
-    if (done !== undefined) this.record(done.command, done.text, done.verb, done.traceId, 'deny', null, 0, error, done.record?.() ?? null, done.parent, done.prepared?.(null) ?? null);
+    if (done !== undefined) this.record({ ...named(done), decision: 'deny', outcome: null, durationUs: 0, refusal: error, prepared: done.prepared?.(null) ?? null, spanId: null });
   }
 
   onCommand(frame: Frame, command: ClientCommand): Route {
@@ -327,7 +328,10 @@ export class CommandStages implements SessionCommands {
     // to COM_STMT_PREPARE that fill the map, not when the command went upstream.
     if (done.code === Command.RESET_CONNECTION && outcome.error === null) this.statements.cleared();
     const prepared = done.prepared?.(outcome) ?? null;
-    if (!QUIET_COMMANDS.has(done.code)) this.record(done.command, done.text, done.verb, done.traceId, 'allow', outcome, durationOf(done), null, done.record?.() ?? null, done.parent, prepared, done.spanId, done.admission?.waitedMs);
+    if (QUIET_COMMANDS.has(done.code)) return;
+    const { command, text, verb, traceId, parent, spanId } = done;
+    const throttleWaitMs = done.admission?.waitedMs ?? 0;
+    this.record({ command, text, verb, traceId, parent, spanId, decision: 'allow', outcome, durationUs: durationOf(done), refusal: null, sql: done.record?.() ?? null, prepared, throttleWaitMs });
   }
 
   /**
@@ -345,7 +349,7 @@ export class CommandStages implements SessionCommands {
   }
 
   onProtocolError(error: MeshgateError): void {
-    this.record('protocol', null, null, newTraceId(), 'deny', null, 0, error, null);
+    this.record({ command: 'protocol', text: null, verb: null, traceId: newTraceId(), decision: 'deny', outcome: null, durationUs: 0, refusal: error, sql: null });
   }
 
   onEnd(facts: SessionEnd): void {
@@ -363,7 +367,7 @@ export class CommandStages implements SessionCommands {
     for (const due of unanswered) {
       const where = `look for its trace id ${due.traceId || '(none)'} and upstream connection ${upstreamId} in MariaDB's logs`;
       const unknown = mgError('MG_OUTCOME_UNKNOWN', `${facts.unanswered}: the statement may or may not have taken effect; ${where}`);
-      this.record(due.command, due.text, due.verb, due.traceId, 'allow', 'unknown', durationOf(due), unknown, due.record?.() ?? null, due.parent, due.prepared?.(null) ?? null, due.spanId);
+      this.record({ ...named(due), decision: 'allow', outcome: 'unknown', durationUs: durationOf(due), refusal: unknown, prepared: due.prepared?.(null) ?? null });
     }
     this.grant.audit.end({ reason: facts.reason, bytesFromClient: facts.bytesFromClient, bytesFromUpstream: facts.bytesFromUpstream });
     this.grant.admission.release();
@@ -374,51 +378,19 @@ export class CommandStages implements SessionCommands {
     const verb = text === null || command === 'init_db' ? null : statementVerb(text);
     // A refused statement is still part of its caller's trace.
     const carried = text === null ? null : extractTraceparent(text);
-    this.record(command, text, verb, carried?.traceId ?? newTraceId(), 'deny', null, 0, error, sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server)(), carried);
+    const record = sql === null ? null : recordLater(sql, this.ctx.auditStatementBytes, this.server)();
+    this.record({ command, text, verb, traceId: carried?.traceId ?? newTraceId(), decision: 'deny', outcome: null, durationUs: 0, refusal: error, sql: record, parent: carried });
     return { kind: 'answer', error };
   }
 
-  private record(
-    command: string,
-    text: string | null,
-    verb: string | null,
-    traceId: string,
-    decision: 'allow' | 'deny',
-    /** MariaDB's answer; null for meshgate's own refusals; 'unknown' when the answer was never seen. */
-    outcome: ResponseOutcome | 'unknown' | null,
-    durationUs: number,
-    refusal: MeshgateError | null,
-    sql: StatementRecord | null,
-    parent: TraceParent | null = null,
-    prepared: PreparedFacts | null = null,
-    spanId: string | null = null,
-    throttleWaitMs?: number,
-  ): void {
-    const answer = outcome === 'unknown' ? null : outcome;
-    const upstreamError = answer?.error ?? null;
-    this.grant.audit.statement({
-      command,
-      verb: sql !== null && sql.verbs.length > 0 ? sql.verbs[0]! : verb,
-      verbs: sql?.verbs ?? [],
-      statement: sql?.text ?? (text === null ? null : redactSecrets(text)),
-      truncated: sql?.truncated ?? false,
-      statementBytes: sql?.bytes ?? null,
-      statementSha256: sql?.sha256 ?? null,
-      traceId,
-      parent,
-      database: this.database,
-      decision,
-      rowsReturned: answer?.rowsReturned ?? 0,
-      rowsAffected: answer?.rowsAffected ?? 0,
-      durationUs,
-      outcome: outcome === 'unknown' ? 'unknown' : refusal !== null || upstreamError !== null ? 'failed' : 'completed',
-      error: refusal ?? (upstreamError === null ? null : { code: upstreamError.code, message: upstreamError.message, sqlState: upstreamError.sqlState }),
-      prepared,
-      traceQueryText: this.grant.traceQueryText,
-      spanId,
-      throttleWaitMs: throttleWaitMs ?? 0,
-    });
+  private record(ending: CommandEnding): void {
+    this.grant.audit.statement(statementFacts(ending, this.database, this.grant.traceQueryText));
   }
+}
+
+/** What every record of an in-flight command says alike. */
+function named(entry: InFlight): Pick<CommandEnding, 'command' | 'text' | 'verb' | 'traceId' | 'sql' | 'parent' | 'spanId'> {
+  return { command: entry.command, text: entry.text, verb: entry.verb, traceId: entry.traceId, sql: entry.record?.() ?? null, parent: entry.parent, spanId: entry.spanId };
 }
 
 function durationOf(command: InFlight): number {
