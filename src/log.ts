@@ -7,9 +7,10 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-export function jsonLogger(write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
+/** `always`: fields on every line (a worker's number under `serve --workers`). */
+export function jsonLogger(write: (line: string) => void = (line) => process.stderr.write(line), always: Record<string, unknown> = {}): Logger {
   const emit = (level: string, message: string, fields?: Record<string, unknown>) =>
-    write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }) + '\n');
+    write(JSON.stringify({ time: new Date().toISOString(), level, message, ...always, ...fields }) + '\n');
   return {
     info: (message, fields) => emit('info', message, fields),
     warn: (message, fields) => emit('warn', message, fields),

@@ -36,6 +36,7 @@ import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
 import { throttlingFor, tokenBuckets, type Throttle } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
+import { clusteredMetrics, type WorkerLink } from './workers/worker.ts';
 
 type Handles = RunningHandles<typeof ENGINES>;
 type RunningMysql = NonNullable<Handles['mysql']>;
@@ -118,6 +119,8 @@ class Teardown {
 export interface StartOptions {
   /** How long to wait for upstreams that do not answer yet (`--wait-for-upstream`); 0: fail at once. */
   readonly waitForUpstreamMs?: number;
+  /** Under `serve --workers`: this worker's link to the primary and the other workers. */
+  readonly workers?: WorkerLink | null;
 }
 
 export async function startMeshgate(config: MeshgateConfig, log: Logger, env: NodeJS.ProcessEnv = process.env, options: StartOptions = {}): Promise<RunningMeshgate> {
@@ -150,7 +153,8 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   const tokens = config.tokens === undefined ? undefined : await createTokenVerifier(config.tokens);
   const verifyToken = tokens === undefined ? undefined : (token: string) => tokens.verify(token);
   const identity = createIdentityResolver({ trustDomains: config.trust.trustDomains, verifyToken });
-  const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log);
+  const workers = options.workers ?? null;
+  const tls = config.tls === undefined ? null : await watchTls(config.tls, config.trust.bundles, log, workers?.ticketKeys ?? null);
   if (tls !== null) teardown.add(() => tls.close());
   // Checkpoints, anchor and rotation (audit.signingKey, anchor, rotate); closed after the sink, with a last checkpoint.
   const seal = await openSealFor(config, log, env);
@@ -191,6 +195,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     leases: () => mariadbRef?.opened()?.leases ?? null,
     throttle: () => throttling.classes(),
     sharedRates: () => throttling.shared(),
+    ...(workers === null ? {} : { exposition: (local) => clusteredMetrics(local, workers) }),
   });
   if (metrics !== null) teardown.add(() => metrics.close());
   // One copy for sessions and the lease manager, so a renewed certificate reaches both at once.
@@ -226,8 +231,16 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   if (signer !== null) teardown.add(() => signer.close());
   const reloader = policyReloader(config, { policy, started: policyStart, throttling, audit: recorder, log, mysql: engines.byName.mysql ?? null });
   teardown.add(() => reloader.close());
+  // A reload through the admin API reached this worker only: the others load the same policy.
+  workers?.onReloadPolicy((by) => void reloader.reload({ trigger: 'admin', identity: by }));
+  const adminReloads = {
+    reload: (request: Parameters<PolicyReloads['reload']>[0]) => {
+      workers?.policyReloaded(request.identity ?? null);
+      return reloader.reload(request);
+    },
+  };
   const probes = probeRoutes(metrics?.registry ?? null, readiness);
-  const adminApi = await startAdmin(config, { tls, mariadb, policy, reloader: reloader, verifyToken, audit: recorder, log, tracing, throttle, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
+  const adminApi = await startAdmin(config, { tls, mariadb, policy, reloader: adminReloads, verifyToken, audit: recorder, log, tracing, throttle, probes: { ready: probes['/readyz']!, ...(metrics === null ? {} : { metrics: probes['/metrics']! }) } });
   if (adminApi !== null) teardown.add(() => adminApi.close());
 
   const { mysql, firestore } = engines.byName;
@@ -235,7 +248,9 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
   if (tracing !== null && firestore?.emulator != null) tracing.setFirestoreServer({ address: firestore.emulator.host, port: firestore.emulator.port });
   const endpoints = engines.all.flatMap((engine) => engine.endpoints.map((endpoint) => ({ ...endpoint, engine: engine.name })));
   // The MySQL port first (registry order): scripts that wait for this line read the first address.
-  log.info(`meshgate: listening on ${endpoints.map((e) => `${e.host}:${e.port} (${e.engine})`).join(', ')}`, {
+  // A worker says it serves; its primary says `listening on` once every worker does.
+  const where = endpoints.map((e) => `${e.host}:${e.port} (${e.engine})`).join(', ');
+  const startFields = {
     engines: engines.all.map((engine) => engine.name),
     ...Object.assign({}, ...engines.all.map((engine) => engine.logFields)),
     policyRules: policy.current().ruleCount,
@@ -248,7 +263,12 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
     metricsPort: metrics?.port ?? null,
     adminPort: adminApi?.port ?? null,
     signer: signer === null ? null : `${config.signer!.host}:${signer.port}`,
-  });
+  };
+  if (workers === null) log.info(`meshgate: listening on ${where}`, startFields);
+  else {
+    log.info(`meshgate worker ${workers.index} of ${workers.count}: serving ${where}`, startFields);
+    workers.up(endpoints.map(({ engine, host, port }) => ({ engine, host, port })), startFields);
+  }
   return {
     engines: engines.byName,
     endpoints,
@@ -290,7 +310,7 @@ async function assemble(config: MeshgateConfig, log: Logger, env: NodeJS.Process
  * Certificate, key and trust bundles reload when their files change (CA rotation, an agent
  * or Istio renewing meshgate's SVID); open sessions keep the context they began with.
  */
-function watchTls(certificate: NonNullable<MeshgateConfig['tls']>, bundles: readonly string[], log: Logger): Promise<TlsMaterial> {
+function watchTls(certificate: NonNullable<MeshgateConfig['tls']>, bundles: readonly string[], log: Logger, ticketKeys: Buffer | null): Promise<TlsMaterial> {
   return watchTlsMaterial({
     certFile: certificate.cert,
     keyFile: certificate.key,
@@ -300,6 +320,8 @@ function watchTls(certificate: NonNullable<MeshgateConfig['tls']>, bundles: read
       // Without a session id context OpenSSL aborts resumption of client-authenticated
       // sessions with an internal_error alert; drivers such as mysql2 do resume.
       sessionIdContext: 'meshgate-mysql',
+      // Under `serve --workers`, one set of keys: a ticket from one worker resumes on another.
+      ...(ticketKeys === null ? {} : { ticketKeys }),
     },
     log,
     onError: (error) => log.error('TLS files changed but do not load; still serving the previous ones', { error: error.message }),

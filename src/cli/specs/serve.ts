@@ -3,7 +3,7 @@ import type { CommandSpec } from '../command.ts';
 export const SERVE: CommandSpec = {
   path: ['serve'],
   summary: 'run the proxy: MySQL and Firestore listeners with mesh identity, policy and audit',
-  usage: '[--config meshgate.yaml] [--wait-for-upstream 60s]',
+  usage: '[--config meshgate.yaml] [--wait-for-upstream 60s] [--workers N|auto]',
   help: [
     'options:',
     '  -c, --config PATH             the configuration file (see deploy/examples/meshgate.yaml);',
@@ -12,6 +12,15 @@ export const SERVE: CommandSpec = {
     '  --wait-for-upstream DURATION  at start, wait this long (e.g. 60s, 5m) for MariaDB and Firestore',
     '                                to answer, retrying with backoff; without it meshgate stops at once',
     '                                (exit 1) when an upstream does not answer. A refused login never waits.',
+    '  --workers N|auto              N processes share the ports (auto: one per core); default 1.',
+    '                                Each worker is a replica of its own: its lease owner is',
+    '                                <replicaId or host>-wN and its audit log audit.wN.jsonl beside',
+    '                                audit.file (verify each). Limits kept locally (concurrency,',
+    '                                sessions, upstream connections, rates without throttle.shared)',
+    '                                hold per worker. A scrape of any worker returns every worker\'s',
+    '                                metrics, labelled worker="N"; SIGHUP and admin reloads reach all.',
+    '                                A worker that dies is started again; a start any worker cannot',
+    '                                make stops them all (exit 1).',
     '',
     'At start meshgate logs in to MariaDB with each account it will use and reaches its Firestore',
     'upstream; each failure is a log line naming the account, the address and the fix.',
@@ -28,5 +37,5 @@ export const SERVE: CommandSpec = {
     'running; policy.openSessions says whether open sessions keep their decision or are judged again.',
     'With policy.git, SIGHUP and that API call fetch the ref at once instead (docs/policy-git.md).',
   ].join('\n'),
-  options: { config: { type: 'string', short: 'c' }, 'wait-for-upstream': { type: 'string' } },
+  options: { config: { type: 'string', short: 'c' }, 'wait-for-upstream': { type: 'string' }, workers: { type: 'string' } },
 };

@@ -10,6 +10,7 @@ import type { Logger } from '../../log.ts';
 import type { UpstreamCheck } from '../../upstream-checks.ts';
 import { MESHGATE_VERSION } from '../../version.ts';
 import type { AuditSource, LeaseSource, PoolSource } from './gauges.ts';
+import type { MetricsRegistry } from './registry.ts';
 import { startMetrics, type Metrics } from './start.ts';
 import type { SharedRatesSource, ThrottleSource } from './throttle-gauges.ts';
 import { Readiness } from './readiness.ts';
@@ -29,6 +30,8 @@ export interface ObservedDeps {
   readonly throttle: ThrottleSource;
   /** Rates shared through Redis: shared or fallen back; null when not configured. */
   readonly sharedRates: SharedRatesSource;
+  /** What a scrape renders from this process's registry (serve --workers: every worker's); default: the registry. */
+  readonly exposition?: (local: MetricsRegistry) => MetricsRegistry;
 }
 
 export async function observabilityFor(config: MeshgateConfig, deps: ObservedDeps): Promise<{ readonly readiness: Readiness; readonly metrics: Metrics | null }> {
@@ -55,6 +58,7 @@ export async function observabilityFor(config: MeshgateConfig, deps: ObservedDep
     },
     readiness,
     deps.log,
+    deps.exposition,
   );
   return { readiness, metrics };
 }

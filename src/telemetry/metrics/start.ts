@@ -16,11 +16,16 @@ export interface Metrics {
 }
 
 /** Counts from now on; listens when `metrics.listen` says where. */
-export async function startMetrics(config: MetricsConfig, sources: GaugeSources, readiness: Readiness, log: Logger): Promise<Metrics> {
-  const registry = createMetricsRegistry(sources);
-  registry.events.onUpstreamReached = () => readiness.upstreamReached();
+/**
+ * `exposition`: what a scrape renders, from this process's registry (under `serve --workers`,
+ * every worker's metrics); default: this registry.
+ */
+export async function startMetrics(config: MetricsConfig, sources: GaugeSources, readiness: Readiness, log: Logger, exposition: (local: MetricsRegistry) => MetricsRegistry = (local) => local): Promise<Metrics> {
+  const local = createMetricsRegistry(sources);
+  const registry = exposition(local);
+  local.events.onUpstreamReached = () => readiness.upstreamReached();
   let lastReport = 0;
-  const unsubscribe = listen(registry, (error) => {
+  const unsubscribe = listen(local, (error) => {
     const at = Date.now();
     if (at - lastReport < 60_000) return;
     lastReport = at;
