@@ -3,7 +3,16 @@ import { readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
 
-export function cpuMicros(pid: number): number {
+/** One process, or several counted as one (serve --workers: the primary and its workers). */
+export type Pids = number | readonly number[];
+
+const summed = (pids: Pids, of: (pid: number) => number) => (typeof pids === 'number' ? of(pids) : pids.reduce((sum, pid) => sum + of(pid), 0));
+
+export function cpuMicros(pids: Pids): number {
+  return summed(pids, processCpuMicros);
+}
+
+function processCpuMicros(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -14,7 +23,11 @@ export function cpuMicros(pid: number): number {
 }
 
 /** Read and write system calls a process has made (/proc/PID/io): how many wakeups a query costs. */
-export function ioSyscalls(pid: number): number {
+export function ioSyscalls(pids: Pids): number {
+  return summed(pids, processSyscalls);
+}
+
+function processSyscalls(pid: number): number {
   try {
     const io = readFileSync(`/proc/${pid}/io`, 'utf8');
     return Number(/^syscr: (\d+)$/m.exec(io)?.[1]) + Number(/^syscw: (\d+)$/m.exec(io)?.[1]);

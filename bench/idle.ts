@@ -6,10 +6,15 @@
  */
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
+import type { Pids } from './cpu.ts';
 import type { Path } from './peers.ts';
 import { MARIADB } from './setup.ts';
 
-export function rssKib(pid: number): number {
+export function rssKib(pids: Pids): number {
+  return typeof pids === 'number' ? processRssKib(pids) : pids.reduce((sum, pid) => sum + processRssKib(pid), 0);
+}
+
+function processRssKib(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match === null ? Number.NaN : Number(match[1]);
 }

@@ -1,7 +1,7 @@
 /** Closed-loop load: each connection sends its next query when the last one answered. */
 import { connect as tlsConnect } from 'node:tls';
 import mysql from 'mysql2/promise';
-import { cpuMicros, ioSyscalls } from './cpu.ts';
+import { cpuMicros, ioSyscalls, type Pids } from './cpu.ts';
 
 export interface ClientPems {
   readonly cert: Buffer;
@@ -62,7 +62,7 @@ export async function pointSelects(
   mode: Mode,
   seconds: number,
   rows: number,
-  watch: Readonly<Record<string, number>> = {},
+  watch: Readonly<Record<string, Pids>> = {},
 ): Promise<LoadResult> {
   const conns = await Promise.all(Array.from({ length: connections }, () => mysql.createConnection(options)));
   try {

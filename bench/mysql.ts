@@ -17,6 +17,7 @@
  * those beside meshgate), MESHGATE_BENCH_IDLE_SESSIONS (default 500; 0: skip the memory per
  * idle session of each proxy, RSS delta), MESHGATE_BENCH_SOURCE=1 (meshgate from the sources
  * through tsx; by default dist/ is built and `meshgate serve` runs it, as deployed),
+ * MESHGATE_BENCH_WORKERS=N (one more path: `serve --workers N`, its CPU the sum of its processes),
  * MESHGATE_BENCH_BASELINE=DIR (another checkout, e.g. a worktree of main: its meshgate in
  * STARTTLS mode runs as path `meshgate_baseline` beside this one, and each line gains
  * `baseline_qps` and `starttls_vs_baseline`).
@@ -118,7 +119,10 @@ try {
   // MESHGATE_BENCH_BASELINE=DIR: another checkout's meshgate (STARTTLS, the same config), measured beside this one.
   const baselineRoot = process.env.MESHGATE_BENCH_BASELINE;
   const baseline = baselineRoot === undefined ? null : await startServe(await setup.writeMeshgateConfig('baseline', { mode: 'starttls', audit: { tagStatements: process.env.MESHGATE_BENCH_TAG !== '0' } }), nodeFlags, baselineRoot);
-  children.push(relay.child, tlsRelay.child, meshgate.child, meshgateFirstByte.child, ...(haproxy === null ? [] : [haproxy.child]), ...(baseline === null ? [] : [baseline.child]));
+  // MESHGATE_BENCH_WORKERS=N: `serve --workers N` (STARTTLS, the same config) as one more path.
+  const workerCount = process.env.MESHGATE_BENCH_WORKERS;
+  const workers = workerCount === undefined ? null : await startServe(await setup.writeMeshgateConfig('workers', { mode: 'starttls', audit: { tagStatements: process.env.MESHGATE_BENCH_TAG !== '0' } }), nodeFlags, undefined, ['--workers', workerCount]);
+  children.push(relay.child, tlsRelay.child, meshgate.child, meshgateFirstByte.child, ...(haproxy === null ? [] : [haproxy.child]), ...(baseline === null ? [] : [baseline.child]), ...(workers === null ? [] : [workers.child]));
   if (meshgate.metricsPort !== null) {
     const url = `http://127.0.0.1:${meshgate.metricsPort}/metrics`;
     scraper.timer = setInterval(() => {
@@ -147,6 +151,7 @@ try {
     { name: 'meshgate_starttls', options: viaMeshgate, proxyPid: meshgate.child.pid! },
     { name: 'meshgate_first_byte', options: firstByteTls({ ...viaMeshgate, port: meshgateFirstByte.port }, pems), proxyPid: meshgateFirstByte.child.pid! },
     ...(baseline === null ? [] : [{ name: 'meshgate_baseline', options: { ...viaMeshgate, port: baseline.port }, proxyPid: baseline.child.pid! }]),
+    ...(workers === null ? [] : [{ name: 'meshgate_workers', options: { ...viaMeshgate, port: workers.port }, proxyPid: workers.pids }]),
   ];
   const modes = (process.env.MESHGATE_BENCH_MODES ?? 'text,prepared').split(',') as Mode[];
   const connectionCounts = (process.env.MESHGATE_BENCH_CONNECTIONS ?? '1,8,32').split(',').map(Number);

@@ -4,14 +4,15 @@
  * runs first or warm), medians reported, with each process's CPU per query.
  */
 import type mysql from 'mysql2/promise';
+import type { Pids } from './cpu.ts';
 import { pointSelects, type LoadResult, type Mode } from './load.ts';
 
 export interface Path {
   /** direct, relay, tls_relay, haproxy_tls, meshgate_starttls, meshgate_first_byte */
   readonly name: string;
   readonly options: mysql.ConnectionOptions;
-  /** The proxy process on this path, whose CPU per query is reported as `proxy`; none direct. */
-  readonly proxyPid: number | null;
+  /** The proxy process(es) on this path, whose CPU per query is reported as `proxy`; none direct. */
+  readonly proxyPid: Pids | null;
 }
 
 export interface ScenarioRuns {
@@ -82,6 +83,9 @@ export function scenarioLine(mode: Mode, connections: number, runs: ScenarioRuns
     cpu_us_per_query: cpu,
     // Per path, read and write system calls per query (/proc/PID/io): fewer means fewer wakeups.
     syscalls_per_query: syscalls,
+    ...(runs.byPath.has('meshgate_workers')
+      ? { workers_qps: qps(median('meshgate_workers')), workers_vs_tls_relay: tlsRelay === null ? null : round(median('meshgate_workers')!.qps / tlsRelay.qps), workers_vs_starttls: round(median('meshgate_workers')!.qps / starttls.qps) }
+      : {}),
     ...(runs.byPath.has('meshgate_baseline')
       ? { baseline_qps: qps(median('meshgate_baseline')), starttls_vs_baseline: round(starttls.qps / median('meshgate_baseline')!.qps) }
       : {}),

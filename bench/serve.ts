@@ -15,6 +15,8 @@ export interface ServingMeshgate {
   readonly child: ChildProcess;
   readonly port: number;
   readonly metricsPort: number | null;
+  /** The process and, with --workers, its workers: whose CPU and memory are meshgate's. */
+  readonly pids: readonly number[];
 }
 
 /** Compiles a checkout's dist/ once per benchmark run (tsc, about 15 s), unless the sources are to run. */
@@ -30,19 +32,20 @@ function ensureBuilt(root: string): void {
  * checkout to run, this one by default (another one is a baseline to compare with, e.g. a
  * worktree of the last release, measured in the same run).
  */
-export async function startServe(configPath: string, nodeFlags: readonly string[] = [], root: string = ROOT): Promise<ServingMeshgate> {
+export async function startServe(configPath: string, nodeFlags: readonly string[] = [], root: string = ROOT, args: readonly string[] = []): Promise<ServingMeshgate> {
   ensureBuilt(root);
   const entry = process.env.MESHGATE_BENCH_SOURCE === '1' ? ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts')] : [join(root, 'bin', 'meshgate.js')];
-  const child = spawn(process.execPath, [...nodeFlags, ...entry, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeFlags, ...entry, 'serve', '--config', configPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
     if (!line.startsWith('{')) continue;
-    const record = JSON.parse(line) as { message?: string; address?: string; metricsPort?: number | null };
+    const record = JSON.parse(line) as { message?: string; address?: string; metricsPort?: number | null; workers?: { pid: number }[] };
     if (record.message?.startsWith('meshgate: listening on') !== true) continue;
     // Its later log lines are read and dropped: a full pipe would stall the process.
     lines.close();
     child.stdout!.resume();
-    return { child, port: Number(/:(\d+)$/.exec(record.address ?? '')?.[1]), metricsPort: record.metricsPort ?? null };
+    const pids = [child.pid!, ...(record.workers ?? []).map((worker) => worker.pid)];
+    return { child, port: Number(/:(\d+)$/.exec(record.address ?? '')?.[1]), metricsPort: record.metricsPort ?? null, pids };
   }
   throw new Error(`meshgate serve --config ${configPath} exited before it listened`);
 }

@@ -14,15 +14,11 @@ import { openSealFor, startAuditExportFor } from './audit-seal.ts';
 import type { MeshgateConfig } from './config/schema.ts';
 import { googleUpstreamAuth, sharedMariadbCredentials, type CredentialRuntime, type MariadbCredentials } from './credentials/index.ts';
 import { ENGINES, startEngines, type Clock, type Endpoint, type EngineDeps, type RunningHandles } from './engines/index.ts';
-import { mgError } from './errors/index.ts';
 import {
   parseDuration,
   createIdentityResolver,
   createTokenVerifier,
-  JoinTokenStore,
-  startSigningEndpoint,
   watchTlsMaterial,
-  type SigningEndpoint,
   type TlsMaterial,
   type TokenVerifier,
 } from './identity/index.ts';
@@ -35,6 +31,7 @@ import { tracingFor, type Tracing } from './telemetry/index.ts';
 import { observabilityFor, probeRoutes } from './telemetry/metrics/index.ts';
 import { throttlingFor, tokenBuckets, type Throttle } from './throttle/index.ts';
 import { openMariadbClientTls } from './transport/mariadb-client-tls.ts';
+import { startSigner } from './signer-start.ts';
 import { upstreamWait, type UpstreamCheck, type UpstreamWait } from './upstream-checks.ts';
 import { clusteredMetrics, type WorkerLink } from './workers/worker.ts';
 
@@ -326,32 +323,6 @@ function watchTls(certificate: NonNullable<MeshgateConfig['tls']>, bundles: read
     log,
     onError: (error) => log.error('TLS files changed but do not load; still serving the previous ones', { error: error.message }),
     onChange: (change) => log.info('TLS material reloaded', { ...change.certificate, trustedRoots: change.bundleCertificates }),
-  });
-}
-
-function startSigner(config: MeshgateConfig, tokens: TokenVerifier | undefined, log: Logger): Promise<SigningEndpoint> {
-  const signer = config.signer!;
-  if (config.tls === undefined) throw new TypeError("the signer needs meshgate's certificate (config tls); the config schema requires it");
-  // Only workload identities get SVIDs: a Kubernetes service account (or a JWT-SVID of the
-  // same shape), never a CI job or a person holding an OIDC token.
-  const workloadToken = async (token: string) => {
-    const identity = await tokens!.verify(token);
-    if (identity.namespace === null || identity.serviceAccount === null) {
-      throw mgError('MG_TOKEN_CLAIMS_INVALID', 'SVIDs are issued to workloads: present a Kubernetes service-account token');
-    }
-    return identity;
-  };
-  return startSigningEndpoint({
-    host: signer.host,
-    port: signer.port,
-    caDir: signer.caDir,
-    tls: { cert: config.tls.cert, key: config.tls.key },
-    svidTtlSeconds: signer.svidTtlSeconds,
-    renewWithSvid: signer.renewWithSvid,
-    issuancesPerMinute: signer.issuancesPerMinute,
-    log,
-    ...(tokens === undefined ? {} : { verifyToken: workloadToken }),
-    ...(signer.joinTokens ? { joinTokens: new JoinTokenStore(signer.caDir) } : {}),
   });
 }
 
