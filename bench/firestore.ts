@@ -10,7 +10,8 @@
  *
  * Which emulator answered goes to stderr first. Separate processes, so that no two share an
  * event loop:
- *   - meshgate, as deployed (bench/meshgate-child.ts);
+ *   - meshgate, as deployed: `node bin/meshgate.js serve` on the compiled dist/ (bench/serve.ts;
+ *     MESHGATE_BENCH_SOURCE=1 runs the sources through tsx instead);
  *   - the relay (this file with --relay): mTLS HTTP/2 in, h2c out, bytes piped, nothing else:
  *     the floor any Node gRPC proxy starts from, as bench/mysql.ts has its TCP relay;
  *   - the load (this file with --worker): one Firestore SDK client with N callers in a closed
@@ -49,6 +50,7 @@ import { emulatorClientSettings, meshgateClientSettings } from '../src/demo/fire
 import { startFirestoreEmulator, type RunningEmulator } from '../src/dev/firestore-emulator.ts';
 import { freePort } from '../src/dev/ports.ts';
 import { cpuMicros } from './cpu.ts';
+import { startServe } from './serve.ts';
 import { percentile } from './load.ts';
 import { benchCertificates, TRUST_DOMAIN, writeBenchPolicy } from './setup.ts';
 
@@ -448,17 +450,9 @@ function combine(results: readonly LoadResult[]): LoadResult {
   };
 }
 
+/** meshgate as deployed: `node bin/meshgate.js serve` on the compiled dist/ (bench/serve.ts). */
 async function startMeshgateChild(configFile: string, nodeFlags: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(import.meta.dirname, 'meshgate-child.ts'), configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    if (/^ready \d+$/.test(line)) {
-      // Keep draining its log so a full pipe never stalls it.
-      child.stdout!.resume();
-      return child;
-    }
-  }
-  throw new Error('meshgate exited before it was ready');
+  return (await startServe(configFile, nodeFlags)).child;
 }
 
 /** The official emulator's JVM, found by its command line; null for the in-process one. */

@@ -19,7 +19,7 @@ import type { ClientPems } from './load.ts';
 export const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 export const TRUST_DOMAIN = 'bench.meshgate.local';
 
-/** Starts a bench child (meshgate-child.ts, a relay) and waits for its `ready <port>` line. */
+/** Starts a bench child (a relay) and waits for its `ready <port>` line. */
 export async function startChild(script: string, args: string[], nodeFlags: string[] = []): Promise<{ child: ChildProcess; port: number; metricsPort: number | null }> {
   const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(import.meta.dirname, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
