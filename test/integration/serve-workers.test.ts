@@ -133,6 +133,7 @@ describe('meshgate serve --workers (processes)', { skip: missing, timeout: 240_0
 
     // Connections are handed to the workers in turn: six sessions, three each.
     const open: mysql.Connection[] = [];
+    let secondsLeases: string[] = [];
     try {
       for (let i = 0; i < 6; i++) {
         const conn = await login(proc.port);
@@ -144,6 +145,7 @@ describe('meshgate serve --workers (processes)', { skip: missing, timeout: 240_0
       try {
         const active = (await store.listLeases()).filter((lease) => lease.state === 'active' && lease.owner.startsWith(REPLICA));
         assert.deepEqual([...new Set(active.map((lease) => lease.owner))].sort(), [`${REPLICA}-w1`, `${REPLICA}-w2`], 'each worker holds leases under its own name');
+        secondsLeases = active.filter((lease) => lease.owner === `${REPLICA}-w2`).map((lease) => lease.id);
       } finally {
         await store.close();
       }
@@ -180,6 +182,14 @@ describe('meshgate serve --workers (processes)', { skip: missing, timeout: 240_0
     process.kill(second.pid, 'SIGKILL');
     await until(() => logOf(proc, /^worker 2 is serving again$/).length === 1, 'worker 2 serves again');
     assert.equal(logOf(proc, /^worker 2 ended \(SIGKILL\); starting it again in \d+ ms$/).length, 1);
+    const afterRestart = await openEmbeddedStore(join(h.dir, 'state'));
+    try {
+      const leases = await afterRestart.listLeases();
+      assert.ok(secondsLeases.length > 0);
+      assert.deepEqual(secondsLeases.map((id) => leases.find((lease) => lease.id === id)?.state), secondsLeases.map(() => 'revoked'), "the killed worker's leases are revoked when it starts again");
+    } finally {
+      await afterRestart.close();
+    }
     const again: mysql.Connection[] = [];
     try {
       for (let i = 0; i < 4; i++) again.push(await login(proc.port));
