@@ -81,7 +81,7 @@ function checkScenario(scenario: Scenario, rendered: Rendered): void {
   const { text, config } = meshgateConfig(rendered);
   const { deployment, pod, meshgate } = podOf(rendered);
   assert.equal(deployment.spec.replicas, scenario.replicas);
-  assert.deepEqual(meshgate.args, ['serve', '--config', '/etc/meshgate/meshgate.yaml']);
+  assert.deepEqual(meshgate.args, ['serve', '--config', '/etc/meshgate/meshgate.yaml', ...(scenario.workers === undefined ? [] : ['--workers', String(scenario.workers)])]);
   assert.ok(volumeAt(pod, meshgate, '/etc/meshgate/meshgate.yaml')?.volume.configMap, 'meshgate.yaml comes from the config ConfigMap');
 
   // replicaId from the pod's name: one ConfigMap for every replica.

@@ -12,6 +12,8 @@ export interface Scenario {
   /** Service port names of the main Service. */
   readonly servicePorts: readonly string[];
   readonly replicas: number;
+  /** `workers` in the values: `serve --workers N` in the container's arguments. */
+  readonly workers?: number;
 }
 
 const THROTTLE = `
@@ -26,9 +28,11 @@ throttle:
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'defaults', values: '{}\n', excluded: [3307, 9440], servicePorts: ['tcp-mysql', 'tcp-admin'], replicas: 1 },
   {
-    name: 'three replicas with PostgreSQL, Redis and a ServiceMonitor',
+    name: 'three replicas of two workers with PostgreSQL, Redis and a ServiceMonitor',
+    workers: 2,
     values: `
 replicaCount: 3
+workers: 2
 image: { tag: 0.1.0-rc.1 }
 state:
   postgres: { enabled: true, existingSecret: meshgate-state-pg }
@@ -181,6 +185,7 @@ signer: { enabled: true, caSecret: meshgate-signer-ca, port: 9443, joinTokens: t
 export const REFUSED: readonly { readonly name: string; readonly values: string; readonly says: RegExp }[] = [
   { name: 'a typo in a key', values: 'mysql: { prot: 3307 }\n', says: /mysql: Additional property prot is not allowed/ },
   { name: 'a wrong type', values: 'replicaCount: three\n', says: /replicaCount: Invalid type\. Expected: integer, given: string/ },
+  { name: 'no worker', values: 'workers: 0\n', says: /workers: Must be greater than or equal to 1/ },
   { name: 'an inline secret', values: 'upstream: { credentials: { admin: { password: hunter2 } } }\n', says: /upstream\.credentials\.admin: Additional property password is not allowed/ },
   { name: 'an unknown TLS mode', values: 'mysql: { tlsMode: plain }\n', says: /mysql\.tlsMode: mysql\.tlsMode must be one of the following/ },
   { name: 'a Redis URL with a password', values: 'redis: { enabled: true, url: "redis://:pw@redis:6379" }\n', says: /redis\.url/ },
