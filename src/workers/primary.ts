@@ -71,7 +71,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       case 'up':
         slot.up = true;
         firstUp ??= { endpoints: message.endpoints, fields: message.fields };
-        if (phase === 'serving') log.info(`worker ${slot.index} is serving again`, { worker: slot.index, pid: slot.worker?.process.pid });
+        // A stop said before the worker listened for it may have been lost: say it again.
+        if (phase === 'stopping') tell(slot, { mg: 'stop', now: signals > 1 });
+        else if (phase === 'serving') log.info(`worker ${slot.index} is serving again`, { worker: slot.index, pid: slot.worker?.process.pid });
         else if (phase === 'starting' && slots.every((s) => s.up)) settleStart({ ok: true, ...firstUp });
         return;
       case 'scrape':

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -258,6 +259,25 @@ describe('meshgate serve --workers (processes)', { skip: missing, timeout: 240_0
       proc.child.kill('SIGTERM');
       await proc.exited;
     }
+  });
+
+  it('stops cleanly on a SIGTERM that comes while the workers are still starting', async () => {
+    const config = await writeConfig('early');
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', config, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    // As soon as both workers exist: they take seconds to load, so the stop reaches them
+    // before they listen for it, and again once they say they are up.
+    const children = () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    await until(() => children().length === 2, 'the primary forked both workers', 20_000);
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(killer);
+    assert.equal(code, 0, out);
+    const lines = out.trim().split('\n').map((line) => JSON.parse(line) as { message: string; worker?: number; workers?: Record<string, number> });
+    assert.ok(!lines.some((line) => /listening on/.test(line.message)), 'never announced as listening');
+    assert.deepEqual(lines.at(-1), { ...lines.at(-1)!, message: 'meshgate stopped', workers: { 1: 0, 2: 0 } });
   });
 
   it('stops every worker and exits 1 when a worker cannot start', async () => {
