@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import type { MeshgateConfigInput } from '../../src/config/schema.ts';
 import { connectAdmin, provision, provisionLeaseAdmin, type Provisioned } from '../../src/demo/provision.ts';
 import type { Logger } from '../../src/log.ts';
@@ -92,6 +93,24 @@ export async function existingAccounts(usernames: Iterable<string>): Promise<str
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * `<name>.yaml` in the harness's directory, for `meshgate serve` as a process: its listener
+ * certificate, trust bundle and dynamic admin account (`credentials: 'dynamic'`), with
+ * `sections` added or replacing those. Returns the file's path.
+ */
+export async function writeServeConfig(h: Harness, name: string, sections: Record<string, unknown>): Promise<string> {
+  if (h.adminUser === null) throw new TypeError("writeServeConfig needs a harness started with credentials: 'dynamic'");
+  const file = join(h.dir, `${name}.yaml`);
+  const config = {
+    listener: { host: '127.0.0.1', port: 0, tls: { cert: 'server/server.crt', key: 'server/server.key' } },
+    trust: { bundles: ['ca/bundle.pem'], trustDomains: [TRUST_DOMAIN] },
+    upstream: { host: MARIADB.host, port: MARIADB.port, credentials: { admin: { user: h.adminUser, password: { file: 'secrets/admin' } } } },
+    ...sections,
+  };
+  await writeFile(file, stringify(config));
+  return file;
 }
 
 /** The accounts a lease store's records name that exist in MariaDB: what that meshgate made. */

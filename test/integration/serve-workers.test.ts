@@ -17,11 +17,10 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { stringify } from 'yaml';
 import { verifyAuditFile } from '../../src/audit/verify.ts';
 import { openEmbeddedStore } from '../../src/store/index.ts';
 import { cleanup } from '../helpers/cleanup.ts';
-import { existingAccounts, MARIADB, RUN_ID, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, type Harness } from '../helpers/meshgate.ts';
+import { existingAccounts, MARIADB, RUN_ID, startHarness, STANDARD_WORKLOADS, TRUST_DOMAIN, writeServeConfig, type Harness } from '../helpers/meshgate.ts';
 import { killAll, startServe, type ServeProcess } from '../helpers/serve-process.ts';
 import { serviceMissing } from '../helpers/services.ts';
 
@@ -99,25 +98,16 @@ describe('meshgate serve --workers (processes)', { skip: missing, timeout: 240_0
     ),
   );
 
-  const writeConfig = async (name: string, extra: Record<string, unknown> = {}) => {
-    const file = join(h.dir, `${name}.yaml`);
-    await writeFile(
-      file,
-      stringify({
-        listener: { host: '127.0.0.1', port: 0, tls: { cert: 'server/server.crt', key: 'server/server.key' } },
-        trust: { bundles: ['ca/bundle.pem'], trustDomains: [TRUST_DOMAIN] },
-        upstream: { host: MARIADB.host, port: MARIADB.port, credentials: { admin: { user: h.adminUser, password: { file: 'secrets/admin' } } } },
-        state: { embedded: { dir: 'state' }, replicaId: REPLICA },
-        policy: { dir: 'policy', watch: false },
-        audit: { file: `${name}-audit.jsonl` },
-        metrics: { listen: '127.0.0.1:0' },
-        admin: { host: '127.0.0.1', port: 0, principals: [WORKLOADS.ops] },
-        shutdown: { gracePeriod: '2s' },
-        ...extra,
-      }),
-    );
-    return file;
-  };
+  const writeConfig = (name: string, extra: Record<string, unknown> = {}) =>
+    writeServeConfig(h, name, {
+      state: { embedded: { dir: 'state' }, replicaId: REPLICA },
+      policy: { dir: 'policy', watch: false },
+      audit: { file: `${name}-audit.jsonl` },
+      metrics: { listen: '127.0.0.1:0' },
+      admin: { host: '127.0.0.1', port: 0, principals: [WORKLOADS.ops] },
+      shutdown: { gracePeriod: '2s' },
+      ...extra,
+    });
   const login = (port: number, workload = 'orders') => mysql.createConnection({ host: '127.0.0.1', port, user: 'u', database: h.database, ssl: h.ssl(workload) });
   const logOf = (proc: ServeProcess, message: RegExp) => proc.log().filter((line) => message.test(String(line['message'])));
 

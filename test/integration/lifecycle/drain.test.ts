@@ -7,15 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { stringify } from 'yaml';
 import { verifyAuditFile } from '../../../src/audit/verify.ts';
 import { openEmbeddedStore } from '../../../src/store/index.ts';
 import { cleanup } from '../../helpers/cleanup.ts';
-import { existingAccounts, MARIADB, RUN_ID, STANDARD_WORKLOADS, startHarness, TRUST_DOMAIN, type Harness } from '../../helpers/meshgate.ts';
+import { existingAccounts, RUN_ID, STANDARD_WORKLOADS, startHarness, writeServeConfig, type Harness } from '../../helpers/meshgate.ts';
 import { killAll, startServe, type ServeProcess } from '../../helpers/serve-process.ts';
 import { serviceMissing } from '../../helpers/services.ts';
 
@@ -30,21 +29,14 @@ describe('SIGTERM drains (meshgate serve as a process)', { skip: missing, timeou
   after(() => cleanup(killAll, () => h?.stop()));
 
   const writeConfig = async (name: string) => {
-    const file = join(h.dir, `${name}.yaml`);
-    await writeFile(
-      file,
-      stringify({
-        listener: { host: '127.0.0.1', port: 0, tls: { cert: 'server/server.crt', key: 'server/server.key' } },
-        trust: { bundles: ['ca/bundle.pem'], trustDomains: [TRUST_DOMAIN] },
-        upstream: { host: MARIADB.host, port: MARIADB.port, credentials: { admin: { user: h.adminUser, password: { file: 'secrets/admin' } } } },
-        // One ConfigMap for every replica: each names itself from its pod.
-        state: { embedded: { dir: `${name}-state` }, replicaId: '${env:POD_NAME}' },
-        policy: { dir: 'policy' },
-        audit: { file: `${name}-audit.jsonl` },
-        metrics: { listen: '127.0.0.1:0' },
-        shutdown: { gracePeriod: `${GRACE_MS / 1000}s` },
-      }),
-    );
+    const file = await writeServeConfig(h, name, {
+      // One ConfigMap for every replica: each names itself from its pod.
+      state: { embedded: { dir: `${name}-state` }, replicaId: '${env:POD_NAME}' },
+      policy: { dir: 'policy' },
+      audit: { file: `${name}-audit.jsonl` },
+      metrics: { listen: '127.0.0.1:0' },
+      shutdown: { gracePeriod: `${GRACE_MS / 1000}s` },
+    });
     return { file, stateDir: join(h.dir, `${name}-state`), auditFile: join(h.dir, `${name}-audit.jsonl`) };
   };
 
