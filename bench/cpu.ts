@@ -6,7 +6,8 @@ const TICKS_PER_SECOND = 100;
 /** One process, or several counted as one (serve --workers: the primary and its workers). */
 export type Pids = number | readonly number[];
 
-const summed = (pids: Pids, of: (pid: number) => number) => (typeof pids === 'number' ? of(pids) : pids.reduce((sum, pid) => sum + of(pid), 0));
+/** `of` for one process, or added up over several. */
+export const summed = (pids: Pids, of: (pid: number) => number): number => (typeof pids === 'number' ? of(pids) : pids.reduce((sum, pid) => sum + of(pid), 0));
 
 export function cpuMicros(pids: Pids): number {
   return summed(pids, processCpuMicros);

@@ -6,12 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
-import type { Pids } from './cpu.ts';
+import { summed, type Pids } from './cpu.ts';
 import type { Path } from './peers.ts';
 import { MARIADB } from './setup.ts';
 
 export function rssKib(pids: Pids): number {
-  return typeof pids === 'number' ? processRssKib(pids) : pids.reduce((sum, pid) => sum + processRssKib(pid), 0);
+  return summed(pids, processRssKib);
 }
 
 function processRssKib(pid: number): number {

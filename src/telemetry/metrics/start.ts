@@ -15,9 +15,8 @@ export interface Metrics {
   close(): Promise<void>;
 }
 
-/** Counts from now on; listens when `metrics.listen` says where. */
 /**
- * `exposition`: what a scrape renders, from this process's registry (under `serve --workers`,
+ * Counts from now on; listens when `metrics.listen` says where. `exposition`: what a scrape renders, from this process's registry (under `serve --workers`,
  * every worker's metrics); default: this registry.
  */
 export async function startMetrics(config: MetricsConfig, sources: GaugeSources, readiness: Readiness, log: Logger, exposition: (local: MetricsRegistry) => MetricsRegistry = (local) => local): Promise<Metrics> {
