@@ -36,10 +36,16 @@ export function workerReplicaId(config: Pick<MeshgateConfig, 'state'>, index: nu
   return `${config.state.replicaId ?? host}-w${index}`;
 }
 
-/** Worker `index`'s configuration: its own replica name, audit log and anchor. */
+/**
+ * Worker `index`'s configuration: its own replica name, audit log and anchor, and its own
+ * policy clone (git keeps one writer per repository: two workers fetching into one would
+ * trip over each other's lock files).
+ */
 export function workerConfig(config: MeshgateConfig, index: number, host: string = hostname()): MeshgateConfig {
+  const git = config.policy.git;
   return {
     ...config,
+    ...(git?.workDir === undefined ? {} : { policy: { ...config.policy, git: { ...git, workDir: join(git.workDir, `w${index}`) } } }),
     state: { ...config.state, replicaId: workerReplicaId(config, index, host) },
     audit: {
       ...config.audit,
@@ -47,4 +53,15 @@ export function workerConfig(config: MeshgateConfig, index: number, host: string
       ...(config.audit.anchorId === undefined ? {} : { anchorId: `${config.audit.anchorId}-w${index}` }),
     },
   };
+}
+
+/**
+ * What in a configuration several workers cannot share, or null. An emulator meshgate
+ * launches lives in one process: each worker would start its own, each with its own documents.
+ */
+export function workersProblem(config: MeshgateConfig, count: number): string | null {
+  if (count > 1 && config.firestore !== undefined && 'launchEmulator' in config.firestore.upstream) {
+    return `--workers ${count} with firestore.upstream.launchEmulator would start one emulator per worker, each with its own documents: start the emulator yourself and name it (firestore.upstream.emulator: HOST:PORT), or run one worker`;
+  }
+  return null;
 }

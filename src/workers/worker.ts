@@ -40,6 +40,9 @@ export function joinCluster(env: NodeJS.ProcessEnv = process.env): WorkerLink | 
   const index = Number(env[WORKER_ENV.index]);
   const count = Number(env[WORKER_ENV.count]);
   const keys = env[WORKER_ENV.ticketKeys];
+  // A secret: taken out of the environment, so no process this worker starts (git, the
+  // Firestore emulator) inherits it, and no ${env:…} in the config can reach it.
+  delete env[WORKER_ENV.ticketKeys];
   const send = (message: ToPrimary) => {
     if (process.connected) process.send!(message);
   };

@@ -7,7 +7,7 @@ import { optionalString, type CliCommand } from '../command.ts';
 import { parseDuration } from '../../identity/index.ts';
 import { mgError } from '../../errors/index.ts';
 import { SERVE } from '../specs/serve.ts';
-import { parseWorkers, workerConfig } from '../../workers/plan.ts';
+import { parseWorkers, workerConfig, workersProblem } from '../../workers/plan.ts';
 import { runPrimary } from '../../workers/primary.ts';
 import { joinCluster, type WorkerLink } from '../../workers/worker.ts';
 
@@ -34,7 +34,8 @@ export const serveCommand: CliCommand = {
       return link === null ? loaded : workerConfig(loaded, link.index);
     };
     if (link === null && workers > 1) {
-      load();
+      const problem = workersProblem(load(), workers);
+      if (problem !== null) throw mgError('MG_USAGE', problem);
       return runPrimary({ count: workers, log });
     }
     try {

@@ -9,7 +9,7 @@ import { Gauge, Registry } from 'prom-client';
 import { CounterFamily, HistogramFamily, register } from '../../../src/telemetry/metrics/cells.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { logLayout } from '../../../src/audit/log-files.ts';
-import { parseWorkers, workerConfig, workerFile } from '../../../src/workers/plan.ts';
+import { parseWorkers, workerConfig, workerFile, workersProblem } from '../../../src/workers/plan.ts';
 import { familiesOf, mergeWorkerMetrics, renderFamilies, workersFamily } from '../../../src/workers/metrics-merge.ts';
 import { PROMTOOL, promtoolCheck } from '../../helpers/prometheus.ts';
 
@@ -51,6 +51,24 @@ describe('--workers', () => {
     assert.equal(named.state.replicaId, 'pod-7-w1');
     assert.equal(named.audit.anchorId, 'orders-w1');
     assert.notEqual(workerConfig(config, 1).state.replicaId, workerConfig(config, 2).state.replicaId);
+  });
+
+  it('gives each worker its own policy clone, and refuses a launched emulator it cannot share', () => {
+    const base = {
+      listener: { port: 0, tls: { cert: 'c', key: 'k' } },
+      trust: { bundles: ['b'], trustDomains: ['example.org'] },
+      upstream: { host: '127.0.0.1', port: 3306, roles: { r: { user: 'u', password: { file: 'p' } } } },
+    };
+    const fromGit = configSchema.parse({ ...base, policy: { git: { url: 'ssh://git@host/org/policy.git', workDir: '/var/lib/meshgate/policy-git' } } });
+    assert.equal(workerConfig(fromGit, 2, 'h').policy.git?.workDir, '/var/lib/meshgate/policy-git/w2');
+    assert.deepEqual({ ...workerConfig(fromGit, 2, 'h').policy.git, workDir: fromGit.policy.git!.workDir }, fromGit.policy.git);
+    const fromDir = configSchema.parse({ ...base, policy: { dir: 'policy' } });
+    assert.deepEqual(workerConfig(fromDir, 2, 'h').policy, fromDir.policy, 'a policy directory is only read: shared');
+    const launched = configSchema.parse({ ...base, policy: { dir: 'policy' }, firestore: { project: 'p', upstream: { launchEmulator: {} } } });
+    assert.match(workersProblem(launched, 2) ?? '', /one emulator per worker.*firestore\.upstream\.emulator: HOST:PORT/);
+    assert.equal(workersProblem(launched, 1), null);
+    const named = configSchema.parse({ ...base, policy: { dir: 'policy' }, firestore: { project: 'p', upstream: { emulator: '127.0.0.1:8080' } } });
+    assert.equal(workersProblem(named, 4), null);
   });
 });
 
